@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL (asyncpg, migrations), Redis, embedded servers, loaders, settings."""

@@ -1,0 +1,95 @@
+"""Configuration: one typed, immutable settings object, read once from the environment.
+
+Every variable is parsed here and nowhere else; a malformed value fails loudly with a
+`ConfigError` that names the variable and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+from domain.errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: expected an integer between {lo} and {hi}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in schemes:
+        raise ConfigError(f"{name}: expected a URL with scheme {' or '.join(schemes)}, got {raw!r}")
+    return raw.strip()
+
+
+def _token(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) < 16 or any(c.isspace() for c in raw):
+        raise ConfigError(f"{name}: expected at least 16 characters without spaces")
+    return raw
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None  # None: start an embedded PostgreSQL under data_dir
+    redis_url: str | None = None  # None: start an embedded Redis under data_dir
+    es_url: str | None = None  # None: embedded tantivy search index
+    data_dir: Path = Path(".aisle-data")
+    inventory_partitions: int = 8
+    index_shards: int = 2
+    snowflake_node: int = 0  # high 5 bits of a Snowflake worker id; low 5 bits are leased
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    gateway_replicas: int = 1
+    pg_pool_max: int = 10
+    internal_token: str | None = None
+    demo_seller_key: str | None = None
+    max_body_bytes: int = 1 << 20
+    max_variants: int = 100
+    max_images: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = env.get("AISLE_DATA_DIR", "").strip()
+        return cls(
+            database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+            redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+            es_url=_url(env, "ES_URL", ("http", "https")),
+            data_dir=Path(data_dir).expanduser() if data_dir else Path(".aisle-data"),
+            inventory_partitions=_int(env, "AISLE_INVENTORY_PARTITIONS", 8, 1, 4096),
+            index_shards=_int(env, "AISLE_INDEX_SHARDS", 2, 1, 256),
+            snowflake_node=_int(env, "AISLE_SNOWFLAKE_NODE", 0, 0, 31),
+            http_host=env.get("AISLE_HTTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            http_port=_int(env, "AISLE_HTTP_PORT", 8000, 1, 65535),
+            gateway_replicas=_int(env, "AISLE_GATEWAY_REPLICAS", 1, 1, 1024),
+            pg_pool_max=_int(env, "AISLE_PG_POOL_MAX", 10, 1, 1000),
+            internal_token=_token(env, "AISLE_INTERNAL_TOKEN"),
+            demo_seller_key=_token(env, "AISLE_DEMO_SELLER_KEY"),
+            max_body_bytes=_int(env, "AISLE_MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
+            max_variants=_int(env, "AISLE_MAX_VARIANTS", 100, 1, 10_000),
+            max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

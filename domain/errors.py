@@ -1,0 +1,87 @@
+"""The one exception tree of aisle. Errors carry data; the HTTP layer maps them to statuses.
+
+Every error has a stable string `code` that API clients can rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AisleError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class ConfigError(AisleError):
+    """A configuration value is missing or malformed."""
+
+    code = "config_error"
+
+
+class ValidationFailed(AisleError):
+    """Input is invalid; `fields` maps a dotted field path to the reason."""
+
+    code = "validation_failed"
+
+    def __init__(self, fields: dict[str, str], message: str = "request is invalid") -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class BadRequest(AisleError):
+    """The request cannot be read at all (bad encoding, bad JSON)."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unauthorized(AisleError):
+    code = "unauthorized"
+
+
+class Forbidden(AisleError):
+    code = "forbidden"
+
+
+class NotFound(AisleError):
+    code = "not_found"
+
+
+class Conflict(AisleError):
+    """The request conflicts with current state (duplicate SKU, duplicate external id)."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, code: str = "conflict", fields: dict[str, str] | None = None,
+                 **data: Any) -> None:
+        super().__init__(message, **data)
+        self.code = code
+        self.fields = fields or {}
+
+
+class VersionConflict(Conflict):
+    """Optimistic concurrency: the client's version is not the current one."""
+
+    def __init__(self, current_version: int, sent_version: int) -> None:
+        super().__init__(
+            f"product was changed: you sent version {sent_version}, current is {current_version}",
+            code="version_conflict",
+            current_version=current_version,
+        )
+        self.current_version = current_version
+
+
+class PreconditionRequired(AisleError):
+    code = "version_required"
+
+
+class PayloadTooLarge(AisleError):
+    code = "payload_too_large"
