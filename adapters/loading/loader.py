@@ -49,22 +49,32 @@ class LoadResult:
 async def load_catalog(dsn: str, dataset: str, *, seed: int = 42, snowflake_node: int = 0,
                        force: bool = False) -> LoadResult:
     """Load `dataset` unless catalog_loads says it is there already (or `force`: replace it)."""
-    started = time.perf_counter()
     ds = resolve(dataset)
     conn = await connect(dsn)
     try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))",
-                               _LOCK_NAMESPACE, ds.name, timeout=COPY_TIMEOUT_S)
-            if not force and await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM catalog_loads WHERE dataset = $1)", ds.name):
-                return LoadResult(ds.name, skipped=True, seconds=time.perf_counter() - started)
-            replaced = await delete_dataset_rows(conn, ds.sku_prefix) if force else 0
-            writer = await _write(conn, ds, seed, snowflake_node, dsn)
-            await _record(conn, ds.name, seed, writer)
-        await conn.execute(f"ANALYZE {_TABLES}", timeout=COPY_TIMEOUT_S)
+        return await load_on(conn, dsn, ds, seed=seed, snowflake_node=snowflake_node,
+                             force=force)
     finally:
         await conn.close()
+
+
+async def load_on(conn: asyncpg.Connection, dsn: str, ds: Dataset, *, seed: int,
+                  snowflake_node: int, force: bool,
+                  writer_class: type[CatalogWriter] = CatalogWriter) -> LoadResult:
+    """`load_catalog` on an open connection (ids are leased through `dsn`); benchmarks pass
+    other writers."""
+    started = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                           _LOCK_NAMESPACE, ds.name, timeout=COPY_TIMEOUT_S)
+        if not force and await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM catalog_loads WHERE dataset = $1)", ds.name):
+            return LoadResult(ds.name, skipped=True, seconds=time.perf_counter() - started)
+        replaced = await delete_dataset_rows(conn, ds.sku_prefix) if force else 0
+        writer = writer_class(conn)
+        await _write(writer, ds, seed, snowflake_node, dsn)
+        await _record(conn, ds.name, seed, writer)
+    await conn.execute(f"ANALYZE {_TABLES}", timeout=COPY_TIMEOUT_S)
     c = writer.counts
     return LoadResult(
         ds.name, products=c["products"], variants=c["variants"], images=c["images"],
@@ -74,9 +84,7 @@ async def load_catalog(dsn: str, dataset: str, *, seed: int = 42, snowflake_node
     )
 
 
-async def _write(conn: asyncpg.Connection, ds: Dataset, seed: int, node: int,
-                 dsn: str) -> CatalogWriter:
-    writer = CatalogWriter(conn)
+async def _write(writer: CatalogWriter, ds: Dataset, seed: int, node: int, dsn: str) -> None:
     lease = await lease_snowflake(dsn, node)
     try:
         await write_pipelined(writer, ds.build(seed, lease.next_block))
@@ -87,7 +95,6 @@ async def _write(conn: asyncpg.Connection, ds: Dataset, seed: int, node: int,
         ) from exc
     finally:
         await lease.close()
-    return writer
 
 
 async def write_pipelined(writer: CatalogWriter, frames: Iterator[CatalogFrames]) -> None:
