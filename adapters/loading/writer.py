@@ -64,7 +64,8 @@ class CatalogWriter:
     async def write(self, frames: CatalogFrames) -> None:
         if frames.warehouses.num_rows:
             w = frames.warehouses
-            await self.conn.execute(_WAREHOUSES, *(w[c].to_pylist() for c in w.column_names))
+            await self.conn.execute(_WAREHOUSES, *(w[c].to_pylist() for c in w.column_names),
+                                    timeout=COPY_TIMEOUT_S)  # may wait for a concurrent load
         await self.put("sellers", frames.sellers)
         paths = frames.category_paths()
         await self.ensure_categories(paths)
@@ -96,7 +97,8 @@ class CatalogWriter:
             level = sorted(p for p in missing if len(p) == depth)
             parents = [self.category_ids[p[:-1]] if depth > 1 else None for p in level]
             names = [p[-1] for p in level]
-            status = await self.conn.execute(_INSERT_LEVEL, parents, names)
+            status = await self.conn.execute(_INSERT_LEVEL, parents, names,
+                                             timeout=COPY_TIMEOUT_S)
             self.counts["categories_new"] += int(status.split()[-1])
             rows = await self.conn.fetch(_READ_LEVEL, parents, names)
             found = {(r["parent_id"], r["name"]): r["category_id"] for r in rows}
