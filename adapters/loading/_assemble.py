@@ -53,6 +53,20 @@ class MappedCatalog:
     created_at: pa.Array  # timestamps; nulls get a synthetic date
 
 
+class PathIndex:
+    """Distinct category paths in first-seen order; a path's key is its index."""
+
+    def __init__(self) -> None:
+        self.paths: list[tuple[str, ...]] = []
+        self._keys: dict[tuple[str, ...], int] = {}
+
+    def key(self, path: tuple[str, ...]) -> int:
+        if path not in self._keys:
+            self._keys[path] = len(self.paths)
+            self.paths.append(path)
+        return self._keys[path]
+
+
 def dedupe(keys: pa.Array) -> np.ndarray:
     """Row indices keeping the first row of each non-null key."""
     enc = pc.dictionary_encode(keys, null_encoding="encode")
@@ -114,11 +128,12 @@ def _images(product_ids: np.ndarray, titles: pa.Array, urls: list[pa.Array]) -> 
     position = np.zeros(len(product_ids), np.int64)
     alt = clean_line(titles, 300)
     for col in urls:
-        valid = pc.is_valid(clean_line(col, 500)).to_numpy(zero_copy_only=False)
+        url = clean_line(col, 500)
+        valid = pc.is_valid(url).to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(valid)
         parts.append(table(
             IMAGES, product_id=product_ids[rows], variant_id=pa.nulls(len(rows), pa.int64()),
-            url=pc.take(clean_line(col, 500), pa.array(rows)), position=position[rows],
+            url=pc.take(url, pa.array(rows)), position=position[rows],
             alt_text=pc.fill_null(pc.take(alt, pa.array(rows)), ""),
         ))
         position += valid

@@ -52,8 +52,3 @@ class Keyed:
         u1 = self.uniform(2 * stream + 10_001)
         u2 = self.uniform(2 * stream + 10_002)
         return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2 * np.pi * u2)
-
-    def integers(self, stream: int, low: int | np.ndarray, high: int | np.ndarray) -> np.ndarray:
-        """Integers in [low, high) (bounds may be arrays)."""
-        span = np.asarray(high) - np.asarray(low)
-        return (np.asarray(low) + np.floor(self.uniform(stream) * span)).astype(np.int64)

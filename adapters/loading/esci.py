@@ -13,12 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adapters.loading import _sizes
-from adapters.loading._assemble import MappedCatalog, assemble, dedupe
+from adapters.loading._assemble import MappedCatalog, PathIndex, assemble, dedupe
 from adapters.loading._text import clean_line, clean_text
 from adapters.loading.frames import CatalogFrames, IdSource, column
 
-COLUMNS = frozenset({"asin", "title", "brand", "color", "price_usd", "category_path", "rating",
-                     "rating_count", "image", "description", "bullet_points"})
 SIGNATURE = frozenset({"asin", "title", "category_path"})
 _APPAREL_ROOT = "Clothing, Shoes & Jewelry"
 
@@ -47,16 +45,11 @@ def _categories(t: pa.Table) -> tuple[list[tuple[str, ...]], np.ndarray]:
     books = pc.fill_null(column(t, "is_book", pa.bool_()), False)
     fallback = pc.if_else(books, "Books", "Uncategorized")
     enc = pc.dictionary_encode(pc.if_else(pc.equal(raw, ""), fallback, raw))
-    paths: list[tuple[str, ...]] = []
-    seen: dict[tuple[str, ...], int] = {}
-    remap = []
-    for value in enc.dictionary.to_pylist():
-        path = category_path(value) or ("Uncategorized",)
-        remap.append(seen.setdefault(path, len(seen)))
-        if len(seen) > len(paths):
-            paths.append(path)
+    index = PathIndex()
+    remap = [index.key(category_path(v) or ("Uncategorized",))
+             for v in enc.dictionary.to_pylist()]
     keys = np.asarray(remap, np.int32)[enc.indices.to_numpy(zero_copy_only=False)]
-    return paths, keys
+    return index.paths, keys
 
 
 def _price_groups(paths: list[tuple[str, ...]], keys: np.ndarray) -> list[np.ndarray]:

@@ -114,7 +114,3 @@ _SCHEMAS = {
     "variants": VARIANTS, "images": IMAGES, "reviews": REVIEWS,
     "warehouses": WAREHOUSES, "stock": STOCK,
 }
-
-
-def empty(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()

@@ -12,15 +12,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from adapters.loading._assemble import MappedCatalog, assemble, dedupe
+from adapters.loading._assemble import MappedCatalog, PathIndex, assemble, dedupe
 from adapters.loading._icecat_rules import FALLBACK, SUBCATEGORIES, TOP_RULES, VAGUE_TYPES
 from adapters.loading._keyed import Keyed, key_hashes
 from adapters.loading._text import clean_line, clean_text
 from adapters.loading.frames import CatalogFrames, IdSource, column
 
-COLUMNS = frozenset({"id", "title", "brand", "price_cents", "short_description",
-                     "date_released", "color", "product_type", "img_500x500", "img_thumb",
-                     "attributes_json"})
 SIGNATURE = frozenset({"id", "title", "img_500x500"})
 _NO_REVIEWS = 0.25  # share of products without reviews
 _S_COUNT, _S_AVG, _S_NONE = 101, 102, 103
@@ -41,19 +38,15 @@ def _categories(title: pa.Array, ptype: pa.Array) -> tuple[list[tuple[str, ...]]
     rule = _first_match(text, [pattern for _, pattern in TOP_RULES])
     tops = np.array([top for top, _ in TOP_RULES] + [FALLBACK], dtype=object)[rule]
     types = ptype.to_pylist()
-    paths: list[tuple[str, ...]] = []
-    seen: dict[tuple[str, ...], int] = {}
+    index = PathIndex()
     keys = np.zeros(len(text), np.int32)
     for top in dict.fromkeys(tops.tolist()):
         rows = np.flatnonzero(tops == top)
         subs = SUBCATEGORIES.get(top, [])
         sub = _first_match(text.take(pa.array(rows)), [p for _, p in subs])
         for row, s in zip(rows.tolist(), sub.tolist(), strict=True):
-            path = _path(top, subs[s][0] if s >= 0 else None, types[row])
-            keys[row] = seen.setdefault(path, len(seen))
-            if len(seen) > len(paths):
-                paths.append(path)
-    return paths, keys
+            keys[row] = index.key(_path(top, subs[s][0] if s >= 0 else None, types[row]))
+    return index.paths, keys
 
 
 def _path(top: str, sub: str | None, ptype: str | None) -> tuple[str, ...]:
