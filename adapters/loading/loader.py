@@ -23,6 +23,7 @@ from adapters.postgres.worker_lease import lease_snowflake
 from domain.errors import AisleError
 
 _LOCK_NAMESPACE = 0x4C44  # "LD": one load per dataset at a time
+OUTBOX_CHANNEL = "aisle_outbox"  # the channel outbox consumers LISTEN on
 _TABLES = "sellers, categories, products, product_variants, product_images, reviews_summary, " \
           "warehouses, stock"
 
@@ -120,7 +121,9 @@ async def _record(conn: asyncpg.Connection, dataset: str, seed: int,
                variants = EXCLUDED.variants, seed = EXCLUDED.seed, loaded_at = now()""",
         dataset, products, variants, seed,
     )
-    await conn.execute(
-        "INSERT INTO outbox (event_type, aggregate_id, payload) VALUES ($1, 0, $2::text::jsonb)",
+    await conn.execute(  # notified like the catalog's own events (delivered on commit)
+        f"""WITH e AS (INSERT INTO outbox (event_type, aggregate_id, payload)
+                       VALUES ($1, 0, $2::text::jsonb) RETURNING event_id)
+            SELECT pg_notify('{OUTBOX_CHANNEL}', event_id::text) FROM e""",
         "catalog.loaded", json.dumps({"dataset": dataset, "products": products}),
     )

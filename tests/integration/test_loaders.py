@@ -68,6 +68,15 @@ async def test_synthetic_load_writes_consistent_rows(fresh_dsn: str,
     assert event["payload"] == {"dataset": "synthetic:2000", "products": 2000}
 
 
+async def test_the_load_event_is_notified_on_commit(fresh_dsn: str,
+                                                    db: asyncpg.Connection) -> None:
+    heard: list[str] = []
+    await db.add_listener("aisle_outbox", lambda *args: heard.append(args[-1]))
+    await load_catalog(fresh_dsn, "synthetic:50")
+    await db.fetchval("SELECT 1")  # let the notification arrive
+    assert heard == [str(await db.fetchval("SELECT event_id FROM outbox"))]
+
+
 async def test_esci_product_round_trips(fresh_dsn: str, db: asyncpg.Connection,
                                         esci_subset: Path) -> None:
     r = await load_catalog(fresh_dsn, str(esci_subset))
