@@ -1,0 +1,352 @@
+"""Catalog writes and reads in PostgreSQL.
+
+Every write is one transaction: the product row (version + 1), its variants and images, the
+snapshot of the version it replaces, and the outbox event. Database errors are caught by class
+and translated into the domain's errors at this boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from adapters.postgres import Conn
+from adapters.postgres.worker_lease import LeasedSnowflake
+from domain.catalog import ProductIn
+from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
+from domain.sellers import hash_api_key
+
+OUTBOX_CHANNEL = "aisle_outbox"
+
+_SNAPSHOT = """
+INSERT INTO product_versions (product_id, version, snapshot)
+SELECT p.product_id, p.version, jsonb_build_object(
+    'product', to_jsonb(p),
+    'variants', COALESCE((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.position)
+                          FROM product_variants v WHERE v.product_id = p.product_id), '[]'),
+    'images', COALESCE((SELECT jsonb_agg(to_jsonb(i) ORDER BY i.position)
+                        FROM product_images i WHERE i.product_id = p.product_id), '[]'))
+FROM products p WHERE p.product_id = $1
+ON CONFLICT DO NOTHING
+"""
+
+_OUTBOX = """
+WITH e AS (
+    INSERT INTO outbox (event_type, aggregate_id, aggregate_version, payload)
+    VALUES ($1, $2, $3, $4) RETURNING event_id)
+SELECT pg_notify('aisle_outbox', event_id::text) FROM e
+"""
+
+_INSERT_VARIANTS = """
+INSERT INTO product_variants (variant_id, product_id, sku, attributes, price_cents,
+                              compare_price_cents, weight_grams, status, position)
+SELECT u.variant_id, $1, u.sku, u.attributes::jsonb, u.price_cents, u.compare_price_cents,
+       u.weight_grams, u.status::variant_status, u.position
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::int[],
+            $8::text[], $9::smallint[])
+     AS u(variant_id, sku, attributes, price_cents, compare_price_cents, weight_grams,
+          status, position)
+ON CONFLICT (variant_id) DO UPDATE SET
+    sku = EXCLUDED.sku, attributes = EXCLUDED.attributes, price_cents = EXCLUDED.price_cents,
+    compare_price_cents = EXCLUDED.compare_price_cents, weight_grams = EXCLUDED.weight_grams,
+    status = EXCLUDED.status, position = EXCLUDED.position, price_synthetic = false
+"""
+
+_INSERT_IMAGES = """
+INSERT INTO product_images (product_id, variant_id, url, position, alt_text)
+SELECT $1, u.variant_id, u.url, u.position, u.alt_text
+FROM unnest($2::bigint[], $3::text[], $4::smallint[], $5::text[])
+     AS u(variant_id, url, position, alt_text)
+"""
+
+_PRODUCTS = """
+SELECT p.*, c.path AS category_path FROM products p
+LEFT JOIN categories c USING (category_id) WHERE p.product_id = ANY($1::bigint[])
+"""
+
+
+def _iso(ts: Any) -> str | None:
+    return ts.isoformat() if ts is not None else None
+
+
+class CatalogRepository:
+    def __init__(self, pool: asyncpg.Pool, ids: LeasedSnowflake) -> None:
+        self.pool = pool
+        self.ids = ids
+
+    # -- sellers ---------------------------------------------------------------------------
+    async def seller_for_key(self, api_key: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            "SELECT seller_id, name FROM sellers WHERE api_key_hash = $1 AND status = 'ACTIVE'",
+            hash_api_key(api_key),
+        )
+
+    async def create_seller(self, name: str, api_key: str, rating: float | None = None) -> int:
+        """Creates the seller, or gives the key's existing seller (idempotent by key)."""
+        seller_id = self.ids.next_id()
+        row = await self.pool.fetchrow(
+            """INSERT INTO sellers (seller_id, name, api_key_hash, rating) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (api_key_hash) DO UPDATE SET name = EXCLUDED.name
+               RETURNING seller_id""",
+            seller_id, name, hash_api_key(api_key), rating,
+        )
+        assert row is not None
+        return int(row["seller_id"])
+
+    # -- writes ----------------------------------------------------------------------------
+    async def create_product(self, seller_id: int, p: ProductIn) -> dict[str, Any]:
+        product_id = self.ids.next_id()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._check_references(conn, p, product_id)
+            try:
+                await conn.execute(
+                    """INSERT INTO products (product_id, seller_id, external_id, title,
+                           description, category_id, brand, status)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::product_status)""",
+                    product_id, seller_id, p.external_id or str(product_id), p.title,
+                    p.description, p.category_id, p.brand, p.status,
+                )
+                await self._write_children(conn, product_id, p, existing={})
+            except asyncpg.UniqueViolationError as exc:
+                raise _unique_conflict(exc) from exc
+            await conn.execute(_OUTBOX, "product.created", product_id, 1,
+                               {"product_id": str(product_id), "seller_id": str(seller_id),
+                                "version": 1})
+            return (await self._fetch(conn, [product_id]))[0]
+
+    async def update_product(
+        self, seller_id: int, product_id: int, p: ProductIn, expected_version: int
+    ) -> dict[str, Any]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._lock_owned(conn, seller_id, product_id)
+            if current["version"] != expected_version:
+                raise VersionConflict(current["version"], expected_version)
+            await self._check_references(conn, p, product_id)
+            await conn.execute(_SNAPSHOT, product_id)
+            rows = await conn.fetch(
+                "SELECT variant_id, sku FROM product_variants WHERE product_id = $1", product_id
+            )
+            existing = {r["sku"]: int(r["variant_id"]) for r in rows}
+            try:
+                version = await conn.fetchval(
+                    """UPDATE products SET external_id = COALESCE($2, external_id), title = $3,
+                           description = $4, category_id = $5, brand = $6,
+                           status = $7::product_status, version = version + 1, updated_at = now()
+                       WHERE product_id = $1 RETURNING version""",
+                    product_id, p.external_id, p.title, p.description, p.category_id, p.brand,
+                    p.status,
+                )
+                await conn.execute("DELETE FROM product_images WHERE product_id = $1", product_id)
+                await self._write_children(conn, product_id, p, existing)
+            except asyncpg.UniqueViolationError as exc:
+                raise _unique_conflict(exc) from exc
+            await conn.execute(_OUTBOX, "product.updated", product_id, version,
+                               {"product_id": str(product_id), "seller_id": str(seller_id),
+                                "version": version})
+            return (await self._fetch(conn, [product_id]))[0]
+
+    async def delete_product(
+        self, seller_id: int, product_id: int, expected_version: int | None
+    ) -> dict[str, Any]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._lock_owned(conn, seller_id, product_id)
+            if expected_version is not None and current["version"] != expected_version:
+                raise VersionConflict(current["version"], expected_version)
+            await conn.execute(_SNAPSHOT, product_id)
+            version = await conn.fetchval(
+                """UPDATE products SET status = 'DELETED', version = version + 1,
+                       updated_at = now() WHERE product_id = $1 RETURNING version""",
+                product_id,
+            )
+            await conn.execute(_OUTBOX, "product.deleted", product_id, version,
+                               {"product_id": str(product_id), "seller_id": str(seller_id),
+                                "version": version})
+            return {"product_id": str(product_id), "status": "DELETED", "version": version}
+
+    async def _lock_owned(
+        self, conn: Conn, seller_id: int, product_id: int
+    ) -> asyncpg.Record:
+        row = await conn.fetchrow(
+            "SELECT seller_id, version, status FROM products WHERE product_id = $1 FOR UPDATE",
+            product_id,
+        )
+        if row is None or row["status"] == "DELETED":
+            raise NotFound(f"product {product_id} not found")
+        if row["seller_id"] != seller_id:
+            raise Forbidden(f"product {product_id} belongs to another seller")
+        return row
+
+    async def _check_references(
+        self, conn: Conn, p: ProductIn, product_id: int
+    ) -> None:
+        fields: dict[str, str] = {}
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM categories WHERE category_id = $1)", p.category_id
+        ):
+            fields["category_id"] = f"unknown category {p.category_id}"
+        if fields:
+            raise ValidationFailed(fields)
+        taken = await conn.fetch(
+            """SELECT sku FROM product_variants WHERE sku = ANY($1::text[])
+               AND product_id <> $2""",
+            [v.sku for v in p.variants], product_id,
+        )
+        if taken:
+            names = {r["sku"] for r in taken}
+            raise Conflict(
+                "SKU already used by another product",
+                code="duplicate_sku",
+                fields={f"variants.{i}.sku": f"SKU {v.sku!r} is already used by another product"
+                        for i, v in enumerate(p.variants) if v.sku in names},
+            )
+
+    async def _write_children(
+        self, conn: Conn, product_id: int, p: ProductIn, existing: dict[str, int]
+    ) -> None:
+        """Upserts variants (matched by SKU), retires variants left out, writes images."""
+        new_ids = iter(self.ids.next_block(sum(v.sku not in existing for v in p.variants)))
+        variant_ids = [existing.get(v.sku) or int(next(new_ids)) for v in p.variants]
+        vs = p.variants
+        await conn.execute(
+            _INSERT_VARIANTS, product_id, variant_ids, [v.sku for v in vs],
+            [json.dumps(v.attributes) for v in vs], [v.price_cents for v in vs],
+            [v.compare_price_cents for v in vs], [v.weight_grams for v in vs],
+            [v.status for v in vs], list(range(len(vs))),
+        )
+        retired = [vid for sku, vid in existing.items() if sku not in {v.sku for v in vs}]
+        if retired:
+            await conn.execute(
+                "UPDATE product_variants SET status = 'INACTIVE' WHERE variant_id = ANY($1)",
+                retired,
+            )
+        by_sku = dict(zip([v.sku for v in vs], variant_ids, strict=True))
+        imgs = p.images
+        await conn.execute(
+            _INSERT_IMAGES, product_id,
+            [by_sku[i.variant_sku] if i.variant_sku else None for i in imgs],
+            [i.url for i in imgs],
+            [i.position if i.position is not None else n for n, i in enumerate(imgs)],
+            [i.alt_text for i in imgs],
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get_product(self, seller_id: int, product_id: int) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            found = await self._fetch(conn, [product_id])
+        if not found or found[0]["status"] == "DELETED":
+            raise NotFound(f"product {product_id} not found")
+        if found[0]["seller_id"] != str(seller_id):
+            raise Forbidden(f"product {product_id} belongs to another seller")
+        return found[0]
+
+    async def list_products(
+        self, seller_id: int, status: str | None, limit: int, before: int | None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        async with self.pool.acquire() as conn:
+            ids = await conn.fetch(
+                """SELECT product_id FROM products WHERE seller_id = $1
+                   AND status <> 'DELETED' AND ($2::product_status IS NULL OR status = $2)
+                   AND ($3::bigint IS NULL OR product_id < $3)
+                   ORDER BY product_id DESC LIMIT $4""",
+                seller_id, status, before, limit + 1,
+            )
+            page = [int(r["product_id"]) for r in ids[:limit]]
+            products = await self._fetch(conn, page)
+        return products, (page[-1] if len(ids) > limit else None)
+
+    async def _fetch(self, conn: Conn, ids: list[int]) -> list[dict[str, Any]]:
+        """Products with variants and images, in the order of `ids`."""
+        if not ids:
+            return []
+        products = await conn.fetch(_PRODUCTS, ids)
+        variants = await conn.fetch(
+            """SELECT * FROM product_variants WHERE product_id = ANY($1::bigint[])
+               ORDER BY product_id, status, position""",
+            ids,
+        )
+        images = await conn.fetch(
+            """SELECT * FROM product_images WHERE product_id = ANY($1::bigint[])
+               ORDER BY product_id, position, image_id""",
+            ids,
+        )
+        out = {int(p["product_id"]): _product_json(p) for p in products}
+        for v in variants:
+            out[int(v["product_id"])]["variants"].append(_variant_json(v))
+        for i in images:
+            out[int(i["product_id"])]["images"].append(_image_json(i))
+        return [out[i] for i in ids if i in out]
+
+    async def category_tree(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT category_id, parent_id, name, path, depth FROM categories ORDER BY depth, name"
+        )
+        nodes: dict[int, dict[str, Any]] = {}
+        roots: list[dict[str, Any]] = []
+        for r in rows:
+            node = {"category_id": r["category_id"], "name": r["name"],
+                    "parent_id": r["parent_id"], "path": list(r["path"]), "children": []}
+            nodes[r["category_id"]] = node
+            parent = nodes.get(r["parent_id"]) if r["parent_id"] is not None else None
+            (parent["children"] if parent else roots).append(node)
+        return roots
+
+    async def warehouses(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT warehouse_id, name, region FROM warehouses ORDER BY warehouse_id"
+        )
+        return [dict(r) for r in rows]
+
+
+def _unique_conflict(exc: asyncpg.UniqueViolationError) -> Conflict:
+    constraint = exc.constraint_name or ""
+    if "sku" in constraint:
+        return Conflict("SKU already used by another product", code="duplicate_sku",
+                        fields={"variants": "a SKU is already used by another product"})
+    if "external_id" in constraint:
+        return Conflict("you already have a product with this external_id",
+                        code="duplicate_external_id",
+                        fields={"external_id": "already used by another of your products"})
+    return Conflict("conflicts with an existing record", code="conflict")
+
+
+def _product_json(p: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "product_id": str(p["product_id"]),
+        "seller_id": str(p["seller_id"]),
+        "external_id": p["external_id"],
+        "title": p["title"],
+        "description": p["description"],
+        "category_id": p["category_id"],
+        "category_path": list(p["category_path"] or []),
+        "brand": p["brand"],
+        "status": p["status"],
+        "version": p["version"],
+        "created_at": _iso(p["created_at"]),
+        "updated_at": _iso(p["updated_at"]),
+        "variants": [],
+        "images": [],
+    }
+
+
+def _variant_json(v: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "variant_id": str(v["variant_id"]),
+        "sku": v["sku"],
+        "attributes": v["attributes"],
+        "price_cents": v["price_cents"],
+        "compare_price_cents": v["compare_price_cents"],
+        "weight_grams": v["weight_grams"],
+        "status": v["status"],
+    }
+
+
+def _image_json(i: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "image_id": str(i["image_id"]),
+        "url": i["url"],
+        "position": i["position"],
+        "alt_text": i["alt_text"],
+        "variant_id": str(i["variant_id"]) if i["variant_id"] is not None else None,
+    }

@@ -1,0 +1,183 @@
+"""Catalog model for the seller write API: the product body, and the rules it must satisfy.
+
+`ProductIn` checks each field on its own (types, ranges, text hygiene); `check_product`
+checks the rules across fields and the configured limits. Both report every bad field at once,
+keyed by a dotted path ("variants.1.sku").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
+
+from domain.errors import ValidationFailed
+
+MAX_PRICE_CENTS = 100_000_000_00  # $100M: anything above is a typo, not a price
+SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$")
+CATEGORY_PATTERN = re.compile(r"^(?:CAT_)?(\d{1,9})$")
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """NFC-normalized text without control characters (newlines/tabs only when multiline)."""
+    value = unicodedata.normalize("NFC", value)
+    allowed = {"\n", "\t", "\r"} if multiline else set()
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if ch in allowed:
+            continue
+        if cat == "Cc" or (not multiline and cat in ("Zl", "Zp")):
+            raise ValueError(f"contains the control character U+{ord(ch):04X}")
+        if cat == "Cs":
+            raise ValueError(f"contains the unpaired surrogate U+{ord(ch):04X}")
+    return value
+
+
+def _line(value: str) -> str:
+    return clean_text(value).strip()
+
+
+def _category_id(v: object) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31:
+        return v
+    if isinstance(v, str):
+        m = CATEGORY_PATTERN.match(v.strip())
+        if m and int(m.group(1)) > 0:
+            return int(m.group(1))
+    raise ValueError("must be a category id such as 12 or CAT_12")
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=64)
+    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
+    price_cents: StrictInt = Field(ge=0, le=MAX_PRICE_CENTS)
+    compare_price_cents: StrictInt | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    weight_grams: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
+    status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
+
+    @field_validator("sku")
+    @classmethod
+    def _sku(cls, v: str) -> str:
+        if not SKU_PATTERN.match(v):
+            raise ValueError("must be 1-64 of letters, digits, . _ - / starting alphanumeric")
+        return v
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        if len(v) > 30:
+            raise ValueError("at most 30 attributes")
+        out: dict[str, str | list[str]] = {}
+        for key, val in v.items():
+            k = _line(key)
+            if not 1 <= len(k) <= 64:
+                raise ValueError(f"attribute name {key!r} must be 1-64 characters")
+            vals = [val] if isinstance(val, str) else val
+            if not 1 <= len(vals) <= 50:
+                raise ValueError(f"attribute {k!r} must have 1-50 values")
+            cleaned = [_line(x) for x in vals]
+            if any(not 1 <= len(x) <= 200 for x in cleaned):
+                raise ValueError(f"values of attribute {k!r} must be 1-200 characters")
+            out[k] = cleaned[0] if isinstance(val, str) else cleaned
+        return out
+
+
+class ImageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=500)
+    position: StrictInt | None = Field(default=None, ge=0, le=1000)
+    alt_text: str = Field(default="", max_length=300)
+    variant_sku: str | None = None  # image of one variant; None: of every variant
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = _line(v)
+        parts = urlparse(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or " " in v:
+            raise ValueError("must be an absolute http(s) URL")
+        return v
+
+    @field_validator("alt_text")
+    @classmethod
+    def _alt(cls, v: str) -> str:
+        return _line(v)
+
+
+class ProductIn(BaseModel):
+    """Body of POST and PUT /api/v1/seller/products."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=20_000)
+    category_id: Annotated[int, BeforeValidator(_category_id)] = Field(
+        description="a category id, as 12 or \"CAT_12\""
+    )
+    brand: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=128)
+    status: Literal["DRAFT", "ACTIVE", "INACTIVE"] = "ACTIVE"
+    variants: list[VariantIn] = Field(min_length=1)
+    images: list[ImageIn] = Field(default_factory=list)
+    version: StrictInt | None = Field(default=None, ge=1)  # PUT: the version the client read
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str) -> str:
+        v = _line(v)
+        if not v:
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("brand", "external_id")
+    @classmethod
+    def _single_line(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = _line(v)
+        if not v:
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        return clean_text(v, multiline=True).strip()
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_variants: int = 100
+    max_images: int = 20
+
+
+def check_product(product: ProductIn, limits: Limits) -> None:
+    """Rules across fields; raises ValidationFailed naming every bad field."""
+    fields: dict[str, str] = {}
+    if len(product.variants) > limits.max_variants:
+        fields["variants"] = f"at most {limits.max_variants} variants per product"
+    if len(product.images) > limits.max_images:
+        fields["images"] = f"at most {limits.max_images} images per product"
+    seen: dict[str, int] = {}
+    for i, v in enumerate(product.variants):
+        key = v.sku.lower()
+        if key in seen:
+            fields[f"variants.{i}.sku"] = f"duplicate SKU {v.sku!r} (also variants.{seen[key]})"
+        else:
+            seen[key] = i
+        if v.compare_price_cents is not None and v.compare_price_cents < v.price_cents:
+            fields[f"variants.{i}.compare_price_cents"] = "must not be below price_cents"
+    skus = {v.sku for v in product.variants}
+    for i, img in enumerate(product.images):
+        if img.variant_sku is not None and img.variant_sku not in skus:
+            fields[f"images.{i}.variant_sku"] = "names no variant of this product"
+    if fields:
+        raise ValidationFailed(fields)

@@ -1,0 +1,152 @@
+"""HTTP error responses: every error is `{"error": {"code", "message", "fields"}}`.
+
+Domain errors map to statuses here and only here. `BodyGuard` rejects oversized bodies (413)
+and bodies that are not UTF-8 (400) before any route sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from domain import errors
+
+log = logging.getLogger("aisle.http")
+
+STATUS: dict[type[errors.AisleError], int] = {
+    errors.ValidationFailed: 422,
+    errors.BadRequest: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.PreconditionRequired: 428,
+}
+
+
+def error_body(code: str, message: str, fields: dict[str, str] | None = None,
+               **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
+
+
+def error_response(exc: errors.AisleError) -> JSONResponse:
+    status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
+    fields = getattr(exc, "fields", None)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(exc.code, exc.message, fields, **exc.data), status_code=status,
+                        headers=headers)
+
+
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|list|dict|none|function-\w+)(\[.*\])?$")
+
+
+def _field_key(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc[1:] if isinstance(p, int) or not _TYPE_TAG.match(str(p))]
+    return ".".join(parts) if parts else str(loc[0])
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errs):
+        detail = next(e for e in errs if e.get("type") == "json_invalid")
+        return JSONResponse(
+            error_body("invalid_json", f"body is not valid JSON: {detail.get('ctx', {})}"),
+            status_code=400,
+        )
+    fields: dict[str, str] = {}
+    for e in errs:
+        fields.setdefault(_field_key(tuple(e.get("loc", ("body",)))), _message(e))
+    return JSONResponse(error_body("validation_failed", "request is invalid", fields),
+                        status_code=422)
+
+
+async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.AisleError)
+    return error_response(exc)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(errors.AisleError, _domain_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+class BodyGuard:
+    """Buffers request bodies of writes; 413 past `app.state.max_body_bytes`, 400 if not UTF-8."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        limit = int(getattr(scope["app"].state, "max_body_bytes", 1 << 20))
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _send_error(send, 413, "payload_too_large", f"body exceeds {limit} bytes")
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _send_error(send, 413, "payload_too_large", f"body exceeds {limit} bytes")
+                return
+        try:
+            bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            await _send_error(send, 400, "invalid_encoding",
+                              f"body is not valid UTF-8 (byte {exc.start})")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _send_error(send: Send, status: int, code: str, message: str) -> None:
+    payload = json.dumps(error_body(code, message)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

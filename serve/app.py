@@ -1,0 +1,214 @@
+"""The HTTP app: one FastAPI ingress deployment (`Gateway`), composed by `build_app`.
+
+Routes: seller write API, categories, warehouses (internal), health. Later deployments
+(search, PDP, ranker, inventory) are bound into the same application by `build_app`.
+"""
+
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import ray
+from fastapi import FastAPI, Header, Path, Query, Response
+from ray import serve
+
+from adapters.postgres import create_pool
+from adapters.postgres.catalog_repo import CatalogRepository
+from adapters.postgres.worker_lease import lease_snowflake
+from adapters.redis import create_redis
+from adapters.settings import Settings
+from domain.catalog import Limits, ProductIn, check_product
+from domain.errors import (
+    ConfigError,
+    PreconditionRequired,
+    Unauthorized,
+    ValidationFailed,
+)
+from serve._errors import BodyGuard, install_error_handlers
+
+log = logging.getLogger("aisle.gateway")
+
+api = FastAPI(
+    title="aisle",
+    version="0.1.0",
+    description="Product listing: seller catalog API, categories, search, product pages, "
+    "inventory. Errors are JSON: {\"error\": {\"code\", \"message\", \"fields\"}}.",
+)
+install_error_handlers(api)
+api.add_middleware(BodyGuard)
+
+ProductPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake product id")]
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <api key>")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <api key>'")
+    return token.strip()
+
+
+def _expected_version(if_match: str | None, body_version: int | None) -> int | None:
+    header_version = None
+    if if_match is not None:
+        m = _IF_MATCH.match(if_match)
+        if not m:
+            raise ValidationFailed({"If-Match": 'must be a product version such as "3"'})
+        header_version = int(m.group(1))
+    if header_version is not None and body_version is not None and header_version != body_version:
+        raise ValidationFailed({"version": "differs from the If-Match header"})
+    return header_version if header_version is not None else body_version
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+async def _check(awaitable: Any, timeout_s: float = 2.0) -> str:
+    try:
+        await asyncio.wait_for(awaitable, timeout_s)
+        return "ok"
+    except Exception as exc:  # a health check reports every failure, whatever its kind
+        return f"error: {type(exc).__name__}: {exc}"[:200]
+
+
+# Serve pickles the class when it is decorated: everything it uses is defined above it.
+@serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})
+@serve.ingress(api)
+class Gateway:
+    async def __init__(self, settings: Settings) -> None:  # type: ignore[misc]
+        if settings.database_url is None or settings.redis_url is None:
+            raise ConfigError("Gateway needs DATABASE_URL and REDIS_URL")
+        self.settings = settings
+        self.limits = Limits(settings.max_variants, settings.max_images)
+        api.state.max_body_bytes = settings.max_body_bytes
+        self.pool = await create_pool(settings.database_url, min_size=1,
+                                      max_size=settings.pg_pool_max)
+        self.redis = create_redis(settings.redis_url)
+        self.ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
+        self.catalog = CatalogRepository(self.pool, self.ids)
+
+    async def _seller(self, authorization: str | None) -> int:
+        row = await self.catalog.seller_for_key(_bearer(authorization))
+        if row is None:
+            raise Unauthorized("invalid API key")
+        return int(row["seller_id"])
+
+    def _internal(self, authorization: str | None) -> None:
+        token = _bearer(authorization)
+        expected = self.settings.internal_token
+        if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise Unauthorized("invalid internal token")
+
+    # -- seller write API --------------------------------------------------------------------
+    @api.post("/api/v1/seller/products", status_code=201, tags=["seller"])
+    async def create_product(
+        self, body: ProductIn, response: Response,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        seller_id = await self._seller(authorization)
+        check_product(body, self.limits)
+        product = await self.catalog.create_product(seller_id, body)
+        response.headers["Location"] = f"/api/v1/seller/products/{product['product_id']}"
+        _etag(response, product["version"])
+        return product
+
+    @api.put("/api/v1/seller/products/{product_id}", tags=["seller"])
+    async def update_product(
+        self, product_id: ProductPath, body: ProductIn, response: Response,
+        authorization: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        seller_id = await self._seller(authorization)
+        version = _expected_version(if_match, body.version)
+        if version is None:
+            raise PreconditionRequired(
+                "send the version you read, in If-Match or the body's version field"
+            )
+        check_product(body, self.limits)
+        product = await self.catalog.update_product(seller_id, product_id, body, version)
+        _etag(response, product["version"])
+        return product
+
+    @api.delete("/api/v1/seller/products/{product_id}", tags=["seller"])
+    async def delete_product(
+        self, product_id: ProductPath,
+        authorization: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        seller_id = await self._seller(authorization)
+        return await self.catalog.delete_product(
+            seller_id, product_id, _expected_version(if_match, None)
+        )
+
+    @api.get("/api/v1/seller/products/{product_id}", tags=["seller"])
+    async def get_product(
+        self, product_id: ProductPath, response: Response,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        seller_id = await self._seller(authorization)
+        product = await self.catalog.get_product(seller_id, product_id)
+        _etag(response, product["version"])
+        return product
+
+    @api.get("/api/v1/seller/products", tags=["seller"])
+    async def list_products(
+        self,
+        authorization: Annotated[str | None, Header()] = None,
+        status: Annotated[str | None, Query(pattern="^(DRAFT|ACTIVE|INACTIVE)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    ) -> dict[str, Any]:
+        seller_id = await self._seller(authorization)
+        items, next_cursor = await self.catalog.list_products(seller_id, status, limit, cursor)
+        return {"items": items,
+                "next_cursor": str(next_cursor) if next_cursor is not None else None}
+
+    # -- browsing and internal -------------------------------------------------------------
+    @api.get("/api/v1/categories", tags=["catalog"])
+    async def categories(self) -> dict[str, Any]:
+        return {"categories": await self.catalog.category_tree()}
+
+    @api.get("/api/v1/warehouses", tags=["internal"])
+    async def warehouses(
+        self, authorization: Annotated[str | None, Header()] = None
+    ) -> dict[str, Any]:
+        self._internal(authorization)
+        return {"warehouses": await self.catalog.warehouses()}
+
+    # -- operations ------------------------------------------------------------------------
+    @api.get("/health", tags=["operations"])
+    async def health(self, response: Response) -> dict[str, Any]:
+        checks = dict(zip(("postgres", "redis", "ray"), await asyncio.gather(
+            _check(self.pool.fetchval("SELECT 1")),
+            _check(self.redis.ping()),
+            _check(asyncio.to_thread(ray.cluster_resources)),
+        ), strict=True))
+        ok = all(v == "ok" for v in checks.values())
+        response.status_code = 200 if ok else 503
+        return {"status": "ok" if ok else "degraded", "checks": checks}
+
+    @api.get("/api/v1/noop", tags=["operations"], include_in_schema=False)
+    async def noop(self) -> dict[str, Any]:
+        """Does nothing: the framework's ceiling for benchmarks."""
+        return {"ok": True}
+
+
+def build_app(args: Settings | Mapping[str, str] | None = None) -> serve.Application:
+    """The Serve application. `args`: Settings, or strings overriding the environment
+    (as `serve run serve:build_app KEY=value` passes them)."""
+    if isinstance(args, Settings):
+        settings = args
+    else:
+        settings = Settings.from_env({**os.environ, **(args or {})})
+    return Gateway.options(  # type: ignore[attr-defined]
+        num_replicas=settings.gateway_replicas
+    ).bind(settings)
+

@@ -1,0 +1,67 @@
+"""End-to-end fixtures: HTTP through the Serve app, sellers and categories made in SQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+
+from domain.sellers import hash_api_key, new_api_key
+
+
+@dataclass
+class Seller:
+    seller_id: int
+    key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture(scope="session")
+def client(app_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app_url, timeout=30) as c:
+        yield c
+
+
+async def make_seller(pool: asyncpg.Pool, name: str = "Test Seller") -> Seller:
+    key = new_api_key()
+    seller_id = secrets.randbits(62)
+    await pool.execute(
+        "INSERT INTO sellers (seller_id, name, api_key_hash, rating) VALUES ($1, $2, $3, 4.5)",
+        seller_id, name, hash_api_key(key),
+    )
+    return Seller(seller_id, key)
+
+
+@pytest.fixture
+async def seller(pool: asyncpg.Pool) -> Seller:
+    return await make_seller(pool)
+
+
+@pytest.fixture
+async def other_seller(pool: asyncpg.Pool) -> Seller:
+    return await make_seller(pool, "Other Seller")
+
+
+@pytest.fixture(scope="session")
+async def category_ids(pool: asyncpg.Pool) -> dict[str, int]:
+    """Electronics > Audio > Headphones, made once per session."""
+    ids: dict[str, int] = {}
+    parent = None
+    path: list[str] = []
+    for name in ("Electronics", "Audio", "Headphones"):
+        path.append(name)
+        ids[name] = await pool.fetchval(
+            """INSERT INTO categories (parent_id, name, path, depth) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (parent_id, name) DO UPDATE SET name = EXCLUDED.name
+               RETURNING category_id""",
+            parent, name, path, len(path) - 1,
+        )
+        parent = ids[name]
+    return ids
