@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -24,8 +24,8 @@ class Seller:
 
 
 @pytest.fixture(scope="session")
-def client(app_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=app_url, timeout=30) as c:
+async def client(app_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=app_url, timeout=30) as c:
         yield c
 
 
@@ -34,7 +34,9 @@ async def make_seller(pool: asyncpg.Pool, name: str = "Test Seller") -> Seller:
     seller_id = secrets.randbits(62)
     await pool.execute(
         "INSERT INTO sellers (seller_id, name, api_key_hash, rating) VALUES ($1, $2, $3, 4.5)",
-        seller_id, name, hash_api_key(key),
+        seller_id,
+        name,
+        hash_api_key(key),
     )
     return Seller(seller_id, key)
 
@@ -61,7 +63,10 @@ async def category_ids(pool: asyncpg.Pool) -> dict[str, int]:
             """INSERT INTO categories (parent_id, name, path, depth) VALUES ($1, $2, $3, $4)
                ON CONFLICT (parent_id, name) DO UPDATE SET name = EXCLUDED.name
                RETURNING category_id""",
-            parent, name, path, len(path) - 1,
+            parent,
+            name,
+            path,
+            len(path) - 1,
         )
         parent = ids[name]
     return ids

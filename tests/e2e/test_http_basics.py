@@ -8,50 +8,58 @@ import httpx
 from tests.conftest import INTERNAL_TOKEN
 
 
-def test_category_tree_has_ids_names_parents_and_paths(
-    client: httpx.Client, category_ids: dict[str, int]
+async def test_category_tree_has_ids_names_parents_and_paths(
+    client: httpx.AsyncClient, category_ids: dict[str, int]
 ) -> None:
-    r = client.get("/api/v1/categories")
+    r = await client.get("/api/v1/categories")
     assert r.status_code == 200
     roots = {n["name"]: n for n in r.json()["categories"]}
     electronics = roots["Electronics"]
     assert electronics["parent_id"] is None and electronics["path"] == ["Electronics"]
     audio = next(c for c in electronics["children"] if c["name"] == "Audio")
     headphones = next(c for c in audio["children"] if c["name"] == "Headphones")
-    assert headphones == {"category_id": category_ids["Headphones"], "name": "Headphones",
-                          "parent_id": category_ids["Audio"],
-                          "path": ["Electronics", "Audio", "Headphones"], "children": []}
+    assert headphones == {
+        "category_id": category_ids["Headphones"],
+        "name": "Headphones",
+        "parent_id": category_ids["Audio"],
+        "path": ["Electronics", "Audio", "Headphones"],
+        "children": [],
+    }
 
 
 async def test_warehouses_need_the_internal_token(
-    client: httpx.Client, pool: asyncpg.Pool
+    client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     await pool.execute(
         """INSERT INTO warehouses (warehouse_id, name, region) VALUES ('WH_T1', 'Test', 'eu')
-           ON CONFLICT DO NOTHING""")
-    assert client.get("/api/v1/warehouses").status_code == 401
-    wrong = client.get("/api/v1/warehouses", headers={"Authorization": "Bearer wrong-token-123"})
+           ON CONFLICT DO NOTHING"""
+    )
+    assert (await client.get("/api/v1/warehouses")).status_code == 401
+    wrong = await client.get(
+        "/api/v1/warehouses", headers={"Authorization": "Bearer wrong-token-123"}
+    )
     assert wrong.status_code == 401
-    r = client.get("/api/v1/warehouses", headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
+    r = await client.get(
+        "/api/v1/warehouses", headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+    )
     assert r.status_code == 200
     assert {"warehouse_id": "WH_T1", "name": "Test", "region": "eu"} in r.json()["warehouses"]
 
 
-def test_health_reports_each_dependency(client: httpx.Client) -> None:
-    r = client.get("/health")
+async def test_health_reports_each_dependency(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok",
-                        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok"}}
+    assert r.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok", "ray": "ok"}}
 
 
-def test_openapi_documents_the_seller_api(client: httpx.Client) -> None:
-    doc = client.get("/openapi.json").json()
+async def test_openapi_documents_the_seller_api(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
     assert "/api/v1/seller/products" in doc["paths"]
     assert "post" in doc["paths"]["/api/v1/seller/products"]
     assert "put" in doc["paths"]["/api/v1/seller/products/{product_id}"]
     assert "ProductIn" in doc["components"]["schemas"]
 
 
-def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
-    r = client.get("/api/v1/nothing-here")
+async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

@@ -20,14 +20,22 @@ def body(category_id: int, **over: Any) -> dict[str, Any]:
         "category_id": category_id,
         "brand": "Sony",
         "variants": [
-            {"sku": f"WH5-BLK-{tag}", "attributes": {"color": "Black"}, "price_cents": 34999,
-             "compare_price_cents": 39999, "weight_grams": 250},
+            {
+                "sku": f"WH5-BLK-{tag}",
+                "attributes": {"color": "Black"},
+                "price_cents": 34999,
+                "compare_price_cents": 39999,
+                "weight_grams": 250,
+            },
             {"sku": f"WH5-SLV-{tag}", "attributes": {"color": "Silver"}, "price_cents": 34999},
         ],
         "images": [
             {"url": "https://cdn.example.com/wh5/front.jpg", "position": 0, "alt_text": "Front"},
-            {"url": "https://cdn.example.com/wh5/silver.jpg", "position": 1,
-             "variant_sku": f"WH5-SLV-{tag}"},
+            {
+                "url": "https://cdn.example.com/wh5/silver.jpg",
+                "position": 1,
+                "variant_sku": f"WH5-SLV-{tag}",
+            },
         ],
     }
     b.update(over)
@@ -47,17 +55,19 @@ async def counts(pool: asyncpg.Pool, seller: Seller) -> tuple[int, int, int]:
     return row["products"], row["events"], row["versions"]
 
 
-def create(client: httpx.Client, seller: Seller, payload: dict[str, Any]) -> dict[str, Any]:
-    r = client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
+async def create(
+    client: httpx.AsyncClient, seller: Seller, payload: dict[str, Any]
+) -> dict[str, Any]:
+    r = await client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
 async def test_create_returns_stored_product_with_ids_and_writes_outbox(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
     payload = body(category_ids["Headphones"], external_id="SONY-XM5")
-    r = client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
+    r = await client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
     assert r.status_code == 201, r.text
     p = r.json()
     assert p["version"] == 1 and r.headers["ETag"] == '"1"'
@@ -76,25 +86,31 @@ async def test_create_returns_stored_product_with_ids_and_writes_outbox(
     assert event is not None
     assert (event["event_type"], event["aggregate_version"]) == ("product.created", 1)
     assert event["payload"]["product_id"] == p["product_id"]
-    got = client.get(f"/api/v1/seller/products/{p['product_id']}", headers=seller.auth)
+    got = await client.get(f"/api/v1/seller/products/{p['product_id']}", headers=seller.auth)
     assert got.status_code == 200 and got.json() == p
 
 
 async def test_update_bumps_version_keeps_previous_and_matches_variants_by_sku(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
     payload = body(category_ids["Headphones"])
-    p = create(client, seller, payload)
+    p = await create(client, seller, payload)
     black, silver = p["variants"]
     payload["title"] = "Sony WH-1000XM5 (2025 edition)"
     payload["variants"] = [
         {**payload["variants"][0], "price_cents": 29999, "compare_price_cents": None},
-        {"sku": "WH5-BLU-" + secrets.token_hex(4), "attributes": {"color": "Blue"},
-         "price_cents": 31999},
+        {
+            "sku": "WH5-BLU-" + secrets.token_hex(4),
+            "attributes": {"color": "Blue"},
+            "price_cents": 31999,
+        },
     ]
     payload["images"] = payload["images"][:1]
-    r = client.put(f"/api/v1/seller/products/{p['product_id']}", json=payload,
-                   headers={**seller.auth, "If-Match": '"1"'})
+    r = await client.put(
+        f"/api/v1/seller/products/{p['product_id']}",
+        json=payload,
+        headers={**seller.auth, "If-Match": '"1"'},
+    )
     assert r.status_code == 200, r.text
     u = r.json()
     assert u["version"] == 2 and r.headers["ETag"] == '"2"'
@@ -111,76 +127,91 @@ async def test_update_bumps_version_keeps_previous_and_matches_variants_by_sku(
     )
     assert snap["product"]["title"] == "Sony WH-1000XM5 Wireless Headphones"
     assert {v["sku"] for v in snap["variants"]} == {black["sku"], silver["sku"]}
-    types = [r["event_type"] for r in await pool.fetch(
-        "SELECT event_type FROM outbox WHERE aggregate_id = $1 ORDER BY event_id",
-        int(p["product_id"]))]
+    types = [
+        r["event_type"]
+        for r in await pool.fetch(
+            "SELECT event_type FROM outbox WHERE aggregate_id = $1 ORDER BY event_id",
+            int(p["product_id"]),
+        )
+    ]
     assert types == ["product.created", "product.updated"]
 
 
 async def test_version_in_body_is_accepted(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int]
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]
 ) -> None:
     payload = body(category_ids["Audio"])
-    p = create(client, seller, payload)
-    r = client.put(f"/api/v1/seller/products/{p['product_id']}",
-                   json={**payload, "version": 1, "brand": "Sony Group"}, headers=seller.auth)
+    p = await create(client, seller, payload)
+    r = await client.put(
+        f"/api/v1/seller/products/{p['product_id']}",
+        json={**payload, "version": 1, "brand": "Sony Group"},
+        headers=seller.auth,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["brand"] == "Sony Group" and r.json()["version"] == 2
 
 
 async def test_stale_update_gets_409_with_current_version_and_changes_nothing(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
     payload = body(category_ids["Headphones"])
-    p = create(client, seller, payload)
+    p = await create(client, seller, payload)
     url = f"/api/v1/seller/products/{p['product_id']}"
-    first = client.put(url, json={**payload, "title": "First writer"},
-                       headers={**seller.auth, "If-Match": "1"})
+    first = await client.put(
+        url, json={**payload, "title": "First writer"}, headers={**seller.auth, "If-Match": "1"}
+    )
     assert first.status_code == 200
     before = await counts(pool, seller)
-    stale = client.put(url, json={**payload, "title": "Second writer"},
-                       headers={**seller.auth, "If-Match": "1"})
+    stale = await client.put(
+        url, json={**payload, "title": "Second writer"}, headers={**seller.auth, "If-Match": "1"}
+    )
     assert stale.status_code == 409
     err = stale.json()["error"]
     assert err["code"] == "version_conflict" and err["current_version"] == 2
     assert await counts(pool, seller) == before
-    assert client.get(url, headers=seller.auth).json()["title"] == "First writer"
-    missing = client.put(url, json=payload, headers=seller.auth)
+    assert (await client.get(url, headers=seller.auth)).json()["title"] == "First writer"
+    missing = await client.put(url, json=payload, headers=seller.auth)
     assert missing.status_code == 428
     assert missing.json()["error"]["code"] == "version_required"
 
 
 async def test_delete_marks_deleted_and_hides_product(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
-    p = create(client, seller, body(category_ids["Audio"]))
+    p = await create(client, seller, body(category_ids["Audio"]))
     url = f"/api/v1/seller/products/{p['product_id']}"
-    r = client.delete(url, headers=seller.auth)
+    r = await client.delete(url, headers=seller.auth)
     assert r.status_code == 200, r.text
     assert r.json() == {"product_id": p["product_id"], "status": "DELETED", "version": 2}
-    status = await pool.fetchval("SELECT status FROM products WHERE product_id = $1",
-                                 int(p["product_id"]))
+    status = await pool.fetchval(
+        "SELECT status FROM products WHERE product_id = $1", int(p["product_id"])
+    )
     assert status == "DELETED"  # marked, not removed
-    assert client.get(url, headers=seller.auth).status_code == 404
-    assert client.delete(url, headers=seller.auth).status_code == 404
-    listed = client.get("/api/v1/seller/products", headers=seller.auth).json()["items"]
+    assert (await client.get(url, headers=seller.auth)).status_code == 404
+    assert (await client.delete(url, headers=seller.auth)).status_code == 404
+    listed = (await client.get("/api/v1/seller/products", headers=seller.auth)).json()["items"]
     assert p["product_id"] not in {x["product_id"] for x in listed}
     last = await pool.fetchval(
         "SELECT event_type FROM outbox WHERE aggregate_id = $1 ORDER BY event_id DESC LIMIT 1",
-        int(p["product_id"]))
+        int(p["product_id"]),
+    )
     assert last == "product.deleted"
 
 
 async def test_list_pages_through_a_sellers_products_only(
-    client: httpx.Client, seller: Seller, other_seller: Seller, category_ids: dict[str, int]
+    client: httpx.AsyncClient, seller: Seller, other_seller: Seller, category_ids: dict[str, int]
 ) -> None:
-    mine = {create(client, seller, body(category_ids["Audio"]))["product_id"] for _ in range(5)}
-    create(client, other_seller, body(category_ids["Audio"]))
+    mine = {
+        (await create(client, seller, body(category_ids["Audio"])))["product_id"] for _ in range(5)
+    }
+    await create(client, other_seller, body(category_ids["Audio"]))
     seen: list[str] = []
     cursor = None
     while True:
         params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = client.get("/api/v1/seller/products", params=params, headers=seller.auth).json()
+        page = (
+            await client.get("/api/v1/seller/products", params=params, headers=seller.auth)
+        ).json()
         seen += [x["product_id"] for x in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -190,62 +221,103 @@ async def test_list_pages_through_a_sellers_products_only(
 
 
 async def test_authentication_and_ownership(
-    client: httpx.Client, seller: Seller, other_seller: Seller, category_ids: dict[str, int]
+    client: httpx.AsyncClient, seller: Seller, other_seller: Seller, category_ids: dict[str, int]
 ) -> None:
     payload = body(category_ids["Audio"])
-    assert client.post("/api/v1/seller/products", json=payload).status_code == 401
-    bad = client.post("/api/v1/seller/products", json=payload,
-                      headers={"Authorization": "Bearer ak_not-a-real-key"})
+    assert (await client.post("/api/v1/seller/products", json=payload)).status_code == 401
+    bad = await client.post(
+        "/api/v1/seller/products",
+        json=payload,
+        headers={"Authorization": "Bearer ak_not-a-real-key"},
+    )
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "unauthorized"
-    basic = client.get("/api/v1/seller/products", headers={"Authorization": "Basic abc"})
+    basic = await client.get("/api/v1/seller/products", headers={"Authorization": "Basic abc"})
     assert basic.status_code == 401
-    p = create(client, seller, payload)
+    p = await create(client, seller, payload)
     url = f"/api/v1/seller/products/{p['product_id']}"
     theirs = {**other_seller.auth, "If-Match": "1"}
-    assert client.put(url, json=payload, headers=theirs).status_code == 403
-    assert client.delete(url, headers=theirs).status_code == 403
-    assert client.get(url, headers=other_seller.auth).status_code == 403
-    assert client.get(url, headers=seller.auth).json()["version"] == 1  # untouched
+    assert (await client.put(url, json=payload, headers=theirs)).status_code == 403
+    assert (await client.delete(url, headers=theirs)).status_code == 403
+    assert (await client.get(url, headers=other_seller.auth)).status_code == 403
+    assert (await client.get(url, headers=seller.auth)).json()["version"] == 1  # untouched
 
 
 BAD_INPUTS: list[tuple[str, Any, int, str]] = [
-    ("negative price", lambda b: b["variants"][0].update(price_cents=-1), 422,
-     "variants.0.price_cents"),
-    ("price as float", lambda b: b["variants"][0].update(price_cents=12.5), 422,
-     "variants.0.price_cents"),
+    (
+        "negative price",
+        lambda b: b["variants"][0].update(price_cents=-1),
+        422,
+        "variants.0.price_cents",
+    ),
+    (
+        "price as float",
+        lambda b: b["variants"][0].update(price_cents=12.5),
+        422,
+        "variants.0.price_cents",
+    ),
     ("unknown category", lambda b: b.update(category_id=987654), 422, "category_id"),
     ("malformed category", lambda b: b.update(category_id="shoes"), 422, "category_id"),
-    ("duplicate sku in body", lambda b: b["variants"][1].update(sku=b["variants"][0]["sku"]),
-     422, "variants.1.sku"),
-    ("too many variants", lambda b: b.update(variants=[
-        {"sku": f"MANY-{i}-{secrets.token_hex(3)}", "price_cents": 100} for i in range(101)]),
-     422, "variants"),
+    (
+        "duplicate sku in body",
+        lambda b: b["variants"][1].update(sku=b["variants"][0]["sku"]),
+        422,
+        "variants.1.sku",
+    ),
+    (
+        "too many variants",
+        lambda b: b.update(
+            variants=[
+                {"sku": f"MANY-{i}-{secrets.token_hex(3)}", "price_cents": 100} for i in range(101)
+            ]
+        ),
+        422,
+        "variants",
+    ),
     ("no variants", lambda b: b.update(variants=[]), 422, "variants"),
     ("control char in title", lambda b: b.update(title="Sony\x07Headphones"), 422, "title"),
     ("newline in title", lambda b: b.update(title="Sony\nHeadphones"), 422, "title"),
     ("blank title", lambda b: b.update(title="   "), 422, "title"),
     ("title too long", lambda b: b.update(title="x" * 501), 422, "title"),
     ("unknown field", lambda b: b.update(colour="red"), 422, "colour"),
-    ("compare below price", lambda b: b["variants"][0].update(compare_price_cents=1), 422,
-     "variants.0.compare_price_cents"),
-    ("image not a url", lambda b: b["images"][0].update(url="javascript:alert(1)"), 422,
-     "images.0.url"),
-    ("image of unknown variant", lambda b: b["images"][0].update(variant_sku="NOPE"), 422,
-     "images.0.variant_sku"),
+    (
+        "compare below price",
+        lambda b: b["variants"][0].update(compare_price_cents=1),
+        422,
+        "variants.0.compare_price_cents",
+    ),
+    (
+        "image not a url",
+        lambda b: b["images"][0].update(url="javascript:alert(1)"),
+        422,
+        "images.0.url",
+    ),
+    (
+        "image of unknown variant",
+        lambda b: b["images"][0].update(variant_sku="NOPE"),
+        422,
+        "images.0.variant_sku",
+    ),
     ("bad sku", lambda b: b["variants"][0].update(sku="has space"), 422, "variants.0.sku"),
 ]
 
 
-@pytest.mark.parametrize(("case", "mutate", "status", "field"), BAD_INPUTS,
-                         ids=[c[0] for c in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("case", "mutate", "status", "field"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
 async def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool,
-    case: str, mutate: Any, status: int, field: str,
+    client: httpx.AsyncClient,
+    seller: Seller,
+    category_ids: dict[str, int],
+    pool: asyncpg.Pool,
+    case: str,
+    mutate: Any,
+    status: int,
+    field: str,
 ) -> None:
     payload = body(category_ids["Headphones"])
     mutate(payload)
     before = await counts(pool, seller)
-    r = client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
+    r = await client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == "validation_failed" and field in err["fields"], err
@@ -253,30 +325,38 @@ async def test_bad_input_is_rejected_naming_the_field_and_writes_nothing(
 
 
 async def test_rejected_update_changes_nothing(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
     payload = body(category_ids["Headphones"])
-    p = create(client, seller, payload)
+    p = await create(client, seller, payload)
     before = await counts(pool, seller)
     bad = {**payload, "category_id": 987654, "title": "Changed"}
-    r = client.put(f"/api/v1/seller/products/{p['product_id']}", json=bad,
-                   headers={**seller.auth, "If-Match": "1"})
+    r = await client.put(
+        f"/api/v1/seller/products/{p['product_id']}",
+        json=bad,
+        headers={**seller.auth, "If-Match": "1"},
+    )
     assert r.status_code == 422 and "category_id" in r.json()["error"]["fields"]
     assert await counts(pool, seller) == before
-    again = client.get(f"/api/v1/seller/products/{p['product_id']}", headers=seller.auth).json()
+    again = (
+        await client.get(f"/api/v1/seller/products/{p['product_id']}", headers=seller.auth)
+    ).json()
     assert again == p
 
 
 async def test_sku_of_another_product_conflicts_and_writes_nothing(
-    client: httpx.Client, seller: Seller, other_seller: Seller, category_ids: dict[str, int],
+    client: httpx.AsyncClient,
+    seller: Seller,
+    other_seller: Seller,
+    category_ids: dict[str, int],
     pool: asyncpg.Pool,
 ) -> None:
-    taken = create(client, other_seller, body(category_ids["Audio"]))["variants"][0]["sku"]
+    taken = (await create(client, other_seller, body(category_ids["Audio"])))["variants"][0]["sku"]
     payload = body(category_ids["Audio"])
     payload["variants"][1]["sku"] = taken
     payload["images"] = payload["images"][:1]
     before = await counts(pool, seller)
-    r = client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
+    r = await client.post("/api/v1/seller/products", json=payload, headers=seller.auth)
     assert r.status_code == 409
     err = r.json()["error"]
     assert err["code"] == "duplicate_sku" and "variants.1.sku" in err["fields"]
@@ -284,32 +364,35 @@ async def test_sku_of_another_product_conflicts_and_writes_nothing(
 
 
 async def test_duplicate_external_id_conflicts(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int]
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]
 ) -> None:
-    create(client, seller, body(category_ids["Audio"], external_id="MY-1"))
-    r = client.post("/api/v1/seller/products", json=body(category_ids["Audio"], external_id="MY-1"),
-                    headers=seller.auth)
+    await create(client, seller, body(category_ids["Audio"], external_id="MY-1"))
+    r = await client.post(
+        "/api/v1/seller/products",
+        json=body(category_ids["Audio"], external_id="MY-1"),
+        headers=seller.auth,
+    )
     assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_external_id"
 
 
 async def test_unreadable_bodies(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
 ) -> None:
     headers = {**seller.auth, "Content-Type": "application/json"}
     before = await counts(pool, seller)
     latin1 = b'{"title": "Caf\xe9", "category_id": 1, "variants": []}'
-    r = client.post("/api/v1/seller/products", content=latin1, headers=headers)
+    r = await client.post("/api/v1/seller/products", content=latin1, headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_encoding"
-    r = client.post("/api/v1/seller/products", content=b'{"title": ', headers=headers)
+    r = await client.post("/api/v1/seller/products", content=b'{"title": ', headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     huge = body(category_ids["Audio"], description="x" * (2 << 20))
-    r = client.post("/api/v1/seller/products", json=huge, headers=seller.auth)
+    r = await client.post("/api/v1/seller/products", json=huge, headers=seller.auth)
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert await counts(pool, seller) == before
 
 
-def test_unicode_titles_are_kept(
-    client: httpx.Client, seller: Seller, category_ids: dict[str, int]
+async def test_unicode_titles_are_kept(
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]
 ) -> None:
-    p = create(client, seller, body(category_ids["Audio"], title="Kopfhörer – 静音 🎧"))
+    p = await create(client, seller, body(category_ids["Audio"], title="Kopfhörer – 静音 🎧"))
     assert p["title"] == "Kopfhörer – 静音 🎧"

@@ -23,7 +23,8 @@ async def test_migrations_are_applied_once_and_recorded(fresh_dsn: str) -> None:
 async def test_a_failing_migration_leaves_nothing_behind(fresh_dsn: str) -> None:
     from adapters.postgres.migrate import Migration
 
-    bad = [*packaged_migrations(), Migration(9000, "broken", "CREATE TABLE t9000 (x int); SELEC 1;")]
+    broken = Migration(9000, "broken", "CREATE TABLE t9000 (x int); SELEC 1;")
+    bad = [*packaged_migrations(), broken]
     conn = await connect(fresh_dsn)
     try:
         try:

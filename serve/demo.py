@@ -1,0 +1,148 @@
+"""`scripts/demo`: run aisle with a sample catalog, in the foreground.
+
+Starts (embedded or configured) PostgreSQL and Redis, applies migrations, loads the catalog
+unless it is loaded already, starts Ray and the Serve app, prints `aisle ready on ...` and a
+curl to try, and stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from adapters.embedded import Infrastructure
+from adapters.loading import load_catalog
+from adapters.postgres import connect
+from adapters.postgres.migrate import migrate
+from adapters.settings import Settings
+from domain.sellers import hash_api_key, new_api_key
+
+DEMO_SELLER_ID = 1
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__)
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8000)")
+    p.add_argument("--dataset", default="esci", help="esci | icecat | synthetic:N | PATH")
+    p.add_argument("--data-dir", type=Path, default=None, help="where embedded servers keep data")
+    return p.parse_args(argv)
+
+
+async def prepare_database(dsn: str, dataset: str, seller_key: str) -> tuple[str, int | None]:
+    """Migrate, load the catalog (once), set the demo seller's key. Returns (load summary,
+    a leaf category id for the example curl)."""
+    conn = await connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    result = await load_catalog(dsn, dataset)
+    summary = (f"catalog {dataset}: already loaded" if result.skipped else
+               f"catalog {dataset}: loaded {result.products} products, {result.variants} "
+               f"variants in {result.seconds:.1f} s")
+    conn = await connect(dsn)
+    try:
+        await conn.execute(
+            """INSERT INTO sellers (seller_id, name, api_key_hash, rating)
+               VALUES ($1, 'Demo Seller', $2, 4.8)
+               ON CONFLICT (seller_id) DO UPDATE SET api_key_hash = EXCLUDED.api_key_hash""",
+            DEMO_SELLER_ID, hash_api_key(seller_key),
+        )
+        leaf = await conn.fetchval(
+            """SELECT c.category_id FROM categories c WHERE NOT EXISTS
+               (SELECT 1 FROM categories k WHERE k.parent_id = c.category_id)
+               ORDER BY c.category_id LIMIT 1"""
+        )
+    finally:
+        await conn.close()
+    return summary, leaf
+
+
+def wait_healthy(url: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the app at {url} did not become healthy in {timeout_s:.0f} s")
+
+
+def on_signal(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = Settings.from_env()
+    if args.port is not None:
+        settings = settings.replace(http_port=args.port)
+    if args.data_dir is not None:
+        settings = settings.replace(data_dir=args.data_dir)
+    notes: list[str] = []
+    if settings.internal_token is None:
+        settings = settings.replace(internal_token=secrets.token_urlsafe(24))
+        notes.append(f"internal API token (AISLE_INTERNAL_TOKEN): {settings.internal_token}")
+    seller_key = settings.demo_seller_key or new_api_key()
+    if settings.demo_seller_key is None:
+        notes.append(f"demo seller API key (AISLE_DEMO_SELLER_KEY): {seller_key}")
+
+    stop = threading.Event()
+    on_signal(stop)
+
+    logging.basicConfig(level=logging.WARNING)
+    with Infrastructure(settings) as infra:
+        settings = infra.settings
+        assert settings.database_url is not None
+        print(f"postgres: {settings.database_url}\nredis: {settings.redis_url}", flush=True)
+        summary, leaf = asyncio.run(prepare_database(settings.database_url, args.dataset,
+                                                     seller_key))
+        print(summary, flush=True)
+        if stop.is_set():
+            return 0
+        import ray
+        from ray import serve
+
+        from serve import build_app
+
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        on_signal(stop)  # ray.init installs its own SIGTERM handler; ours must win
+        try:
+            serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
+            serve.run(build_app(settings), name="aisle", route_prefix="/", blocking=False)
+            url = f"http://127.0.0.1:{settings.http_port}"
+            wait_healthy(url)
+            for note in notes:
+                print(note)
+            print(f"aisle ready on {url}")
+            print(f"try:  curl -s {url}/api/v1/categories | head -c 400; echo")
+            print(f"      curl -s -X POST {url}/api/v1/seller/products "
+                  f"-H 'Authorization: Bearer {seller_key}' -H 'Content-Type: application/json' "
+                  f"""-d '{{"title": "Demo mug", "category_id": {leaf or 1}, "brand": "Aisle", """
+                  f""""variants": [{{"sku": "MUG-1", "price_cents": 1299}}]}}'""")
+            print(f"API docs: {url}/docs   (Ctrl-C stops everything)", flush=True)
+            stop.wait()
+            print("stopping ...", flush=True)
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The README's first command: scripts/demo on the embedded defaults, from start to stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "ak_demo-test-key-0123456789"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmd:
+                found.append(cmd)
+    return found
+
+
+@pytest.mark.demo
+def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["AISLE_DEMO_SELLER_KEY"] = KEY
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo"), "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            lines.append(line)
+            if line.startswith("aisle ready on"):
+                break
+        assert f"aisle ready on http://127.0.0.1:{port}\n" in lines, "".join(lines)
+        assert any("catalog esci: loaded 6764 products" in x for x in lines), "".join(lines)
+        url = f"http://127.0.0.1:{port}"
+        roots = [c["name"] for c in httpx.get(url + "/api/v1/categories").json()["categories"]]
+        assert "Home & Kitchen" in roots and "Clothing, Shoes & Jewelry" in roots
+        auth = {"Authorization": f"Bearer {KEY}"}
+        leaf = httpx.get(url + "/api/v1/categories").json()["categories"][0]["category_id"]
+        made = httpx.post(
+            url + "/api/v1/seller/products",
+            headers=auth,
+            json={
+                "title": "Demo mug",
+                "category_id": leaf,
+                "variants": [{"sku": "DEMO-MUG-1", "price_cents": 1299}],
+            },
+        )
+        assert made.status_code == 201, made.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "stopped" in out
+    assert _processes_mentioning(str(tmp_path)) == []  # postgres and redis are gone

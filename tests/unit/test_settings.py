@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from adapters.settings import Settings
+from domain.errors import ConfigError
+
+
+def test_defaults_need_nothing() -> None:
+    s = Settings.from_env({})
+    assert s.database_url is None and s.redis_url is None and s.es_url is None
+    assert s.data_dir == Path(".aisle-data") and s.http_port == 8000
+
+
+def test_values_are_parsed_and_typed() -> None:
+    s = Settings.from_env({
+        "DATABASE_URL": "postgresql://u@h:5432/db", "REDIS_URL": "redis://h:6379/1",
+        "ES_URL": "http://es:9200", "AISLE_DATA_DIR": "/tmp/x",
+        "AISLE_INVENTORY_PARTITIONS": "16", "AISLE_INDEX_SHARDS": " 4 ",
+        "AISLE_INTERNAL_TOKEN": "0123456789abcdef",
+    })
+    assert s.database_url == "postgresql://u@h:5432/db" and s.redis_url == "redis://h:6379/1"
+    assert s.inventory_partitions == 16 and s.index_shards == 4
+    assert s.data_dir == Path("/tmp/x") and s.internal_token == "0123456789abcdef"
+
+
+@pytest.mark.parametrize(("name", "value", "expect"), [
+    ("AISLE_INVENTORY_PARTITIONS", "many", "AISLE_INVENTORY_PARTITIONS: expected an integer"),
+    ("AISLE_INVENTORY_PARTITIONS", "0", "between 1 and 4096"),
+    ("AISLE_HTTP_PORT", "70000", "AISLE_HTTP_PORT"),
+    ("DATABASE_URL", "mysql://x", "DATABASE_URL: expected a URL with scheme postgres"),
+    ("REDIS_URL", "localhost:6379", "REDIS_URL"),
+    ("ES_URL", "es:9200", "ES_URL"),
+    ("AISLE_INTERNAL_TOKEN", "short", "AISLE_INTERNAL_TOKEN: expected at least 16"),
+    ("AISLE_SNOWFLAKE_NODE", "32", "between 0 and 31"),
+])
+def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
+                                                          expect: str) -> None:
+    with pytest.raises(ConfigError, match=expect):
+        Settings.from_env({name: value})
