@@ -1,0 +1,83 @@
+"""Two writers racing for the same row, against the real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from adapters.postgres.catalog_repo import CatalogRepository
+from adapters.postgres.worker_lease import lease_snowflake
+from adapters.settings import Settings
+from domain.catalog import ProductIn
+from domain.errors import VersionConflict
+from domain.sellers import new_api_key
+
+
+def _body(title: str, sku: str) -> ProductIn:
+    return ProductIn.model_validate({"title": title, "category_id": 1,
+                                     "variants": [{"sku": sku, "price_cents": 100}]})
+
+
+@pytest.fixture
+async def repo(settings: Settings, pool: asyncpg.Pool) -> CatalogRepository:
+    assert settings.database_url is not None
+    await pool.execute("""INSERT INTO categories (category_id, name, path, depth)
+                          VALUES (1, 'Root', '{Root}', 0) ON CONFLICT DO NOTHING""")
+    ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
+    return CatalogRepository(pool, ids)
+
+
+async def test_two_updates_of_the_same_version_one_wins(repo: CatalogRepository) -> None:
+    seller = await repo.create_seller("Racer", new_api_key())
+    p = await repo.create_product(seller, _body("v1", "RACE-1"))
+    pid = int(p["product_id"])
+    results = await asyncio.gather(
+        repo.update_product(seller, pid, _body("writer A", "RACE-1"), 1),
+        repo.update_product(seller, pid, _body("writer B", "RACE-1"), 1),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if isinstance(r, dict)]
+    losses = [r for r in results if isinstance(r, VersionConflict)]
+    assert len(wins) == 1 and len(losses) == 1
+    assert losses[0].current_version == 2
+    stored = await repo.get_product(seller, pid)
+    assert stored["version"] == 2 and stored["title"] == wins[0]["title"]
+    events = await repo.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'product.updated'",
+        pid)
+    assert events == 1
+
+
+async def test_two_creates_racing_for_one_sku_one_wins(repo: CatalogRepository) -> None:
+    a = await repo.create_seller("A", new_api_key())
+    b = await repo.create_seller("B", new_api_key())
+    results = await asyncio.gather(
+        repo.create_product(a, _body("from A", "CONTESTED-1")),
+        repo.create_product(b, _body("from B", "CONTESTED-1")),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, dict) for r in results) == 1
+    loser = next(r for r in results if not isinstance(r, dict))
+    assert getattr(loser, "code", None) == "duplicate_sku"
+    n = await repo.pool.fetchval(
+        "SELECT count(*) FROM products p JOIN sellers s USING (seller_id) "
+        "WHERE s.seller_id = ANY($1::bigint[])", [a, b])
+    assert n == 1  # the loser's product row was rolled back with its variant
+
+
+async def test_worker_leases_are_exclusive_and_freed_on_close(settings: Settings) -> None:
+    assert settings.database_url is not None
+    first = await lease_snowflake(settings.database_url, 7)
+    second = await lease_snowflake(settings.database_url, 7)
+    assert first.worker_id != second.worker_id
+    assert first.worker_id >> 5 == 7 and second.worker_id >> 5 == 7
+    freed = first.worker_id
+    await first.close()
+    third = await lease_snowflake(settings.database_url, 7)
+    assert third.worker_id == freed
+    with pytest.raises(RuntimeError, match="lease lost"):
+        first.next_id()
+    await second.close()
+    await third.close()
