@@ -1,0 +1,243 @@
+"""Inventory partition rules: a plain synchronous state machine (no I/O, no Ray, no await).
+
+Stock per variant per warehouse: `available` (sellable), `reserved` (held by open
+reservations), `sold` (deducted). Every operation checks and changes in one synchronous call
+and records what changed (`drain()`), for the actor to group-commit. Conservation:
+available + reserved + sold == initial + sum(ADJUST deltas), per variant and warehouse.
+
+Warehouse allocation when the caller names none: take from the warehouse with the most
+available (ties: lowest warehouse id), then the next, splitting the quantity as needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from domain.errors import AisleError, Conflict, NotFound, ValidationFailed
+
+Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
+MAX_QUANTITY = 1_000_000
+
+
+class InsufficientStock(AisleError):
+    code = "insufficient_stock"
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__("not enough stock", items=items)
+        self.items = items
+
+
+class UnknownVariant(NotFound):
+    code = "unknown_variant"
+
+
+class ReservationNotFound(NotFound):
+    code = "reservation_not_found"
+
+
+class ReservationClosed(Conflict):
+    def __init__(self, reservation_id: str, status: str) -> None:
+        super().__init__(f"reservation {reservation_id} is {status}", code="reservation_closed",
+                         status=status)
+
+
+@dataclasses.dataclass
+class Stock:
+    available: int = 0
+    reserved: int = 0
+    sold: int = 0
+    initial: int = 0
+    version: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    variant_id: int
+    quantity: int
+    warehouse_id: str | None = None
+
+
+@dataclasses.dataclass
+class Reservation:
+    reservation_id: str
+    lines: list[tuple[int, str, int]]  # (variant_id, warehouse_id, quantity)
+    expires_at_ms: int
+    status: str = "OPEN"
+    cart_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reservation_id": self.reservation_id, "status": self.status,
+                "expires_at_ms": self.expires_at_ms, "cart_id": self.cart_id,
+                "lines": [{"variant_id": str(v), "warehouse_id": w, "quantity": q}
+                          for v, w, q in self.lines]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Movement:
+    variant_id: int
+    warehouse_id: str
+    kind: str
+    quantity: int
+    reservation_id: str | None
+    reason: str | None
+    after: Stock
+
+
+@dataclasses.dataclass
+class Changes:
+    stock: dict[tuple[int, str], Stock]
+    movements: list[Movement]
+    reservations: dict[str, Reservation]
+    status_flips: dict[int, Status]
+
+
+def stock_status(available: int, low_threshold: int) -> tuple[Status, str]:
+    hint = "50+" if available >= 50 else str(max(available, 0))
+    if available <= 0:
+        return "OUT_OF_STOCK", hint
+    return ("LOW_STOCK" if available <= low_threshold else "IN_STOCK"), hint
+
+
+class PartitionState:
+    def __init__(self, clock: Callable[[], int], low_stock_threshold: int = 5) -> None:
+        self.clock = clock
+        self.low = low_stock_threshold
+        self.stock: dict[int, dict[str, Stock]] = {}
+        self.warehouses: set[str] = set()
+        self.reservations: dict[str, Reservation] = {}
+        self._touched: dict[tuple[int, str], Stock] = {}
+        self._movements: list[Movement] = []
+        self._res_changes: dict[str, Reservation] = {}
+        self._status_before: dict[int, Status] = {}
+
+    # -- loading ----------------------------------------------------------------------------
+    def load_variant(self, variant_id: int, rows: dict[str, Stock]) -> None:
+        self.stock[variant_id] = rows
+
+    def load_reservation(self, r: Reservation) -> None:
+        self.reservations[r.reservation_id] = r
+
+    def knows(self, variant_id: int) -> bool:
+        return variant_id in self.stock
+
+    def status(self, variant_id: int) -> tuple[Status, str]:
+        total = sum(s.available for s in self.stock.get(variant_id, {}).values())
+        return stock_status(total, self.low)
+
+    # -- operations -------------------------------------------------------------------------
+    def reserve(self, reservation_id: str, items: Iterable[Item], ttl_ms: int,
+                cart_id: str | None = None) -> Reservation:
+        if reservation_id in self.reservations:
+            raise Conflict(f"reservation {reservation_id} exists", code="reservation_exists")
+        lines = self._allocate(list(items))
+        for v, w, q in lines:
+            self._move(v, w, "RESERVE", q, reservation_id, None, d_avail=-q, d_res=q)
+        r = Reservation(reservation_id, lines, self.clock() + ttl_ms, "OPEN", cart_id)
+        self.reservations[reservation_id] = self._res_changes[reservation_id] = r
+        return r
+
+    def release(self, reservation_id: str, kind: str = "RELEASE") -> Reservation:
+        r = self._open(reservation_id)
+        for v, w, q in r.lines:
+            self._move(v, w, kind, q, reservation_id, None, d_avail=q, d_res=-q)
+        return self._close(r, "RELEASED" if kind == "RELEASE" else "EXPIRED")
+
+    def deduct(self, reservation_id: str) -> Reservation:
+        r = self._open(reservation_id)
+        for v, w, q in r.lines:
+            self._move(v, w, "DEDUCT", q, reservation_id, None, d_res=-q, d_sold=q)
+        return self._close(r, "COMMITTED")
+
+    def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str) -> Stock:
+        if delta == 0 or abs(delta) > MAX_QUANTITY:
+            raise ValidationFailed({"quantity_delta": f"must be non-zero, at most {MAX_QUANTITY}"})
+        rows = self._rows(variant_id)
+        if warehouse_id not in self.warehouses:
+            raise ValidationFailed({"warehouse_id": f"unknown warehouse {warehouse_id!r}"})
+        have = rows.get(warehouse_id, Stock()).available
+        if have + delta < 0:
+            raise InsufficientStock([{"variant_id": str(variant_id), "warehouse_id": warehouse_id,
+                                      "requested": -delta, "available": have}])
+        rows.setdefault(warehouse_id, Stock())
+        return self._move(variant_id, warehouse_id, "ADJUST", delta, None, reason, d_avail=delta)
+
+    def expire(self) -> list[Reservation]:
+        now = self.clock()
+        due = [r for r in self.reservations.values()
+               if r.status == "OPEN" and r.expires_at_ms <= now]
+        return [self.release(r.reservation_id, kind="EXPIRE") for r in due]
+
+    def drain(self) -> Changes:
+        flips: dict[int, Status] = {}
+        for v, before in self._status_before.items():
+            now, _ = self.status(v)
+            if now != before:
+                flips[v] = now
+        changes = Changes(dict(self._touched), self._movements, dict(self._res_changes), flips)
+        self._touched, self._movements, self._res_changes, self._status_before = {}, [], {}, {}
+        return changes
+
+    # -- internals --------------------------------------------------------------------------
+    def _rows(self, variant_id: int) -> dict[str, Stock]:
+        rows = self.stock.get(variant_id)
+        if rows is None:
+            raise UnknownVariant(f"variant {variant_id} not found")
+        return rows
+
+    def _open(self, reservation_id: str) -> Reservation:
+        r = self.reservations.get(reservation_id)
+        if r is None:
+            raise ReservationNotFound(f"reservation {reservation_id} not found")
+        if r.status != "OPEN":
+            raise ReservationClosed(reservation_id, r.status)
+        return r
+
+    def _close(self, r: Reservation, status: str) -> Reservation:
+        r.status = status
+        self._res_changes[r.reservation_id] = r
+        return r
+
+    def _allocate(self, items: list[Item]) -> list[tuple[int, str, int]]:
+        """Lines for every item, or InsufficientStock naming every short item."""
+        left = {(v, w): s.available for v in {i.variant_id for i in items}
+                for w, s in self._rows(v).items()}
+        lines: list[tuple[int, str, int]] = []
+        short: list[dict[str, Any]] = []
+        for item in items:
+            if not 1 <= item.quantity <= MAX_QUANTITY:
+                raise ValidationFailed({"quantity": f"must be between 1 and {MAX_QUANTITY}"})
+            whs = sorted((w for (v, w) in left if v == item.variant_id),
+                         key=lambda w: (-left[(item.variant_id, w)], w))
+            if item.warehouse_id is not None:
+                whs = [item.warehouse_id] if item.warehouse_id in whs else []
+            need = item.quantity
+            for w in whs:
+                take = min(need, left[(item.variant_id, w)])
+                if take > 0:
+                    lines.append((item.variant_id, w, take))
+                    left[(item.variant_id, w)] -= take
+                    need -= take
+            if need > 0:
+                short.append({"variant_id": str(item.variant_id), "requested": item.quantity,
+                              "available": item.quantity - need,
+                              **({"warehouse_id": item.warehouse_id} if item.warehouse_id else {})})
+        if short:
+            raise InsufficientStock(short)
+        return lines
+
+    def _move(self, v: int, w: str, kind: str, qty: int, rid: str | None, reason: str | None,
+              d_avail: int = 0, d_res: int = 0, d_sold: int = 0) -> Stock:
+        if v not in self._status_before:
+            self._status_before[v] = self.status(v)[0]
+        s = self.stock[v][w]
+        s.available += d_avail
+        s.reserved += d_res
+        s.sold += d_sold
+        s.version += 1
+        assert s.available >= 0 and s.reserved >= 0 and s.sold >= 0, (v, w, s)
+        snapshot = dataclasses.replace(s)
+        self._touched[(v, w)] = snapshot
+        self._movements.append(Movement(v, w, kind, qty, rid, reason, snapshot))
+        return snapshot
