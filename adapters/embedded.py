@@ -59,8 +59,9 @@ class EmbeddedRedis:
         except (OSError, ValueError):
             return
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"redis-server" in cmdline and str(self.root).encode() in cmdline:
+            # redis-server rewrites its command line; its working directory is its --dir
+            exe = os.readlink(f"/proc/{pid}/exe")
+            if "redis-server" in exe and os.readlink(f"/proc/{pid}/cwd") == str(self.root):
                 os.kill(pid, signal.SIGTERM)
 
     def start(self) -> None:

@@ -13,13 +13,35 @@ import unicodedata
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
 
 from domain.errors import ValidationFailed
 
 MAX_PRICE_CENTS = 100_000_000_00  # $100M: anything above is a typo, not a price
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$")
-CATEGORY_PATTERN = re.compile(r"^(?:CAT_)?(\d{1,9})$")
+SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}", re.ASCII)
+CATEGORY_PATTERN = re.compile(r"(?:CAT_)?([0-9]{1,9})", re.ASCII)
+
+
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _fits(value: str, max_length: int) -> str:
+    """Lengths are checked after normalization (NFC can lengthen text)."""
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
+    return value
+
+
+def _visible(value: str) -> bool:
+    return any(unicodedata.category(c)[0] not in ("C", "Z") for c in value)
 
 
 def clean_text(value: str, *, multiline: bool = False) -> str:
@@ -30,7 +52,7 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
         cat = unicodedata.category(ch)
         if ch in allowed:
             continue
-        if cat == "Cc" or (not multiline and cat in ("Zl", "Zp")):
+        if cat == "Cc" or (not multiline and cat in ("Zl", "Zp")) or ch in _BIDI_CONTROLS:
             raise ValueError(f"contains the control character U+{ord(ch):04X}")
         if cat == "Cs":
             raise ValueError(f"contains the unpaired surrogate U+{ord(ch):04X}")
@@ -45,7 +67,7 @@ def _category_id(v: object) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31:
         return v
     if isinstance(v, str):
-        m = CATEGORY_PATTERN.match(v.strip())
+        m = CATEGORY_PATTERN.fullmatch(v.strip())
         if m and int(m.group(1)) > 0:
             return int(m.group(1))
     raise ValueError("must be a category id such as 12 or CAT_12")
@@ -64,7 +86,7 @@ class VariantIn(BaseModel):
     @field_validator("sku")
     @classmethod
     def _sku(cls, v: str) -> str:
-        if not SKU_PATTERN.match(v):
+        if not SKU_PATTERN.fullmatch(v):
             raise ValueError("must be 1-64 of letters, digits, . _ - / starting alphanumeric")
         return v
 
@@ -99,7 +121,7 @@ class ImageIn(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        v = _line(v)
+        v = _fits(_line(v), 500)
         parts = urlparse(v)
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in v:
             raise ValueError("must be an absolute http(s) URL")
@@ -108,7 +130,7 @@ class ImageIn(BaseModel):
     @field_validator("alt_text")
     @classmethod
     def _alt(cls, v: str) -> str:
-        return _line(v)
+        return _fits(_line(v), 300)
 
 
 class ProductIn(BaseModel):
@@ -131,25 +153,25 @@ class ProductIn(BaseModel):
     @field_validator("title")
     @classmethod
     def _title(cls, v: str) -> str:
-        v = _line(v)
-        if not v:
+        v = _fits(_line(v), 500)
+        if not _visible(v):
             raise ValueError("must not be blank")
         return v
 
     @field_validator("brand", "external_id")
     @classmethod
-    def _single_line(cls, v: str | None) -> str | None:
+    def _single_line(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return None
-        v = _line(v)
-        if not v:
+        v = _fits(_line(v), 128 if info.field_name == "external_id" else 200)
+        if not _visible(v):
             raise ValueError("must not be blank")
         return v
 
     @field_validator("description")
     @classmethod
     def _description(cls, v: str) -> str:
-        return clean_text(v, multiline=True).strip()
+        return _fits(clean_text(v, multiline=True).strip(), 20_000)
 
 
 

@@ -99,8 +99,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
+DEFAULT_MAX_BODY = 1 << 20
+
+
+def max_body_bytes() -> int:
+    """The limit configured for this replica (AISLE_MAX_BODY_BYTES)."""
+    from ray import serve
+
+    try:
+        servable = serve.get_replica_context().servable_object
+    except Exception:  # not inside a Serve replica (unit tests): the default
+        return DEFAULT_MAX_BODY
+    return int(getattr(getattr(servable, "settings", None), "max_body_bytes", DEFAULT_MAX_BODY))
+
+
 class BodyGuard:
-    """Buffers request bodies of writes; 413 past `app.state.max_body_bytes`, 400 if not UTF-8."""
+    """Buffers request bodies of writes; 413 past `max_body_bytes()`, 400 if not UTF-8."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,7 +123,7 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = int(getattr(scope["app"].state, "max_body_bytes", 1 << 20))
+        limit = max_body_bytes()
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:

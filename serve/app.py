@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import ray
-from fastapi import FastAPI, Header, Path, Query, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Response
 from ray import serve
 
-from adapters.postgres import create_pool
+from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
+from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
 from adapters.settings import Settings
@@ -43,7 +44,7 @@ install_error_handlers(api)
 api.add_middleware(BodyGuard)
 
 ProductPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake product id")]
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+_IF_MATCH = re.compile(r'\s*(?:"([0-9]{1,9})"|([0-9]{1,9}))\s*', re.ASCII)
 
 
 def _bearer(authorization: str | None) -> str:
@@ -58,10 +59,10 @@ def _bearer(authorization: str | None) -> str:
 def _expected_version(if_match: str | None, body_version: int | None) -> int | None:
     header_version = None
     if if_match is not None:
-        m = _IF_MATCH.match(if_match)
+        m = _IF_MATCH.fullmatch(if_match)
         if not m:
             raise ValidationFailed({"If-Match": 'must be a product version such as "3"'})
-        header_version = int(m.group(1))
+        header_version = int(m.group(1) or m.group(2))
     if header_version is not None and body_version is not None and header_version != body_version:
         raise ValidationFailed({"version": "differs from the If-Match header"})
     return header_version if header_version is not None else body_version
@@ -76,7 +77,18 @@ async def _check(awaitable: Any, timeout_s: float = 2.0) -> str:
         await asyncio.wait_for(awaitable, timeout_s)
         return "ok"
     except Exception as exc:  # a health check reports every failure, whatever its kind
-        return f"error: {type(exc).__name__}: {exc}"[:200]
+        log.warning("health check failed: %r", exc)
+        return f"error: {type(exc).__name__}"
+
+
+async def current_seller(authorization: Annotated[str | None, Header()] = None) -> int:
+    """Seller of the request's API key. A dependency, so it runs before the body is validated:
+    a request without a valid key gets 401 whatever its body."""
+    gateway = serve.get_replica_context().servable_object
+    return await gateway._seller(authorization)  # type: ignore[attr-defined]
+
+
+Seller = Annotated[int, Depends(current_seller)]
 
 
 # Serve pickles the class when it is decorated: everything it uses is defined above it.
@@ -88,7 +100,11 @@ class Gateway:
             raise ConfigError("Gateway needs DATABASE_URL and REDIS_URL")
         self.settings = settings
         self.limits = Limits(settings.max_variants, settings.max_images)
-        api.state.max_body_bytes = settings.max_body_bytes
+        conn = await connect(settings.database_url)
+        try:
+            await migrate(conn)  # idempotent; serialized across replicas by an advisory lock
+        finally:
+            await conn.close()
         self.pool = await create_pool(settings.database_url, min_size=1,
                                       max_size=settings.pg_pool_max)
         self.redis = create_redis(settings.redis_url)
@@ -110,10 +126,8 @@ class Gateway:
     # -- seller write API --------------------------------------------------------------------
     @api.post("/api/v1/seller/products", status_code=201, tags=["seller"])
     async def create_product(
-        self, body: ProductIn, response: Response,
-        authorization: Annotated[str | None, Header()] = None,
+        self, seller_id: Seller, body: ProductIn, response: Response
     ) -> dict[str, Any]:
-        seller_id = await self._seller(authorization)
         check_product(body, self.limits)
         product = await self.catalog.create_product(seller_id, body)
         response.headers["Location"] = f"/api/v1/seller/products/{product['product_id']}"
@@ -122,11 +136,9 @@ class Gateway:
 
     @api.put("/api/v1/seller/products/{product_id}", tags=["seller"])
     async def update_product(
-        self, product_id: ProductPath, body: ProductIn, response: Response,
-        authorization: Annotated[str | None, Header()] = None,
+        self, seller_id: Seller, product_id: ProductPath, body: ProductIn, response: Response,
         if_match: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        seller_id = await self._seller(authorization)
         version = _expected_version(if_match, body.version)
         if version is None:
             raise PreconditionRequired(
@@ -139,21 +151,17 @@ class Gateway:
 
     @api.delete("/api/v1/seller/products/{product_id}", tags=["seller"])
     async def delete_product(
-        self, product_id: ProductPath,
-        authorization: Annotated[str | None, Header()] = None,
+        self, seller_id: Seller, product_id: ProductPath,
         if_match: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        seller_id = await self._seller(authorization)
         return await self.catalog.delete_product(
             seller_id, product_id, _expected_version(if_match, None)
         )
 
     @api.get("/api/v1/seller/products/{product_id}", tags=["seller"])
     async def get_product(
-        self, product_id: ProductPath, response: Response,
-        authorization: Annotated[str | None, Header()] = None,
+        self, seller_id: Seller, product_id: ProductPath, response: Response
     ) -> dict[str, Any]:
-        seller_id = await self._seller(authorization)
         product = await self.catalog.get_product(seller_id, product_id)
         _etag(response, product["version"])
         return product
@@ -161,12 +169,11 @@ class Gateway:
     @api.get("/api/v1/seller/products", tags=["seller"])
     async def list_products(
         self,
-        authorization: Annotated[str | None, Header()] = None,
+        seller_id: Seller,
         status: Annotated[str | None, Query(pattern="^(DRAFT|ACTIVE|INACTIVE)$")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     ) -> dict[str, Any]:
-        seller_id = await self._seller(authorization)
         items, next_cursor = await self.catalog.list_products(seller_id, status, limit, cursor)
         return {"items": items,
                 "next_cursor": str(next_cursor) if next_cursor is not None else None}
@@ -186,10 +193,11 @@ class Gateway:
     # -- operations ------------------------------------------------------------------------
     @api.get("/health", tags=["operations"])
     async def health(self, response: Response) -> dict[str, Any]:
-        checks = dict(zip(("postgres", "redis", "ray"), await asyncio.gather(
+        checks = dict(zip(("postgres", "redis", "ray", "id_lease"), await asyncio.gather(
             _check(self.pool.fetchval("SELECT 1")),
             _check(self.redis.ping()),
             _check(asyncio.to_thread(ray.cluster_resources)),
+            _check(self.ids.ensure()),
         ), strict=True))
         ok = all(v == "ok" for v in checks.values())
         response.status_code = 200 if ok else 503

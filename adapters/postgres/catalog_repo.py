@@ -7,8 +7,10 @@ and translated into the domain's errors at this boundary.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -19,6 +21,7 @@ from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, Versi
 from domain.sellers import hash_api_key
 
 OUTBOX_CHANNEL = "aisle_outbox"
+T = TypeVar("T")
 
 _SNAPSHOT = """
 INSERT INTO product_versions (product_id, version, snapshot)
@@ -52,6 +55,7 @@ ON CONFLICT (variant_id) DO UPDATE SET
     sku = EXCLUDED.sku, attributes = EXCLUDED.attributes, price_cents = EXCLUDED.price_cents,
     compare_price_cents = EXCLUDED.compare_price_cents, weight_grams = EXCLUDED.weight_grams,
     status = EXCLUDED.status, position = EXCLUDED.position, price_synthetic = false
+WHERE product_variants.product_id = EXCLUDED.product_id
 """
 
 _INSERT_IMAGES = """
@@ -97,7 +101,11 @@ class CatalogRepository:
 
     # -- writes ----------------------------------------------------------------------------
     async def create_product(self, seller_id: int, p: ProductIn) -> dict[str, Any]:
+        await self.ids.ensure()
         product_id = self.ids.next_id()
+        return await _retry_deadlocks(lambda: self._create(seller_id, product_id, p))
+
+    async def _create(self, seller_id: int, product_id: int, p: ProductIn) -> dict[str, Any]:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._check_references(conn, p, product_id)
             try:
@@ -117,6 +125,14 @@ class CatalogRepository:
             return (await self._fetch(conn, [product_id]))[0]
 
     async def update_product(
+        self, seller_id: int, product_id: int, p: ProductIn, expected_version: int
+    ) -> dict[str, Any]:
+        await self.ids.ensure()
+        return await _retry_deadlocks(
+            lambda: self._update(seller_id, product_id, p, expected_version)
+        )
+
+    async def _update(
         self, seller_id: int, product_id: int, p: ProductIn, expected_version: int
     ) -> dict[str, Any]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -208,20 +224,24 @@ class CatalogRepository:
         """Upserts variants (matched by SKU), retires variants left out, writes images."""
         new_ids = iter(self.ids.next_block(sum(v.sku not in existing for v in p.variants)))
         variant_ids = [existing.get(v.sku) or int(next(new_ids)) for v in p.variants]
-        vs = p.variants
-        await conn.execute(
-            _INSERT_VARIANTS, product_id, variant_ids, [v.sku for v in vs],
+        # rows in SKU order: concurrent writers lock unique-index entries in the same order
+        order = sorted(range(len(p.variants)), key=lambda i: p.variants[i].sku)
+        vs = [p.variants[i] for i in order]
+        written = await conn.execute(
+            _INSERT_VARIANTS, product_id, [variant_ids[i] for i in order], [v.sku for v in vs],
             [json.dumps(v.attributes) for v in vs], [v.price_cents for v in vs],
             [v.compare_price_cents for v in vs], [v.weight_grams for v in vs],
-            [v.status for v in vs], list(range(len(vs))),
+            [v.status for v in vs], order,
         )
+        if written != f"INSERT 0 {len(vs)}":  # an id of another product: never overwrite it
+            raise RuntimeError(f"variant upsert wrote {written!r} of {len(vs)} rows")
         retired = [vid for sku, vid in existing.items() if sku not in {v.sku for v in vs}]
         if retired:
             await conn.execute(
                 "UPDATE product_variants SET status = 'INACTIVE' WHERE variant_id = ANY($1)",
                 retired,
             )
-        by_sku = dict(zip([v.sku for v in vs], variant_ids, strict=True))
+        by_sku = dict(zip([v.sku for v in p.variants], variant_ids, strict=True))
         imgs = p.images
         await conn.execute(
             _INSERT_IMAGES, product_id,
@@ -297,6 +317,21 @@ class CatalogRepository:
             "SELECT warehouse_id, name, region FROM warehouses ORDER BY warehouse_id"
         )
         return [dict(r) for r in rows]
+
+
+async def _retry_deadlocks(attempt: Callable[[], Awaitable[T]], tries: int = 3) -> T:
+    """Re-runs a whole write transaction that lost a deadlock or serialization race."""
+    for n in range(tries):
+        try:
+            return await attempt()
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+            if n == tries - 1:
+                raise Conflict("concurrent writes collided; retry",
+                               code="concurrent_write") from exc
+            await asyncio.sleep(0.01 * (n + 1))
+        except asyncpg.StringDataRightTruncationError as exc:
+            raise ValidationFailed({"body": "a text field is longer than allowed"}) from exc
+    raise AssertionError("unreachable")
 
 
 def _unique_conflict(exc: asyncpg.UniqueViolationError) -> Conflict:

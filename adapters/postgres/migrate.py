@@ -70,15 +70,15 @@ def packaged_migrations() -> list[Migration]:
 async def migrate(conn: asyncpg.Connection, available: list[Migration] | None = None) -> list[int]:
     """Apply pending migrations; returns the versions applied now."""
     available = packaged_migrations() if available is None else available
-    await conn.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-               version    INTEGER PRIMARY KEY,
-               name       TEXT NOT NULL,
-               checksum   TEXT NOT NULL,
-               applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-    )
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    INTEGER PRIMARY KEY,
+                   name       TEXT NOT NULL,
+                   checksum   TEXT NOT NULL,
+                   applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+        )
         rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
         pending = plan(available, {r["version"]: r["checksum"] for r in rows})
         for m in pending:

@@ -22,11 +22,28 @@ class WorkerIdsExhausted(RuntimeError):
 
 
 class LeasedSnowflake:
-    """A SnowflakeGenerator whose worker id is held by an advisory lock."""
+    """A SnowflakeGenerator whose worker id is held by an advisory lock.
 
-    def __init__(self, conn: asyncpg.Connection, generator: SnowflakeGenerator) -> None:
+    Writers call `ensure()` first: if the lease's connection was lost (PostgreSQL restart,
+    failover) a new slot is leased before any further id is issued.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, generator: SnowflakeGenerator,
+                 dsn: str = "", node: int = 0) -> None:
         self._conn = conn
         self.generator = generator
+        self._dsn = dsn
+        self._node = node
+
+    @property
+    def held(self) -> bool:
+        return not self._conn.is_closed()
+
+    async def ensure(self) -> None:
+        if self.held or not self._dsn:
+            return
+        fresh = await lease_snowflake(self._dsn, self._node)
+        self._conn, self.generator = fresh._conn, fresh.generator
 
     @property
     def worker_id(self) -> int:
@@ -57,7 +74,7 @@ async def lease_snowflake(dsn: str, node: int) -> LeasedSnowflake:
             if await conn.fetchval(
                 "SELECT pg_try_advisory_lock($1, $2)", _LOCK_NAMESPACE, worker_id
             ):
-                return LeasedSnowflake(conn, SnowflakeGenerator(worker_id))
+                return LeasedSnowflake(conn, SnowflakeGenerator(worker_id), dsn, node)
     except BaseException:
         await conn.close()
         raise

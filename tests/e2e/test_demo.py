@@ -76,4 +76,5 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "stopped" in out
-    assert _processes_mentioning(str(tmp_path)) == []  # postgres and redis are gone
+    assert _processes_mentioning(str(tmp_path)) == []  # postgres is gone
+    assert not (tmp_path / "redis" / "redis.pid").exists()  # redis was stopped, not left

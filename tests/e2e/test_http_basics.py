@@ -49,7 +49,10 @@ async def test_warehouses_need_the_internal_token(
 async def test_health_reports_each_dependency(client: httpx.AsyncClient) -> None:
     r = await client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok", "ray": "ok"}}
+    assert r.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok", "id_lease": "ok"},
+    }
 
 
 async def test_openapi_documents_the_seller_api(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -42,17 +43,19 @@ def body(category_id: int, **over: Any) -> dict[str, Any]:
     return b
 
 
-async def counts(pool: asyncpg.Pool, seller: Seller) -> tuple[int, int, int]:
+async def counts(pool: asyncpg.Pool, seller: Seller) -> tuple[int, ...]:
+    """What a write could leave behind, anywhere: rows of every catalog table, last event."""
     row = await pool.fetchrow(
-        """SELECT (SELECT count(*) FROM products WHERE seller_id = $1) AS products,
-                  (SELECT count(*) FROM outbox o JOIN products p ON p.product_id = o.aggregate_id
-                   WHERE p.seller_id = $1) AS events,
-                  (SELECT count(*) FROM product_versions v JOIN products p USING (product_id)
-                   WHERE p.seller_id = $1) AS versions""",
+        """SELECT (SELECT count(*) FROM products) AS products,
+                  (SELECT count(*) FROM product_variants) AS variants,
+                  (SELECT count(*) FROM product_images) AS images,
+                  (SELECT count(*) FROM product_versions) AS versions,
+                  (SELECT coalesce(max(event_id), 0) FROM outbox) AS last_event,
+                  (SELECT coalesce(sum(version), 0) FROM products WHERE seller_id = $1) AS v""",
         seller.seller_id,
     )
     assert row is not None
-    return row["products"], row["events"], row["versions"]
+    return tuple(row.values())
 
 
 async def create(
@@ -396,3 +399,76 @@ async def test_unicode_titles_are_kept(
 ) -> None:
     p = await create(client, seller, body(category_ids["Audio"], title="Kopfhörer – 静音 🎧"))
     assert p["title"] == "Kopfhörer – 静音 🎧"
+
+
+async def test_auth_is_checked_before_the_body(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/seller/products", json={"title": 5})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+async def test_versions_and_missing_products(
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+) -> None:
+    payload = body(category_ids["Audio"])
+    p = await create(client, seller, payload)
+    url = f"/api/v1/seller/products/{p['product_id']}"
+    for bad in ('W/"1"', '"1', "one", "1, 2"):
+        r = await client.put(url, json=payload, headers={**seller.auth, "If-Match": bad})
+        assert r.status_code == 422 and "If-Match" in r.json()["error"]["fields"], bad
+    r = await client.delete(url, headers={**seller.auth, "If-Match": '"7"'})
+    assert r.status_code == 409 and r.json()["error"]["current_version"] == 1
+    missing = "/api/v1/seller/products/123456789"
+    assert (await client.get(missing, headers=seller.auth)).status_code == 404
+    r = await client.put(missing, json=payload, headers={**seller.auth, "If-Match": "1"})
+    assert r.status_code == 404
+    assert (await client.get(url, headers=seller.auth)).json()["version"] == 1
+
+
+async def test_text_that_grows_under_normalization_or_hides_is_rejected(
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int], pool: asyncpg.Pool
+) -> None:
+    before = await counts(pool, seller)
+    cases = {
+        "title": "\u0958" * 500,  # 500 characters that NFC turns into 1,000
+        "brand": "\u200b\u200b",  # only zero-width spaces
+    }
+    for field, value in cases.items():
+        r = await client.post(
+            "/api/v1/seller/products",
+            headers=seller.auth,
+            json=body(category_ids["Audio"], **{field: value}),
+        )
+        assert r.status_code == 422 and field in r.json()["error"]["fields"], r.text
+    raw = json.dumps(body(category_ids["Audio"])).replace('"title": "', '"title": "a\\ud800', 1)
+    r = await client.post(
+        "/api/v1/seller/products",
+        content=raw.encode(),
+        headers={**seller.auth, "Content-Type": "application/json"},
+    )
+    assert r.status_code in (400, 422), r.text
+    sku = body(category_ids["Audio"])
+    sku["variants"][0]["sku"] = "NL1\n"
+    r = await client.post("/api/v1/seller/products", json=sku, headers=seller.auth)
+    assert r.status_code == 422 and "variants.0.sku" in r.json()["error"]["fields"]
+    assert await counts(pool, seller) == before
+
+
+async def test_concurrent_creates_with_crossed_skus_never_fail_with_500(
+    client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]
+) -> None:
+    import asyncio
+
+    async def pair() -> list[int]:
+        x, y = f"X-{secrets.token_hex(4)}", f"Y-{secrets.token_hex(4)}"
+        a = body(category_ids["Audio"], images=[])
+        b = body(category_ids["Audio"], images=[])
+        a["variants"][0]["sku"], a["variants"][1]["sku"] = x, y
+        b["variants"][0]["sku"], b["variants"][1]["sku"] = y, x
+        rs = await asyncio.gather(
+            client.post("/api/v1/seller/products", json=a, headers=seller.auth),
+            client.post("/api/v1/seller/products", json=b, headers=seller.auth),
+        )
+        return sorted(r.status_code for r in rs)
+
+    outcomes = await asyncio.gather(*(pair() for _ in range(10)))
+    assert all(o == [201, 409] for o in outcomes), outcomes

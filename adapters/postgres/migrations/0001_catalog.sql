@@ -95,13 +95,16 @@ CREATE TABLE warehouses (
 );
 
 -- Transactional outbox: written in the same transaction as the change it describes.
--- Consumers (index builders) read it in event_id order and keep their own position.
+-- event_id order is not commit order: a consumer reads only events whose transaction is older
+-- than every transaction still running (txid < pg_snapshot_xmin(pg_current_snapshot())), so
+-- an event that commits late is never skipped.
 CREATE TABLE outbox (
     event_id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_type      VARCHAR(64) NOT NULL,    -- product.created | product.updated | product.deleted | ...
     aggregate_id    BIGINT NOT NULL,
     aggregate_version INTEGER,
     payload         JSONB NOT NULL DEFAULT '{}'::jsonb,
+    txid            XID8 NOT NULL DEFAULT pg_current_xact_id(),
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_aggregate_idx ON outbox (aggregate_id);

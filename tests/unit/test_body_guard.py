@@ -1,0 +1,52 @@
+"""BodyGuard on a bare ASGI app: size limits, UTF-8, replayed bodies."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from serve import _errors
+from serve._errors import BodyGuard
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    msg = await receive()
+    body = msg.get("body", b"")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+    monkeypatch.setattr(_errors, "max_body_bytes", lambda: 64)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=BodyGuard(echo)),
+                             base_url="http://t")
+
+
+async def test_small_utf8_bodies_pass_unchanged(client: httpx.AsyncClient) -> None:
+    r = await client.post("/", content="café".encode())
+    assert r.status_code == 200 and r.content == "café".encode()
+
+
+async def test_configured_limit_gives_413(client: httpx.AsyncClient) -> None:
+    r = await client.post("/", content=b"x" * 65)
+    assert r.status_code == 413
+    assert json.loads(r.content)["error"]["code"] == "payload_too_large"
+
+
+async def test_invalid_utf8_gives_400_with_the_offset(client: httpx.AsyncClient) -> None:
+    r = await client.put("/", content=b'{"a": "\xff"}')
+    assert r.status_code == 400
+    err = json.loads(r.content)["error"]
+    assert err["code"] == "invalid_encoding" and "byte 7" in err["message"]
+
+
+async def test_reads_are_not_buffered(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/")).status_code == 200
+
+
+def test_default_limit_outside_serve() -> None:
+    assert _errors.max_body_bytes() == _errors.DEFAULT_MAX_BODY
