@@ -241,3 +241,39 @@ class PartitionState:
         self._touched[(v, w)] = snapshot
         self._movements.append(Movement(v, w, kind, qty, rid, reason, snapshot))
         return snapshot
+
+
+def partition_of(variant_id: int, partitions: int) -> int:
+    """Stable variant -> partition map (splitmix64 finalizer: Snowflake low bits are skewed)."""
+    z = (variant_id + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) % partitions
+
+
+ERRORS: dict[str, type[AisleError]] = {
+    "insufficient_stock": InsufficientStock, "unknown_variant": UnknownVariant,
+    "reservation_not_found": ReservationNotFound, "reservation_closed": ReservationClosed,
+    "validation_failed": ValidationFailed,
+}
+
+
+def error_to_json(exc: AisleError) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message, "data": exc.data,
+            "fields": getattr(exc, "fields", None)}
+
+
+def error_from_json(e: dict[str, Any]) -> AisleError:
+    """The domain error an outcome recorded (outcomes cross Ray and PostgreSQL as data)."""
+    code = e["code"]
+    if code == "insufficient_stock":
+        return InsufficientStock(e["data"]["items"])
+    if code == "validation_failed":
+        return ValidationFailed(e.get("fields") or {}, e["message"])
+    if code == "reservation_closed":
+        err: AisleError = Conflict(e["message"], code=code, **e["data"])
+        return err
+    cls = ERRORS.get(code, Conflict)
+    if cls is Conflict:
+        return Conflict(e["message"], code=code, **e.get("data", {}))
+    return cls(e["message"], **e.get("data", {}))

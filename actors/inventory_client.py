@@ -1,0 +1,158 @@
+"""The one wrapper through which everything calls InventoryPartition actors.
+
+Finds (or starts) the partition actors by name, routes each variant to its owner, retries a
+call on the restarted actor with the same key (idempotent), and reserves carts across
+partitions all-or-nothing: partitions in ascending order, compensating releases on failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from actors.inventory import CommitFailed, InventoryPartition
+from domain.errors import AisleError, NotFound
+from domain.inventory import error_from_json, partition_of
+
+NAMESPACE = "aisle"
+RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
+
+
+class InventoryUnavailable(AisleError):
+    code = "inventory_unavailable"
+
+
+def partition_actor(k: int, dsn: str, low_stock_threshold: int) -> Any:
+    """Partition k of the database at `dsn` (one set of partitions per database)."""
+    db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
+    return InventoryPartition.options(  # type: ignore[attr-defined]
+        name=f"inventory-{db}-{k}", namespace=NAMESPACE, get_if_exists=True,
+        lifetime="detached",
+    ).remote(k, dsn, low_stock_threshold)
+
+
+class InventoryClient:
+    def __init__(self, partitions: int, dsn: str, low_stock_threshold: int = 5,
+                 call_timeout_s: float = 10.0, attempts: int = 8) -> None:
+        self.n = partitions
+        self.actors = [partition_actor(k, dsn, low_stock_threshold) for k in range(partitions)]
+        self.timeout = call_timeout_s
+        self.attempts = attempts
+
+    def owner(self, variant_id: int) -> int:
+        return partition_of(variant_id, self.n)
+
+    async def _call(self, k: int, op: dict[str, Any]) -> Any:
+        delay = 0.05
+        for attempt in range(self.attempts):
+            try:
+                ref = self.actors[k].call.remote(op)
+                outcome = await asyncio.wait_for(ref, self.timeout)
+            except RETRYABLE as exc:
+                if attempt == self.attempts - 1:
+                    raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if outcome["ok"]:
+                return outcome["value"]
+            raise error_from_json(outcome["error"])
+        raise AssertionError("unreachable")
+
+    # -- reservations ---------------------------------------------------------------------
+    async def reserve(self, items: list[tuple[int, int, str | None]], key: str | None = None,
+                      ttl_s: float = 900.0) -> dict[str, Any]:
+        """Reserves every item or none. Same key, same outcome (never reserves twice)."""
+        key = key or uuid.uuid4().hex
+        by_part: dict[int, list[list[Any]]] = defaultdict(list)
+        for v, q, w in items:
+            by_part[self.owner(v)].append([str(v), q, w])
+        parts = sorted(by_part)
+        cart_id = "r" + hashlib.sha256(key.encode()).hexdigest()[:20] + "." + "-".join(
+            map(str, parts))
+        done: list[tuple[int, dict[str, Any]]] = []
+        try:
+            for k in parts:
+                res = await self._call(k, {
+                    "op": "reserve", "key": f"{key}/p{k}", "items": by_part[k],
+                    "ttl_ms": int(ttl_s * 1000), "cart_id": cart_id,
+                    "reservation_id": f"{cart_id}/p{k}"})
+                done.append((k, res))
+        except AisleError as exc:
+            if isinstance(exc, InventoryUnavailable):
+                # outcome unknown: keep what was reserved; a retry with the same key carries
+                # on from there, and the TTL releases it if nobody retries
+                raise
+            await self._compensate(key, done)  # a definite "no": undo the partitions before
+            raise
+        return _cart(cart_id, [r for _, r in done])
+
+    async def _compensate(self, key: str, done: list[tuple[int, dict[str, Any]]]) -> None:
+        for k, res in reversed(done):
+            with contextlib.suppress(AisleError):  # closed already; or unavailable: TTL frees it
+                await self._call(k, {"op": "release", "key": f"{key}/p{k}/undo",
+                                     "reservation_id": res["reservation_id"]})
+
+    async def commit(self, cart_id: str) -> dict[str, Any]:
+        return await self._close(cart_id, "deduct")
+
+    async def release(self, cart_id: str) -> dict[str, Any]:
+        return await self._close(cart_id, "release")
+
+    async def _close(self, cart_id: str, op: str) -> dict[str, Any]:
+        parts = _parts_of(cart_id)
+        results = []
+        for k in parts:
+            results.append(await self._call(k, {"op": op, "key": f"{op}:{cart_id}/p{k}",
+                                                "reservation_id": f"{cart_id}/p{k}"}))
+        return _cart(cart_id, results)
+
+    # -- stock ----------------------------------------------------------------------------
+    async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
+                     key: str | None = None) -> dict[str, Any]:
+        return dict(await self._call(self.owner(variant_id), {
+            "op": "adjust", "key": key or uuid.uuid4().hex, "variant_id": str(variant_id),
+            "warehouse_id": warehouse_id, "delta": delta, "reason": reason}))
+
+    async def stock(self, variant_ids: list[int]) -> dict[str, Any]:
+        """Per-variant status, quantity hint and per-warehouse figures, from the owners."""
+        by_part: dict[int, list[str]] = defaultdict(list)
+        for v in variant_ids:
+            by_part[self.owner(v)].append(str(v))
+        answers = await asyncio.gather(*(
+            self._call(k, {"op": "read", "variant_ids": vs}) for k, vs in by_part.items()))
+        out: dict[str, Any] = {}
+        for a in answers:
+            out.update(a)
+        return out
+
+    async def stats(self) -> list[dict[str, int]]:
+        return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
+
+    def kill(self, k: int) -> None:
+        """For fault tests and operators: Ray restarts the actor, which recovers from PG."""
+        ray.kill(self.actors[k], no_restart=False)
+
+
+def _parts_of(cart_id: str) -> list[int]:
+    try:
+        return [int(p) for p in cart_id.rsplit(".", 1)[1].split("-")]
+    except (IndexError, ValueError):
+        raise NotFound(f"reservation {cart_id} not found") from None
+
+
+def _cart(cart_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    statuses = {p["status"] for p in parts}
+    return {
+        "reservation_id": cart_id,
+        "status": statuses.pop() if len(statuses) == 1 else "MIXED",
+        "expires_at_ms": min((p["expires_at_ms"] for p in parts), default=None),
+        "lines": [line for p in parts for line in p["lines"]],
+    }
