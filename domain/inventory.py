@@ -251,10 +251,8 @@ def partition_of(variant_id: int, partitions: int) -> int:
     return (z ^ (z >> 31)) % partitions
 
 
-ERRORS: dict[str, type[AisleError]] = {
-    "insufficient_stock": InsufficientStock, "unknown_variant": UnknownVariant,
-    "reservation_not_found": ReservationNotFound, "reservation_closed": ReservationClosed,
-    "validation_failed": ValidationFailed,
+_BY_CODE: dict[str, type[AisleError]] = {
+    "unknown_variant": UnknownVariant, "reservation_not_found": ReservationNotFound,
 }
 
 
@@ -265,15 +263,11 @@ def error_to_json(exc: AisleError) -> dict[str, Any]:
 
 def error_from_json(e: dict[str, Any]) -> AisleError:
     """The domain error an outcome recorded (outcomes cross Ray and PostgreSQL as data)."""
-    code = e["code"]
+    code, message, data = e["code"], e["message"], e.get("data") or {}
     if code == "insufficient_stock":
-        return InsufficientStock(e["data"]["items"])
+        return InsufficientStock(data["items"])
     if code == "validation_failed":
-        return ValidationFailed(e.get("fields") or {}, e["message"])
-    if code == "reservation_closed":
-        err: AisleError = Conflict(e["message"], code=code, **e["data"])
-        return err
-    cls = ERRORS.get(code, Conflict)
-    if cls is Conflict:
-        return Conflict(e["message"], code=code, **e.get("data", {}))
-    return cls(e["message"], **e.get("data", {}))
+        return ValidationFailed(e.get("fields") or {}, message)
+    if code in _BY_CODE:
+        return _BY_CODE[code](message, **data)
+    return Conflict(message, code=code, **data)  # reservation_closed, reservation_exists

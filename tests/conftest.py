@@ -143,34 +143,16 @@ def app_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
     from ray import serve
 
     from serve import build_app
+    from serve.demo import wait_healthy
 
     serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
     serve.run(build_app(settings), name="aisle", route_prefix="/", blocking=False)
     url = f"http://127.0.0.1:{settings.http_port}"
-    _wait_healthy(url)
+    wait_healthy(url)
     try:
         yield url
     finally:
         serve.shutdown()
-
-
-def _wait_healthy(url: str, timeout_s: float = 120.0) -> None:
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.get(url + "/health", timeout=5)
-            if r.status_code == 200:
-                return
-            last = r.text
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise RuntimeError(f"app did not become healthy: {last}")
 
 
 @pytest.fixture(scope="session")
