@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from typing import Any
 
+import asyncpg
 import ray
 
 from adapters.postgres import create_pool
@@ -37,18 +39,30 @@ class InventoryPartition:
     async def __init__(  # type: ignore[misc]  # Ray awaits an async constructor
         self, partition: int, dsn: str, low_stock_threshold: int = 5,
                        max_batch: int = 1024) -> None:
+        # No I/O here: a constructor that raises leaves the actor dead for good (Ray does not
+        # restart it). Connecting and rebuilding happen in the loop, retried until they work;
+        # calls queue in the inbox meanwhile.
         self.partition = partition
+        self.dsn = dsn
         self.low = low_stock_threshold
         self.max_batch = max_batch
-        self.pool = await create_pool(dsn, min_size=1, max_size=2)
-        self.store = InventoryStore(self.pool, partition)
+        self.pool: asyncpg.Pool | None = None
+        self.state = PartitionState(wall_clock_ms, self.low)
+        self.recent: dict[str, dict[str, Any]] = {}
         self.inbox: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
         self.wake = asyncio.Event()
         self.commits = 0
-        await self._recover()
+        self.failed_batches = 0
+        self.recoveries = 0
         self._loop = asyncio.get_running_loop().create_task(self._run())
+        self._loop.add_done_callback(_exit_when_loop_ends)
 
     async def _recover(self) -> None:
+        if self.pool is None:
+            self.pool = await create_pool(
+                self.dsn, min_size=1, max_size=2,
+                server_settings={"application_name": f"aisle-inventory-{self.partition}"})
+            self.store = InventoryStore(self.pool, self.partition)
         state = PartitionState(wall_clock_ms, self.low)
         state.warehouses = await self.store.warehouses()
         opened = await self.store.open_reservations()
@@ -58,7 +72,7 @@ class InventoryPartition:
         for r in opened:
             state.load_reservation(r)
         self.state = state
-        self.recent: dict[str, dict[str, Any]] = {}
+        self.recent = {}
 
     async def call(self, op: dict[str, Any]) -> dict[str, Any]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -67,11 +81,13 @@ class InventoryPartition:
         return await fut
 
     async def stats(self) -> dict[str, int]:
-        return {"commits": self.commits, "variants": len(self.state.stock),
+        return {"commits": self.commits, "failed_batches": self.failed_batches,
+                "recoveries": self.recoveries, "variants": len(self.state.stock),
                 "open_reservations": sum(r.status == "OPEN"
                                          for r in self.state.reservations.values())}
 
     async def _run(self) -> None:
+        await self._recover_until_ok()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=0.5)
@@ -82,6 +98,7 @@ class InventoryPartition:
             try:
                 await self._process(batch)
             except Exception as exc:
+                self.failed_batches += 1
                 log.warning("partition %d: batch of %d failed: %r", self.partition,
                             len(batch), exc)
                 for _, fut in batch:
@@ -94,6 +111,7 @@ class InventoryPartition:
         while True:
             try:
                 await self._recover()
+                self.recoveries += 1
                 return
             except Exception as exc:
                 log.warning("partition %d: recovery failed: %r", self.partition, exc)
@@ -173,6 +191,14 @@ class InventoryPartition:
                                for w, s in sorted(rows.items())},
             }
         return {"ok": True, "value": out}
+
+
+def _exit_when_loop_ends(task: asyncio.Task[None]) -> None:
+    """The loop never ends by itself; if it does, the process exits and Ray restarts the
+    actor, which rebuilds from PostgreSQL (better than an actor that queues calls forever)."""
+    log.error("inventory loop ended: %r; exiting so that Ray restarts the actor",
+              None if task.cancelled() else task.exception())
+    os._exit(1)
 
 
 def _variants_of(op: dict[str, Any]) -> list[int]:

@@ -39,32 +39,50 @@ def partition_actor(k: int, dsn: str, low_stock_threshold: int) -> Any:
 
 
 class InventoryClient:
+    """Routes operations to partition owners and retries them with the same key.
+
+    A call that gets no answer (actor died or restarting, batch not committed, no reply within
+    `call_timeout_s`) is sent again, with backoff, until `deadline_s` has passed since the
+    first try; then `InventoryUnavailable` (HTTP 503): the outcome is unknown, and the caller
+    may retry with the same idempotency key later.
+    """
+
     def __init__(self, partitions: int, dsn: str, low_stock_threshold: int = 5,
-                 call_timeout_s: float = 10.0, attempts: int = 8) -> None:
+                 call_timeout_s: float = 5.0, deadline_s: float = 30.0) -> None:
         self.n = partitions
+        self.dsn = dsn
+        self.low = low_stock_threshold
         self.actors = [partition_actor(k, dsn, low_stock_threshold) for k in range(partitions)]
         self.timeout = call_timeout_s
-        self.attempts = attempts
+        self.deadline = deadline_s
+        self.retries = 0
 
     def owner(self, variant_id: int) -> int:
         return partition_of(variant_id, self.n)
 
     async def _call(self, k: int, op: dict[str, Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.deadline
         delay = 0.05
-        for attempt in range(self.attempts):
+        while True:
             try:
                 ref = self.actors[k].call.remote(op)
-                outcome = await asyncio.wait_for(ref, self.timeout)
+                outcome = await asyncio.wait_for(ref, min(self.timeout,
+                                                          max(give_up - loop.time(), 0.1)))
             except RETRYABLE as exc:
-                if attempt == self.attempts - 1:
+                if loop.time() + delay >= give_up:
                     raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
+                self.retries += 1
+                if isinstance(exc, ActorDiedError):
+                    # restarting: the name still resolves to it; dead for good (e.g. stopped
+                    # by an operator): a new one is started under the same name
+                    self.actors[k] = partition_actor(k, self.dsn, self.low)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             if outcome["ok"]:
                 return outcome["value"]
             raise error_from_json(outcome["error"])
-        raise AssertionError("unreachable")
 
     # -- reservations ---------------------------------------------------------------------
     async def reserve(self, items: list[tuple[int, int, str | None]], key: str | None = None,
@@ -139,6 +157,12 @@ class InventoryClient:
     def kill(self, k: int) -> None:
         """For fault tests and operators: Ray restarts the actor, which recovers from PG."""
         ray.kill(self.actors[k], no_restart=False)
+
+    def shutdown(self) -> None:
+        """Stops the partition actors for good (they are detached: nothing else stops them)."""
+        for a in self.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a, no_restart=True)
 
 
 def _parts_of(cart_id: str) -> list[int]:

@@ -106,7 +106,7 @@ class InventoryStore:
         stock = list(changes.stock.items())
         mv = changes.movements
         res = list(changes.reservations.values())
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire(timeout=10) as conn, conn.transaction():
             if stock:
                 await conn.execute(
                     _UPSERT_STOCK, [k[0] for k, _ in stock], [k[1] for k, _ in stock],

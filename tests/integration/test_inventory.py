@@ -4,78 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from actors.inventory_client import InventoryClient
-from adapters.postgres import create_pool
 from domain.inventory import InsufficientStock
-
-PARTITIONS = 4
-
-
-async def _catalog(pool: asyncpg.Pool, stock: dict[int, dict[str, int]]) -> None:
-    seller = secrets.randbits(60)
-    await pool.execute("INSERT INTO sellers (seller_id, name) VALUES ($1, 's')", seller)
-    await pool.execute("""INSERT INTO warehouses (warehouse_id, name, region) VALUES
-                          ('WH_01', 'one', 'eu'), ('WH_02', 'two', 'us') ON CONFLICT DO NOTHING""")
-    for v, rows in stock.items():
-        await pool.execute(
-            """INSERT INTO products (product_id, seller_id, external_id, title)
-               VALUES ($1, $2, $3, 't')""", v, seller, str(v))
-        await pool.execute(
-            """INSERT INTO product_variants (variant_id, product_id, sku, price_cents)
-               VALUES ($1, $1, $2, 100)""", v, f"SKU-{v}")
-        for w, n in rows.items():
-            await pool.execute("INSERT INTO stock (variant_id, warehouse_id, available) "
-                               "VALUES ($1, $2, $3)", v, w, n)
-
-
-@pytest.fixture
-async def db(fresh_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(fresh_dsn, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-def client(ray_cluster: None, fresh_dsn: str) -> InventoryClient:
-    return InventoryClient(PARTITIONS, fresh_dsn)
-
-
-async def check_invariants(pool: asyncpg.Pool) -> None:
-    """Conservation and ledger, for every stock row; reserved equals open reservations."""
-    bad = await pool.fetch("""
-        WITH led AS (
-          SELECT variant_id, warehouse_id,
-            sum(CASE kind WHEN 'RESERVE' THEN -quantity WHEN 'RELEASE' THEN quantity
-                WHEN 'EXPIRE' THEN quantity WHEN 'ADJUST' THEN quantity ELSE 0 END) AS d_avail,
-            sum(CASE kind WHEN 'RESERVE' THEN quantity WHEN 'RELEASE' THEN -quantity
-                WHEN 'EXPIRE' THEN -quantity WHEN 'DEDUCT' THEN -quantity ELSE 0 END) AS d_res,
-            sum(CASE kind WHEN 'DEDUCT' THEN quantity ELSE 0 END) AS d_sold,
-            sum(CASE kind WHEN 'ADJUST' THEN quantity ELSE 0 END) AS adj
-          FROM inventory_movements GROUP BY 1, 2),
-        held AS (
-          SELECT (l->>0)::bigint AS variant_id, l->>1 AS warehouse_id, sum((l->>2)::int) AS q
-          FROM reservations, jsonb_array_elements(lines) l WHERE status = 'OPEN' GROUP BY 1, 2)
-        SELECT s.*, led.*, held.q FROM stock s
-        LEFT JOIN led USING (variant_id, warehouse_id)
-        LEFT JOIN held USING (variant_id, warehouse_id)
-        WHERE s.available < 0 OR s.reserved < 0
-           OR s.available + s.reserved + s.sold <> s.initial + coalesce(led.adj, 0)
-           OR s.available <> s.initial + coalesce(led.d_avail, 0)
-           OR s.reserved <> coalesce(led.d_res, 0)
-           OR s.sold <> coalesce(led.d_sold, 0)
-           OR s.reserved <> coalesce(held.q, 0)""")
-    assert bad == [], [dict(r) for r in bad]
+from tests.integration.conftest import check_invariants, make_catalog
 
 
 async def test_flash_sale_exactly_the_stock_is_sold(db: asyncpg.Pool,
                                                     client: InventoryClient) -> None:
     v = secrets.randbits(60)
-    await _catalog(db, {v: {"WH_01": 100}})
+    await make_catalog(db, {v: {"WH_01": 100}})
     sem = asyncio.Semaphore(200)
 
     async def attempt(i: int) -> bool:
@@ -98,7 +39,7 @@ async def test_flash_sale_exactly_the_stock_is_sold(db: asyncpg.Pool,
 
 async def test_idempotent_retry_reserves_once(db: asyncpg.Pool, client: InventoryClient) -> None:
     v = secrets.randbits(60)
-    await _catalog(db, {v: {"WH_01": 5}})
+    await make_catalog(db, {v: {"WH_01": 5}})
     first = await client.reserve([(v, 2, None)], key="same-key")
     again = await client.reserve([(v, 2, None)], key="same-key")
     assert first == again
@@ -114,7 +55,7 @@ async def test_cart_is_all_or_nothing_across_partitions(db: asyncpg.Pool,
         if client.owner(v) not in {client.owner(x) for x in vs}:
             vs.append(v)
     vs.sort(key=client.owner)
-    await _catalog(db, {vs[0]: {"WH_01": 5}, vs[1]: {"WH_02": 5}, vs[2]: {"WH_01": 1}})
+    await make_catalog(db, {vs[0]: {"WH_01": 5}, vs[1]: {"WH_02": 5}, vs[2]: {"WH_01": 1}})
     with pytest.raises(InsufficientStock) as err:
         await client.reserve([(vs[0], 2, None), (vs[1], 2, None), (vs[2], 3, None)], key="cart")
     assert err.value.items == [{"variant_id": str(vs[2]), "requested": 3, "available": 1}]
@@ -133,7 +74,7 @@ async def test_cart_is_all_or_nothing_across_partitions(db: asyncpg.Pool,
 async def test_reservations_expire_by_themselves(db: asyncpg.Pool,
                                                  client: InventoryClient) -> None:
     v = secrets.randbits(60)
-    await _catalog(db, {v: {"WH_01": 3}})
+    await make_catalog(db, {v: {"WH_01": 3}})
     r = await client.reserve([(v, 3, None)], ttl_s=0.5)
     assert (await client.stock([v]))[str(v)]["status"] == "OUT_OF_STOCK"
     for _ in range(40):
