@@ -20,14 +20,18 @@ from typing import Any
 import asyncpg
 import ray
 
+from adapters import stock_cache
 from adapters.postgres import create_pool
 from adapters.postgres.inventory_store import InventoryStore
-from domain.errors import AisleError
+from adapters.redis import create_redis
+from domain.errors import AisleError, ValidationFailed
 from domain.ids import wall_clock_ms
-from domain.inventory import Item, PartitionState, error_to_json
+from domain.inventory import Item, PartitionState, ReservationNotFound, error_to_json
 
 log = logging.getLogger("aisle.inventory")
 RECENT_KEYS = 200_000
+_READS = {"read", "get"}
+_NOT_REMEMBERED = {"validation_failed", "unknown_variant", "reservation_not_found"}
 
 
 class CommitFailed(RuntimeError):
@@ -38,7 +42,7 @@ class CommitFailed(RuntimeError):
 class InventoryPartition:
     async def __init__(  # type: ignore[misc]  # Ray awaits an async constructor
         self, partition: int, dsn: str, low_stock_threshold: int = 5,
-                       max_batch: int = 1024) -> None:
+        max_batch: int = 1024, redis_url: str | None = None) -> None:
         # No I/O here: a constructor that raises leaves the actor dead for good (Ray does not
         # restart it). Connecting and rebuilding happen in the loop, retried until they work;
         # calls queue in the inbox meanwhile.
@@ -47,6 +51,9 @@ class InventoryPartition:
         self.low = low_stock_threshold
         self.max_batch = max_batch
         self.pool: asyncpg.Pool | None = None
+        self.redis = create_redis(redis_url) if redis_url else None
+        self.unpublished: set[int] = set()  # variants whose Redis snapshot is behind
+        self._quiet_until = 0  # after a Redis failure, publishing pauses for a second
         self.state = PartitionState(wall_clock_ms, self.low)
         self.recent: dict[str, dict[str, Any]] = {}
         self.inbox: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
@@ -73,6 +80,7 @@ class InventoryPartition:
             state.load_reservation(r)
         self.state = state
         self.recent = {}
+        self.unpublished = set(state.stock)
 
     async def call(self, op: dict[str, Any]) -> dict[str, Any]:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -120,11 +128,11 @@ class InventoryPartition:
 
     async def _process(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         st = self.state
-        writes = [op for op, _ in batch if op["op"] != "read"]
+        writes = [op for op, _ in batch if op["op"] not in _READS]
         unknown = [op["key"] for op in writes if op["key"] not in self.recent]
         if unknown:
             self.recent.update(await self.store.decided(unknown))
-        need_r = [op["reservation_id"] for op in writes if "reservation_id" in op
+        need_r = [op["reservation_id"] for op, _ in batch if "reservation_id" in op
                   and op["reservation_id"] not in st.reservations]
         need_v = {int(v) for op, _ in batch for v in _variants_of(op)}
         if need_r:
@@ -135,23 +143,55 @@ class InventoryPartition:
         if need_v:
             for v, rows in (await self.store.load_variants(sorted(need_v))).items():
                 st.load_variant(v, rows)
+                self.unpublished.add(v)
+        if any(w is not None and w not in st.warehouses for op in writes
+               for w in _warehouses_of(op)):
+            st.warehouses = await self.store.warehouses()  # one added since we loaded them
         # -- decide: synchronous from here to the commit ------------------------------------
         outcomes: dict[str, dict[str, Any]] = {}
         for op, _ in batch:
-            if op["op"] != "read" and op["key"] not in self.recent and op["key"] not in outcomes:
+            if op["op"] not in _READS and op["key"] not in self.recent \
+                    and op["key"] not in outcomes:
                 outcomes[op["key"]] = self._decide(op)
         st.expire()
         changes = st.drain()
-        if outcomes or changes.movements:
-            await self.store.commit(changes, outcomes)
+        # refusals that depend on the request's content rather than on stock (bad input, no
+        # such variant or reservation) are answered but not remembered: the same key with a
+        # corrected request is decided afresh
+        durable = {k: o for k, o in outcomes.items() if o["ok"]
+                   or o["error"]["code"] not in _NOT_REMEMBERED}
+        if durable or changes.movements:
+            await self.store.commit(changes, durable)
             self.commits += 1
-        self.recent.update(outcomes)
+        self.recent.update(durable)
         if len(self.recent) > RECENT_KEYS:
             for k in list(self.recent)[: RECENT_KEYS // 2]:
                 del self.recent[k]
         for op, fut in batch:
             if not fut.done():
-                fut.set_result(self._read(op) if op["op"] == "read" else self.recent[op["key"]])
+                fut.set_result(self._read(op) if op["op"] in _READS
+                               else outcomes.get(op["key"]) or self.recent[op["key"]])
+        self.unpublished.update(v for v, _ in changes.stock)
+        await self._publish()
+
+    async def _publish(self) -> None:
+        """Committed status of changed variants to Redis, for shoppers' reads. Best effort: on
+        failure the variants stay pending and go with the next batch."""
+        if self.redis is None or not self.unpublished or wall_clock_ms() < self._quiet_until:
+            return
+        todo, self.unpublished = self.unpublished, set()
+        snaps = {}
+        for v in todo:
+            if self.state.knows(v):
+                status, hint = self.state.status(v)
+                snaps[v] = {"status": status, "quantity_hint": hint,
+                            "available": sum(s.available for s in self.state.stock[v].values())}
+        try:
+            await asyncio.wait_for(stock_cache.publish(self.redis, snaps), 0.25)
+        except Exception as exc:  # Redis is a cache: never fail or stall the partition for it
+            log.warning("partition %d: stock snapshot not published: %r", self.partition, exc)
+            self.unpublished |= todo
+            self._quiet_until = wall_clock_ms() + 1000
 
     def _decide(self, op: dict[str, Any]) -> dict[str, Any]:
         st = self.state
@@ -161,10 +201,12 @@ class InventoryPartition:
                 items = [Item(int(v), int(q), w) for v, q, w in op["items"]]
                 rid = op.get("reservation_id") or uuid.uuid4().hex
                 value: Any = st.reserve(rid, items, int(op["ttl_ms"]), op.get("cart_id")).to_json()
-            elif kind == "release":
-                value = st.release(op["reservation_id"]).to_json()
-            elif kind == "deduct":
-                value = st.deduct(op["reservation_id"]).to_json()
+            elif kind in ("release", "deduct"):
+                if "variant_id" in op:
+                    _check_holds(st, op["reservation_id"], int(op["variant_id"]),
+                                 op.get("quantity"))
+                r = (st.release if kind == "release" else st.deduct)(op["reservation_id"])
+                value = r.to_json()
             elif kind == "adjust":
                 s = st.adjust(int(op["variant_id"]), op["warehouse_id"], int(op["delta"]),
                               op["reason"])
@@ -176,6 +218,12 @@ class InventoryPartition:
             return {"ok": False, "error": error_to_json(exc)}
 
     def _read(self, op: dict[str, Any]) -> dict[str, Any]:
+        if op["op"] == "get":
+            r = self.state.reservations.get(op["reservation_id"])
+            if r is None:
+                return {"ok": False, "error": error_to_json(ReservationNotFound(
+                    f"reservation {op['reservation_id']} not found"))}
+            return {"ok": True, "value": r.to_json()}
         out: dict[str, Any] = {}
         for v in op["variant_ids"]:
             v = int(v)
@@ -193,12 +241,34 @@ class InventoryPartition:
         return {"ok": True, "value": out}
 
 
+def _check_holds(st: PartitionState, reservation_id: str, variant_id: int,
+                 quantity: int | None) -> None:
+    """For a close that names a variant: the reservation must hold it (and that many units)."""
+    r = st.reservations.get(reservation_id)
+    if r is None:
+        return  # the close itself reports it
+    held = sum(q for v, _, q in r.lines if v == variant_id)
+    if held == 0:
+        raise ValidationFailed({"reservation_id": f"does not hold variant {variant_id}"})
+    if quantity is not None and quantity != held:
+        raise ValidationFailed({"quantity_delta": f"the reservation holds {held} units of this "
+                                "variant; it is released or deducted whole"})
+
+
 def _exit_when_loop_ends(task: asyncio.Task[None]) -> None:
     """The loop never ends by itself; if it does, the process exits and Ray restarts the
     actor, which rebuilds from PostgreSQL (better than an actor that queues calls forever)."""
     log.error("inventory loop ended: %r; exiting so that Ray restarts the actor",
               None if task.cancelled() else task.exception())
     os._exit(1)
+
+
+def _warehouses_of(op: dict[str, Any]) -> list[str | None]:
+    if op["op"] == "reserve":
+        return [w for _, _, w in op["items"]]
+    if op["op"] == "adjust":
+        return [op["warehouse_id"]]
+    return []
 
 
 def _variants_of(op: dict[str, Any]) -> list[int]:

@@ -10,32 +10,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
+import re
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.inventory import CommitFailed, InventoryPartition
-from domain.errors import AisleError, NotFound
-from domain.inventory import error_from_json, partition_of
+from adapters import stock_cache
+from adapters.redis import create_redis
+from domain.errors import AisleError, Unavailable, ValidationFailed
+from domain.inventory import ReservationNotFound, error_from_json, partition_of
 
+log = logging.getLogger("aisle.inventory")
 NAMESPACE = "aisle"
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
 
 
-class InventoryUnavailable(AisleError):
+class InventoryUnavailable(Unavailable):
     code = "inventory_unavailable"
 
 
-def partition_actor(k: int, dsn: str, low_stock_threshold: int) -> Any:
+def partition_actor(k: int, dsn: str, low_stock_threshold: int,
+                    redis_url: str | None = None) -> Any:
     """Partition k of the database at `dsn` (one set of partitions per database)."""
     db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
     return InventoryPartition.options(  # type: ignore[attr-defined]
         name=f"inventory-{db}-{k}", namespace=NAMESPACE, get_if_exists=True,
         lifetime="detached",
-    ).remote(k, dsn, low_stock_threshold)
+    ).remote(k, dsn, low_stock_threshold, redis_url=redis_url)
 
 
 class InventoryClient:
@@ -48,14 +55,20 @@ class InventoryClient:
     """
 
     def __init__(self, partitions: int, dsn: str, low_stock_threshold: int = 5,
-                 call_timeout_s: float = 5.0, deadline_s: float = 30.0) -> None:
+                 call_timeout_s: float = 5.0, deadline_s: float = 30.0,
+                 redis_url: str | None = None) -> None:
         self.n = partitions
         self.dsn = dsn
         self.low = low_stock_threshold
-        self.actors = [partition_actor(k, dsn, low_stock_threshold) for k in range(partitions)]
+        self.redis_url = redis_url
+        self.redis = create_redis(redis_url) if redis_url else None
+        self.actors = [self._actor(k) for k in range(partitions)]
         self.timeout = call_timeout_s
         self.deadline = deadline_s
         self.retries = 0
+
+    def _actor(self, k: int) -> Any:
+        return partition_actor(k, self.dsn, self.low, self.redis_url)
 
     def owner(self, variant_id: int) -> int:
         return partition_of(variant_id, self.n)
@@ -76,7 +89,7 @@ class InventoryClient:
                 if isinstance(exc, ActorDiedError):
                     # restarting: the name still resolves to it; dead for good (e.g. stopped
                     # by an operator): a new one is started under the same name
-                    self.actors[k] = partition_actor(k, self.dsn, self.low)
+                    self.actors[k] = self._actor(k)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -118,19 +131,42 @@ class InventoryClient:
                 await self._call(k, {"op": "release", "key": f"{key}/p{k}/undo",
                                      "reservation_id": res["reservation_id"]})
 
-    async def commit(self, cart_id: str) -> dict[str, Any]:
-        return await self._close(cart_id, "deduct")
+    async def commit(self, cart_id: str, variant_id: int | None = None,
+                     quantity: int | None = None) -> dict[str, Any]:
+        """Turns the reservation into a sale (DEDUCT), whole."""
+        return await self._close(cart_id, "deduct", variant_id, quantity)
 
-    async def release(self, cart_id: str) -> dict[str, Any]:
-        return await self._close(cart_id, "release")
+    async def release(self, cart_id: str, variant_id: int | None = None,
+                      quantity: int | None = None) -> dict[str, Any]:
+        """Gives the reserved units back, whole."""
+        return await self._close(cart_id, "release", variant_id, quantity)
 
-    async def _close(self, cart_id: str, op: str) -> dict[str, Any]:
-        parts = _parts_of(cart_id)
+    async def _close(self, cart_id: str, op: str, variant_id: int | None,
+                     quantity: int | None) -> dict[str, Any]:
+        """`variant_id` (and `quantity`), when given, must be what the reservation holds; the
+        owner's partition goes first, so a mismatch closes nothing."""
+        parts = _parts_of(cart_id, self.n)
+        if variant_id is not None:
+            k = self.owner(variant_id)
+            if k not in parts:
+                await self.get(cart_id)  # 404 if there is no such reservation at all
+                raise ValidationFailed(
+                    {"reservation_id": f"does not hold variant {variant_id}"})
+            parts = [k] + [p for p in parts if p != k]
         results = []
         for k in parts:
-            results.append(await self._call(k, {"op": op, "key": f"{op}:{cart_id}/p{k}",
-                                                "reservation_id": f"{cart_id}/p{k}"}))
-        return _cart(cart_id, results)
+            call: dict[str, Any] = {"op": op, "key": f"{op}:{cart_id}/p{k}",
+                                    "reservation_id": f"{cart_id}/p{k}"}
+            if variant_id is not None and k == parts[0]:
+                call.update(variant_id=str(variant_id), quantity=quantity)
+            results.append(await self._call(k, call))
+        return _cart(cart_id, sorted(results, key=lambda r: r["reservation_id"]))
+
+    async def get(self, cart_id: str) -> dict[str, Any]:
+        parts = _parts_of(cart_id, self.n)
+        return _cart(cart_id, list(await asyncio.gather(*(
+            self._call(k, {"op": "get", "reservation_id": f"{cart_id}/p{k}"})
+            for k in parts))))
 
     # -- stock ----------------------------------------------------------------------------
     async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
@@ -151,6 +187,24 @@ class InventoryClient:
             out.update(a)
         return out
 
+    async def status(self, variant_ids: list[int]) -> dict[str, dict[str, Any]]:
+        """Shoppers' view, in bulk: {variant: {status, quantity_hint, available}}. One Redis
+        MGET; variants missing there (or all, if Redis fails) are read from their owners.
+        Unknown variants are left out."""
+        cached: dict[int, dict[str, Any]] = {}
+        if self.redis is not None:
+            try:
+                cached = await asyncio.wait_for(stock_cache.fetch(self.redis, variant_ids), 0.5)
+            except Exception as exc:  # Redis down: the owners answer
+                log.warning("stock cache unavailable: %r", exc)
+        out = {str(v): snap for v, snap in cached.items()}
+        missing = [v for v in variant_ids if v not in cached]
+        if missing:
+            for v, full in (await self.stock(missing)).items():
+                out[v] = {"status": full["status"], "quantity_hint": full["quantity_hint"],
+                          "available": full["available"]}
+        return out
+
     async def stats(self) -> list[dict[str, int]]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
 
@@ -165,18 +219,25 @@ class InventoryClient:
                 ray.kill(a, no_restart=True)
 
 
-def _parts_of(cart_id: str) -> list[int]:
-    try:
-        return [int(p) for p in cart_id.rsplit(".", 1)[1].split("-")]
-    except (IndexError, ValueError):
-        raise NotFound(f"reservation {cart_id} not found") from None
+_CART_ID = re.compile(r"r[0-9a-f]{20}\.([0-9]{1,4}(?:-[0-9]{1,4})*)", re.ASCII)
+
+
+def _parts_of(cart_id: str, partitions: int) -> list[int]:
+    m = _CART_ID.fullmatch(cart_id)
+    parts = [int(p) for p in m.group(1).split("-")] if m else []
+    if not parts or any(p >= partitions for p in parts) or parts != sorted(set(parts)):
+        raise ReservationNotFound(f"reservation {cart_id} not found")
+    return parts
 
 
 def _cart(cart_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     statuses = {p["status"] for p in parts}
+    expires = min((p["expires_at_ms"] for p in parts), default=None)
     return {
         "reservation_id": cart_id,
         "status": statuses.pop() if len(statuses) == 1 else "MIXED",
-        "expires_at_ms": min((p["expires_at_ms"] for p in parts), default=None),
+        "expires_at": None if expires is None else datetime.fromtimestamp(
+            expires / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "expires_at_ms": expires,
         "lines": [line for p in parts for line in p["lines"]],
     }

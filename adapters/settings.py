@@ -67,6 +67,8 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_variants: int = 100
     max_images: int = 20
+    low_stock_threshold: int = 5  # LOW_STOCK ("Almost gone!") at or below this many units
+    reservation_ttl_s: int = 900  # default lifetime of a reservation nobody commits
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +91,8 @@ class Settings:
             max_body_bytes=_int(env, "AISLE_MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             max_variants=_int(env, "AISLE_MAX_VARIANTS", 100, 1, 10_000),
             max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
+            low_stock_threshold=_int(env, "AISLE_LOW_STOCK_THRESHOLD", 5, 0, 1_000_000),
+            reservation_ttl_s=_int(env, "AISLE_RESERVATION_TTL_SECONDS", 900, 1, 7 * 86400),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -85,3 +85,10 @@ class PreconditionRequired(AisleError):
 
 class PayloadTooLarge(AisleError):
     code = "payload_too_large"
+
+
+class Unavailable(AisleError):
+    """A dependency did not answer in time; the outcome may be unknown: retry with the same
+    idempotency key."""
+
+    code = "unavailable"

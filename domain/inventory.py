@@ -21,11 +21,11 @@ Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
 MAX_QUANTITY = 1_000_000
 
 
-class InsufficientStock(AisleError):
-    code = "insufficient_stock"
+class InsufficientStock(Conflict):
+    """`items`: every short item, as {variant_id, requested, available[, warehouse_id]}."""
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
-        super().__init__("not enough stock", items=items)
+        super().__init__("not enough stock", code="insufficient_stock", items=items)
         self.items = items
 
 
@@ -211,6 +211,9 @@ class PartitionState:
             whs = sorted((w for (v, w) in left if v == item.variant_id),
                          key=lambda w: (-left[(item.variant_id, w)], w))
             if item.warehouse_id is not None:
+                if item.warehouse_id not in self.warehouses:
+                    raise ValidationFailed(
+                        {"warehouse_id": f"unknown warehouse {item.warehouse_id!r}"})
                 whs = [item.warehouse_id] if item.warehouse_id in whs else []
             need = item.quantity
             for w in whs:

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.AisleError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.PreconditionRequired: 428,
+    errors.Unavailable: 503,
 }
 
 
@@ -41,7 +42,8 @@ def error_body(code: str, message: str, fields: dict[str, str] | None = None,
 def error_response(exc: errors.AisleError) -> JSONResponse:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 500)
     fields = getattr(exc, "fields", None)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = ({"WWW-Authenticate": "Bearer"} if status == 401
+               else {"Retry-After": "1"} if status == 503 else None)
     return JSONResponse(error_body(exc.code, exc.message, fields, **exc.data), status_code=status,
                         headers=headers)
 

@@ -17,6 +17,7 @@ import ray
 from fastapi import Depends, FastAPI, Header, Path, Query, Response
 from ray import serve
 
+from actors.inventory_client import InventoryClient
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.migrate import migrate
@@ -30,7 +31,9 @@ from domain.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from domain.inventory import UnknownVariant
 from serve._errors import BodyGuard, install_error_handlers
+from serve.inventory_models import InventoryPatch, ReservationIn
 
 log = logging.getLogger("aisle.gateway")
 
@@ -91,6 +94,31 @@ async def current_seller(authorization: Annotated[str | None, Header()] = None) 
 Seller = Annotated[int, Depends(current_seller)]
 
 
+async def require_internal(authorization: Annotated[str | None, Header()] = None) -> None:
+    """Internal callers only (checkout, warehouse systems): the internal token, checked before
+    the body is validated."""
+    gateway = serve.get_replica_context().servable_object
+    gateway._internal(authorization)  # type: ignore[attr-defined]
+
+
+Internal = Annotated[None, Depends(require_internal)]
+VariantPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake variant id")]
+ReservationPath = Annotated[str, Path(min_length=1, max_length=64)]
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+def _idempotency_key(header: str | None, body: str | None) -> str | None:
+    if header is not None and body is not None and header != body:
+        raise ValidationFailed({"idempotency_key": "differs from the Idempotency-Key header"})
+    key = header if header is not None else body
+    if key is not None and not _KEY.fullmatch(key):
+        raise ValidationFailed({"Idempotency-Key": "1 to 128 printable ASCII characters"})
+    return key
+
+
+_KEY = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
+
+
 # Serve pickles the class when it is decorated: everything it uses is defined above it.
 @serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})
 @serve.ingress(api)
@@ -110,6 +138,9 @@ class Gateway:
         self.redis = create_redis(settings.redis_url)
         self.ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
         self.catalog = CatalogRepository(self.pool, self.ids)
+        self.inventory = InventoryClient(
+            settings.inventory_partitions, settings.database_url, settings.low_stock_threshold,
+            redis_url=settings.redis_url)
 
     async def _seller(self, authorization: str | None) -> int:
         row = await self.catalog.seller_for_key(_bearer(authorization))
@@ -189,6 +220,72 @@ class Gateway:
     ) -> dict[str, Any]:
         self._internal(authorization)
         return {"warehouses": await self.catalog.warehouses()}
+
+    # -- internal inventory API ------------------------------------------------------------
+    @api.get("/api/v1/inventory/{variant_id}", tags=["inventory"])
+    async def get_inventory(self, _: Internal, variant_id: VariantPath) -> dict[str, Any]:
+        """Status, quantity hint and per-warehouse figures, from the owning partition."""
+        got = (await self.inventory.stock([variant_id])).get(str(variant_id))
+        if got is None:
+            raise UnknownVariant(f"variant {variant_id} not found")
+        return {"variant_id": str(variant_id), **got}
+
+    @api.patch("/api/v1/inventory/{variant_id}", tags=["inventory"])
+    async def patch_inventory(
+        self, _: Internal, variant_id: VariantPath, body: InventoryPatch, response: Response,
+        idempotency_key: IdempotencyHeader = None,
+    ) -> dict[str, Any]:
+        """RESERVE (201, a reservation), RELEASE / DEDUCT (a reservation, closed whole) or
+        ADJUST (the warehouse's figures; creates the stock row if there is none)."""
+        problems = body.problems()
+        if problems:
+            raise ValidationFailed(problems)
+        key = _idempotency_key(idempotency_key, body.idempotency_key)
+        delta = body.quantity_delta
+        if body.operation == "RESERVE":
+            assert delta is not None
+            response.status_code = 201
+            return await self.inventory.reserve(
+                [(variant_id, abs(delta), body.warehouse_id)], key=key,
+                ttl_s=body.ttl_seconds or self.settings.reservation_ttl_s)
+        if body.operation in ("RELEASE", "DEDUCT"):
+            assert body.reservation_id is not None
+            close = (self.inventory.release if body.operation == "RELEASE"
+                     else self.inventory.commit)
+            return await close(body.reservation_id, variant_id,
+                               abs(delta) if delta is not None else None)
+        assert delta is not None and body.warehouse_id is not None and body.reason is not None
+        figures = await self.inventory.adjust(
+            variant_id, body.warehouse_id, delta, body.reason,
+            key=f"adjust:{key}" if key is not None else None)
+        return {"variant_id": str(variant_id), "warehouse_id": body.warehouse_id, **figures}
+
+    @api.post("/api/v1/reservations", status_code=201, tags=["inventory"])
+    async def create_reservation(
+        self, _: Internal, body: ReservationIn, idempotency_key: IdempotencyHeader = None,
+    ) -> dict[str, Any]:
+        """A cart: every item reserved, or none (409 naming each short item)."""
+        return await self.inventory.reserve(
+            [(i.variant_id, i.quantity, i.warehouse_id) for i in body.items],
+            key=_idempotency_key(idempotency_key, body.idempotency_key),
+            ttl_s=body.ttl_seconds or self.settings.reservation_ttl_s)
+
+    @api.get("/api/v1/reservations/{reservation_id}", tags=["inventory"])
+    async def get_reservation(self, _: Internal,
+                              reservation_id: ReservationPath) -> dict[str, Any]:
+        return await self.inventory.get(reservation_id)
+
+    @api.post("/api/v1/reservations/{reservation_id}/commit", tags=["inventory"])
+    async def commit_reservation(self, _: Internal,
+                                 reservation_id: ReservationPath) -> dict[str, Any]:
+        """Checkout: the reserved units are sold (DEDUCT). Repeating it returns the same."""
+        return await self.inventory.commit(reservation_id)
+
+    @api.delete("/api/v1/reservations/{reservation_id}", tags=["inventory"])
+    async def release_reservation(self, _: Internal,
+                                  reservation_id: ReservationPath) -> dict[str, Any]:
+        """Cart abandoned: the reserved units go back on sale."""
+        return await self.inventory.release(reservation_id)
 
     # -- operations ------------------------------------------------------------------------
     @api.get("/health", tags=["operations"])

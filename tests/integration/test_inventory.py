@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 import pytest
 
 from actors.inventory_client import InventoryClient
+from adapters import stock_cache
+from adapters.redis import create_redis
+from adapters.settings import Settings
 from domain.inventory import InsufficientStock
-from tests.integration.conftest import check_invariants, make_catalog
+from tests.integration.conftest import PARTITIONS, check_invariants, make_catalog
+
+T = TypeVar("T")
 
 
 async def test_flash_sale_exactly_the_stock_is_sold(db: asyncpg.Pool,
@@ -90,3 +97,50 @@ async def test_reservations_expire_by_themselves(db: asyncpg.Pool,
                             "AND aggregate_id = $1 ORDER BY event_id", v)
     assert [e["payload"]["status"] for e in events] == ["OUT_OF_STOCK", "LOW_STOCK"]
     await check_invariants(db)
+
+
+async def test_stock_status_is_published_to_redis_and_read_in_bulk(
+        db: asyncpg.Pool, ray_cluster: None, fresh_dsn: str, settings: Settings) -> None:
+    low, many, none, ghost = (secrets.randbits(60) for _ in range(4))
+    await make_catalog(db, {low: {"WH_01": 3}, many: {"WH_01": 40, "WH_02": 30},
+                            none: {"WH_01": 0}})
+    assert settings.redis_url is not None
+    redis = create_redis(settings.redis_url)
+    client = InventoryClient(PARTITIONS, fresh_dsn, redis_url=settings.redis_url)
+    try:
+        assert await stock_cache.fetch(redis, [low, many, none]) == {}
+        want = {str(low): {"status": "LOW_STOCK", "quantity_hint": "3", "available": 3},
+                str(many): {"status": "IN_STOCK", "quantity_hint": "50+", "available": 70},
+                str(none): {"status": "OUT_OF_STOCK", "quantity_hint": "0", "available": 0}}
+        assert await client.status([low, many, none, ghost]) == want  # misses: the owners
+        cached = await _eventually(lambda: stock_cache.fetch(redis, [low, many, none]),
+                                   lambda got: len(got) == 3)
+        assert {str(v): s for v, s in cached.items()} == want  # the owners published them
+
+        await client.reserve([(low, 3, None)], key="take-all")
+        after = await _eventually(lambda: stock_cache.fetch(redis, [low]),
+                                  lambda got: got[low]["status"] == "OUT_OF_STOCK")
+        assert after[low] == {"status": "OUT_OF_STOCK", "quantity_hint": "0", "available": 0}
+
+        # hits are served by Redis alone: a marker written there comes back as is
+        await redis.set(stock_cache.key(many), '{"status":"MARKER","quantity_hint":"x"}')
+        assert (await client.status([many]))[str(many)]["status"] == "MARKER"
+
+        # Redis down: the owners answer, nothing fails
+        dead = InventoryClient(PARTITIONS, fresh_dsn, redis_url="redis://127.0.0.1:1/0")
+        got = await dead.status([low, many])
+        assert got[str(low)]["status"] == "OUT_OF_STOCK"
+        assert got[str(many)]["available"] == 70
+    finally:
+        client.shutdown()
+        await redis.delete(*(stock_cache.key(v) for v in (low, many, none)))
+        await redis.aclose()
+
+
+async def _eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool]) -> T:
+    for _ in range(100):
+        got = await read()
+        if ok(got):
+            return got
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened; last: {got!r}")

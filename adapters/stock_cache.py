@@ -1,0 +1,37 @@
+"""The shoppers' view of stock in Redis: status and quantity hint per variant.
+
+Written only by the InventoryPartition actor that owns the variant, after each group commit
+(so it never shows an uncommitted change, and one writer per key keeps the order). Read in
+bulk (one MGET) by search and product pages; a miss falls back to the owning actor, which then
+writes the entry. Entries expire (`TTL_S`) as a safety net for a write that failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+TTL_S = 120
+
+
+def key(variant_id: int) -> str:
+    return f"aisle:stock:{variant_id}"
+
+
+async def publish(redis: aioredis.Redis, snapshots: dict[int, dict[str, Any]]) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for v, snap in snapshots.items():
+            pipe.set(key(v), json.dumps(snap, separators=(",", ":")), ex=TTL_S)
+        await pipe.execute()
+
+
+async def fetch(redis: aioredis.Redis, variant_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Cached snapshots of the variants that have one (misses are left out)."""
+    ids = list(dict.fromkeys(variant_ids))
+    if not ids:
+        return {}
+    raw = await redis.mget([key(v) for v in ids])
+    return {v: json.loads(r) for v, r in zip(ids, raw, strict=True) if r is not None}

@@ -1,0 +1,75 @@
+"""Request bodies of the internal inventory API (validated before any actor sees them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.inventory import MAX_QUANTITY
+
+WarehouseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
+IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+VariantId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+TtlSeconds = Annotated[int, Field(ge=1, le=7 * 86400)]
+
+
+class InventoryPatch(BaseModel):
+    """`PATCH /api/v1/inventory/{variant_id}`.
+
+    quantity_delta follows the seed: the change of `available` (RESERVE -2 reserves 2 units).
+    RESERVE, RELEASE and DEDUCT also accept the unsigned count; ADJUST needs the sign
+    (+ restock, - shrinkage) and a reason. RELEASE and DEDUCT close the reservation named by
+    reservation_id whole; a quantity_delta given with them must be what it holds of the variant.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: Literal["RESERVE", "RELEASE", "DEDUCT", "ADJUST"]
+    warehouse_id: WarehouseId | None = None
+    quantity_delta: int | None = Field(default=None, ge=-MAX_QUANTITY, le=MAX_QUANTITY)
+    reservation_id: ReservationId | None = None
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    ttl_seconds: TtlSeconds | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+    def problems(self) -> dict[str, str]:
+        """What this operation lacks or must not have, by field (empty when valid)."""
+        op, delta = self.operation, self.quantity_delta
+        out: dict[str, str] = {}
+        if op in ("RESERVE", "ADJUST") and not delta:
+            out["quantity_delta"] = f"{op} needs a non-zero quantity_delta"
+        if op in ("RELEASE", "DEDUCT") and delta == 0:
+            out["quantity_delta"] = "must not be 0"
+        if op == "ADJUST" and self.warehouse_id is None:
+            out["warehouse_id"] = "ADJUST needs the warehouse to change"
+        if op == "ADJUST" and self.reason is None:
+            out["reason"] = "ADJUST needs a reason (restock, cycle count, damage...)"
+        if op != "ADJUST" and self.reason is not None:
+            out["reason"] = "only ADJUST takes a reason"
+        if op in ("RELEASE", "DEDUCT") and self.reservation_id is None:
+            out["reservation_id"] = f"{op} acts on a reservation: name it"
+        if op in ("RESERVE", "ADJUST") and self.reservation_id is not None:
+            out["reservation_id"] = f"{op} does not take a reservation_id"
+        if op != "RESERVE" and self.ttl_seconds is not None:
+            out["ttl_seconds"] = "only RESERVE takes a ttl"
+        return out
+
+
+class CartItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant_id: VariantId
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    warehouse_id: WarehouseId | None = None
+
+
+class ReservationIn(BaseModel):
+    """`POST /api/v1/reservations`: all items or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[CartItem] = Field(min_length=1, max_length=100)
+    idempotency_key: IdempotencyKey | None = None
+    ttl_seconds: TtlSeconds | None = None
