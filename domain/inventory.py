@@ -12,6 +12,7 @@ available (ties: lowest warehouse id), then the next, splitting the quantity as 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -89,8 +90,9 @@ class Movement:
 class Changes:
     stock: dict[tuple[int, str], Stock]
     movements: list[Movement]
-    reservations: dict[str, Reservation]
+    reservations: dict[str, Reservation]  # made or closed since the last drain
     status_flips: dict[int, Status]
+    created: set[str] = dataclasses.field(default_factory=set)  # of those, made since then
 
 
 def stock_status(available: int, low_threshold: int) -> tuple[Status, str]:
@@ -107,9 +109,11 @@ class PartitionState:
         self.stock: dict[int, dict[str, Stock]] = {}
         self.warehouses: set[str] = set()
         self.reservations: dict[str, Reservation] = {}
+        self._deadlines: list[tuple[int, str]] = []  # heap of (expires_at_ms, reservation id)
         self._touched: dict[tuple[int, str], Stock] = {}
         self._movements: list[Movement] = []
         self._res_changes: dict[str, Reservation] = {}
+        self._res_created: set[str] = set()
         self._status_before: dict[int, Status] = {}
 
     # -- loading ----------------------------------------------------------------------------
@@ -118,6 +122,7 @@ class PartitionState:
 
     def load_reservation(self, r: Reservation) -> None:
         self.reservations[r.reservation_id] = r
+        heapq.heappush(self._deadlines, (r.expires_at_ms, r.reservation_id))
 
     def knows(self, variant_id: int) -> bool:
         return variant_id in self.stock
@@ -136,6 +141,8 @@ class PartitionState:
             self._move(v, w, "RESERVE", q, reservation_id, None, d_avail=-q, d_res=q)
         r = Reservation(reservation_id, lines, self.clock() + ttl_ms, "OPEN", cart_id)
         self.reservations[reservation_id] = self._res_changes[reservation_id] = r
+        self._res_created.add(reservation_id)
+        heapq.heappush(self._deadlines, (r.expires_at_ms, reservation_id))
         return r
 
     def release(self, reservation_id: str, kind: str = "RELEASE") -> Reservation:
@@ -164,10 +171,19 @@ class PartitionState:
         return self._move(variant_id, warehouse_id, "ADJUST", delta, None, reason, d_avail=delta)
 
     def expire(self) -> list[Reservation]:
+        """Releases the open reservations whose time is up (O(due), not O(all)). Closed ones
+        leave memory at their deadline too: PostgreSQL has them if anyone asks again."""
         now = self.clock()
-        due = [r for r in self.reservations.values()
-               if r.status == "OPEN" and r.expires_at_ms <= now]
-        return [self.release(r.reservation_id, kind="EXPIRE") for r in due]
+        expired: list[Reservation] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, rid = heapq.heappop(self._deadlines)
+            r = self.reservations.get(rid)
+            if r is None:
+                continue
+            if r.status == "OPEN":
+                expired.append(self.release(rid, kind="EXPIRE"))
+            del self.reservations[rid]
+        return expired
 
     def drain(self) -> Changes:
         flips: dict[int, Status] = {}
@@ -175,8 +191,10 @@ class PartitionState:
             now, _ = self.status(v)
             if now != before:
                 flips[v] = now
-        changes = Changes(dict(self._touched), self._movements, dict(self._res_changes), flips)
+        changes = Changes(dict(self._touched), self._movements, dict(self._res_changes), flips,
+                          self._res_created)
         self._touched, self._movements, self._res_changes, self._status_before = {}, [], {}, {}
+        self._res_created = set()
         return changes
 
     # -- internals --------------------------------------------------------------------------

@@ -84,11 +84,17 @@ def test_expiry_with_an_injected_clock() -> None:
     clock.ms += 999
     assert s.expire() == []
     clock.ms += 1
-    assert [r.reservation_id for r in s.expire()] == ["short"]
-    assert s.reservations["short"].status == "EXPIRED"
+    expired = s.expire()
+    assert [(r.reservation_id, r.status) for r in expired] == [("short", "EXPIRED")]
+    assert "short" not in s.reservations  # out of memory; the change goes to PostgreSQL
     assert s.stock[V2]["WH_01"].available == 2
-    kinds = [m.kind for m in s.drain().movements]
-    assert kinds == ["RESERVE", "RESERVE", "EXPIRE"]
+    changes = s.drain()
+    assert [m.kind for m in changes.movements] == ["RESERVE", "RESERVE", "EXPIRE"]
+    assert changes.reservations["short"].status == "EXPIRED"
+    s.deduct("long")  # closed before its deadline: leaves memory at the deadline, unchanged
+    clock.ms += 4_000
+    assert s.expire() == [] and s.reservations == {}
+    assert s.stock[V2]["WH_01"].sold == 1
 
 
 def test_adjust_creates_rows_and_refuses_negative_stock() -> None:
