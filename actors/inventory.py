@@ -17,11 +17,9 @@ import os
 import uuid
 from typing import Any
 
-import asyncpg
 import ray
 
 from adapters import stock_cache
-from adapters.postgres import create_pool
 from adapters.postgres.inventory_store import InventoryStore
 from adapters.redis import create_redis
 from domain.errors import AisleError, ValidationFailed
@@ -30,6 +28,7 @@ from domain.inventory import Item, PartitionState, ReservationNotFound, error_to
 
 log = logging.getLogger("aisle.inventory")
 RECENT_KEYS = 200_000
+LOOKUP_AFTER_RECOVERY_MS = 60_000
 _READS = {"read", "get"}
 _NOT_REMEMBERED = {"validation_failed", "unknown_variant", "reservation_not_found"}
 
@@ -50,7 +49,7 @@ class InventoryPartition:
         self.dsn = dsn
         self.low = low_stock_threshold
         self.max_batch = max_batch
-        self.pool: asyncpg.Pool | None = None
+        self.store = InventoryStore(dsn, partition)
         self.redis = create_redis(redis_url) if redis_url else None
         self.unpublished: set[int] = set()  # variants whose Redis snapshot is behind
         self._quiet_until = 0  # after a Redis failure, publishing pauses for a second
@@ -60,16 +59,14 @@ class InventoryPartition:
         self.wake = asyncio.Event()
         self.commits = 0
         self.failed_batches = 0
+        self.lookup_until = 0
+        self._publishing: asyncio.Task[None] | None = None
         self.recoveries = 0
         self._loop = asyncio.get_running_loop().create_task(self._run())
         self._loop.add_done_callback(_exit_when_loop_ends)
 
     async def _recover(self) -> None:
-        if self.pool is None:
-            self.pool = await create_pool(
-                self.dsn, min_size=1, max_size=2,
-                server_settings={"application_name": f"aisle-inventory-{self.partition}"})
-            self.store = InventoryStore(self.pool, self.partition)
+        await self.store.reconnect()
         state = PartitionState(wall_clock_ms, self.low)
         state.warehouses = await self.store.warehouses()
         opened = await self.store.open_reservations()
@@ -88,6 +85,25 @@ class InventoryPartition:
         self.wake.set()
         return await fut
 
+    async def call_many(self, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several callers' operations in one Ray call (the client coalesces them): each
+        gets its own outcome; one whose batch was not committed gets {"retry": ...}."""
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[dict[str, Any]]] = []
+        for op in ops:
+            fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self.inbox.append((op, fut))
+            futs.append(fut)
+        self.wake.set()
+        done = await asyncio.gather(*futs, return_exceptions=True)
+        return [d if isinstance(d, dict) else {"ok": False, "retry": repr(d)} for d in done]
+
+    async def forget_decided(self) -> None:
+        """Drops the memory of decided keys and ends the look-up window, as if they were long
+        past: a replayed key must then be caught by inventory_ops' primary key (tests)."""
+        self.recent = {}
+        self.lookup_until = 0
+
     async def stats(self) -> dict[str, int]:
         return {"commits": self.commits, "failed_batches": self.failed_batches,
                 "recoveries": self.recoveries, "variants": len(self.state.stock),
@@ -96,6 +112,8 @@ class InventoryPartition:
 
     async def _run(self) -> None:
         await self._recover_until_ok()
+        if not ray.get_runtime_context().was_current_actor_reconstructed:
+            self.lookup_until = 0  # a new actor: no call of ours can be in flight
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=0.5)
@@ -120,6 +138,7 @@ class InventoryPartition:
             try:
                 await self._recover()
                 self.recoveries += 1
+                self.lookup_until = wall_clock_ms() + LOOKUP_AFTER_RECOVERY_MS
                 return
             except Exception as exc:
                 log.warning("partition %d: recovery failed: %r", self.partition, exc)
@@ -129,11 +148,19 @@ class InventoryPartition:
     async def _process(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
         st = self.state
         writes = [op for op, _ in batch if op["op"] not in _READS]
-        unknown = [op["key"] for op in writes if op["key"] not in self.recent]
-        if unknown:
-            self.recent.update(await self.store.decided(unknown))
-        need_r = [op["reservation_id"] for op, _ in batch if "reservation_id" in op
-                  and op["reservation_id"] not in st.reservations]
+        # Keys not in `recent` are looked up in PostgreSQL only for a while after a recovery,
+        # when retries of calls in flight arrive. Otherwise a key decided long ago (or one
+        # evicted from `recent`) makes the commit fail on inventory_ops' primary key: the
+        # batch rolls back whole, the actor recovers and the callers retry, looked up.
+        if wall_clock_ms() < self.lookup_until:
+            unknown = {op["key"]: op.get("reservation_id") if op["op"] == "reserve" else None
+                       for op in writes if op["key"] not in self.recent}
+            if unknown:
+                self.recent.update(await self.store.decided(unknown))
+        # a reserve's id is new (it derives from its key, which `decided` covers): only closes
+        # and gets look reservations up
+        need_r = [op["reservation_id"] for op, _ in batch if op["op"] != "reserve"
+                  and "reservation_id" in op and op["reservation_id"] not in st.reservations]
         need_v = {int(v) for op, _ in batch for v in _variants_of(op)}
         if need_r:
             for r in await self.store.reservations(need_r):
@@ -149,10 +176,13 @@ class InventoryPartition:
             st.warehouses = await self.store.warehouses()  # one added since we loaded them
         # -- decide: synchronous from here to the commit ------------------------------------
         outcomes: dict[str, dict[str, Any]] = {}
+        reserved_ok: set[str] = set()
         for op, _ in batch:
             if op["op"] not in _READS and op["key"] not in self.recent \
                     and op["key"] not in outcomes:
-                outcomes[op["key"]] = self._decide(op)
+                outcomes[op["key"]] = outcome = self._decide(op)
+                if op["op"] == "reserve" and outcome["ok"]:
+                    reserved_ok.add(op["key"])
         st.expire()
         changes = st.drain()
         # refusals that depend on the request's content rather than on stock (bad input, no
@@ -161,7 +191,10 @@ class InventoryPartition:
         durable = {k: o for k, o in outcomes.items() if o["ok"]
                    or o["error"]["code"] not in _NOT_REMEMBERED}
         if durable or changes.movements:
-            await self.store.commit(changes, durable)
+            # a successful reserve is recorded by its reservation row (its id derives from
+            # the key): inventory_ops keeps the other outcomes
+            await self.store.commit(changes, {k: o for k, o in durable.items()
+                                              if k not in reserved_ok})
             self.commits += 1
         self.recent.update(durable)
         if len(self.recent) > RECENT_KEYS:
@@ -172,12 +205,16 @@ class InventoryPartition:
                 fut.set_result(self._read(op) if op["op"] in _READS
                                else outcomes.get(op["key"]) or self.recent[op["key"]])
         self.unpublished.update(v for v, _ in changes.stock)
-        await self._publish()
+        self._publish()
 
-    async def _publish(self) -> None:
-        """Committed status of changed variants to Redis, for shoppers' reads. Best effort: on
-        failure the variants stay pending and go with the next batch."""
+    def _publish(self) -> None:
+        """Committed status of changed variants to Redis, for shoppers' reads. The snapshot
+        is taken now (right after a commit: committed state); the write goes in the
+        background, one at a time, in order. Best effort: on failure the variants stay
+        pending and go with a later batch (the loop ticks at least every 0.5 s)."""
         if self.redis is None or not self.unpublished or wall_clock_ms() < self._quiet_until:
+            return
+        if self._publishing is not None and not self._publishing.done():
             return
         todo, self.unpublished = self.unpublished, set()
         snaps = {}
@@ -186,11 +223,15 @@ class InventoryPartition:
                 status, hint = self.state.status(v)
                 snaps[v] = {"status": status, "quantity_hint": hint,
                             "available": sum(s.available for s in self.state.stock[v].values())}
+        self._publishing = asyncio.get_running_loop().create_task(self._write(snaps))
+
+    async def _write(self, snaps: dict[int, dict[str, Any]]) -> None:
+        assert self.redis is not None
         try:
-            await asyncio.wait_for(stock_cache.publish(self.redis, snaps), 0.25)
+            await asyncio.wait_for(stock_cache.publish(self.redis, snaps), 0.5)
         except Exception as exc:  # Redis is a cache: never fail or stall the partition for it
             log.warning("partition %d: stock snapshot not published: %r", self.partition, exc)
-            self.unpublished |= todo
+            self.unpublished |= set(snaps)
             self._quiet_until = wall_clock_ms() + 1000
 
     def _decide(self, op: dict[str, Any]) -> dict[str, Any]:
@@ -198,8 +239,10 @@ class InventoryPartition:
         try:
             kind = op["op"]
             if kind == "reserve":
-                items = [Item(int(v), int(q), w) for v, q, w in op["items"]]
                 rid = op.get("reservation_id") or uuid.uuid4().hex
+                if rid in st.reservations:  # a replay: the reservation is its outcome
+                    return {"ok": True, "value": st.reservations[rid].to_json()}
+                items = [Item(int(v), int(q), w) for v, q, w in op["items"]]
                 value: Any = st.reserve(rid, items, int(op["ttl_ms"]), op.get("cart_id")).to_json()
             elif kind in ("release", "deduct"):
                 if "variant_id" in op:

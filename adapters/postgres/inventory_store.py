@@ -1,72 +1,108 @@
-"""PostgreSQL side of an inventory partition: load state, look up decided ops, group-commit."""
+"""PostgreSQL side of an inventory partition: load state, look up decided ops, group-commit.
+
+One dedicated connection per partition (its actor is the only writer of its rows, and uses it
+from one loop, one statement at a time). A group commit is a single statement (data-modifying
+CTEs), so it is atomic by itself and costs one round trip.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import asyncpg
 
+from adapters.postgres import connect
 from domain.inventory import Changes, Reservation, Stock
 
-_UPSERT_STOCK = """
-INSERT INTO stock (variant_id, warehouse_id, available, reserved, sold, version, initial,
-                   updated_at)
-SELECT u.v, u.w, u.a, u.r, u.s, u.ver, 0, now()
-FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::int[], $6::bigint[])
-     AS u(v, w, a, r, s, ver)
-ON CONFLICT (variant_id, warehouse_id) DO UPDATE SET available = EXCLUDED.available,
-    reserved = EXCLUDED.reserved, sold = EXCLUDED.sold, version = EXCLUDED.version,
-    updated_at = now()
-"""
-
-_MOVEMENTS = """
-INSERT INTO inventory_movements (variant_id, warehouse_id, kind, quantity, reservation_id,
-    reason, available_after, reserved_after, sold_after)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                     $7::int[], $8::int[], $9::int[])
-"""
-
-_RESERVATIONS = """
-INSERT INTO reservations (reservation_id, cart_id, partition, status, lines, expires_at)
-SELECT u.id, u.cart, $1, u.status, u.lines::jsonb, to_timestamp(u.exp / 1000.0)
-FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-     AS u(id, cart, status, lines, exp)
-ON CONFLICT (reservation_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
-"""
-
-_OPS = """
-INSERT INTO inventory_ops (op_key, partition, outcome)
-SELECT u.k, $1, u.o::jsonb FROM unnest($2::text[], $3::text[]) AS u(k, o)
-"""
-
-_EVENTS = """
-WITH e AS (
+_COMMIT = """
+WITH stock_rows AS (
+    INSERT INTO stock (variant_id, warehouse_id, available, reserved, sold, version, initial,
+                       updated_at)
+    SELECT u.v, u.w, u.a, u.r, u.s, u.ver, 0, now()
+    FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::int[], $6::bigint[])
+         AS u(v, w, a, r, s, ver)
+    ON CONFLICT (variant_id, warehouse_id) DO UPDATE SET available = EXCLUDED.available,
+        reserved = EXCLUDED.reserved, sold = EXCLUDED.sold, version = EXCLUDED.version,
+        updated_at = now()
+    RETURNING 1
+), movements AS (
+    INSERT INTO inventory_movements (variant_id, warehouse_id, kind, quantity, reservation_id,
+        reason, available_after, reserved_after, sold_after)
+    SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[], $10::int[], $11::text[],
+                         $12::text[], $13::int[], $14::int[], $15::int[])
+    RETURNING 1
+), new_reservations AS (
+    -- a plain INSERT: an id that exists already (a replayed key) fails the whole statement
+    INSERT INTO reservations (reservation_id, cart_id, partition, status, lines, expires_at)
+    SELECT u.id, u.cart, $16, u.status, u.lines::jsonb, to_timestamp(u.exp / 1000.0)
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::bigint[])
+         AS u(id, cart, status, lines, exp)
+    RETURNING 1
+), closed_reservations AS (
+    UPDATE reservations r SET status = u.status, updated_at = now()
+    FROM unnest($26::text[], $27::text[]) AS u(id, status)
+    WHERE r.reservation_id = u.id
+    RETURNING 1
+), ops AS (
+    INSERT INTO inventory_ops (op_key, partition, outcome)
+    SELECT u.k, $16, u.o::jsonb FROM unnest($22::text[], $23::text[]) AS u(k, o)
+    RETURNING 1
+), events AS (
     INSERT INTO outbox (event_type, aggregate_id, payload)
     SELECT 'inventory.changed', u.v, jsonb_build_object('variant_id', u.v::text,
                                                          'status', u.status)
-    FROM unnest($1::bigint[], $2::text[]) AS u(v, status)
-    RETURNING event_id)
-SELECT pg_notify('aisle_outbox', max(event_id)::text) FROM e
+    FROM unnest($24::bigint[], $25::text[]) AS u(v, status)
+    RETURNING event_id
+)
+SELECT pg_notify('aisle_outbox', last::text)
+FROM (SELECT max(event_id) AS last FROM events) e WHERE last IS NOT NULL
+"""
+
+_RESERVATIONS = """
+SELECT r.reservation_id, r.cart_id, r.status, r.lines,
+       (extract(epoch FROM r.expires_at) * 1000)::bigint AS exp
+FROM reservations r
 """
 
 
 class InventoryStore:
-    def __init__(self, pool: asyncpg.Pool, partition: int) -> None:
-        self.pool = pool
+    def __init__(self, dsn: str, partition: int) -> None:
+        self.dsn = dsn
         self.partition = partition
+        self.conn: asyncpg.Connection | None = None
+
+    async def reconnect(self) -> None:
+        """A fresh connection (after a failure the old one may be in any state)."""
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.terminate()
+        self.conn = None
+        self.conn = await connect(
+            self.dsn, server_settings={"application_name": f"aisle-inventory-{self.partition}"})
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+    @property
+    def db(self) -> asyncpg.Connection:
+        assert self.conn is not None, "reconnect() first"
+        return self.conn
 
     async def warehouses(self) -> set[str]:
-        rows = await self.pool.fetch("SELECT warehouse_id FROM warehouses")
+        rows = await self.db.fetch("SELECT warehouse_id FROM warehouses")
         return {r["warehouse_id"] for r in rows}
 
     async def load_variants(self, ids: list[int]) -> dict[int, dict[str, Stock]]:
         """Stock rows of the variants that exist (a variant with no rows maps to {})."""
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             """SELECT v.variant_id, s.warehouse_id, s.available, s.reserved, s.sold, s.initial,
                       s.version
-               FROM product_variants v LEFT JOIN stock s USING (variant_id)
-               WHERE v.variant_id = ANY($1::bigint[])""",
+               FROM unnest($1::bigint[]) AS k(id)
+               JOIN product_variants v ON v.variant_id = k.id
+               LEFT JOIN stock s ON s.variant_id = v.variant_id""",
             ids,
         )
         out: dict[int, dict[str, Stock]] = {}
@@ -78,61 +114,56 @@ class InventoryStore:
         return out
 
     async def open_reservations(self) -> list[Reservation]:
-        rows = await self.pool.fetch(
-            """SELECT reservation_id, cart_id, status, lines,
-                      (extract(epoch FROM expires_at) * 1000)::bigint AS exp
-               FROM reservations WHERE partition = $1 AND status = 'OPEN'""",
-            self.partition,
-        )
+        rows = await self.db.fetch(
+            _RESERVATIONS + "WHERE r.partition = $1 AND r.status = 'OPEN'", self.partition)
         return [_reservation(r) for r in rows]
 
     async def reservations(self, ids: list[str]) -> list[Reservation]:
-        rows = await self.pool.fetch(
-            """SELECT reservation_id, cart_id, status, lines,
-                      (extract(epoch FROM expires_at) * 1000)::bigint AS exp
-               FROM reservations WHERE reservation_id = ANY($1::text[])""",
-            ids,
-        )
+        rows = await self.db.fetch(
+            _RESERVATIONS + "JOIN unnest($1::text[]) AS k(id) ON r.reservation_id = k.id", ids)
         return [_reservation(r) for r in rows]
 
-    async def decided(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT op_key, outcome FROM inventory_ops WHERE op_key = ANY($1::text[])", keys
-        )
-        return {r["op_key"]: r["outcome"] for r in rows}
+    async def decided(self, keys: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+        """Outcomes already decided for these op keys. `keys` maps a reserve's key to its
+        reservation id: a successful reserve is recorded by its reservation row alone."""
+        rids = [(k, r) for k, r in keys.items() if r is not None]
+        rows = await self.db.fetch(
+            """SELECT o.op_key AS key, o.outcome, NULL AS reservation_id, NULL AS cart_id,
+                      NULL AS status, NULL::jsonb AS lines, NULL::bigint AS exp
+               FROM unnest($1::text[]) AS k(key) JOIN inventory_ops o ON o.op_key = k.key
+               UNION ALL
+               SELECT k.key, NULL, r.reservation_id, r.cart_id, r.status, r.lines,
+                      (extract(epoch FROM r.expires_at) * 1000)::bigint
+               FROM unnest($2::text[], $3::text[]) AS k(key, rid)
+               JOIN reservations r ON r.reservation_id = k.rid""",
+            list(keys), [k for k, _ in rids], [r for _, r in rids])
+        return {r["key"]: r["outcome"] if r["outcome"] is not None
+                else {"ok": True, "value": _reservation(r).to_json()} for r in rows}
 
     async def commit(self, changes: Changes, outcomes: dict[str, dict[str, Any]]) -> None:
-        """One transaction: stock rows, ledger, reservations, decided ops, status events."""
+        """Stock rows, ledger, reservations, decided ops and status events: one statement."""
         stock = list(changes.stock.items())
         mv = changes.movements
-        res = list(changes.reservations.values())
-        async with self.pool.acquire(timeout=10) as conn, conn.transaction():
-            if stock:
-                await conn.execute(
-                    _UPSERT_STOCK, [k[0] for k, _ in stock], [k[1] for k, _ in stock],
-                    [s.available for _, s in stock], [s.reserved for _, s in stock],
-                    [s.sold for _, s in stock], [s.version for _, s in stock],
-                )
-            if mv:
-                await conn.execute(
-                    _MOVEMENTS, [m.variant_id for m in mv], [m.warehouse_id for m in mv],
-                    [m.kind for m in mv], [m.quantity for m in mv],
-                    [m.reservation_id for m in mv], [m.reason for m in mv],
-                    [m.after.available for m in mv], [m.after.reserved for m in mv],
-                    [m.after.sold for m in mv],
-                )
-            if res:
-                await conn.execute(
-                    _RESERVATIONS, self.partition, [r.reservation_id for r in res],
-                    [r.cart_id for r in res], [r.status for r in res],
-                    [json.dumps(r.lines) for r in res], [r.expires_at_ms for r in res],
-                )
-            if outcomes:
-                await conn.execute(_OPS, self.partition, list(outcomes),
-                                   [json.dumps(o) for o in outcomes.values()])
-            if changes.status_flips:
-                flips = list(changes.status_flips.items())
-                await conn.execute(_EVENTS, [v for v, _ in flips], [s for _, s in flips])
+        res = [r for r in changes.reservations.values() if r.reservation_id in changes.created]
+        closed = [r for r in changes.reservations.values()
+                  if r.reservation_id not in changes.created]
+        flips = list(changes.status_flips.items())
+        await self.db.execute(
+            _COMMIT,
+            [k[0] for k, _ in stock], [k[1] for k, _ in stock],
+            [s.available for _, s in stock], [s.reserved for _, s in stock],
+            [s.sold for _, s in stock], [s.version for _, s in stock],
+            [m.variant_id for m in mv], [m.warehouse_id for m in mv], [m.kind for m in mv],
+            [m.quantity for m in mv], [m.reservation_id for m in mv], [m.reason for m in mv],
+            [m.after.available for m in mv], [m.after.reserved for m in mv],
+            [m.after.sold for m in mv],
+            self.partition,
+            [r.reservation_id for r in res], [r.cart_id for r in res], [r.status for r in res],
+            [json.dumps(r.lines) for r in res], [r.expires_at_ms for r in res],
+            list(outcomes), [json.dumps(o) for o in outcomes.values()],
+            [v for v, _ in flips], [s for _, s in flips],
+            [r.reservation_id for r in closed], [r.status for r in closed],
+        )
 
 
 def _reservation(r: asyncpg.Record) -> Reservation:

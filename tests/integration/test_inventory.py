@@ -144,3 +144,31 @@ async def _eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool])
             return got
         await asyncio.sleep(0.02)
     raise AssertionError(f"never happened; last: {got!r}")
+
+
+async def test_a_key_replayed_long_after_gets_its_first_outcome(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    """Outside the look-up window the actor does not query decided keys. A replayed reserve
+    whose reservation is still in memory gets it back; one whose reservation has left memory
+    hits the reservations primary key: the batch rolls back whole, the actor recovers, and
+    the retry finds the reservation in PostgreSQL. Either way nothing is reserved twice."""
+    v = secrets.randbits(60)
+    await make_catalog(db, {v: {"WH_01": 5}})
+    k = client.owner(v)
+    held = await client.reserve([(v, 1, None)], key="still-open")
+    await client.actors[k].forget_decided.remote()
+    assert await client.reserve([(v, 1, None)], key="still-open") == held
+    assert (await client.stats())[k]["failed_batches"] == 0  # answered from memory
+
+    sold = await client.reserve([(v, 2, None)], key="long-gone", ttl_s=0.2)
+    await client.commit(sold["reservation_id"])
+    await asyncio.sleep(0.4)
+    await client.stock([v])  # a batch past the deadline: the closed reservation leaves memory
+    await client.actors[k].forget_decided.remote()
+    again = await client.reserve([(v, 2, None)], key="long-gone", ttl_s=0.2)
+    assert again["reservation_id"] == sold["reservation_id"]
+    assert again["lines"] == sold["lines"] and again["status"] == "COMMITTED"
+    assert (await client.stats())[k]["failed_batches"] == 1  # caught by the primary key
+    got = (await client.stock([v]))[str(v)]["warehouses"]["WH_01"]
+    assert (got["available"], got["reserved"], got["sold"]) == (2, 1, 2)
+    await check_invariants(db)
