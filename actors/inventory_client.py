@@ -28,6 +28,8 @@ from domain.inventory import ReservationNotFound, error_from_json, partition_of
 
 log = logging.getLogger("aisle.inventory")
 NAMESPACE = "aisle"
+MAX_INFLIGHT = 2  # Ray calls under way per partition, per client
+MAX_OPS_PER_CALL = 512
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
 
 
@@ -66,6 +68,11 @@ class InventoryClient:
         self.timeout = call_timeout_s
         self.deadline = deadline_s
         self.retries = 0
+        # coalescing: per partition, operations waiting to go and Ray calls under way
+        self._waiting: list[list[tuple[dict[str, Any], asyncio.Future[Any]]]] = [
+            [] for _ in range(partitions)]
+        self._inflight = [0] * partitions
+        self._sends: set[asyncio.Task[None]] = set()
 
     def _actor(self, k: int) -> Any:
         return partition_actor(k, self.dsn, self.low, self.redis_url)
@@ -79,23 +86,57 @@ class InventoryClient:
         delay = 0.05
         while True:
             try:
-                ref = self.actors[k].call.remote(op)
-                outcome = await asyncio.wait_for(ref, min(self.timeout,
+                fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+                self._waiting[k].append((op, fut))
+                self._pump(k)
+                outcome = await asyncio.wait_for(fut, min(self.timeout,
                                                           max(give_up - loop.time(), 0.1)))
+                if "retry" in outcome:
+                    raise CommitFailed(outcome["retry"])
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
                 self.retries += 1
-                if isinstance(exc, ActorDiedError):
-                    # restarting: the name still resolves to it; dead for good (e.g. stopped
-                    # by an operator): a new one is started under the same name
-                    self.actors[k] = self._actor(k)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             if outcome["ok"]:
                 return outcome["value"]
             raise error_from_json(outcome["error"])
+
+    def _pump(self, k: int) -> None:
+        """Sends what waits for partition k, at most MAX_INFLIGHT Ray calls at a time: under
+        load, operations that arrive while calls are under way go together in the next one
+        (one Ray call for many; no timer, so an idle system adds no delay)."""
+        while self._waiting[k] and self._inflight[k] < MAX_INFLIGHT:
+            batch, self._waiting[k] = (self._waiting[k][:MAX_OPS_PER_CALL],
+                                       self._waiting[k][MAX_OPS_PER_CALL:])
+            batch = [(op, fut) for op, fut in batch if not fut.done()]  # given up meanwhile
+            if not batch:
+                continue
+            self._inflight[k] += 1
+            task = asyncio.get_running_loop().create_task(self._send(k, batch))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    async def _send(self, k: int, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        actor = self.actors[k]
+        try:
+            outcomes = await actor.call_many.remote([op for op, _ in batch])
+            for (_, fut), outcome in zip(batch, outcomes, strict=True):
+                if not fut.done():
+                    fut.set_result(outcome)
+        except Exception as exc:
+            if isinstance(exc, ActorDiedError) and self.actors[k] is actor:
+                # restarting: the name still resolves to it; dead for good (e.g. stopped
+                # by an operator): a new one is started under the same name
+                self.actors[k] = self._actor(k)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+        finally:
+            self._inflight[k] -= 1
+            self._pump(k)
 
     # -- reservations ---------------------------------------------------------------------
     async def reserve(self, items: list[tuple[int, int, str | None]], key: str | None = None,
