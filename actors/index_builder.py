@@ -1,0 +1,322 @@
+"""IndexBuilder: keeps the search index in step with the catalog (CQRS), and builds whole new
+index generations.
+
+Incremental: LISTEN on the outbox channel (wake-up) plus a poll. Events are read in
+(txid, event_id) order, only from transactions older than every running one, so an event that
+commits late is never skipped. A batch of events becomes a set of products; their current rows
+are read, turned into documents (a pyarrow batch), written to every writable generation (the
+live one, and one being built), committed in the index; then the Redis keys of those products
+are invalidated and only then the consumer position is committed. A crash anywhere before that
+replays the batch: upserts are idempotent and ordered by product version.
+
+Full build: parallel workers scan product id ranges into a new generation beside the live one;
+the result is checked (document count, canary queries), then swapped in atomically; the
+previous generation is kept for rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from adapters.postgres import Conn, connect, create_pool
+from adapters.postgres import search_docs as sd
+from adapters.postgres.search_registry import GenerationRegistry
+from adapters.redis import create_redis
+from adapters.search.factory import open_index
+from domain.search import IndexQuery, TextQuery
+from domain.search_documents import document, record_batch, rows_of
+
+log = logging.getLogger("aisle.index_builder")
+CHANNEL = "aisle_outbox"
+CONSUMER = "search-index"
+POLL_S = 1.0
+MAX_EVENTS = 5_000
+SCAN_PAGE = 2_000
+PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted", "price.changed")
+FULL_BUILD_EVENTS = ("catalog.loaded", "index.rebuild")
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    dsn: str
+    redis_url: str | None
+    data_dir: str
+    shards: int
+    es_url: str | None = None
+    workers: int = 2
+
+
+async def _documents(conn: Conn, product_ids: Sequence[int],
+                     parents: dict[int, int | None]) -> tuple[list[dict[str, Any]], list[int]]:
+    rows, gone = await sd.rows_for(conn, product_ids)
+    now = time.time()
+    if any(r["category_id"] is not None and r["category_id"] not in parents for r in rows):
+        parents.update(await sd.category_parents(conn))
+    return [document(r, parents, now) for r in rows], gone
+
+
+@ray.remote(num_cpus=0)
+def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int) -> int:
+    """One worker of a full build: products after < id <= upto into `generation`."""
+    async def run() -> int:
+        conn = await connect(cfg.dsn)
+        index = await open_index(cfg, await create_pool(cfg.dsn, max_size=1))
+        try:
+            parents = await sd.category_parents(conn)
+            done, cursor = 0, after
+            while True:
+                rows = await sd.scan(conn, cursor, SCAN_PAGE, upto)
+                if not rows:
+                    return done
+                now = time.time()
+                batch = record_batch([document(r, parents, now) for r in rows])
+                await index.write(rows_of(batch), (), generation, commit=False)
+                done += len(rows)
+                cursor = rows[-1]["product_id"]
+        finally:
+            await index.close()
+            await conn.close()
+    return asyncio.run(run())
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)  # type: ignore[call-overload]
+class IndexBuilder:
+    async def __init__(self, cfg: BuilderConfig) -> None:  # type: ignore[misc]
+        # No I/O here: a constructor that raises leaves the actor dead for good. Connecting
+        # happens in the loop, retried until it works.
+        self.cfg = cfg
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stats = {"batches": 0, "events": 0, "documents": 0, "deleted": 0,
+                       "full_builds": 0, "errors": 0}
+        self._fail_after_write = False
+        self._last_error: str | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _setup(self) -> None:
+        self.pool = await create_pool(self.cfg.dsn, max_size=4)
+        self.index = await open_index(self.cfg, self.pool)
+        self.registry = GenerationRegistry(self.pool, self.index.backend)
+        self.redis = create_redis(self.cfg.redis_url) if self.cfg.redis_url else None
+        self.parents = await sd.category_parents(self.pool)  # type: ignore[arg-type]
+
+    async def start(self, timeout_s: float = 120.0) -> bool:
+        """Waits until the builder is connected and the index has a live generation."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        return {**self._stats, "last_error": self._last_error}
+
+    def fail_after_next_write(self) -> None:
+        """Fault injection for tests: the process dies after the next index write, before the
+        consumer position is committed."""
+        self._fail_after_write = True
+
+    async def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """True once every event committed before this call has been indexed."""
+        target = await self.pool.fetchval(
+            "SELECT max(event_id) FROM outbox WHERE txid < pg_snapshot_xmin(pg_current_snapshot())")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pending = await self.pool.fetchval(
+                """SELECT count(*) FROM outbox o, outbox_consumers c
+                   WHERE c.name = $1 AND o.event_id <= $2
+                     AND (o.txid, o.event_id) > (c.last_txid, c.last_event_id)""",
+                CONSUMER, target or 0)
+            if pending == 0 and await self.registry.live() is not None:
+                return True
+            self._wake.set()
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _run(self) -> None:
+        listener = None
+        while not self._ready.is_set():
+            try:
+                await self._setup()
+                await self._bootstrap()
+                self._ready.set()
+            except Exception as exc:
+                self._last_error = repr(exc)
+                log.exception("index builder start failed; retrying")
+                await asyncio.sleep(1.0)
+        while True:
+            try:
+                if listener is None or listener.is_closed():
+                    listener = await connect(self.cfg.dsn)
+                    await listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+                while await self._process_once():
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_S)
+                self._wake.clear()
+            except Exception as exc:  # keep going: the position was not committed
+                self._stats["errors"] += 1
+                self._last_error = repr(exc)
+                log.exception("index builder batch failed; retrying")
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.close()
+                listener = None
+                await asyncio.sleep(0.5)
+
+    async def _bootstrap(self) -> None:
+        """First start on a database: no position yet. Build everything into a first
+        generation, and start consuming from before that build began."""
+        row = await self.pool.fetchrow(
+            "SELECT 1 FROM outbox_consumers WHERE name = $1", CONSUMER)
+        if row is not None and await self.registry.live() is not None:
+            return
+        start = await self.pool.fetchval(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())")
+        await self.full_build()
+        await self.pool.execute(
+            """INSERT INTO outbox_consumers (name, last_txid, last_event_id)
+               VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING""",
+            CONSUMER, _prev_xid(start))
+
+    async def _process_once(self) -> bool:
+        """One batch of events; False when there was nothing to do."""
+        async with self.pool.acquire() as conn:
+            pos = await conn.fetchrow(
+                "SELECT last_txid, last_event_id FROM outbox_consumers WHERE name = $1",
+                CONSUMER)
+            events = await conn.fetch(
+                """SELECT event_id, event_type, aggregate_id, payload, txid FROM outbox
+                   WHERE (txid, event_id) > ($1::xid8, $2::bigint)
+                     AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                   ORDER BY txid, event_id LIMIT $3""",
+                pos["last_txid"] if pos else 0, pos["last_event_id"] if pos else 0, MAX_EVENTS)
+            if pos is None or not events:
+                return False
+            products: set[int] = set()
+            variants: set[int] = set()
+            full = False
+            for e in events:
+                kind = e["event_type"]
+                if kind in PRODUCT_EVENTS:
+                    products.add(int(e["aggregate_id"]))
+                elif kind == "inventory.changed":
+                    variants.add(int(e["aggregate_id"]))
+                elif kind in FULL_BUILD_EVENTS:
+                    full = True
+            if variants:
+                products.update(await sd.product_of_variants(conn, sorted(variants)))
+            if full:
+                await self.full_build()
+            elif products:
+                await self.apply(conn, sorted(products))
+            last = events[-1]
+            await conn.execute(
+                """UPDATE outbox_consumers SET last_txid = $2, last_event_id = $3,
+                          updated_at = now() WHERE name = $1""",
+                CONSUMER, last["txid"], last["event_id"])
+            self._stats["batches"] += 1
+            self._stats["events"] += len(events)
+        return True
+
+    async def apply(self, conn: Conn, product_ids: Sequence[int]) -> None:
+        docs, gone = await _documents(conn, product_ids, self.parents)
+        batch = record_batch(docs)  # the documents as one pyarrow batch
+        for generation in await self.registry.writable():
+            await self.index.write(rows_of(batch), gone, generation, commit=True)
+        if self._fail_after_write:
+            os._exit(1)
+        if self.redis is not None and product_ids:
+            with contextlib.suppress(Exception):  # the keys expire anyway; never block indexing
+                await self.redis.delete(*(f"aisle:product:{p}" for p in product_ids))
+        self._stats["documents"] += len(docs)
+        self._stats["deleted"] += len(gone)
+
+    async def full_build(self, workers: int | None = None, swap: bool = True) -> dict[str, Any]:
+        """A new generation from a scan of PostgreSQL, checked, then made live."""
+        started = time.monotonic()
+        name = f"g{int(time.time() * 1000)}"
+        await self.index.create_generation(name)
+        workers = workers or self.cfg.workers
+        bounds = await self._ranges(workers)
+        counts = await asyncio.gather(*(
+            build_range.remote(self.cfg, name, lo, hi) for lo, hi in bounds))
+        await self.index.refresh(name)
+        built = int(sum(counts))
+        problems = await self._check(name, built)
+        if problems:
+            await self.registry.mark(name, "FAILED")
+            raise RuntimeError(f"generation {name} failed its checks: {problems}")
+        previous = await self.index.swap(name) if swap else None
+        try:
+            await self._store_vocabulary(name)
+        except Exception:  # search works without it (no spelling, synonyms, inferred filters)
+            log.exception("query vocabulary not built")
+        self._stats["full_builds"] += 1
+        seconds = time.monotonic() - started
+        return {"generation": name, "documents": built, "previous": previous,
+                "seconds": round(seconds, 2), "docs_per_s": round(built / max(seconds, 1e-9))}
+
+    async def _ranges(self, workers: int) -> list[tuple[int, int]]:
+        n = await self.pool.fetchval("SELECT count(*) FROM products WHERE status = 'ACTIVE'")
+        cuts = [0]
+        for i in range(1, workers):
+            cut = await self.pool.fetchval(
+                """SELECT product_id FROM products WHERE status = 'ACTIVE'
+                   ORDER BY product_id OFFSET $1 LIMIT 1""", n * i // workers)
+            if cut is not None and cut > cuts[-1]:
+                cuts.append(int(cut))
+        return [(lo, hi) for lo, hi in zip(cuts, [*cuts[1:], 2**63 - 1], strict=True)]
+
+    async def _check(self, name: str, built: int) -> list[str]:
+        problems = []
+        indexed = await self.index.count(name)
+        if indexed != built:
+            problems.append(f"{indexed} documents indexed, {built} built")
+        canaries = await self.pool.fetch(
+            """SELECT product_id, title FROM products WHERE status = 'ACTIVE'
+               ORDER BY random() LIMIT 3""")
+        for c in canaries if built else []:
+            docs = await self.index.get([c["product_id"]], name)
+            if c["product_id"] not in docs:
+                continue  # no active variant: not searchable, fine
+            words = tuple((w,) for w in c["title"].split()[:6])
+            res = await self.index.search_generation(
+                name, IndexQuery(TextQuery(words), limit=50, facets=False))
+            if c["product_id"] not in {h.product_id for h in res.hits}:
+                problems.append(f"canary {c['product_id']} not found by its title")
+        return problems
+
+    async def _store_vocabulary(self, generation: str) -> None:
+        from adapters.postgres.vocabulary import build_vocabulary
+        vocab = await build_vocabulary(self.pool)
+        await self.pool.execute(
+            """INSERT INTO search_artifacts (name, generation, blob) VALUES ('vocabulary', $1, $2)
+               ON CONFLICT (name) DO UPDATE SET generation = EXCLUDED.generation,
+                   blob = EXCLUDED.blob, created_at = now()""",
+            generation, pickle.dumps(vocab, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _prev_xid(x: Any) -> Any:
+    """The position just before transaction `x` (consume from x on)."""
+    return type(x)(int(x) - 1) if int(x) > 0 else x
+
+
+def builder_actor(cfg: BuilderConfig) -> Any:
+    import hashlib
+    db = hashlib.sha256(cfg.dsn.encode()).hexdigest()[:10]
+    return IndexBuilder.options(  # type: ignore[attr-defined]
+        name=f"index-builder-{db}", namespace="aisle", get_if_exists=True, lifetime="detached",
+    ).remote(cfg)
+
+
+def data_dir_abs(path: str | Path) -> str:
+    return str(Path(path).expanduser().resolve())

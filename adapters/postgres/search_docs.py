@@ -1,0 +1,73 @@
+"""Reads what search documents are made of: current product rows joined with their active
+variants (cheapest price, attributes), stock (available, sold), reviews, seller and first image.
+Products that are not ACTIVE or have no active variant are reported as gone (to delete)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.postgres import Conn
+
+_SELECT = """
+SELECT p.product_id, p.version, p.external_id, p.seller_id, p.title, p.description, p.brand,
+       p.category_id, c.path AS category_path,
+       extract(epoch FROM p.created_at)::bigint AS created_at,
+       v.price_cents, v.price_was_cents, v.variant_attributes, v.variant_ids,
+       coalesce(s.available, 0) AS available, coalesce(s.sold, 0) AS sold,
+       r.avg_rating::float8 AS rating_avg, r.review_count AS rating_count,
+       sl.rating::float8 AS seller_rating, img.url AS thumbnail_url
+FROM products p
+JOIN sellers sl ON sl.seller_id = p.seller_id
+LEFT JOIN categories c ON c.category_id = p.category_id
+JOIN LATERAL (
+    SELECT min(pv.price_cents) AS price_cents,
+           (array_agg(pv.compare_price_cents ORDER BY pv.price_cents, pv.variant_id))[1]
+               AS price_was_cents,
+           jsonb_agg(pv.attributes) AS variant_attributes,
+           array_agg(pv.variant_id ORDER BY pv.position, pv.variant_id) AS variant_ids
+    FROM product_variants pv WHERE pv.product_id = p.product_id AND pv.status = 'ACTIVE'
+    HAVING count(*) > 0
+) v ON true
+LEFT JOIN LATERAL (
+    SELECT sum(st.available) AS available, sum(st.sold) AS sold
+    FROM product_variants pv JOIN stock st ON st.variant_id = pv.variant_id
+    WHERE pv.product_id = p.product_id AND pv.status = 'ACTIVE'
+) s ON true
+LEFT JOIN reviews_summary r ON r.product_id = p.product_id
+LEFT JOIN LATERAL (
+    SELECT url FROM product_images i WHERE i.product_id = p.product_id
+    ORDER BY i.position, i.image_id LIMIT 1
+) img ON true
+WHERE p.status = 'ACTIVE' AND sl.status = 'ACTIVE'
+"""
+
+_BY_IDS = _SELECT + " AND p.product_id = ANY($1::bigint[])"
+_SCAN = _SELECT + """ AND p.product_id > $1 AND p.product_id <= $3
+ORDER BY p.product_id LIMIT $2"""
+
+
+async def category_parents(conn: Conn) -> dict[int, int | None]:
+    rows = await conn.fetch("SELECT category_id, parent_id FROM categories")
+    return {int(r["category_id"]): r["parent_id"] for r in rows}
+
+
+async def rows_for(conn: Conn,
+                   product_ids: Sequence[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    """(rows of searchable products, ids of the others: deleted, inactive, unknown)."""
+    rows = [dict(r) for r in await conn.fetch(_BY_IDS, list(product_ids))]
+    found = {r["product_id"] for r in rows}
+    return rows, [p for p in product_ids if p not in found]
+
+
+async def scan(conn: Conn, after: int, limit: int,
+               upto: int = 2**63 - 1) -> list[dict[str, Any]]:
+    """Searchable products with after < product_id <= upto, in id order (keyset pages)."""
+    return [dict(r) for r in await conn.fetch(_SCAN, after, limit, upto)]
+
+
+async def product_of_variants(conn: Conn, variant_ids: Sequence[int]) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT product_id FROM product_variants WHERE variant_id = ANY($1::bigint[])",
+        list(variant_ids))
+    return [int(r["product_id"]) for r in rows]

@@ -1,0 +1,71 @@
+"""Which search index generations exist, which one is live, and which ones take writes.
+
+One row per generation in `search_generations`. A swap is one transaction: the live one
+becomes PREVIOUS (kept for rollback), the new one LIVE, older PREVIOUS ones RETIRED.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+class GenerationRegistry:
+    def __init__(self, pool: asyncpg.Pool, backend: str) -> None:
+        self.pool = pool
+        self.backend = backend
+
+    async def live(self) -> str | None:
+        return await self.pool.fetchval(
+            "SELECT name FROM search_generations WHERE backend = $1 AND status = 'LIVE'",
+            self.backend)
+
+    async def writable(self) -> list[str]:
+        """The live generation and any being built (a rebuild must not miss changes)."""
+        rows = await self.pool.fetch(
+            """SELECT name FROM search_generations
+               WHERE backend = $1 AND status IN ('LIVE', 'BUILDING') ORDER BY created_at""",
+            self.backend)
+        return [r["name"] for r in rows]
+
+    async def create(self, name: str, shards: int) -> None:
+        await self.pool.execute(
+            """INSERT INTO search_generations (name, backend, shards, status)
+               VALUES ($1, $2, $3, 'BUILDING')""", name, self.backend, shards)
+
+    async def shards(self, name: str) -> int | None:
+        return await self.pool.fetchval(
+            "SELECT shards FROM search_generations WHERE name = $1", name)
+
+    async def swap(self, name: str, documents: int | None = None) -> str | None:
+        """Makes `name` live; returns the generation it replaced (now PREVIOUS)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE search_generations IN EXCLUSIVE MODE")
+            status = await conn.fetchval(
+                "SELECT status FROM search_generations WHERE name = $1 AND backend = $2",
+                name, self.backend)
+            if status not in ("BUILDING", "PREVIOUS", "LIVE"):
+                raise ValueError(f"generation {name!r} cannot go live (status {status})")
+            if status == "LIVE":
+                return None
+            await conn.execute(
+                """UPDATE search_generations SET status = 'RETIRED'
+                   WHERE backend = $1 AND status = 'PREVIOUS' AND name <> $2""",
+                self.backend, name)
+            previous: str | None = await conn.fetchval(
+                """UPDATE search_generations SET status = 'PREVIOUS'
+                   WHERE backend = $1 AND status = 'LIVE' RETURNING name""", self.backend)
+            await conn.execute(
+                """UPDATE search_generations SET status = 'LIVE', swapped_at = now(),
+                          documents = coalesce($2, documents) WHERE name = $1""",
+                name, documents)
+            return previous
+
+    async def mark(self, name: str, status: str) -> None:
+        await self.pool.execute(
+            "UPDATE search_generations SET status = $2 WHERE name = $1", name, status)
+
+    async def all(self) -> list[dict[str, object]]:
+        rows = await self.pool.fetch(
+            """SELECT name, status, shards, documents, created_at, swapped_at
+               FROM search_generations WHERE backend = $1 ORDER BY created_at""", self.backend)
+        return [dict(r) for r in rows]

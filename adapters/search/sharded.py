@@ -1,0 +1,188 @@
+"""The embedded search backend: tantivy shards held by `IndexShard` actors, one set per
+generation. Product -> shard by a stable hash. A search goes to every shard of the live
+generation; each returns its top `offset + limit`, its exact total and exact facet counts, and
+this merges them (sum of totals, sum of counts, merge of sorted lists)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.index_shard import IndexShard
+from adapters.postgres.search_registry import GenerationRegistry
+from domain.inventory import partition_of
+from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
+
+NAMESPACE = "aisle"
+LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
+CALL_TIMEOUT_S = 10.0
+
+
+def shard_of(product_id: int, shards: int) -> int:
+    return partition_of(product_id, shards)
+
+
+class NoLiveIndex(LookupError):
+    pass
+
+
+class ShardedIndex:
+    backend = "tantivy"
+
+    def __init__(self, shards: int, data_dir: Path, dsn: str,
+                 registry: GenerationRegistry) -> None:
+        self.shards = shards
+        self.db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
+        self.root = Path(data_dir).resolve() / "index" / self.db
+        self.registry = registry
+        self._actors: dict[tuple[str, int], Any] = {}
+        self._live: tuple[float, str | None] = (0.0, None)
+
+    # -- actors ------------------------------------------------------------------------
+    def _actor(self, generation: str, k: int) -> Any:
+        key = (generation, k)
+        if key not in self._actors:
+            self._actors[key] = IndexShard.options(  # type: ignore[attr-defined]
+                name=f"index-{self.db}-{generation}-{k}", namespace=NAMESPACE,
+                get_if_exists=True, lifetime="detached",
+            ).remote(str(self.root / generation / f"shard-{k}"))
+        return self._actors[key]
+
+    async def _call(self, generation: str, k: int, method: str, *args: Any) -> Any:
+        ref = getattr(self._actor(generation, k), method).remote(*args)
+        return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
+
+    async def _gen(self, generation: str | None) -> str:
+        if generation is not None:
+            return generation
+        at, live = self._live
+        if live is None or time.monotonic() - at > LIVE_CACHE_S:
+            live = await self.registry.live()
+            self._live = (time.monotonic(), live)
+        if live is None:
+            raise NoLiveIndex("no live search index generation")
+        return live
+
+    # -- writes ------------------------------------------------------------------------
+    async def write(self, docs: Sequence[dict[str, Any]], deletes: Sequence[int],
+                    generation: str | None = None, commit: bool = True) -> int:
+        gen = await self._gen(generation)
+        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        del_shard: dict[int, list[int]] = defaultdict(list)
+        for d in docs:
+            by_shard[shard_of(int(d["product_id"]), self.shards)].append(d)
+        for pid in deletes:
+            del_shard[shard_of(int(pid), self.shards)].append(int(pid))
+        ks = sorted(set(by_shard) | set(del_shard))
+        written = await asyncio.gather(*(
+            self._call(gen, k, "apply", by_shard.get(k, []), del_shard.get(k, []), commit)
+            for k in ks))
+        return sum(written)
+
+    async def upsert(self, docs: Sequence[dict[str, Any]], generation: str | None = None) -> int:
+        return await self.write(docs, (), generation)
+
+    async def delete(self, product_ids: Sequence[int], generation: str | None = None) -> None:
+        await self.write((), product_ids, generation)
+
+    async def refresh(self, generation: str | None = None) -> None:
+        gen = await self._gen(generation)
+        await asyncio.gather(*(self._call(gen, k, "commit") for k in range(self.shards)))
+
+    # -- reads -------------------------------------------------------------------------
+    async def search(self, query: IndexQuery) -> IndexResult:
+        return await self.search_generation(None, query)
+
+    async def search_generation(self, generation: str | None, query: IndexQuery) -> IndexResult:
+        gen = await self._gen(generation)
+        n = query.offset + query.limit
+        per_shard = IndexQuery(query.text, query.filters, query.sort, 0, n, query.facets)
+        parts: list[IndexResult] = await asyncio.gather(
+            *(self._call(gen, k, "search", per_shard) for k in range(self.shards)))
+        return merge(parts, query)
+
+    async def get(self, product_ids: Sequence[int],
+                  generation: str | None = None) -> dict[int, dict[str, Any]]:
+        gen = await self._gen(generation)
+        by_shard: dict[int, list[int]] = defaultdict(list)
+        for pid in product_ids:
+            by_shard[shard_of(int(pid), self.shards)].append(int(pid))
+        out: dict[int, dict[str, Any]] = {}
+        for part in await asyncio.gather(
+                *(self._call(gen, k, "get", ids) for k, ids in by_shard.items())):
+            out.update(part)
+        return out
+
+    async def count(self, generation: str | None = None) -> int:
+        gen = await self._gen(generation)
+        return sum(await asyncio.gather(
+            *(self._call(gen, k, "count") for k in range(self.shards))))
+
+    async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
+        gen = await self._gen(None)
+        parts = await asyncio.gather(
+            *(self._call(gen, k, "suggest", list(words), last, limit)
+              for k in range(self.shards)))
+        seen: dict[str, int] = {}
+        for title, weight in heapq.merge(*parts, key=lambda tw: -tw[1]):
+            key = title.casefold()
+            if key not in seen:
+                seen[key] = weight
+                if len(seen) == limit:
+                    break
+        out: list[str] = []
+        for part in parts:
+            for title, _ in part:
+                if title.casefold() in seen and title not in out:
+                    out.append(title)
+        return sorted(out, key=lambda t: -seen[t.casefold()])[:limit]
+
+    # -- generations -------------------------------------------------------------------
+    async def create_generation(self, name: str) -> None:
+        await self.registry.create(name, self.shards)
+        await asyncio.gather(*(self._call(name, k, "count") for k in range(self.shards)))
+
+    async def live_generation(self) -> str | None:
+        return await self.registry.live()
+
+    async def swap(self, name: str) -> str | None:
+        previous = await self.registry.swap(name)
+        self._live = (time.monotonic(), name)
+        return previous
+
+    async def drop_generation(self, name: str) -> None:
+        for k in range(self.shards):
+            try:
+                actor = ray.get_actor(f"index-{self.db}-{name}-{k}", namespace=NAMESPACE)
+            except ValueError:
+                continue
+            ray.kill(actor, no_restart=True)
+            self._actors.pop((name, k), None)
+        await asyncio.to_thread(shutil.rmtree, self.root / name, True)
+        await self.registry.mark(name, "RETIRED")
+
+    async def close(self) -> None:
+        self._actors.clear()
+
+
+def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
+    """Shard results -> one page. Each part is sorted; ties break on product_id."""
+    hits: list[Hit] = [h for p in parts for h in p.hits]
+    if query.sort == "relevance":
+        hits.sort(key=lambda h: (-h.score, h.product_id))
+    else:
+        hits.sort(key=lambda h: sort_key(h.doc, query.sort))
+    facets = Facets()
+    for p in parts:
+        facets.add(p.facets)
+    return IndexResult(hits[query.offset:query.offset + query.limit],
+                       sum(p.total for p in parts), facets)

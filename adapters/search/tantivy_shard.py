@@ -1,0 +1,398 @@
+"""One tantivy index: a shard of the embedded search backend (no Ray here; `actors/index_shard.py`
+holds one of these per actor).
+
+Text fields use one analyzer (`aisle_en`: simple tokenizer, lower case, ASCII folding, English
+stemmer) at index and at query time, so query words are analysed exactly like titles. Searches
+return this shard's top `offset + limit` hits in the merge order, its exact total and its exact
+facet counts (every bucket, so the merged counts are exact too).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tantivy
+from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
+
+from domain.search import (
+    CATEGORY_FACET_SIZE,
+    FACET_ATTRIBUTES,
+    PRICE_RANGES,
+    RATING_FLOORS,
+    Facets,
+    Filters,
+    Hit,
+    IndexQuery,
+    IndexResult,
+    TextQuery,
+    price_range_label,
+    sort_key,
+)
+
+ANALYZER = "aisle_en"
+PREFIX_ANALYZER = "aisle_prefix"
+ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
+WRITER_HEAP = 64 << 20
+MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
+
+# Searched fields and their boosts ("all"); "title" searches only the first.
+TEXT_FIELDS: tuple[tuple[str, float], ...] = (
+    ("title", 3.0), ("brand_text", 2.0), ("category_path", 1.0), ("description", 0.5),
+)
+CATEGORY_BOOST = 1.5
+
+_INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at")
+_FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
+_STORED_STR = ("external_id", "currency", "thumbnail_url", "brand")
+_SORT_FIELD = {"price_asc": ("price", tantivy.Order.Asc),
+               "price_desc": ("price", tantivy.Order.Desc),
+               "rating": ("rating_avg", tantivy.Order.Desc),
+               "newest": ("created_at", tantivy.Order.Desc)}
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    return (TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40))
+            .filter(Filter.lowercase()).filter(Filter.ascii_fold())
+            .filter(Filter.stemmer("english")).build())
+
+
+def prefix_analyzer() -> tantivy.TextAnalyzer:
+    return TextAnalyzerBuilder(Tokenizer.whitespace()).build()
+
+
+def word_prefixes(text: str, az: tantivy.TextAnalyzer, longest: int = 15) -> str:
+    """Every prefix (1..`longest` letters) of every word, space-separated: the edge n-grams
+    of the title (tantivy has an n-gram tokenizer but no per-word edge n-gram filter)."""
+    out: set[str] = set()
+    for word in az.analyze(text):
+        out.update(word[:n] for n in range(1, min(len(word), longest) + 1))
+    return " ".join(sorted(out))
+
+
+def schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    for name in _INT_FIELDS:
+        b.add_integer_field(name, stored=True, indexed=True, fast=True)
+    for name in _FLOAT_FIELDS:
+        b.add_float_field(name, stored=True, indexed=True, fast=True)
+    b.add_integer_field("category_ids", stored=True, indexed=True, fast=True)
+    b.add_integer_field("variant_ids", stored=True, indexed=False, fast=False)
+    b.add_boolean_field("in_stock", stored=True, indexed=True, fast=True)
+    b.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
+    b.add_text_field("title_prefix", stored=False, tokenizer_name=PREFIX_ANALYZER,
+                     index_option="basic")
+    b.add_text_field("description", stored=False, tokenizer_name=ANALYZER)
+    b.add_text_field("brand_text", stored=False, tokenizer_name=ANALYZER)
+    b.add_text_field("category_path", stored=True, tokenizer_name=ANALYZER)
+    b.add_text_field("brand", stored=True, fast=True, tokenizer_name="raw", index_option="basic")
+    b.add_text_field("brand_key", stored=False, tokenizer_name="raw", index_option="basic")
+    b.add_text_field("badges", stored=True, tokenizer_name="raw", index_option="basic")
+    for name in ("external_id", "currency", "thumbnail_url"):
+        b.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
+    b.add_json_field("attributes", stored=True, fast=True, tokenizer_name="raw",
+                     index_option="basic")
+    return b.build()
+
+
+def _tokens(text: str, az: tantivy.TextAnalyzer) -> list[str]:
+    return list(az.analyze(text))
+
+
+class TantivyShard:
+    def __init__(self, path: Path | str | None) -> None:
+        self.schema = schema()
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        else:
+            self.index = tantivy.Index(self.schema)
+        self.index.register_tokenizer(ANALYZER, analyzer())
+        self.index.register_tokenizer(PREFIX_ANALYZER, prefix_analyzer())
+        self._az = analyzer()
+        self._words = (TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40))
+                       .filter(Filter.lowercase()).filter(Filter.ascii_fold()).build())
+        self._writer = self.index.writer(WRITER_HEAP, 1)
+        self._lock = threading.Lock()  # one writer at a time; searches never take it
+        self._pending: dict[int, int | None] = {}  # product -> version since last commit
+        self.index.reload()
+
+    # -- writes ------------------------------------------------------------------------
+    def _stored_versions(self, ids: Sequence[int]) -> dict[int, int]:
+        if not ids:
+            return {}
+        searcher = self.index.searcher()
+        q = Query.term_set_query(self.schema, "product_id", list(ids))
+        res = searcher.search(q, limit=len(ids) * 2 + 10, count=False)
+        addrs = [a for _, a in res.hits]
+        pids = searcher.fast_field_values("product_id", addrs)
+        versions = searcher.fast_field_values("version", addrs)
+        return {int(p): int(v) for p, v in zip(pids, versions, strict=True)
+                if p is not None and v is not None}
+
+    def upsert(self, docs: Iterable[Mapping[str, Any]]) -> int:
+        docs = list(docs)
+        with self._lock:
+            stored = self._stored_versions([int(d["product_id"]) for d in docs])
+            written = 0
+            for d in docs:
+                pid, version = int(d["product_id"]), int(d["version"])
+                current = self._pending[pid] if pid in self._pending else stored.get(pid)
+                if current is not None and version < current:
+                    continue
+                self._writer.delete_documents_by_term("product_id", pid)
+                self._writer.add_document(self._document(d))
+                self._pending[pid] = version
+                written += 1
+            return written
+
+    def delete(self, product_ids: Iterable[int]) -> None:
+        with self._lock:
+            for pid in product_ids:
+                self._writer.delete_documents_by_term("product_id", int(pid))
+                self._pending[int(pid)] = None
+
+    def commit(self) -> None:
+        with self._lock:
+            self._writer.commit()
+            self._pending.clear()
+        self.index.reload()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._writer.delete_all_documents()
+            self._writer.commit()
+            self._pending.clear()
+        self.index.reload()
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.wait_merging_threads()
+
+    def _document(self, d: Mapping[str, Any]) -> tantivy.Document:
+        doc = tantivy.Document()
+        for name in _INT_FIELDS:
+            doc.add_integer(name, int(d.get(name) or 0))
+        for name in _FLOAT_FIELDS:
+            v = d.get(name)
+            doc.add_float(name, float("nan") if v is None else float(v))
+        for v in d.get("variant_ids") or ():
+            doc.add_integer("variant_ids", int(v))
+        for c in d.get("category_ids") or ():
+            doc.add_integer("category_ids", int(c))
+        doc.add_boolean("in_stock", bool(d.get("in_stock")))
+        title = str(d.get("title") or "")
+        doc.add_text("title", title)
+        doc.add_text("title_prefix", word_prefixes(title, self._words))
+        doc.add_text("description", str(d.get("description") or ""))
+        if d.get("brand"):
+            doc.add_text("brand", str(d["brand"]))
+            doc.add_text("brand_text", str(d["brand"]))
+        if d.get("brand_key"):
+            doc.add_text("brand_key", str(d["brand_key"]))
+        for name in d.get("category_path") or ():
+            doc.add_text("category_path", str(name))
+        for b in d.get("badges") or ():
+            doc.add_text("badges", str(b))
+        for name in ("external_id", "currency", "thumbnail_url"):
+            if d.get(name):
+                doc.add_text(name, str(d[name]))
+        doc.add_json("attributes", {k: list(v) for k, v in (d.get("attributes") or {}).items()})
+        return doc
+
+    # -- reads -------------------------------------------------------------------------
+    def num_docs(self) -> int:
+        return int(self.index.searcher().num_docs)
+
+    def get(self, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        searcher = self.index.searcher()
+        q = Query.term_set_query(self.schema, "product_id", [int(p) for p in product_ids])
+        res = searcher.search(q, limit=max(1, len(product_ids)), count=False)
+        out = {}
+        for _, addr in res.hits:
+            d = _to_plain(searcher.doc(addr).to_dict())
+            out[d["product_id"]] = d
+        return out
+
+    def search(self, q: IndexQuery) -> IndexResult:
+        searcher = self.index.searcher()
+        query = self._query(q)
+        n = q.offset + q.limit
+        if q.sort == "relevance":
+            res = searcher.search(query, limit=max(n, 1), count=True)
+            hits = [(float(s), a) for s, a in res.hits]
+        else:
+            field, order = _SORT_FIELD[q.sort]
+            res = searcher.search(query, limit=max(n, 1), count=True, order_by_field=field,
+                                  order=order)
+            hits = [(float(s), a) for s, a in res.hits]
+            if len(hits) == n and n > 0:
+                hits = self._with_ties(searcher, query, field, hits)
+        out = [Hit(0, score, _to_plain(searcher.doc(addr).to_dict())) for score, addr in hits]
+        out = [Hit(int(h.doc["product_id"]), h.score, h.doc) for h in out]
+        if q.sort != "relevance":
+            out.sort(key=lambda h: sort_key(h.doc, q.sort))
+            out = out[:n]
+        facets = self._facets(searcher, query) if q.facets else Facets()
+        return IndexResult(out, int(res.count or 0), facets)
+
+    def _with_ties(self, searcher: tantivy.Searcher, query: Query, field: str,
+                   hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
+        """The top n by `field` cuts a run of equal values at an arbitrary document; the merge
+        order breaks ties on product_id, so every document tied with the last one comes too
+        (the caller sorts and cuts again)."""
+        last = hits[-1][0]
+        kind = tantivy.FieldType.Integer if field == "created_at" else tantivy.FieldType.Float
+        bound: float | int = int(last) if field == "created_at" else last
+        tie = Query.boolean_query([(Occur.Must, query), (Occur.Must, Query.range_query(
+            self.schema, field, kind, bound, bound))])
+        tied = searcher.search(tie, limit=MAX_TIES, count=False).hits
+        better = [(s, a) for s, a in hits if s != last]
+        return better + [(last, a) for _, a in tied]
+
+    def suggest(self, prefix_words: Sequence[str], last: str, limit: int) -> list[tuple[str, int]]:
+        """Titles matching every full word and starting a word with `last`, most reviewed first."""
+        searcher = self.index.searcher()
+        clauses: list[tuple[Occur, Query]] = []
+        for w in prefix_words:
+            for t in _tokens(w, self._az):
+                clauses.append((Occur.Must, Query.term_query(self.schema, "title", t)))
+        low = _tokens(last, self._words)
+        if low:
+            clauses.append((Occur.Must, Query.term_query(self.schema, "title_prefix", low[0][:15])))
+        if not clauses:
+            return []
+        res = searcher.search(Query.boolean_query(clauses), limit=limit, count=False,
+                              order_by_field="rating_count")
+        out = []
+        for score, addr in res.hits:
+            d = searcher.doc(addr).to_dict()
+            out.append((d["title"][0], int(score)))
+        return out
+
+    def _text(self, t: TextQuery) -> Query | None:
+        if not t.groups:
+            return None
+        fields = TEXT_FIELDS[:1] if t.fields == "title" else TEXT_FIELDS
+        groups: list[Query] = []
+        for group in t.groups:
+            alts: list[Query] = []
+            for alt in group:
+                toks = _tokens(alt, self._az)
+                if not toks:
+                    continue
+                for field, boost in fields:
+                    if len(toks) > 1:
+                        fq = Query.phrase_query(self.schema, field, toks)
+                    elif t.fuzzy and len(alt) >= 5:
+                        fq = Query.boolean_query([
+                            (Occur.Should, Query.term_query(self.schema, field, toks[0])),
+                            (Occur.Should, Query.boost_query(Query.fuzzy_term_query(
+                                self.schema, field, toks[0], distance=1), 0.5)),
+                        ])
+                    else:
+                        fq = Query.term_query(self.schema, field, toks[0], index_option="freq")
+                    alts.append(Query.boost_query(fq, boost))
+            if alts:
+                groups.append(Query.disjunction_max_query(alts, 0.1) if len(alts) > 1
+                              else alts[0])
+        if not groups:
+            return Query.empty_query()
+        occur = Occur.Must if t.require_all else Occur.Should
+        return Query.boolean_query([(occur, g) for g in groups])
+
+    def _filters(self, f: Filters) -> list[tuple[Occur, Query]]:
+        s = self.schema
+        out: list[tuple[Occur, Query]] = []
+        if f.category_ids:
+            out.append((Occur.Must, Query.term_set_query(s, "category_ids", list(f.category_ids))))
+        if f.brands:
+            out.append((Occur.Must, Query.term_set_query(s, "brand_key", list(f.brands))))
+        if f.price_min is not None or f.price_max is not None:
+            out.append((Occur.Must, Query.range_query(
+                s, "price", tantivy.FieldType.Float, f.price_min, f.price_max)))
+        if f.rating_min is not None:
+            out.append((Occur.Must, Query.range_query(
+                s, "rating_avg", tantivy.FieldType.Float, float(f.rating_min), None)))
+        if f.in_stock is not None:
+            out.append((Occur.Must, Query.term_query(s, "in_stock", f.in_stock)))
+        if f.seller_id is not None:
+            out.append((Occur.Must, Query.term_query(s, "seller_id", f.seller_id)))
+        for name, values in f.attributes:
+            out.append((Occur.Must, Query.boolean_query([
+                (Occur.Should, Query.term_query(s, f"attributes.{name}", v)) for v in values])))
+        if f.exclude_ids:
+            out.append((Occur.MustNot,
+                        Query.term_set_query(s, "product_id", list(f.exclude_ids))))
+        return [(o, Query.const_score_query(q, 0.0)) for o, q in out]
+
+    def _query(self, q: IndexQuery) -> Query:
+        text = self._text(q.text)
+        clauses: list[tuple[Occur, Query]] = [(Occur.Must, text if text is not None
+                                               else Query.all_query())]
+        clauses += self._filters(q.filters)
+        if text is not None and q.text.boost_category_ids:
+            clauses.append((Occur.Should, Query.const_score_query(Query.term_set_query(
+                self.schema, "category_ids", list(q.text.boost_category_ids)), CATEGORY_BOOST)))
+        return Query.boolean_query(clauses)
+
+    def _facets(self, searcher: tantivy.Searcher, query: Query) -> Facets:
+        ranges = [{"from": low, "to": high} if high is not None else {"from": low}
+                  for low, high in PRICE_RANGES]
+        aggs: dict[str, Any] = {
+            "brands": {"terms": {"field": "brand", "size": ALL_TERMS}},
+            "prices": {"range": {"field": "price", "ranges": ranges}},
+            "ratings": {"range": {"field": "rating_avg", "ranges": [
+                {"from": float(r)} for r in RATING_FLOORS[:1]] + [
+                {"from": float(lo), "to": float(hi)}
+                for lo, hi in zip(RATING_FLOORS[1:], RATING_FLOORS[:-1], strict=True)]}},
+            "categories": {"terms": {"field": "category_ids", "size": CATEGORY_FACET_SIZE * 10}},
+        }
+        for name in FACET_ATTRIBUTES:
+            aggs[f"attr_{name}"] = {"terms": {"field": f"attributes.{name}", "size": ALL_TERMS}}
+        res = searcher.aggregate(query, aggs)
+        out = Facets()
+        for b in res["brands"]["buckets"]:
+            out.brands[str(b["key"])] = int(b["doc_count"])
+        for (low, high), b in zip(PRICE_RANGES, res["prices"]["buckets"], strict=False):
+            if b["doc_count"]:
+                out.price_ranges[price_range_label(low, high)] = int(b["doc_count"])
+        by_floor = {}
+        for b in res["ratings"]["buckets"]:
+            if b.get("from") is not None:
+                by_floor[int(b["from"])] = int(b["doc_count"])
+        running = 0
+        for floor in RATING_FLOORS:  # 4, 3, 2, 1: "N stars & up" is cumulative
+            running += by_floor.get(floor, 0)
+            if running:
+                out.ratings[floor] = running
+        for b in res["categories"]["buckets"]:
+            out.categories[int(b["key"])] = int(b["doc_count"])
+        for name in FACET_ATTRIBUTES:
+            buckets = res[f"attr_{name}"]["buckets"]
+            if buckets:
+                out.attributes[name] = {str(b["key"]): int(b["doc_count"]) for b in buckets}
+        return out
+
+
+def _to_plain(d: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """A stored tantivy document (every field a list) as a search document dict."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("category_ids", "category_path", "badges", "variant_ids"):
+            out[k] = list(v)
+        elif k == "attributes":
+            out[k] = v[0] if v else {}
+        else:
+            out[k] = v[0] if v else None
+    for k in ("category_ids", "category_path", "badges", "variant_ids"):
+        out.setdefault(k, [])
+    out.setdefault("attributes", {})
+    for k in _FLOAT_FIELDS:
+        if isinstance(out.get(k), float) and math.isnan(out[k]):
+            out[k] = None
+    out.setdefault("brand", None)
+    return out

@@ -1,0 +1,204 @@
+"""Search: the request the index answers, the document it holds, and what it returns.
+
+Pure data shared by every search backend (tantivy shards, Elasticsearch), the index builders
+and the search API. No I/O here.
+
+Documents are flat dicts with the fields of `DOCUMENT_FIELDS` (the seed's search document plus
+what ranking needs). Prices are in major units (dollars) as floats; ids are ints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+Sort = Literal["relevance", "price_asc", "price_desc", "rating", "newest"]
+SORTS: tuple[str, ...] = ("relevance", "price_asc", "price_desc", "rating", "newest")
+
+# Facet buckets for price (dollars, [low, high)), and "N stars & up" for ratings.
+PRICE_RANGES: tuple[tuple[float, float | None], ...] = (
+    (0, 25), (25, 50), (50, 100), (100, 200), (200, 500), (500, 1000), (1000, None),
+)
+RATING_FLOORS: tuple[int, ...] = (4, 3, 2, 1)
+FACET_SIZE = 20  # buckets returned per terms facet (brands, attribute values)
+CATEGORY_FACET_SIZE = 1000  # category ids counted; the API keeps the ones it shows
+FACET_ATTRIBUTES: tuple[str, ...] = ("color", "size")  # attribute facets always computed
+
+# field -> kind. "text": analysed full text; "keyword": exact, filterable, facetable;
+# "keywords": several exact values; the rest are numbers, booleans or stored-only values.
+DOCUMENT_FIELDS: dict[str, str] = {
+    "product_id": "int",
+    "version": "int",  # product version: an older version never replaces a newer one
+    "external_id": "stored",
+    "seller_id": "int",
+    "title": "text",  # also indexed as edge n-grams (typeahead, prefix matching)
+    "description": "text",
+    "brand": "keyword",  # as written, for display and facets; filters compare `brand_key`
+    "brand_key": "keyword",  # normalized (lower case, single spaces)
+    "category_ids": "ints",  # the leaf category and all its ancestors
+    "category_path": "text",  # names from the root down, e.g. ["Electronics", "Audio"]
+    "price": "float",  # effective price of the cheapest active variant
+    "price_was": "float",  # compare-at price, or NaN when none
+    "currency": "stored",
+    "rating_avg": "float",
+    "rating_count": "int",
+    "in_stock": "bool",
+    "badges": "keywords",
+    "attributes": "object",  # {name: [values]}, names and values normalized (lower case)
+    "created_at": "int",  # epoch seconds
+    "sales_velocity": "float",  # units sold per day, recent
+    "seller_rating": "float",
+    "thumbnail_url": "stored",
+    "variant_ids": "stored",  # active variants (live stock hydration)
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Filters:
+    """Every filter is a conjunction; a tuple of values inside one filter is a disjunction."""
+
+    category_ids: tuple[int, ...] = ()  # any of these (each matches its whole subtree)
+    brands: tuple[str, ...] = ()  # brand_key values
+    price_min: float | None = None  # inclusive
+    price_max: float | None = None  # inclusive
+    rating_min: float | None = None
+    in_stock: bool | None = None
+    seller_id: int | None = None
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, any of values), normalized
+    exclude_ids: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TextQuery:
+    """What to match. `groups`: each group is one query word with its alternatives (spelling
+    correction, synonyms): a document matches a group if it matches any alternative. With
+    `require_all`, every group must match (in some field); otherwise any group. `fuzzy` allows
+    one edit per word of five letters or more. An empty `groups` matches every document."""
+
+    groups: tuple[tuple[str, ...], ...] = ()
+    require_all: bool = True
+    fuzzy: bool = False
+    fields: Literal["all", "title"] = "all"  # "title": plain BM25 over the title only
+    boost_category_ids: tuple[int, ...] = ()  # predicted categories: score boost, not a filter
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IndexQuery:
+    text: TextQuery = TextQuery()
+    filters: Filters = Filters()
+    sort: str = "relevance"
+    offset: int = 0
+    limit: int = 20
+    facets: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hit:
+    product_id: int
+    score: float  # text score for relevance; the sort key otherwise
+    doc: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class Facets:
+    brands: dict[str, int] = dataclasses.field(default_factory=dict)
+    price_ranges: dict[str, int] = dataclasses.field(default_factory=dict)  # price_range_label
+    ratings: dict[int, int] = dataclasses.field(default_factory=dict)  # floor -> count (>= floor)
+    categories: dict[int, int] = dataclasses.field(default_factory=dict)  # id -> count
+    attributes: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    def add(self, other: Facets) -> None:
+        """Merges another shard's counts into these (counts are exact per shard)."""
+        for mine, theirs in ((self.brands, other.brands), (self.price_ranges, other.price_ranges),
+                             (self.ratings, other.ratings), (self.categories, other.categories)):
+            for k, n in theirs.items():  # type: ignore[attr-defined]
+                mine[k] = mine.get(k, 0) + n  # type: ignore[index]
+        for name, values in other.attributes.items():
+            mine_values = self.attributes.setdefault(name, {})
+            for k, n in values.items():
+                mine_values[k] = mine_values.get(k, 0) + n
+
+
+@dataclasses.dataclass(slots=True)
+class IndexResult:
+    hits: list[Hit]
+    total: int
+    facets: Facets
+
+
+def price_range_label(low: float, high: float | None) -> str:
+    return f"${low:g}+" if high is None else f"${low:g}-${high:g}"
+
+
+def normalize_key(value: str) -> str:
+    """Brand keys and attribute names/values: case- and space-insensitive."""
+    return " ".join(value.casefold().split())
+
+
+def sort_key(doc: Mapping[str, Any], sort: str) -> tuple[Any, ...]:
+    """The order of `sort` for merging shards and for brute-force checks: ascending tuples.
+    Ties break on product_id so pages are stable."""
+    pid = int(doc["product_id"])
+    if sort == "price_asc":
+        return (float(doc["price"]), pid)
+    if sort == "price_desc":
+        return (-float(doc["price"]), pid)
+    if sort == "rating":
+        return (-float(doc["rating_avg"]), -int(doc["rating_count"]), pid)
+    if sort == "newest":
+        return (-int(doc["created_at"]), pid)
+    raise ValueError(f"sort {sort!r} has no document order")
+
+
+def matches(doc: Mapping[str, Any], f: Filters) -> bool:
+    """Brute-force filter semantics (tests compare every backend with this)."""
+    if f.category_ids and not set(f.category_ids) & set(doc.get("category_ids") or ()):
+        return False
+    if f.brands and doc.get("brand_key") not in f.brands:
+        return False
+    price = float(doc["price"])
+    if f.price_min is not None and price < f.price_min:
+        return False
+    if f.price_max is not None and price > f.price_max:
+        return False
+    if f.rating_min is not None and float(doc["rating_avg"]) < f.rating_min:
+        return False
+    if f.in_stock is not None and bool(doc["in_stock"]) != f.in_stock:
+        return False
+    if f.seller_id is not None and int(doc["seller_id"]) != f.seller_id:
+        return False
+    attrs = doc.get("attributes") or {}
+    for name, values in f.attributes:
+        if not set(values) & set(attrs.get(name) or ()):
+            return False
+    return int(doc["product_id"]) not in f.exclude_ids
+
+
+def brute_facets(docs: Sequence[Mapping[str, Any]]) -> Facets:
+    """Facet counts over matching documents, computed the slow, obvious way."""
+    out = Facets()
+    for d in docs:
+        if d.get("brand"):
+            out.brands[d["brand"]] = out.brands.get(d["brand"], 0) + 1
+        price = float(d["price"])
+        for low, high in PRICE_RANGES:
+            if price >= low and (high is None or price < high):
+                label = price_range_label(low, high)
+                out.price_ranges[label] = out.price_ranges.get(label, 0) + 1
+        for floor in RATING_FLOORS:
+            if float(d["rating_avg"]) >= floor:
+                out.ratings[floor] = out.ratings.get(floor, 0) + 1
+        for c in set(d.get("category_ids") or ()):
+            out.categories[c] = out.categories.get(c, 0) + 1
+        attrs = d.get("attributes") or {}
+        for name in FACET_ATTRIBUTES:
+            for v in set(attrs.get(name) or ()):
+                bucket = out.attributes.setdefault(name, {})
+                bucket[v] = bucket.get(v, 0) + 1
+    return out
+
+
+def finite(x: float | None) -> float | None:
+    return None if x is None or math.isnan(x) else x
