@@ -1,0 +1,295 @@
+"""scripts/eval_relevance --dataset esci|icecat [--url URL] [--rankers bm25_title,default] [--start]
+
+Search quality through the public search API: nDCG@10 of each ranker over the dataset's judged
+queries (../shared/data/<dataset>/judgments.csv, or --data-dir, or $AISLE_SHARED_DATA).
+
+For every judged query and ranker: GET {url}/api/v1/products/search?q=<query>&page_size=10
+&ranker=<name>; the top 10 `results[i]["external_id"]` (esci: asin, icecat: products.id) are
+scored with linear-gain nDCG@10 (ranking.metrics): unjudged results gain 0, gains are icecat
+rating / 3 and esci Exact 1, Substitute 0.1, Complement 0.01, Irrelevant 0 (ranking.judgments).
+`bm25_title` (plain BM25 over titles, the baseline) is always evaluated; every other ranker is
+compared with it query by query.
+
+The service must serve that dataset's catalog alone (other catalogs in the same database add
+unjudged results). Either run it yourself, e.g. `scripts/demo --dataset icecat --data-dir
+.aisle-data/eval-icecat`, or pass --start: this script then runs `scripts/demo --dataset
+<dataset> --port <port of --url> --data-dir <--service-data-dir>` (its output goes to stderr),
+waits until /health answers and search returns results, evaluates, and stops it (SIGTERM).
+The first start loads the catalog into that directory; later starts reuse it. With
+DATABASE_URL or ES_URL set, the demo uses those servers instead: they must hold only this
+catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ranking.judgments import DATASETS, Judgments, read_judgments
+from ranking.metrics import ndcg_of_ids
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = "AISLE_SHARED_DATA"
+SEARCH_PATH = "/api/v1/products/search"
+BASELINE = "bm25_title"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=10.0, pool=60.0)
+
+
+class EvalError(Exception):
+    """A failure the user can act on; main prints it and exits 1."""
+
+
+def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
+    shared = env.get(SHARED_DATA_ENV, "").strip()
+    return Path(shared).expanduser() if shared else REPO.parent / "shared" / "data"
+
+
+def parse_rankers(text: str) -> tuple[str, ...]:
+    """Comma-separated names, baseline first (added when missing), duplicates dropped."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return tuple(dict.fromkeys([BASELINE, *names]))
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/eval_relevance", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the aisle HTTP API")
+    p.add_argument("--rankers", type=parse_rankers, default=parse_rankers("default"),
+                   help=f"comma-separated ranker names ({BASELINE} is always included; "
+                        f"default: {BASELINE},default)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"folder holding <dataset>/judgments.csv (default ${SHARED_DATA_ENV}, "
+                        "else ../shared/data next to the repo)")
+    p.add_argument("--k", type=int, default=10, help="cut-off and page_size (default 10)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    p.add_argument("--per-query", action="store_true", help="also print nDCG per query")
+    p.add_argument("--start", action="store_true",
+                   help="run scripts/demo with the dataset for the evaluation, then stop it")
+    p.add_argument("--service-data-dir", type=Path, default=None,
+                   help="--start: the demo's --data-dir (default .aisle-data/eval-<dataset>)")
+    p.add_argument("--start-timeout", type=float, default=900.0,
+                   help="--start: seconds to wait for the service to answer searches")
+    args = p.parse_args(list(argv))
+    if args.k < 1 or args.concurrency < 1:
+        p.error("--k and --concurrency must be >= 1")
+    args.url = args.url.rstrip("/")
+    if args.data_dir is None:
+        args.data_dir = default_data_dir()
+    if args.service_data_dir is None:
+        args.service_data_dir = REPO / ".aisle-data" / f"eval-{args.dataset}"
+    return args
+
+
+def result_ids(payload: Any, k: int) -> list[str]:
+    """The external ids of the first `k` results of a search response body."""
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list):
+        raise EvalError(f"search response has no `results` list: {str(payload)[:200]}")
+    ids: list[str] = []
+    for item in results[:k]:
+        if not isinstance(item, dict) or item.get("external_id") is None:
+            raise EvalError(f"search result without `external_id`: {str(item)[:200]}")
+        ids.append(str(item["external_id"]).strip())
+    return ids
+
+
+@dataclasses.dataclass(frozen=True)
+class RankerRun:
+    name: str
+    ndcg: dict[str, float]  # query -> nDCG@k
+    zero_result: tuple[str, ...]  # queries with no result
+
+    @property
+    def mean(self) -> float:
+        return sum(self.ndcg.values()) / len(self.ndcg) if self.ndcg else 0.0
+
+
+def score_run(name: str, judgments: Judgments, results: Mapping[str, Sequence[str]],
+              k: int) -> RankerRun:
+    """Per-query nDCG@k of one ranker's results (query -> external ids, best first)."""
+    ndcg = {q: ndcg_of_ids(list(results[q]), judged, k) for q, judged in judgments.items()}
+    zero = tuple(q for q in judgments if not results[q])
+    return RankerRun(name, ndcg, zero)
+
+
+def probe_query(judgments: Judgments) -> str:
+    """The query with the most relevant judged products: the likeliest to find results once
+    the index serves the catalog."""
+    return max(sorted(judgments), key=lambda q: sum(1 for g in judgments[q].values() if g > 0))
+
+
+def format_report(dataset: str, judgments: Judgments, runs: Sequence[RankerRun], k: int,
+                  url: str) -> str:
+    base = next((r for r in runs if r.name == BASELINE), None)
+    head = f"nDCG@{k}"
+    lines = [f"{dataset}: {len(judgments)} judged queries, nDCG@{k} of the top {k} results "
+             f"(linear gains, unjudged = 0), via {url}"]
+    width = max(len("ranker"), *(len(r.name) for r in runs))
+    lines.append(f"{'ranker':<{width}}  queries  {head:>8}  {'vs ' + BASELINE:>14}  "
+                 f"{'better/worse':>12}  zero-result queries")
+    for r in runs:
+        if base is None or r is base:
+            diff, wins = "—", "—"
+        else:
+            delta = {q: r.ndcg[q] - base.ndcg[q] for q in r.ndcg}
+            better = sum(1 for d in delta.values() if d > 1e-9)
+            worse = sum(1 for d in delta.values() if d < -1e-9)
+            diff, wins = f"{r.mean - base.mean:+.4f}", f"{better}/{worse}"
+        lines.append(f"{r.name:<{width}}  {len(r.ndcg):>7}  {r.mean:>8.4f}  {diff:>14}  "
+                     f"{wins:>12}  {len(r.zero_result)}")
+    hopeless = sum(1 for judged in judgments.values() if max(judged.values(), default=0) <= 0)
+    if hopeless:
+        lines.append(f"note: {hopeless} queries have no relevant judged product and score 0 "
+                     f"under every ranker (best possible mean "
+                     f"{(len(judgments) - hopeless) / len(judgments):.4f})")
+    return "\n".join(lines)
+
+
+def format_per_query(runs: Sequence[RankerRun]) -> str:
+    width = max(len(q) for q in runs[0].ndcg) if runs and runs[0].ndcg else 5
+    lines = [f"{'query':<{width}}  " + "  ".join(f"{r.name:>10}" for r in runs)]
+    for q in sorted(runs[0].ndcg if runs else ()):
+        lines.append(f"{q:<{width}}  " + "  ".join(f"{r.ndcg[q]:>10.4f}" for r in runs))
+    return "\n".join(lines)
+
+
+async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int) -> list[str]:
+    params: dict[str, str | int] = {"q": query, "page_size": k, "ranker": ranker}
+    try:
+        response = await client.get(SEARCH_PATH, params=params)
+    except httpx.HTTPError as exc:
+        raise EvalError(f"{ranker} / {query!r}: {exc!r} (is the service running on "
+                        f"{client.base_url}? see --start)") from exc
+    if response.status_code != 200:
+        raise EvalError(f"{ranker} / {query!r}: HTTP {response.status_code}: "
+                        f"{response.text[:300]}")
+    return result_ids(response.json(), k)
+
+
+async def fetch(url: str, queries: Sequence[str], ranker: str, k: int,
+                concurrency: int) -> dict[str, list[str]]:
+    """Query -> result ids for one ranker, `concurrency` requests in flight."""
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
+
+        async def one(q: str) -> list[str]:
+            async with gate:
+                return await _search(client, q, ranker, k)
+
+        found = await asyncio.gather(*(one(q) for q in queries))
+    return dict(zip(queries, found, strict=True))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=5.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _search_ready(url: str, query: str) -> bool:
+    """True when search answers `query` with results; False while the service or its index is
+    still starting; EvalError when the API refuses the request (4xx)."""
+    try:
+        r = httpx.get(url + SEARCH_PATH, params={"q": query, "page_size": 1,
+                                                 "ranker": BASELINE}, timeout=30.0)
+    except httpx.HTTPError:
+        return False
+    if 400 <= r.status_code < 500:
+        raise EvalError(f"search refused {query!r}: HTTP {r.status_code}: {r.text[:300]}")
+    return r.status_code == 200 and bool(result_ids(r.json(), 1))
+
+
+@contextlib.contextmanager
+def running_service(dataset: str, url: str, data_dir: Path, probe_query: str,
+                    timeout_s: float) -> Iterator[None]:
+    """scripts/demo serving `dataset` on the port of `url`, until the block ends."""
+    parts = urlsplit(url)
+    if parts.hostname not in LOCAL_HOSTS:
+        raise EvalError(f"--start serves on this machine; --url {url} is not local")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if _healthy(url):
+        raise EvalError(f"something already answers on {url}: stop it, or pass another "
+                        "--url port, or drop --start to evaluate that service")
+    for var in ("DATABASE_URL", "ES_URL"):
+        if os.environ.get(var):
+            print(f"warning: {var} is set: the demo uses that server, which must hold only "
+                  f"the {dataset} catalog", file=sys.stderr)
+    cmd = [str(REPO / "scripts" / "demo"), "--dataset", dataset, "--port", str(port),
+           "--data-dir", str(data_dir)]
+    print(f"starting: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=sys.stderr, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (_healthy(url) and _search_ready(url, probe_query)):
+            if proc.poll() is not None:
+                raise EvalError(f"scripts/demo exited with status {proc.returncode} before "
+                                "it answered searches (its output is above)")
+            if time.monotonic() > deadline:
+                raise EvalError(f"the service on {url} did not answer searches within "
+                                f"{timeout_s:.0f} s")
+            time.sleep(1.0)
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # the demo stops Ray and what it started
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def evaluate(args: argparse.Namespace, judgments: Judgments) -> list[RankerRun]:
+    queries = sorted(judgments)
+    runs = []
+    for ranker in args.rankers:
+        results = asyncio.run(fetch(args.url, queries, ranker, args.k, args.concurrency))
+        runs.append(score_run(ranker, judgments, results, args.k))
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    path = args.data_dir / args.dataset / "judgments.csv"
+    try:
+        if not path.is_file():
+            raise EvalError(f"no judgments at {path} (pass --data-dir or set {SHARED_DATA_ENV})")
+        judgments = read_judgments(path, args.dataset)
+        if not judgments:
+            raise EvalError(f"{path} holds no judgments")
+        with contextlib.ExitStack() as stack:
+            if args.start:
+                stack.enter_context(running_service(args.dataset, args.url,
+                                                    args.service_data_dir,
+                                                    probe_query(judgments),
+                                                    args.start_timeout))
+            runs = evaluate(args, judgments)
+    except (EvalError, ValueError) as exc:
+        print(f"eval_relevance: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(args.dataset, judgments, runs, args.k, args.url))
+    if args.per_query:
+        print()
+        print(format_per_query(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""scripts/eval_relevance.py: argument parsing, response parsing and the report (no HTTP)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval_relevance.py"
+
+
+@pytest.fixture(scope="module")
+def ev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eval_relevance", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_relevance"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["eval_relevance"]
+    return module
+
+
+def test_arguments(ev: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AISLE_SHARED_DATA", raising=False)
+    args = ev.parse_args(["--dataset", "esci"])
+    assert args.rankers == ("bm25_title", "default")
+    assert args.url == "http://127.0.0.1:8000"
+    assert args.data_dir == ev.REPO.parent / "shared" / "data"
+    assert args.service_data_dir == ev.REPO / ".aisle-data" / "eval-esci"
+    assert (args.k, args.concurrency, args.start) == (10, 8, False)
+    args = ev.parse_args(["--dataset", "icecat", "--url", "http://h:9/", "--start",
+                          "--rankers", "default, text,bm25_title,default", "--data-dir", "/d"])
+    assert args.rankers == ("bm25_title", "default", "text")
+    assert args.url == "http://h:9"
+    assert args.data_dir == Path("/d")
+    assert args.start
+    monkeypatch.setenv("AISLE_SHARED_DATA", "/elsewhere")
+    assert ev.parse_args(["--dataset", "esci"]).data_dir == Path("/elsewhere")
+    with pytest.raises(SystemExit):
+        ev.parse_args(["--dataset", "amazon"])
+
+
+def test_result_ids(ev: ModuleType) -> None:
+    payload = {"results": [{"external_id": "B01"}, {"external_id": 1229111},
+                           {"external_id": " B02 "}], "total": 3}
+    assert ev.result_ids(payload, 10) == ["B01", "1229111", "B02"]
+    assert ev.result_ids(payload, 2) == ["B01", "1229111"]
+    assert ev.result_ids({"results": []}, 10) == []
+    with pytest.raises(ev.EvalError, match="no `results`"):
+        ev.result_ids({"error": {"code": "x"}}, 10)
+    with pytest.raises(ev.EvalError, match="without `external_id`"):
+        ev.result_ids({"results": [{"product_id": 1}]}, 10)
+
+
+def test_score_run_and_report(ev: ModuleType) -> None:
+    judgments = {"laptop": {"1": 1.0, "2": 1 / 3}, "mouse": {"3": 1.0}, "netflix": {"4": 0.0}}
+    base = ev.score_run("bm25_title", judgments,
+                        {"laptop": ["2", "1"], "mouse": [], "netflix": ["4"]}, 10)
+    better = ev.score_run("default", judgments,
+                          {"laptop": ["1", "2"], "mouse": ["9", "3"], "netflix": []}, 10)
+    ideal = 1 + (1 / 3) / math.log2(3)
+    assert base.ndcg == pytest.approx({"laptop": (1 / 3 + 1 / math.log2(3)) / ideal,
+                                       "mouse": 0.0, "netflix": 0.0})
+    assert base.zero_result == ("mouse",)
+    assert better.ndcg == pytest.approx({"laptop": 1.0, "mouse": 1 / math.log2(3),
+                                         "netflix": 0.0})
+    assert better.zero_result == ("netflix",)
+    report = ev.format_report("icecat", judgments, [base, better], 10, "http://x")
+    lines = report.splitlines()
+    assert lines[0].startswith("icecat: 3 judged queries")
+    assert lines[1].split() == ["ranker", "queries", "nDCG@10", "vs", "bm25_title",
+                                "better/worse", "zero-result", "queries"]
+    assert lines[2].split() == ["bm25_title", "3", f"{base.mean:.4f}", "—", "—", "1"]
+    assert lines[3].split() == ["default", "3", f"{better.mean:.4f}",
+                                f"{better.mean - base.mean:+.4f}", "2/0", "1"]
+    assert "1 queries have no relevant judged product" in lines[4]
+    per_query = ev.format_per_query([base, better]).splitlines()
+    assert per_query[0].split() == ["query", "bm25_title", "default"]
+    assert per_query[1].split()[0] == "laptop"
+
+
+def test_probe_query_has_most_relevant_products(ev: ModuleType) -> None:
+    judgments = {"a": {"1": 0.0, "2": 0.0, "3": 0.0}, "b": {"1": 1.0, "2": 0.1}, "c": {"1": 1.0}}
+    assert ev.probe_query(judgments) == "b"
+
+
+def test_missing_judgments_file(ev: ModuleType, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert ev.main(["--dataset", "esci", "--data-dir", str(tmp_path)]) == 1
+    assert "no judgments at" in capsys.readouterr().err
