@@ -357,9 +357,11 @@ class TantivyShard:
         out = Facets()
         for b in res["brands"]["buckets"]:
             out.brands[str(b["key"])] = int(b["doc_count"])
-        for (low, high), b in zip(PRICE_RANGES, res["prices"]["buckets"], strict=False):
-            if b["doc_count"]:
-                out.price_ranges[price_range_label(low, high)] = int(b["doc_count"])
+        by_from = {b.get("from"): int(b["doc_count"]) for b in res["prices"]["buckets"]}
+        for low, high in PRICE_RANGES:  # tantivy adds open-ended buckets around the ranges
+            n = by_from.get(float(low), 0)
+            if n:
+                out.price_ranges[price_range_label(low, high)] = n
         by_floor = {}
         for b in res["ratings"]["buckets"]:
             if b.get("from") is not None:
