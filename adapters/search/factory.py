@@ -22,10 +22,15 @@ class _Config(Protocol):
     def es_url(self) -> str | None: ...
 
 
+def elastic_index(url: str, registry: GenerationRegistry, *, prefix: str | None = None) -> Any:
+    from adapters.search.elastic import DEFAULT_PREFIX
+    from adapters.search.elastic_backend import ElasticBackend
+    return ElasticBackend(url, registry, prefix=prefix or DEFAULT_PREFIX)
+
+
 async def open_index(cfg: _Config, pool: asyncpg.Pool) -> Any:
     if cfg.es_url:
-        from adapters.search.elastic_backend import ElasticBackend
-        return ElasticBackend(cfg.es_url, GenerationRegistry(pool, "elasticsearch"))
+        return elastic_index(cfg.es_url, GenerationRegistry(pool, "elasticsearch"))
     from adapters.search.sharded import ShardedIndex
     return ShardedIndex(cfg.shards, Path(cfg.data_dir), cfg.dsn,
                         GenerationRegistry(pool, "tantivy"))
