@@ -90,7 +90,7 @@ def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int) -> i
     return asyncio.run(run())
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)  # type: ignore[call-overload]
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
 class IndexBuilder:
     async def __init__(self, cfg: BuilderConfig) -> None:  # type: ignore[misc]
         # No I/O here: a constructor that raises leaves the actor dead for good. Connecting
@@ -115,6 +115,20 @@ class IndexBuilder:
         """Waits until the builder is connected and the index has a live generation."""
         await asyncio.wait_for(self._ready.wait(), timeout_s)
         return True
+
+    async def status(self) -> dict[str, Any]:
+        await self._ready.wait()
+        lag = await self.pool.fetchrow(
+            """SELECT count(*) AS events, extract(epoch FROM now() - min(o.created_at)) AS secs
+               FROM outbox o, outbox_consumers c
+               WHERE c.name = $1 AND (o.txid, o.event_id) > (c.last_txid, c.last_event_id)""",
+            CONSUMER)
+        gens = await self.registry.all()
+        return {"backend": self.index.backend, "builder": self.stats(),
+                "pending_events": int(lag["events"]) if lag else 0,
+                "oldest_pending_s": float(lag["secs"]) if lag and lag["secs"] else 0.0,
+                "generations": [{k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                 for k, v in g.items()} for g in gens]}
 
     def stats(self) -> dict[str, Any]:
         return {**self._stats, "last_error": self._last_error}

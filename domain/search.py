@@ -111,10 +111,12 @@ class Facets:
 
     def add(self, other: Facets) -> None:
         """Merges another shard's counts into these (counts are exact per shard)."""
-        for mine, theirs in ((self.brands, other.brands), (self.price_ranges, other.price_ranges),
-                             (self.ratings, other.ratings), (self.categories, other.categories)):
-            for k, n in theirs.items():  # type: ignore[attr-defined]
-                mine[k] = mine.get(k, 0) + n  # type: ignore[index]
+        pairs: tuple[tuple[dict[Any, int], dict[Any, int]], ...] = (
+            (self.brands, other.brands), (self.price_ranges, other.price_ranges),
+            (self.ratings, other.ratings), (self.categories, other.categories))
+        for mine, theirs in pairs:
+            for k, n in theirs.items():
+                mine[k] = mine.get(k, 0) + n
         for name, values in other.attributes.items():
             mine_values = self.attributes.setdefault(name, {})
             for k, n in values.items():

@@ -14,15 +14,17 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import ray
-from fastapi import Depends, FastAPI, Header, Path, Query, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from ray import serve
 
+from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
 from actors.inventory_client import InventoryClient
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
+from adapters.search.factory import open_index
 from adapters.settings import Settings
 from domain.catalog import Limits, ProductIn, check_product
 from domain.errors import (
@@ -34,6 +36,8 @@ from domain.errors import (
 from domain.inventory import UnknownVariant
 from serve._errors import BodyGuard, install_error_handlers
 from serve.inventory_models import InventoryPatch, ReservationIn
+from serve.ranker import RankerDeployment
+from serve.search import SORTS, SearchParams, SearchService, parse_attribute_params
 
 log = logging.getLogger("aisle.gateway")
 
@@ -119,11 +123,20 @@ def _idempotency_key(header: str | None, body: str | None) -> str | None:
 _KEY = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
 
 
+def _known_ranker(name: str) -> str:
+    from ranking import ranker_names
+    if name != "bm25_title" and name not in ranker_names():
+        raise ValidationFailed({
+            "ranker": f"one of bm25_title, {', '.join(ranker_names())}"}, "unknown ranker")
+    return name
+
+
 # Serve pickles the class when it is decorated: everything it uses is defined above it.
 @serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})
 @serve.ingress(api)
 class Gateway:
-    async def __init__(self, settings: Settings) -> None:  # type: ignore[misc]
+    async def __init__(self, settings: Settings,  # type: ignore[misc]
+                       ranker: Any | None = None) -> None:
         if settings.database_url is None or settings.redis_url is None:
             raise ConfigError("Gateway needs DATABASE_URL and REDIS_URL")
         self.settings = settings
@@ -141,6 +154,12 @@ class Gateway:
         self.inventory = InventoryClient(
             settings.inventory_partitions, settings.database_url, settings.low_stock_threshold,
             redis_url=settings.redis_url)
+        cfg = BuilderConfig(settings.database_url, settings.redis_url,
+                            data_dir_abs(settings.data_dir), settings.index_shards,
+                            settings.es_url)
+        self.builder = builder_actor(cfg)  # starts (or finds) the one index builder
+        self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
+                                            self.inventory, ranker)
 
     async def _seller(self, authorization: str | None) -> int:
         row = await self.catalog.seller_for_key(_bearer(authorization))
@@ -287,14 +306,69 @@ class Gateway:
         """Cart abandoned: the reserved units go back on sale."""
         return await self.inventory.release(reservation_id)
 
+    # -- shoppers: search ------------------------------------------------------------------
+    @api.get("/api/v1/products/search", tags=["search"])
+    async def search(
+        self,
+        request: Request,
+        q: Annotated[str, Query(max_length=500)] = "",
+        category: Annotated[str | None, Query(max_length=300)] = None,
+        price_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+        price_max: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+        brand: Annotated[str | None, Query(max_length=2000,
+                                           description="comma-separated brands")] = None,
+        rating_min: Annotated[float | None, Query(ge=0, le=5)] = None,
+        in_stock: bool | None = None,
+        sort: Annotated[str, Query(pattern="^(" + "|".join(SORTS) + ")$")] = "relevance",
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+        ranker: Annotated[str, Query(pattern="^[a-z0-9_]{1,40}$")] = "default",
+    ) -> dict[str, Any]:
+        """Keyword search with filters, facets, sorts and pages. `color=`, `size=` and
+        `attr.<name>=` filter on attributes (comma lists). `ranker` picks the re-ranking model
+        (`default`, `text`, or `bm25_title`: plain BM25 over titles, for comparisons)."""
+        if price_min is not None and price_max is not None and price_min > price_max:
+            raise ValidationFailed({"price_min": "must not be above price_max"},
+                                   "bad price range")
+        brands = tuple(b.strip() for b in (brand or "").split(",") if b.strip())
+        if len(brands) > 50:
+            raise ValidationFailed({"brand": "at most 50 brands"}, "too many brands")
+        return await self.search_service.search(SearchParams(
+            q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
+            rating_min=rating_min, in_stock=in_stock,
+            attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
+            page_size=page_size, ranker=_known_ranker(ranker)))
+
+    @api.get("/api/v1/products/suggest", tags=["search"])
+    async def suggest(
+        self, q: Annotated[str, Query(min_length=1, max_length=100)],
+        limit: Annotated[int, Query(ge=1, le=20)] = 8,
+    ) -> dict[str, Any]:
+        """Typeahead: titles completing the last word, most popular first."""
+        return await self.search_service.suggest(q, limit)
+
+    @api.post("/api/v1/internal/search/rebuild", tags=["internal"])
+    async def rebuild_index(self, _: Internal, workers: Annotated[int, Query(ge=1, le=64)] = 2
+                            ) -> dict[str, Any]:
+        """Builds a new index generation beside the live one, checks it, swaps it in (the
+        previous one is kept for rollback)."""
+        return await self.builder.full_build.remote(workers)
+
+    @api.get("/api/v1/internal/search/status", tags=["internal"])
+    async def search_status(self, _: Internal) -> dict[str, Any]:
+        """Index generations, the builder's counters and its lag behind the outbox."""
+        return await self.builder.status.remote()
+
     # -- operations ------------------------------------------------------------------------
     @api.get("/health", tags=["operations"])
     async def health(self, response: Response) -> dict[str, Any]:
-        checks = dict(zip(("postgres", "redis", "ray", "id_lease"), await asyncio.gather(
+        checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index"),
+                          await asyncio.gather(
             _check(self.pool.fetchval("SELECT 1")),
             _check(self.redis.ping()),
             _check(asyncio.to_thread(ray.cluster_resources)),
             _check(self.ids.ensure()),
+            _check(self.search_service.ready()),
         ), strict=True))
         ok = all(v == "ok" for v in checks.values())
         response.status_code = 200 if ok else 503
@@ -315,5 +389,5 @@ def build_app(args: Settings | Mapping[str, str] | None = None) -> serve.Applica
         settings = Settings.from_env({**os.environ, **(args or {})})
     return Gateway.options(  # type: ignore[attr-defined]
         num_replicas=settings.gateway_replicas
-    ).bind(settings)
+    ).bind(settings, RankerDeployment.bind())  # type: ignore[attr-defined]
 

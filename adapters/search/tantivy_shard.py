@@ -237,7 +237,7 @@ class TantivyShard:
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
-        return IndexResult(out, int(res.count or 0), facets)
+        return IndexResult(out, int(res.count or 0), facets)  # type: ignore[attr-defined]
 
     def _with_ties(self, searcher: tantivy.Searcher, query: Query, field: str,
                    hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
@@ -286,7 +286,7 @@ class TantivyShard:
                     continue
                 for field, boost in fields:
                     if len(toks) > 1:
-                        fq = Query.phrase_query(self.schema, field, toks)
+                        fq = Query.phrase_query(self.schema, field, list[Any](toks))
                     elif t.fuzzy and len(alt) >= 5:
                         fq = Query.boolean_query([
                             (Occur.Should, Query.term_query(self.schema, field, toks[0])),

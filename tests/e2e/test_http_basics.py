@@ -51,7 +51,8 @@ async def test_health_reports_each_dependency(client: httpx.AsyncClient) -> None
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
-        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok", "id_lease": "ok"},
+        "checks": {"postgres": "ok", "redis": "ok", "ray": "ok", "id_lease": "ok",
+                   "search_index": "ok"},
     }
 
 

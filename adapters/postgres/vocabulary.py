@@ -1,0 +1,34 @@
+"""The query-understanding vocabulary, built from the catalog in PostgreSQL (streamed with a
+server-side cursor, so a large catalog is never held in memory at once)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from domain.query import CatalogVocabulary
+from domain.search_documents import ancestors
+
+_ROWS = """
+SELECT p.title, p.brand, p.category_id, c.path AS category_names,
+       (SELECT jsonb_agg(v.attributes) FROM product_variants v
+        WHERE v.product_id = p.product_id AND v.status = 'ACTIVE') AS attrs
+FROM products p LEFT JOIN categories c ON c.category_id = p.category_id
+WHERE p.status = 'ACTIVE'
+"""
+
+
+async def build_vocabulary(pool: asyncpg.Pool) -> CatalogVocabulary:
+    vocab = CatalogVocabulary()
+    async with pool.acquire() as conn, conn.transaction():
+        parents = {int(r["category_id"]): r["parent_id"]
+                   for r in await conn.fetch("SELECT category_id, parent_id FROM categories")}
+        async for r in conn.cursor(_ROWS, prefetch=5_000):
+            attrs: dict[str, list[str]] = {}
+            for a in r["attrs"] or ():
+                for k, v in (a or {}).items():
+                    attrs.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+            vocab.add(title=r["title"], brand=r["brand"], category_id=r["category_id"],
+                      category_ids=ancestors(r["category_id"], parents),
+                      category_names=r["category_names"] or (), attributes=attrs)
+    vocab.freeze()
+    return vocab

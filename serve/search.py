@@ -1,0 +1,324 @@
+"""The search pipeline behind `GET /api/v1/products/search` and `/suggest`.
+
+raw query -> query understanding (spelling, synonyms, filters, categories) -> explicit URL
+filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then any
+term) -> re-rank the top candidates (Ranker deployment) -> hydrate live price (PostgreSQL) and
+stock (partition actors' Redis snapshots) -> response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import pickle
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from actors.inventory_client import InventoryClient
+from domain.errors import Unavailable, ValidationFailed
+from domain.search import (
+    FACET_SIZE,
+    PRICE_RANGES,
+    RATING_FLOORS,
+    SORTS,
+    Filters,
+    IndexQuery,
+    IndexResult,
+    TextQuery,
+    finite,
+    normalize_key,
+    price_range_label,
+)
+
+log = logging.getLogger("aisle.search")
+RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
+MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
+MODEL_REFRESH_S = 30.0
+CATEGORY_TTL_S = 60.0
+__all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
+
+
+class SearchUnavailable(Unavailable):
+    code = "search_unavailable"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    category: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    brands: tuple[str, ...] = ()
+    rating_min: float | None = None
+    in_stock: bool | None = None
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sort: str = "relevance"
+    page: int = 1
+    page_size: int = 20
+    ranker: str = "default"
+
+
+def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
+    return tuple((w,) for w in normalize_key(q).split() if any(c.isalnum() for c in w))
+
+
+class SearchService:
+    def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
+                 ranker: Any | None) -> None:
+        self.index = index
+        self.pool = pool
+        self.inventory = inventory
+        self.ranker = ranker
+        self.qu: Any | None = None
+        self._model_at = 0.0
+        self._model_version: Any = None
+        self._categories: tuple[float, dict[int, dict[str, Any]]] = (0.0, {})
+
+    # -- models and reference data -----------------------------------------------------
+    async def _query_model(self) -> Any | None:
+        if time.monotonic() - self._model_at < MODEL_REFRESH_S:
+            return self.qu
+        self._model_at = time.monotonic()
+        try:
+            row = await self.pool.fetchrow(
+                "SELECT created_at FROM search_artifacts WHERE name = 'vocabulary'")
+            if row is not None and row["created_at"] != self._model_version:
+                blob = await self.pool.fetchval(
+                    "SELECT blob FROM search_artifacts WHERE name = 'vocabulary'")
+                from domain.query import (
+                    QueryUnderstanding,
+                    default_synonyms_path,
+                    load_synonyms,
+                )
+                vocab = await asyncio.to_thread(pickle.loads, blob)
+                synonyms = load_synonyms(default_synonyms_path().read_text(encoding="utf-8"))
+                self.qu = await asyncio.to_thread(QueryUnderstanding, vocab, synonyms)
+                self._model_version = row["created_at"]
+        except Exception:  # keep the previous model; search works without one
+            log.exception("query model refresh failed")
+        return self.qu
+
+    async def categories(self) -> dict[int, dict[str, Any]]:
+        at, cats = self._categories
+        if time.monotonic() - at > CATEGORY_TTL_S or not cats:
+            rows = await self.pool.fetch(
+                "SELECT category_id, parent_id, name, path FROM categories")
+            cats = {int(r["category_id"]): dict(r) for r in rows}
+            self._categories = (time.monotonic(), cats)
+        return cats
+
+    async def _category_ids(self, value: str) -> tuple[int, ...]:
+        cats = await self.categories()
+        v = value.strip()
+        digits = v[4:] if v.upper().startswith("CAT_") else v
+        if digits.isdigit() and int(digits) in cats:
+            return (int(digits),)
+        key = normalize_key(v)
+        ids = tuple(sorted(c for c, row in cats.items()
+                           if normalize_key(row["name"]) == key
+                           or normalize_key(" > ".join(row["path"])) == key))
+        if not ids:
+            raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
+        return ids
+
+    async def ready(self) -> None:
+        """Raises until the index has a live generation (the first build is done)."""
+        if await self.index.live_generation() is None:
+            raise SearchUnavailable("the search index is being built")
+
+    # -- search ------------------------------------------------------------------------
+    async def search(self, p: SearchParams) -> dict[str, Any]:
+        if (p.page * p.page_size) > MAX_WINDOW:
+            raise ValidationFailed({
+                "page": f"page * page_size must be at most {MAX_WINDOW}"}, "page too deep")
+        explicit = Filters(
+            category_ids=await self._category_ids(p.category) if p.category else (),
+            brands=tuple(normalize_key(b) for b in p.brands),
+            price_min=p.price_min, price_max=p.price_max, rating_min=p.rating_min,
+            in_stock=p.in_stock,
+            attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
+                             for n, vs in p.attributes))
+        plain = p.ranker == "bm25_title"
+        qu = None if plain else await self._query_model()
+        did_you_mean = None
+        boost: tuple[int, ...] = ()
+        if qu is not None and p.q.strip():
+            from domain.query import merge
+            parsed = qu.parse(p.q)
+            filters, applied = merge(parsed, explicit)
+            groups = parsed.groups
+            did_you_mean = parsed.did_you_mean
+            if not explicit.category_ids:
+                boost = tuple(c for c, _ in parsed.categories)
+        else:
+            filters, applied = explicit, _applied(explicit)
+            groups = _simple_groups(p.q)
+        text = TextQuery(groups, True, False, "title" if plain else "all", boost)
+        offset = (p.page - 1) * p.page_size
+        rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
+                  and offset < RERANK_DEPTH)
+        depth = max(RERANK_DEPTH, offset + p.page_size) if rerank else p.page_size
+        query = IndexQuery(text, filters, p.sort, 0 if rerank else offset, depth, True)
+        result = await self._index_search(query)
+        relaxed = None
+        if result.total == 0 and groups and not plain:
+            for how, t in (("fuzzy", dataclasses.replace(text, fuzzy=True)),
+                           ("any_term", dataclasses.replace(text, fuzzy=True,
+                                                            require_all=False))):
+                if how == "any_term" and len(groups) < 2:
+                    break
+                result = await self._index_search(dataclasses.replace(query, text=t))
+                if result.total:
+                    relaxed = how
+                    break
+        hits = result.hits
+        if rerank and hits:
+            hits = await self._rerank(hits, p.ranker)
+            hits = hits[offset:offset + p.page_size]
+        results = await self._hydrate(hits)
+        return {
+            "results": results,
+            "facets": await self._facets(result, filters),
+            "total": result.total,
+            "page": p.page,
+            "page_size": p.page_size,
+            "did_you_mean": did_you_mean,
+            "relaxed": relaxed,
+            "applied_filters": applied,
+            "sort": p.sort,
+        }
+
+    async def _index_search(self, query: IndexQuery) -> IndexResult:
+        from adapters.search.sharded import NoLiveIndex
+        try:
+            return await self.index.search(query)
+        except NoLiveIndex as exc:
+            raise SearchUnavailable("the search index is being built; retry shortly") from exc
+
+    async def _rerank(self, hits: list[Any], ranker: str) -> list[Any]:
+        import numpy as np
+
+        from ranking import feature_matrix
+        scores = np.array([h.score for h in hits], dtype=np.float64)
+        features = feature_matrix(scores, [h.doc for h in hits], time.time())
+        if self.ranker is None:
+            from ranking import get_ranker
+            order = np.argsort(-get_ranker(ranker).score(features), kind="stable")
+        else:
+            order = await self.ranker.rank.remote(ranker, features)
+        return [hits[int(i)] for i in order]
+
+    async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
+        """Live price (current variant rows) and stock (partition snapshots)."""
+        ids = [h.product_id for h in hits]
+        prices: dict[int, tuple[float, float | None]] = {}
+        if ids:
+            for r in await self.pool.fetch(
+                    """SELECT product_id, min(price_cents) AS p,
+                              (array_agg(compare_price_cents ORDER BY price_cents,
+                                         variant_id))[1] AS was
+                       FROM product_variants WHERE product_id = ANY($1::bigint[])
+                         AND status = 'ACTIVE' GROUP BY product_id""", ids):
+                prices[r["product_id"]] = (r["p"] / 100.0,
+                                           r["was"] / 100.0 if r["was"] and r["was"] > r["p"]
+                                           else None)
+        stock: dict[str, dict[str, Any]] = {}
+        variants = [v for h in hits for v in h.doc.get("variant_ids") or ()]
+        if variants and self.inventory is not None:
+            try:
+                stock = await asyncio.wait_for(self.inventory.status(variants), 2.0)
+            except Exception:
+                log.warning("stock status unavailable; using the index's in_stock")
+        out = []
+        for h in hits:
+            d = h.doc
+            amount, was = prices.get(h.product_id, (d["price"], finite(d.get("price_was"))))
+            vs = [stock.get(str(v)) for v in d.get("variant_ids") or ()]
+            known = [s for s in vs if s is not None]
+            in_stock = (any(s["status"] != "OUT_OF_STOCK" for s in known) if known
+                        else bool(d["in_stock"]))
+            out.append({
+                "product_id": str(h.product_id),
+                "external_id": d.get("external_id"),
+                "title": d["title"],
+                "price": {"amount": round(amount, 2), "currency": d.get("currency") or "USD",
+                          "was": round(was, 2) if was is not None else None},
+                "rating": {"avg": round(float(d.get("rating_avg") or 0), 2),
+                           "count": int(d.get("rating_count") or 0)},
+                "thumbnail_url": d.get("thumbnail_url"),
+                "badges": list(d.get("badges") or ()),
+                "in_stock": in_stock,
+                "brand": d.get("brand"),
+            })
+        return out
+
+    async def _facets(self, result: IndexResult, filters: Filters) -> dict[str, Any]:
+        f = result.facets
+        cats = await self.categories()
+        if filters.category_ids:
+            parents = set(filters.category_ids)
+            shown = [c for c in f.categories if cats.get(c, {}).get("parent_id") in parents]
+        else:
+            shown = [c for c in f.categories if c in cats and cats[c]["parent_id"] is None]
+        categories = sorted(({"id": str(c), "name": cats[c]["name"], "count": f.categories[c]}
+                             for c in shown), key=lambda x: (-x["count"], x["name"]))
+        return {
+            "brands": [{"name": b, "count": n} for b, n in
+                       sorted(f.brands.items(), key=lambda x: (-x[1], x[0]))[:FACET_SIZE]],
+            "price_ranges": [{"range": label, "count": f.price_ranges[label]}
+                             for label in (price_range_label(lo, hi) for lo, hi in PRICE_RANGES)
+                             if f.price_ranges.get(label)],
+            "categories": categories[:FACET_SIZE],
+            "ratings": [{"min": r, "label": f"{r} stars & up", "count": f.ratings[r]}
+                        for r in RATING_FLOORS if f.ratings.get(r)],
+            "attributes": {name: [{"value": v, "count": n} for v, n in
+                                  sorted(values.items(), key=lambda x: (-x[1], x[0]))[:FACET_SIZE]]
+                           for name, values in f.attributes.items()},
+        }
+
+    async def suggest(self, q: str, limit: int) -> dict[str, Any]:
+        words = q.split()
+        if not words:
+            return {"q": q, "suggestions": []}
+        last = "" if q.endswith(" ") else words[-1]
+        full = words if q.endswith(" ") else words[:-1]
+        from adapters.search.sharded import NoLiveIndex
+        try:
+            titles = await self.index.suggest(full, last, limit)
+        except NoLiveIndex as exc:
+            raise SearchUnavailable("the search index is being built; retry shortly") from exc
+        return {"q": q, "suggestions": [{"text": t} for t in titles]}
+
+
+def _applied(f: Filters) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("category_ids", "brands", "price_min", "price_max", "rating_min", "in_stock"):
+        v = getattr(f, name)
+        if v not in (None, ()):
+            out[name] = {"value": list(v) if isinstance(v, tuple) else v, "source": "explicit"}
+    for name, values in f.attributes:
+        out[f"attributes.{name}"] = {"value": list(values), "source": "explicit"}
+    return out
+
+
+def parse_attribute_params(params: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`color=black,red`, `size=m` and `attr.<name>=a,b` query parameters."""
+    out = []
+    for key, raw in params.items():
+        if key in ("color", "size"):
+            name = key
+        elif key.startswith("attr.") and len(key) > 5:
+            name = key[5:]
+        else:
+            continue
+        values = tuple(v.strip() for v in raw.split(",") if v.strip())
+        if not values or len(values) > 20 or any(len(v) > 100 for v in values):
+            raise ValidationFailed(
+                {key: "1 to 20 comma-separated values of at most 100 chars"},
+                "bad attribute filter")
+        out.append((name, values))
+    return tuple(out)

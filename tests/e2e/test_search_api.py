@@ -1,0 +1,177 @@
+"""Search API over HTTP: seller writes flow through the outbox into the index; filters, facets,
+sorts, pages, spelling, relaxed fallback, live stock, typeahead and input errors."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.conftest import Seller
+
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def product(tag: str, title: str, brand: str, price: int, color: str, category: int,
+            **over: Any) -> dict[str, Any]:
+    return {"title": f"{title} {tag}", "description": f"{title} for everyday use",
+            "category_id": category, "brand": brand,
+            "variants": [{"sku": f"S-{secrets.token_hex(6)}", "attributes": {"color": color},
+                          "price_cents": price}], **over}
+
+
+async def search(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    r = await client.get("/api/v1/products/search", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def eventually(client: httpx.AsyncClient, check: Any, **params: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        body = await search(client, **params)
+        if check(body) or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def catalog(client: httpx.AsyncClient, seller: Seller,
+                  category_ids: dict[str, int]) -> dict[str, Any]:
+    tag = "zq" + secrets.token_hex(3)
+    head = category_ids["Headphones"]
+    items = [
+        product(tag, "Wireless headphones", "Sony", 19_999, "Black", head),
+        product(tag, "Wireless headphones", "Bose", 29_999, "White", head),
+        product(tag, "Wired headphones", "Sony", 4_999, "Black", head),
+        product(tag, "Studio monitor headphones", "Audio Technica", 14_900, "Black", head),
+    ]
+    ids = []
+    for body in items:
+        r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["product_id"])
+    done = await eventually(client, lambda b: b["total"] == 4, q=tag)
+    assert done["total"] == 4
+    return {"tag": tag, "ids": ids, "seller": seller, "head": head}
+
+
+async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
+                                              catalog: dict[str, Any]) -> None:
+    tag = catalog["tag"]
+    body = await search(client, q=f"wireless headphones {tag}")
+    assert body["total"] == 2 and body["page"] == 1
+    r = body["results"][0]
+    assert set(r) >= {"product_id", "external_id", "title", "price", "rating", "thumbnail_url",
+                      "badges", "in_stock"}
+    assert set(r["price"]) == {"amount", "currency", "was"} and set(r["rating"]) == {"avg", "count"}
+    assert {x["name"] for x in body["facets"]["brands"]} == {"Sony", "Bose"}
+    assert set(body["facets"]) >= {"brands", "price_ranges", "categories", "ratings",
+                                   "attributes"}
+    # explicit filters
+    sony = await search(client, q=tag, brand="sony")
+    assert {x["price"]["amount"] for x in sony["results"]} == {199.99, 49.99}
+    cheap = await search(client, q=tag, price_max=150)
+    assert sorted(x["price"]["amount"] for x in cheap["results"]) == [49.99, 149.0]
+    assert cheap["facets"]["price_ranges"] == [{"range": "$25-$50", "count": 1},
+                                               {"range": "$100-$200", "count": 1}]
+    white = await search(client, q=tag, color="white")
+    assert [x["price"]["amount"] for x in white["results"]] == [299.99]
+    asc = await search(client, q=tag, sort="price_asc")
+    assert [x["price"]["amount"] for x in asc["results"]] == [49.99, 149.0, 199.99, 299.99]
+    desc = await search(client, q=tag, sort="price_desc", page=2, page_size=3)
+    assert [x["price"]["amount"] for x in desc["results"]] == [49.99]
+    cat = await search(client, q=tag, category="Headphones")
+    assert cat["total"] == 4
+    colors = {x["value"]: x["count"] for x in cat["facets"]["attributes"]["color"]}
+    assert colors == {"black": 3, "white": 1}
+
+
+async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncClient,
+                                                           catalog: dict[str, Any]) -> None:
+    tag = catalog["tag"]
+    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
+    body = await search(client, q=f"sony {tag} headphones under $100")
+    assert [x["price"]["amount"] for x in body["results"]] == [49.99]
+    applied = body["applied_filters"]
+    assert applied["price_max"]["source"] == "inferred" and applied["price_max"]["value"] == 100
+    explicit = await search(client, q=f"{tag} headphones under $100", price_max=250)
+    assert explicit["applied_filters"]["price_max"] == {"value": 250.0, "source": "explicit"}
+    assert explicit["total"] == 3
+
+
+async def test_spelling_and_relaxed_fallback(client: httpx.AsyncClient,
+                                             catalog: dict[str, Any]) -> None:
+    tag = catalog["tag"]
+    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
+    body = await search(client, q=f"wireles {tag}")
+    assert body["total"] == 2
+    assert body["did_you_mean"] is not None and "wireless" in body["did_you_mean"]
+    relaxed = await search(client, q=f"{tag} headphones xyzzyplugh")
+    assert relaxed["relaxed"] == "any_term" and relaxed["total"] >= 4
+    # products matching more of the words come first
+    assert all(x["title"].endswith(tag) for x in relaxed["results"][:4])
+
+
+async def test_updates_deletes_and_stock_reach_search(client: httpx.AsyncClient,
+                                                      catalog: dict[str, Any],
+                                                      pool: asyncpg.Pool) -> None:
+    tag, seller = catalog["tag"], catalog["seller"]
+    pid = catalog["ids"][3]
+    r = await client.put(f"/api/v1/seller/products/{pid}", headers=seller.auth | {"If-Match": "1"},
+                         json=product(tag, "Studio reference headphones", "Audio Technica",
+                                      14_900, "Black", catalog["head"]))
+    assert r.status_code == 200, r.text
+    body = await eventually(client, lambda b: b["total"] == 1, q=f"reference {tag}")
+    assert body["results"][0]["title"] == f"Studio reference headphones {tag}"
+    gone = catalog["ids"][2]
+    r = await client.delete(f"/api/v1/seller/products/{gone}", headers=seller.auth)
+    assert r.status_code in (200, 204), r.text
+    body = await eventually(client, lambda b: b["total"] == 3, q=tag)
+    assert gone not in {x["product_id"] for x in body["results"]}
+    # stock: nothing in stock yet; a restock shows up live and in the in_stock filter
+    assert (await search(client, q=tag, in_stock="true"))["total"] == 0
+    await pool.execute("INSERT INTO warehouses (warehouse_id, name, region) "
+                       "VALUES ('WH_01', 'one', 'eu') ON CONFLICT DO NOTHING")
+    variant = await pool.fetchval(
+        "SELECT variant_id FROM product_variants WHERE product_id = $1 AND status = 'ACTIVE'",
+        int(pid))
+    r = await client.patch(f"/api/v1/inventory/{variant}", headers=INTERNAL,
+                           json={"warehouse_id": "WH_01", "quantity_delta": 3,
+                                 "operation": "ADJUST", "reason": "restock"})
+    assert r.status_code == 200, r.text
+    body = await eventually(client, lambda b: b["total"] == 1, q=tag, in_stock="true")
+    assert [x["product_id"] for x in body["results"]] == [pid]
+    assert body["results"][0]["in_stock"] is True
+
+
+async def test_suggest_completes_prefixes(client: httpx.AsyncClient,
+                                          catalog: dict[str, Any]) -> None:
+    tag = catalog["tag"]
+    r = await client.get("/api/v1/products/suggest", params={"q": f"{tag} stud"})
+    assert r.status_code == 200
+    assert [s["text"] for s in r.json()["suggestions"]] == [f"Studio monitor headphones {tag}"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"page_size": 101}, "page_size"),
+    ({"sort": "cheapest"}, "sort"),
+    ({"price_min": 10, "price_max": 5}, "price_min"),
+    ({"price_min": -1}, "price_min"),
+    ({"rating_min": 6}, "rating_min"),
+    ({"page": 200, "page_size": 100}, "page"),
+    ({"category": "No Such Category"}, "category"),
+    ({"ranker": "nope"}, "ranker"),
+    ({"color": ""}, "color"),
+])
+async def test_bad_parameters_get_422_naming_the_field(client: httpx.AsyncClient,
+                                                       params: dict[str, Any], field: str) -> None:
+    r = await client.get("/api/v1/products/search", params={"q": "x", **params})
+    assert r.status_code == 422, r.text
+    assert field in str(r.json()["error"]["fields"])
