@@ -56,10 +56,19 @@ def _column(docs: Sequence[Mapping[str, Any]], field: str) -> np.ndarray:
 
 
 def text_relevance(text_scores: np.ndarray) -> np.ndarray:
+    """Min-max over the candidates: the best match 1, the weakest 0. (Dividing by the best
+    score alone leaves the weakest candidates near the best, so popularity features would
+    outweigh text; measured on the ESCI and Icecat judgments, docs/benchmarks.md.)"""
     s = np.asarray(text_scores, dtype=np.float64)
     s = np.where(np.isfinite(s) & (s > 0), s, 0.0)
-    top = float(s.max()) if s.size else 0.0
-    return s / top if top > 0 else np.zeros_like(s)
+    if not s.size:
+        return s
+    top, low = float(s.max()), float(s.min())
+    if top <= 0:
+        return np.zeros_like(s)
+    if top == low:
+        return np.ones_like(s)
+    return (s - low) / (top - low)
 
 
 def sales_velocity(velocity: np.ndarray) -> np.ndarray:

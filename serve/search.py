@@ -37,7 +37,7 @@ from domain.search import (
 log = logging.getLogger("aisle.search")
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
-MODEL_REFRESH_S = 30.0
+MODEL_REFRESH_S = 2.0
 CATEGORY_TTL_S = 60.0
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
@@ -76,17 +76,26 @@ class SearchService:
         self.qu: Any | None = None
         self._model_at = 0.0
         self._model_version: Any = None
+        self._loading: asyncio.Task[None] | None = None
         self._categories: tuple[float, dict[int, dict[str, Any]]] = (0.0, {})
 
     # -- models and reference data -----------------------------------------------------
     async def _query_model(self) -> Any | None:
-        if time.monotonic() - self._model_at < MODEL_REFRESH_S:
-            return self.qu
-        self._model_at = time.monotonic()
+        """The current query-understanding model. Checked for a newer vocabulary every
+        MODEL_REFRESH_S in the background (building one takes seconds); only the very first
+        request waits for it."""
+        if time.monotonic() - self._model_at >= MODEL_REFRESH_S and self._loading is None:
+            self._model_at = time.monotonic()
+            self._loading = asyncio.get_running_loop().create_task(self._load_model())
+        if self.qu is None and self._loading is not None and self._model_version is None:
+            await asyncio.shield(self._loading)
+        return self.qu
+
+    async def _load_model(self) -> None:
         try:
-            row = await self.pool.fetchrow(
+            created = await self.pool.fetchval(
                 "SELECT created_at FROM search_artifacts WHERE name = 'vocabulary'")
-            if row is not None and row["created_at"] != self._model_version:
+            if created is not None and created != self._model_version:
                 blob = await self.pool.fetchval(
                     "SELECT blob FROM search_artifacts WHERE name = 'vocabulary'")
                 from domain.query import (
@@ -97,10 +106,11 @@ class SearchService:
                 vocab = await asyncio.to_thread(pickle.loads, blob)
                 synonyms = load_synonyms(default_synonyms_path().read_text(encoding="utf-8"))
                 self.qu = await asyncio.to_thread(QueryUnderstanding, vocab, synonyms)
-                self._model_version = row["created_at"]
+                self._model_version = created
         except Exception:  # keep the previous model; search works without one
             log.exception("query model refresh failed")
-        return self.qu
+        finally:
+            self._loading = None
 
     async def categories(self) -> dict[int, dict[str, Any]]:
         at, cats = self._categories
@@ -148,16 +158,20 @@ class SearchService:
         boost: tuple[int, ...] = ()
         if qu is not None and p.q.strip():
             from domain.query import merge
-            parsed = qu.parse(p.q)
+            parsed = qu.parse(p.q, explicit)
             filters, applied = merge(parsed, explicit)
-            groups = parsed.groups
+            # a query that is only a brand (or a color) still ranks by its words
+            groups = parsed.groups or _simple_groups(p.q)
             did_you_mean = parsed.did_you_mean
             if not explicit.category_ids:
                 boost = tuple(c for c, _ in parsed.categories)
         else:
             filters, applied = explicit, _applied(explicit)
             groups = _simple_groups(p.q)
-        text = TextQuery(groups, True, False, "title" if plain else "all", boost)
+        # bm25_title: the textbook baseline, any query word over titles, BM25 order
+        # Any query word may match (BM25 ranks documents with more of them first): on the
+        # ESCI judgments this beats requiring every word (docs/benchmarks.md, relevance).
+        text = TextQuery(groups, False, False, "title" if plain else "all", boost)
         offset = (p.page - 1) * p.page_size
         rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
                   and offset < RERANK_DEPTH)
@@ -166,18 +180,44 @@ class SearchService:
         result = await self._index_search(query)
         relaxed = None
         if result.total == 0 and groups and not plain:
-            for how, t in (("fuzzy", dataclasses.replace(text, fuzzy=True)),
-                           ("any_term", dataclasses.replace(text, fuzzy=True,
-                                                            require_all=False))):
-                if how == "any_term" and len(groups) < 2:
-                    break
-                result = await self._index_search(dataclasses.replace(query, text=t))
+            inferred_only = filters != explicit
+            steps = [("fuzzy", dataclasses.replace(query, text=dataclasses.replace(
+                text, fuzzy=True)))]
+            if text.require_all and len(groups) > 1:
+                steps.append(("any_term", dataclasses.replace(query, text=dataclasses.replace(
+                    text, fuzzy=True, require_all=False))))
+            if inferred_only:  # filters read from the words may be wrong: keep the URL's,
+                # and search every word typed again (brand and color words included)
+                steps.append(("inferred_filters_dropped", dataclasses.replace(
+                    query, filters=explicit, text=dataclasses.replace(
+                        text, groups=_simple_groups(p.q), fuzzy=True, require_all=False))))
+            for how, relaxed_query in steps:
+                result = await self._index_search(relaxed_query)
                 if result.total:
                     relaxed = how
+                    if how == "inferred_filters_dropped":
+                        filters, applied = explicit, _applied(explicit)
                     break
         hits = result.hits
         if rerank and hits:
             hits = await self._rerank(hits, p.ranker)
+        widened = None
+        if (relaxed is None and filters != explicit and rerank
+                and result.total < offset + p.page_size):
+            # few products pass the filters read from the words: show them first, then the
+            # best matches of every word typed without those filters ("more results")
+            more = await self._index_search(dataclasses.replace(
+                query, filters=explicit, offset=0, limit=depth, facets=False,
+                text=dataclasses.replace(text, groups=_simple_groups(p.q), require_all=False)))
+            seen = {h.product_id for h in hits}
+            extra = [h for h in more.hits if h.product_id not in seen]
+            if rerank and extra:
+                extra = await self._rerank(extra, p.ranker)
+            hits = hits + extra
+            widened = {"inferred_filter_matches": result.total,
+                       "more_results": more.total - result.total}
+            result = IndexResult(hits, max(more.total, result.total), result.facets)
+        if rerank or widened:
             hits = hits[offset:offset + p.page_size]
         results = await self._hydrate(hits)
         return {
@@ -188,6 +228,7 @@ class SearchService:
             "page_size": p.page_size,
             "did_you_mean": did_you_mean,
             "relaxed": relaxed,
+            "widened": widened,
             "applied_filters": applied,
             "sort": p.sort,
         }

@@ -41,9 +41,10 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
 TEXT_FIELDS: tuple[tuple[str, float], ...] = (
-    ("title", 3.0), ("brand_text", 2.0), ("category_path", 1.0), ("description", 0.5),
+    ("title", 3.0), ("brand_text", 2.0), ("category_path", 1.0), ("description", 0.2),
 )
 CATEGORY_BOOST = 1.5
+ALTERNATIVE_WEIGHT = 0.5  # synonyms and spelling alternatives, relative to the first word
 
 _INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
@@ -280,7 +281,7 @@ class TantivyShard:
         groups: list[Query] = []
         for group in t.groups:
             alts: list[Query] = []
-            for alt in group:
+            for n_alt, alt in enumerate(group):
                 toks = _tokens(alt, self._az)
                 if not toks:
                     continue
@@ -295,7 +296,9 @@ class TantivyShard:
                         ])
                     else:
                         fq = Query.term_query(self.schema, field, toks[0], index_option="freq")
-                    alts.append(Query.boost_query(fq, boost))
+                    # the word as typed counts more than its synonyms and corrections
+                    alts.append(Query.boost_query(fq, boost if n_alt == 0 else
+                                                  boost * ALTERNATIVE_WEIGHT))
             if alts:
                 groups.append(Query.disjunction_max_query(alts, 0.1) if len(alts) > 1
                               else alts[0])

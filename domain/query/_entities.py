@@ -9,7 +9,18 @@ from domain.query.vocabulary import CatalogVocabulary
 UNAMBIGUOUS_SIZES = frozenset({"xxs", "xxl", "xxxl", "xxxxl", "2xl", "3xl", "4xl", "5xl"})
 
 
+# Catalog color attributes are free text ("greens powder", "full", "black and white"): a value
+# is taken as a color filter only when every word of it is a color word.
+COLOR_WORDS = frozenset("""
+red blue green yellow orange purple pink brown black white gray grey silver gold beige navy
+teal turquoise maroon burgundy ivory cream tan khaki olive lime violet lavender magenta cyan
+charcoal coral mint aqua bronze copper rose champagne multicolor clear transparent light dark
+""".split())
+
+
 def _lookup(vocab: CatalogVocabulary, kind: str, tokens: tuple[str, ...]) -> str | None:
+    if kind == "color" and not all(t in COLOR_WORDS for t in tokens):
+        return None
     if len(tokens) == 1 and tokens[0] in STOPWORDS:
         return None
     return vocab.brand(tokens) if kind == "brand" else vocab.value(kind, tokens)

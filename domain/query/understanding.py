@@ -88,7 +88,7 @@ class QueryUnderstanding:
         for suffix in ("ing", "ed"):
             if word.endswith(suffix):
                 forms += [word[: -len(suffix)], word[: -len(suffix)] + "e"]
-        return any(f in self.vocabulary for f in forms)
+        return any(len(f) >= 3 and f in self.vocabulary for f in forms)
 
     def parse(self, q: str, explicit: Filters | None = None) -> ParsedQuery:
         """`explicit`: the request's own filters. A field they set is not inferred, and the

@@ -15,10 +15,10 @@ from __future__ import annotations
 import heapq
 import pickle
 import zlib
-from operator import itemgetter
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 
 from domain.query._text import tokenize
 from domain.search import normalize_key

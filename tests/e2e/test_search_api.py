@@ -66,12 +66,18 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
                                               catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]
     body = await search(client, q=f"wireless headphones {tag}")
-    assert body["total"] == 2 and body["page"] == 1
+    assert body["page"] == 1 and body["total"] >= 4
+    # any word may match; documents with more of the words come first
+    assert {x["title"] for x in body["results"][:2]} == {f"Wireless headphones {tag}"}
+    assert {x["brand"] for x in body["results"][:2]} == {"Sony", "Bose"}
+    body = await search(client, q=tag)
+    assert body["total"] == 4
     r = body["results"][0]
     assert set(r) >= {"product_id", "external_id", "title", "price", "rating", "thumbnail_url",
                       "badges", "in_stock"}
     assert set(r["price"]) == {"amount", "currency", "was"} and set(r["rating"]) == {"avg", "count"}
-    assert {x["name"] for x in body["facets"]["brands"]} == {"Sony", "Bose"}
+    assert {x["name"]: x["count"] for x in body["facets"]["brands"]} == {
+        "Sony": 2, "Bose": 1, "Audio Technica": 1}
     assert set(body["facets"]) >= {"brands", "price_ranges", "categories", "ratings",
                                    "attributes"}
     # explicit filters
@@ -97,26 +103,34 @@ async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncC
                                                            catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]
     await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
-    body = await search(client, q=f"sony {tag} headphones under $100")
-    assert [x["price"]["amount"] for x in body["results"]] == [49.99]
+    body = await eventually(client, lambda b: "brands" in b["applied_filters"],
+                            q=f"sony {tag} headphones under $100")
     applied = body["applied_filters"]
-    assert applied["price_max"]["source"] == "inferred" and applied["price_max"]["value"] == 100
-    explicit = await search(client, q=f"{tag} headphones under $100", price_max=250)
+    assert applied["price_max"] == {"value": 100.0, "source": "inferred"}
+    assert applied["brands"] == {"value": ["sony"], "source": "inferred"}
+    # the one product passing the inferred filters comes first, then more results
+    assert body["results"][0]["title"] == f"Wired headphones {tag}"
+    n = body["widened"]["inferred_filter_matches"]  # earlier tests made Sony headphones too
+    assert n >= 1 and all(x["brand"] == "Sony" and x["price"]["amount"] <= 100
+                          for x in body["results"][:n])
+    assert len(body["results"]) > n
+    explicit = await search(client, q=f"{tag} under $100", price_max=250)
     assert explicit["applied_filters"]["price_max"] == {"value": 250.0, "source": "explicit"}
-    assert explicit["total"] == 3
+    assert sorted(x["price"]["amount"] for x in explicit["results"]) == [49.99, 149.0, 199.99]
 
 
 async def test_spelling_and_relaxed_fallback(client: httpx.AsyncClient,
                                              catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]
     await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
-    body = await search(client, q=f"wireles {tag}")
-    assert body["total"] == 2
-    assert body["did_you_mean"] is not None and "wireless" in body["did_you_mean"]
-    relaxed = await search(client, q=f"{tag} headphones xyzzyplugh")
-    assert relaxed["relaxed"] == "any_term" and relaxed["total"] >= 4
-    # products matching more of the words come first
-    assert all(x["title"].endswith(tag) for x in relaxed["results"][:4])
+    body = await eventually(client, lambda b: b["did_you_mean"] is not None,
+                            q=f"wireles {tag}")
+    assert "wireless" in body["did_you_mean"]
+    assert {x["title"] for x in body["results"][:2]} == {f"Wireless headphones {tag}"}
+    # nothing under $10: the filter read from the words is dropped, every word searched
+    relaxed = await search(client, q=f"{tag} under $10")
+    assert relaxed["relaxed"] == "inferred_filters_dropped" and relaxed["total"] == 4
+    assert "price_max" not in relaxed["applied_filters"]
 
 
 async def test_updates_deletes_and_stock_reach_search(client: httpx.AsyncClient,
@@ -128,7 +142,8 @@ async def test_updates_deletes_and_stock_reach_search(client: httpx.AsyncClient,
                          json=product(tag, "Studio reference headphones", "Audio Technica",
                                       14_900, "Black", catalog["head"]))
     assert r.status_code == 200, r.text
-    body = await eventually(client, lambda b: b["total"] == 1, q=f"reference {tag}")
+    body = await eventually(client, lambda b: b["results"][0]["title"].startswith("Studio r"),
+                            q=f"reference {tag}")
     assert body["results"][0]["title"] == f"Studio reference headphones {tag}"
     gone = catalog["ids"][2]
     r = await client.delete(f"/api/v1/seller/products/{gone}", headers=seller.auth)

@@ -40,8 +40,11 @@ sneakers => trainers, running shoes
 """
 
 
-def catalog() -> list[tuple[str, str | None, int, dict[str, list[str]]]]:
-    rows: list[tuple[str, str | None, int, dict[str, list[str]]]] = []
+Row = tuple[str, str | None, int, dict[str, list[str] | str]]
+
+
+def catalog() -> list[Row]:
+    rows: list[Row] = []
     for i in range(120):
         brand = ("Sony", "Bose", "Bang & Olufsen", "Jabra")[i % 4]
         rows.append((f"{brand} WH-1000XM{i % 6} wireless noise cancelling headphones",
@@ -138,8 +141,13 @@ def test_rating_phrases(qu: QueryUnderstanding, q: str) -> None:
 
 @pytest.mark.parametrize(
     ("q", "keywords"),
-    [("iphone 13", ("iphone", "13")), ("4k tv", ("4k", "tv")), ("2 pack table", ("2", "pack", "table")),
-     ("tv over 50 inch", ("tv", "over", "50", "inch")), ("5 star table", ("5", "star", "table"))],
+    [
+        ("iphone 13", ("iphone", "13")),
+        ("4k tv", ("4k", "tv")),
+        ("2 pack table", ("2", "pack", "table")),
+        ("tv over 50 inch", ("tv", "over", "50", "inch")),
+        ("5 star table", ("5", "star", "table")),
+    ],
 )
 def test_numbers_of_product_names_are_not_filters(
     qu: QueryUnderstanding, q: str, keywords: tuple[str, ...]
@@ -366,3 +374,13 @@ def test_inflections_of_known_words_are_not_typos() -> None:
     assert qu.correct("vases") is None
     assert qu.correct("dreses") == "dress"  # a typo still is
     assert qu.correct("glas") == "glass"
+
+
+def test_public_exports() -> None:
+    import domain.query
+
+    assert sorted(domain.query.__all__) == [
+        "CatalogVocabulary", "ParsedQuery", "QueryUnderstanding", "Synonyms",
+        "default_synonyms_path", "load_synonyms", "merge", "normalize", "predict_categories",
+        "text_query", "tokenize",
+    ]

@@ -92,9 +92,11 @@ def test_missing_and_nan_values_never_give_nan() -> None:
         assert np.all(np.isfinite(get_ranker(name).score(f)))
 
 
-def test_text_relevance_relative_to_the_best_candidate() -> None:
+def test_text_relevance_min_max_over_the_candidates() -> None:
     f = feature_matrix(np.array([2.0, 8.0, 4.0]), [doc()] * 3, NOW)
-    assert f[:, col("text_relevance")].tolist() == [0.25, 1.0, 0.5]
+    assert f[:, col("text_relevance")].tolist() == [0.0, 1.0, 1 / 3]
+    same = feature_matrix(np.array([3.0, 3.0]), [doc()] * 2, NOW)
+    assert same[:, col("text_relevance")].tolist() == [1.0, 1.0]
     zero = feature_matrix(np.array([0.0, 0.0]), [doc()] * 2, NOW)
     assert zero[:, col("text_relevance")].tolist() == [0.0, 0.0]
 
