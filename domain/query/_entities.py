@@ -11,11 +11,13 @@ UNAMBIGUOUS_SIZES = frozenset({"xxs", "xxl", "xxxl", "xxxxl", "2xl", "3xl", "4xl
 
 # Catalog color attributes are free text ("greens powder", "full", "black and white"): a value
 # is taken as a color filter only when every word of it is a color word.
-COLOR_WORDS = frozenset("""
-red blue green yellow orange purple pink brown black white gray grey silver gold beige navy
-teal turquoise maroon burgundy ivory cream tan khaki olive lime violet lavender magenta cyan
-charcoal coral mint aqua bronze copper rose champagne multicolor clear transparent light dark
-""".split())
+COLOR_WORDS = frozenset({
+    "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "black", "white",
+    "gray", "grey", "silver", "gold", "beige", "navy", "teal", "turquoise", "maroon",
+    "burgundy", "ivory", "cream", "tan", "khaki", "olive", "lime", "violet", "lavender",
+    "magenta", "cyan", "charcoal", "coral", "mint", "aqua", "bronze", "copper", "rose",
+    "champagne", "multicolor", "clear", "transparent", "light", "dark",
+})
 
 
 def _lookup(vocab: CatalogVocabulary, kind: str, tokens: tuple[str, ...]) -> str | None:
