@@ -64,6 +64,7 @@ class InventoryClient:
         self.low = low_stock_threshold
         self.redis_url = redis_url
         self.redis = create_redis(redis_url) if redis_url else None
+        self._warming: asyncio.Task[Any] | None = None
         self.actors = [self._actor(k) for k in range(partitions)]
         self.timeout = call_timeout_s
         self.deadline = deadline_s
@@ -228,7 +229,8 @@ class InventoryClient:
             out.update(a)
         return out
 
-    async def status(self, variant_ids: list[int]) -> dict[str, dict[str, Any]]:
+    async def status(self, variant_ids: list[int],
+                     wait_for_owners: bool = True) -> dict[str, dict[str, Any]]:
         """Shoppers' view, in bulk: {variant: {status, quantity_hint, available}}. One Redis
         MGET; variants missing there (or all, if Redis fails) are read from their owners.
         Unknown variants are left out."""
@@ -240,6 +242,12 @@ class InventoryClient:
                 log.warning("stock cache unavailable: %r", exc)
         out = {str(v): snap for v, snap in cached.items()}
         missing = [v for v in variant_ids if v not in cached]
+        if missing and not wait_for_owners:
+            # the owners publish these snapshots when asked: ask in the background, and let
+            # the caller use what it has (search: the index's in_stock, fresh to a second)
+            if self._warming is None or self._warming.done():
+                self._warming = asyncio.get_running_loop().create_task(self.stock(missing))
+            return out
         if missing:
             for v, full in (await self.stock(missing)).items():
                 out[v] = {"status": full["status"], "quantity_hint": full["quantity_hint"],

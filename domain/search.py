@@ -92,6 +92,15 @@ class IndexQuery:
     offset: int = 0
     limit: int = 20
     facets: bool = True
+    slim: bool = False  # hits may carry only SLIM_FIELDS (ranking candidates); get() the rest
+    full_docs: int = 0  # with slim: the first this many hits (per shard) come whole anyway
+
+
+# What ranking and merging need: enough for sort_key and ranking/features.py.
+SLIM_FIELDS: tuple[str, ...] = (
+    "product_id", "version", "price", "rating_avg", "rating_count", "in_stock", "created_at",
+    "sales_velocity", "seller_rating",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

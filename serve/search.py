@@ -26,6 +26,7 @@ from domain.search import (
     RATING_FLOORS,
     SORTS,
     Filters,
+    Hit,
     IndexQuery,
     IndexResult,
     TextQuery,
@@ -176,7 +177,9 @@ class SearchService:
         rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
                   and offset < RERANK_DEPTH)
         depth = max(RERANK_DEPTH, offset + p.page_size) if rerank else p.page_size
-        query = IndexQuery(text, filters, p.sort, 0 if rerank else offset, depth, True)
+        # re-ranked candidates come slim (fast fields only); the page's documents after
+        query = IndexQuery(text, filters, p.sort, 0 if rerank else offset, depth, True,
+                           slim=bool(rerank), full_docs=offset + p.page_size)
         result = await self._index_search(query)
         relaxed = None
         if result.total == 0 and groups and not plain:
@@ -219,6 +222,11 @@ class SearchService:
             result = IndexResult(hits, max(more.total, result.total), result.facets)
         if rerank or widened:
             hits = hits[offset:offset + p.page_size]
+        slim = [h.product_id for h in hits if "title" not in h.doc]
+        if slim:
+            full = await self.index.get(slim)
+            hits = [Hit(h.product_id, h.score, full[h.product_id]) if "title" not in h.doc
+                    else h for h in hits if "title" in h.doc or h.product_id in full]
         results = await self._hydrate(hits)
         return {
             "results": results,
@@ -271,7 +279,8 @@ class SearchService:
         variants = [v for h in hits for v in h.doc.get("variant_ids") or ()]
         if variants and self.inventory is not None:
             try:
-                stock = await asyncio.wait_for(self.inventory.status(variants), 2.0)
+                stock = await asyncio.wait_for(
+                    self.inventory.status(variants, wait_for_owners=False), 2.0)
             except Exception:
                 log.warning("stock status unavailable; using the index's in_stock")
         out = []

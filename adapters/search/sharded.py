@@ -6,6 +6,7 @@ this merges them (sum of totals, sum of counts, merge of sorted lists)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import heapq
 import shutil
@@ -105,7 +106,7 @@ class ShardedIndex:
     async def search_generation(self, generation: str | None, query: IndexQuery) -> IndexResult:
         gen = await self._gen(generation)
         n = query.offset + query.limit
-        per_shard = IndexQuery(query.text, query.filters, query.sort, 0, n, query.facets)
+        per_shard = dataclasses.replace(query, offset=0, limit=n)
         parts: list[IndexResult] = await asyncio.gather(
             *(self._call(gen, k, "search", per_shard) for k in range(self.shards)))
         return merge(parts, query)

@@ -23,6 +23,7 @@ from domain.search import (
     FACET_ATTRIBUTES,
     PRICE_RANGES,
     RATING_FLOORS,
+    SLIM_FIELDS,
     Facets,
     Filters,
     Hit,
@@ -232,8 +233,14 @@ class TantivyShard:
             hits = [(float(s), a) for s, a in res.hits]
             if len(hits) == n and n > 0:
                 hits = self._with_ties(searcher, query, field, hits)
-        out = [Hit(0, score, _to_plain(searcher.doc(addr).to_dict())) for score, addr in hits]
-        out = [Hit(int(h.doc["product_id"]), h.score, h.doc) for h in out]
+        if q.slim:
+            k = min(q.full_docs, len(hits))
+            docs = ([_to_plain(searcher.doc(a).to_dict()) for _, a in hits[:k]]
+                    + _slim_docs(searcher, [a for _, a in hits[k:]]))
+        else:
+            docs = [_to_plain(searcher.doc(addr).to_dict()) for _, addr in hits]
+        out = [Hit(int(d["product_id"]), score, d)
+               for (score, _), d in zip(hits, docs, strict=True)]
         if q.sort != "relevance":
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
@@ -381,6 +388,20 @@ class TantivyShard:
             if buckets:
                 out.attributes[name] = {str(b["key"]): int(b["doc_count"]) for b in buckets}
         return out
+
+
+def _slim_docs(searcher: tantivy.Searcher, addrs: list[Any]) -> list[dict[str, Any]]:
+    """The SLIM_FIELDS of many hits, read column-wise from fast fields (no stored docs)."""
+    if not addrs:
+        return []
+    cols = {f: searcher.fast_field_values(f, addrs) for f in SLIM_FIELDS}
+    out = [{f: cols[f][i] for f in SLIM_FIELDS} for i in range(len(addrs))]
+    for d in out:
+        for k in _FLOAT_FIELDS:
+            v = d.get(k)
+            if isinstance(v, float) and math.isnan(v):
+                d[k] = None
+    return out
 
 
 def _to_plain(d: Mapping[str, list[Any]]) -> dict[str, Any]:

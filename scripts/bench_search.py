@@ -1,0 +1,175 @@
+"""Search throughput and latency against the framework's ceiling, on a real catalog.
+
+For each --datasets entry (esci, icecat, synthetic:N), starts scripts/demo with that catalog in
+its own data dir (or uses --url), builds a realistic query mix from the catalog itself
+(keywords from titles, brand / price / category / color filters, facets, every sort, deep
+pages, natural-language filters), and runs it closed-loop at --concurrency for --seconds; then
+the same load against GET /api/v1/noop of the same app (the Serve + HTTP ceiling here). Prints
+requests/s, p50/p99 and the ratio. With --rebuild, also times a full index rebuild (docs/s).
+
+    scripts/bench_search [--datasets esci,icecat,synthetic:1000000] [--concurrency 16]
+                         [--seconds 20] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_relevance import REPO, running_service
+
+STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
+
+
+async def sample_catalog(client: httpx.AsyncClient) -> dict[str, Any]:
+    titles: list[str] = []
+    body: dict[str, Any] = {}
+    for sort in ("newest", "rating", "price_asc", "price_desc"):
+        for page in (1, 3):
+            r = await client.get("/api/v1/products/search",
+                                 params={"sort": sort, "page": page, "page_size": 100})
+            r.raise_for_status()
+            body = r.json()
+            titles += [x["title"] for x in body["results"]]
+    words = [w for t in titles for w in t.lower().split()
+             if w.isalpha() and len(w) > 2 and w not in STOP]
+    facets = body["facets"]
+    return {"titles": titles, "words": words or ["shoes"],
+            "brands": [b["name"] for b in facets["brands"]] or ["Acme"],
+            "categories": [c["id"] for c in facets["categories"]],
+            "colors": [c["value"] for c in facets["attributes"].get("color", [])]}
+
+
+def query_mix(cat: dict[str, Any], rnd: random.Random) -> Callable[[], dict[str, Any]]:
+    def kw(n: int) -> str:
+        if rnd.random() < 0.5 and cat["titles"]:  # a real title's first words
+            t = [w for w in rnd.choice(cat["titles"]).split() if w.lower() not in STOP]
+            return " ".join(t[:n])
+        return " ".join(rnd.choice(cat["words"]) for _ in range(n))
+
+    def make() -> dict[str, Any]:
+        r = rnd.random()
+        n = rnd.choice([1, 2, 2, 3])
+        if r < 0.35:
+            return {"q": kw(n)}
+        if r < 0.50:
+            return {"q": kw(n), "brand": rnd.choice(cat["brands"])}
+        if r < 0.60:
+            lo = rnd.choice([0, 10, 25, 50])
+            return {"q": kw(1), "price_min": lo, "price_max": lo + rnd.choice([25, 50, 200])}
+        if r < 0.68 and cat["categories"]:
+            return {"category": rnd.choice(cat["categories"]),
+                    "sort": rnd.choice(["rating", "price_asc", "newest"])}
+        if r < 0.76:
+            return {"q": kw(n), "sort": rnd.choice(["price_asc", "price_desc", "rating",
+                                                    "newest"])}
+        if r < 0.84:
+            return {"q": kw(1), "page": rnd.randint(3, 20)}
+        if r < 0.90 and cat["colors"]:
+            return {"q": kw(1), "color": rnd.choice(cat["colors"])}
+        if r < 0.96:
+            return {"q": f"{kw(1)} under ${rnd.choice([20, 50, 100])}"}
+        return {"q": kw(1), "rating_min": 4, "in_stock": "true"}
+    return make
+
+
+async def load(url: str, path: str, params: Callable[[], dict[str, Any]], concurrency: int,
+               seconds: float, warmup: float) -> dict[str, float]:
+    lat: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+        measure_from, end = start + warmup, start + warmup + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while (now := time.perf_counter()) < end:
+                try:
+                    r = await client.get(path, params=params())
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                done = time.perf_counter()
+                if now >= measure_from:
+                    lat.append(done - now)
+                    errors += not ok
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    lat.sort()
+    n = len(lat)
+    return {"rps": n / seconds, "p50": lat[n // 2] * 1000 if n else 0.0,
+            "p99": lat[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0, "n": n,
+            "errors": errors}
+
+
+async def bench(url: str, dataset: str, a: argparse.Namespace) -> list[str]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        cat = await sample_catalog(client)
+        total = (await client.get("/api/v1/products/search", params={"page_size": 1})).json()
+        rebuild = None
+        if a.rebuild:
+            token = os.environ["AISLE_INTERNAL_TOKEN"]
+            r = await client.post("/api/v1/internal/search/rebuild",
+                                  params={"workers": a.rebuild_workers},
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=3600)
+            r.raise_for_status()
+            rebuild = r.json()
+    mix = query_mix(cat, random.Random(42))
+    search = await load(url, "/api/v1/products/search", mix, a.concurrency, a.seconds, a.warmup)
+    noop = await load(url, "/api/v1/noop", dict, a.concurrency, a.seconds, a.warmup)
+    ratio = search["rps"] / noop["rps"] if noop["rps"] else 0.0
+    rows = [f"| {dataset} ({total['total']:,} docs) | search mix | {search['rps']:,.0f} | "
+            f"{search['p50']:.1f} | {search['p99']:.1f} | {search['errors']} | {ratio:.2f} |",
+            f"| {dataset} | no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | "
+            f"{noop['p99']:.1f} | {noop['errors']} | 1.00 |"]
+    if rebuild:
+        rows.append(f"| {dataset} | full rebuild | {rebuild['docs_per_s']:,} docs/s "
+                    f"({rebuild['documents']:,} docs in {rebuild['seconds']} s, "
+                    f"{a.rebuild_workers} workers) | | | | |")
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench_search", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="esci,icecat")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--warmup", type=float, default=3)
+    p.add_argument("--rebuild", action="store_true", help="also time a full index rebuild")
+    p.add_argument("--rebuild-workers", type=int, default=2)
+    p.add_argument("--url", default=None, help="a running service (one dataset)")
+    p.add_argument("--port", type=int, default=8792)
+    a = p.parse_args()
+    rows: list[str] = []
+    os.environ.setdefault("AISLE_INTERNAL_TOKEN", "bench-" + secrets.token_hex(12))
+    for dataset in a.datasets.split(","):
+        url = a.url or f"http://127.0.0.1:{a.port}"
+        ctx: contextlib.AbstractContextManager[None] = (
+            contextlib.nullcontext() if a.url else running_service(
+                dataset, url, REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}",
+                "a", 3600))
+        with ctx:
+            rows += asyncio.run(bench(url, dataset, a))
+    print(f"\nsearch: closed loop, {a.concurrency} concurrent clients, {a.seconds:g} s measured "
+          f"after {a.warmup:g} s warm-up, {os.cpu_count()} cores shared by everything")
+    print("| catalog | load | requests/s | p50 ms | p99 ms | errors | search/no-op |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
