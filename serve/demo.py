@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(note)
             print(f"aisle ready on {url}")
-            print(f"try:  curl -s {url}/api/v1/categories | head -c 400; echo")
+            print(f"try:  curl -s '{url}/api/v1/products/search?q=running+shoes+under+%2450"
+                  "&page_size=3' | head -c 600; echo")
+            print(f"      curl -s {url}/api/v1/categories | head -c 400; echo")
             print(f"      curl -s -X POST {url}/api/v1/seller/products "
                   f"-H 'Authorization: Bearer {seller_key}' -H 'Content-Type: application/json' "
                   f"""-d '{{"title": "Demo mug", "category_id": {leaf or 1}, "brand": "Aisle", """

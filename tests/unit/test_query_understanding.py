@@ -263,6 +263,17 @@ def test_color_only_when_the_catalog_has_it(qu: QueryUnderstanding) -> None:
     assert p.attributes == () and p.keywords == ("red",)
 
 
+def test_free_text_color_values_are_not_color_filters() -> None:
+    v = CatalogVocabulary()
+    for i in range(10):  # catalogs put anything in "color": flavours, fits, patterns
+        v.add(f"Superfood powder tub {i}", "Acme", DRESSES, PATHS[DRESSES][0],
+              PATHS[DRESSES][1], {"color": ["greens powder", "full", "black"][i % 3]})
+    qu = QueryUnderstanding(v.freeze())
+    assert qu.parse("greens powder tub").attributes == ()
+    assert qu.parse("full tub").attributes == ()
+    assert qu.parse("black tub").attributes == (("color", ("black",)),)
+
+
 def test_size_only_when_unambiguous(qu: QueryUnderstanding) -> None:
     p = qu.parse("dress size m")
     assert p.attributes == (("size", ("m",)),) and p.keywords == ("dress",)
