@@ -196,10 +196,11 @@ class IndexBuilder:
         start = await self.pool.fetchval(
             "SELECT pg_snapshot_xmin(pg_current_snapshot())")
         await self.full_build()
+        # consume every transaction from `start` on (all older ones ended before the scan)
         await self.pool.execute(
             """INSERT INTO outbox_consumers (name, last_txid, last_event_id)
-               VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING""",
-            CONSUMER, _prev_xid(start))
+               VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING""",
+            CONSUMER, _prev_xid(start), 2**63 - 1)
 
     async def _process_once(self) -> bool:
         """One batch of events; False when there was nothing to do."""
