@@ -28,20 +28,18 @@ import dataclasses
 import os
 import platform
 import random
-import secrets
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 import asyncpg
 
-from adapters.postgres import connect, create_pool
-from adapters.postgres.migrate import migrate
+from adapters.loading.bench import temp_database
+from adapters.postgres import create_pool
 from adapters.settings import Settings
 
 WAREHOUSE = "WH_01"
@@ -63,28 +61,6 @@ VALUES ($1, $2, 'RESERVE', $3, $4, $5, $6, $7)"""
 
 
 # -- databases ----------------------------------------------------------------------------
-@asynccontextmanager
-async def temp_database(server: str) -> AsyncIterator[str]:
-    name = f"aisle_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = urlunparse(urlparse(server)._replace(path="/" + name))
-    try:
-        conn = await connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def make_catalog(dsn: str, variants: list[int], units: int) -> None:
