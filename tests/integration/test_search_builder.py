@@ -152,3 +152,16 @@ async def test_builder_crash_mid_batch_loses_nothing(env: Env) -> None:
     stats = await env.builder.stats.remote()
     assert stats["full_builds"] == 0  # a restarted builder, resumed from its position
     assert stats["events"] >= 1
+
+
+async def test_events_before_the_first_build_are_not_replayed(env: Env) -> None:
+    await add_product(env.pool, env.seller, "Basalt bookend")
+    # the last transaction before the builder starts: covered by its first full scan
+    await env.pool.execute("INSERT INTO outbox (event_type, aggregate_id, payload) "
+                           "VALUES ('catalog.loaded', 0, '{}'::jsonb)")
+    assert await env.builder.start.remote()
+    await env.idle()
+    await asyncio.sleep(1.5)  # a poll tick: nothing left to consume
+    stats = await env.builder.stats.remote()
+    assert stats["full_builds"] == 1 and stats["events"] == 0
+    assert len(await env.titles("basalt")) == 1
