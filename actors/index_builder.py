@@ -27,18 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import ray
 
 from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
+from adapters.postgres.catalog_repo import OUTBOX_CHANNEL
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.redis import create_redis
 from adapters.search.factory import open_index
 from domain.search import IndexQuery, TextQuery
-from domain.search_documents import document, record_batch, rows_of
+from domain.search_documents import document, record_batch
 
 log = logging.getLogger("aisle.index_builder")
-CHANNEL = "aisle_outbox"
 CONSUMER = "search-index"
 POLL_S = 1.0
 MAX_EVENTS = 5_000
@@ -57,36 +58,35 @@ class BuilderConfig:
     workers: int = 2
 
 
-async def _documents(conn: Conn, product_ids: Sequence[int],
-                     parents: dict[int, int | None]) -> tuple[list[dict[str, Any]], list[int]]:
-    rows, gone = await sd.rows_for(conn, product_ids)
-    now = time.time()
+async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
+                    parents: dict[int, int | None]) -> pa.RecordBatch:
+    """Catalog rows -> one pyarrow batch of search documents (categories unknown to `parents`
+    are read again first: one was added since)."""
     if any(r["category_id"] is not None and r["category_id"] not in parents for r in rows):
         parents.update(await sd.category_parents(conn))
-    return [document(r, parents, now) for r in rows], gone
+    now = time.time()
+    return record_batch([document(r, parents, now) for r in rows])
 
 
 @ray.remote(num_cpus=0)
 def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int) -> int:
     """One worker of a full build: products after < id <= upto into `generation`."""
     async def run() -> int:
-        conn = await connect(cfg.dsn)
-        index = await open_index(cfg, await create_pool(cfg.dsn, max_size=1))
+        pool = await create_pool(cfg.dsn, max_size=2)  # the scan and the registry
+        index = await open_index(cfg, pool)
         try:
-            parents = await sd.category_parents(conn)
-            done, cursor = 0, after
-            while True:
-                rows = await sd.scan(conn, cursor, SCAN_PAGE, upto)
-                if not rows:
-                    return done
-                now = time.time()
-                batch = record_batch([document(r, parents, now) for r in rows])
-                await index.write(rows_of(batch), (), generation, commit=False)
-                done += len(rows)
-                cursor = rows[-1]["product_id"]
+            async with pool.acquire() as conn:
+                parents = await sd.category_parents(conn)
+                done, cursor = 0, after
+                while rows := await sd.scan(conn, cursor, SCAN_PAGE, upto):
+                    await index.write(await documents(conn, rows, parents), (), generation,
+                                      commit=False)
+                    done += len(rows)
+                    cursor = rows[-1]["product_id"]
+                return done
         finally:
             await index.close()
-            await conn.close()
+            await pool.close()
     return asyncio.run(run())
 
 
@@ -170,7 +170,7 @@ class IndexBuilder:
             try:
                 if listener is None or listener.is_closed():
                     listener = await connect(self.cfg.dsn)
-                    await listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+                    await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 while await self._process_once():
                     pass
                 with contextlib.suppress(TimeoutError):
@@ -243,16 +243,16 @@ class IndexBuilder:
         return True
 
     async def apply(self, conn: Conn, product_ids: Sequence[int]) -> None:
-        docs, gone = await _documents(conn, product_ids, self.parents)
-        batch = record_batch(docs)  # the documents as one pyarrow batch
+        rows, gone = await sd.rows_for(conn, product_ids)
+        batch = await documents(conn, rows, self.parents)
         for generation in await self.registry.writable():
-            await self.index.write(rows_of(batch), gone, generation, commit=True)
+            await self.index.write(batch, gone, generation, commit=True)
         if self._fail_after_write:
             os._exit(1)
         if self.redis is not None and product_ids:
             with contextlib.suppress(Exception):  # the keys expire anyway; never block indexing
                 await self.redis.delete(*(f"aisle:product:{p}" for p in product_ids))
-        self._stats["documents"] += len(docs)
+        self._stats["documents"] += batch.num_rows
         self._stats["deleted"] += len(gone)
 
     async def full_build(self, workers: int | None = None, swap: bool = True) -> dict[str, Any]:
@@ -281,15 +281,17 @@ class IndexBuilder:
                 "seconds": round(seconds, 2), "docs_per_s": round(built / max(seconds, 1e-9))}
 
     async def _ranges(self, workers: int) -> list[tuple[int, int]]:
-        n = await self.pool.fetchval("SELECT count(*) FROM products WHERE status = 'ACTIVE'")
-        cuts = [0]
-        for i in range(1, workers):
-            cut = await self.pool.fetchval(
-                """SELECT product_id FROM products WHERE status = 'ACTIVE'
-                   ORDER BY product_id OFFSET $1 LIMIT 1""", n * i // workers)
-            if cut is not None and cut > cuts[-1]:
-                cuts.append(int(cut))
-        return [(lo, hi) for lo, hi in zip(cuts, [*cuts[1:], 2**63 - 1], strict=True)]
+        """`workers` product-id ranges of about equal size (one round trip)."""
+        cuts = await self.pool.fetch(
+            """WITH n AS (SELECT count(*) AS n FROM products WHERE status = 'ACTIVE')
+               SELECT (SELECT product_id FROM products WHERE status = 'ACTIVE'
+                       ORDER BY product_id OFFSET n.n * i / $1 LIMIT 1) AS cut
+               FROM n, generate_series(1, $1 - 1) AS i ORDER BY i""", workers)
+        bounds = [0]
+        for r in cuts:
+            if r["cut"] is not None and r["cut"] > bounds[-1]:
+                bounds.append(int(r["cut"]))
+        return [(lo, hi) for lo, hi in zip(bounds, [*bounds[1:], 2**63 - 1], strict=True)]
 
     async def _check(self, name: str, built: int) -> list[str]:
         problems = []

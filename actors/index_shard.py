@@ -52,8 +52,5 @@ class IndexShard:
     def suggest(self, words: Sequence[str], last: str, limit: int) -> list[tuple[str, int]]:
         return self.shard.suggest(words, last, limit)
 
-    def clear(self) -> None:
-        self.shard.clear()
-
     def close(self) -> None:
         self.shard.close()

@@ -32,10 +32,6 @@ class GenerationRegistry:
             """INSERT INTO search_generations (name, backend, shards, status)
                VALUES ($1, $2, $3, 'BUILDING')""", name, self.backend, shards)
 
-    async def shards(self, name: str) -> int | None:
-        return await self.pool.fetchval(
-            "SELECT shards FROM search_generations WHERE name = $1", name)
-
     async def swap(self, name: str, documents: int | None = None) -> str | None:
         """Makes `name` live; returns the generation it replaced (now PREVIOUS)."""
         async with self.pool.acquire() as conn, conn.transaction():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from domain.query import CatalogVocabulary
-from domain.search_documents import ancestors
+from domain.search_documents import ancestors, attributes_of
 
 _ROWS = """
 SELECT p.title, p.brand, p.category_id, c.path AS category_names,
@@ -23,10 +23,7 @@ async def build_vocabulary(pool: asyncpg.Pool) -> CatalogVocabulary:
         parents = {int(r["category_id"]): r["parent_id"]
                    for r in await conn.fetch("SELECT category_id, parent_id FROM categories")}
         async for r in conn.cursor(_ROWS, prefetch=5_000):
-            attrs: dict[str, list[str]] = {}
-            for a in r["attrs"] or ():
-                for k, v in (a or {}).items():
-                    attrs.setdefault(k, []).extend(v if isinstance(v, list) else [v])
+            attrs = attributes_of(r["attrs"] or ())
             vocab.add(title=r["title"], brand=r["brand"], category_id=r["category_id"],
                       category_ids=ancestors(r["category_id"], parents),
                       category_names=r["category_names"] or (), attributes=attrs)

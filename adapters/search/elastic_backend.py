@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.elastic import DEFAULT_PREFIX, ElasticIndex
 from domain.search import IndexQuery, IndexResult
+from domain.search_documents import rows_of
 
 
 class ElasticBackend:
@@ -20,9 +23,11 @@ class ElasticBackend:
         self.es = ElasticIndex(url, prefix=prefix)
         self.registry = registry
 
-    async def write(self, docs: Sequence[dict[str, Any]], deletes: Sequence[int],
-                    generation: str | None = None, commit: bool = True) -> int:
-        written = await self.es.upsert(docs, generation) if docs else 0
+    async def write(self, docs: pa.RecordBatch | Sequence[dict[str, Any]],
+                    deletes: Sequence[int], generation: str | None = None,
+                    commit: bool = True) -> int:
+        rows = rows_of(docs) if isinstance(docs, pa.RecordBatch) else docs
+        written = await self.es.upsert(rows, generation) if rows else 0
         if deletes:
             await self.es.delete(deletes, generation)
         if commit:

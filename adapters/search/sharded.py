@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import heapq
 import shutil
 import time
 from collections import defaultdict
@@ -16,10 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import ray
 
 from actors.index_shard import IndexShard
 from adapters.postgres.search_registry import GenerationRegistry
+from domain.errors import Unavailable
 from domain.inventory import partition_of
 from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
 
@@ -32,8 +33,10 @@ def shard_of(product_id: int, shards: int) -> int:
     return partition_of(product_id, shards)
 
 
-class NoLiveIndex(LookupError):
-    pass
+class NoLiveIndex(Unavailable):
+    """No generation is live yet (the first build is running): HTTP 503, retry shortly."""
+
+    code = "search_unavailable"
 
 
 class ShardedIndex:
@@ -74,18 +77,29 @@ class ShardedIndex:
         return live
 
     # -- writes ------------------------------------------------------------------------
-    async def write(self, docs: Sequence[dict[str, Any]], deletes: Sequence[int],
-                    generation: str | None = None, commit: bool = True) -> int:
+    async def write(self, docs: pa.RecordBatch | Sequence[dict[str, Any]],
+                    deletes: Sequence[int], generation: str | None = None,
+                    commit: bool = True) -> int:
+        """Documents (a pyarrow batch travels to each shard as a slice of itself) and
+        deletes, routed to their shards; one `apply` call per shard touched."""
         gen = await self._gen(generation)
-        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        by_shard: dict[int, Any] = {}
+        if isinstance(docs, pa.RecordBatch):
+            rows: dict[int, list[int]] = defaultdict(list)
+            for i, pid in enumerate(docs.column("product_id").to_pylist()):
+                rows[shard_of(int(pid), self.shards)].append(i)
+            by_shard = {k: docs.take(pa.array(ix)) for k, ix in rows.items()}
+        else:
+            lists: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for d in docs:
+                lists[shard_of(int(d["product_id"]), self.shards)].append(d)
+            by_shard = dict(lists)
         del_shard: dict[int, list[int]] = defaultdict(list)
-        for d in docs:
-            by_shard[shard_of(int(d["product_id"]), self.shards)].append(d)
         for pid in deletes:
             del_shard[shard_of(int(pid), self.shards)].append(int(pid))
         ks = sorted(set(by_shard) | set(del_shard))
         written = await asyncio.gather(*(
-            self._call(gen, k, "apply", by_shard.get(k, []), del_shard.get(k, []), commit)
+            self._call(gen, k, "apply", by_shard.get(k), del_shard.get(k, []), commit)
             for k in ks))
         return sum(written)
 
@@ -133,19 +147,10 @@ class ShardedIndex:
         parts = await asyncio.gather(
             *(self._call(gen, k, "suggest", list(words), last, limit)
               for k in range(self.shards)))
-        seen: dict[str, int] = {}
-        for title, weight in heapq.merge(*parts, key=lambda tw: -tw[1]):
-            key = title.casefold()
-            if key not in seen:
-                seen[key] = weight
-                if len(seen) == limit:
-                    break
-        out: list[str] = []
-        for part in parts:
-            for title, _ in part:
-                if title.casefold() in seen and title not in out:
-                    out.append(title)
-        return sorted(out, key=lambda t: -seen[t.casefold()])[:limit]
+        out: dict[str, str] = {}  # casefolded -> as written, most popular first
+        for title, _ in sorted((tw for part in parts for tw in part), key=lambda tw: -tw[1]):
+            out.setdefault(title.casefold(), title)
+        return list(out.values())[:limit]
 
     # -- generations -------------------------------------------------------------------
     async def create_generation(self, name: str) -> None:

@@ -56,10 +56,12 @@ _SORT_FIELD = {"price_asc": ("price", tantivy.Order.Asc),
                "newest": ("created_at", tantivy.Order.Desc)}
 
 
-def analyzer() -> tantivy.TextAnalyzer:
-    return (TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40))
-            .filter(Filter.lowercase()).filter(Filter.ascii_fold())
-            .filter(Filter.stemmer("english")).build())
+def analyzer(stem: bool = True) -> tantivy.TextAnalyzer:
+    """Words: simple tokenizer, long tokens dropped, lower case, ASCII folding, and (for
+    matching) the English stemmer; unstemmed words make the typeahead prefixes."""
+    b = (TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40))
+         .filter(Filter.lowercase()).filter(Filter.ascii_fold()))
+    return (b.filter(Filter.stemmer("english")) if stem else b).build()
 
 
 def prefix_analyzer() -> tantivy.TextAnalyzer:
@@ -115,8 +117,7 @@ class TantivyShard:
         self.index.register_tokenizer(ANALYZER, analyzer())
         self.index.register_tokenizer(PREFIX_ANALYZER, prefix_analyzer())
         self._az = analyzer()
-        self._words = (TextAnalyzerBuilder(Tokenizer.simple()).filter(Filter.remove_long(40))
-                       .filter(Filter.lowercase()).filter(Filter.ascii_fold()).build())
+        self._words = analyzer(stem=False)
         self._writer = self.index.writer(WRITER_HEAP, 1)
         self._lock = threading.Lock()  # one writer at a time; searches never take it
         self._pending: dict[int, int | None] = {}  # product -> version since last commit
@@ -159,13 +160,6 @@ class TantivyShard:
 
     def commit(self) -> None:
         with self._lock:
-            self._writer.commit()
-            self._pending.clear()
-        self.index.reload()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._writer.delete_all_documents()
             self._writer.commit()
             self._pending.clear()
         self.index.reload()
