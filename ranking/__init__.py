@@ -6,7 +6,7 @@ A public contract for ML engineers: this package never imports Ray (numpy only).
     order = rank(get_ranker("default"), text_scores, docs, now_s)  # indices, best first
 """
 
-from ranking.base import Ranker, rank
+from ranking.base import Ranker, order, order_of, rank
 from ranking.features import FEATURES, feature_matrix
 from ranking.judgments import Judgments, judgment_gain, parse_judgments, read_judgments
 from ranking.metrics import dcg_at_k, ndcg_at_k, ndcg_of_ids
@@ -27,6 +27,8 @@ __all__ = [
     "judgment_gain",
     "ndcg_at_k",
     "ndcg_of_ids",
+    "order",
+    "order_of",
     "parse_judgments",
     "rank",
     "ranker_names",

@@ -35,14 +35,25 @@ def check_features(features: np.ndarray) -> np.ndarray:
     return f
 
 
+def order_of(scores: np.ndarray) -> np.ndarray:
+    """Indices, best score first. Stable: equal scores keep the input order (so a ranker that
+    scores everything alike returns the index's order). A NaN score ranks last."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    s = np.where(np.isnan(s), -np.inf, s)
+    return np.argsort(-s, kind="stable").astype(np.int64)
+
+
+def order(ranker: Ranker, features: np.ndarray) -> np.ndarray:
+    """`ranker`'s order of the candidates whose feature rows are `features` (see order_of)."""
+    f = check_features(features)
+    scores = np.asarray(ranker.score(f), dtype=np.float64).reshape(-1)
+    if scores.shape[0] != f.shape[0]:
+        raise ValueError(f"ranker {ranker.name!r} returned {scores.shape[0]} scores "
+                         f"for {f.shape[0]} documents")
+    return order_of(scores)
+
+
 def rank(ranker: Ranker, text_scores: np.ndarray, docs: Sequence[Mapping[str, Any]],
          now_s: float) -> np.ndarray:
-    """Indices into `docs`, best first. Stable: equal scores keep the input order (so a
-    ranker that scores everything alike returns the index's order). A NaN score ranks last."""
-    features = feature_matrix(text_scores, docs, now_s)
-    scores = np.asarray(ranker.score(features), dtype=np.float64).reshape(-1)
-    if scores.shape[0] != len(docs):
-        raise ValueError(f"ranker {ranker.name!r} returned {scores.shape[0]} scores "
-                         f"for {len(docs)} documents")
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    return np.argsort(-scores, kind="stable").astype(np.int64)
+    """Indices into `docs`, best first (see order_of)."""
+    return order(ranker, feature_matrix(text_scores, docs, now_s))

@@ -5,8 +5,9 @@ scores against. Inputs are search documents (`domain.search.DOCUMENT_FIELDS`) an
 scores the index returned for them. A missing, None, NaN or infinite input never yields NaN:
 it takes the documented fallback instead.
 
-  text_relevance  score / max score of the candidate set (negative -> 0; 0 when the max is 0).
-                  Relative to the set: BM25 scores are unbounded and differ per query.
+  text_relevance  min-max over the candidate set: the best 1, the weakest 0, all 1 when equal
+                  (negative -> 0; 0 when the max is 0). Relative to the set: BM25 scores are
+                  unbounded and differ per query.
   sales_velocity  v / (v + SALES_VELOCITY_HALF) with v = units sold per day (missing -> 0):
                   0 at 0, 0.5 at SALES_VELOCITY_HALF units/day, -> 1 for best sellers.
                   Absolute, so the feature means the same thing in every query.

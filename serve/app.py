@@ -234,10 +234,7 @@ class Gateway:
         return {"categories": await self.catalog.category_tree()}
 
     @api.get("/api/v1/warehouses", tags=["internal"])
-    async def warehouses(
-        self, authorization: Annotated[str | None, Header()] = None
-    ) -> dict[str, Any]:
-        self._internal(authorization)
+    async def warehouses(self, _: Internal) -> dict[str, Any]:
         return {"warehouses": await self.catalog.warehouses()}
 
     # -- internal inventory API ------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from ranking import get_ranker
+from ranking import get_ranker, order_of
 
 
 @serve.deployment(name="Ranker", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
@@ -39,7 +39,7 @@ class RankerDeployment:
             for i in mine:
                 n = len(requests[i][1])
                 part = scores[start:start + n]
-                out[i] = [int(j) for j in np.argsort(-part, kind="stable")]
+                out[i] = [int(j) for j in order_of(part)]
                 start += n
         return out
 

@@ -1,9 +1,10 @@
 """The search pipeline behind `GET /api/v1/products/search` and `/suggest`.
 
 raw query -> query understanding (spelling, synonyms, filters, categories) -> explicit URL
-filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then any
-term) -> re-rank the top candidates (Ranker deployment) -> hydrate live price (PostgreSQL) and
-stock (partition actors' Redis snapshots) -> response.
+filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then
+without inferred filters); few results: widened -> re-rank the top candidates (Ranker
+deployment) -> hydrate live price (PostgreSQL) and stock (partition actors' Redis snapshots)
+-> response.
 """
 
 from __future__ import annotations
@@ -17,9 +18,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import numpy as np
 
 from actors.inventory_client import InventoryClient
-from domain.errors import Unavailable, ValidationFailed
+from adapters.search.sharded import NoLiveIndex
+from domain.errors import ValidationFailed
+from domain.query import (
+    QueryUnderstanding,
+    default_synonyms_path,
+    explicit_only,
+    load_synonyms,
+    merge,
+    text_query,
+    tokenize,
+)
 from domain.search import (
     FACET_SIZE,
     PRICE_RANGES,
@@ -34,6 +46,7 @@ from domain.search import (
     normalize_key,
     price_range_label,
 )
+from ranking import feature_matrix, get_ranker, order
 
 log = logging.getLogger("aisle.search")
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
@@ -43,8 +56,6 @@ CATEGORY_TTL_S = 60.0
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
-class SearchUnavailable(Unavailable):
-    code = "search_unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +75,8 @@ class SearchParams:
 
 
 def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
-    return tuple((w,) for w in normalize_key(q).split() if any(c.isalnum() for c in w))
+    """Every word of the query, as typed (no model yet, or the bm25_title baseline)."""
+    return tuple((w,) for w in tokenize(q))
 
 
 class SearchService:
@@ -78,7 +90,9 @@ class SearchService:
         self._model_at = 0.0
         self._model_version: Any = None
         self._loading: asyncio.Task[None] | None = None
+        self._rankers: dict[str, Any] = {}
         self._categories: tuple[float, dict[int, dict[str, Any]]] = (0.0, {})
+        self._category_keys: dict[str, list[int]] = {}  # normalized name or path -> ids
 
     # -- models and reference data -----------------------------------------------------
     async def _query_model(self) -> Any | None:
@@ -99,11 +113,6 @@ class SearchService:
             if created is not None and created != self._model_version:
                 blob = await self.pool.fetchval(
                     "SELECT blob FROM search_artifacts WHERE name = 'vocabulary'")
-                from domain.query import (
-                    QueryUnderstanding,
-                    default_synonyms_path,
-                    load_synonyms,
-                )
                 vocab = await asyncio.to_thread(pickle.loads, blob)
                 synonyms = load_synonyms(default_synonyms_path().read_text(encoding="utf-8"))
                 self.qu = await asyncio.to_thread(QueryUnderstanding, vocab, synonyms)
@@ -119,7 +128,11 @@ class SearchService:
             rows = await self.pool.fetch(
                 "SELECT category_id, parent_id, name, path FROM categories")
             cats = {int(r["category_id"]): dict(r) for r in rows}
-            self._categories = (time.monotonic(), cats)
+            keys: dict[str, list[int]] = {}
+            for c, row in sorted(cats.items()):
+                for k in {normalize_key(row["name"]), normalize_key(" > ".join(row["path"]))}:
+                    keys.setdefault(k, []).append(c)
+            self._categories, self._category_keys = (time.monotonic(), cats), keys
         return cats
 
     async def _category_ids(self, value: str) -> tuple[int, ...]:
@@ -128,10 +141,7 @@ class SearchService:
         digits = v[4:] if v.upper().startswith("CAT_") else v
         if digits.isdigit() and int(digits) in cats:
             return (int(digits),)
-        key = normalize_key(v)
-        ids = tuple(sorted(c for c, row in cats.items()
-                           if normalize_key(row["name"]) == key
-                           or normalize_key(" > ".join(row["path"])) == key))
+        ids = tuple(self._category_keys.get(normalize_key(v), ()))
         if not ids:
             raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
         return ids
@@ -139,7 +149,7 @@ class SearchService:
     async def ready(self) -> None:
         """Raises until the index has a live generation (the first build is done)."""
         if await self.index.live_generation() is None:
-            raise SearchUnavailable("the search index is being built")
+            raise NoLiveIndex("the search index is being built")
 
     # -- search ------------------------------------------------------------------------
     async def search(self, p: SearchParams) -> dict[str, Any]:
@@ -156,23 +166,22 @@ class SearchService:
         plain = p.ranker == "bm25_title"
         qu = None if plain else await self._query_model()
         did_you_mean = None
-        boost: tuple[int, ...] = ()
         if qu is not None and p.q.strip():
-            from domain.query import merge
             parsed = qu.parse(p.q, explicit)
             filters, applied = merge(parsed, explicit)
-            # a query that is only a brand (or a color) still ranks by its words
-            groups = parsed.groups or _simple_groups(p.q)
             did_you_mean = parsed.did_you_mean
-            if not explicit.category_ids:
-                boost = tuple(c for c, _ in parsed.categories)
-        else:
-            filters, applied = explicit, _applied(explicit)
-            groups = _simple_groups(p.q)
-        # bm25_title: the textbook baseline, any query word over titles, BM25 order
-        # Any query word may match (BM25 ranks documents with more of them first): on the
-        # ESCI judgments this beats requiring every word (docs/benchmarks.md, relevance).
-        text = TextQuery(groups, False, False, "title" if plain else "all", boost)
+            # Any query word may match (BM25 ranks documents with more of them first): on
+            # the ESCI judgments this beats requiring every word (docs/benchmarks.md).
+            text = text_query(parsed, require_all=False)
+            every_word = parsed.all_groups
+            if not text.groups:  # a query that is only a brand (or a color) still ranks
+                text = dataclasses.replace(text, groups=every_word)
+        else:  # no model yet, or bm25_title: the textbook baseline over titles
+            filters, applied = explicit_only(explicit)
+            text = TextQuery(_simple_groups(p.q), require_all=False,
+                             fields="title" if plain else "all")
+            every_word = text.groups
+        groups = text.groups
         offset = (p.page - 1) * p.page_size
         rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
                   and offset < RERANK_DEPTH)
@@ -186,20 +195,17 @@ class SearchService:
             inferred_only = filters != explicit
             steps = [("fuzzy", dataclasses.replace(query, text=dataclasses.replace(
                 text, fuzzy=True)))]
-            if text.require_all and len(groups) > 1:
-                steps.append(("any_term", dataclasses.replace(query, text=dataclasses.replace(
-                    text, fuzzy=True, require_all=False))))
             if inferred_only:  # filters read from the words may be wrong: keep the URL's,
                 # and search every word typed again (brand and color words included)
                 steps.append(("inferred_filters_dropped", dataclasses.replace(
                     query, filters=explicit, text=dataclasses.replace(
-                        text, groups=_simple_groups(p.q), fuzzy=True, require_all=False))))
+                        text, groups=every_word, fuzzy=True))))
             for how, relaxed_query in steps:
                 result = await self._index_search(relaxed_query)
                 if result.total:
                     relaxed = how
                     if how == "inferred_filters_dropped":
-                        filters, applied = explicit, _applied(explicit)
+                        filters, applied = explicit_only(explicit)
                     break
         hits = result.hits
         if rerank and hits:
@@ -211,7 +217,7 @@ class SearchService:
             # best matches of every word typed without those filters ("more results")
             more = await self._index_search(dataclasses.replace(
                 query, filters=explicit, offset=0, limit=depth, facets=False,
-                text=dataclasses.replace(text, groups=_simple_groups(p.q), require_all=False)))
+                text=dataclasses.replace(text, groups=every_word)))
             seen = {h.product_id for h in hits}
             extra = [h for h in more.hits if h.product_id not in seen]
             if rerank and extra:
@@ -222,11 +228,7 @@ class SearchService:
             result = IndexResult(hits, max(more.total, result.total), result.facets)
         if rerank or widened:
             hits = hits[offset:offset + p.page_size]
-        slim = [h.product_id for h in hits if "title" not in h.doc]
-        if slim:
-            full = await self.index.get(slim)
-            hits = [Hit(h.product_id, h.score, full[h.product_id]) if "title" not in h.doc
-                    else h for h in hits if "title" in h.doc or h.product_id in full]
+        hits = await self._whole(hits)
         results = await self._hydrate(hits)
         return {
             "results": results,
@@ -242,24 +244,28 @@ class SearchService:
         }
 
     async def _index_search(self, query: IndexQuery) -> IndexResult:
-        from adapters.search.sharded import NoLiveIndex
-        try:
-            return await self.index.search(query)
-        except NoLiveIndex as exc:
-            raise SearchUnavailable("the search index is being built; retry shortly") from exc
+        return await self.index.search(query)
+
+    async def _whole(self, hits: list[Hit]) -> list[Hit]:
+        """The page's hits with their whole documents (slim candidates carry fast fields
+        only); a product deleted meanwhile drops out."""
+        slim = [h.product_id for h in hits if "title" not in h.doc]
+        if not slim:
+            return hits
+        full = await self.index.get(slim)
+        return [h if "title" in h.doc else Hit(h.product_id, h.score, full[h.product_id])
+                for h in hits if "title" in h.doc or h.product_id in full]
 
     async def _rerank(self, hits: list[Any], ranker: str) -> list[Any]:
-        import numpy as np
-
-        from ranking import feature_matrix
         scores = np.array([h.score for h in hits], dtype=np.float64)
         features = feature_matrix(scores, [h.doc for h in hits], time.time())
-        if self.ranker is None:
-            from ranking import get_ranker
-            order = np.argsort(-get_ranker(ranker).score(features), kind="stable")
-        else:
-            order = await self.ranker.rank.remote(ranker, features)
-        return [hits[int(i)] for i in order]
+        if self.ranker is not None:  # the Ranker deployment (batched, shared)
+            best = await self.ranker.rank.remote(ranker, features)
+        else:  # in-process; models are loaded once
+            if ranker not in self._rankers:
+                self._rankers[ranker] = get_ranker(ranker)
+            best = order(self._rankers[ranker], features)
+        return [hits[int(i)] for i in best]
 
     async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
         """Live price (current variant rows) and stock (partition snapshots)."""
@@ -336,23 +342,8 @@ class SearchService:
             return {"q": q, "suggestions": []}
         last = "" if q.endswith(" ") else words[-1]
         full = words if q.endswith(" ") else words[:-1]
-        from adapters.search.sharded import NoLiveIndex
-        try:
-            titles = await self.index.suggest(full, last, limit)
-        except NoLiveIndex as exc:
-            raise SearchUnavailable("the search index is being built; retry shortly") from exc
+        titles = await self.index.suggest(full, last, limit)
         return {"q": q, "suggestions": [{"text": t} for t in titles]}
-
-
-def _applied(f: Filters) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in ("category_ids", "brands", "price_min", "price_max", "rating_min", "in_stock"):
-        v = getattr(f, name)
-        if v not in (None, ()):
-            out[name] = {"value": list(v) if isinstance(v, tuple) else v, "source": "explicit"}
-    for name, values in f.attributes:
-        out[f"attributes.{name}"] = {"value": list(values), "source": "explicit"}
-    return out
 
 
 def parse_attribute_params(params: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:

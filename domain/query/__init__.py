@@ -3,7 +3,7 @@ the text of a search. Pure: no I/O (the caller reads `config/synonyms.txt`), no 
 
 from domain.query._categories import predict_categories
 from domain.query._text import normalize, tokenize
-from domain.query.merge import merge, text_query
+from domain.query.merge import explicit_only, merge, text_query
 from domain.query.synonyms import Synonyms, default_synonyms_path, load_synonyms
 from domain.query.understanding import ParsedQuery, QueryUnderstanding
 from domain.query.vocabulary import CatalogVocabulary
@@ -14,6 +14,7 @@ __all__ = [
     "QueryUnderstanding",
     "Synonyms",
     "default_synonyms_path",
+    "explicit_only",
     "load_synonyms",
     "merge",
     "normalize",

@@ -58,6 +58,14 @@ def merge(parsed: ParsedQuery, explicit: Filters) -> tuple[Filters, dict[str, An
     return merged, applied
 
 
+def explicit_only(explicit: Filters) -> tuple[Filters, dict[str, Any]]:
+    """`merge` with nothing inferred: the request's own filters and how they are listed."""
+    return merge(_NOTHING, explicit)
+
+
+_NOTHING = ParsedQuery(raw="", normalized="", keywords=(), groups=(), did_you_mean=None)
+
+
 def text_query(
     parsed: ParsedQuery,
     *,

@@ -39,6 +39,9 @@ class ParsedQuery:
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (("color", ("red",)),)
     categories: tuple[tuple[int, float], ...] = ()  # predicted (category id, probability)
     corrections: tuple[tuple[str, str], ...] = ()  # (typed, corrected)
+    # every word searched again when filters read from the words are set aside (brand and
+    # color words included; price phrases and stopwords out), corrected, with alternatives
+    all_groups: tuple[tuple[str, ...], ...] = ()
 
 
 class QueryUnderstanding:
@@ -116,7 +119,8 @@ class QueryUnderstanding:
             if name in explicit_names:
                 continue
             values, used = _entities.extract(vocab, kind, words, blocked)
-            rest = [i for i in range(len(words)) if i not in blocked | used]
+            taken = blocked | used
+            rest = [i for i in range(len(words)) if i not in taken]
             if values and (kind == "size" or any(words[i] not in STOPWORDS for i in rest)):
                 attributes.append((name, tuple(values)))
                 blocked |= used
@@ -125,6 +129,8 @@ class QueryUnderstanding:
         keywords = [w for w in left if w not in STOPWORDS] or left
         skip = numeric.consumed | variant_words
         content = [w for i, w in enumerate(words) if i not in skip and w not in STOPWORDS]
+        every = [w for i, w in enumerate(words) if i not in numeric.consumed]
+        every = [w for w in every if w not in STOPWORDS] or every
         return ParsedQuery(
             raw=q,
             normalized=" ".join(tokens),
@@ -136,8 +142,10 @@ class QueryUnderstanding:
             price_max=None if explicit.price_max is not None else numeric.price_max,
             rating_min=None if explicit.rating_min is not None else numeric.rating_min,
             attributes=tuple(attributes),
-            categories=predict_categories(vocab, content),
+            # a category chosen in the request makes a prediction moot
+            categories=() if explicit.category_ids else predict_categories(vocab, content),
             corrections=tuple(corrections),
+            all_groups=self._groups(every, dict(corrections)),
         )
 
     def _groups(

@@ -12,6 +12,7 @@ from domain.query import (
     QueryUnderstanding,
     Synonyms,
     default_synonyms_path,
+    explicit_only,
     load_synonyms,
     merge,
     normalize,
@@ -392,6 +393,24 @@ def test_public_exports() -> None:
 
     assert sorted(domain.query.__all__) == [
         "CatalogVocabulary", "ParsedQuery", "QueryUnderstanding", "Synonyms",
-        "default_synonyms_path", "load_synonyms", "merge", "normalize", "predict_categories",
+        "default_synonyms_path", "explicit_only", "load_synonyms", "merge", "normalize",
+        "predict_categories",
         "text_query", "tokenize",
     ]
+
+
+def test_explicit_only_lists_filters_like_merge() -> None:
+    explicit = Filters(brands=("sony",), price_max=50.0, attributes=(("color", ("red",)),))
+    filters, applied = explicit_only(explicit)
+    assert filters == explicit
+    assert applied == {"brands": {"value": ["sony"], "source": "explicit"},
+                       "price_max": {"value": 50.0, "source": "explicit"},
+                       "attributes": {"color": {"value": ["red"], "source": "explicit"}}}
+
+
+def test_all_groups_keep_brand_and_color_words(qu: QueryUnderstanding) -> None:
+    p = qu.parse("sony")
+    assert p.keywords == () and p.brands == ("sony",)
+    assert p.all_groups[0][0] == "sony"
+    p = qu.parse("red dress under $50")
+    assert [g[0] for g in p.all_groups] == ["red", "dress"]

@@ -8,6 +8,8 @@ import sys
 import ranking
 
 PUBLIC = {
+    "order",
+    "order_of",
     "DEFAULT_WEIGHTS", "FEATURES", "Judgments", "Ranker", "RankerFactory", "TextOnlyRanker",
     "WeightedRanker", "dcg_at_k", "feature_matrix", "get_ranker", "judgment_gain", "ndcg_at_k",
     "ndcg_of_ids", "parse_judgments", "rank", "ranker_names", "read_judgments", "register",
