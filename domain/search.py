@@ -26,6 +26,16 @@ FACET_SIZE = 20  # buckets returned per terms facet (brands, attribute values)
 CATEGORY_FACET_SIZE = 1000  # category ids counted; the API keeps the ones it shows
 FACET_ATTRIBUTES: tuple[str, ...] = ("color", "size")  # attribute facets always computed
 
+# Text scoring, the same in every backend (relevance must not depend on the backend).
+FIELD_BOOSTS: dict[str, float] = {  # fields="all": a word may match in any of these
+    "title": 3.0, "brand": 2.0, "category_path": 1.0, "description": 0.2,
+}
+ALTERNATIVE_WEIGHT = 0.5  # synonyms and spelling alternatives, relative to the typed word
+CATEGORY_BOOST = 1.5  # score added when a document is in a predicted category
+FUZZY_MIN_LENGTH = 5  # with fuzzy, words this long may match with one edit
+TIE_BREAKER = 0.1  # several fields / alternatives matching: the best scores, the rest add 10%
+PREFIX_MAX = 15  # typeahead prefixes (edge n-grams) are 1..PREFIX_MAX letters
+
 # field -> kind. "text": analysed full text; "keyword": exact, filterable, facetable;
 # "keywords": several exact values; the rest are numbers, booleans or stored-only values.
 DOCUMENT_FIELDS: dict[str, str] = {

@@ -21,7 +21,7 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
-from adapters.search.sharded import NoLiveIndex
+from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
 from domain.query import (
     QueryUnderstanding,

@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from domain.errors import Unavailable
 from domain.search import IndexQuery, IndexResult
+
+
+class NoLiveIndex(Unavailable):
+    """No generation is live yet (the first build is running): HTTP 503, retry shortly."""
+
+    code = "search_unavailable"
 
 
 class SearchIndex(Protocol):

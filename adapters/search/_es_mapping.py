@@ -10,7 +10,7 @@ import copy
 import re
 from typing import Any
 
-from domain.search import DOCUMENT_FIELDS
+from domain.search import DOCUMENT_FIELDS, PREFIX_MAX
 
 DEFAULT_PREFIX = "aisle-products"
 
@@ -19,7 +19,7 @@ DEFAULT_PREFIX = "aisle-products"
 # embedded backend's analyser (`tantivy_shard.analyzer`), so both match the same documents;
 # `_es_requests.words` splits query text the same way.
 TEXT_ANALYZER = "aisle_english"
-NGRAM_ANALYZER = "aisle_title_ngram"  # edge n-grams 2..15 of each title word (typeahead)
+NGRAM_ANALYZER = "aisle_title_ngram"  # edge n-grams 1..PREFIX_MAX of each title word (typeahead)
 NGRAM_SEARCH_ANALYZER = "aisle_title_ngram_search"  # the query side: whole words, lower case
 WORD_SEPARATORS = r"[^\p{L}\p{N}]+"  # Java regex: not a letter, not a digit
 
@@ -32,7 +32,7 @@ _ANALYSIS: dict[str, Any] = {
     "filter": {
         "aisle_not_too_long": {"type": "length", "max": 39},
         "aisle_stemmer": {"type": "stemmer", "language": "porter2"},
-        "aisle_edge_ngram": {"type": "edge_ngram", "min_gram": 2, "max_gram": 15},
+        "aisle_edge_ngram": {"type": "edge_ngram", "min_gram": 1, "max_gram": PREFIX_MAX},
     },
     "analyzer": {
         TEXT_ANALYZER: {

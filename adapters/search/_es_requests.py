@@ -15,11 +15,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from domain.search import (
+    ALTERNATIVE_WEIGHT,
+    CATEGORY_BOOST,
     CATEGORY_FACET_SIZE,
     DOCUMENT_FIELDS,
     FACET_ATTRIBUTES,
+    FIELD_BOOSTS,
+    FUZZY_MIN_LENGTH,
+    PREFIX_MAX,
     PRICE_RANGES,
     RATING_FLOORS,
+    SLIM_FIELDS,
+    TIE_BREAKER,
     Facets,
     Filters,
     Hit,
@@ -29,12 +36,11 @@ from domain.search import (
     price_range_label,
 )
 
-# fields="all": a word may match in any of these; the best field's score counts.
-ALL_FIELDS: tuple[str, ...] = ("title^3", "brand.text^2", "category_path", "description^0.5")
+# fields="all": a word may match in any of these (boosts shared with the embedded backend)
+ALL_FIELDS: tuple[str, ...] = tuple(
+    f"{'brand.text' if name == 'brand' else name}^{boost:g}"
+    for name, boost in FIELD_BOOSTS.items())
 EXACT_TERMS = 10_000  # brand / attribute buckets counted (the API keeps the top ones): exact
-CATEGORY_BOOST = 1.5  # score added when a document is in a predicted category
-FUZZY_MIN_LENGTH = 5  # words this long may match with one edit
-TIE_BREAKER = 0.1  # several fields / alternatives matching: the best scores, the rest add 10%
 
 _ASC: dict[str, str] = {"order": "asc"}
 _DESC: dict[str, str] = {"order": "desc"}
@@ -58,7 +64,8 @@ def words(text: str) -> list[str]:
     return [w for w in _SEPARATORS.split(text) if w and len(w.encode()) < 40]
 
 
-def alternative_query(alt: str, text: TextQuery) -> dict[str, Any] | None:
+def alternative_query(alt: str, text: TextQuery,
+                      weight: float = 1.0) -> dict[str, Any] | None:
     """One spelling of one query word, as the embedded backend reads it: several words (a
     phrase, "wh-1000xm5") match as a phrase; one word exactly or, if fuzzy and 5+ letters
     long, within one edit. None when `alt` has no words at all."""
@@ -69,6 +76,8 @@ def alternative_query(alt: str, text: TextQuery) -> dict[str, Any] | None:
         params: dict[str, Any] = {"query": alt, "fuzziness": 1}
     else:  # a phrase of one word is a term
         params = {"query": alt}
+    if weight != 1.0:
+        params["boost"] = weight
     if text.fields == "title":
         return {"match": {"title": params}} if "fuzziness" in params else {
             "match_phrase": {"title": params}}
@@ -80,7 +89,8 @@ def alternative_query(alt: str, text: TextQuery) -> dict[str, Any] | None:
 def group_query(group: Sequence[str], text: TextQuery) -> dict[str, Any] | None:
     """A query word matches when any of its alternatives does (the best one scores);
     None when no alternative has a word."""
-    alts = [q for q in (alternative_query(a, text) for a in group) if q is not None]
+    alts = [q for q in (alternative_query(a, text, 1.0 if i == 0 else ALTERNATIVE_WEIGHT)
+                        for i, a in enumerate(group)) if q is not None]
     if len(alts) <= 1:
         return alts[0] if alts else None
     return {"dis_max": {"queries": alts, "tie_breaker": TIE_BREAKER}}
@@ -173,6 +183,8 @@ def search_body(q: IndexQuery) -> dict[str, Any]:
     }
     if q.facets:
         body["aggs"] = facet_aggs()
+    if q.slim:  # ranking candidates: fast fields only, the caller fetches the page's docs
+        body["_source"] = list(SLIM_FIELDS)
     return body
 
 
@@ -289,7 +301,7 @@ def suggest_body(words_: Sequence[str], last: str, limit: int) -> dict[str, Any]
     must: list[dict[str, Any]] = [{"match": {"title": {"query": w, "operator": "and"}}}
                                   for w in words_]
     if last:
-        must.append({"match": {"title.ngram": {"query": last.casefold()[:15]}}})
+        must.append({"match": {"title.ngram": {"query": last.casefold()[:PREFIX_MAX]}}})
     return {"query": {"bool": {"must": must}}, "size": limit * 2,
             "sort": [{"rating_count": "desc"}, {"product_id": "asc"}],
             "_source": ["title"]}

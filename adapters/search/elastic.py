@@ -23,6 +23,7 @@ from elasticsearch import (
     TransportError,
 )
 
+from adapters.search import NoLiveIndex
 from adapters.search._es_mapping import DEFAULT_PREFIX, check_name, index_body, index_template
 from adapters.search._es_requests import (
     BulkOutcome,
@@ -35,7 +36,7 @@ from adapters.search._es_requests import (
     swap_actions,
 )
 from domain.errors import AisleError, Conflict, NotFound, Unavailable
-from domain.search import Facets, IndexQuery, IndexResult
+from domain.search import IndexQuery, IndexResult
 
 if TYPE_CHECKING:
     from adapters.search import SearchIndex
@@ -170,8 +171,12 @@ class ElasticIndex:
         with _translated("search"):
             try:
                 resp = await self._es.search(index=index, **kwargs)
-            except NotFoundError:  # no live generation yet
-                return IndexResult(hits=[], total=0, facets=Facets())
+            except NotFoundError:
+                if index != self.prefix:  # a named generation that is not there
+                    raise
+                resp = None  # the alias: no live generation yet
+        if resp is None:
+            raise NoLiveIndex("no live search index generation")
         return parse_search_response(resp.body)
 
     async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
@@ -182,13 +187,13 @@ class ElasticIndex:
             try:
                 resp = await self._es.search(index=self.prefix, **body)
             except NotFoundError:
-                return []
-        seen: list[str] = []
+                resp = None
+        if resp is None:
+            raise NoLiveIndex("no live search index generation")
+        out: dict[str, str] = {}  # casefolded -> as written (as the embedded backend)
         for hit in resp.body["hits"]["hits"]:
-            title = hit["_source"]["title"]
-            if title not in seen:
-                seen.append(title)
-        return seen[:limit]
+            out.setdefault(hit["_source"]["title"].casefold(), hit["_source"]["title"])
+        return list(out.values())[:limit]
 
     async def get(self, product_ids: Sequence[int],
                   generation: str | None = None) -> dict[int, dict[str, Any]]:
@@ -259,7 +264,7 @@ class ElasticIndex:
         new = self.index_name(name)
         old = await self._live_indices()
         if old == [new]:
-            return name
+            return None  # live already: nothing replaced
         with _translated("swap"):
             await self._es.indices.update_aliases(actions=swap_actions(self.prefix, new, old))
         replaced = [i for i in old if i != new]

@@ -47,9 +47,8 @@ class ElasticBackend:
         return await self.es.search(query)
 
     async def search_generation(self, generation: str | None, query: IndexQuery) -> IndexResult:
-        if generation is None or generation == await self.es.live_generation():
-            return await self.es.search(query)
-        return await self.es.search_index(self.es.index_name(generation), query)
+        index = self.es.prefix if generation is None else self.es.index_name(generation)
+        return await self.es.search_index(index, query)
 
     async def get(self, product_ids: Sequence[int],
                   generation: str | None = None) -> dict[int, dict[str, Any]]:
@@ -62,16 +61,15 @@ class ElasticBackend:
         return await self.es.suggest(words, last, limit)
 
     async def create_generation(self, name: str) -> None:
+        await self.es.create_generation(name)  # first: a registry row means writes can go
         await self.registry.create(name, 1)
-        await self.es.create_generation(name)
 
     async def live_generation(self) -> str | None:
         return await self.es.live_generation()
 
     async def swap(self, name: str) -> str | None:
-        previous = await self.es.swap(name)  # the alias is what searches read
-        await self.registry.swap(name)
-        return previous
+        await self.registry.swap(name)  # refuses a FAILED or RETIRED generation
+        return await self.es.swap(name)  # the alias is what searches read
 
     async def drop_generation(self, name: str) -> None:
         await self.es.drop_generation(name)

@@ -20,7 +20,7 @@ import ray
 
 from actors.index_shard import IndexShard
 from adapters.postgres.search_registry import GenerationRegistry
-from domain.errors import Unavailable
+from adapters.search import NoLiveIndex
 from domain.inventory import partition_of
 from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
 
@@ -33,10 +33,6 @@ def shard_of(product_id: int, shards: int) -> int:
     return partition_of(product_id, shards)
 
 
-class NoLiveIndex(Unavailable):
-    """No generation is live yet (the first build is running): HTTP 503, retry shortly."""
-
-    code = "search_unavailable"
 
 
 class ShardedIndex:

@@ -19,11 +19,17 @@ import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
 
 from domain.search import (
+    ALTERNATIVE_WEIGHT,
+    CATEGORY_BOOST,
     CATEGORY_FACET_SIZE,
     FACET_ATTRIBUTES,
+    FIELD_BOOSTS,
+    FUZZY_MIN_LENGTH,
+    PREFIX_MAX,
     PRICE_RANGES,
     RATING_FLOORS,
     SLIM_FIELDS,
+    TIE_BREAKER,
     Facets,
     Filters,
     Hit,
@@ -41,11 +47,8 @@ WRITER_HEAP = 64 << 20
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
-TEXT_FIELDS: tuple[tuple[str, float], ...] = (
-    ("title", 3.0), ("brand_text", 2.0), ("category_path", 1.0), ("description", 0.2),
-)
-CATEGORY_BOOST = 1.5
-ALTERNATIVE_WEIGHT = 0.5  # synonyms and spelling alternatives, relative to the first word
+TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
+    ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
 _INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
@@ -68,7 +71,7 @@ def prefix_analyzer() -> tantivy.TextAnalyzer:
     return TextAnalyzerBuilder(Tokenizer.whitespace()).build()
 
 
-def word_prefixes(text: str, az: tantivy.TextAnalyzer, longest: int = 15) -> str:
+def word_prefixes(text: str, az: tantivy.TextAnalyzer, longest: int = PREFIX_MAX) -> str:
     """Every prefix (1..`longest` letters) of every word, space-separated: the edge n-grams
     of the title (tantivy has an n-gram tokenizer but no per-word edge n-gram filter)."""
     out: set[str] = set()
@@ -264,7 +267,8 @@ class TantivyShard:
                 clauses.append((Occur.Must, Query.term_query(self.schema, "title", t)))
         low = _tokens(last, self._words)
         if low:
-            clauses.append((Occur.Must, Query.term_query(self.schema, "title_prefix", low[0][:15])))
+            clauses.append((Occur.Must, Query.term_query(
+                self.schema, "title_prefix", low[0][:PREFIX_MAX])))
         if not clauses:
             return []
         res = searcher.search(Query.boolean_query(clauses), limit=limit, count=False,
@@ -289,7 +293,7 @@ class TantivyShard:
                 for field, boost in fields:
                     if len(toks) > 1:
                         fq = Query.phrase_query(self.schema, field, list[Any](toks))
-                    elif t.fuzzy and len(alt) >= 5:
+                    elif t.fuzzy and len(alt) >= FUZZY_MIN_LENGTH:
                         fq = Query.boolean_query([
                             (Occur.Should, Query.term_query(self.schema, field, toks[0])),
                             (Occur.Should, Query.boost_query(Query.fuzzy_term_query(
@@ -301,7 +305,7 @@ class TantivyShard:
                     alts.append(Query.boost_query(fq, boost if n_alt == 0 else
                                                   boost * ALTERNATIVE_WEIGHT))
             if alts:
-                groups.append(Query.disjunction_max_query(alts, 0.1) if len(alts) > 1
+                groups.append(Query.disjunction_max_query(alts, TIE_BREAKER) if len(alts) > 1
                               else alts[0])
         if not groups:
             return Query.empty_query()

@@ -17,6 +17,7 @@ from elastic_transport._node._base import NodeApiResponse
 from elasticsearch import AsyncElasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
 
+from adapters.search import NoLiveIndex
 from adapters.search._es_requests import ALL_FIELDS, words
 from adapters.search.elastic import (
     ElasticIndex,
@@ -100,7 +101,7 @@ def test_template_has_an_edge_ngram_title_subfield() -> None:
     analysis = body["settings"]["analysis"]
     analyzer = analysis["analyzer"][ngram["analyzer"]]
     edge = [analysis["filter"][f] for f in analyzer["filter"] if f in analysis["filter"]]
-    assert edge == [{"type": "edge_ngram", "min_gram": 2, "max_gram": 15}]
+    assert edge == [{"type": "edge_ngram", "min_gram": 1, "max_gram": 15}]  # as tantivy
     assert "edge_ngram" not in json.dumps(analysis["analyzer"][ngram["search_analyzer"]])
 
 
@@ -211,7 +212,7 @@ def test_groups_without_a_single_word_match_nothing() -> None:
 
 
 def test_a_word_matches_any_field_with_boosts() -> None:
-    assert FIELDS == ["title^3", "brand.text^2", "category_path", "description^0.5"]
+    assert FIELDS == ["title^3", "brand.text^2", "category_path^1", "description^0.2"]
     assert must(groups=(("headphones",),)) == [word("headphones")]
 
 
@@ -226,8 +227,9 @@ def test_require_any_needs_one_word() -> None:
 
 
 def test_alternatives_of_a_word_are_a_disjunction() -> None:
+    # the typed word counts fully, its alternatives half (as in the embedded backend)
     assert must(groups=(("tv", "television"),)) == [{"dis_max": {
-        "queries": [word("tv"), word("television")], "tie_breaker": 0.1,
+        "queries": [word("tv"), word("television", boost=0.5)], "tie_breaker": 0.1,
     }}]
 
 
@@ -613,12 +615,18 @@ async def test_search_reads_the_alias(es: tuple[ElasticIndex, FakeServer]) -> No
     assert result.total == 1342 and result.facets.brands["Sony"] == 900
 
 
-async def test_search_before_any_generation_is_live_finds_nothing(
+async def test_search_before_any_generation_is_live_is_unavailable(
         es: tuple[ElasticIndex, FakeServer]) -> None:
+    """As the embedded backend: 503 until the first build is live, not an empty answer."""
     index, server = es
     server.on("POST", "/shop/_search", error(404, "index_not_found_exception"))
-    result = await index.search(IndexQuery())
-    assert (result.hits, result.total, result.facets) == ([], 0, Facets())
+    with pytest.raises(NoLiveIndex):
+        await index.search(IndexQuery())
+    with pytest.raises(NoLiveIndex):
+        await index.suggest([], "a", 5)
+    server.on("POST", "/shop-g9/_search", error(404, "index_not_found_exception"))
+    with pytest.raises(NotFound):  # a named generation that is not there is an error
+        await index.search_index("shop-g9", IndexQuery())
 
 
 async def test_get_count_and_refresh(es: tuple[ElasticIndex, FakeServer]) -> None:
@@ -685,7 +693,7 @@ async def test_swap_moves_the_alias_in_one_call(es: tuple[ElasticIndex, FakeServ
     assert await index.swap("g1") is None
     assert await index.live_generation() == "g1"
     assert await index.swap("g2") == "g1"
-    assert await index.swap("g2") == "g2"  # already live: nothing to do
+    assert await index.swap("g2") is None  # already live: nothing replaced
     aliases = [r.body for r in server.requests if r.path == "/_aliases"]
     assert aliases == [
         {"actions": [{"add": {"index": "shop-g1", "alias": "shop"}}]},
@@ -737,3 +745,9 @@ def test_suggest_body_prefix_on_edge_ngrams_most_reviewed_first() -> None:
         {"match": {"title": {"query": "studio", "operator": "and"}}},
         {"match": {"title.ngram": {"query": "mon"}}}]}}
     assert body["sort"][0] == {"rating_count": "desc"} and body["size"] == 10
+
+
+def test_slim_candidates_ask_for_fast_fields_only() -> None:
+    from domain.search import SLIM_FIELDS
+    assert body_of(slim=True, limit=200)["_source"] == list(SLIM_FIELDS)
+    assert "_source" not in body_of()
