@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 
 import asyncpg
 
-from adapters.loading.bench import temp_database
+from adapters.loading.bench import percentile, temp_database
 from adapters.postgres import create_pool
 from adapters.settings import Settings
 
@@ -174,8 +174,7 @@ class Result:
         return self.tally.m_ok / self.seconds
 
     def pct(self, p: float) -> float:
-        lat = sorted(self.tally.latencies)
-        return lat[min(int(p * len(lat)), len(lat) - 1)] * 1000 if lat else float("nan")
+        return percentile(self.tally.latencies, p * 100) * 1000
 
 
 def picker(scenario: str, variants: list[int], seed: int) -> Callable[[], int]:

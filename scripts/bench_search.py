@@ -19,16 +19,14 @@ import contextlib
 import os
 import random
 import secrets
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
+from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_relevance import REPO, running_service
+from adapters.loading.bench import percentile
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -107,11 +105,8 @@ async def load(url: str, path: str, params: Callable[[], dict[str, Any]], concur
                     lat.append(done - now)
                     errors += not ok
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    lat.sort()
-    n = len(lat)
-    return {"rps": n / seconds, "p50": lat[n // 2] * 1000 if n else 0.0,
-            "p99": lat[min(n - 1, int(n * 0.99))] * 1000 if n else 0.0, "n": n,
-            "errors": errors}
+    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
+            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors}
 
 
 async def bench(url: str, dataset: str, a: argparse.Namespace) -> list[str]:

@@ -237,7 +237,7 @@ def running_service(dataset: str, url: str, data_dir: Path, probe_query: str,
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=sys.stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout_s
-        while not (_healthy(url) and _search_ready(url, probe_query)):
+        while not _search_ready(url, probe_query):  # False while nothing answers yet
             if proc.poll() is not None:
                 raise EvalError(f"scripts/demo exited with status {proc.returncode} before "
                                 "it answered searches (its output is above)")

@@ -32,6 +32,9 @@ _MAX_WEAK: _Phrases = (("up", "to"), ("at", "most"), ("max",), ("maximum",), ("w
 _MIN_STRONG: _Phrases = (("over",), ("above",), ("more", "than"), ("greater", "than"),
                          ("higher", "than"))
 _MIN_WEAK: _Phrases = (("at", "least"), ("min",), ("minimum",), ("starting", "at"), ("from",))
+_PRICE_WORDS = _MAX_STRONG + _MAX_WEAK + _MIN_STRONG + _MIN_WEAK  # once, not per token
+_WEAK = _MAX_WEAK + _MIN_WEAK
+_MAX = _MAX_STRONG + _MAX_WEAK
 _AFTER_MAX: _Phrases = (("and", "under"), ("or", "under"), ("and", "below"), ("or", "less"),
                         ("and", "less"), ("under",), ("or", "below"), ("or", "cheaper"))
 _AFTER_MIN: _Phrases = (("and", "up"), ("and", "over"), ("and", "above"), ("or", "more"),
@@ -146,12 +149,12 @@ def extract_numeric(tokens: list[str]) -> NumericFilters:
             mins.append(rg[0])
             maxes.append(rg[1])
             end = rg[2]
-        elif (k := _phrase(tokens, i, _MAX_STRONG + _MAX_WEAK + _MIN_STRONG + _MIN_WEAK)) and (
+        elif (k := _phrase(tokens, i, _PRICE_WORDS)) and (
             p := _price(tokens, k)
         ):
-            weak = _phrase(tokens, i, _MAX_WEAK + _MIN_WEAK) == k
+            weak = _phrase(tokens, i, _WEAK) == k
             if p[1] or not weak:
-                (maxes if _phrase(tokens, i, _MAX_STRONG + _MAX_WEAK) == k else mins).append(p[0])
+                (maxes if _phrase(tokens, i, _MAX) == k else mins).append(p[0])
                 end = p[2]
         elif (p := _price(tokens, i)) is not None and p[1]:
             end = p[2]  # a lone "$50": not a filter, and not a word to match either
