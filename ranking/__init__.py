@@ -10,7 +10,14 @@ from ranking.base import Ranker, order, order_of, rank
 from ranking.features import FEATURES, feature_matrix
 from ranking.judgments import Judgments, judgment_gain, parse_judgments, read_judgments
 from ranking.metrics import dcg_at_k, ndcg_at_k, ndcg_of_ids
-from ranking.registry import RankerFactory, get_ranker, ranker_names, register, unregister
+from ranking.registry import (
+    RankerFactory,
+    get_ranker,
+    ranker_names,
+    register,
+    runs_in_process,
+    unregister,
+)
 from ranking.weighted import DEFAULT_WEIGHTS, TextOnlyRanker, WeightedRanker
 
 __all__ = [
@@ -34,5 +41,6 @@ __all__ = [
     "ranker_names",
     "read_judgments",
     "register",
+    "runs_in_process",
     "unregister",
 ]

@@ -10,9 +10,12 @@ Extension point for learned models: put the model in its own module of this pack
     register("lgbm-2025-06", lambda: LgbmRanker.load(path))
     register("default", lambda: LgbmRanker.load(path), replace=True)  # promote it
 
-Factories run on every `get_ranker` call: callers that serve traffic (the Ranker deployment)
-keep the instance they get. Plain BM25 over titles ("bm25_title" in the search API) is a way of
-retrieving, not a re-ranking, so it is not a ranker here.
+Factories run on every `get_ranker` call: callers that serve traffic keep the instance they get.
+Models register `in_process=True` when scoring 200 candidates costs less than a remote call
+(the formulas: microseconds of numpy); the search deployment then ranks them itself, and sends
+everything else (learned models) to the batched Ranker deployment. Plain BM25 over titles
+("bm25_title" in the search API) is a way of retrieving, not a re-ranking, so it is not a
+ranker here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _FACTORIES: dict[str, RankerFactory] = {
     "weighted": WeightedRanker,
     "text": TextOnlyRanker,
 }
+_IN_PROCESS: set[str] = {"default", "weighted", "text"}
 
 
 def get_ranker(name: str) -> Ranker:
@@ -41,9 +45,10 @@ def get_ranker(name: str) -> Ranker:
     return factory()
 
 
-def register(name: str, factory: RankerFactory, *, replace: bool = False) -> None:
+def register(name: str, factory: RankerFactory, *, replace: bool = False,
+             in_process: bool = False) -> None:
     """Makes `factory` answer `get_ranker(name)`. An existing name is an error unless
-    `replace` is true."""
+    `replace` is true. `in_process`: cheap enough to score where the request is served."""
     if not name or name != name.strip() or any(c.isspace() for c in name):
         raise ValueError(f"ranker name must be non-empty without spaces, got {name!r}")
     if not callable(factory):
@@ -51,6 +56,15 @@ def register(name: str, factory: RankerFactory, *, replace: bool = False) -> Non
     if name in _FACTORIES and not replace:
         raise ValueError(f"ranker {name!r} is registered already (replace=True replaces it)")
     _FACTORIES[name] = factory
+    if in_process:
+        _IN_PROCESS.add(name)
+    else:
+        _IN_PROCESS.discard(name)
+
+
+def runs_in_process(name: str) -> bool:
+    """True if `name` is registered as cheap enough to run in the serving process."""
+    return name in _IN_PROCESS
 
 
 def unregister(name: str) -> None:
@@ -58,6 +72,7 @@ def unregister(name: str) -> None:
     if name not in _FACTORIES:
         raise KeyError(f"unknown ranker {name!r}")
     del _FACTORIES[name]
+    _IN_PROCESS.discard(name)
 
 
 def ranker_names() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from ranking import (
     rank,
     ranker_names,
     register,
+    runs_in_process,
     unregister,
 )
 from ranking.features import RECENCY_HALF_LIFE_DAYS, SALES_VELOCITY_HALF
@@ -243,11 +244,15 @@ def test_register_and_unregister() -> None:
         assert "test-constant" in ranker_names()
         with pytest.raises(ValueError, match="registered already"):
             register("test-constant", TextOnlyRanker)
-        register("test-constant", TextOnlyRanker, replace=True)
+        assert not runs_in_process("test-constant")  # learned models: the Ranker deployment
+        register("test-constant", TextOnlyRanker, replace=True, in_process=True)
         assert isinstance(get_ranker("test-constant"), TextOnlyRanker)
+        assert runs_in_process("test-constant")
     finally:
         unregister("test-constant")
     assert "test-constant" not in ranker_names()
+    assert not runs_in_process("test-constant")
+    assert runs_in_process("default") and runs_in_process("text")  # the formulas
     with pytest.raises(KeyError):
         unregister("test-constant")
     for bad in ("", " x", "a b"):

@@ -13,6 +13,7 @@ PUBLIC = {
     "DEFAULT_WEIGHTS", "FEATURES", "Judgments", "Ranker", "RankerFactory", "TextOnlyRanker",
     "WeightedRanker", "dcg_at_k", "feature_matrix", "get_ranker", "judgment_gain", "ndcg_at_k",
     "ndcg_of_ids", "parse_judgments", "rank", "ranker_names", "read_judgments", "register",
+    "runs_in_process",
     "unregister",
 }
 
