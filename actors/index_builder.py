@@ -251,7 +251,9 @@ class IndexBuilder:
             os._exit(1)
         if self.redis is not None and product_ids:
             with contextlib.suppress(Exception):  # the keys expire anyway; never block indexing
-                await self.redis.delete(*(f"aisle:product:{p}" for p in product_ids))
+                # product pages: metadata and price snapshots (price.changed lands here too)
+                await self.redis.delete(*(f"aisle:{kind}:{p}" for p in product_ids
+                                          for kind in ("product", "price")))
         self._stats["documents"] += batch.num_rows
         self._stats["deleted"] += len(gone)
 

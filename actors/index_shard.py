@@ -46,6 +46,17 @@ class IndexShard:
     def get(self, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         return self.shard.get(product_ids)
 
+    def reads(self, calls: Sequence[tuple[str, Any]]) -> list[tuple[bool, Any]]:
+        """Several callers' searches and gets in one Ray call (the caller coalesces them):
+        each gets (True, its result) or (False, its exception)."""
+        out: list[tuple[bool, Any]] = []
+        for method, arg in calls:
+            try:
+                out.append((True, self.search(arg) if method == "search" else self.get(arg)))
+            except Exception as exc:  # one caller's bad query fails that caller only
+                out.append((False, exc))
+        return out
+
     def count(self) -> int:
         return self.shard.num_docs()
 

@@ -22,6 +22,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.inventory import CommitFailed, InventoryPartition
 from adapters import stock_cache
+from adapters.coalesce import Coalescer
 from adapters.redis import create_redis
 from domain.errors import AisleError, Unavailable, ValidationFailed
 from domain.inventory import ReservationNotFound, error_from_json, partition_of
@@ -69,11 +70,10 @@ class InventoryClient:
         self.timeout = call_timeout_s
         self.deadline = deadline_s
         self.retries = 0
-        # coalescing: per partition, operations waiting to go and Ray calls under way
-        self._waiting: list[list[tuple[dict[str, Any], asyncio.Future[Any]]]] = [
-            [] for _ in range(partitions)]
-        self._inflight = [0] * partitions
-        self._sends: set[asyncio.Task[None]] = set()
+        # under load, operations that arrive while calls are under way go together in the
+        # next one (one Ray call for many; no timer, so an idle system adds no delay)
+        self._calls: Coalescer[int, dict[str, Any], dict[str, Any]] = Coalescer(
+            self._call_many, MAX_INFLIGHT, MAX_OPS_PER_CALL)
 
     def _actor(self, k: int) -> Any:
         return partition_actor(k, self.dsn, self.low, self.redis_url)
@@ -87,10 +87,7 @@ class InventoryClient:
         delay = 0.05
         while True:
             try:
-                fut: asyncio.Future[dict[str, Any]] = loop.create_future()
-                self._waiting[k].append((op, fut))
-                self._pump(k)
-                outcome = await asyncio.wait_for(fut, min(self.timeout,
+                outcome = await asyncio.wait_for(self._calls.submit(k, op), min(self.timeout,
                                                           max(give_up - loop.time(), 0.1)))
                 if "retry" in outcome:
                     raise CommitFailed(outcome["retry"])
@@ -105,39 +102,16 @@ class InventoryClient:
                 return outcome["value"]
             raise error_from_json(outcome["error"])
 
-    def _pump(self, k: int) -> None:
-        """Sends what waits for partition k, at most MAX_INFLIGHT Ray calls at a time: under
-        load, operations that arrive while calls are under way go together in the next one
-        (one Ray call for many; no timer, so an idle system adds no delay)."""
-        while self._waiting[k] and self._inflight[k] < MAX_INFLIGHT:
-            batch, self._waiting[k] = (self._waiting[k][:MAX_OPS_PER_CALL],
-                                       self._waiting[k][MAX_OPS_PER_CALL:])
-            batch = [(op, fut) for op, fut in batch if not fut.done()]  # given up meanwhile
-            if not batch:
-                continue
-            self._inflight[k] += 1
-            task = asyncio.get_running_loop().create_task(self._send(k, batch))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-
-    async def _send(self, k: int, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+    async def _call_many(self, k: int, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         actor = self.actors[k]
         try:
-            outcomes = await actor.call_many.remote([op for op, _ in batch])
-            for (_, fut), outcome in zip(batch, outcomes, strict=True):
-                if not fut.done():
-                    fut.set_result(outcome)
-        except Exception as exc:
-            if isinstance(exc, ActorDiedError) and self.actors[k] is actor:
+            return await actor.call_many.remote(ops)
+        except ActorDiedError:
+            if self.actors[k] is actor:
                 # restarting: the name still resolves to it; dead for good (e.g. stopped
                 # by an operator): a new one is started under the same name
                 self.actors[k] = self._actor(k)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-        finally:
-            self._inflight[k] -= 1
-            self._pump(k)
+            raise
 
     # -- reservations ---------------------------------------------------------------------
     async def reserve(self, items: list[tuple[int, int, str | None]], key: str | None = None,

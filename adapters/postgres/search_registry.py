@@ -19,6 +19,12 @@ class GenerationRegistry:
             "SELECT name FROM search_generations WHERE backend = $1 AND status = 'LIVE'",
             self.backend)
 
+    async def shards(self, name: str) -> int | None:
+        """How many shards generation `name` was made with (fixed at creation)."""
+        return await self.pool.fetchval(
+            "SELECT shards FROM search_generations WHERE backend = $1 AND name = $2",
+            self.backend, name)
+
     async def writable(self) -> list[str]:
         """The live generation and any being built (a rebuild must not miss changes)."""
         rows = await self.pool.fetch(

@@ -1,7 +1,11 @@
 """The embedded search backend: tantivy shards held by `IndexShard` actors, one set per
 generation. Product -> shard by a stable hash. A search goes to every shard of the live
 generation; each returns its top `offset + limit`, its exact total and exact facet counts, and
-this merges them (sum of totals, sum of counts, merge of sorted lists)."""
+this merges them (sum of totals, sum of counts, merge of sorted lists).
+
+Reads are coalesced per shard (adapters.coalesce, as the inventory client's operations): at
+most READS_IN_FLIGHT Ray calls to a shard at a time, and searches and gets that arrive
+meanwhile go together in the next call (`IndexShard.reads`)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pyarrow as pa
 import ray
 
 from actors.index_shard import IndexShard
+from adapters.coalesce import Coalescer
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search import NoLiveIndex
 from domain.inventory import partition_of
@@ -27,6 +32,8 @@ from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
 NAMESPACE = "aisle"
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
 CALL_TIMEOUT_S = 10.0
+READS_IN_FLIGHT = 2  # per shard
+MAX_READS_PER_CALL = 8  # run one after another in the shard: keep a slow one's company small
 
 
 def shard_of(product_id: int, shards: int) -> int:
@@ -40,11 +47,14 @@ class ShardedIndex:
 
     def __init__(self, shards: int, data_dir: Path, dsn: str,
                  registry: GenerationRegistry) -> None:
-        self.shards = shards
+        self.shards = shards  # for new generations; each keeps the count it was made with
+        self._counts: dict[str, int] = {}
         self.db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
         self.root = Path(data_dir).resolve() / "index" / self.db
         self.registry = registry
         self._actors: dict[tuple[str, int], Any] = {}
+        self._reads: Coalescer[tuple[str, int], tuple[str, Any], tuple[bool, Any]] = Coalescer(
+            self._reads_call, READS_IN_FLIGHT, MAX_READS_PER_CALL)
         self._live: tuple[float, str | None] = (0.0, None)
 
     # -- actors ------------------------------------------------------------------------
@@ -60,6 +70,28 @@ class ShardedIndex:
     async def _call(self, generation: str, k: int, method: str, *args: Any) -> Any:
         ref = getattr(self._actor(generation, k), method).remote(*args)
         return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
+
+    async def _read(self, generation: str, k: int, method: str, arg: Any) -> Any:
+        """`method(arg)` on shard k ("search" or "get"), coalesced with other reads."""
+        ok, value = await asyncio.wait_for(self._reads.submit((generation, k), (method, arg)),
+                                           CALL_TIMEOUT_S)
+        if not ok:
+            raise value
+        return value
+
+    async def _reads_call(self, key: tuple[str, int],
+                          calls: list[tuple[str, Any]]) -> list[tuple[bool, Any]]:
+        return await asyncio.wait_for(
+            self._actor(*key).reads.remote(calls), CALL_TIMEOUT_S)
+
+    async def _n(self, generation: str) -> int:
+        """Shards of `generation`: the configured count may have changed since it was built
+        (the next full rebuild makes a generation with the new count)."""
+        n = self._counts.get(generation)
+        if n is None:
+            n = await self.registry.shards(generation) or self.shards
+            self._counts[generation] = n
+        return n
 
     async def _gen(self, generation: str | None) -> str:
         if generation is not None:
@@ -79,20 +111,21 @@ class ShardedIndex:
         """Documents (a pyarrow batch travels to each shard as a slice of itself) and
         deletes, routed to their shards; one `apply` call per shard touched."""
         gen = await self._gen(generation)
+        shards = await self._n(gen)
         by_shard: dict[int, Any] = {}
         if isinstance(docs, pa.RecordBatch):
             rows: dict[int, list[int]] = defaultdict(list)
             for i, pid in enumerate(docs.column("product_id").to_pylist()):
-                rows[shard_of(int(pid), self.shards)].append(i)
+                rows[shard_of(int(pid), shards)].append(i)
             by_shard = {k: docs.take(pa.array(ix)) for k, ix in rows.items()}
         else:
             lists: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for d in docs:
-                lists[shard_of(int(d["product_id"]), self.shards)].append(d)
+                lists[shard_of(int(d["product_id"]), shards)].append(d)
             by_shard = dict(lists)
         del_shard: dict[int, list[int]] = defaultdict(list)
         for pid in deletes:
-            del_shard[shard_of(int(pid), self.shards)].append(int(pid))
+            del_shard[shard_of(int(pid), shards)].append(int(pid))
         ks = sorted(set(by_shard) | set(del_shard))
         written = await asyncio.gather(*(
             self._call(gen, k, "apply", by_shard.get(k), del_shard.get(k, []), commit)
@@ -107,7 +140,7 @@ class ShardedIndex:
 
     async def refresh(self, generation: str | None = None) -> None:
         gen = await self._gen(generation)
-        await asyncio.gather(*(self._call(gen, k, "commit") for k in range(self.shards)))
+        await asyncio.gather(*(self._call(gen, k, "commit") for k in range(await self._n(gen))))
 
     # -- reads -------------------------------------------------------------------------
     async def search(self, query: IndexQuery) -> IndexResult:
@@ -118,31 +151,32 @@ class ShardedIndex:
         n = query.offset + query.limit
         per_shard = dataclasses.replace(query, offset=0, limit=n)
         parts: list[IndexResult] = await asyncio.gather(
-            *(self._call(gen, k, "search", per_shard) for k in range(self.shards)))
+            *(self._read(gen, k, "search", per_shard) for k in range(await self._n(gen))))
         return merge(parts, query)
 
     async def get(self, product_ids: Sequence[int],
                   generation: str | None = None) -> dict[int, dict[str, Any]]:
         gen = await self._gen(generation)
+        shards = await self._n(gen)
         by_shard: dict[int, list[int]] = defaultdict(list)
         for pid in product_ids:
-            by_shard[shard_of(int(pid), self.shards)].append(int(pid))
+            by_shard[shard_of(int(pid), shards)].append(int(pid))
         out: dict[int, dict[str, Any]] = {}
         for part in await asyncio.gather(
-                *(self._call(gen, k, "get", ids) for k, ids in by_shard.items())):
+                *(self._read(gen, k, "get", ids) for k, ids in by_shard.items())):
             out.update(part)
         return out
 
     async def count(self, generation: str | None = None) -> int:
         gen = await self._gen(generation)
         return sum(await asyncio.gather(
-            *(self._call(gen, k, "count") for k in range(self.shards))))
+            *(self._call(gen, k, "count") for k in range(await self._n(gen)))))
 
     async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
         gen = await self._gen(None)
         parts = await asyncio.gather(
             *(self._call(gen, k, "suggest", list(words), last, limit)
-              for k in range(self.shards)))
+              for k in range(await self._n(gen))))
         out: dict[str, str] = {}  # casefolded -> as written, most popular first
         for title, _ in sorted((tw for part in parts for tw in part), key=lambda tw: -tw[1]):
             out.setdefault(title.casefold(), title)
@@ -151,6 +185,7 @@ class ShardedIndex:
     # -- generations -------------------------------------------------------------------
     async def create_generation(self, name: str) -> None:
         await self.registry.create(name, self.shards)
+        self._counts[name] = self.shards
         await asyncio.gather(*(self._call(name, k, "count") for k in range(self.shards)))
 
     async def live_generation(self) -> str | None:
@@ -162,7 +197,7 @@ class ShardedIndex:
         return previous
 
     async def drop_generation(self, name: str) -> None:
-        for k in range(self.shards):
+        for k in range(await self._n(name)):
             try:
                 actor = ray.get_actor(f"index-{self.db}-{name}-{k}", namespace=NAMESPACE)
             except ValueError:

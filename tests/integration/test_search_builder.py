@@ -51,8 +51,9 @@ async def retitle(pool: asyncpg.Pool, pid: int, title: str) -> int:
 
 class Env:
     def __init__(self, pool: asyncpg.Pool, builder: Any, index: ShardedIndex,
-                 seller: int) -> None:
+                 seller: int, dsn: str) -> None:
         self.pool, self.builder, self.index, self.seller = pool, builder, index, seller
+        self.dsn = dsn
 
     async def idle(self) -> None:
         assert await self.builder.wait_idle.remote(30.0)
@@ -73,8 +74,9 @@ async def env(ray_cluster: None, fresh_dsn: str, tmp_path: Path) -> AsyncIterato
     cfg = BuilderConfig(fresh_dsn, None, str(tmp_path), SHARDS)
     builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
     index = ShardedIndex(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
-    yield Env(pool, builder, index, seller)
-    ray.kill(builder)
+    env = Env(pool, builder, index, seller, fresh_dsn)
+    yield env
+    ray.kill(env.builder)
     for gen in (await index.registry.all()):
         await index.drop_generation(str(gen["name"]))
     await pool.close()
@@ -165,3 +167,31 @@ async def test_events_before_the_first_build_are_not_replayed(env: Env) -> None:
     stats = await env.builder.stats.remote()
     assert stats["full_builds"] == 1 and stats["events"] == 0
     assert len(await env.titles("basalt")) == 1
+
+
+async def test_a_new_shard_count_applies_to_the_next_generation(env: Env,
+                                                                 tmp_path: Path) -> None:
+    """Operators change AISLE_INDEX_SHARDS: the live generation keeps the count it was built
+    with (reads and writes route by it) until a full rebuild makes one with the new count."""
+    a = await add_product(env.pool, env.seller, "Cedar planter")
+    await env.builder.start.remote()
+    await env.idle()
+    ray.kill(env.builder)
+    cfg = BuilderConfig(env.dsn, None, str(tmp_path), SHARDS + 1)
+    env.builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
+    three = ShardedIndex(SHARDS + 1, tmp_path, env.dsn, env.index.registry)
+    assert await env.builder.start.remote()
+    b = await add_product(env.pool, env.seller, "Cedar bench")
+    await env.idle()
+    titles = {h.product_id: h.doc["title"] for h in (await three.search(IndexQuery(
+        TextQuery((("cedar",),)), limit=10, facets=False))).hits}
+    assert titles == {a: "Cedar planter", b: "Cedar bench"}
+    live = await three.live_generation()
+    assert live is not None and await env.index.registry.shards(live) == SHARDS
+    await env.builder.full_build.remote()
+    rebuilt = await three.live_generation()
+    assert rebuilt is not None and rebuilt != live
+    assert await env.index.registry.shards(rebuilt) == SHARDS + 1
+    assert set(await three.get([a, b])) == {a, b}
+    assert (await three.search(IndexQuery(TextQuery((("cedar",),)), limit=10,
+                                          facets=False))).total == 2

@@ -4,6 +4,7 @@ over the same documents (domain.search.matches / sort_key / brute_facets)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import AsyncIterator
@@ -188,3 +189,19 @@ async def test_deletes_and_stock_updates_are_seen(index: Any) -> None:
     finally:
         await index.upsert([gone, flip], "c1")
         await index.refresh("c1")
+
+
+async def test_concurrent_reads_each_get_their_own_answer(index: Any) -> None:
+    """Many searches and gets at once (the embedded backend sends them to a shard together):
+    each answer is the one the same read gets alone."""
+    queries = [IndexQuery(filters=f, limit=N_DOCS, facets=True) for f in FILTERS] * 4
+    ids = [[d["product_id"] for d in DOCS[i::7]] for i in range(7)] * 3
+    alone_q = [await index.search(q) for q in queries]
+    alone_g = [await index.get(x) for x in ids]
+    together = await asyncio.gather(*(index.search(q) for q in queries),
+                                    *(index.get(x) for x in ids))
+    got_q, got_g = together[:len(queries)], together[len(queries):]
+    for a, b in zip(alone_q, got_q, strict=True):
+        assert (a.total, [h.product_id for h in a.hits], a.facets) == (
+            b.total, [h.product_id for h in b.hits], b.facets)
+    assert got_g == alone_g and all(set(g) == set(x) for g, x in zip(got_g, ids, strict=True))
