@@ -11,6 +11,7 @@ PostgreSQL: a batch is applied whole or not at all. On (re)start, state comes fr
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -61,6 +62,9 @@ class InventoryPartition:
         self.failed_batches = 0
         self.lookup_until = 0
         self._publishing: asyncio.Task[None] | None = None
+        # publish times in order, to re-publish every snapshot before Redis expires it: a
+        # variant whose snapshot is missing costs every search that shows it a call here
+        self._published: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.recoveries = 0
         self._loop = asyncio.get_running_loop().create_task(self._run())
         self._loop.add_done_callback(_exit_when_loop_ends)
@@ -103,6 +107,12 @@ class InventoryPartition:
         past: a replayed key must then be caught by inventory_ops' primary key (tests)."""
         self.recent = {}
         self.lookup_until = 0
+
+    async def age_snapshots(self, seconds: float) -> None:
+        """As if every Redis snapshot had been published `seconds` earlier (tests)."""
+        shift = int(seconds * 1000)
+        for v in self._published:
+            self._published[v] -= shift
 
     async def stats(self) -> dict[str, int]:
         return {"commits": self.commits, "failed_batches": self.failed_batches,
@@ -205,7 +215,21 @@ class InventoryPartition:
                 fut.set_result(self._read(op) if op["op"] in _READS
                                else outcomes.get(op["key"]) or self.recent[op["key"]])
         self.unpublished.update(v for v, _ in changes.stock)
+        self._refresh_due()
         self._publish()
+
+    def _refresh_due(self) -> None:
+        """Snapshots published more than half their Redis lifetime ago are published again
+        (in publish order: amortized O(1) per variant)."""
+        due = wall_clock_ms() - stock_cache.TTL_S * 500
+        published = self._published
+        while published:
+            v, at = next(iter(published.items()))
+            if at >= due:
+                break
+            del published[v]
+            if self.state.knows(v):
+                self.unpublished.add(v)
 
     def _publish(self) -> None:
         """Committed status of changed variants to Redis, for shoppers' reads. The snapshot
@@ -217,6 +241,10 @@ class InventoryPartition:
         if self._publishing is not None and not self._publishing.done():
             return
         todo, self.unpublished = self.unpublished, set()
+        now = wall_clock_ms()
+        for v in todo:  # oldest publish first; one entry per variant
+            self._published[v] = now
+            self._published.move_to_end(v)
         snaps = {}
         for v in todo:
             if self.state.knows(v):

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-TTL_S = 120
+TTL_S = 600  # a safety net: the owners publish every snapshot again at half of it
 
 
 def key(variant_id: int) -> str:

@@ -126,6 +126,15 @@ async def test_stock_status_is_published_to_redis_and_read_in_bulk(
         await redis.set(stock_cache.key(many), '{"status":"MARKER","quantity_hint":"x"}')
         assert (await client.status([many]))[str(many)]["status"] == "MARKER"
 
+        # the owners publish every snapshot again before Redis would expire it
+        await redis.delete(stock_cache.key(many), stock_cache.key(none))
+        await asyncio.gather(*(a.age_snapshots.remote(stock_cache.TTL_S * 0.6)
+                               for a in client.actors))
+        again = await _eventually(lambda: stock_cache.fetch(redis, [low, many, none]),
+                                  lambda got: len(got) == 3)
+        assert again[many]["available"] == 70 and again[none]["status"] == "OUT_OF_STOCK"
+        assert 0 < await redis.ttl(stock_cache.key(many)) <= stock_cache.TTL_S
+
         # Redis down: the owners answer, nothing fails
         dead = InventoryClient(PARTITIONS, fresh_dsn, redis_url="redis://127.0.0.1:1/0")
         got = await dead.status([low, many])
