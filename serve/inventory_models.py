@@ -1,4 +1,4 @@
-"""Request bodies of the internal inventory API (validated before any actor sees them)."""
+"""Request bodies of the inventory and quote APIs (validated before any actor sees them)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,22 @@ class ReservationIn(BaseModel):
     items: list[CartItem] = Field(min_length=1, max_length=100)
     idempotency_key: IdempotencyKey | None = None
     ttl_seconds: TtlSeconds | None = None
+    quote_token: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class QuoteItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant_id: VariantId
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class QuoteIn(BaseModel):
+    """`POST /api/v1/quotes`: the exact price of a cart, and a token that holds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[QuoteItem] = Field(min_length=1, max_length=100)
+    coupon: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
