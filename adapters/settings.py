@@ -7,6 +7,7 @@ Every variable is parsed here and nowhere else; a malformed value fails loudly w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,6 +70,13 @@ class Settings:
     max_images: int = 20
     low_stock_threshold: int = 5  # LOW_STOCK ("Almost gone!") at or below this many units
     reservation_ttl_s: int = 900  # default lifetime of a reservation nobody commits
+    facet_cache_s: int = 300  # search facet counts kept in Redis (the seed: 5 min); 0: off
+    product_cache_s: int = 600  # product page metadata kept in Redis (the seed: 10 min); 0: off
+    price_cache_s: int = 60  # price snapshots kept in Redis (the seed: 1 min); 0: off
+    category_cache_s: int = 3600  # the category tree kept in each process (the seed: 1 h)
+    quote_secret: str | None = None  # signs price quotes; None: derived from internal_token
+    quote_ttl_s: int = 300  # how long a price quote holds
+    reprice_interval_s: int = 60  # dynamic pricing pass period (0: off)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,7 +101,23 @@ class Settings:
             max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
             low_stock_threshold=_int(env, "AISLE_LOW_STOCK_THRESHOLD", 5, 0, 1_000_000),
             reservation_ttl_s=_int(env, "AISLE_RESERVATION_TTL_SECONDS", 900, 1, 7 * 86400),
+            facet_cache_s=_int(env, "AISLE_FACET_CACHE_SECONDS", 300, 0, 86400),
+            product_cache_s=_int(env, "AISLE_PRODUCT_CACHE_SECONDS", 600, 0, 86400),
+            price_cache_s=_int(env, "AISLE_PRICE_CACHE_SECONDS", 60, 0, 3600),
+            category_cache_s=_int(env, "AISLE_CATEGORY_CACHE_SECONDS", 3600, 1, 86400),
+            quote_secret=_token(env, "AISLE_QUOTE_SECRET"),
+            quote_ttl_s=_int(env, "AISLE_QUOTE_TTL_SECONDS", 300, 10, 86400),
+            reprice_interval_s=_int(env, "AISLE_REPRICE_INTERVAL_SECONDS", 60, 0, 86400),
         )
+
+    def quote_key(self) -> bytes:
+        """The key that signs price quotes: AISLE_QUOTE_SECRET, else one derived from the
+        internal token (every replica must share it)."""
+        if self.quote_secret is not None:
+            return self.quote_secret.encode()
+        if self.internal_token is None:
+            raise ConfigError("set AISLE_QUOTE_SECRET (or AISLE_INTERNAL_TOKEN) to sign quotes")
+        return hashlib.sha256(b"aisle quote key\0" + self.internal_token.encode()).digest()
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

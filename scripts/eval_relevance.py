@@ -211,6 +211,8 @@ def _search_ready(url: str, query: str) -> bool:
                                                  "ranker": BASELINE}, timeout=30.0)
     except httpx.HTTPError:
         return False
+    if r.status_code == 404 and not _healthy(url):
+        return False  # the HTTP proxy is up before the app's routes are
     if 400 <= r.status_code < 500:
         raise EvalError(f"search refused {query!r}: HTTP {r.status_code}: {r.text[:300]}")
     return r.status_code == 200 and bool(result_ids(r.json(), 1))

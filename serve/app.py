@@ -1,7 +1,7 @@
 """The HTTP app: one FastAPI ingress deployment (`Gateway`), composed by `build_app`.
 
-Routes: seller write API, categories, warehouses (internal), health. Later deployments
-(search, PDP, ranker, inventory) are bound into the same application by `build_app`.
+Routes: seller write API, categories, warehouses (internal), inventory, search, product
+pages, health. The Ranker deployment is bound into the same application by `build_app`.
 """
 
 
@@ -19,6 +19,8 @@ from ray import serve
 
 from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
 from actors.inventory_client import InventoryClient
+from actors.repricer import repricer_actor
+from adapters.cache import Cache, create_cache_redis, dumps
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.migrate import migrate
@@ -35,7 +37,9 @@ from domain.errors import (
 )
 from domain.inventory import UnknownVariant
 from serve._errors import BodyGuard, install_error_handlers
-from serve.inventory_models import InventoryPatch, ReservationIn
+from serve.inventory_models import InventoryPatch, QuoteIn, ReservationIn
+from serve.pdp import PrewarmIn, ProductPages
+from serve.quotes import QuoteService
 from serve.ranker import RankerDeployment
 from serve.search import SORTS, SearchParams, SearchService, parse_attribute_params
 
@@ -159,7 +163,17 @@ class Gateway:
                             settings.es_url)
         self.builder = builder_actor(cfg)  # starts (or finds) the one index builder
         self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
-                                            self.inventory, ranker)
+                                            self.inventory, ranker, self.redis,
+                                            settings.facet_cache_s)
+        self.pdp = ProductPages(self.pool, Cache(create_cache_redis(settings.redis_url)),
+                                self.inventory, self.search_service.index,
+                                settings.product_cache_s, settings.price_cache_s,
+                                settings.category_cache_s)
+        self.quotes = QuoteService(
+            self.pool, self.inventory,
+            settings.quote_key() if settings.quote_secret or settings.internal_token else None,
+            settings.quote_ttl_s)
+        self.repricer = repricer_actor(settings.database_url, settings.reprice_interval_s)
 
     async def _seller(self, authorization: str | None) -> int:
         row = await self.catalog.seller_for_key(_bearer(authorization))
@@ -280,11 +294,31 @@ class Gateway:
     async def create_reservation(
         self, _: Internal, body: ReservationIn, idempotency_key: IdempotencyHeader = None,
     ) -> dict[str, Any]:
-        """A cart: every item reserved, or none (409 naming each short item)."""
-        return await self.inventory.reserve(
-            [(i.variant_id, i.quantity, i.warehouse_id) for i in body.items],
-            key=_idempotency_key(idempotency_key, body.idempotency_key),
-            ttl_s=body.ttl_seconds or self.settings.reservation_ttl_s)
+        """A cart: every item reserved, or none (409 naming each short item). With a
+        `quote_token` (POST /api/v1/quotes) the items must be the quoted ones: the quote is
+        recorded with the reservation and its coupon redeemed, so the shopper pays the quote."""
+        items = [(i.variant_id, i.quantity, i.warehouse_id) for i in body.items]
+        key = _idempotency_key(idempotency_key, body.idempotency_key)
+        ttl_s = body.ttl_seconds or self.settings.reservation_ttl_s
+        if body.quote_token is not None:
+            return await self.quotes.reserve(body.quote_token, items, key, ttl_s,
+                                             body.customer_id)
+        return await self.inventory.reserve(items, key=key, ttl_s=ttl_s)
+
+    # -- pricing ---------------------------------------------------------------------------
+    @api.post("/api/v1/quotes", status_code=201, tags=["pricing"])
+    async def create_quote(self, body: QuoteIn) -> dict[str, Any]:
+        """The exact price of a cart at each variant's buy-box offer: per line list -> deal
+        -> dynamic -> coupon, totals in cents, and `quote_token`, which a reservation carries
+        to pay exactly this until `expires_at`."""
+        return await self.quotes.make([(i.variant_id, i.quantity) for i in body.items],
+                                      body.coupon, body.customer_id)
+
+    @api.post("/api/v1/internal/pricing/reprice", tags=["pricing"])
+    async def reprice_now(self, _: Internal) -> dict[str, Any]:
+        """Runs a dynamic-pricing pass now (it also runs every
+        AISLE_REPRICE_INTERVAL_SECONDS): the prices it moved."""
+        return await self.repricer.run_pass.remote()
 
     @api.get("/api/v1/reservations/{reservation_id}", tags=["inventory"])
     async def get_reservation(self, _: Internal,
@@ -343,6 +377,27 @@ class Gateway:
     ) -> dict[str, Any]:
         """Typeahead: titles completing the last word, most popular first."""
         return await self.search_service.suggest(q, limit)
+
+    # -- shoppers: product pages -----------------------------------------------------------
+    @api.get("/api/v1/products/{product_id}", tags=["catalog"])
+    async def product_page(self, product_id: ProductPath) -> Response:
+        """The product detail page: product, variants with price, stock and images, the buy
+        box, seller, reviews summary, related products, badges, deals. 404 `product_not_found`
+        (unknown, deleted, draft) or `product_unavailable` (taken off sale). The `X-Cache`
+        header says whether Redis had it (hit), it was loaded (miss) or Redis was unavailable
+        (bypass)."""
+        body, how = await self.pdp.page(product_id)
+        return Response(dumps(body), media_type="application/json", headers={"X-Cache": how})
+
+    @api.post("/api/v1/internal/cache/prewarm", tags=["internal"])
+    async def prewarm_cache(self, _: Internal, body: PrewarmIn) -> dict[str, Any]:
+        """Loads product metadata and price snapshots into Redis now (before a flash sale)."""
+        return await self.pdp.prewarm(body.product_ids, body.top)
+
+    @api.get("/api/v1/internal/cache/stats", tags=["internal"])
+    async def cache_stats(self, _: Internal) -> dict[str, Any]:
+        """This replica's product-page cache counters (hits, misses, loads, Redis state)."""
+        return self.pdp.stats()
 
     @api.post("/api/v1/internal/search/rebuild", tags=["internal"])
     async def rebuild_index(self, _: Internal, workers: Annotated[int, Query(ge=1, le=64)] = 2

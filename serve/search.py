@@ -3,7 +3,7 @@
 raw query -> query understanding (spelling, synonyms, filters, categories) -> explicit URL
 filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then
 without inferred filters); few results: widened -> re-rank the top candidates (Ranker
-deployment) -> hydrate live price (PostgreSQL) and stock (partition actors' Redis snapshots)
+deployment) -> hydrate live price (pricing engine) and stock (partition actors' Redis snapshots)
 -> response.
 """
 
@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import logging
 import pickle
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
+from adapters.postgres.pricing_repo import load_pricing
 from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
+from domain.pricing import listing_price
 from domain.query import (
     QueryUnderstanding,
     default_synonyms_path,
@@ -46,13 +51,15 @@ from domain.search import (
     normalize_key,
     price_range_label,
 )
-from ranking import feature_matrix, get_ranker, order
+from ranking import feature_matrix, get_ranker, order, runs_in_process
 
 log = logging.getLogger("aisle.search")
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
 CATEGORY_TTL_S = 60.0
+GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
+CACHE_TIMEOUT_S = 0.25  # a slow or absent Redis: compute, do not wait
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -81,11 +88,14 @@ def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
 
 class SearchService:
     def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
-                 ranker: Any | None) -> None:
+                 ranker: Any | None, redis: Any | None = None, facet_ttl_s: int = 300) -> None:
         self.index = index
         self.pool = pool
         self.inventory = inventory
         self.ranker = ranker
+        self.redis = redis
+        self.facet_ttl_s = facet_ttl_s
+        self._generation: tuple[float, str | None] = (0.0, None)
         self.qu: Any | None = None
         self._model_at = 0.0
         self._model_version: Any = None
@@ -146,6 +156,41 @@ class SearchService:
             raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
         return ids
 
+    # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
+    async def _facet_key(self, query: IndexQuery) -> str | None:
+        """Facet counts depend on the words, their fields and the filters (not on the sort or
+        the page), and on the generation: a rebuilt index never serves the old one's counts."""
+        if self.redis is None or self.facet_ttl_s <= 0:
+            return None
+        at, generation = self._generation
+        if generation is None or time.monotonic() - at > GENERATION_TTL_S:
+            generation = await self.index.live_generation()
+            self._generation = (time.monotonic(), generation)
+        text = query.text
+        identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
+                         text.boost_category_ids, query.filters))
+        digest = hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+        return f"aisle:facets:{generation}:{digest}"
+
+    async def _cached_facets(self, key: str | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        try:
+            raw = await asyncio.wait_for(self.redis.get(key), CACHE_TIMEOUT_S)  # type: ignore[union-attr]
+        except Exception:  # Redis down or slow: count them
+            return None
+        return json.loads(raw) if raw else None
+
+    async def _cache_facets(self, key: str | None, facets: dict[str, Any]) -> None:
+        if key is None:
+            return
+        try:
+            await asyncio.wait_for(self.redis.set(  # type: ignore[union-attr]
+                key, json.dumps(facets, separators=(",", ":")), ex=self.facet_ttl_s),
+                CACHE_TIMEOUT_S)
+        except Exception:
+            log.debug("facet cache write failed", exc_info=True)
+
     async def ready(self) -> None:
         """Raises until the index has a live generation (the first build is done)."""
         if await self.index.live_generation() is None:
@@ -186,19 +231,31 @@ class SearchService:
         rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
                   and offset < RERANK_DEPTH)
         depth = max(RERANK_DEPTH, offset + p.page_size) if rerank else p.page_size
-        # re-ranked candidates come slim (fast fields only); the page's documents after
+        # Hits come slim (fast fields: enough to merge shards and re-rank) except each shard's
+        # first page_size; the page's other documents are fetched after (a deep page or a
+        # sort's ties would otherwise load hundreds of stored documents per shard)
         query = IndexQuery(text, filters, p.sort, 0 if rerank else offset, depth, True,
-                           slim=bool(rerank), full_docs=offset + p.page_size)
-        result = await self._index_search(query)
+                           slim=True, full_docs=p.page_size if offset == 0 or rerank else 0)
+        # Facet counts over every match are the shards' largest cost: cached (5 min), and
+        # trusted only while the number of matches is the one they were counted over.
+        facet_key = await self._facet_key(query)
+        cached = await self._cached_facets(facet_key)
+        if cached is not None:
+            result = await self._index_search(dataclasses.replace(query, facets=False))
+            if result.total != cached["total"]:  # the matches changed: count again
+                cached = None
+                result = await self._index_search(query)
+        else:
+            result = await self._index_search(query)
         relaxed = None
         if result.total == 0 and groups and not plain:
             inferred_only = filters != explicit
-            steps = [("fuzzy", dataclasses.replace(query, text=dataclasses.replace(
+            steps = [("fuzzy", dataclasses.replace(query, facets=True, text=dataclasses.replace(
                 text, fuzzy=True)))]
             if inferred_only:  # filters read from the words may be wrong: keep the URL's,
                 # and search every word typed again (brand and color words included)
                 steps.append(("inferred_filters_dropped", dataclasses.replace(
-                    query, filters=explicit, text=dataclasses.replace(
+                    query, filters=explicit, facets=True, text=dataclasses.replace(
                         text, groups=every_word, fuzzy=True))))
             for how, relaxed_query in steps:
                 result = await self._index_search(relaxed_query)
@@ -207,7 +264,7 @@ class SearchService:
                     if how == "inferred_filters_dropped":
                         filters, applied = explicit_only(explicit)
                     break
-        hits = result.hits
+        hits, counted = result.hits, result.total  # the matches the facets count
         if rerank and hits:
             hits = await self._rerank(hits, p.ranker)
         widened = None
@@ -230,9 +287,15 @@ class SearchService:
             hits = hits[offset:offset + p.page_size]
         hits = await self._whole(hits)
         results = await self._hydrate(hits)
+        if relaxed is None and cached is not None:
+            facets = cached["facets"]
+        else:
+            facets = await self._facets(result, filters)
+            if relaxed is None:
+                await self._cache_facets(facet_key, {"total": counted, "facets": facets})
         return {
             "results": results,
-            "facets": await self._facets(result, filters),
+            "facets": facets,
             "total": result.total,
             "page": p.page,
             "page_size": p.page_size,
@@ -259,28 +322,33 @@ class SearchService:
     async def _rerank(self, hits: list[Any], ranker: str) -> list[Any]:
         scores = np.array([h.score for h in hits], dtype=np.float64)
         features = feature_matrix(scores, [h.doc for h in hits], time.time())
-        if self.ranker is not None:  # the Ranker deployment (batched, shared)
+        if self.ranker is not None and not runs_in_process(ranker):
+            # a model worth a remote call: the Ranker deployment (batched, shared)
             best = await self.ranker.rank.remote(ranker, features)
-        else:  # in-process; models are loaded once
+        else:  # a formula (microseconds), or no deployment: here; models are loaded once
             if ranker not in self._rankers:
                 self._rankers[ranker] = get_ranker(ranker)
             best = order(self._rankers[ranker], features)
         return [hits[int(i)] for i in best]
 
     async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
-        """Live price (current variant rows) and stock (partition snapshots)."""
-        ids = [h.product_id for h in hits]
+        """Live price (the pricing engine over the current rows: buy box, deals, rules, as on
+        the product page and in a quote) and stock (partition snapshots)."""
         prices: dict[int, tuple[float, float | None]] = {}
-        if ids:
-            for r in await self.pool.fetch(
-                    """SELECT product_id, min(price_cents) AS p,
-                              (array_agg(compare_price_cents ORDER BY price_cents,
-                                         variant_id))[1] AS was
-                       FROM product_variants WHERE product_id = ANY($1::bigint[])
-                         AND status = 'ACTIVE' GROUP BY product_id""", ids):
-                prices[r["product_id"]] = (r["p"] / 100.0,
-                                           r["was"] / 100.0 if r["was"] and r["was"] > r["p"]
-                                           else None)
+        variant_ids = [int(v) for h in hits for v in h.doc.get("variant_ids") or ()]
+        if variant_ids:
+            now = datetime.now(UTC)
+            async with self.pool.acquire() as conn:
+                inputs = await load_pricing(conn, variant_ids, now)
+            by_product: dict[int, list[Any]] = {}
+            for vp in inputs.variants.values():
+                by_product.setdefault(vp.item.product_id, []).append(
+                    (vp.item, vp.compare_price_cents, vp.offers, vp.rule))
+            for pid, variants in by_product.items():
+                shown = listing_price(variants, inputs.deals, now)
+                if shown is not None:
+                    prices[pid] = (shown[0] / 100.0,
+                                   shown[1] / 100.0 if shown[1] is not None else None)
         stock: dict[str, dict[str, Any]] = {}
         variants = [v for h in hits for v in h.doc.get("variant_ids") or ()]
         if variants and self.inventory is not None:

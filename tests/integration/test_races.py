@@ -14,9 +14,12 @@ from domain.catalog import ProductIn
 from domain.errors import VersionConflict
 from domain.sellers import new_api_key
 
+# an explicit id far above the identity's: other tests in the session database make theirs
+CATEGORY = 900_001
+
 
 def _body(title: str, sku: str) -> ProductIn:
-    return ProductIn.model_validate({"title": title, "category_id": 1,
+    return ProductIn.model_validate({"title": title, "category_id": CATEGORY,
                                      "variants": [{"sku": sku, "price_cents": 100}]})
 
 
@@ -24,7 +27,8 @@ def _body(title: str, sku: str) -> ProductIn:
 async def repo(settings: Settings, pool: asyncpg.Pool) -> CatalogRepository:
     assert settings.database_url is not None
     await pool.execute("""INSERT INTO categories (category_id, name, path, depth)
-                          VALUES (1, 'Root', '{Root}', 0) ON CONFLICT DO NOTHING""")
+                          VALUES ($1, 'Race root', '{Race root}', 0) ON CONFLICT DO NOTHING""",
+                       CATEGORY)
     ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
     return CatalogRepository(pool, ids)
 

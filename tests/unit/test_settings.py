@@ -38,3 +38,13 @@ def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
                                                           expect: str) -> None:
     with pytest.raises(ConfigError, match=expect):
         Settings.from_env({name: value})
+
+
+def test_product_page_cache_lifetimes() -> None:
+    s = Settings.from_env({})
+    assert (s.product_cache_s, s.price_cache_s, s.category_cache_s) == (600, 60, 3600)
+    s = Settings.from_env({"AISLE_PRODUCT_CACHE_SECONDS": "0", "AISLE_PRICE_CACHE_SECONDS": "5",
+                           "AISLE_CATEGORY_CACHE_SECONDS": "60"})
+    assert (s.product_cache_s, s.price_cache_s, s.category_cache_s) == (0, 5, 60)
+    with pytest.raises(ConfigError, match="AISLE_PRICE_CACHE_SECONDS"):
+        Settings.from_env({"AISLE_PRICE_CACHE_SECONDS": "7200"})

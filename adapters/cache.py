@@ -1,0 +1,303 @@
+"""Caches for read paths: Redis cache-aside with single-flight misses, and in-process values.
+
+`Cache` (Redis, shared by every replica):
+- `get_or_load(keys, load)`: one MGET for all keys; the keys that miss are loaded together by
+  `load` and written back, each with its own lifetime. Values are JSON.
+- Single flight, per process: concurrent misses of the same keys share one run of `load`
+  (`loads` counts the runs), so a stampede of 1,000 requests for an uncached product costs
+  one database read in this replica.
+- Across replicas (or processes) there is no coordination of the load itself: each replica
+  that misses at the same moment loads once (N replicas: at most N loads for one stampede).
+  Only one of them writes: a miss claims the key with a lease (`SET NX PX`) before reading
+  the database, and the value is stored only if the lease is still there (a Lua
+  compare-and-set). An invalidation (`DEL`, the index builder's after each catalog or price
+  event) removes the lease too, so a value read before a change is never stored after the
+  change's invalidation (the classic cache-aside race that leaves stale data for a whole TTL).
+- Redis down or slow: short socket timeouts, no retries, and a breaker: after a failure Redis
+  is not asked again for `retry_after_s`, every read is a miss (`bypass`) answered by `load`,
+  and nothing is written; the first request after that tries again, so caching resumes by
+  itself when Redis is back.
+
+`LocalValue` (this process only): one value (the category tree) reloaded after its TTL by one
+caller at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from adapters import stock_cache
+
+try:  # a faster JSON codec when installed; the standard library otherwise
+    import orjson
+
+    def dumps(value: Any) -> bytes:
+        return orjson.dumps(value)
+
+    loads: Callable[[bytes | str], Any] = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+    loads = json.loads
+
+log = logging.getLogger("aisle.cache")
+T = TypeVar("T")
+LEASE = b"\x00lease:"  # a claimed key holds this prefix and a token until the value comes
+LEASE_MS = 10_000  # a lease outlives any sane load; a crashed loader's lease just expires
+TIMEOUT_S = 0.25  # per Redis command: a slow Redis is treated as a down one
+RETRY_AFTER_S = 1.0  # breaker: how long Redis is left alone after a failure
+MAX_CONNECTIONS = 32  # per process
+POOL_WAIT_S = 1.0  # for a free connection, under a burst
+
+# KEYS: the keys to claim. ARGV[1]: the lease value, ARGV[2]: its lifetime (ms).
+# Returns 1 per key claimed, 0 per key that exists already (a value, or another lease).
+_CLAIM = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1 else out[i] = 0 end
+end
+return out
+"""
+# KEYS: the keys to fill. ARGV[1]: the lease value; then a value and a lifetime (ms) per key
+# (lifetime 0: drop the lease, store nothing). A key is written only while it still holds our
+# lease (no invalidation came in between).
+_FILL = """
+local n = 0
+for i, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then
+    if ARGV[2 * i + 1] == '0' then
+      redis.call('DEL', k)
+    else
+      redis.call('SET', k, ARGV[2 * i], 'PX', ARGV[2 * i + 1])
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
+Loaded = dict[str, tuple[Any, int]]  # key -> (value, lifetime in ms; 0: do not store)
+
+
+def create_cache_redis(url: str, timeout_s: float = TIMEOUT_S,
+                       max_connections: int = MAX_CONNECTIONS) -> aioredis.Redis:
+    """A client for caching: short timeouts and no retries (a cache never waits for Redis),
+    and a bounded pool (a burst of requests queues for a connection instead of opening one
+    socket each)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S,
+        socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0), health_check_interval=0, decode_responses=False)
+    return aioredis.Redis(connection_pool=pool)
+
+
+class SingleFlight:
+    """Concurrent `do(key, load)` calls with one key share one run of `load` (this process).
+    The run is a task of its own: a caller that gives up (a client disconnects) does not
+    cancel it for the others."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Task[Any]] = {}
+        self.runs = 0
+
+    async def do(self, key: Hashable, load: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            self.runs += 1
+            task = asyncio.get_running_loop().create_task(load())
+            self._running[key] = task
+            task.add_done_callback(lambda t: self._done(key, t))
+        return await asyncio.shield(task)
+
+    def _done(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every caller gave up
+
+
+class Cache:
+    def __init__(self, redis: aioredis.Redis | None, retry_after_s: float = RETRY_AFTER_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.redis = redis
+        self.retry_after_s = retry_after_s
+        self.clock = clock
+        self.flights = SingleFlight()
+        self.reads = SingleFlight()  # concurrent reads of the same keys share one MGET
+        self._down_until = 0.0
+        self._claim = redis.register_script(_CLAIM) if redis is not None else None
+        self._fill = redis.register_script(_FILL) if redis is not None else None
+        self.counts: dict[str, int] = {"hits": 0, "misses": 0, "bypassed": 0, "fills": 0,
+                                       "lease_lost": 0, "errors": 0, "invalidations": 0}
+        self.by_kind: dict[str, dict[str, int]] = {}
+
+    # -- Redis, behind the breaker ---------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        return self.redis is not None and self.clock() >= self._down_until
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        if self.clock() >= self._down_until:
+            log.warning("redis %s failed (%r): reading through for %.1f s", what, exc,
+                        self.retry_after_s)
+        self.counts["errors"] += 1
+        self._down_until = self.clock() + self.retry_after_s
+
+    async def _redis(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """`call()`, or None when Redis is down, slow or fails (and then left alone a while)."""
+        if not self.available:
+            return None
+        try:
+            return await call()
+        except Exception as exc:  # any Redis failure: the caller reads through
+            self._failed(what, exc)
+            return None
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        async def read() -> list[bytes | None]:
+            assert self.redis is not None
+            return await self.redis.mget(keys)  # type: ignore[return-value]
+
+        return await self._redis("read", read)
+
+    async def delete(self, keys: Iterable[str]) -> bool:
+        keys = list(keys)
+        done = await self._redis("delete", lambda: self.redis.delete(*keys))  # type: ignore[union-attr]
+        self.counts["invalidations"] += len(keys) if done is not None else 0
+        return done is not None
+
+    async def stock(self, variant_ids: Sequence[int]) -> dict[int, dict[str, Any]] | None:
+        """The partition owners' stock snapshots (one MGET, shared by concurrent reads of the
+        same variants); None when Redis is unavailable. Callers must not change the answer."""
+        ids = tuple(variant_ids)
+        return await self.reads.do(("stock", *ids), lambda: self._redis(
+            "stock read", lambda: stock_cache.fetch(self.redis, ids)))  # type: ignore[arg-type]
+
+    # -- cache-aside ---------------------------------------------------------------------
+    def _count(self, key: str, what: str) -> None:
+        kind = key.split(":")[1] if key.count(":") >= 2 else key
+        per = self.by_kind.setdefault(kind, {"hits": 0, "misses": 0})
+        per[what] += 1
+        self.counts[what] += 1
+
+    async def get_or_load(self, keys: Sequence[str], load: Callable[[list[str]], Awaitable[Loaded]],
+                          also: Sequence[str] = ()
+                          ) -> tuple[dict[str, Any], str, list[bytes | None] | None]:
+        """Values of `keys`, from Redis or else from `load(missing keys)`, and how they came:
+        "hit" (all from Redis), "miss" (some loaded), "bypass" (Redis unavailable). The keys
+        `also` are read in the same MGET and returned as they are (None: Redis unavailable):
+        one round trip for a page and the stock snapshots it is likely to need."""
+        # a stampede on one page is one MGET, then one load: a thousand reads at once would
+        # queue for the pool's connections, time out and trip the breaker
+        wanted = [*keys, *also]
+        raw = await self.reads.do(("mget", *wanted), lambda: self.mget(wanted)) if wanted else []
+        extra = raw[len(keys):] if raw is not None else None
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        for i, key in enumerate(keys):
+            r = raw[i] if raw is not None else None
+            if r is None or r.startswith(LEASE):
+                missing.append(key)
+                self._count(key, "misses")
+            else:
+                values[key] = loads(r)
+                self._count(key, "hits")
+        if not missing:
+            return values, "hit", extra
+        if raw is None:
+            self.counts["bypassed"] += 1
+        values.update(await self.flights.do(tuple(missing), lambda: self._load(missing, load)))
+        return values, "bypass" if raw is None else "miss", extra
+
+    async def refresh(self, keys: Sequence[str], load: Callable[[list[str]], Awaitable[Loaded]]
+                      ) -> dict[str, Any]:
+        """Loads `keys` now and stores them (pre-warming): the old values are dropped first."""
+        await self.delete(keys)
+        return await self.flights.do(tuple(keys), lambda: self._load(list(keys), load))
+
+    async def _load(self, keys: list[str], load: Callable[[list[str]], Awaitable[Loaded]]
+                    ) -> dict[str, Any]:
+        token = LEASE + secrets.token_hex(8).encode()
+        claimed = await self._redis("claim", lambda: self._claim(  # type: ignore[misc]
+            keys=keys, args=[token, LEASE_MS]))
+        loaded = await load(keys)
+        mine = [k for k, ok in zip(keys, claimed or (), strict=False) if ok]
+        if mine:  # store what we claimed; a lifetime of 0 only drops our lease
+            args: list[Any] = [token]
+            stored = 0
+            for k in mine:
+                value, ttl = loaded.get(k, (None, 0))
+                args += [dumps(value), max(0, int(ttl))] if ttl > 0 else [b"", 0]
+                stored += ttl > 0
+            filled = await self._redis("fill", lambda: self._fill(  # type: ignore[misc]
+                keys=mine, args=args))
+            if filled is not None:
+                self.counts["fills"] += int(filled)
+                self.counts["lease_lost"] += stored - int(filled)
+        return {k: v for k, (v, _) in loaded.items()}
+
+    def stats(self) -> dict[str, Any]:
+        looked = self.counts["hits"] + self.counts["misses"]
+        return {**self.counts, "loads": self.flights.runs,
+                "hit_ratio": round(self.counts["hits"] / looked, 4) if looked else None,
+                "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
+                "redis": ("none" if self.redis is None
+                          else "up" if self.available else "down")}
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+
+
+class LocalValue(Generic[T]):
+    """One value kept in this process for `ttl_s`; reloaded by one caller at a time (the
+    others wait for it). `stale()` asks for a reload sooner, at most once per `min_reload_s` (an
+    id the value does not know yet: a category added since)."""
+
+    def __init__(self, load: Callable[[], Awaitable[T]], ttl_s: float,
+                 min_reload_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._load = load
+        self.ttl_s = ttl_s
+        self.min_reload_s = min_reload_s
+        self.clock = clock
+        self._value: T | None = None
+        self._at = -float("inf")
+        self._flight = SingleFlight()
+
+    async def get(self) -> T:
+        if self._value is None or self.clock() - self._at >= self.ttl_s:
+            try:
+                return await self._flight.do("value", self._reload)
+            except Exception:
+                if self._value is None:
+                    raise
+                log.exception("reload failed; keeping the previous value")
+                self._at = self.clock() - self.ttl_s + self.min_reload_s  # try again later
+        assert self._value is not None
+        return self._value
+
+    async def _reload(self) -> T:
+        value = await self._load()
+        self._value, self._at = value, self.clock()
+        return value
+
+    def stale(self) -> bool:
+        """Marks the value for a reload by the next `get()`; False when it was (re)loaded
+        less than `min_reload_s` ago (then it is left as it is)."""
+        if self.clock() - self._at < self.min_reload_s:
+            return False
+        self._at = -float("inf")
+        return True

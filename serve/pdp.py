@@ -1,0 +1,242 @@
+"""The product detail page behind `GET /api/v1/products/{product_id}`.
+
+Redis (one MGET: metadata `aisle:product:{id}` + price snapshot `aisle:price:{id}`) -> on a
+miss, one load per process for concurrent misses (adapters/cache.py: single flight, leases)
+from PostgreSQL (adapters/postgres/product_pages.py: one statement for the metadata, the
+pricing engine's inputs for the prices) and the search index (related products) -> stock of
+the variants and of the related candidates (the partition owners' snapshots, a second MGET;
+the owners themselves for a variant without one) -> the category path (in-process tree)
+-> domain/product_page.page. A hit touches neither PostgreSQL nor Ray.
+
+Lifetimes: metadata AISLE_PRODUCT_CACHE_SECONDS (600), dropped by the index builder on every
+catalog, stock-status and price event of the product; prices AISLE_PRICE_CACHE_SECONDS (60),
+dropped on the same events, and never kept past a deal's start or end; a product shoppers may
+not see is remembered as such for at most NEGATIVE_TTL_S. Stock is never cached here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters import stock_cache
+from adapters.cache import Cache, Loaded, LocalValue, SingleFlight, loads
+from adapters.postgres.product_pages import load_prices, load_product, top_products
+from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
+from domain.query import tokenize
+from domain.search import Filters, IndexQuery, TextQuery, normalize_key
+
+log = logging.getLogger("aisle.pdp")
+NEGATIVE_TTL_S = 60  # unknown / unavailable products (a product.created event drops it sooner)
+NO_RELATED_TTL_S = 30  # metadata whose related products could not be computed (no index yet)
+RELATED_CANDIDATES = 2 * RELATED_LIMIT  # kept with the metadata; in-stock ones shown per request
+OWNER_TIMEOUT_S = 1.0  # stock of a variant without a snapshot, asked of its owner
+INDEX_TIMEOUT_S = 2.0
+PREWARM_CONCURRENCY = 4
+STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (one MGET a page)
+_SHORT_WORD = 2
+
+
+def product_key(product_id: int) -> str:
+    return f"aisle:product:{product_id}"
+
+
+def price_key(product_id: int) -> str:
+    return f"aisle:price:{product_id}"
+
+
+class PrewarmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    top: int = Field(default=0, ge=0, le=10_000,
+                     description="also the N products most sold, then most reviewed")
+
+
+class ProductPages:
+    def __init__(self, pool: asyncpg.Pool, cache: Cache, inventory: Any | None,
+                 index: Any | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
+                 category_ttl_s: int = 3600,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.inventory = inventory  # InventoryClient (stock of variants without a snapshot)
+        self.index = index  # the search index (related products); None: none shown
+        self.product_ttl_s = product_ttl_s
+        self.price_ttl_s = price_ttl_s
+        self.clock = clock
+        self.categories = LocalValue(self._category_paths, category_ttl_s)
+        self.owner_timeout_s = OWNER_TIMEOUT_S
+        self._owner_reads = SingleFlight()  # concurrent requests share one ask of the owners
+        self._stock_ids: dict[int, tuple[list[int], list[int]]] = {}
+
+    # -- the page ----------------------------------------------------------------------
+    async def page(self, product_id: int) -> tuple[dict[str, Any], str]:
+        """The answer and how the cache served it: hit, miss or bypass (Redis unavailable).
+        ProductNotFound / ProductUnavailable (404) for products shoppers may not see."""
+        keys = [product_key(product_id), price_key(product_id)]
+        # the stock keys this page needed last time come in the same MGET (one round trip)
+        guess = self._stock_ids.get(product_id)
+        values, how, raw = await self.cache.get_or_load(
+            keys, lambda missing: self._load(product_id, missing),
+            [stock_cache.key(v) for v in guess[0] + guess[1]] if guess else ())
+        meta = values[keys[0]]
+        own, related = stock_ids(meta)
+        if guess == (own, related) and raw is not None:
+            stock = await self._stock(own, [], {str(v): loads(r) for v, r in zip(
+                own + related, raw, strict=True) if r is not None})
+        else:
+            self._remember(product_id, own, related)
+            stock = await self._stock(own, related) if own else {}
+        path = await self._category_path(meta.get("category_id"))
+        return page(meta, values[keys[1]] or {}, stock, path), how
+
+    def _remember(self, product_id: int, own: list[int], related: list[int]) -> None:
+        self._stock_ids.pop(product_id, None)
+        if len(self._stock_ids) >= STOCK_IDS_KEPT:
+            del self._stock_ids[next(iter(self._stock_ids))]  # the oldest
+        self._stock_ids[product_id] = (own, related)
+
+    async def _load(self, product_id: int, keys: list[str]) -> Loaded:
+        """The missing parts from PostgreSQL (one connection), related products from the
+        index; each with the lifetime it may be cached for (ms)."""
+        now = self.clock()
+        out: Loaded = {}
+        pk, ck = product_key(product_id), price_key(product_id)
+        row = prices = None
+        async with self.pool.acquire() as conn:
+            if pk in keys:
+                row = await load_product(conn, product_id)
+            if ck in keys and (pk not in keys or _sellable(row)):
+                prices = await load_prices(conn, product_id, now)
+        if pk in keys:
+            related, related_ok = await self._related(row) if _sellable(row) else ([], True)
+            meta = metadata(row, related, related_ok, now.timestamp())
+            ttl = (NEGATIVE_TTL_S if "gone" in meta
+                   else self.product_ttl_s if related_ok else NO_RELATED_TTL_S)
+            out[pk] = (meta, min(ttl, self.product_ttl_s) * 1000)
+        if ck in keys:
+            if prices is None:  # not on sale: nothing to price (remembered like the 404;
+                out[ck] = ({}, NEGATIVE_TTL_S * 1000)  # a catalog event drops it sooner)
+            else:
+                vs = prices.pricing.variants.values()
+                snapshot, ttl_ms = price_snapshot(
+                    ((v.item, v.compare_price_cents, v.offers, v.rule) for v in vs),
+                    prices.pricing.deals, prices.seller_names, prices.deal_names,
+                    prices.next_deal_start, now, self.price_ttl_s)
+                out[ck] = (snapshot, ttl_ms)
+        return out
+
+    async def _related(self, row: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+        """Products of the same category with similar titles (the title's and the brand's
+        words), those of the same brand first, in stock by the index, this one excluded;
+        without a category, those of the same brand. One index search; ([], False) while the
+        index cannot answer (the metadata is then kept a short while only)."""
+        if self.index is None or row is None:
+            return [], True
+        pid = int(row["product_id"])
+        words = [w for w in tokenize(row["title"]) if len(w) > _SHORT_WORD][:12]
+        words += tokenize(row["brand"] or "")
+        text = TextQuery(tuple((w,) for w in dict.fromkeys(words)), require_all=False)
+        if row["category_id"] is not None:
+            filters = Filters(category_ids=(int(row["category_id"]),), in_stock=True,
+                              exclude_ids=(pid,))
+        elif row["brand"]:
+            filters = Filters(brands=(normalize_key(row["brand"]),), in_stock=True,
+                              exclude_ids=(pid,))
+        else:
+            return [], True
+        try:
+            result = await asyncio.wait_for(self.index.search(IndexQuery(
+                text, filters, limit=2 * RELATED_CANDIDATES, facets=False)), INDEX_TIMEOUT_S)
+        except Exception as exc:  # no live index yet, or shards restarting: none for now
+            log.info("related products of %d unavailable: %r", pid, exc)
+            return [], False
+        brand = normalize_key(row["brand"]) if row["brand"] else None
+        hits = sorted((h for h in result.hits if h.product_id != pid),  # stable: by score
+                      key=lambda h: brand is None or _brand_key(h.doc) != brand)
+        return [{"product_id": str(h.product_id),
+                 "variant_ids": [str(v) for v in h.doc.get("variant_ids") or ()],
+                 "in_stock": bool(h.doc.get("in_stock"))}
+                for h in hits[:RELATED_CANDIDATES]], True
+
+    async def _stock(self, own: list[int], related: list[int],
+                     got: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Snapshots of the product's variants and the related candidates' (one MGET, unless
+        `got` has them already); the product's variants without one come from their owners
+        (who publish them then)."""
+        if got is None:
+            snaps = await self.cache.stock(own + related)
+            got = {str(v): s for v, s in (snaps or {}).items()}
+        missing = [v for v in own if str(v) not in got]
+        if missing and self.inventory is not None:
+            try:
+                owners = await self._owner_reads.do(tuple(missing), lambda: asyncio.wait_for(
+                    self.inventory.stock(missing), self.owner_timeout_s))  # type: ignore[union-attr]
+            except Exception as exc:  # shown as UNKNOWN: never guessed
+                log.warning("stock of %s unavailable: %r", missing, exc)
+                owners = {}
+            for v, full in owners.items():
+                got[str(v)] = {"status": full["status"], "quantity_hint": full["quantity_hint"],
+                               "available": full["available"]}
+        return got
+
+    # -- category tree (in-process) ------------------------------------------------------
+    async def _category_paths(self) -> dict[int, list[str]]:
+        rows = await self.pool.fetch("SELECT category_id, path FROM categories")
+        return {int(r["category_id"]): list(r["path"]) for r in rows}
+
+    async def _category_path(self, category_id: int | None) -> list[str]:
+        if category_id is None:
+            return []
+        paths = await self.categories.get()
+        if category_id not in paths and self.categories.stale():  # added since it was read
+            paths = await self.categories.get()
+        return paths.get(category_id, [])
+
+    # -- operations ----------------------------------------------------------------------
+    async def prewarm(self, product_ids: list[int], top: int = 0) -> dict[str, Any]:
+        """Loads metadata and price snapshots of these products (and of the `top` most sold)
+        into Redis now, replacing what is there: before a flash sale."""
+        started = time.monotonic()
+        if top:
+            async with self.pool.acquire() as conn:
+                product_ids = list(dict.fromkeys([*product_ids, *await top_products(conn, top)]))
+        gate = asyncio.Semaphore(PREWARM_CONCURRENCY)
+
+        async def one(pid: int) -> bool:
+            async with gate:
+                keys = [product_key(pid), price_key(pid)]
+                values = await self.cache.refresh(keys, lambda missing: self._load(pid, missing))
+                return "gone" not in values[keys[0]]
+
+        ok = await asyncio.gather(*(one(p) for p in product_ids))
+        return {"warmed": sum(ok), "not_available": [str(p) for p, k in zip(product_ids, ok,
+                                                                            strict=True)
+                                                     if not k],
+                "redis": self.cache.stats()["redis"],
+                "seconds": round(time.monotonic() - started, 3)}
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.cache.stats(), "owner_stock_reads": self._owner_reads.runs,
+                "pid": os.getpid()}
+
+
+def _sellable(row: dict[str, Any] | None) -> bool:
+    return (row is not None and row["status"] == "ACTIVE" and row["seller_status"] == "ACTIVE"
+            and bool(row["variants"]))
+
+
+def _brand_key(doc: dict[str, Any]) -> str | None:
+    """The hit's normalized brand: documents store `brand` as written (`brand_key` is indexed
+    for filters only, not stored)."""
+    brand = doc.get("brand")
+    return normalize_key(brand) if brand else None

@@ -1,0 +1,173 @@
+"""The product page's pure parts: the cached price snapshot (unit prices, deals, how long it
+stays true) and the answer assembled from metadata, prices and stock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from domain.pricing import Deal, DynamicRule, Item, Offer
+from domain.product_page import (
+    ProductNotFound,
+    ProductUnavailable,
+    metadata,
+    page,
+    price_snapshot,
+    stock_ids,
+)
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+OWNER, RIVAL = 1, 2
+
+
+def row(**over: Any) -> dict[str, Any]:
+    base = {"product_id": 10, "seller_id": OWNER, "external_id": "e", "title": "Speaker",
+            "description": "d", "category_id": 3, "brand": "Acme", "status": "ACTIVE",
+            "version": 2, "created_at": NOW.timestamp() - 10 * 86400, "seller_name": "Owner",
+            "seller_rating": 4.5, "seller_status": "ACTIVE", "rating_avg": 4.7,
+            "review_count": 25, "dist_1": 0, "dist_2": 0, "dist_3": 1, "dist_4": 4, "dist_5": 20,
+            "variants": [{"variant_id": "100", "sku": "A", "attributes": {"color": "Black"}},
+                         {"variant_id": "101", "sku": "B", "attributes": {"price": "odd"}}],
+            "images": [[None, "all.jpg"], ["101", "b.jpg"]], "sold": 20}
+    return base | over
+
+
+def deal(deal_id: int, amount: int, ends_in: timedelta = timedelta(hours=1),
+         kind: str = "percent") -> Deal:
+    return Deal(deal_id, "product", "10", kind, amount, NOW - timedelta(hours=1),  # type: ignore[arg-type]
+                NOW + ends_in)
+
+
+def prices(deals: list[Deal], rule: DynamicRule | None = None, next_start: datetime | None = None,
+           rival_available: int = 5) -> tuple[dict[str, Any], int]:
+    a = Item(100, 10, OWNER, 10_000)
+    b = Item(101, 10, OWNER, 5_000)
+    variants = [
+        (a, 12_000, (Offer(OWNER, 100, 10_000, 9, 4.5), Offer(RIVAL, 100, 9_700, rival_available,
+                                                              4.9)), rule),
+        (b, None, (Offer(OWNER, 101, 5_000, 3, 4.5),), None),
+    ]
+    return price_snapshot(variants, deals, {OWNER: "Owner", RIVAL: "Rival"}, {7: "Spring"},
+                          next_start, NOW, 60)
+
+
+def stock(a: int, b: int = 3) -> dict[str, dict[str, Any]]:
+    def snap(n: int) -> dict[str, Any]:
+        return {"status": "OUT_OF_STOCK" if n == 0 else "IN_STOCK",
+                "quantity_hint": str(n), "available": n}
+    return {"100": snap(a), "101": snap(b)}
+
+
+def test_snapshot_lives_until_the_first_deal_ends_or_the_next_starts() -> None:
+    snap, ttl = prices([])
+    assert ttl == 60_000 and snap["deals"] == {}
+    snap, ttl = prices([deal(7, 1000, ends_in=timedelta(seconds=20))])
+    assert ttl == 20_000 and list(snap["deals"]) == ["7"]
+    assert snap["deals"]["7"]["name"] == "Spring"
+    _, ttl = prices([], next_start=NOW + timedelta(seconds=5))
+    assert ttl == 5_000
+    offers = snap["variants"]["100"]["offers"]
+    assert [(o["seller_id"], o["unit_cents"], o["deal_id"]) for o in offers] == [
+        ("1", 9_000, "7"), ("2", 8_730, "7")]
+
+
+def test_buy_box_price_and_was() -> None:
+    meta = metadata(row(), [], True, NOW.timestamp())
+    snap, _ = prices([])
+    out = page(meta, snap, stock(9), ["Audio", "Speakers"])
+    a, b = out["variants"]
+    # the rival is cheaper and has stock: it wins, and there is no deal, so no "was"
+    assert a["buy_box"]["winner"]["seller"] == {"id": "2", "name": "Rival", "rating": 4.9}
+    assert a["price"] == {"amount": 97.0, "currency": "USD", "was": None}
+    assert [o["seller"]["id"] for o in a["buy_box"]["others"]] == ["1"]
+    assert a["buy_box"]["others"][0]["price"]["was"] == 120.0  # the owner's compare-at
+    assert a["color"] == "Black" and b["attributes"] == {"price": "odd"}
+    assert b["price"] == {"amount": 50.0, "currency": "USD", "was": None}  # never replaced
+    assert b["images"] == ["b.jpg", "all.jpg"] and a["images"] == ["all.jpg"]
+    assert out["price"]["amount"] == 50.0 and out["buy_box"]["variant_id"] == "101"
+    assert out["category_path"] == ["Audio", "Speakers"]
+    assert out["badges"] == ["Best Seller", "Top Rated"]
+    assert out["reviews_summary"]["distribution"] == {"5": 20, "4": 4, "3": 1, "2": 0, "1": 0}
+
+
+def test_rival_without_stock_and_owner_out_of_stock() -> None:
+    meta = metadata(row(), [], True, NOW.timestamp())
+    snap, _ = prices([deal(7, 1000)], rival_available=0)
+    out = page(meta, snap, stock(0), [])
+    a = out["variants"][0]
+    assert a["buy_box"]["winner"] is None
+    assert a["inventory"] == {"status": "OUT_OF_STOCK", "quantity_hint": "0"}
+    # nobody can sell it: the owner's price is shown, 10 % off, was the compare-at price
+    assert a["price"] == {"amount": 90.0, "currency": "USD", "was": 120.0}
+    assert [d["deal_id"] for d in out["deals"]] == ["7"]
+    # a rival's deal price shows the price before the deal
+    rival = next(o for o in a["buy_box"]["others"] if o["seller"]["id"] == "2")
+    assert rival["price"] == {"amount": 87.3, "currency": "USD", "was": 97.0}
+    assert rival["in_stock"] is False
+
+
+def test_dynamic_floor_cuts_a_deal_back() -> None:
+    rule = DynamicRule(100, OWNER, 9_500, 20_000, 1, 100, 10, 1, 100, 100)
+    snap, _ = prices([deal(7, 1000)], rule=rule, rival_available=0)
+    a = page(metadata(row(), [], True, NOW.timestamp()), snap, stock(9), [])["variants"][0]
+    assert a["price"] == {"amount": 95.0, "currency": "USD", "was": 120.0}
+
+
+def test_unknown_stock_is_said_so_and_related_needs_stock() -> None:
+    related = [{"product_id": "20", "variant_ids": ["200"], "in_stock": True},
+               {"product_id": "21", "variant_ids": ["210"], "in_stock": True},
+               {"product_id": "22", "variant_ids": ["220"], "in_stock": False}]
+    meta = metadata(row(), related, True, NOW.timestamp())
+    snap, _ = prices([])
+    s = {"101": {"status": "LOW_STOCK", "quantity_hint": "3", "available": 3},
+         "210": {"status": "OUT_OF_STOCK", "quantity_hint": "0", "available": 0}}
+    out = page(meta, snap, s, [])
+    assert out["variants"][0]["inventory"] == {"status": "UNKNOWN", "quantity_hint": None}
+    # 20: no snapshot, the index says in stock; 21: the snapshot says sold out; 22: index no
+    assert out["related_products"] == ["20"]
+    assert stock_ids(meta) == ([100, 101], [200, 210, 220])
+
+
+@pytest.mark.parametrize(("over", "error"), [
+    ({"status": "DELETED"}, ProductNotFound), ({"status": "DRAFT"}, ProductNotFound),
+    ({"status": "INACTIVE"}, ProductUnavailable), ({"seller_status": "SUSPENDED"},
+                                                   ProductUnavailable),
+    ({"variants": []}, ProductUnavailable)])
+def test_products_shoppers_may_not_see(over: dict[str, Any], error: type[Exception]) -> None:
+    meta = metadata(row(**over), [], True, NOW.timestamp())
+    assert set(meta) == {"gone"}
+    with pytest.raises(error):
+        page(meta, {}, {}, [])
+    with pytest.raises(ProductNotFound):
+        page(metadata(None, [], True, 0.0), {}, {}, [])
+
+
+def test_no_sellable_variant_left_is_unavailable() -> None:
+    meta = metadata(row(), [], True, NOW.timestamp())
+    with pytest.raises(ProductUnavailable):
+        page(meta, {"variants": {}, "deals": {}}, {}, [])
+
+
+def test_buy_box_is_the_one_a_quote_charges_for() -> None:
+    """A deal of the owner's only: the owner's offer costs the shopper less (80.00), but a
+    quote buys from the buy-box winner by offer price (the rival at 97.00), so the page shows
+    that one, and its price."""
+    seller_deal = Deal(8, "seller", str(OWNER), "percent", 2000, NOW - timedelta(hours=1),
+                       NOW + timedelta(hours=1))
+    snap, _ = prices([seller_deal])
+    a = page(metadata(row(), [], True, NOW.timestamp()), snap, stock(9), [])["variants"][0]
+    assert a["buy_box"]["winner"]["seller"]["id"] == str(RIVAL)
+    assert a["price"] == {"amount": 97.0, "currency": "USD", "was": None}
+    owner = a["buy_box"]["others"][0]
+    assert owner["price"] == {"amount": 80.0, "currency": "USD", "was": 120.0}
+
+
+def test_product_price_is_the_cheapest_variants_as_in_search() -> None:
+    meta = metadata(row(), [], True, NOW.timestamp())
+    snap, _ = prices([])
+    out = page(meta, snap, stock(9, b=0), [])
+    # variant 101 (50.00) is sold out: still the product's price, as search shows it; the
+    # buy box shown is the one of the variant that can be bought
+    assert out["price"]["amount"] == 50.0 and out["buy_box"]["variant_id"] == "100"
