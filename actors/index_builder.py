@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from adapters.cache import announce
 from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
 from adapters.postgres.catalog_repo import OUTBOX_CHANNEL
@@ -254,6 +255,7 @@ class IndexBuilder:
                 # product pages: metadata and price snapshots (price.changed lands here too)
                 await self.redis.delete(*(f"aisle:{kind}:{p}" for p in product_ids
                                           for kind in ("product", "price")))
+                await announce(self.redis, product_ids)  # then the Gateways' page copies
         self._stats["documents"] += batch.num_rows
         self._stats["deleted"] += len(gone)
 

@@ -301,3 +301,74 @@ class LocalValue(Generic[T]):
             return False
         self._at = -float("inf")
         return True
+
+
+# -- invalidations relayed to in-process copies ------------------------------------------
+INVALIDATIONS = "aisle:invalidations"  # channel: comma-separated product ids, after the DEL
+
+
+async def announce(redis: aioredis.Redis, product_ids: Iterable[int]) -> None:
+    """Tells every process holding local copies of these products' pages to drop them
+    (called after their Redis keys are deleted)."""
+    ids = ",".join(str(int(p)) for p in product_ids)
+    if ids:
+        await redis.publish(INVALIDATIONS, ids)
+
+
+class Invalidations:
+    """Follows the invalidation channel for one process. `live` is True only while the
+    subscription stands: pub/sub drops messages sent while a subscriber is away, so when it
+    is lost (Redis down, connection cut) `on_gap` is called and local copies must not be
+    trusted until `live` again. `on_ids` gets the product ids of each message."""
+
+    def __init__(self, url: str, on_ids: Callable[[list[int]], None],
+                 on_gap: Callable[[], None], retry_s: float = RETRY_AFTER_S) -> None:
+        self.url = url
+        self.on_ids = on_ids
+        self.on_gap = on_gap
+        self.retry_s = retry_s
+        self.live = False
+        self.messages = 0
+        self.gaps = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=1.0,
+                                             health_check_interval=5)
+            try:
+                async with client.pubsub() as ps:
+                    await ps.subscribe(INVALIDATIONS)
+                    while True:
+                        msg = await ps.get_message(timeout=1.0)
+                        if msg is None:
+                            continue
+                        if msg["type"] == "subscribe":
+                            self.live = True
+                        elif msg["type"] == "message":
+                            self.messages += 1
+                            data = msg["data"]
+                            text = data.decode() if isinstance(data, bytes) else str(data)
+                            self.on_ids([int(x) for x in text.split(",") if x])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down or the connection cut: retry, trust nothing
+                log.warning("invalidation channel lost (%r): local copies off", exc)
+            finally:
+                if self.live:
+                    self.gaps += 1
+                self.live = False
+                self.on_gap()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(self.retry_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task

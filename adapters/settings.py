@@ -74,6 +74,9 @@ class Settings:
     product_cache_s: int = 600  # product page metadata kept in Redis (the seed: 10 min); 0: off
     price_cache_s: int = 60  # price snapshots kept in Redis (the seed: 1 min); 0: off
     category_cache_s: int = 3600  # the category tree kept in each process (the seed: 1 h)
+    # whole product pages kept in each Gateway process, dropped on the catalog events Redis
+    # relays; bounds how old the stock status on a page can be; 0: off
+    page_local_cache_ms: int = 1000
     quote_secret: str | None = None  # signs price quotes; None: derived from internal_token
     quote_ttl_s: int = 300  # how long a price quote holds
     reprice_interval_s: int = 60  # dynamic pricing pass period (0: off)
@@ -104,6 +107,7 @@ class Settings:
             facet_cache_s=_int(env, "AISLE_FACET_CACHE_SECONDS", 300, 0, 86400),
             product_cache_s=_int(env, "AISLE_PRODUCT_CACHE_SECONDS", 600, 0, 86400),
             price_cache_s=_int(env, "AISLE_PRICE_CACHE_SECONDS", 60, 0, 3600),
+            page_local_cache_ms=_int(env, "AISLE_PAGE_LOCAL_CACHE_MS", 1000, 0, 5000),
             category_cache_s=_int(env, "AISLE_CATEGORY_CACHE_SECONDS", 3600, 1, 86400),
             quote_secret=_token(env, "AISLE_QUOTE_SECRET"),
             quote_ttl_s=_int(env, "AISLE_QUOTE_TTL_SECONDS", 300, 10, 86400),

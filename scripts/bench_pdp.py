@@ -127,10 +127,11 @@ async def load(url: str, path: Callable[[], str], concurrency: int, seconds: flo
             cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
 
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
-    looked = sum(n for k, n in cache.items() if k in ("hit", "miss", "bypass"))
+    looked = sum(n for k, n in cache.items() if k in ("local", "hit", "miss", "bypass"))
+    hits = cache["local"] + cache["hit"]  # the process's copy, or Redis
     return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
             "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "hit_ratio": cache["hit"] / looked if looked else None, "cache": dict(cache),
+            "hit_ratio": hits / looked if looked else None, "cache": dict(cache),
             "cpu": cpu}
 
 

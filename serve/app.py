@@ -20,7 +20,7 @@ from ray import serve
 from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
 from actors.inventory_client import InventoryClient
 from actors.repricer import repricer_actor
-from adapters.cache import Cache, create_cache_redis, dumps
+from adapters.cache import Cache, create_cache_redis
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.migrate import migrate
@@ -168,7 +168,10 @@ class Gateway:
         self.pdp = ProductPages(self.pool, Cache(create_cache_redis(settings.redis_url)),
                                 self.inventory, self.search_service.index,
                                 settings.product_cache_s, settings.price_cache_s,
-                                settings.category_cache_s)
+                                settings.category_cache_s,
+                                local_ms=settings.page_local_cache_ms,
+                                redis_url=settings.redis_url)
+        self.pdp.start()
         self.quotes = QuoteService(
             self.pool, self.inventory,
             settings.quote_key() if settings.quote_secret or settings.internal_token else None,
@@ -385,9 +388,12 @@ class Gateway:
         box, seller, reviews summary, related products, badges, deals. 404 `product_not_found`
         (unknown, deleted, draft) or `product_unavailable` (taken off sale). The `X-Cache`
         header says whether Redis had it (hit), it was loaded (miss) or Redis was unavailable
-        (bypass)."""
-        body, how = await self.pdp.page(product_id)
-        return Response(dumps(body), media_type="application/json", headers={"X-Cache": how})
+        (bypass), or this process had the whole page from the last second (local)."""
+        local = self.pdp.local(product_id)  # no await: Serve then skips its extra calls
+        if local is not None:
+            return Response(local, media_type="application/json", headers={"X-Cache": "local"})
+        data, how = await self.pdp.encoded(product_id)
+        return Response(data, media_type="application/json", headers={"X-Cache": how})
 
     @api.post("/api/v1/internal/cache/prewarm", tags=["internal"])
     async def prewarm_cache(self, _: Internal, body: PrewarmIn) -> dict[str, Any]:

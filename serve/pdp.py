@@ -28,7 +28,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
-from adapters.cache import Cache, Loaded, LocalValue, SingleFlight, loads
+from adapters.cache import Cache, Invalidations, Loaded, LocalValue, SingleFlight, dumps, loads
 from adapters.postgres.product_pages import load_prices, load_product, top_products
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
@@ -42,6 +42,7 @@ OWNER_TIMEOUT_S = 1.0  # stock of a variant without a snapshot, asked of its own
 INDEX_TIMEOUT_S = 2.0
 PREWARM_CONCURRENCY = 4
 STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (one MGET a page)
+LOCAL_PAGES_KEPT = 10_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
 _SHORT_WORD = 2
 
 
@@ -65,7 +66,8 @@ class ProductPages:
     def __init__(self, pool: asyncpg.Pool, cache: Cache, inventory: Any | None,
                  index: Any | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
                  category_ttl_s: int = 3600,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 local_ms: int = 0, redis_url: str | None = None) -> None:
         self.pool = pool
         self.cache = cache
         self.inventory = inventory  # InventoryClient (stock of variants without a snapshot)
@@ -77,6 +79,60 @@ class ProductPages:
         self.owner_timeout_s = OWNER_TIMEOUT_S
         self._owner_reads = SingleFlight()  # concurrent requests share one ask of the owners
         self._stock_ids: dict[int, tuple[list[int], list[int]]] = {}
+        # whole encoded pages for `local_ms`, trusted only while the invalidation channel is
+        # followed (catalog and price events drop them at once; stock is at most that old)
+        self.local_s = local_ms / 1000
+        self._local: dict[int, tuple[float, bytes]] = {}
+        self._epoch = 0  # bumped by every invalidation: a page read before one is not kept
+        self.local_hits = 0
+        self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)
+                              if redis_url and local_ms > 0 else None)
+
+    def start(self) -> None:
+        """Follows the invalidation channel (call from the running event loop)."""
+        if self.invalidations is not None:
+            self.invalidations.start()
+
+    async def close(self) -> None:
+        if self.invalidations is not None:
+            await self.invalidations.close()
+
+    # -- whole pages in-process ----------------------------------------------------------
+    def local(self, product_id: int) -> bytes | None:
+        """This process's copy of the encoded page, if fresh: no await, no Redis."""
+        got = self._local.get(product_id)
+        if got is None:
+            return None
+        if got[0] <= time.monotonic() or not self._following():
+            self._local.pop(product_id, None)
+            return None
+        self.local_hits += 1
+        return got[1]
+
+    async def encoded(self, product_id: int) -> tuple[bytes, str]:
+        """The page as JSON bytes and how the cache served it; kept in-process when it came
+        through Redis and no invalidation arrived meanwhile."""
+        epoch = self._epoch
+        body, how = await self.page(product_id)
+        data = dumps(body)
+        if how != "bypass" and epoch == self._epoch and self._following():
+            self._local.pop(product_id, None)
+            if len(self._local) >= LOCAL_PAGES_KEPT:
+                del self._local[next(iter(self._local))]  # the oldest
+            self._local[product_id] = (time.monotonic() + self.local_s, data)
+        return data, how
+
+    def _following(self) -> bool:
+        return self.invalidations is not None and self.invalidations.live
+
+    def _drop(self, product_ids: list[int]) -> None:
+        self._epoch += 1
+        for p in product_ids:
+            self._local.pop(p, None)
+
+    def _drop_all(self) -> None:
+        self._epoch += 1
+        self._local.clear()
 
     # -- the page ----------------------------------------------------------------------
     async def page(self, product_id: int) -> tuple[dict[str, Any], str]:
@@ -226,7 +282,12 @@ class ProductPages:
                 "seconds": round(time.monotonic() - started, 3)}
 
     def stats(self) -> dict[str, Any]:
+        inv = self.invalidations
         return {**self.cache.stats(), "owner_stock_reads": self._owner_reads.runs,
+                "local": {"hits": self.local_hits, "pages": len(self._local),
+                          "following": self._following(),
+                          "invalidations": inv.messages if inv else 0,
+                          "gaps": inv.gaps if inv else 0},
                 "pid": os.getpid()}
 
 

@@ -101,8 +101,11 @@ async def databases(infra: Infrastructure) -> AsyncIterator[DatabaseFactory]:
 async def settings(infra: Infrastructure, databases: DatabaseFactory) -> Settings:
     """Settings of the session: its own migrated database, Redis, a known internal token."""
     dsn = await databases.create()
+    # product pages stay in the Gateway for 5 s: the e2e tests that expect a change within a
+    # second then show the invalidation channel at work, not the copies' expiry
     return infra.settings.replace(
-        database_url=dsn, internal_token=INTERNAL_TOKEN, http_port=free_port()
+        database_url=dsn, internal_token=INTERNAL_TOKEN, http_port=free_port(),
+        page_local_cache_ms=5000,
     )
 
 

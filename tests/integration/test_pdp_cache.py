@@ -1,10 +1,11 @@
 """Product pages against real PostgreSQL, Redis and Ray (inventory partitions): single flight
-under a stampede, the lease that keeps a stale read out of the cache, and Redis going away and
-coming back."""
+under a stampede, the lease that keeps a stale read out of the cache, Redis going away and
+coming back, and whole pages kept in-process following the invalidation channel."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import asyncpg
 import pytest
 
 from actors.inventory_client import InventoryClient
-from adapters.cache import Cache, create_cache_redis
+from adapters.cache import Cache, announce, create_cache_redis
 from adapters.embedded import EmbeddedRedis
 from adapters.postgres import pricing_repo
 from adapters.settings import Settings
@@ -186,4 +187,71 @@ async def test_redis_down_reads_through_to_postgres_and_caching_resumes(
         check_page(body, p, black_cents=7200)
         await cache.close()
     finally:
+        redis.close()
+
+
+async def until(check: Any, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"not within {within_s} s"
+        await asyncio.sleep(0.01)
+
+
+async def test_local_pages_follow_the_invalidation_channel(
+        db: asyncpg.Pool, tmp_path: Path, inventory_for: Any) -> None:
+    """Whole pages kept in-process (here for a minute) are dropped by the builder's
+    announcement at once, are not kept when one arrives while they are read, and are not
+    trusted at all while the channel is lost (Redis down)."""
+    redis = EmbeddedRedis(tmp_path / "redis")
+    other = create_cache_redis(redis.url)
+    try:
+        p = await make_product(db)
+        pid = p["pid"]
+        cache = Cache(create_cache_redis(redis.url), retry_after_s=0.3)
+        pdp = ProductPages(db, cache, await inventory_for(redis.url, [p["v1"], p["v2"]]), None,
+                           local_ms=60_000, redis_url=redis.url)
+        assert pdp.local(pid) is None
+        pdp.start()
+        await until(lambda: pdp.stats()["local"]["following"], 5)
+        data, how = await pdp.encoded(pid)
+        assert how == "miss"
+        check_page(json.loads(data), p)
+        assert pdp.local(pid) == data and pdp.local(pid + 1) is None
+
+        await announce(other, [pid + 1])  # another product: this page stays
+        await until(lambda: pdp.stats()["local"]["invalidations"] == 1, 2)
+        assert pdp.local(pid) == data
+        await announce(other, [pid])
+        await until(lambda: pdp.local(pid) is None, 1)
+
+        read = pdp.page
+
+        async def invalidated_while_read(product_id: int) -> tuple[dict[str, Any], str]:
+            got = await read(product_id)
+            seen = pdp.stats()["local"]["invalidations"]
+            await announce(other, [product_id])
+            await until(lambda: pdp.stats()["local"]["invalidations"] > seen, 2)
+            return got
+
+        pdp.page = invalidated_while_read  # type: ignore[method-assign]
+        assert (await pdp.encoded(pid))[1] == "hit"
+        assert pdp.local(pid) is None  # read before the announcement: not kept
+        pdp.page = read  # type: ignore[method-assign]
+        assert (await pdp.encoded(pid))[1] == "hit" and pdp.local(pid) is not None
+
+        redis.stop()
+        await until(lambda: not pdp.stats()["local"]["following"], 5)
+        assert pdp.local(pid) is None  # announcements may be missed now: nothing trusted
+        data, how = await pdp.encoded(pid)
+        assert how == "bypass" and pdp.local(pid) is None
+        check_page(json.loads(data), p)
+        redis.start()
+        await until(lambda: pdp.stats()["local"]["following"], 10)
+        assert pdp.stats()["local"]["gaps"] == 1
+        await until(lambda: cache.available, 2)
+        assert (await pdp.encoded(pid))[1] in ("hit", "miss") and pdp.local(pid) is not None
+        await pdp.close()
+        await cache.close()
+    finally:
+        await other.aclose()
         redis.close()
