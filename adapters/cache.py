@@ -42,8 +42,10 @@ from adapters import stock_cache
 try:  # a faster JSON codec when installed; the standard library otherwise
     import orjson
 
+    _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
     def dumps(value: Any) -> bytes:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=_OPTIONS)
 
     loads: Callable[[bytes | str], Any] = orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment

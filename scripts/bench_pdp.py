@@ -21,26 +21,16 @@ import collections
 import contextlib
 import itertools
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import percentile
-
-TICK = os.sysconf("SC_CLK_TCK")
-# process label -> pattern of its command line (Ray workers rename themselves ray::Name)
-LABELS = (("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
-          ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
-          ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
-          ("redis", r"redis-server"), ("postgres", r"^postgres"),
-          ("ray (gcs, raylet, agents)", r"gcs_server|raylet|dashboard|agent|monitor"))
+from adapters.loading.bench import cpu_rows, cpu_seconds, percentile
 
 
 async def product_ids(client: httpx.AsyncClient, limit: int) -> list[str]:
@@ -67,30 +57,6 @@ def zipf_mix(ids: list[str], s: float, draws: int = 1_000_000,
     weights = 1.0 / np.arange(1, len(ranked) + 1) ** s
     picks = itertools.cycle(rng.choice(len(ranked), size=draws, p=weights / weights.sum()))
     return lambda: ranked[next(picks)]
-
-
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the processes of each label (and this one: load)."""
-    out: dict[str, float] = collections.defaultdict(float)
-    me = os.getpid()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        used = (int(fields[11]) + int(fields[12])) / TICK
-        if int(d.name) == me:
-            out["load generator (this)"] += used
-            continue
-        for label, pattern in LABELS:
-            if re.search(pattern, cmd):
-                out[label] += used
-                break
-    return out
 
 
 async def load(url: str, path: Callable[[], str], concurrency: int, seconds: float,
@@ -158,15 +124,7 @@ async def bench(url: str, a: argparse.Namespace) -> list[str]:
         f"{noop['errors']} | | 1.00 |",
         f"\nX-Cache of the measured PDP requests: {pdp['cache']}",
         "\nCPU per request while each load ran (ms of CPU per request, by process):",
-        "| process | PDP | no-op |", "|---|---:|---:|"]
-    for label in sorted(set(pdp["cpu"]) | set(noop["cpu"]), key=lambda k: -pdp["cpu"].get(k, 0)):
-        p_ms = pdp["cpu"].get(label, 0.0) * 1000 / max(pdp["n"], 1)
-        n_ms = noop["cpu"].get(label, 0.0) * 1000 / max(noop["n"], 1)
-        if p_ms >= 0.05 or n_ms >= 0.05:
-            rows.append(f"| {label} | {p_ms:.2f} | {n_ms:.2f} |")
-    total_p = sum(pdp["cpu"].values()) / a.seconds
-    total_n = sum(noop["cpu"].values()) / a.seconds
-    rows.append(f"| (cores busy, all listed) | {total_p:.2f} | {total_n:.2f} |")
+        *cpu_rows(("PDP", pdp), ("no-op", noop), seconds=a.seconds)]
     return rows
 
 

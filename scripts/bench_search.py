@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import percentile
+from adapters.loading.bench import cpu_rows, cpu_seconds, percentile
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -87,6 +87,7 @@ async def load(url: str, path: str, params: Callable[[], dict[str, Any]], concur
                seconds: float, warmup: float) -> dict[str, float]:
     lat: list[float] = []
     errors = 0
+    cpu: dict[str, float] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         start = time.perf_counter()
@@ -104,12 +105,19 @@ async def load(url: str, path: str, params: Callable[[], dict[str, Any]], concur
                 if now >= measure_from:
                     lat.append(done - now)
                     errors += not ok
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def meter() -> None:
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            before = cpu_seconds()
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            after = cpu_seconds()
+            cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
+
+        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
     return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
-            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors}
+            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors, "cpu": cpu}
 
 
-async def bench(url: str, dataset: str, a: argparse.Namespace) -> list[str]:
+async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str]) -> list[str]:
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         cat = await sample_catalog(client)
         total = (await client.get("/api/v1/products/search", params={"page_size": 1})).json()
@@ -129,6 +137,8 @@ async def bench(url: str, dataset: str, a: argparse.Namespace) -> list[str]:
             f"{search['p50']:.1f} | {search['p99']:.1f} | {search['errors']} | {ratio:.2f} |",
             f"| {dataset} | no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | "
             f"{noop['p99']:.1f} | {noop['errors']} | 1.00 |"]
+    notes.append(f"\n{dataset}: CPU per request while each load ran (ms, by process)\n\n"
+                 + "\n".join(cpu_rows(("search", search), ("no-op", noop), seconds=a.seconds)))
     if rebuild:
         rows.append(f"| {dataset} | full rebuild | {rebuild['docs_per_s']:,} docs/s "
                     f"({rebuild['documents']:,} docs in {rebuild['seconds']} s, "
@@ -149,6 +159,7 @@ def main() -> int:
     p.add_argument("--port", type=int, default=8792)
     a = p.parse_args()
     rows: list[str] = []
+    notes: list[str] = []
     os.environ.setdefault("AISLE_INTERNAL_TOKEN", "bench-" + secrets.token_hex(12))
     for dataset in a.datasets.split(","):
         url = a.url or f"http://127.0.0.1:{a.port}"
@@ -157,12 +168,13 @@ def main() -> int:
                 dataset, url, REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}",
                 "", 3600))
         with ctx:
-            rows += asyncio.run(bench(url, dataset, a))
+            rows += asyncio.run(bench(url, dataset, a, notes))
     print(f"\nsearch: closed loop, {a.concurrency} concurrent clients, {a.seconds:g} s measured "
           f"after {a.warmup:g} s warm-up, {os.cpu_count()} cores shared by everything")
     print("| catalog | load | requests/s | p50 ms | p99 ms | errors | search/no-op |")
     print("|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
+    print("\n".join(notes))
     return 0
 
 

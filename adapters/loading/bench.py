@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import math
 import os
 import platform
+import re
 import resource
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
@@ -168,3 +172,52 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+# process label -> pattern of its command line (Ray workers rename themselves ray::Name)
+LABELS = (("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
+          ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
+          ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
+          ("redis", r"redis-server"), ("postgres", r"^postgres"),
+          ("ray (gcs, raylet, agents)", r"gcs_server|raylet|dashboard|agent|monitor"))
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the processes of each label (and this one: load)."""
+    out: dict[str, float] = collections.defaultdict(float)
+    me = os.getpid()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / TICK
+        if int(d.name) == me:
+            out["load generator (this)"] += used
+            continue
+        for label, pattern in LABELS:
+            if re.search(pattern, cmd):
+                out[label] += used
+                break
+    return out
+
+
+def cpu_rows(*loads: tuple[str, dict[str, Any]], seconds: float) -> list[str]:
+    """A markdown table of CPU ms per request by process, one column per load (each load a
+    dict with "cpu": cpu_seconds() deltas over the measured window and "n": requests)."""
+    rows = ["| process | " + " | ".join(name for name, _ in loads) + " |",
+            "|---|" + "---:|" * len(loads)]
+    labels = sorted({k for _, ld in loads for k in ld["cpu"]},
+                    key=lambda k: -loads[0][1]["cpu"].get(k, 0.0))
+    for label in labels:
+        ms = [ld["cpu"].get(label, 0.0) * 1000 / max(ld["n"], 1) for _, ld in loads]
+        if max(ms) >= 0.05:
+            rows.append(f"| {label} | " + " | ".join(f"{m:.2f}" for m in ms) + " |")
+    busy = [sum(ld["cpu"].values()) / seconds for _, ld in loads]
+    rows.append("| (cores busy, all listed) | " + " | ".join(f"{b:.2f}" for b in busy) + " |")
+    return rows
