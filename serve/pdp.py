@@ -256,7 +256,14 @@ class ProductPages:
         paths = await self.categories.get()
         if category_id not in paths and self.categories.stale():  # added since it was read
             paths = await self.categories.get()
-        return paths.get(category_id, [])
+        if category_id not in paths:  # added since the tree was last read (at most one
+            # reload per min_reload_s): this one category, kept in the tree from now on
+            path = await self.pool.fetchval(
+                "SELECT path FROM categories WHERE category_id = $1", category_id)
+            if path is None:
+                return []
+            paths[category_id] = list(path)
+        return paths[category_id]
 
     # -- operations ----------------------------------------------------------------------
     async def prewarm(self, product_ids: list[int], top: int = 0) -> dict[str, Any]:

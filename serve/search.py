@@ -16,7 +16,7 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
 CATEGORY_TTL_S = 60.0
+CATEGORY_RETRY_S = 1.0  # an unknown category reads the tree again, at most this often
 GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
 CACHE_TIMEOUT_S = 0.25  # a slow or absent Redis: compute, do not wait
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
@@ -132,29 +133,53 @@ class SearchService:
         finally:
             self._loading = None
 
-    async def categories(self) -> dict[int, dict[str, Any]]:
+    async def categories(self, unknown: bool = False) -> dict[int, dict[str, Any]]:
+        """The category tree, read again every CATEGORY_TTL_S, or sooner when the caller met
+        a category name it does not know (`unknown`: one added since; at most once a
+        second)."""
         at, cats = self._categories
-        if time.monotonic() - at > CATEGORY_TTL_S or not cats:
+        age = time.monotonic() - at
+        if age > CATEGORY_TTL_S or not cats or (unknown and age > CATEGORY_RETRY_S):
             rows = await self.pool.fetch(
                 "SELECT category_id, parent_id, name, path FROM categories")
-            cats = {int(r["category_id"]): dict(r) for r in rows}
-            keys: dict[str, list[int]] = {}
-            for c, row in sorted(cats.items()):
-                for k in {normalize_key(row["name"]), normalize_key(" > ".join(row["path"]))}:
-                    keys.setdefault(k, []).append(c)
-            self._categories, self._category_keys = (time.monotonic(), cats), keys
+            cats = {}
+            self._category_keys = {}
+            self._add_categories(cats, rows)
+            self._categories = (time.monotonic(), cats)
+        return cats
+
+    def _add_categories(self, cats: dict[int, dict[str, Any]], rows: Sequence[Any]) -> None:
+        for r in sorted(rows, key=lambda r: r["category_id"]):
+            c = int(r["category_id"])
+            cats[c] = dict(r)
+            for k in {normalize_key(r["name"]), normalize_key(" > ".join(r["path"]))}:
+                ids = self._category_keys.setdefault(k, [])
+                if c not in ids:
+                    ids.append(c)
+
+    async def _categories_with(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The tree, with these ids in it if they exist: one added since the tree was read
+        is looked up by itself (and kept)."""
+        cats = await self.categories()
+        missing = sorted({i for i in ids if i not in cats})
+        if missing:
+            self._add_categories(cats, await self.pool.fetch(
+                "SELECT category_id, parent_id, name, path FROM categories "
+                "WHERE category_id = ANY($1::int[])", missing))
         return cats
 
     async def _category_ids(self, value: str) -> tuple[int, ...]:
-        cats = await self.categories()
         v = value.strip()
         digits = v[4:] if v.upper().startswith("CAT_") else v
-        if digits.isdigit() and int(digits) in cats:
+        if (digits.isdigit() and len(digits) <= 9
+                and int(digits) in await self._categories_with([int(digits)])):
             return (int(digits),)
-        ids = tuple(self._category_keys.get(normalize_key(v), ()))
-        if not ids:
-            raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
-        return ids
+        for unknown in (False, True):  # a name: the second time with the tree read again
+            await self.categories(unknown)
+            ids = tuple(self._category_keys.get(normalize_key(v), ()))
+            if ids:
+                return ids
+        raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
     async def _facet_key(self, query: IndexQuery) -> str | None:
@@ -382,7 +407,7 @@ class SearchService:
 
     async def _facets(self, result: IndexResult, filters: Filters) -> dict[str, Any]:
         f = result.facets
-        cats = await self.categories()
+        cats = await self._categories_with(f.categories)  # with any added since
         if filters.category_ids:
             parents = set(filters.category_ids)
             shown = [c for c in f.categories if cats.get(c, {}).get("parent_id") in parents]

@@ -146,6 +146,9 @@ async def test_a_deal_shows_the_price_before_it(client: httpx.AsyncClient, pool:
            VALUES ('Flash', 'product', $1, 'fixed', 1000, now() - interval '1 minute',
                    now() + interval '1 hour')""", pid)
     page = (await pdp(client, pid)).json()
+    # a category made just now (each test makes one): its path, though the tree was read
+    # by an earlier test moments ago
+    assert page["category_path"] == ["Electronics", "Audio", f"Speakers {shop['tag']}"]
     black = page["variants"][0]
     assert black["price"]["amount"] == 29.99
     assert black["buy_box"]["winner"]["deal_id"] == page["deals"][0]["deal_id"]

@@ -240,3 +240,28 @@ async def test_result_prices_come_from_the_pricing_engine(client: httpx.AsyncCli
                    now() + interval '1 hour')""", bose["product_id"])
     after = (await search(client, q=tag, brand="bose"))["results"][0]
     assert after["price"] == {"amount": 269.99, "currency": "USD", "was": 299.99}
+
+
+async def test_a_category_added_since_the_tree_was_read(client: httpx.AsyncClient,
+                                                        seller: Seller, pool: asyncpg.Pool,
+                                                        catalog: dict[str, Any]) -> None:
+    """Filtering on a category made after the Gateway read the tree, and its facet name,
+    work at once (not after the tree's next periodic read)."""
+    tag = catalog["tag"]
+    await search(client, q=tag, category="Headphones")  # the tree is read now
+    name = f"Earbuds {tag}"
+    parent = await pool.fetchrow("SELECT path, depth FROM categories WHERE category_id = $1",
+                                 catalog["head"])
+    new = await pool.fetchval(
+        "INSERT INTO categories (parent_id, name, path, depth) VALUES ($1, $2, $3, $4) "
+        "RETURNING category_id", catalog["head"], name, [*parent["path"], name],
+        parent["depth"] + 1)
+    r = await client.post("/api/v1/seller/products", headers=seller.auth, json=product(
+        tag, "True wireless earbuds", "Sony", 9_999, "Black", new))
+    assert r.status_code == 201, r.text
+    body = await eventually(client, lambda b: b["total"] == 1, q=tag, category=str(new))
+    assert [x["product_id"] for x in body["results"]] == [r.json()["product_id"]]
+    by_name = await search(client, q=tag, category=name)
+    assert by_name["total"] == 1
+    under = await search(client, q=tag, category="Headphones")
+    assert {"id": str(new), "name": name, "count": 1} in under["facets"]["categories"]
