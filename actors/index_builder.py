@@ -24,6 +24,7 @@ import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from adapters.cache import announce
 from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
 from adapters.postgres.catalog_repo import OUTBOX_CHANNEL
+from adapters.postgres.pricing_repo import listing_prices
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.redis import create_redis
 from adapters.search.factory import open_index
@@ -62,9 +64,16 @@ class BuilderConfig:
 async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
                     parents: dict[int, int | None]) -> pa.RecordBatch:
     """Catalog rows -> one pyarrow batch of search documents (categories unknown to `parents`
-    are read again first: one was added since)."""
+    are read again first: one was added since). Prices are what listings show now: the
+    pricing engine's (buy box, deals, dynamic rules), so price filters, sorts and facets see
+    what results show; a deal's start or end re-prices its products (IndexBuilder)."""
     if any(r["category_id"] is not None and r["category_id"] not in parents for r in rows):
         parents.update(await sd.category_parents(conn))
+    shown = await listing_prices(conn, [v for r in rows for v in r["variant_ids"]],
+                                 datetime.now(UTC))
+    for r in rows:
+        if r["product_id"] in shown:
+            r["price_cents"], r["price_was_cents"] = shown[r["product_id"]]
     now = time.time()
     return record_batch([document(r, parents, now) for r in rows])
 
@@ -100,7 +109,7 @@ class IndexBuilder:
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._stats = {"batches": 0, "events": 0, "documents": 0, "deleted": 0,
-                       "full_builds": 0, "errors": 0}
+                       "deal_boundaries": 0, "full_builds": 0, "errors": 0}
         self._fail_after_write = False
         self._last_error: str | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -174,6 +183,7 @@ class IndexBuilder:
                     await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 while await self._process_once():
                     pass
+                await self._deal_boundaries()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
                 self._wake.clear()
@@ -220,16 +230,21 @@ class IndexBuilder:
             products: set[int] = set()
             variants: set[int] = set()
             full = False
+            scopes: list[dict[str, str]] = []
             for e in events:
                 kind = e["event_type"]
                 if kind in PRODUCT_EVENTS:
                     products.add(int(e["aggregate_id"]))
                 elif kind == "inventory.changed":
                     variants.add(int(e["aggregate_id"]))
+                elif kind == "deal.changed":  # written by a trigger on deals
+                    scopes += (e["payload"] or {}).get("scopes") or []
                 elif kind in FULL_BUILD_EVENTS:
                     full = True
             if variants:
                 products.update(await sd.product_of_variants(conn, sorted(variants)))
+            if scopes:
+                products.update(await sd.products_in_scopes(conn, scopes))
             if full:
                 await self.full_build()
             elif products:
@@ -243,7 +258,33 @@ class IndexBuilder:
             self._stats["events"] += len(events)
         return True
 
+    async def _deal_boundaries(self) -> None:
+        """Re-prices in the index the products of deals that started or ended since the last
+        look (nothing is written then, so no event says so). The position moves only after
+        the products are written: a crash looks again."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT deals_checked_until, now() AS now FROM outbox_consumers WHERE name = $1",
+                CONSUMER)
+            if row is None:
+                return
+            after, upto = row["deals_checked_until"] or row["now"], row["now"]
+            scopes = await sd.deal_scopes_between(conn, after, upto) if after < upto else []
+            if scopes:
+                products = await sd.products_in_scopes(conn, scopes)
+                await self.apply(conn, products)
+                self._stats["deal_boundaries"] += 1
+            await conn.execute(
+                "UPDATE outbox_consumers SET deals_checked_until = $2 WHERE name = $1",
+                CONSUMER, upto)
+
     async def apply(self, conn: Conn, product_ids: Sequence[int]) -> None:
+        """These products' documents, as the catalog has them now, in every writable
+        generation (SCAN_PAGE at a time: a category's deal may touch very many)."""
+        for i in range(0, len(product_ids), SCAN_PAGE):
+            await self._apply(conn, product_ids[i:i + SCAN_PAGE])
+
+    async def _apply(self, conn: Conn, product_ids: Sequence[int]) -> None:
         rows, gone = await sd.rows_for(conn, product_ids)
         batch = await documents(conn, rows, self.parents)
         for generation in await self.registry.writable():

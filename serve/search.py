@@ -24,10 +24,9 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
-from adapters.postgres.pricing_repo import load_pricing
+from adapters.postgres.pricing_repo import listing_prices
 from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
-from domain.pricing import listing_price
 from domain.query import (
     QueryUnderstanding,
     default_synonyms_path,
@@ -362,18 +361,10 @@ class SearchService:
         prices: dict[int, tuple[float, float | None]] = {}
         variant_ids = [int(v) for h in hits for v in h.doc.get("variant_ids") or ()]
         if variant_ids:
-            now = datetime.now(UTC)
             async with self.pool.acquire() as conn:
-                inputs = await load_pricing(conn, variant_ids, now)
-            by_product: dict[int, list[Any]] = {}
-            for vp in inputs.variants.values():
-                by_product.setdefault(vp.item.product_id, []).append(
-                    (vp.item, vp.compare_price_cents, vp.offers, vp.rule))
-            for pid, variants in by_product.items():
-                shown = listing_price(variants, inputs.deals, now)
-                if shown is not None:
-                    prices[pid] = (shown[0] / 100.0,
-                                   shown[1] / 100.0 if shown[1] is not None else None)
+                shown = await listing_prices(conn, variant_ids, datetime.now(UTC))
+            prices = {pid: (cents / 100.0, was / 100.0 if was is not None else None)
+                      for pid, (cents, was) in shown.items()}
         stock: dict[str, dict[str, Any]] = {}
         variants = [v for h in hits for v in h.doc.get("variant_ids") or ()]
         if variants and self.inventory is not None:

@@ -26,6 +26,7 @@ from domain.pricing import (
     Offer,
     check_coupon_usable,
     dynamic_price,
+    listing_price,
     normalize_code,
 )
 
@@ -169,6 +170,26 @@ async def load_pricing(conn: Conn, variant_ids: Sequence[int], now: datetime) ->
         sorted({str(o.seller_id) for vp in variants.values() for o in vp.offers}))
     deals = tuple(Deal(**dict(d)) for d in deal_rows)
     return PricingInputs(variants, deals)
+
+
+async def listing_prices(conn: Conn, variant_ids: Sequence[int],
+                         now: datetime) -> dict[int, tuple[int, int | None]]:
+    """What listings show per product (search results and documents): the pricing engine's
+    lowest buy-box price over the product's sellable variants among these, with the price
+    before it (`domain.pricing.listing_price`), in cents."""
+    if not variant_ids:
+        return {}
+    inputs = await load_pricing(conn, variant_ids, now)
+    by_product: dict[int, list[Any]] = {}
+    for vp in inputs.variants.values():
+        by_product.setdefault(vp.item.product_id, []).append(
+            (vp.item, vp.compare_price_cents, vp.offers, vp.rule))
+    out = {}
+    for pid, variants in by_product.items():
+        shown = listing_price(variants, inputs.deals, now)
+        if shown is not None:
+            out[pid] = shown
+    return out
 
 
 async def load_coupon(conn: Conn, code: str,

@@ -5,6 +5,7 @@ Products that are not ACTIVE or have no active variant are reported as gone (to 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from adapters.postgres import Conn
@@ -71,3 +72,46 @@ async def product_of_variants(conn: Conn, variant_ids: Sequence[int]) -> list[in
         "SELECT DISTINCT product_id FROM product_variants WHERE variant_id = ANY($1::bigint[])",
         list(variant_ids))
     return [int(r["product_id"]) for r in rows]
+
+
+_IN_SCOPE = """
+WITH s AS (
+    SELECT x->>'scope' AS scope, x->>'value' AS value FROM jsonb_array_elements($1::jsonb) x
+), cats AS (
+    WITH RECURSIVE down (category_id) AS (
+        SELECT category_id FROM categories
+        WHERE category_id::text IN (SELECT value FROM s WHERE scope = 'category')
+        UNION
+        SELECT c.category_id FROM categories c JOIN down ON c.parent_id = down.category_id
+    )
+    SELECT category_id FROM down
+)
+SELECT product_id FROM products
+WHERE product_id::text IN (SELECT value FROM s WHERE scope = 'product')
+UNION SELECT product_id FROM products WHERE category_id IN (SELECT category_id FROM cats)
+UNION SELECT product_id FROM products
+      WHERE lower(brand) IN (SELECT lower(value) FROM s WHERE scope = 'brand')
+UNION SELECT product_id FROM products
+      WHERE seller_id::text IN (SELECT value FROM s WHERE scope = 'seller')
+UNION SELECT v.product_id FROM offers o JOIN product_variants v ON v.variant_id = o.variant_id
+      WHERE o.seller_id::text IN (SELECT value FROM s WHERE scope = 'seller')
+"""
+
+
+async def products_in_scopes(conn: Conn, scopes: Sequence[dict[str, str]]) -> list[int]:
+    """Products a deal of any of these scopes ({"scope", "value"}) may price: the product;
+    a category's, with its subcategories; a brand's; a seller's own and those it offers."""
+    if not scopes:
+        return []
+    rows = await conn.fetch(_IN_SCOPE, list(scopes))  # jsonb: the codec encodes
+    return sorted(int(r["product_id"]) for r in rows)
+
+
+async def deal_scopes_between(conn: Conn, after: datetime,
+                              upto: datetime) -> list[dict[str, str]]:
+    """Scopes of the deals that started or ended in (after, upto]."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT scope, scope_value FROM deals
+           WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
+        after, upto)
+    return [{"scope": r["scope"], "value": r["scope_value"]} for r in rows]

@@ -17,7 +17,7 @@ from actors.index_builder import BuilderConfig, IndexBuilder
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.sharded import ShardedIndex
-from domain.search import IndexQuery, TextQuery
+from domain.search import Filters, IndexQuery, TextQuery
 
 SHARDS = 2
 
@@ -195,3 +195,54 @@ async def test_a_new_shard_count_applies_to_the_next_generation(env: Env,
     assert set(await three.get([a, b])) == {a, b}
     assert (await three.search(IndexQuery(TextQuery((("cedar",),)), limit=10,
                                           facets=False))).total == 2
+
+
+async def test_documents_carry_deal_prices_from_the_deal_and_its_start_and_end(env: Env) -> None:
+    """A deal written straight into the table re-prices the products in its scope in the
+    index (trigger -> outbox); so does its start, and its end, though nothing is written
+    then: price filters and sorts see what the results show."""
+    brand = f"Brand{secrets.token_hex(3)}"
+    a = await add_product(env.pool, env.seller, "Linen shirt", price=5_000, brand=brand)
+    b = await add_product(env.pool, env.seller, "Linen trousers", price=8_000)
+    assert await env.builder.start.remote()
+    await env.idle()
+
+    async def prices() -> dict[int, tuple[float, float | None]]:
+        res = await env.index.search(IndexQuery(
+            TextQuery((("linen",),)), limit=10, facets=False))
+        return {h.product_id: (h.doc["price"], h.doc.get("price_was")) for h in res.hits}
+
+    async def under(cents: int) -> set[int]:
+        res = await env.index.search(IndexQuery(
+            TextQuery((("linen",),)), Filters(price_max=cents / 100), limit=10, facets=False))
+        return {h.product_id for h in res.hits}
+
+    async def until(expect: dict[int, tuple[float, float | None]], within_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while (got := await prices()) != expect:
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.1)
+
+    assert await prices() == {a: (50.0, None), b: (80.0, None)}
+    # on now, by brand (any case), 20 % off: written directly, no event from the writer
+    await env.pool.execute(
+        """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
+           VALUES ('brand', $1, 'percent', 2000, now() - interval '1 minute',
+                   now() + interval '1 hour')""", brand.upper())
+    await until({a: (40.0, 50.0), b: (80.0, None)}, 10)
+    assert await under(4_500) == {a}
+    # on b's product, 1,000 cents off, from 2 s from now for 2 s: its start, then its end
+    await env.pool.execute(
+        """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
+           VALUES ('product', $1, 'fixed', 1000, now() + interval '2 seconds',
+                   now() + interval '4 seconds')""", str(b))
+    await asyncio.sleep(0.5)
+    assert (await prices())[b] == (80.0, None)  # not yet
+    await until({a: (40.0, 50.0), b: (70.0, 80.0)}, 10)
+    assert await under(7_500) == {a, b}
+    await until({a: (40.0, 50.0), b: (80.0, None)}, 10)
+    # the brand deal removed: its products go back to the list price
+    await env.pool.execute("DELETE FROM deals WHERE scope = 'brand' AND scope_value = $1",
+                           brand.upper())
+    await until({a: (50.0, None), b: (80.0, None)}, 10)
+    assert (await env.builder.stats.remote())["deal_boundaries"] >= 2
