@@ -24,7 +24,6 @@ import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +68,9 @@ async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
     what results show; a deal's start or end re-prices its products (IndexBuilder)."""
     if any(r["category_id"] is not None and r["category_id"] not in parents for r in rows):
         parents.update(await sd.category_parents(conn))
-    shown = await listing_prices(conn, [v for r in rows for v in r["variant_ids"]],
-                                 datetime.now(UTC))
+    # priced at PostgreSQL's clock: the one deal boundaries are looked for with
+    at = await conn.fetchval("SELECT clock_timestamp()")
+    shown = await listing_prices(conn, [v for r in rows for v in r["variant_ids"]], at)
     for r in rows:
         if r["product_id"] in shown:
             r["price_cents"], r["price_was_cents"] = shown[r["product_id"]]
@@ -111,6 +111,7 @@ class IndexBuilder:
         self._stats = {"batches": 0, "events": 0, "documents": 0, "deleted": 0,
                        "deal_boundaries": 0, "full_builds": 0, "errors": 0}
         self._fail_after_write = False
+        self._deals_looked = -float("inf")
         self._last_error: str | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -182,7 +183,7 @@ class IndexBuilder:
                     listener = await connect(self.cfg.dsn)
                     await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 while await self._process_once():
-                    pass
+                    await self._deal_boundaries(every_s=POLL_S)  # not starved by a backlog
                 await self._deal_boundaries()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
@@ -204,14 +205,18 @@ class IndexBuilder:
             "SELECT 1 FROM outbox_consumers WHERE name = $1", CONSUMER)
         if row is not None and await self.registry.live() is not None:
             return
-        start = await self.pool.fetchval(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())")
+        begin = await self.pool.fetchrow(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, clock_timestamp() AS at")
+        assert begin is not None
+        start, started = begin["xmin"], begin["at"]
+        # deals that start or end during the build are looked for from `started` on
         await self.full_build()
         # consume every transaction from `start` on (all older ones ended before the scan)
         await self.pool.execute(
-            """INSERT INTO outbox_consumers (name, last_txid, last_event_id)
-               VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING""",
-            CONSUMER, _prev_xid(start), 2**63 - 1)
+            """INSERT INTO outbox_consumers (name, last_txid, last_event_id,
+                                             deals_checked_until)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING""",
+            CONSUMER, _prev_xid(start), 2**63 - 1, started)
 
     async def _process_once(self) -> bool:
         """One batch of events; False when there was nothing to do."""
@@ -258,21 +263,27 @@ class IndexBuilder:
             self._stats["events"] += len(events)
         return True
 
-    async def _deal_boundaries(self) -> None:
+    async def _deal_boundaries(self, every_s: float = 0.0) -> None:
         """Re-prices in the index the products of deals that started or ended since the last
-        look (nothing is written then, so no event says so). The position moves only after
-        the products are written: a crash looks again."""
+        look (nothing is written then, so no event says so); no more often than `every_s`.
+        The position moves only after the products are written: a crash looks again. With no
+        position yet (an index built before deals were indexed), every deal on now counts."""
+        if time.monotonic() - self._deals_looked < every_s:
+            return
+        self._deals_looked = time.monotonic()
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT deals_checked_until, now() AS now FROM outbox_consumers WHERE name = $1",
                 CONSUMER)
             if row is None:
                 return
-            after, upto = row["deals_checked_until"] or row["now"], row["now"]
-            scopes = await sd.deal_scopes_between(conn, after, upto) if after < upto else []
+            after, upto = row["deals_checked_until"], row["now"]
+            if after is None:
+                scopes = await sd.deal_scopes_between(conn, None, upto)
+            else:
+                scopes = await sd.deal_scopes_between(conn, after, upto) if after < upto else []
             if scopes:
-                products = await sd.products_in_scopes(conn, scopes)
-                await self.apply(conn, products)
+                await self.apply(conn, await sd.products_in_scopes(conn, scopes))
                 self._stats["deal_boundaries"] += 1
             await conn.execute(
                 "UPDATE outbox_consumers SET deals_checked_until = $2 WHERE name = $1",

@@ -26,34 +26,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from adapters import stock_cache
 
-try:  # a faster JSON codec when installed; the standard library otherwise
-    import orjson
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
-    _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
-    def dumps(value: Any) -> bytes:
-        return orjson.dumps(value, option=_OPTIONS)
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPTIONS)
 
-    loads: Callable[[bytes | str], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    def dumps(value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
-    loads = json.loads
-
+loads: Callable[[bytes | str], Any] = orjson.loads
 log = logging.getLogger("aisle.cache")
 T = TypeVar("T")
 LEASE = b"\x00lease:"  # a claimed key holds this prefix and a token until the value comes
@@ -195,16 +188,19 @@ class Cache:
         self.counts[what] += 1
 
     async def get_or_load(self, keys: Sequence[str], load: Callable[[list[str]], Awaitable[Loaded]],
-                          also: Sequence[str] = ()
+                          also: Sequence[str] = (), tag: Hashable = None
                           ) -> tuple[dict[str, Any], str, list[bytes | None] | None]:
         """Values of `keys`, from Redis or else from `load(missing keys)`, and how they came:
         "hit" (all from Redis), "miss" (some loaded), "bypass" (Redis unavailable). The keys
         `also` are read in the same MGET and returned as they are (None: Redis unavailable):
-        one round trip for a page and the stock snapshots it is likely to need."""
+        one round trip for a page and the stock snapshots it is likely to need. Concurrent
+        calls share reads and loads only when their `tag` is equal (a caller that learned of
+        an invalidation must not join a read that began before it)."""
         # a stampede on one page is one MGET, then one load: a thousand reads at once would
         # queue for the pool's connections, time out and trip the breaker
         wanted = [*keys, *also]
-        raw = await self.reads.do(("mget", *wanted), lambda: self.mget(wanted)) if wanted else []
+        raw = (await self.reads.do(("mget", tag, *wanted), lambda: self.mget(wanted))
+               if wanted else [])
         extra = raw[len(keys):] if raw is not None else None
         values: dict[str, Any] = {}
         missing: list[str] = []
@@ -220,14 +216,14 @@ class Cache:
             return values, "hit", extra
         if raw is None:
             self.counts["bypassed"] += 1
-        values.update(await self.flights.do(tuple(missing), lambda: self._load(missing, load)))
+        values.update(await self.flights.do((tag, *missing), lambda: self._load(missing, load)))
         return values, "bypass" if raw is None else "miss", extra
 
     async def refresh(self, keys: Sequence[str], load: Callable[[list[str]], Awaitable[Loaded]]
                       ) -> dict[str, Any]:
         """Loads `keys` now and stores them (pre-warming): the old values are dropped first."""
         await self.delete(keys)
-        return await self.flights.do(tuple(keys), lambda: self._load(list(keys), load))
+        return await self.flights.do((None, *keys), lambda: self._load(list(keys), load))
 
     async def _load(self, keys: list[str], load: Callable[[list[str]], Awaitable[Loaded]]
                     ) -> dict[str, Any]:
@@ -324,11 +320,13 @@ class Invalidations:
     trusted until `live` again. `on_ids` gets the product ids of each message."""
 
     def __init__(self, url: str, on_ids: Callable[[list[int]], None],
-                 on_gap: Callable[[], None], retry_s: float = RETRY_AFTER_S) -> None:
+                 on_gap: Callable[[], None], retry_s: float = RETRY_AFTER_S,
+                 ping_s: float = 1.0) -> None:
         self.url = url
         self.on_ids = on_ids
         self.on_gap = on_gap
         self.retry_s = retry_s
+        self.ping_s = ping_s  # a quiet channel is PINGed; 3 unanswered: the link is lost
         self.live = False
         self.messages = 0
         self.gaps = 0
@@ -345,11 +343,20 @@ class Invalidations:
             try:
                 async with client.pubsub() as ps:
                     await ps.subscribe(INVALIDATIONS)
+                    heard = time.monotonic()
                     while True:
-                        msg = await ps.get_message(timeout=1.0)
-                        if msg is None:
+                        msg = await ps.get_message(timeout=self.ping_s)
+                        if msg is None:  # quiet: is Redis still there (a half-open link
+                            # or a stalled server would otherwise look like a quiet channel)?
+                            if time.monotonic() - heard > 3 * self.ping_s:
+                                raise ConnectionError("no answer to PING")
+                            await ps.ping()
                             continue
+                        heard = time.monotonic()
                         if msg["type"] == "subscribe":
+                            # announcements sent before now may have been missed: whatever
+                            # was read meanwhile is not kept
+                            self.on_gap()
                             self.live = True
                         elif msg["type"] == "message":
                             self.messages += 1

@@ -17,10 +17,11 @@ not see is remembered as such for at most NEGATIVE_TTL_S. Stock is never cached 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +43,8 @@ OWNER_TIMEOUT_S = 1.0  # stock of a variant without a snapshot, asked of its own
 INDEX_TIMEOUT_S = 2.0
 PREWARM_CONCURRENCY = 4
 STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (one MGET a page)
-LOCAL_PAGES_KEPT = 10_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
+LOCAL_PAGES_KEPT = 2_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
+ANNOUNCED_KEPT = 100_000  # products whose last announcement this process remembers
 _SHORT_WORD = 2
 
 
@@ -82,8 +84,12 @@ class ProductPages:
         # whole encoded pages for `local_ms`, trusted only while the invalidation channel is
         # followed (catalog and price events drop them at once; stock is at most that old)
         self.local_s = local_ms / 1000
-        self._local: dict[int, tuple[float, bytes]] = {}
-        self._epoch = 0  # bumped by every invalidation: a page read before one is not kept
+        self._local: dict[int, tuple[float, bytes]] = {}  # product -> (expires, page)
+        # a page is kept only if nothing was announced for its product, and the channel was
+        # not lost, while it was read: (announcements at the last gap, product's last one)
+        self._seq = 0  # announcements received
+        self._gap_seq = 0
+        self._announced: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.local_hits = 0
         self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)
                               if redis_url and local_ms > 0 else None)
@@ -111,39 +117,65 @@ class ProductPages:
 
     async def encoded(self, product_id: int) -> tuple[bytes, str]:
         """The page as JSON bytes and how the cache served it; kept in-process when it came
-        through Redis and no invalidation arrived meanwhile."""
-        epoch = self._epoch
-        body, how = await self.page(product_id)
+        through Redis and nothing was announced for it (nor the channel lost) meanwhile;
+        never past its prices' validity (a deal's start or end)."""
+        token = self._token(product_id)
+        body, how, valid_until_ms = await self._page(product_id, token)
         data = dumps(body)
-        if how != "bypass" and epoch == self._epoch and self._following():
-            self._local.pop(product_id, None)
-            if len(self._local) >= LOCAL_PAGES_KEPT:
-                del self._local[next(iter(self._local))]  # the oldest
-            self._local[product_id] = (time.monotonic() + self.local_s, data)
+        if how != "bypass" and self._following() and self._token(product_id) == token:
+            now = time.monotonic()
+            ttl = min(self.local_s, valid_until_ms / 1000 - time.time())
+            if ttl > 0:
+                self._keep(product_id, now + ttl, data, now)
         return data, how
+
+    def _keep(self, product_id: int, expires: float, data: bytes, now: float) -> None:
+        local = self._local
+        local.pop(product_id, None)
+        while local:  # expired copies first (the oldest are at the front), then the bound
+            oldest = next(iter(local))
+            if local[oldest][0] > now and len(local) < LOCAL_PAGES_KEPT:
+                break
+            del local[oldest]
+        local[product_id] = (expires, data)
+
+    def _token(self, product_id: int) -> tuple[int, int]:
+        return self._gap_seq, self._announced.get(product_id, 0)
 
     def _following(self) -> bool:
         return self.invalidations is not None and self.invalidations.live
 
     def _drop(self, product_ids: list[int]) -> None:
-        self._epoch += 1
+        self._seq += 1
         for p in product_ids:
             self._local.pop(p, None)
+            self._announced[p] = self._seq
+            self._announced.move_to_end(p)
+        while len(self._announced) > ANNOUNCED_KEPT:  # a forgotten one reads as 0: a page
+            self._announced.popitem(last=False)  # read across it is not kept either
 
     def _drop_all(self) -> None:
-        self._epoch += 1
+        self._seq += 1
+        self._gap_seq = self._seq
         self._local.clear()
 
     # -- the page ----------------------------------------------------------------------
     async def page(self, product_id: int) -> tuple[dict[str, Any], str]:
         """The answer and how the cache served it: hit, miss or bypass (Redis unavailable).
         ProductNotFound / ProductUnavailable (404) for products shoppers may not see."""
+        body, how, _ = await self._page(product_id, self._token(product_id))
+        return body, how
+
+    async def _page(self, product_id: int,
+                    token: Hashable) -> tuple[dict[str, Any], str, int]:
+        """(answer, how, until when its prices hold: epoch ms). Reads and loads are shared
+        only with requests of the same `token`."""
         keys = [product_key(product_id), price_key(product_id)]
         # the stock keys this page needed last time come in the same MGET (one round trip)
         guess = self._stock_ids.get(product_id)
         values, how, raw = await self.cache.get_or_load(
             keys, lambda missing: self._load(product_id, missing),
-            [stock_cache.key(v) for v in guess[0] + guess[1]] if guess else ())
+            [stock_cache.key(v) for v in guess[0] + guess[1]] if guess else (), tag=token)
         meta = values[keys[0]]
         own, related = stock_ids(meta)
         if guess == (own, related) and raw is not None:
@@ -153,7 +185,9 @@ class ProductPages:
             self._remember(product_id, own, related)
             stock = await self._stock(own, related) if own else {}
         path = await self._category_path(meta.get("category_id"))
-        return page(meta, values[keys[1]] or {}, stock, path), how
+        prices = values[keys[1]] or {}
+        until = int(prices.get("valid_until_ms") or time.time() * 1000 + NEGATIVE_TTL_S * 1000)
+        return page(meta, prices, stock, path), how, until
 
     def _remember(self, product_id: int, own: list[int], related: list[int]) -> None:
         self._stock_ids.pop(product_id, None)

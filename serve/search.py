@@ -57,6 +57,7 @@ RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
 CATEGORY_TTL_S = 60.0
+MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 CATEGORY_RETRY_S = 1.0  # an unknown category reads the tree again, at most this often
 GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
 CACHE_TIMEOUT_S = 0.25  # a slow or absent Redis: compute, do not wait
@@ -170,7 +171,7 @@ class SearchService:
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()
         digits = v[4:] if v.upper().startswith("CAT_") else v
-        if (digits.isdigit() and len(digits) <= 9
+        if (digits.isascii() and digits.isdecimal() and int(digits) <= MAX_CATEGORY_ID
                 and int(digits) in await self._categories_with([int(digits)])):
             return (int(digits),)
         for unknown in (False, True):  # a name: the second time with the tree read again

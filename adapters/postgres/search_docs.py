@@ -77,24 +77,28 @@ async def product_of_variants(conn: Conn, variant_ids: Sequence[int]) -> list[in
 _IN_SCOPE = """
 WITH s AS (
     SELECT x->>'scope' AS scope, x->>'value' AS value FROM jsonb_array_elements($1::jsonb) x
+), ids AS (  -- ids as numbers, so the indexes serve (a superset: "007" matches 7 too)
+    SELECT scope, value::numeric AS n FROM s
+    WHERE scope <> 'brand' AND value ~ '^[0-9]{1,19}$'
+      AND value::numeric <= 9223372036854775807
 ), cats AS (
     WITH RECURSIVE down (category_id) AS (
         SELECT category_id FROM categories
-        WHERE category_id::text IN (SELECT value FROM s WHERE scope = 'category')
+        WHERE category_id IN (SELECT n FROM ids WHERE scope = 'category' AND n <= 2147483647)
         UNION
         SELECT c.category_id FROM categories c JOIN down ON c.parent_id = down.category_id
     )
     SELECT category_id FROM down
 )
 SELECT product_id FROM products
-WHERE product_id::text IN (SELECT value FROM s WHERE scope = 'product')
+WHERE product_id IN (SELECT n::bigint FROM ids WHERE scope = 'product')
 UNION SELECT product_id FROM products WHERE category_id IN (SELECT category_id FROM cats)
 UNION SELECT product_id FROM products
       WHERE lower(brand) IN (SELECT lower(value) FROM s WHERE scope = 'brand')
 UNION SELECT product_id FROM products
-      WHERE seller_id::text IN (SELECT value FROM s WHERE scope = 'seller')
+      WHERE seller_id IN (SELECT n::bigint FROM ids WHERE scope = 'seller')
 UNION SELECT v.product_id FROM offers o JOIN product_variants v ON v.variant_id = o.variant_id
-      WHERE o.seller_id::text IN (SELECT value FROM s WHERE scope = 'seller')
+      WHERE o.seller_id IN (SELECT n::bigint FROM ids WHERE scope = 'seller')
 """
 
 
@@ -107,11 +111,17 @@ async def products_in_scopes(conn: Conn, scopes: Sequence[dict[str, str]]) -> li
     return sorted(int(r["product_id"]) for r in rows)
 
 
-async def deal_scopes_between(conn: Conn, after: datetime,
+async def deal_scopes_between(conn: Conn, after: datetime | None,
                               upto: datetime) -> list[dict[str, str]]:
-    """Scopes of the deals that started or ended in (after, upto]."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT scope, scope_value FROM deals
-           WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
-        after, upto)
+    """Scopes of the deals that started or ended in (after, upto]; with no `after`, of the
+    deals on at `upto`."""
+    if after is None:
+        rows = await conn.fetch(
+            "SELECT DISTINCT scope, scope_value FROM deals WHERE starts_at <= $1 AND ends_at > $1",
+            upto)
+    else:
+        rows = await conn.fetch(
+            """SELECT DISTINCT scope, scope_value FROM deals
+               WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
+            after, upto)
     return [{"scope": r["scope"], "value": r["scope_value"]} for r in rows]

@@ -185,6 +185,8 @@ async def test_suggest_completes_prefixes(client: httpx.AsyncClient,
     ({"rating_min": 6}, "rating_min"),
     ({"page": 200, "page_size": 100}, "page"),
     ({"category": "No Such Category"}, "category"),
+    ({"category": "99999999999999999999"}, "category"),  # beyond any id: 422, not a 500
+    ({"category": "\u00b2"}, "category"),  # a digit to str.isdigit, not a number
     ({"ranker": "nope"}, "ranker"),
     ({"color": ""}, "color"),
 ])

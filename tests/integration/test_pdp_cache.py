@@ -224,20 +224,45 @@ async def test_local_pages_follow_the_invalidation_channel(
         await announce(other, [pid])
         await until(lambda: pdp.local(pid) is None, 1)
 
-        read = pdp.page
+        read = pdp._page
 
-        async def invalidated_while_read(product_id: int) -> tuple[dict[str, Any], str]:
-            got = await read(product_id)
+        async def invalidated_while_read(product_id: int, token: Any) -> Any:
+            got = await read(product_id, token)
             seen = pdp.stats()["local"]["invalidations"]
             await announce(other, [product_id])
             await until(lambda: pdp.stats()["local"]["invalidations"] > seen, 2)
             return got
 
-        pdp.page = invalidated_while_read  # type: ignore[method-assign]
+        pdp._page = invalidated_while_read  # type: ignore[method-assign]
         assert (await pdp.encoded(pid))[1] == "hit"
         assert pdp.local(pid) is None  # read before the announcement: not kept
-        pdp.page = read  # type: ignore[method-assign]
+        pdp._page = read  # type: ignore[method-assign]
         assert (await pdp.encoded(pid))[1] == "hit" and pdp.local(pid) is not None
+
+        # a request that starts after an announcement does not join a load that began
+        # before it (that load read the old row): it loads again, and only it is kept
+        load, gate, loads = pdp._load, asyncio.Event(), []
+
+        async def slow_load(product_id: int, keys: list[str]) -> Any:
+            loads.append(product_id)
+            await gate.wait()
+            return await load(product_id, keys)
+
+        pdp._load = slow_load  # type: ignore[method-assign]
+        await other.delete(product_key(pid), price_key(pid))
+        await announce(other, [pid])
+        await until(lambda: pdp.local(pid) is None, 1)
+        first = asyncio.create_task(pdp.encoded(pid))
+        await until(lambda: len(loads) == 1, 2)
+        seen = pdp.stats()["local"]["invalidations"]
+        await announce(other, [pid])
+        await until(lambda: pdp.stats()["local"]["invalidations"] > seen, 2)
+        second = asyncio.create_task(pdp.encoded(pid))
+        await until(lambda: len(loads) == 2, 2)
+        gate.set()
+        (_, how1), (data2, how2) = await first, await second
+        assert how1 == how2 == "miss" and pdp.local(pid) == data2
+        pdp._load = load  # type: ignore[method-assign]
 
         redis.stop()
         await until(lambda: not pdp.stats()["local"]["following"], 5)

@@ -233,5 +233,5 @@ async def test_reprice_moves_scarce_fast_sellers_up_and_records_it(pg: asyncpg.P
                                                                     (10_200, 10_300)]
     assert third == [] and later == []  # at the ceiling; then neither hot nor plentiful
     assert await pg.fetchval("SELECT count(*) FROM price_history WHERE reason = 'dynamic'") == 2
-    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE event_type = 'price.changed'") \
-        == 2
+    assert await pg.fetchval("SELECT count(*) FROM outbox WHERE event_type = 'price.changed' "
+                             "AND payload->>'reason' = 'dynamic'") == 2

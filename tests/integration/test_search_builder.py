@@ -246,3 +246,54 @@ async def test_documents_carry_deal_prices_from_the_deal_and_its_start_and_end(e
                            brand.upper())
     await until({a: (50.0, None), b: (80.0, None)}, 10)
     assert (await env.builder.stats.remote())["deal_boundaries"] >= 2
+
+
+async def test_category_and_seller_deals_and_offers_reprice_documents(env: Env) -> None:
+    """A deal on a parent category re-prices products of its subcategories; an offer written
+    by another seller (the buy box moves) and a deal on that seller's offers re-price the
+    product they are offered on."""
+    tag = secrets.token_hex(3)
+    parent = await env.pool.fetchval(
+        "INSERT INTO categories (category_id, name, path, depth) VALUES ($1, $2, $3, 0) "
+        "RETURNING category_id", 900_000 + secrets.randbelow(90_000), f"Home {tag}",
+        [f"Home {tag}"])
+    child = await env.pool.fetchval(
+        "INSERT INTO categories (category_id, parent_id, name, path, depth) "
+        "VALUES ($1, $2, $3, $4, 1) RETURNING category_id", parent + 1, parent,
+        f"Rugs {tag}", [f"Home {tag}", f"Rugs {tag}"])
+    a = await add_product(env.pool, env.seller, "Wool rug", price=10_000)
+    b = await add_product(env.pool, env.seller, "Wool throw", price=6_000)
+    await env.pool.execute("UPDATE products SET category_id = $2 WHERE product_id = $1", a, child)
+    await retitle(env.pool, a, "Wool rug")
+    rival = secrets.randbits(60)
+    await env.pool.execute("INSERT INTO sellers (seller_id, name, rating) VALUES ($1, 'r', 4.9)",
+                           rival)
+    assert await env.builder.start.remote()
+    await env.idle()
+
+    async def prices() -> dict[int, float]:
+        res = await env.index.search(IndexQuery(TextQuery((("wool",),)), limit=10,
+                                                facets=False))
+        return {h.product_id: h.doc["price"] for h in res.hits}
+
+    async def until(expect: dict[int, float]) -> None:
+        deadline = asyncio.get_running_loop().time() + 10
+        while (got := await prices()) != expect:
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.1)
+
+    assert await prices() == {a: 100.0, b: 60.0}
+    await env.pool.execute(
+        """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
+           VALUES ('category', $1, 'percent', 1000, now() - interval '1 minute',
+                   now() + interval '1 hour')""", str(parent))
+    await until({a: 90.0, b: 60.0})  # the child category's product, 10 % off
+    # the rival offers b cheaper (in stock): the buy box, so the listing price, moves
+    await env.pool.execute("INSERT INTO offers (variant_id, seller_id, price_cents, available) "
+                           "VALUES ($1, $2, 5500, 3)", b, rival)
+    await until({a: 90.0, b: 55.0})
+    await env.pool.execute(
+        """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
+           VALUES ('seller', $1, 'fixed', 500, now() - interval '1 minute',
+                   now() + interval '1 hour')""", str(rival))
+    await until({a: 90.0, b: 50.0})
