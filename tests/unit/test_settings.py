@@ -48,3 +48,10 @@ def test_product_page_cache_lifetimes() -> None:
     assert (s.product_cache_s, s.price_cache_s, s.category_cache_s) == (0, 5, 60)
     with pytest.raises(ConfigError, match="AISLE_PRICE_CACHE_SECONDS"):
         Settings.from_env({"AISLE_PRICE_CACHE_SECONDS": "7200"})
+
+
+def test_local_page_copies_last_at_most_a_few_seconds() -> None:
+    assert Settings.from_env({}).page_local_cache_ms == 1000
+    assert Settings.from_env({"AISLE_PAGE_LOCAL_CACHE_MS": "0"}).page_local_cache_ms == 0
+    with pytest.raises(ConfigError, match="AISLE_PAGE_LOCAL_CACHE_MS"):
+        Settings.from_env({"AISLE_PAGE_LOCAL_CACHE_MS": "60000"})  # stock would be too old
