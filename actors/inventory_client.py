@@ -31,6 +31,8 @@ log = logging.getLogger("aisle.inventory")
 NAMESPACE = "aisle"
 MAX_INFLIGHT = 2  # Ray calls under way per partition, per client
 MAX_OPS_PER_CALL = 512
+WARM_EVERY_S = 0.25  # snapshots missing from Redis are asked of their owners this often...
+WARM_MAX = 5_000  # ...at most this many variants at a time (more wait for a later round)
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
 
 
@@ -66,6 +68,7 @@ class InventoryClient:
         self.redis_url = redis_url
         self.redis = create_redis(redis_url) if redis_url else None
         self._warming: asyncio.Task[Any] | None = None
+        self._to_warm: dict[int, None] = {}  # variants whose snapshots searches missed
         self.actors = [self._actor(k) for k in range(partitions)]
         self.timeout = call_timeout_s
         self.deadline = deadline_s
@@ -218,15 +221,29 @@ class InventoryClient:
         missing = [v for v in variant_ids if v not in cached]
         if missing and not wait_for_owners:
             # the owners publish these snapshots when asked: ask in the background, and let
-            # the caller use what it has (search: the index's in_stock, fresh to a second)
+            # the caller use what it has (search: the index's in_stock, fresh to a second);
+            # the misses of every request meanwhile go together, one call per owner a round
+            if len(self._to_warm) < WARM_MAX:
+                self._to_warm.update(dict.fromkeys(missing))
             if self._warming is None or self._warming.done():
-                self._warming = asyncio.get_running_loop().create_task(self.stock(missing))
+                self._warming = asyncio.get_running_loop().create_task(self._warm())
             return out
         if missing:
             for v, full in (await self.stock(missing)).items():
                 out[v] = {"status": full["status"], "quantity_hint": full["quantity_hint"],
                           "available": full["available"]}
         return out
+
+    async def _warm(self) -> None:
+        while self._to_warm:
+            await asyncio.sleep(WARM_EVERY_S)
+            batch = list(self._to_warm)[:WARM_MAX]
+            for v in batch:
+                del self._to_warm[v]
+            try:
+                await self.stock(batch)
+            except Exception as exc:  # a later miss asks again
+                log.info("stock snapshots not warmed: %r", exc)
 
     async def stats(self) -> list[dict[str, int]]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))

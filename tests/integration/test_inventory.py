@@ -181,3 +181,28 @@ async def test_a_key_replayed_long_after_gets_its_first_outcome(
     got = (await client.stock([v]))[str(v)]["warehouses"]["WH_01"]
     assert (got["available"], got["reserved"], got["sold"]) == (2, 1, 2)
     await check_invariants(db)
+
+
+async def test_snapshots_missed_by_searches_are_all_warmed_together(
+        db: asyncpg.Pool, ray_cluster: None, fresh_dsn: str, settings: Settings) -> None:
+    """Searches do not wait for the owners (wait_for_owners=False): what Redis lacks is asked
+    of the owners in the background, the misses of every request meanwhile together, so each
+    one's snapshots exist soon after (not only the first request's)."""
+    ids = [secrets.randbits(60) for _ in range(12)]
+    first = secrets.randbits(60)
+    await make_catalog(db, {first: {"WH_01": 1}} | {v: {"WH_01": i} for i, v in enumerate(ids)})
+    assert settings.redis_url is not None
+    redis = create_redis(settings.redis_url)
+    client = InventoryClient(PARTITIONS, fresh_dsn, redis_url=settings.redis_url)
+    try:
+        await client.stock([first])  # the owners are up (their start-up is not the point)
+        answers = await asyncio.gather(*(
+            client.status(ids[i:i + 3], wait_for_owners=False) for i in range(0, 12, 3)))
+        assert answers == [{}, {}, {}, {}]  # nothing cached yet: nobody waited
+        cached = await _eventually(lambda: stock_cache.fetch(redis, ids),
+                                   lambda got: len(got) == 12)
+        assert [cached[v]["available"] for v in ids] == list(range(12))
+    finally:
+        client.shutdown()
+        await redis.delete(*(stock_cache.key(v) for v in [first, *ids]))
+        await redis.aclose()
