@@ -267,7 +267,8 @@ class IndexBuilder:
         """Re-prices in the index the products of deals that started or ended since the last
         look (nothing is written then, so no event says so); no more often than `every_s`.
         The position moves only after the products are written: a crash looks again. With no
-        position yet (an index built before deals were indexed), every deal on now counts."""
+        position yet (an index built before documents were priced by the engine), the whole
+        index is built again first."""
         if time.monotonic() - self._deals_looked < every_s:
             return
         self._deals_looked = time.monotonic()
@@ -278,8 +279,11 @@ class IndexBuilder:
             if row is None:
                 return
             after, upto = row["deals_checked_until"], row["now"]
-            if after is None:
-                scopes = await sd.deal_scopes_between(conn, None, upto)
+            if after is None:  # an index from before documents were priced by the engine
+                # (deals, offers, rules): build it again; boundaries from before that build
+                log.info("search documents predate engine prices: full build")
+                await self.full_build()
+                scopes = []
             else:
                 scopes = await sd.deal_scopes_between(conn, after, upto) if after < upto else []
             if scopes:

@@ -33,6 +33,7 @@ MAX_INFLIGHT = 2  # Ray calls under way per partition, per client
 MAX_OPS_PER_CALL = 512
 WARM_EVERY_S = 0.25  # snapshots missing from Redis are asked of their owners this often...
 WARM_MAX = 5_000  # ...at most this many variants at a time (more wait for a later round)
+WARM_TIMEOUT_S = 2.0
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
 
 
@@ -240,10 +241,17 @@ class InventoryClient:
             batch = list(self._to_warm)[:WARM_MAX]
             for v in batch:
                 del self._to_warm[v]
-            try:
-                await self.stock(batch)
-            except Exception as exc:  # a later miss asks again
-                log.info("stock snapshots not warmed: %r", exc)
+            by_part: dict[int, list[int]] = defaultdict(list)
+            for v in batch:
+                by_part[self.owner(v)].append(v)
+            # each owner on its own: one slow or restarting partition holds up only its own
+            # (a later miss asks again for what it did not answer)
+            done = await asyncio.gather(*(asyncio.wait_for(self.stock(vs), WARM_TIMEOUT_S)
+                                          for vs in by_part.values()), return_exceptions=True)
+            failed = [d for d in done if isinstance(d, BaseException)]
+            if failed:
+                log.info("stock snapshots of %d partitions not warmed: %r", len(failed),
+                         failed[0])
 
     async def stats(self) -> list[dict[str, int]]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))

@@ -77,14 +77,17 @@ async def product_of_variants(conn: Conn, variant_ids: Sequence[int]) -> list[in
 _IN_SCOPE = """
 WITH s AS (
     SELECT x->>'scope' AS scope, x->>'value' AS value FROM jsonb_array_elements($1::jsonb) x
-), ids AS (  -- ids as numbers, so the indexes serve (a superset: "007" matches 7 too)
-    SELECT scope, value::numeric AS n FROM s
-    WHERE scope <> 'brand' AND value ~ '^[0-9]{1,19}$'
-      AND value::numeric <= 9223372036854775807
+), ids AS (  -- ids as numbers, so the indexes serve (a superset: "007" matches 7 too);
+    -- the CASE keeps a value that is not a number away from the cast, whatever the plan
+    SELECT scope, n FROM (
+        SELECT scope, CASE WHEN value ~ '^[0-9]{1,19}$' THEN value::numeric END AS n
+        FROM s WHERE scope <> 'brand'
+    ) t WHERE n <= 9223372036854775807
 ), cats AS (
     WITH RECURSIVE down (category_id) AS (
         SELECT category_id FROM categories
-        WHERE category_id IN (SELECT n FROM ids WHERE scope = 'category' AND n <= 2147483647)
+        WHERE category_id IN (SELECT n::int FROM ids
+                              WHERE scope = 'category' AND n <= 2147483647)
         UNION
         SELECT c.category_id FROM categories c JOIN down ON c.parent_id = down.category_id
     )
@@ -111,17 +114,11 @@ async def products_in_scopes(conn: Conn, scopes: Sequence[dict[str, str]]) -> li
     return sorted(int(r["product_id"]) for r in rows)
 
 
-async def deal_scopes_between(conn: Conn, after: datetime | None,
+async def deal_scopes_between(conn: Conn, after: datetime,
                               upto: datetime) -> list[dict[str, str]]:
-    """Scopes of the deals that started or ended in (after, upto]; with no `after`, of the
-    deals on at `upto`."""
-    if after is None:
-        rows = await conn.fetch(
-            "SELECT DISTINCT scope, scope_value FROM deals WHERE starts_at <= $1 AND ends_at > $1",
-            upto)
-    else:
-        rows = await conn.fetch(
-            """SELECT DISTINCT scope, scope_value FROM deals
-               WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
-            after, upto)
+    """Scopes of the deals that started or ended in (after, upto]."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT scope, scope_value FROM deals
+           WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
+        after, upto)
     return [{"scope": r["scope"], "value": r["scope_value"]} for r in rows]

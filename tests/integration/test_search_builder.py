@@ -297,3 +297,32 @@ async def test_category_and_seller_deals_and_offers_reprice_documents(env: Env) 
            VALUES ('seller', $1, 'fixed', 500, now() - interval '1 minute',
                    now() + interval '1 hour')""", str(rival))
     await until({a: 90.0, b: 50.0})
+
+
+async def test_an_index_from_before_engine_prices_is_built_again(env: Env) -> None:
+    """No deal-boundary position (an index built before documents carried the engine's
+    prices): the builder builds the index again, with the prices results show, once."""
+    a = await add_product(env.pool, env.seller, "Cedar chest", price=20_000)
+    assert await env.builder.start.remote()
+    await env.idle()
+    rival = secrets.randbits(60)
+    await env.pool.execute("INSERT INTO sellers (seller_id, name, rating) VALUES ($1, 'r', 4.9)",
+                           rival)
+    async with env.pool.acquire() as conn, conn.transaction():  # as an older version left it:
+        await conn.execute("ALTER TABLE offers DISABLE TRIGGER offers_changed")  # no event
+        await conn.execute("INSERT INTO offers (variant_id, seller_id, price_cents, available) "
+                           "VALUES ($1, $2, 15000, 2)", a, rival)
+        await conn.execute("ALTER TABLE offers ENABLE TRIGGER offers_changed")
+        await conn.execute("UPDATE outbox_consumers SET deals_checked_until = NULL")
+    builds = (await env.builder.stats.remote())["full_builds"]
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        res = await env.index.search(IndexQuery(TextQuery((("cedar",),)), limit=5,
+                                                facets=False))
+        if [h.doc["price"] for h in res.hits] == [150.0]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, [h.doc for h in res.hits]
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # and the position is set: no second build
+    assert (await env.builder.stats.remote())["full_builds"] == builds + 1
+    assert await env.pool.fetchval("SELECT deals_checked_until FROM outbox_consumers") is not None

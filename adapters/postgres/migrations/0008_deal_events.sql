@@ -1,9 +1,8 @@
 -- Search documents carry the effective price (list -> deal -> dynamic, at the buy box), so
 -- whatever changes a deal must reach the index builder:
--- 1. a deal written, changed or removed: a `deal.changed` outbox event from a row trigger
---    (deals have no API of their own yet: rows are written directly; TRUNCATE is not
---    caught), with the scopes before and after; likewise a `price.changed` event for the
---    product of an offer or a dynamic pricing rule written, changed or removed;
+-- 1. a deal written, changed or removed: a `deal.changed` outbox event from a trigger (deals
+--    have no API of their own yet; rows are written directly, and the trigger catches every
+--    way in), with the scopes before and after;
 -- 2. a deal starting or ending: nothing is written then, so the builder looks for deals whose
 --    start or end has passed since its last look (`deals_checked_until`, committed with it).
 
@@ -32,29 +31,6 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER deals_changed AFTER INSERT OR UPDATE OR DELETE ON deals
     FOR EACH ROW EXECUTE FUNCTION deal_changed();
 
-CREATE FUNCTION variant_price_input_changed() RETURNS trigger AS $$
-DECLARE
-    variant BIGINT;
-    product BIGINT;
-BEGIN
-    variant := CASE WHEN TG_OP = 'DELETE' THEN OLD.variant_id ELSE NEW.variant_id END;
-    SELECT product_id INTO product FROM product_variants WHERE variant_id = variant;
-    IF product IS NOT NULL THEN
-        INSERT INTO outbox (event_type, aggregate_id, payload)
-        VALUES ('price.changed', product, jsonb_build_object(
-            'product_id', product::text, 'variant_id', variant::text, 'reason', TG_TABLE_NAME));
-        PERFORM pg_notify('aisle_outbox', product::text);
-    END IF;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER offers_changed AFTER INSERT OR UPDATE OR DELETE ON offers
-    FOR EACH ROW EXECUTE FUNCTION variant_price_input_changed();
-CREATE TRIGGER dynamic_price_rules_changed AFTER INSERT OR UPDATE OR DELETE ON dynamic_price_rules
-    FOR EACH ROW EXECUTE FUNCTION variant_price_input_changed();
-
-CREATE INDEX products_brand_lower_idx ON products (lower(brand));
 CREATE INDEX deals_starts_idx ON deals (starts_at);
 CREATE INDEX deals_ends_idx ON deals (ends_at);
 
