@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import itertools
 import os
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +28,7 @@ import httpx
 import numpy as np
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import cpu_rows, cpu_seconds, percentile
+from adapters.loading.bench import closed_loop, cpu_rows
 
 
 async def product_ids(client: httpx.AsyncClient, limit: int) -> list[str]:
@@ -61,44 +59,12 @@ def zipf_mix(ids: list[str], s: float, draws: int = 1_000_000,
 
 async def load(url: str, path: Callable[[], str], concurrency: int, seconds: float,
                warmup: float) -> dict[str, Any]:
-    lat: list[float] = []
-    errors = 0
-    cache: collections.Counter[str] = collections.Counter()
-    cpu: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        start = time.perf_counter()
-        measure_from, end = start + warmup, start + warmup + seconds
-
-        async def worker() -> None:
-            nonlocal errors
-            while (now := time.perf_counter()) < end:
-                try:
-                    r = await client.get(path())
-                    ok = r.status_code == 200
-                    how = r.headers.get("x-cache", "-")
-                except httpx.HTTPError:
-                    ok, how = False, "error"
-                done = time.perf_counter()
-                if now >= measure_from:
-                    lat.append(done - now)
-                    errors += not ok
-                    cache[how] += 1
-
-        async def meter() -> None:
-            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = cpu_seconds()
-            await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            after = cpu_seconds()
-            cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
-
-        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
+    out = await closed_loop(url, lambda: (path(), {}), concurrency, seconds, warmup,
+                            tag=lambda r: r.headers.get("x-cache", "-"))
+    cache = out["tags"]
     looked = sum(n for k, n in cache.items() if k in ("local", "hit", "miss", "bypass"))
-    hits = cache["local"] + cache["hit"]  # the process's copy, or Redis
-    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
-            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "hit_ratio": hits / looked if looked else None, "cache": dict(cache),
-            "cpu": cpu}
+    hits = cache.get("local", 0) + cache.get("hit", 0)  # the process's copy, or Redis
+    return {**out, "hit_ratio": hits / looked if looked else None, "cache": cache}
 
 
 async def bench(url: str, a: argparse.Namespace) -> list[str]:

@@ -19,14 +19,13 @@ import contextlib
 import os
 import random
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import cpu_rows, cpu_seconds, percentile
+from adapters.loading.bench import closed_loop, cpu_rows
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -83,40 +82,6 @@ def query_mix(cat: dict[str, Any], rnd: random.Random) -> Callable[[], dict[str,
     return make
 
 
-async def load(url: str, path: str, params: Callable[[], dict[str, Any]], concurrency: int,
-               seconds: float, warmup: float) -> dict[str, float]:
-    lat: list[float] = []
-    errors = 0
-    cpu: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        start = time.perf_counter()
-        measure_from, end = start + warmup, start + warmup + seconds
-
-        async def worker() -> None:
-            nonlocal errors
-            while (now := time.perf_counter()) < end:
-                try:
-                    r = await client.get(path, params=params())
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                done = time.perf_counter()
-                if now >= measure_from:
-                    lat.append(done - now)
-                    errors += not ok
-        async def meter() -> None:
-            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = cpu_seconds()
-            await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            after = cpu_seconds()
-            cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
-
-        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
-    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
-            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors, "cpu": cpu}
-
-
 async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str]) -> list[str]:
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         cat = await sample_catalog(client)
@@ -130,8 +95,10 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
             r.raise_for_status()
             rebuild = r.json()
     mix = query_mix(cat, random.Random(42))
-    search = await load(url, "/api/v1/products/search", mix, a.concurrency, a.seconds, a.warmup)
-    noop = await load(url, "/api/v1/noop", dict, a.concurrency, a.seconds, a.warmup)
+    search = await closed_loop(url, lambda: ("/api/v1/products/search", mix()), a.concurrency,
+                               a.seconds, a.warmup)
+    noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), a.concurrency, a.seconds,
+                             a.warmup)
     ratio = search["rps"] / noop["rps"] if noop["rps"] else 0.0
     rows = [f"| {dataset} ({total['total']:,} docs) | search mix | {search['rps']:,.0f} | "
             f"{search['p50']:.1f} | {search['p99']:.1f} | {search['errors']} | {ratio:.2f} |",

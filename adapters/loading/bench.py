@@ -20,13 +20,14 @@ import re
 import resource
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
+import httpx
 import pyarrow as pa
 
 from adapters.loading.datasets import resolve
@@ -221,3 +222,47 @@ def cpu_rows(*loads: tuple[str, dict[str, Any]], seconds: float) -> list[str]:
     busy = [sum(ld["cpu"].values()) / seconds for _, ld in loads]
     rows.append("| (cores busy, all listed) | " + " | ".join(f"{b:.2f}" for b in busy) + " |")
     return rows
+
+
+async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]],
+                      concurrency: int, seconds: float, warmup: float,
+                      tag: Callable[[httpx.Response], str] | None = None) -> dict[str, Any]:
+    """`concurrency` clients each sending `request()` (path, query parameters) and waiting
+    for the answer, for `warmup` then `seconds` measured: requests/s, p50/p99 (ms), errors
+    (not 200, or no answer), the count of each `tag(response)` (errors tagged "error"), and
+    the CPU each process used meanwhile (`cpu_seconds` deltas)."""
+    lat: list[float] = []
+    errors = 0
+    tags: collections.Counter[str] = collections.Counter()
+    cpu: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        start = time.perf_counter()
+        measure_from, end = start + warmup, start + warmup + seconds
+
+        async def worker() -> None:
+            nonlocal errors
+            while (now := time.perf_counter()) < end:
+                path, params = request()
+                try:
+                    r = await client.get(path, params=params)
+                    ok, how = r.status_code == 200, tag(r) if tag else ""
+                except httpx.HTTPError:
+                    ok, how = False, "error"
+                done = time.perf_counter()
+                if now >= measure_from:
+                    lat.append(done - now)
+                    errors += not ok
+                    tags[how] += 1
+
+        async def meter() -> None:
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            before = cpu_seconds()
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+            after = cpu_seconds()
+            cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
+
+        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
+    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
+            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
+            "tags": dict(tags), "cpu": cpu}
