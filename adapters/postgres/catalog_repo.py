@@ -227,6 +227,11 @@ class CatalogRepository:
         # rows in SKU order: concurrent writers lock unique-index entries in the same order
         order = sorted(range(len(p.variants)), key=lambda i: p.variants[i].sku)
         vs = [p.variants[i] for i in order]
+        before: dict[int, int] = {  # list prices now, for the price history
+            int(r["variant_id"]): int(r["price_cents"]) for r in await conn.fetch(
+                "SELECT variant_id, price_cents FROM product_variants "
+                "WHERE variant_id = ANY($1::bigint[])", list(existing.values()))
+        } if existing else {}
         written = await conn.execute(
             _INSERT_VARIANTS, product_id, [variant_ids[i] for i in order], [v.sku for v in vs],
             [json.dumps(v.attributes) for v in vs], [v.price_cents for v in vs],
@@ -235,6 +240,15 @@ class CatalogRepository:
         )
         if written != f"INSERT 0 {len(vs)}":  # an id of another product: never overwrite it
             raise RuntimeError(f"variant upsert wrote {written!r} of {len(vs)} rows")
+        moved = [(vid, before[vid], v.price_cents) for vid, v in
+                 zip((variant_ids[i] for i in order), vs, strict=True)
+                 if vid in before and before[vid] != v.price_cents]
+        if moved:  # every list price change is in the history (dynamic ones: pricing_repo)
+            await conn.execute(
+                """INSERT INTO price_history (variant_id, old_cents, new_cents, reason)
+                   SELECT u.v, u.o, u.n, 'seller'
+                   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(v, o, n)""",
+                [m[0] for m in moved], [m[1] for m in moved], [m[2] for m in moved])
         retired = [vid for sku, vid in existing.items() if sku not in {v.sku for v in vs}]
         if retired:
             await conn.execute(

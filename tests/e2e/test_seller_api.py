@@ -138,6 +138,12 @@ async def test_update_bumps_version_keeps_previous_and_matches_variants_by_sku(
         )
     ]
     assert types == ["product.created", "product.updated"]
+    history = await pool.fetch(
+        "SELECT variant_id, old_cents, new_cents, reason FROM price_history "
+        "WHERE variant_id = ANY($1::bigint[])",
+        [int(black["variant_id"]), int(silver["variant_id"])])
+    assert [tuple(h) for h in history] == [  # the price moved for black only
+        (int(black["variant_id"]), black["price_cents"], 29999, "seller")]
 
 
 async def test_version_in_body_is_accepted(
