@@ -18,8 +18,8 @@
   and nothing is written; the first request after that tries again, so caching resumes by
   itself when Redis is back.
 
-`LocalValue` (this process only): one value (the category tree) reloaded after its TTL by one
-caller at a time.
+`Invalidations` (this process only): follows the channel on which the index builder announces
+changed products, so in-process copies of their pages can be dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -258,47 +258,6 @@ class Cache:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
-
-
-class LocalValue(Generic[T]):
-    """One value kept in this process for `ttl_s`; reloaded by one caller at a time (the
-    others wait for it). `stale()` asks for a reload sooner, at most once per `min_reload_s` (an
-    id the value does not know yet: a category added since)."""
-
-    def __init__(self, load: Callable[[], Awaitable[T]], ttl_s: float,
-                 min_reload_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._load = load
-        self.ttl_s = ttl_s
-        self.min_reload_s = min_reload_s
-        self.clock = clock
-        self._value: T | None = None
-        self._at = -float("inf")
-        self._flight = SingleFlight()
-
-    async def get(self) -> T:
-        if self._value is None or self.clock() - self._at >= self.ttl_s:
-            try:
-                return await self._flight.do("value", self._reload)
-            except Exception:
-                if self._value is None:
-                    raise
-                log.exception("reload failed; keeping the previous value")
-                self._at = self.clock() - self.ttl_s + self.min_reload_s  # try again later
-        assert self._value is not None
-        return self._value
-
-    async def _reload(self) -> T:
-        value = await self._load()
-        self._value, self._at = value, self.clock()
-        return value
-
-    def stale(self) -> bool:
-        """Marks the value for a reload by the next `get()`; False when it was (re)loaded
-        less than `min_reload_s` ago (then it is left as it is)."""
-        if self.clock() - self._at < self.min_reload_s:
-            return False
-        self._at = -float("inf")
-        return True
 
 
 # -- invalidations relayed to in-process copies ------------------------------------------

@@ -23,6 +23,7 @@ from actors.repricer import repricer_actor
 from adapters.cache import Cache, create_cache_redis, dumps
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
+from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
@@ -162,13 +163,13 @@ class Gateway:
                             data_dir_abs(settings.data_dir), settings.index_shards,
                             settings.es_url)
         self.builder = builder_actor(cfg)  # starts (or finds) the one index builder
+        categories = CategoryTree(self.pool, settings.category_cache_s)  # one per process
         self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
                                             self.inventory, ranker, self.redis,
-                                            settings.facet_cache_s)
+                                            settings.facet_cache_s, categories)
         self.pdp = ProductPages(self.pool, Cache(create_cache_redis(settings.redis_url)),
                                 self.inventory, self.search_service.index,
-                                settings.product_cache_s, settings.price_cache_s,
-                                settings.category_cache_s,
+                                settings.product_cache_s, settings.price_cache_s, categories,
                                 local_ms=settings.page_local_cache_ms,
                                 redis_url=settings.redis_url)
         self.pdp.start()

@@ -29,7 +29,8 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
-from adapters.cache import Cache, Invalidations, Loaded, LocalValue, SingleFlight, dumps, loads
+from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, loads
+from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.product_pages import load_prices, load_product, top_products
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
@@ -67,7 +68,7 @@ class PrewarmIn(BaseModel):
 class ProductPages:
     def __init__(self, pool: asyncpg.Pool, cache: Cache, inventory: Any | None,
                  index: Any | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
-                 category_ttl_s: int = 3600,
+                 categories: CategoryTree | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  local_ms: int = 0, redis_url: str | None = None) -> None:
         self.pool = pool
@@ -77,7 +78,7 @@ class ProductPages:
         self.product_ttl_s = product_ttl_s
         self.price_ttl_s = price_ttl_s
         self.clock = clock
-        self.categories = LocalValue(self._category_paths, category_ttl_s)
+        self.categories = categories or CategoryTree(pool)
         self.owner_timeout_s = OWNER_TIMEOUT_S
         self._owner_reads = SingleFlight()  # concurrent requests share one ask of the owners
         self._stock_ids: dict[int, tuple[list[int], list[int]]] = {}
@@ -184,7 +185,7 @@ class ProductPages:
         else:
             self._remember(product_id, own, related)
             stock = await self._stock(own, related) if own else {}
-        path = await self._category_path(meta.get("category_id"))
+        path = await self.categories.path(meta.get("category_id"))
         prices = values[keys[1]] or {}
         until = int(prices.get("valid_until_ms") or time.time() * 1000 + NEGATIVE_TTL_S * 1000)
         return page(meta, prices, stock, path), how, until
@@ -278,26 +279,6 @@ class ProductPages:
                 got[str(v)] = {"status": full["status"], "quantity_hint": full["quantity_hint"],
                                "available": full["available"]}
         return got
-
-    # -- category tree (in-process) ------------------------------------------------------
-    async def _category_paths(self) -> dict[int, list[str]]:
-        rows = await self.pool.fetch("SELECT category_id, path FROM categories")
-        return {int(r["category_id"]): list(r["path"]) for r in rows}
-
-    async def _category_path(self, category_id: int | None) -> list[str]:
-        if category_id is None:
-            return []
-        paths = await self.categories.get()
-        if category_id not in paths and self.categories.stale():  # added since it was read
-            paths = await self.categories.get()
-        if category_id not in paths:  # added since the tree was last read (at most one
-            # reload per min_reload_s): this one category, kept in the tree from now on
-            path = await self.pool.fetchval(
-                "SELECT path FROM categories WHERE category_id = $1", category_id)
-            if path is None:
-                return []
-            paths[category_id] = list(path)
-        return paths[category_id]
 
     # -- operations ----------------------------------------------------------------------
     async def prewarm(self, product_ids: list[int], top: int = 0) -> dict[str, Any]:

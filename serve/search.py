@@ -16,7 +16,7 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
+from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices
 from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
@@ -56,9 +57,7 @@ log = logging.getLogger("aisle.search")
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
-CATEGORY_TTL_S = 60.0
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
-CATEGORY_RETRY_S = 1.0  # an unknown category reads the tree again, at most this often
 GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
 CACHE_TIMEOUT_S = 0.25  # a slow or absent Redis: compute, do not wait
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
@@ -89,9 +88,11 @@ def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
 
 class SearchService:
     def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
-                 ranker: Any | None, redis: Any | None = None, facet_ttl_s: int = 300) -> None:
+                 ranker: Any | None, redis: Any | None = None, facet_ttl_s: int = 300,
+                 categories: CategoryTree | None = None) -> None:
         self.index = index
         self.pool = pool
+        self.categories = categories or CategoryTree(pool)
         self.inventory = inventory
         self.ranker = ranker
         self.redis = redis
@@ -102,8 +103,6 @@ class SearchService:
         self._model_version: Any = None
         self._loading: asyncio.Task[None] | None = None
         self._rankers: dict[str, Any] = {}
-        self._categories: tuple[float, dict[int, dict[str, Any]]] = (0.0, {})
-        self._category_keys: dict[str, list[int]] = {}  # normalized name or path -> ids
 
     # -- models and reference data -----------------------------------------------------
     async def _query_model(self) -> Any | None:
@@ -133,53 +132,16 @@ class SearchService:
         finally:
             self._loading = None
 
-    async def categories(self, unknown: bool = False) -> dict[int, dict[str, Any]]:
-        """The category tree, read again every CATEGORY_TTL_S, or sooner when the caller met
-        a category name it does not know (`unknown`: one added since; at most once a
-        second)."""
-        at, cats = self._categories
-        age = time.monotonic() - at
-        if age > CATEGORY_TTL_S or not cats or (unknown and age > CATEGORY_RETRY_S):
-            rows = await self.pool.fetch(
-                "SELECT category_id, parent_id, name, path FROM categories")
-            cats = {}
-            self._category_keys = {}
-            self._add_categories(cats, rows)
-            self._categories = (time.monotonic(), cats)
-        return cats
-
-    def _add_categories(self, cats: dict[int, dict[str, Any]], rows: Sequence[Any]) -> None:
-        for r in sorted(rows, key=lambda r: r["category_id"]):
-            c = int(r["category_id"])
-            cats[c] = dict(r)
-            for k in {normalize_key(r["name"]), normalize_key(" > ".join(r["path"]))}:
-                ids = self._category_keys.setdefault(k, [])
-                if c not in ids:
-                    ids.append(c)
-
-    async def _categories_with(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """The tree, with these ids in it if they exist: one added since the tree was read
-        is looked up by itself (and kept)."""
-        cats = await self.categories()
-        missing = sorted({i for i in ids if i not in cats})
-        if missing:
-            self._add_categories(cats, await self.pool.fetch(
-                "SELECT category_id, parent_id, name, path FROM categories "
-                "WHERE category_id = ANY($1::int[])", missing))
-        return cats
-
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()
         digits = v[4:] if v.upper().startswith("CAT_") else v
         if (digits.isascii() and digits.isdecimal() and int(digits) <= MAX_CATEGORY_ID
-                and int(digits) in await self._categories_with([int(digits)])):
+                and int(digits) in await self.categories.rows([int(digits)])):
             return (int(digits),)
-        for unknown in (False, True):  # a name: the second time with the tree read again
-            await self.categories(unknown)
-            ids = tuple(self._category_keys.get(normalize_key(v), ()))
-            if ids:
-                return ids
-        raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
+        ids = await self.categories.named(v)
+        if not ids:
+            raise ValidationFailed({"category": f"no category {value!r}"}, "unknown category")
+        return ids
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
     async def _facet_key(self, query: IndexQuery) -> str | None:
@@ -399,7 +361,7 @@ class SearchService:
 
     async def _facets(self, result: IndexResult, filters: Filters) -> dict[str, Any]:
         f = result.facets
-        cats = await self._categories_with(f.categories)  # with any added since
+        cats = await self.categories.rows(f.categories)  # with any added since
         if filters.category_ids:
             parents = set(filters.category_ids)
             shown = [c for c in f.categories if cats.get(c, {}).get("parent_id") in parents]
