@@ -14,6 +14,7 @@ import logging
 import re
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -197,15 +198,22 @@ class InventoryClient:
 
     async def stock(self, variant_ids: list[int]) -> dict[str, Any]:
         """Per-variant status, quantity hint and per-warehouse figures, from the owners."""
-        by_part: dict[int, list[str]] = defaultdict(list)
-        for v in variant_ids:
-            by_part[self.owner(v)].append(str(v))
         answers = await asyncio.gather(*(
-            self._call(k, {"op": "read", "variant_ids": vs}) for k, vs in by_part.items()))
+            self._read(k, vs) for k, vs in self._by_owner(variant_ids).items()))
         out: dict[str, Any] = {}
         for a in answers:
             out.update(a)
         return out
+
+    def _by_owner(self, variant_ids: Iterable[int]) -> dict[int, list[int]]:
+        by_part: dict[int, list[int]] = defaultdict(list)
+        for v in variant_ids:
+            by_part[self.owner(v)].append(v)
+        return by_part
+
+    async def _read(self, partition: int, variant_ids: list[int]) -> dict[str, Any]:
+        return await self._call(
+            partition, {"op": "read", "variant_ids": [str(v) for v in variant_ids]})
 
     async def status(self, variant_ids: list[int],
                      wait_for_owners: bool = True) -> dict[str, dict[str, Any]]:
@@ -241,13 +249,11 @@ class InventoryClient:
             batch = list(self._to_warm)[:WARM_MAX]
             for v in batch:
                 del self._to_warm[v]
-            by_part: dict[int, list[int]] = defaultdict(list)
-            for v in batch:
-                by_part[self.owner(v)].append(v)
             # each owner on its own: one slow or restarting partition holds up only its own
             # (a later miss asks again for what it did not answer)
-            done = await asyncio.gather(*(asyncio.wait_for(self.stock(vs), WARM_TIMEOUT_S)
-                                          for vs in by_part.values()), return_exceptions=True)
+            done = await asyncio.gather(*(asyncio.wait_for(self._read(k, vs), WARM_TIMEOUT_S)
+                                          for k, vs in self._by_owner(batch).items()),
+                                        return_exceptions=True)
             failed = [d for d in done if isinstance(d, BaseException)]
             if failed:
                 log.info("stock snapshots of %d partitions not warmed: %r", len(failed),

@@ -167,6 +167,13 @@ class Cache:
 
         return await self._redis("read", read)
 
+    async def set(self, key: str, value: Any, ttl_s: int) -> bool:
+        """Stores `value` (JSON) for `ttl_s`, unless Redis is unavailable (then False)."""
+        data = dumps(value)
+        done = await self._redis("write", lambda: self.redis.set(  # type: ignore[union-attr]
+            key, data, ex=ttl_s))
+        return done is not None
+
     async def delete(self, keys: Iterable[str]) -> bool:
         keys = list(keys)
         done = await self._redis("delete", lambda: self.redis.delete(*keys))  # type: ignore[union-attr]

@@ -163,11 +163,14 @@ class Gateway:
                             data_dir_abs(settings.data_dir), settings.index_shards,
                             settings.es_url)
         self.builder = builder_actor(cfg)  # starts (or finds) the one index builder
-        categories = CategoryTree(self.pool, settings.category_cache_s)  # one per process
+        # one per process, each: the category tree, and the cache client (short timeouts, a
+        # breaker) for facet counts and product pages
+        categories = CategoryTree(self.pool, settings.category_cache_s)
+        cache = Cache(create_cache_redis(settings.redis_url))
         self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
-                                            self.inventory, ranker, self.redis,
+                                            self.inventory, ranker, cache,
                                             settings.facet_cache_s, categories)
-        self.pdp = ProductPages(self.pool, Cache(create_cache_redis(settings.redis_url)),
+        self.pdp = ProductPages(self.pool, cache,
                                 self.inventory, self.search_service.index,
                                 settings.product_cache_s, settings.price_cache_s, categories,
                                 local_ms=settings.page_local_cache_ms,

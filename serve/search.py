@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 import pickle
 import time
@@ -24,6 +23,7 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
+from adapters.cache import Cache, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices
 from adapters.search import NoLiveIndex
@@ -59,7 +59,6 @@ MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
-CACHE_TIMEOUT_S = 0.25  # a slow or absent Redis: compute, do not wait
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -88,14 +87,14 @@ def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
 
 class SearchService:
     def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
-                 ranker: Any | None, redis: Any | None = None, facet_ttl_s: int = 300,
+                 ranker: Any | None, cache: Cache | None = None, facet_ttl_s: int = 300,
                  categories: CategoryTree | None = None) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
         self.inventory = inventory
         self.ranker = ranker
-        self.redis = redis
+        self.cache = cache  # facet counts (the breaker and short timeouts of product pages)
         self.facet_ttl_s = facet_ttl_s
         self._generation: tuple[float, str | None] = (0.0, None)
         self.qu: Any | None = None
@@ -147,7 +146,7 @@ class SearchService:
     async def _facet_key(self, query: IndexQuery) -> str | None:
         """Facet counts depend on the words, their fields and the filters (not on the sort or
         the page), and on the generation: a rebuilt index never serves the old one's counts."""
-        if self.redis is None or self.facet_ttl_s <= 0:
+        if self.cache is None or self.facet_ttl_s <= 0:
             return None
         at, generation = self._generation
         if generation is None or time.monotonic() - at > GENERATION_TTL_S:
@@ -160,23 +159,14 @@ class SearchService:
         return f"aisle:facets:{generation}:{digest}"
 
     async def _cached_facets(self, key: str | None) -> dict[str, Any] | None:
-        if key is None:
+        if key is None or self.cache is None:
             return None
-        try:
-            raw = await asyncio.wait_for(self.redis.get(key), CACHE_TIMEOUT_S)  # type: ignore[union-attr]
-        except Exception:  # Redis down or slow: count them
-            return None
-        return json.loads(raw) if raw else None
+        raw = await self.cache.mget([key])  # None: Redis down or slow (count them)
+        return loads(raw[0]) if raw and raw[0] else None
 
     async def _cache_facets(self, key: str | None, facets: dict[str, Any]) -> None:
-        if key is None:
-            return
-        try:
-            await asyncio.wait_for(self.redis.set(  # type: ignore[union-attr]
-                key, json.dumps(facets, separators=(",", ":")), ex=self.facet_ttl_s),
-                CACHE_TIMEOUT_S)
-        except Exception:
-            log.debug("facet cache write failed", exc_info=True)
+        if key is not None and self.cache is not None:
+            await self.cache.set(key, facets, self.facet_ttl_s)
 
     async def ready(self) -> None:
         """Raises until the index has a live generation (the first build is done)."""
@@ -323,17 +313,16 @@ class SearchService:
         the product page and in a quote) and stock (partition snapshots)."""
         prices: dict[int, tuple[float, float | None]] = {}
         variant_ids = [int(v) for h in hits for v in h.doc.get("variant_ids") or ()]
+        stock: dict[str, dict[str, Any]] = {}
         if variant_ids:
             async with self.pool.acquire() as conn:
                 shown = await listing_prices(conn, variant_ids, datetime.now(UTC))
             prices = {pid: (cents / 100.0, was / 100.0 if was is not None else None)
                       for pid, (cents, was) in shown.items()}
-        stock: dict[str, dict[str, Any]] = {}
-        variants = [v for h in hits for v in h.doc.get("variant_ids") or ()]
-        if variants and self.inventory is not None:
+        if variant_ids and self.inventory is not None:
             try:
                 stock = await asyncio.wait_for(
-                    self.inventory.status(variants, wait_for_owners=False), 2.0)
+                    self.inventory.status(variant_ids, wait_for_owners=False), 2.0)
             except Exception:
                 log.warning("stock status unavailable; using the index's in_stock")
         out = []

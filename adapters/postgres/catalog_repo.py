@@ -142,9 +142,11 @@ class CatalogRepository:
             await self._check_references(conn, p, product_id)
             await conn.execute(_SNAPSHOT, product_id)
             rows = await conn.fetch(
-                "SELECT variant_id, sku FROM product_variants WHERE product_id = $1", product_id
+                "SELECT variant_id, sku, price_cents FROM product_variants WHERE product_id = $1",
+                product_id,
             )
             existing = {r["sku"]: int(r["variant_id"]) for r in rows}
+            prices = {int(r["variant_id"]): int(r["price_cents"]) for r in rows}
             try:
                 version = await conn.fetchval(
                     """UPDATE products SET external_id = COALESCE($2, external_id), title = $3,
@@ -155,7 +157,7 @@ class CatalogRepository:
                     p.status,
                 )
                 await conn.execute("DELETE FROM product_images WHERE product_id = $1", product_id)
-                await self._write_children(conn, product_id, p, existing)
+                await self._write_children(conn, product_id, p, existing, prices)
             except asyncpg.UniqueViolationError as exc:
                 raise _unique_conflict(exc) from exc
             await conn.execute(_OUTBOX, "product.updated", product_id, version,
@@ -219,7 +221,8 @@ class CatalogRepository:
             )
 
     async def _write_children(
-        self, conn: Conn, product_id: int, p: ProductIn, existing: dict[str, int]
+        self, conn: Conn, product_id: int, p: ProductIn, existing: dict[str, int],
+        before: dict[int, int] | None = None,
     ) -> None:
         """Upserts variants (matched by SKU), retires variants left out, writes images."""
         new_ids = iter(self.ids.next_block(sum(v.sku not in existing for v in p.variants)))
@@ -227,11 +230,6 @@ class CatalogRepository:
         # rows in SKU order: concurrent writers lock unique-index entries in the same order
         order = sorted(range(len(p.variants)), key=lambda i: p.variants[i].sku)
         vs = [p.variants[i] for i in order]
-        before: dict[int, int] = {  # list prices now, for the price history
-            int(r["variant_id"]): int(r["price_cents"]) for r in await conn.fetch(
-                "SELECT variant_id, price_cents FROM product_variants "
-                "WHERE variant_id = ANY($1::bigint[])", list(existing.values()))
-        } if existing else {}
         written = await conn.execute(
             _INSERT_VARIANTS, product_id, [variant_ids[i] for i in order], [v.sku for v in vs],
             [json.dumps(v.attributes) for v in vs], [v.price_cents for v in vs],
@@ -240,6 +238,7 @@ class CatalogRepository:
         )
         if written != f"INSERT 0 {len(vs)}":  # an id of another product: never overwrite it
             raise RuntimeError(f"variant upsert wrote {written!r} of {len(vs)} rows")
+        before = before or {}  # list prices before the update (variant id -> cents)
         moved = [(vid, before[vid], v.price_cents) for vid, v in
                  zip((variant_ids[i] for i in order), vs, strict=True)
                  if vid in before and before[vid] != v.price_cents]
