@@ -27,18 +27,18 @@ from ranking.weighted import TextOnlyRanker, WeightedRanker
 
 RankerFactory = Callable[[], Ranker]
 
-_FACTORIES: dict[str, RankerFactory] = {
-    "default": WeightedRanker,
-    "weighted": WeightedRanker,
-    "text": TextOnlyRanker,
+# name -> (factory, cheap enough to score in the serving process)
+_FACTORIES: dict[str, tuple[RankerFactory, bool]] = {
+    "default": (WeightedRanker, True),
+    "weighted": (WeightedRanker, True),
+    "text": (TextOnlyRanker, True),
 }
-_IN_PROCESS: set[str] = {"default", "weighted", "text"}
 
 
 def get_ranker(name: str) -> Ranker:
     """A new instance of the ranker registered as `name`; KeyError if there is none."""
     try:
-        factory = _FACTORIES[name]
+        factory, _ = _FACTORIES[name]
     except KeyError:
         raise KeyError(f"unknown ranker {name!r}; registered: {', '.join(ranker_names())}") \
             from None
@@ -55,16 +55,12 @@ def register(name: str, factory: RankerFactory, *, replace: bool = False,
         raise TypeError(f"factory for {name!r} must be callable, got {factory!r}")
     if name in _FACTORIES and not replace:
         raise ValueError(f"ranker {name!r} is registered already (replace=True replaces it)")
-    _FACTORIES[name] = factory
-    if in_process:
-        _IN_PROCESS.add(name)
-    else:
-        _IN_PROCESS.discard(name)
+    _FACTORIES[name] = (factory, in_process)
 
 
 def runs_in_process(name: str) -> bool:
     """True if `name` is registered as cheap enough to run in the serving process."""
-    return name in _IN_PROCESS
+    return name in _FACTORIES and _FACTORIES[name][1]
 
 
 def unregister(name: str) -> None:
@@ -72,7 +68,6 @@ def unregister(name: str) -> None:
     if name not in _FACTORIES:
         raise KeyError(f"unknown ranker {name!r}")
     del _FACTORIES[name]
-    _IN_PROCESS.discard(name)
 
 
 def ranker_names() -> tuple[str, ...]:
