@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from actors import database_tag, named
 from adapters.cache import announce
 from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
@@ -388,11 +389,7 @@ def _prev_xid(x: Any) -> Any:
 
 
 def builder_actor(cfg: BuilderConfig) -> Any:
-    import hashlib
-    db = hashlib.sha256(cfg.dsn.encode()).hexdigest()[:10]
-    return IndexBuilder.options(  # type: ignore[attr-defined]
-        name=f"index-builder-{db}", namespace="aisle", get_if_exists=True, lifetime="detached",
-    ).remote(cfg)
+    return named(IndexBuilder, f"index-builder-{database_tag(cfg.dsn)}").remote(cfg)
 
 
 def data_dir_abs(path: str | Path) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors import database_tag, named
 from actors.inventory import CommitFailed, InventoryPartition
 from adapters import stock_cache
 from adapters.coalesce import Coalescer
@@ -29,7 +30,6 @@ from domain.errors import AisleError, Unavailable, ValidationFailed
 from domain.inventory import ReservationNotFound, error_from_json, partition_of
 
 log = logging.getLogger("aisle.inventory")
-NAMESPACE = "aisle"
 MAX_INFLIGHT = 2  # Ray calls under way per partition, per client
 MAX_OPS_PER_CALL = 512
 WARM_EVERY_S = 0.25  # snapshots missing from Redis are asked of their owners this often...
@@ -45,11 +45,8 @@ class InventoryUnavailable(Unavailable):
 def partition_actor(k: int, dsn: str, low_stock_threshold: int,
                     redis_url: str | None = None) -> Any:
     """Partition k of the database at `dsn` (one set of partitions per database)."""
-    db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
-    return InventoryPartition.options(  # type: ignore[attr-defined]
-        name=f"inventory-{db}-{k}", namespace=NAMESPACE, get_if_exists=True,
-        lifetime="detached",
-    ).remote(k, dsn, low_stock_threshold, redis_url=redis_url)
+    return named(InventoryPartition, f"inventory-{database_tag(dsn)}-{k}").remote(
+        k, dsn, low_stock_threshold, redis_url=redis_url)
 
 
 class InventoryClient:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import ray
 
+from actors import database_tag, named
 from adapters.postgres import create_pool
 from adapters.postgres.pricing_repo import reprice
 
@@ -70,7 +70,4 @@ class Repricer:
 
 
 def repricer_actor(dsn: str, interval_s: float) -> Any:
-    db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
-    return Repricer.options(  # type: ignore[attr-defined]
-        name=f"repricer-{db}", namespace="aisle", get_if_exists=True, lifetime="detached",
-    ).remote(dsn, interval_s)
+    return named(Repricer, f"repricer-{database_tag(dsn)}").remote(dsn, interval_s)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import shutil
 import time
 from collections import defaultdict
@@ -22,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from actors import NAMESPACE, database_tag, named
 from actors.index_shard import IndexShard
 from adapters.coalesce import Coalescer
 from adapters.postgres.search_registry import GenerationRegistry
@@ -29,7 +29,6 @@ from adapters.search import NoLiveIndex
 from domain.inventory import partition_of
 from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
 
-NAMESPACE = "aisle"
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
 CALL_TIMEOUT_S = 10.0
 READS_IN_FLIGHT = 2  # per shard
@@ -49,7 +48,7 @@ class ShardedIndex:
                  registry: GenerationRegistry) -> None:
         self.shards = shards  # for new generations; each keeps the count it was made with
         self._counts: dict[str, int] = {}
-        self.db = hashlib.sha256(dsn.encode()).hexdigest()[:10]
+        self.db = database_tag(dsn)
         self.root = Path(data_dir).resolve() / "index" / self.db
         self.registry = registry
         self._actors: dict[tuple[str, int], Any] = {}
@@ -61,10 +60,8 @@ class ShardedIndex:
     def _actor(self, generation: str, k: int) -> Any:
         key = (generation, k)
         if key not in self._actors:
-            self._actors[key] = IndexShard.options(  # type: ignore[attr-defined]
-                name=f"index-{self.db}-{generation}-{k}", namespace=NAMESPACE,
-                get_if_exists=True, lifetime="detached",
-            ).remote(str(self.root / generation / f"shard-{k}"))
+            self._actors[key] = named(IndexShard, f"index-{self.db}-{generation}-{k}").remote(
+                str(self.root / generation / f"shard-{k}"))
         return self._actors[key]
 
     async def _call(self, generation: str, k: int, method: str, *args: Any) -> Any:
