@@ -311,7 +311,7 @@ class IndexBuilder:
             with contextlib.suppress(Exception):  # the keys expire anyway; never block indexing
                 # product pages: metadata and price snapshots (price.changed lands here too)
                 await self.redis.delete(*(f"aisle:{kind}:{p}" for p in product_ids
-                                          for kind in ("product", "price")))
+                                          for kind in ("product", "price", "listing")))
                 await announce(self.redis, product_ids)  # then the Gateways' page copies
         self._stats["documents"] += batch.num_rows
         self._stats["deleted"] += len(gone)

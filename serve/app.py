@@ -169,7 +169,8 @@ class Gateway:
         cache = Cache(create_cache_redis(settings.redis_url))
         self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
                                             self.inventory, ranker, cache,
-                                            settings.facet_cache_s, categories)
+                                            settings.facet_cache_s, categories,
+                                            settings.price_cache_s)
         self.pdp = ProductPages(self.pool, cache,
                                 self.inventory, self.search_service.index,
                                 settings.product_cache_s, settings.price_cache_s, categories,

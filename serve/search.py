@@ -3,8 +3,9 @@
 raw query -> query understanding (spelling, synonyms, filters, categories) -> explicit URL
 filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then
 without inferred filters); few results: widened -> re-rank the top candidates (Ranker
-deployment) -> hydrate live price (pricing engine) and stock (partition actors' Redis snapshots)
--> response.
+deployment) -> hydrate live price (the pricing engine's listing price, through short-lived
+Redis snapshots the index builder drops on every change) and stock (partition actors' Redis
+snapshots) -> response.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
-from adapters.cache import Cache, loads
+from adapters.cache import Cache, Loaded, loads
 from adapters.postgres.category_tree import CategoryTree
-from adapters.postgres.pricing_repo import listing_prices
+from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
 from domain.query import (
@@ -59,7 +60,14 @@ MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MODEL_REFRESH_S = 2.0
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
-__all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
+__all__ = ["SORTS", "SearchParams", "SearchService", "listing_key", "parse_attribute_params"]
+
+
+def listing_key(product_id: int) -> str:
+    """A product's listing price snapshot in Redis: [cents, was cents] as the pricing engine
+    shows it in results (null: no sellable variant). Dropped by the index builder with the
+    product page's keys, on every catalog, price, deal and stock-status event of the product."""
+    return f"aisle:listing:{product_id}"
 
 
 
@@ -88,7 +96,7 @@ def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
 class SearchService:
     def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
                  ranker: Any | None, cache: Cache | None = None, facet_ttl_s: int = 300,
-                 categories: CategoryTree | None = None) -> None:
+                 categories: CategoryTree | None = None, price_ttl_s: int = 60) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
@@ -96,6 +104,7 @@ class SearchService:
         self.ranker = ranker
         self.cache = cache  # facet counts (the breaker and short timeouts of product pages)
         self.facet_ttl_s = facet_ttl_s
+        self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
         self._generation: tuple[float, str | None] = (0.0, None)
         self.qu: Any | None = None
         self._model_at = 0.0
@@ -308,17 +317,43 @@ class SearchService:
             best = order(self._rankers[ranker], features)
         return [hits[int(i)] for i in best]
 
+    async def _listing_prices(self, hits: Sequence[Any]) -> dict[int, Any]:
+        """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
+        deals, rules): from the Redis snapshots (one MGET), the products missing there priced
+        together from PostgreSQL and stored (a lease keeps a price read before a change from
+        being stored after the change's invalidation)."""
+        variants = {h.product_id: [int(v) for v in h.doc.get("variant_ids") or ()]
+                    for h in hits}
+
+        async def load(keys: list[str]) -> Loaded:
+            pids = [int(k.rsplit(":", 1)[1]) for k in keys]
+            now = datetime.now(UTC)
+            async with self.pool.acquire() as conn:
+                shown, until = await listing_prices_until(
+                    conn, [v for p in pids for v in variants.get(p, ())], now)
+            ttl_ms = self.price_ttl_s * 1000
+            if until is not None:  # never past the end of a deal it was priced with
+                ttl_ms = min(ttl_ms, int((until - now).total_seconds() * 1000))
+            return {listing_key(p): (list(shown[p]) if p in shown else None, ttl_ms)
+                    for p in pids}
+
+        keys = [listing_key(p) for p, vs in variants.items() if vs]
+        if not keys:
+            return {}
+        if self.cache is not None and self.price_ttl_s > 0:
+            values, _, _ = await self.cache.get_or_load(keys, load)
+        else:
+            values = {k: v for k, (v, _) in (await load(keys)).items()}
+        return {int(k.rsplit(":", 1)[1]): v for k, v in values.items()}
+
     async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
-        """Live price (the pricing engine over the current rows: buy box, deals, rules, as on
-        the product page and in a quote) and stock (partition snapshots)."""
-        prices: dict[int, tuple[float, float | None]] = {}
+        """Live price (the pricing engine's, through its short-lived snapshots: buy box, deals,
+        rules, as on the product page) and stock (partition snapshots)."""
         variant_ids = [int(v) for h in hits for v in h.doc.get("variant_ids") or ()]
         stock: dict[str, dict[str, Any]] = {}
-        if variant_ids:
-            async with self.pool.acquire() as conn:
-                shown = await listing_prices(conn, variant_ids, datetime.now(UTC))
-            prices = {pid: (cents / 100.0, was / 100.0 if was is not None else None)
-                      for pid, (cents, was) in shown.items()}
+        listed = await self._listing_prices(hits)
+        prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
+                  for pid, v in listed.items() if v is not None}
         if variant_ids and self.inventory is not None:
             try:
                 stock = await asyncio.wait_for(

@@ -177,8 +177,15 @@ async def listing_prices(conn: Conn, variant_ids: Sequence[int],
     """What listings show per product (search results and documents): the pricing engine's
     lowest buy-box price over the product's sellable variants among these, with the price
     before it (`domain.pricing.listing_price`), in cents."""
+    return (await listing_prices_until(conn, variant_ids, now))[0]
+
+
+async def listing_prices_until(conn: Conn, variant_ids: Sequence[int], now: datetime
+                               ) -> tuple[dict[int, tuple[int, int | None]], datetime | None]:
+    """`listing_prices`, and when the first deal they were priced with ends (None: no deal
+    touched them): the moment they may stop being true without any write."""
     if not variant_ids:
-        return {}
+        return {}, None
     inputs = await load_pricing(conn, variant_ids, now)
     by_product: dict[int, list[Any]] = {}
     for vp in inputs.variants.values():
@@ -189,7 +196,7 @@ async def listing_prices(conn: Conn, variant_ids: Sequence[int],
         shown = listing_price(variants, inputs.deals, now)
         if shown is not None:
             out[pid] = shown
-    return out
+    return out, min((d.ends_at for d in inputs.deals), default=None)
 
 
 async def load_coupon(conn: Conn, code: str,

@@ -230,18 +230,64 @@ async def test_facet_counts_cached_while_the_matches_stay_the_same(
 
 async def test_result_prices_come_from_the_pricing_engine(client: httpx.AsyncClient,
                                                           catalog: dict[str, Any],
-                                                          pool: asyncpg.Pool) -> None:
-    """A deal shows in search results at once (the index holds list prices; results are
-    priced live, as on the product page and in a quote), with the price before it as `was`."""
+                                                          pool: asyncpg.Pool,
+                                                          settings: Settings) -> None:
+    """Results are priced by the pricing engine (as on the product page and in a quote)
+    through a short-lived Redis snapshot per product: a deal shows as soon as the index
+    builder has dropped the snapshot (not after its 60 s), with the price before it as `was`;
+    the snapshot never outlives the deal it was priced with."""
     tag = catalog["tag"]
-    bose = (await search(client, q=tag, brand="bose"))["results"][0]
-    assert bose["price"] == {"amount": 299.99, "currency": "USD", "was": None}
-    await pool.execute(
-        """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
-           VALUES ('product', $1, 'percent', 1000, now() - interval '1 minute',
-                   now() + interval '1 hour')""", bose["product_id"])
-    after = (await search(client, q=tag, brand="bose"))["results"][0]
-    assert after["price"] == {"amount": 269.99, "currency": "USD", "was": 299.99}
+    assert settings.redis_url is not None
+    r = redis.asyncio.from_url(settings.redis_url)
+    try:
+        bose = (await search(client, q=tag, brand="bose"))["results"][0]
+        assert bose["price"] == {"amount": 299.99, "currency": "USD", "was": None}
+        key = f"aisle:listing:{bose['product_id']}"
+        assert json.loads(await r.get(key) or b"null") == [29_999, None]
+        assert await r.pttl(key) > 30_000  # the price cache lifetime (60 s): no deal yet
+        await pool.execute(
+            """INSERT INTO deals (scope, scope_value, kind, amount, starts_at, ends_at)
+               VALUES ('product', $1, 'percent', 1000, now() - interval '1 minute',
+                       now() + interval '20 seconds')""", bose["product_id"])
+        on_deal = {"amount": 269.99, "currency": "USD", "was": 299.99}
+        after = await eventually(client, lambda b: b["results"][0]["price"] == on_deal,
+                                 q=tag, brand="bose")
+        assert after["results"][0]["price"] == on_deal
+        assert json.loads(await r.get(key) or b"null") == [26_999, 29_999]
+        assert 0 < await r.pttl(key) <= 20_000  # not past the deal's end
+    finally:
+        await r.aclose()
+
+
+async def test_result_prices_are_read_from_their_snapshot(client: httpx.AsyncClient,
+                                                          catalog: dict[str, Any],
+                                                          settings: Settings) -> None:
+    """A result whose snapshot is in Redis is priced from it (no pricing queries); a seller's
+    price change drops it, and the next search prices the product again."""
+    tag = catalog["tag"]
+    assert settings.redis_url is not None
+    r = redis.asyncio.from_url(settings.redis_url)
+    try:
+        sony = (await search(client, q=tag, brand="sony", sort="price_asc"))["results"][0]
+        key = f"aisle:listing:{sony['product_id']}"
+        assert json.loads(await r.get(key) or b"null") == [4_999, None]
+        await r.set(key, json.dumps([1_234, 2_000]), px=60_000)
+        marked = (await search(client, q=tag, brand="sony", sort="price_asc"))["results"][0]
+        assert marked["price"] == {"amount": 12.34, "currency": "USD", "was": 20.0}
+        seller = catalog["seller"]
+        url = f"/api/v1/seller/products/{sony['product_id']}"
+        mine = (await client.get(url, headers=seller.auth)).json()
+        body = product(tag, "Wired headphones", "Sony", 3_999, "Black", catalog["head"])
+        body["variants"][0]["sku"] = mine["variants"][0]["sku"]
+        r = await client.put(url, json=body,
+                             headers=seller.auth | {"If-Match": f'"{mine["version"]}"'})
+        assert r.status_code == 200, r.text
+        now = await eventually(
+            client, lambda b: b["results"][0]["price"]["amount"] == 39.99,
+            q=tag, brand="sony", sort="price_asc")
+        assert now["results"][0]["price"] == {"amount": 39.99, "currency": "USD", "was": None}
+    finally:
+        await r.aclose()
 
 
 async def test_a_category_added_since_the_tree_was_read(client: httpx.AsyncClient,
