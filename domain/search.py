@@ -148,6 +148,17 @@ class IndexResult:
     total: int
     facets: Facets
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # between shard actors and the Gateway, hits travel as plain tuples: pickling
+        # hundreds of slotted dataclasses (one state dict each) cost twice as much
+        return _index_result, ([(h.product_id, h.score, h.doc) for h in self.hits],
+                               self.total, self.facets)
+
+
+def _index_result(hits: list[tuple[int, float, dict[str, Any]]], total: int,
+                  facets: Facets) -> IndexResult:
+    return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets)
+
 
 def price_range_label(low: float, high: float | None) -> str:
     return f"${low:g}+" if high is None else f"${low:g}-${high:g}"
