@@ -440,8 +440,14 @@ class Gateway:
         return {"status": "ok" if ok else "degraded", "checks": checks}
 
     @api.get("/api/v1/noop", tags=["operations"], include_in_schema=False)
-    async def noop(self) -> dict[str, Any]:
-        """Does nothing: the framework's ceiling for benchmarks."""
+    async def noop(self, awaits: Annotated[bool, Query(alias="await")] = False
+                   ) -> dict[str, Any]:
+        """Does nothing: the framework's ceiling for benchmarks. `?await=true` yields to the
+        event loop once, as any handler that awaits I/O does: Serve then also starts its
+        client-disconnect watcher (a Ray call back to the proxy), which a handler that
+        answers without awaiting never starts."""
+        if awaits:
+            await asyncio.sleep(0)
         return {"ok": True}
 
 

@@ -67,3 +67,15 @@ async def test_openapi_documents_the_seller_api(client: httpx.AsyncClient) -> No
 async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+async def test_benchmark_noop_answers_with_and_without_awaiting(
+    client: httpx.AsyncClient,
+) -> None:
+    """The benchmarks' ceiling: the no-op, and the no-op that awaits once (Serve's floor for
+    any handler doing I/O); a malformed flag is a 422 naming it."""
+    for params in ({}, {"await": "true"}, {"await": "false"}):
+        r = await client.get("/api/v1/noop", params=params)
+        assert (r.status_code, r.json()) == (200, {"ok": True})
+    bad = await client.get("/api/v1/noop", params={"await": "maybe"})
+    assert bad.status_code == 422 and "await" in bad.text
