@@ -122,6 +122,18 @@ class IndexBuilder:
         self.registry = GenerationRegistry(self.pool, self.index.backend)
         self.redis = create_redis(self.cfg.redis_url) if self.cfg.redis_url else None
         self.parents = await sd.category_parents(self.pool)  # type: ignore[arg-type]
+        await self._abandon_unfinished()
+
+    async def _abandon_unfinished(self) -> None:
+        """A generation still BUILDING when the builder starts was being built by a builder
+        that died (there is one builder): nothing will finish it. Left alone, every change
+        would still be written into it (it counts as writable) and its files kept on disk."""
+        for g in await self.registry.all():
+            if g["status"] == "BUILDING":
+                name = str(g["name"])
+                log.warning("dropping generation %s: its build did not finish", name)
+                await self.index.drop_generation(name)
+                await self.registry.mark(name, "FAILED")
 
     async def start(self, timeout_s: float = 120.0) -> bool:
         """Waits until the builder is connected and the index has a live generation."""
@@ -322,15 +334,20 @@ class IndexBuilder:
         name = f"g{int(time.time() * 1000)}"
         await self.index.create_generation(name)
         workers = workers or self.cfg.workers
-        bounds = await self._ranges(workers)
-        counts = await asyncio.gather(*(
-            build_range.remote(self.cfg, name, lo, hi) for lo, hi in bounds))
-        await self.index.refresh(name)
-        built = int(sum(counts))
-        problems = await self._check(name, built)
-        if problems:
+        try:
+            bounds = await self._ranges(workers)
+            counts = await asyncio.gather(*(
+                build_range.remote(self.cfg, name, lo, hi) for lo, hi in bounds))
+            await self.index.refresh(name)
+            built = int(sum(counts))
+            problems = await self._check(name, built)
+            if problems:
+                raise RuntimeError(f"generation {name} failed its checks: {problems}")
+        except BaseException:  # not made live: nothing else would drop it
+            with contextlib.suppress(Exception):
+                await self.index.drop_generation(name)
             await self.registry.mark(name, "FAILED")
-            raise RuntimeError(f"generation {name} failed its checks: {problems}")
+            raise
         previous = await self.index.swap(name) if swap else None
         try:
             await self._store_vocabulary(name)

@@ -156,6 +156,36 @@ async def test_builder_crash_mid_batch_loses_nothing(env: Env) -> None:
     assert stats["events"] >= 1
 
 
+async def test_a_build_cut_off_is_dropped_when_the_builder_starts_again(env: Env) -> None:
+    """A generation left BUILDING by a builder that died (a full build cut off) is dropped
+    when the builder starts again: marked FAILED, its files deleted, no more writes to it."""
+    a = await add_product(env.pool, env.seller, "Slate coaster")
+    await env.builder.start.remote()
+    await env.idle()
+    live = await env.index.live_generation()
+    await env.index.create_generation("gcutoff")  # what a full build makes first
+    assert (env.index.root / "gcutoff").is_dir()
+    assert set(await env.index.registry.writable()) == {live, "gcutoff"}
+    ray.kill(env.builder, no_restart=False)  # Ray starts it again
+    for _ in range(300):
+        status = {g["name"]: g["status"] for g in await env.index.registry.all()}
+        if status["gcutoff"] != "BUILDING":
+            break
+        await asyncio.sleep(0.1)
+    for _ in range(100):
+        try:
+            assert await env.builder.start.remote()
+            break
+        except ray.exceptions.RayActorError:
+            await asyncio.sleep(0.1)
+    assert status == {live: "LIVE", "gcutoff": "FAILED"}
+    assert not (env.index.root / "gcutoff").exists()
+    assert await env.index.registry.writable() == [live]
+    await retitle(env.pool, a, "Slate coaster set")
+    await env.idle()
+    assert await env.titles("set") == {a: "Slate coaster set"}
+
+
 async def test_events_before_the_first_build_are_not_replayed(env: Env) -> None:
     await add_product(env.pool, env.seller, "Basalt bookend")
     # the last transaction before the builder starts: covered by its first full scan
