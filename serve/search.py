@@ -317,41 +317,40 @@ class SearchService:
             best = order(self._rankers[ranker], features)
         return [hits[int(i)] for i in best]
 
-    async def _listing_prices(self, hits: Sequence[Any]) -> dict[int, Any]:
+    async def _listing_prices(self, variants: Mapping[int, list[int]]) -> dict[int, Any]:
         """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
-        deals, rules): from the Redis snapshots (one MGET), the products missing there priced
-        together from PostgreSQL and stored (a lease keeps a price read before a change from
-        being stored after the change's invalidation)."""
-        variants = {h.product_id: [int(v) for v in h.doc.get("variant_ids") or ()]
-                    for h in hits}
+        deals, rules), for products with their variants: from the Redis snapshots (one MGET),
+        the products missing there priced together from PostgreSQL and stored (a lease keeps
+        a price read before a change from being stored after the change's invalidation)."""
+        product_of = {listing_key(p): p for p, vs in variants.items() if vs}
 
         async def load(keys: list[str]) -> Loaded:
-            pids = [int(k.rsplit(":", 1)[1]) for k in keys]
             now = datetime.now(UTC)
             async with self.pool.acquire() as conn:
                 shown, until = await listing_prices_until(
-                    conn, [v for p in pids for v in variants.get(p, ())], now)
+                    conn, [v for k in keys for v in variants[product_of[k]]], now)
             ttl_ms = self.price_ttl_s * 1000
             if until is not None:  # never past the end of a deal it was priced with
                 ttl_ms = min(ttl_ms, int((until - now).total_seconds() * 1000))
-            return {listing_key(p): (list(shown[p]) if p in shown else None, ttl_ms)
-                    for p in pids}
+            return {k: (list(shown[product_of[k]]) if product_of[k] in shown else None, ttl_ms)
+                    for k in keys}
 
-        keys = [listing_key(p) for p, vs in variants.items() if vs]
-        if not keys:
+        if not product_of:
             return {}
         if self.cache is not None and self.price_ttl_s > 0:
-            values, _, _ = await self.cache.get_or_load(keys, load)
+            values, _, _ = await self.cache.get_or_load(list(product_of), load)
         else:
-            values = {k: v for k, (v, _) in (await load(keys)).items()}
-        return {int(k.rsplit(":", 1)[1]): v for k, v in values.items()}
+            values = {k: v for k, (v, _) in (await load(list(product_of))).items()}
+        return {product_of[k]: v for k, v in values.items()}
 
     async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
         """Live price (the pricing engine's, through its short-lived snapshots: buy box, deals,
         rules, as on the product page) and stock (partition snapshots)."""
-        variant_ids = [int(v) for h in hits for v in h.doc.get("variant_ids") or ()]
+        variants = {h.product_id: [int(v) for v in h.doc.get("variant_ids") or ()]
+                    for h in hits}
+        variant_ids = [v for vs in variants.values() for v in vs]
         stock: dict[str, dict[str, Any]] = {}
-        listed = await self._listing_prices(hits)
+        listed = await self._listing_prices(variants)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
         if variant_ids and self.inventory is not None:
