@@ -10,6 +10,7 @@ what ranking needs). Prices are in major units (dollars) as floats; ids are ints
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -62,6 +63,7 @@ DOCUMENT_FIELDS: dict[str, str] = {
     "seller_rating": "float",
     "thumbnail_url": "stored",
     "variant_ids": "stored",  # active variants (live stock hydration)
+    "tie_key": "int",  # order among equals (tie_key()): the same on every load of a catalog
 }
 
 
@@ -109,7 +111,7 @@ class IndexQuery:
 # What ranking and merging need: enough for sort_key and ranking/features.py.
 SLIM_FIELDS: tuple[str, ...] = (
     "product_id", "version", "price", "rating_avg", "rating_count", "in_stock", "created_at",
-    "sales_velocity", "seller_rating",
+    "sales_velocity", "seller_rating", "tie_key",
 )
 
 
@@ -169,18 +171,37 @@ def normalize_key(value: str) -> str:
     return " ".join(value.casefold().split())
 
 
+def tie_key(external_id: str | None, product_id: int) -> int:
+    """A product's place among equals (the same score or sort value): a hash of its external
+    id, so it is the same whenever the same catalog is loaded (product ids are time-based and
+    differ on every load). Products without an external id fall back to their id."""
+    key = external_id if external_id else f"#{int(product_id)}"
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def doc_tie_key(doc: Mapping[str, Any]) -> int:
+    v = doc.get("tie_key")
+    return int(v) if v is not None else tie_key(doc.get("external_id"), int(doc["product_id"]))
+
+
+def relevance_key(score: float, doc: Mapping[str, Any]) -> tuple[float, int, int]:
+    """The order of relevance: best score first, then the tie key, then the id."""
+    return (-score, doc_tie_key(doc), int(doc["product_id"]))
+
+
 def sort_key(doc: Mapping[str, Any], sort: str) -> tuple[Any, ...]:
     """The order of `sort` for merging shards and for brute-force checks: ascending tuples.
-    Ties break on product_id so pages are stable."""
+    Ties break on the tie key (then the id) so pages are stable, and the same on every load."""
     pid = int(doc["product_id"])
+    tie = doc_tie_key(doc)
     if sort == "price_asc":
-        return (float(doc["price"]), pid)
+        return (float(doc["price"]), tie, pid)
     if sort == "price_desc":
-        return (-float(doc["price"]), pid)
+        return (-float(doc["price"]), tie, pid)
     if sort == "rating":
-        return (-float(doc["rating_avg"]), -int(doc["rating_count"]), pid)
+        return (-float(doc["rating_avg"]), -int(doc["rating_count"]), tie, pid)
     if sort == "newest":
-        return (-int(doc["created_at"]), pid)
+        return (-int(doc["created_at"]), tie, pid)
     raise ValueError(f"sort {sort!r} has no document order")
 
 

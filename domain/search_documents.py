@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from domain.search import normalize_key
+from domain.search import normalize_key, tie_key
 
 DAY_S = 86_400.0
 MAX_ATTRIBUTES = 32  # names kept per product
@@ -30,7 +30,7 @@ SCHEMA = pa.schema([
     ("attributes", pa.map_(pa.string(), pa.list_(pa.string()))),
     ("created_at", pa.int64()), ("sales_velocity", pa.float64()),
     ("seller_rating", pa.float64()), ("thumbnail_url", pa.string()),
-    ("variant_ids", pa.list_(pa.int64())),
+    ("variant_ids", pa.list_(pa.int64())), ("tie_key", pa.int64()),
 ])
 
 
@@ -100,6 +100,7 @@ def document(row: Mapping[str, Any], parents: Mapping[int, int | None],
         "seller_rating": float(seller_rating) if seller_rating is not None else math.nan,
         "thumbnail_url": row.get("thumbnail_url"),
         "variant_ids": [int(v) for v in row.get("variant_ids") or ()],
+        "tie_key": tie_key(row["external_id"], int(row["product_id"])),
     }
 
 

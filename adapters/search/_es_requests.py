@@ -44,12 +44,13 @@ EXACT_TERMS = 10_000  # brand / attribute buckets counted (the API keeps the top
 
 _ASC: dict[str, str] = {"order": "asc"}
 _DESC: dict[str, str] = {"order": "desc"}
+_TIES: list[dict[str, Any]] = [{"tie_key": _ASC}, {"product_id": _ASC}]
 SORTS: dict[str, list[dict[str, Any]]] = {  # the order of `domain.search.sort_key`
-    "relevance": [{"_score": _DESC}, {"product_id": _ASC}],
-    "price_asc": [{"price": _ASC}, {"product_id": _ASC}],
-    "price_desc": [{"price": _DESC}, {"product_id": _ASC}],
-    "rating": [{"rating_avg": _DESC}, {"rating_count": _DESC}, {"product_id": _ASC}],
-    "newest": [{"created_at": _DESC}, {"product_id": _ASC}],
+    "relevance": [{"_score": _DESC}, *_TIES],
+    "price_asc": [{"price": _ASC}, *_TIES],
+    "price_desc": [{"price": _DESC}, *_TIES],
+    "rating": [{"rating_avg": _DESC}, {"rating_count": _DESC}, *_TIES],
+    "newest": [{"created_at": _DESC}, *_TIES],
 }
 _FLOAT_FIELDS = tuple(name for name, kind in DOCUMENT_FIELDS.items() if kind == "float")
 
@@ -168,6 +169,13 @@ def facet_aggs() -> dict[str, Any]:
         aggs[f"attributes.{name}"] = {"terms": {"field": f"attributes.{name}",
                                                 "size": EXACT_TERMS}}
     return aggs
+
+
+def search_type(q: IndexQuery) -> str | None:
+    """`dfs_query_then_fetch` when `q` is scored by relevance: the term and field statistics
+    of the whole index are gathered from every shard first, so a document's score does not
+    depend on the shard it lives in (as the embedded backend's per-generation statistics)."""
+    return "dfs_query_then_fetch" if q.sort == "relevance" and q.text.groups else None
 
 
 def search_body(q: IndexQuery) -> dict[str, Any]:

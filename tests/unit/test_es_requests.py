@@ -28,6 +28,7 @@ from adapters.search.elastic import (
     index_template,
     parse_search_response,
     search_body,
+    search_type,
     swap_actions,
 )
 from domain.errors import Conflict, NotFound, Unavailable
@@ -87,7 +88,7 @@ def test_template_maps_every_document_field() -> None:
         "price_was": "double", "currency": "keyword", "rating_avg": "double",
         "rating_count": "integer", "in_stock": "boolean", "badges": "keyword",
         "attributes": "object", "created_at": "long", "sales_velocity": "double",
-        "seller_rating": "double", "thumbnail_url": "keyword",
+        "seller_rating": "double", "thumbnail_url": "keyword", "tie_key": "long",
     } | {name: "keyword" for name, kind in DOCUMENT_FIELDS.items() if kind == "stored"}
     for stored in ("external_id", "currency", "thumbnail_url"):
         assert props[stored] == {"type": "keyword", "index": False, "doc_values": False}
@@ -179,16 +180,28 @@ def test_excluded_ids_are_must_not() -> None:
 
 # -- sort and pages -----------------------------------------------------------------------
 
+_TIES = [{"tie_key": {"order": "asc"}}, {"product_id": {"order": "asc"}}]
+
+
 @pytest.mark.parametrize(("sort", "expected"), [
-    ("relevance", [{"_score": {"order": "desc"}}, {"product_id": {"order": "asc"}}]),
-    ("price_asc", [{"price": {"order": "asc"}}, {"product_id": {"order": "asc"}}]),
-    ("price_desc", [{"price": {"order": "desc"}}, {"product_id": {"order": "asc"}}]),
-    ("rating", [{"rating_avg": {"order": "desc"}}, {"rating_count": {"order": "desc"}},
-                {"product_id": {"order": "asc"}}]),
-    ("newest", [{"created_at": {"order": "desc"}}, {"product_id": {"order": "asc"}}]),
+    ("relevance", [{"_score": {"order": "desc"}}, *_TIES]),
+    ("price_asc", [{"price": {"order": "asc"}}, *_TIES]),
+    ("price_desc", [{"price": {"order": "desc"}}, *_TIES]),
+    ("rating", [{"rating_avg": {"order": "desc"}}, {"rating_count": {"order": "desc"}}, *_TIES]),
+    ("newest", [{"created_at": {"order": "desc"}}, *_TIES]),
 ])
-def test_each_sort_breaks_ties_on_product_id(sort: str, expected: list[Any]) -> None:
+def test_each_sort_breaks_ties_on_the_tie_key_then_product_id(sort: str,
+                                                              expected: list[Any]) -> None:
     assert body_of(sort=sort)["sort"] == expected
+
+
+def test_relevance_is_scored_with_statistics_of_every_shard() -> None:
+    """dfs_query_then_fetch: term and field statistics of the whole index, so a document's
+    score does not depend on its shard; sorts and browsing need no scores."""
+    words = TextQuery((("lamp",),))
+    assert search_type(IndexQuery(words)) == "dfs_query_then_fetch"
+    assert search_type(IndexQuery(words, sort="price_asc")) is None
+    assert search_type(IndexQuery()) is None
 
 
 def test_unknown_sort_is_refused() -> None:
@@ -612,6 +625,7 @@ async def test_search_reads_the_alias(es: tuple[ElasticIndex, FakeServer]) -> No
     query = IndexQuery(text=TextQuery(groups=(("sony",),)), offset=20, limit=10)
     result = await index.search(query)
     assert server.requests[0].body == search_body(query)  # "from" on the wire
+    assert server.requests[0].params["search_type"] == ["dfs_query_then_fetch"]
     assert result.total == 1342 and result.facets.brands["Sony"] == 900
 
 
