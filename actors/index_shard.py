@@ -60,6 +60,12 @@ class IndexShard:
     def count(self) -> int:
         return self.shard.num_docs()
 
+    def term_counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+        return self.shard.term_counts()
+
+    def reload_stats(self) -> None:
+        self.shard.reload_stats()
+
     def suggest(self, words: Sequence[str], last: str, limit: int) -> list[tuple[str, int]]:
         return self.shard.suggest(words, last, limit)
 

@@ -51,7 +51,15 @@ class SearchIndex(Protocol):
         ...
 
     # -- generations --------------------------------------------------------------------
-    async def create_generation(self, name: str) -> None:
+    async def create_generation(self, name: str,
+                                sample: Sequence[dict[str, Any]] = ()) -> None:
+        """A new, empty generation; `sample` (documents of a deterministic sample of the
+        catalog) lets a backend fix what its scoring needs before documents arrive."""
+        ...
+
+    async def finish_generation(self, name: str) -> None:
+        """The generation is built and refreshed: fix its scoring statistics (the same for
+        every shard) before it is checked and made live."""
         ...
 
     async def live_generation(self) -> str | None:

@@ -32,6 +32,7 @@ from adapters.search._es_requests import (
     delete_actions,
     parse_search_response,
     search_body,
+    search_type,
     suggest_body,
     swap_actions,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "index_template",
     "parse_search_response",
     "search_body",
+    "search_type",
     "swap_actions",
 ]
 
@@ -168,6 +170,8 @@ class ElasticIndex:
         """Searches one concrete index (a generation being checked) or the alias."""
         kwargs = search_body(query)
         kwargs["from_"] = kwargs.pop("from")
+        if (kind := search_type(query)) is not None:
+            kwargs["search_type"] = kind
         with _translated("search"):
             try:
                 resp = await self._es.search(index=index, **kwargs)
@@ -227,8 +231,11 @@ class ElasticIndex:
 
     # -- generations ------------------------------------------------------------------------
 
-    async def create_generation(self, name: str) -> None:
-        """Creates `{prefix}-{name}` (installing the prefix's index template first)."""
+    async def create_generation(self, name: str,
+                                sample: Sequence[dict[str, Any]] = ()) -> None:
+        """Creates `{prefix}-{name}` (installing the prefix's index template first). No
+        `sample` is needed: searches gather the statistics of every shard first
+        (dfs_query_then_fetch)."""
         index = self.index_name(name)
         with _translated("create_generation"):
             if not self._template_ready:
@@ -244,6 +251,9 @@ class ElasticIndex:
                     raise Conflict(f"generation {name!r} exists", code="generation_exists",
                                    generation=name) from exc
                 raise
+
+    async def finish_generation(self, name: str) -> None:
+        await self.refresh(name)
 
     async def _live_indices(self) -> list[str]:
         """The indices the alias points to (one, unless someone edited it by hand)."""

@@ -4,7 +4,7 @@ while it is built), one `write` for upserts + deletes + refresh."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -60,9 +60,15 @@ class ElasticBackend:
     async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
         return await self.es.suggest(words, last, limit)
 
-    async def create_generation(self, name: str) -> None:
+    async def create_generation(self, name: str,
+                                sample: Sequence[Mapping[str, Any]] = ()) -> None:
+        """`sample` is not needed: Elasticsearch scores with the statistics of the whole
+        index, gathered per search (dfs_query_then_fetch)."""
         await self.es.create_generation(name)  # first: a registry row means writes can go
         await self.registry.create(name, 1)
+
+    async def finish_generation(self, name: str) -> None:
+        await self.es.refresh(name)
 
     async def live_generation(self) -> str | None:
         return await self.es.live_generation()

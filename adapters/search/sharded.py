@@ -14,7 +14,7 @@ import dataclasses
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,17 @@ from actors.index_shard import IndexShard
 from adapters.coalesce import Coalescer
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search import NoLiveIndex
+from adapters.search.tantivy_shard import (
+    PIVOTS_FILE,
+    STATS_FILE,
+    analyzer,
+    read_generation_file,
+    scored_tokens,
+    write_generation_file,
+)
 from domain.inventory import partition_of
-from domain.search import Facets, Hit, IndexQuery, IndexResult, sort_key
+from domain.search import Facets, Hit, IndexQuery, IndexResult, relevance_key, sort_key
+from domain.text_scoring import DEFAULT_AVG_LENGTH, TermStats, pivots
 
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
 CALL_TIMEOUT_S = 10.0
@@ -180,10 +189,27 @@ class ShardedIndex:
         return list(out.values())[:limit]
 
     # -- generations -------------------------------------------------------------------
-    async def create_generation(self, name: str) -> None:
+    async def create_generation(self, name: str,
+                                sample: Sequence[Mapping[str, Any]] = ()) -> None:
+        """A new, empty generation. `sample`: documents (a deterministic sample of the
+        catalog) whose analysed lengths set the BM25 length pivots every document of the
+        generation is written with; none: the defaults."""
+        avg = await asyncio.to_thread(_pivots_of, sample) if sample else dict(DEFAULT_AVG_LENGTH)
+        await asyncio.to_thread(write_generation_file, self.root / name, PIVOTS_FILE, avg)
         await self.registry.create(name, self.shards)
         self._counts[name] = self.shards
         await asyncio.gather(*(self._call(name, k, "count") for k in range(self.shards)))
+
+    async def finish_generation(self, name: str) -> None:
+        """Counts the generation's term statistics over all its shards (once it is built and
+        refreshed), stores them beside the shards and has every shard score with them."""
+        n = await self._n(name)
+        parts = await asyncio.gather(*(self._call(name, k, "term_counts") for k in range(n)))
+        avg = await asyncio.to_thread(read_generation_file, self.root / name, PIVOTS_FILE)
+        stats = TermStats.combine(avg or DEFAULT_AVG_LENGTH, parts)
+        await asyncio.to_thread(write_generation_file, self.root / name, STATS_FILE,
+                                stats.to_json())
+        await asyncio.gather(*(self._call(name, k, "reload_stats") for k in range(n)))
 
     async def live_generation(self) -> str | None:
         return await self.registry.live()
@@ -208,11 +234,17 @@ class ShardedIndex:
         self._actors.clear()
 
 
+def _pivots_of(sample: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    az = analyzer()
+    return pivots(scored_tokens(d, az) for d in sample)
+
+
 def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
-    """Shard results -> one page. Each part is sorted; ties break on product_id."""
+    """Shard results -> one page. Each part is sorted; ties break on the tie key, then the
+    product id (domain.search.relevance_key and sort_key)."""
     hits: list[Hit] = [h for p in parts for h in p.hits]
     if query.sort == "relevance":
-        hits.sort(key=lambda h: (-h.score, h.product_id))
+        hits.sort(key=lambda h: relevance_key(h.score, h.doc))
     else:
         hits.sort(key=lambda h: sort_key(h.doc, query.sort))
     facets = Facets()

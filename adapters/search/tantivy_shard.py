@@ -5,11 +5,23 @@ Text fields use one analyzer (`aisle_en`: simple tokenizer, lower case, ASCII fo
 stemmer) at index and at query time, so query words are analysed exactly like titles. Searches
 return this shard's top `offset + limit` hits in the merge order, its exact total and its exact
 facet counts (every bucket, so the merged counts are exact too).
+
+Relevance does not use tantivy's BM25, whose statistics are this shard's own (and count
+deleted documents): each scored field has an impact twin (`imp_<field>`) holding `term~level`
+per distinct term, BM25's per-term part computed when the document is written with the
+generation's length pivots (domain/text_scoring.py). A query word becomes one constant-score
+clause per level present, worth boost x idf x level, idf from the generation's statistics
+(`term_stats.json` beside the shards, the same for every shard). The plain fields still serve
+phrases (positions), fuzzy matching and typeahead. Equal scores are ordered by the tie key,
+and every document tied with the last one kept comes along, so a cut never depends on the
+order documents were written in.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,12 +48,24 @@ from domain.search import (
     IndexQuery,
     IndexResult,
     TextQuery,
+    doc_tie_key,
     price_range_label,
     sort_key,
 )
+from domain.text_scoring import (
+    DEFAULT_AVG_LENGTH,
+    LEVEL_SEP,
+    SCORED_FIELDS,
+    TermStats,
+    impact_tokens,
+    level_value,
+)
 
 ANALYZER = "aisle_en"
-PREFIX_ANALYZER = "aisle_prefix"
+PREFIX_ANALYZER = "aisle_prefix"  # whitespace only: typeahead prefixes and impact tokens
+PIVOTS_FILE = "pivots.json"  # a generation's length pivots, written before its documents
+STATS_FILE = "term_stats.json"  # its term statistics, written once it is built
+FUZZY_WEIGHT = 0.5  # a word matched with one edit, relative to the word as typed
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
@@ -50,7 +74,7 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
-_INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at")
+_INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at", "tie_key")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
 _STORED_STR = ("external_id", "currency", "thumbnail_url", "brand")
 _SORT_FIELD = {"price_asc": ("price", tantivy.Order.Asc),
@@ -102,16 +126,63 @@ def schema() -> tantivy.Schema:
         b.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
     b.add_json_field("attributes", stored=True, fast=True, tokenizer_name="raw",
                      index_option="basic")
+    for name in SCORED_FIELDS:
+        b.add_text_field(impact_field(name), stored=False, tokenizer_name=PREFIX_ANALYZER,
+                         index_option="basic")
     return b.build()
+
+
+def impact_field(name: str) -> str:
+    return f"imp_{name}"
+
+
+def write_generation_file(generation_dir: Path, name: str, data: Mapping[str, Any]) -> None:
+    """A generation's JSON file, replaced atomically (a reader sees the old or the new)."""
+    generation_dir.mkdir(parents=True, exist_ok=True)
+    tmp = generation_dir / f".{name}.tmp"
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, generation_dir / name)
+
+
+def read_generation_file(generation_dir: Path, name: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((generation_dir / name).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"{generation_dir / name} is not a JSON object")
+    return data
 
 
 def _tokens(text: str, az: tantivy.TextAnalyzer) -> list[str]:
     return list(az.analyze(text))
 
 
+def scored_tokens(d: Mapping[str, Any], az: tantivy.TextAnalyzer) -> dict[str, list[str]]:
+    """The analysed words of a document's scored fields, as the plain fields index them."""
+    return {
+        "title": _tokens(str(d.get("title") or ""), az),
+        "brand_text": _tokens(str(d.get("brand") or ""), az),
+        "category_path": [t for part in d.get("category_path") or ()
+                          for t in _tokens(str(part), az)],
+        "description": _tokens(str(d.get("description") or ""), az),
+    }
+
+
 class TantivyShard:
+    """`path`: this shard's directory, inside its generation's directory (where the length
+    pivots and term statistics of the generation are read from); None: in memory, with the
+    default pivots and no statistics (every idf 1)."""
+
     def __init__(self, path: Path | str | None) -> None:
         self.schema = schema()
+        self._generation_dir = Path(path).parent if path is not None else None
+        pivots = (read_generation_file(self._generation_dir, PIVOTS_FILE)
+                  if self._generation_dir is not None else None)
+        self.avg_length: dict[str, float] = {**DEFAULT_AVG_LENGTH, **{
+            str(k): float(v) for k, v in (pivots or {}).items()}}
+        self.stats = TermStats(avg_length=self.avg_length)
+        self.reload_stats()
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
             self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
@@ -125,6 +196,25 @@ class TantivyShard:
         self._lock = threading.Lock()  # one writer at a time; searches never take it
         self._pending: dict[int, int | None] = {}  # product -> version since last commit
         self.index.reload()
+
+    def reload_stats(self) -> None:
+        """The generation's term statistics, once they are written (TermStats: until then
+        every idf is 1)."""
+        if self._generation_dir is None:
+            return
+        data = read_generation_file(self._generation_dir, STATS_FILE)
+        if data is not None:
+            self.stats = TermStats.from_json(data)
+
+    def term_counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+        """(live documents, {scored field: {term: live documents holding it}}): this shard's
+        part of the generation's statistics. Deleted documents are not counted (tantivy's
+        own document frequencies count them until segments merge)."""
+        searcher = self.index.searcher()
+        alive = Query.all_query()
+        counts = {name: {t: int(n) for t, n in searcher.terms_with_prefix(
+            name, "", filter_query=alive) if n > 0} for name in SCORED_FIELDS}
+        return int(searcher.num_docs), counts
 
     # -- writes ------------------------------------------------------------------------
     def _stored_versions(self, ids: Sequence[int]) -> dict[int, int]:
@@ -174,7 +264,7 @@ class TantivyShard:
     def _document(self, d: Mapping[str, Any]) -> tantivy.Document:
         doc = tantivy.Document()
         for name in _INT_FIELDS:
-            doc.add_integer(name, int(d.get(name) or 0))
+            doc.add_integer(name, doc_tie_key(d) if name == "tie_key" else int(d.get(name) or 0))
         for name in _FLOAT_FIELDS:
             v = d.get(name)
             doc.add_float(name, float("nan") if v is None else float(v))
@@ -200,6 +290,10 @@ class TantivyShard:
             if d.get(name):
                 doc.add_text(name, str(d[name]))
         doc.add_json("attributes", {k: list(v) for k, v in (d.get("attributes") or {}).items()})
+        for name, tokens in scored_tokens(d, self._az).items():
+            if tokens:
+                doc.add_text(impact_field(name),
+                             " ".join(impact_tokens(tokens, self.avg_length[name])))
         return doc
 
     # -- reads -------------------------------------------------------------------------
@@ -218,11 +312,11 @@ class TantivyShard:
 
     def search(self, q: IndexQuery) -> IndexResult:
         searcher = self.index.searcher()
-        query = self._query(q)
+        query = self._query(q, searcher)
         n = q.offset + q.limit
         if q.sort == "relevance":
-            res = searcher.search(query, limit=max(n, 1), count=True)
-            hits = [(float(s), a) for s, a in res.hits]
+            res = searcher.search(query, limit=n + 1, count=True)
+            hits = self._by_relevance(searcher, query, n, [(float(s), a) for s, a in res.hits])
         else:
             field, order = _SORT_FIELD[q.sort]
             res = searcher.search(query, limit=max(n, 1), count=True, order_by_field=field,
@@ -243,6 +337,25 @@ class TantivyShard:
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
         return IndexResult(out, int(res.count or 0), facets)  # type: ignore[attr-defined]
+
+    def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
+                      hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
+        """The top n of `hits` (the best n + 1 found) in the merge order: score, then tie key.
+        When the n-th and the last found score alike, more are fetched until the run of equal
+        scores ends, so the cut does not fall on whichever tied document tantivy met first."""
+        limit = n + 1
+        while (n > 0 and len(hits) == limit and hits[n - 1][0] == hits[-1][0]
+               and limit < MAX_TIES):
+            limit = min(MAX_TIES, limit * 4)
+            hits = [(float(s), a) for s, a in
+                    searcher.search(query, limit=limit, count=False).hits]
+        if not hits:
+            return hits
+        addrs = [a for _, a in hits]
+        ties = searcher.fast_field_values("tie_key", addrs)
+        pids = searcher.fast_field_values("product_id", addrs)
+        order = sorted(range(len(hits)), key=lambda i: (-hits[i][0], ties[i] or 0, pids[i] or 0))
+        return [hits[i] for i in order[:n]]
 
     def _with_ties(self, searcher: tantivy.Searcher, query: Query, field: str,
                    hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
@@ -279,38 +392,74 @@ class TantivyShard:
             out.append((d["title"][0], int(score)))
         return out
 
-    def _text(self, t: TextQuery) -> Query | None:
+    def _text(self, t: TextQuery, searcher: tantivy.Searcher) -> Query | None:
+        """Each group: the best of its alternatives in any field (dismax); the groups all
+        required or any one (`require_all`). A group with words that cannot match in this
+        shard fails a query requiring every group, and is left out of the others."""
         if not t.groups:
             return None
         fields = TEXT_FIELDS[:1] if t.fields == "title" else TEXT_FIELDS
         groups: list[Query] = []
+        worded = False
         for group in t.groups:
             alts: list[Query] = []
             for n_alt, alt in enumerate(group):
                 toks = _tokens(alt, self._az)
                 if not toks:
                     continue
+                worded = True
+                # the word as typed counts more than its synonyms and corrections
+                weight = 1.0 if n_alt == 0 else ALTERNATIVE_WEIGHT
+                fuzzy = t.fuzzy and len(toks) == 1 and len(alt) >= FUZZY_MIN_LENGTH
                 for field, boost in fields:
-                    if len(toks) > 1:
-                        fq = Query.phrase_query(self.schema, field, list[Any](toks))
-                    elif t.fuzzy and len(alt) >= FUZZY_MIN_LENGTH:
-                        fq = Query.boolean_query([
-                            (Occur.Should, Query.term_query(self.schema, field, toks[0])),
-                            (Occur.Should, Query.boost_query(Query.fuzzy_term_query(
-                                self.schema, field, toks[0], distance=1), 0.5)),
-                        ])
-                    else:
-                        fq = Query.term_query(self.schema, field, toks[0], index_option="freq")
-                    # the word as typed counts more than its synonyms and corrections
-                    alts.append(Query.boost_query(fq, boost if n_alt == 0 else
-                                                  boost * ALTERNATIVE_WEIGHT))
+                    clause = self._alternative(searcher, field, toks, boost * weight, fuzzy)
+                    if clause is not None:
+                        alts.append(clause)
             if alts:
                 groups.append(Query.disjunction_max_query(alts, TIE_BREAKER) if len(alts) > 1
                               else alts[0])
+            elif worded and t.require_all:
+                return Query.empty_query()
         if not groups:
             return Query.empty_query()
         occur = Occur.Must if t.require_all else Occur.Should
         return Query.boolean_query([(occur, g) for g in groups])
+
+    def _alternative(self, searcher: tantivy.Searcher, field: str, toks: Sequence[str],
+                     weight: float, fuzzy: bool) -> Query | None:
+        """One alternative in one field, scored from the impacts of its words; None when it
+        cannot match in this shard. Several words: a phrase (positions of the plain field),
+        worth the sum of its words."""
+        scored = [self._impacts(searcher, field, tok, weight) for tok in dict.fromkeys(toks)]
+        if len(toks) > 1:
+            if any(q is None for q in scored):
+                return None
+            phrase = Query.phrase_query(self.schema, field, list[Any](toks))
+            return Query.boolean_query([(Occur.Must, Query.const_score_query(phrase, 0.0))]
+                                       + [(Occur.Should, q) for q in scored if q is not None])
+        exact = scored[0]
+        if not fuzzy:
+            return exact
+        near = Query.const_score_query(
+            Query.fuzzy_term_query(self.schema, field, toks[0], distance=1),
+            FUZZY_WEIGHT * weight)
+        return near if exact is None else Query.boolean_query(
+            [(Occur.Should, exact), (Occur.Should, near)])
+
+    def _impacts(self, searcher: tantivy.Searcher, field: str, token: str,
+                 weight: float) -> Query | None:
+        """`token` in `field`: one constant-score clause per impact level present in this
+        shard, worth weight x idf x level (a document holds one level per term and field)."""
+        prefix = token + LEVEL_SEP
+        levels = searcher.terms_with_prefix(impact_field(field), prefix)
+        if not levels:
+            return None
+        idf = self.stats.idf(field, token)
+        name = impact_field(field)
+        clauses = [(Occur.Should, Query.const_score_query(
+            Query.term_query(self.schema, name, term),
+            weight * idf * level_value(int(term[len(prefix):])))) for term, _ in levels]
+        return clauses[0][1] if len(clauses) == 1 else Query.boolean_query(clauses)
 
     def _filters(self, f: Filters) -> list[tuple[Occur, Query]]:
         s = self.schema
@@ -337,8 +486,8 @@ class TantivyShard:
                         Query.term_set_query(s, "product_id", list(f.exclude_ids))))
         return [(o, Query.const_score_query(q, 0.0)) for o, q in out]
 
-    def _query(self, q: IndexQuery) -> Query:
-        text = self._text(q.text)
+    def _query(self, q: IndexQuery, searcher: tantivy.Searcher) -> Query:
+        text = self._text(q.text, searcher)
         clauses: list[tuple[Occur, Query]] = [(Occur.Must, text if text is not None
                                                else Query.all_query())]
         clauses += self._filters(q.filters)
