@@ -9,9 +9,13 @@ live one, and one being built), committed in the index; then the Redis keys of t
 are invalidated and only then the consumer position is committed. A crash anywhere before that
 replays the batch: upserts are idempotent and ordered by product version.
 
-Full build: parallel workers scan product id ranges into a new generation beside the live one;
-the result is checked (document count, canary queries), then swapped in atomically; the
-previous generation is kept for rollback.
+Full build: the length pivots of BM25 are measured on a deterministic sample of the catalog;
+parallel workers scan product id ranges into a new generation beside the live one; its term
+statistics are counted over all its shards; the result is checked (document count, canary
+queries); its query-understanding vocabulary is built and stored with it; only then is it
+swapped in atomically (a Gateway that sees it live finds everything it needs); the previous
+generation is kept for rollback. A live generation in an older document format is built again
+when the builder starts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,11 +39,14 @@ from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
 from adapters.postgres.catalog_repo import OUTBOX_CHANNEL
 from adapters.postgres.pricing_repo import listing_prices
-from adapters.postgres.search_registry import GenerationRegistry
+from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
+from adapters.postgres.search_registry import INDEX_FORMAT, GenerationRegistry
+from adapters.postgres.vocabulary import build_vocabulary
 from adapters.redis import create_redis
 from adapters.search.factory import open_index
 from domain.search import IndexQuery, TextQuery
 from domain.search_documents import document, record_batch
+from domain.text_scoring import SAMPLE_SIZE
 
 log = logging.getLogger("aisle.index_builder")
 CONSUMER = "search-index"
@@ -120,6 +126,7 @@ class IndexBuilder:
         self.pool = await create_pool(self.cfg.dsn, max_size=4)
         self.index = await open_index(self.cfg, self.pool)
         self.registry = GenerationRegistry(self.pool, self.index.backend)
+        self.artifacts = SearchArtifacts(self.pool)
         self.redis = create_redis(self.cfg.redis_url) if self.cfg.redis_url else None
         self.parents = await sd.category_parents(self.pool)  # type: ignore[arg-type]
         await self._abandon_unfinished()
@@ -217,6 +224,9 @@ class IndexBuilder:
         row = await self.pool.fetchrow(
             "SELECT 1 FROM outbox_consumers WHERE name = $1", CONSUMER)
         if row is not None and await self.registry.live() is not None:
+            if (await self.registry.live_format() or 0) < INDEX_FORMAT:
+                log.info("the live search index predates format %d: full build", INDEX_FORMAT)
+                await self.full_build()
             return
         begin = await self.pool.fetchrow(
             "SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, clock_timestamp() AS at")
@@ -332,27 +342,29 @@ class IndexBuilder:
         """A new generation from a scan of PostgreSQL, checked, then made live."""
         started = time.monotonic()
         name = f"g{int(time.time() * 1000)}"
-        await self.index.create_generation(name)
+        async with self.pool.acquire() as conn:
+            sample = await sd.text_sample(conn, SAMPLE_SIZE)
+        await self.index.create_generation(name, sample)
         workers = workers or self.cfg.workers
         try:
             bounds = await self._ranges(workers)
             counts = await asyncio.gather(*(
                 build_range.remote(self.cfg, name, lo, hi) for lo, hi in bounds))
             await self.index.refresh(name)
+            await self.index.finish_generation(name)
             built = int(sum(counts))
             problems = await self._check(name, built)
             if problems:
                 raise RuntimeError(f"generation {name} failed its checks: {problems}")
+            vocabulary = await build_vocabulary(self.pool)
+            await self.artifacts.put(name, VOCABULARY, await asyncio.to_thread(
+                vocabulary.to_bytes))
         except BaseException:  # not made live: nothing else would drop it
             with contextlib.suppress(Exception):
                 await self.index.drop_generation(name)
             await self.registry.mark(name, "FAILED")
             raise
         previous = await self.index.swap(name) if swap else None
-        try:
-            await self._store_vocabulary(name)
-        except Exception:  # search works without it (no spelling, synonyms, inferred filters)
-            log.exception("query vocabulary not built")
         self._stats["full_builds"] += 1
         seconds = time.monotonic() - started
         return {"generation": name, "documents": built, "previous": previous,
@@ -389,15 +401,6 @@ class IndexBuilder:
             if c["product_id"] not in {h.product_id for h in res.hits}:
                 problems.append(f"canary {c['product_id']} not found by its title")
         return problems
-
-    async def _store_vocabulary(self, generation: str) -> None:
-        from adapters.postgres.vocabulary import build_vocabulary
-        vocab = await build_vocabulary(self.pool)
-        await self.pool.execute(
-            """INSERT INTO search_artifacts (name, generation, blob) VALUES ('vocabulary', $1, $2)
-               ON CONFLICT (name) DO UPDATE SET generation = EXCLUDED.generation,
-                   blob = EXCLUDED.blob, created_at = now()""",
-            generation, pickle.dumps(vocab, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _prev_xid(x: Any) -> Any:

@@ -6,6 +6,7 @@ pages, health. The Ranker deployment is bound into the same application by `buil
 
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -27,6 +28,7 @@ from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
+from adapters.search import NoLiveIndex
 from adapters.search.factory import open_index
 from adapters.settings import Settings
 from domain.catalog import Limits, ProductIn, check_product
@@ -171,6 +173,10 @@ class Gateway:
                                             self.inventory, ranker, cache,
                                             settings.facet_cache_s, categories,
                                             settings.price_cache_s)
+        # Serve routes to a replica once this returns: with a live generation, not before
+        # its query model is loaded (the first build: /health says 503 until it is)
+        with contextlib.suppress(NoLiveIndex):
+            await self.search_service.ready()
         self.pdp = ProductPages(self.pool, cache,
                                 self.inventory, self.search_service.index,
                                 settings.product_cache_s, settings.price_cache_s, categories,

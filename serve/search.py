@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-import pickle
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,9 +26,11 @@ from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, Loaded, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
+from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.search import NoLiveIndex
 from domain.errors import ValidationFailed
 from domain.query import (
+    CatalogVocabulary,
     QueryUnderstanding,
     default_synonyms_path,
     explicit_only,
@@ -57,9 +58,8 @@ from ranking import feature_matrix, get_ranker, order, runs_in_process
 log = logging.getLogger("aisle.search")
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
-MODEL_REFRESH_S = 2.0
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
-GENERATION_TTL_S = 1.0  # how long the live generation (part of facet cache keys) is trusted
+GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 __all__ = ["SORTS", "SearchParams", "SearchService", "listing_key", "parse_attribute_params"]
 
 
@@ -70,6 +70,15 @@ def listing_key(product_id: int) -> str:
     return f"aisle:listing:{product_id}"
 
 
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationModel:
+    """A live index generation and the query-understanding model built with it (None: the
+    generation has no vocabulary; searches then read the words as typed)."""
+
+    generation: str
+    understanding: QueryUnderstanding | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,40 +114,63 @@ class SearchService:
         self.cache = cache  # facet counts (the breaker and short timeouts of product pages)
         self.facet_ttl_s = facet_ttl_s
         self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
+        self.artifacts = SearchArtifacts(pool)
         self._generation: tuple[float, str | None] = (0.0, None)
-        self.qu: Any | None = None
-        self._model_at = 0.0
-        self._model_version: Any = None
+        self._model: GenerationModel | None = None
         self._loading: asyncio.Task[None] | None = None
+        self._loading_for: str | None = None
         self._rankers: dict[str, Any] = {}
 
-    # -- models and reference data -----------------------------------------------------
-    async def _query_model(self) -> Any | None:
-        """The current query-understanding model. Checked for a newer vocabulary every
-        MODEL_REFRESH_S in the background (building one takes seconds); only the very first
-        request waits for it."""
-        if time.monotonic() - self._model_at >= MODEL_REFRESH_S and self._loading is None:
-            self._model_at = time.monotonic()
-            self._loading = asyncio.get_running_loop().create_task(self._load_model())
-        if self.qu is None and self._loading is not None and self._model_version is None:
-            await asyncio.shield(self._loading)
-        return self.qu
+    # -- the live generation and its query model --------------------------------------
+    async def _live_generation(self) -> str | None:
+        at, generation = self._generation
+        if generation is None or time.monotonic() - at > GENERATION_TTL_S:
+            generation = await self.index.live_generation()
+            self._generation = (time.monotonic(), generation)
+        return generation
 
-    async def _load_model(self) -> None:
+    async def _searched(self) -> GenerationModel:
+        """The generation this search reads and the query model built with it. When another
+        generation goes live, its model is loaded in the background while searches keep
+        reading the previous pair (it is kept for rollback); only a replica that has no pair
+        yet waits. So no search pairs a generation with another one's vocabulary, or with
+        none while one is being loaded."""
+        live = await self._live_generation()
+        if live is None:
+            raise NoLiveIndex("the search index is being built")
+        model = self._model
+        if model is not None and model.generation == live:
+            return model
+        if self._loading is None or self._loading_for != live:
+            self._loading_for = live
+            self._loading = asyncio.get_running_loop().create_task(self._load_model(live))
+        if model is None:
+            await asyncio.shield(self._loading)
+            model = self._model
+            if model is None:
+                raise NoLiveIndex("the search index's query model is being loaded")
+        return model
+
+    async def _load_model(self, generation: str) -> None:
         try:
-            created = await self.pool.fetchval(
-                "SELECT created_at FROM search_artifacts WHERE name = 'vocabulary'")
-            if created is not None and created != self._model_version:
-                blob = await self.pool.fetchval(
-                    "SELECT blob FROM search_artifacts WHERE name = 'vocabulary'")
-                vocab = await asyncio.to_thread(pickle.loads, blob)
+            blob = await self.artifacts.get(generation, VOCABULARY)
+            understanding = None
+            if blob is not None:
+                vocab = await asyncio.to_thread(CatalogVocabulary.from_bytes, blob)
                 synonyms = load_synonyms(default_synonyms_path().read_text(encoding="utf-8"))
-                self.qu = await asyncio.to_thread(QueryUnderstanding, vocab, synonyms)
-                self._model_version = created
-        except Exception:  # keep the previous model; search works without one
-            log.exception("query model refresh failed")
+                understanding = await asyncio.to_thread(QueryUnderstanding, vocab, synonyms)
+            else:  # a generation built before vocabularies were stored with it
+                log.warning("generation %s has no query vocabulary", generation)
+            self._model = GenerationModel(generation, understanding)
+        except Exception:  # keep the previous pair; the next search tries again
+            log.exception("query model of generation %s not loaded", generation)
         finally:
             self._loading = None
+
+    async def ready(self) -> None:
+        """Raises until the index has a live generation and this replica has loaded the
+        query model built with it (or, after a swap, still serves the previous pair)."""
+        await self._searched()
 
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()
@@ -152,15 +184,11 @@ class SearchService:
         return ids
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
-    async def _facet_key(self, query: IndexQuery) -> str | None:
+    def _facet_key(self, generation: str, query: IndexQuery) -> str | None:
         """Facet counts depend on the words, their fields and the filters (not on the sort or
         the page), and on the generation: a rebuilt index never serves the old one's counts."""
         if self.cache is None or self.facet_ttl_s <= 0:
             return None
-        at, generation = self._generation
-        if generation is None or time.monotonic() - at > GENERATION_TTL_S:
-            generation = await self.index.live_generation()
-            self._generation = (time.monotonic(), generation)
         text = query.text
         identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
                          text.boost_category_ids, query.filters))
@@ -177,11 +205,6 @@ class SearchService:
         if key is not None and self.cache is not None:
             await self.cache.set(key, facets, self.facet_ttl_s)
 
-    async def ready(self) -> None:
-        """Raises until the index has a live generation (the first build is done)."""
-        if await self.index.live_generation() is None:
-            raise NoLiveIndex("the search index is being built")
-
     # -- search ------------------------------------------------------------------------
     async def search(self, p: SearchParams) -> dict[str, Any]:
         if (p.page * p.page_size) > MAX_WINDOW:
@@ -195,7 +218,9 @@ class SearchService:
             attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
                              for n, vs in p.attributes))
         plain = p.ranker == "bm25_title"
-        qu = None if plain else await self._query_model()
+        model = await self._searched()
+        gen = model.generation  # every index read of this search: the model's generation
+        qu = None if plain else model.understanding
         did_you_mean = None
         if qu is not None and p.q.strip():
             parsed = qu.parse(p.q, explicit)
@@ -224,15 +249,15 @@ class SearchService:
                            slim=True, full_docs=p.page_size if offset == 0 or rerank else 0)
         # Facet counts over every match are the shards' largest cost: cached (5 min), and
         # trusted only while the number of matches is the one they were counted over.
-        facet_key = await self._facet_key(query)
+        facet_key = self._facet_key(gen, query)
         cached = await self._cached_facets(facet_key)
         if cached is not None:
-            result = await self._index_search(dataclasses.replace(query, facets=False))
+            result = await self._index_search(gen, dataclasses.replace(query, facets=False))
             if result.total != cached["total"]:  # the matches changed: count again
                 cached = None
-                result = await self._index_search(query)
+                result = await self._index_search(gen, query)
         else:
-            result = await self._index_search(query)
+            result = await self._index_search(gen, query)
         relaxed = None
         if result.total == 0 and groups and not plain:
             inferred_only = filters != explicit
@@ -244,7 +269,7 @@ class SearchService:
                     query, filters=explicit, facets=True, text=dataclasses.replace(
                         text, groups=every_word, fuzzy=True))))
             for how, relaxed_query in steps:
-                result = await self._index_search(relaxed_query)
+                result = await self._index_search(gen, relaxed_query)
                 if result.total:
                     relaxed = how
                     if how == "inferred_filters_dropped":
@@ -258,7 +283,7 @@ class SearchService:
                 and result.total < offset + p.page_size):
             # few products pass the filters read from the words: show them first, then the
             # best matches of every word typed without those filters ("more results")
-            more = await self._index_search(dataclasses.replace(
+            more = await self._index_search(gen, dataclasses.replace(
                 query, filters=explicit, offset=0, limit=depth, facets=False,
                 text=dataclasses.replace(text, groups=every_word)))
             seen = {h.product_id for h in hits}
@@ -271,7 +296,7 @@ class SearchService:
             result = IndexResult(hits, max(more.total, result.total), result.facets)
         if rerank or widened:
             hits = hits[offset:offset + p.page_size]
-        hits = await self._whole(hits)
+        hits = await self._whole(gen, hits)
         results = await self._hydrate(hits)
         if relaxed is None and cached is not None:
             facets = cached["facets"]
@@ -292,16 +317,16 @@ class SearchService:
             "sort": p.sort,
         }
 
-    async def _index_search(self, query: IndexQuery) -> IndexResult:
-        return await self.index.search(query)
+    async def _index_search(self, generation: str, query: IndexQuery) -> IndexResult:
+        return await self.index.search_generation(generation, query)
 
-    async def _whole(self, hits: list[Hit]) -> list[Hit]:
+    async def _whole(self, generation: str, hits: list[Hit]) -> list[Hit]:
         """The page's hits with their whole documents (slim candidates carry fast fields
         only); a product deleted meanwhile drops out."""
         slim = [h.product_id for h in hits if "title" not in h.doc]
         if not slim:
             return hits
-        full = await self.index.get(slim)
+        full = await self.index.get(slim, generation)
         return [h if "title" in h.doc else Hit(h.product_id, h.score, full[h.product_id])
                 for h in hits if "title" in h.doc or h.product_id in full]
 

@@ -48,6 +48,22 @@ _SCAN = _SELECT + """ AND p.product_id > $1 AND p.product_id <= $3
 ORDER BY p.product_id LIMIT $2"""
 
 
+_SAMPLE = """
+SELECT p.title, p.description, p.brand, c.path AS category_path
+FROM products p LEFT JOIN categories c ON c.category_id = p.category_id
+WHERE p.status = 'ACTIVE'
+ORDER BY md5(coalesce(p.external_id, '') || p.title), p.external_id, p.title
+LIMIT $1
+"""
+
+
+async def text_sample(conn: Conn, limit: int) -> list[dict[str, Any]]:
+    """The texts of up to `limit` active products, chosen by a hash of what they are
+    (external id and title), not of when they were loaded: the same catalog gives the same
+    sample, which sets an index generation's length pivots (domain.text_scoring)."""
+    return [dict(r) for r in await conn.fetch(_SAMPLE, limit)]
+
+
 async def category_parents(conn: Conn) -> dict[int, int | None]:
     rows = await conn.fetch("SELECT category_id, parent_id FROM categories")
     return {int(r["category_id"]): r["parent_id"] for r in rows}

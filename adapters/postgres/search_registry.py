@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncpg
 
+# The format of the documents a generation holds; a live generation in an older one is built
+# again by the index builder. 2: impact-scored text, per-generation term statistics, tie key.
+INDEX_FORMAT = 2
+
 
 class GenerationRegistry:
     def __init__(self, pool: asyncpg.Pool, backend: str) -> None:
@@ -35,8 +39,14 @@ class GenerationRegistry:
 
     async def create(self, name: str, shards: int) -> None:
         await self.pool.execute(
-            """INSERT INTO search_generations (name, backend, shards, status)
-               VALUES ($1, $2, $3, 'BUILDING')""", name, self.backend, shards)
+            """INSERT INTO search_generations (name, backend, shards, status, format)
+               VALUES ($1, $2, $3, 'BUILDING', $4)""", name, self.backend, shards, INDEX_FORMAT)
+
+    async def live_format(self) -> int | None:
+        """The document format the live generation was built with (None: no live one)."""
+        return await self.pool.fetchval(
+            "SELECT format FROM search_generations WHERE backend = $1 AND status = 'LIVE'",
+            self.backend)
 
     async def swap(self, name: str, documents: int | None = None) -> str | None:
         """Makes `name` live; returns the generation it replaced (now PREVIOUS)."""
@@ -68,6 +78,6 @@ class GenerationRegistry:
 
     async def all(self) -> list[dict[str, object]]:
         rows = await self.pool.fetch(
-            """SELECT name, status, shards, documents, created_at, swapped_at
+            """SELECT name, status, shards, documents, format, created_at, swapped_at
                FROM search_generations WHERE backend = $1 ORDER BY created_at""", self.backend)
         return [dict(r) for r in rows]

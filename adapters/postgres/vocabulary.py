@@ -1,5 +1,8 @@
 """The query-understanding vocabulary, built from the catalog in PostgreSQL (streamed with a
-server-side cursor, so a large catalog is never held in memory at once)."""
+server-side cursor, so a large catalog is never held in memory at once). Products come in the
+order of their external ids: where the vocabulary keeps what it saw first (a brand's display
+form, among equally frequent values), the same catalog gives the same vocabulary on every
+load (product ids differ from load to load)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ SELECT p.title, p.brand, p.category_id, c.path AS category_names,
         WHERE v.product_id = p.product_id AND v.status = 'ACTIVE') AS attrs
 FROM products p LEFT JOIN categories c ON c.category_id = p.category_id
 WHERE p.status = 'ACTIVE'
+ORDER BY p.external_id, p.title, p.product_id
 """
 
 
