@@ -1,4 +1,5 @@
-"""scripts/eval_relevance --dataset esci|icecat [--url URL] [--rankers bm25_title,default] [--start]
+"""scripts/eval_relevance --dataset esci|icecat [--url URL] [--rankers bm25_title,default]
+                         [--start | --fresh-starts N]
 
 Search quality through the public search API: nDCG@10 of each ranker over the dataset's judged
 queries (../shared/data/<dataset>/judgments.csv, or --data-dir, or $AISLE_SHARED_DATA).
@@ -14,10 +15,15 @@ The service must serve that dataset's catalog alone (other catalogs in the same 
 unjudged results). Either run it yourself, e.g. `scripts/demo --dataset icecat --data-dir
 .aisle-data/eval-icecat`, or pass --start: this script then runs `scripts/demo --dataset
 <dataset> --port <port of --url> --data-dir <--service-data-dir>` (its output goes to stderr),
-waits until /health answers and search returns results, evaluates, and stops it (SIGTERM).
-The first start loads the catalog into that directory; later starts reuse it. With
-DATABASE_URL or ES_URL set, the demo uses those servers instead: they must hold only this
-catalog.
+waits until /health answers (the service is ready: its index and the query model built with
+it are loaded), evaluates at once, and stops it (SIGTERM). The first start loads the catalog
+into that directory; later starts reuse it. With DATABASE_URL or ES_URL set, the demo uses
+those servers instead: they must hold only this catalog.
+
+--fresh-starts N: N starts, each from an empty data dir (its own embedded PostgreSQL and
+Redis: the catalog loaded and indexed anew), evaluated right after ready. Prints each start's
+nDCG@10, the spread (max - min) per ranker, and the queries whose results differ between
+starts: the same catalog must give the same answers on every start (spread 0).
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +66,14 @@ def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(shared).expanduser() if shared else REPO.parent / "shared" / "data"
 
 
+def judgments_path(data_dir: Path, dataset: str) -> Path:
+    """<data_dir>/<dataset>/judgments.csv; for esci, the copy vendored in data/esci when the
+    shared folder is not there."""
+    path = data_dir / dataset / "judgments.csv"
+    vendored = REPO / "data" / dataset / "judgments.csv"
+    return vendored if not path.is_file() and vendored.is_file() else path
+
+
 def parse_rankers(text: str) -> tuple[str, ...]:
     """Comma-separated names, baseline first (added when missing), duplicates dropped."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -83,10 +99,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--service-data-dir", type=Path, default=None,
                    help="--start: the demo's --data-dir (default .aisle-data/eval-<dataset>)")
     p.add_argument("--start-timeout", type=float, default=900.0,
-                   help="--start: seconds to wait for the service to answer searches")
+                   help="--start: seconds to wait for the service to be ready")
+    p.add_argument("--fresh-starts", type=int, default=0, metavar="N",
+                   help="N starts from empty data dirs (embedded servers), evaluated right "
+                        "after ready; reports the spread between them")
     args = p.parse_args(list(argv))
-    if args.k < 1 or args.concurrency < 1:
-        p.error("--k and --concurrency must be >= 1")
+    if args.k < 1 or args.concurrency < 1 or args.fresh_starts < 0:
+        p.error("--k and --concurrency must be >= 1, --fresh-starts >= 0")
+    if args.fresh_starts and args.start:
+        p.error("--fresh-starts starts the service itself: drop --start")
     args.url = args.url.rstrip("/")
     if args.data_dir is None:
         args.data_dir = default_data_dir()
@@ -125,12 +146,6 @@ def score_run(name: str, judgments: Judgments, results: Mapping[str, Sequence[st
     ndcg = {q: ndcg_of_ids(list(results[q]), judged, k) for q, judged in judgments.items()}
     zero = tuple(q for q in judgments if not results[q])
     return RankerRun(name, ndcg, zero)
-
-
-def probe_query(judgments: Judgments) -> str:
-    """The query with the most relevant judged products: the likeliest to find results once
-    the index serves the catalog."""
-    return max(sorted(judgments), key=lambda q: sum(1 for g in judgments[q].values() if g > 0))
 
 
 def format_report(dataset: str, judgments: Judgments, runs: Sequence[RankerRun], k: int,
@@ -203,24 +218,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _search_ready(url: str, query: str) -> bool:
-    """True when search answers `query` with results; False while the service or its index is
-    still starting; EvalError when the API refuses the request (4xx)."""
-    try:
-        r = httpx.get(url + SEARCH_PATH, params={"q": query, "page_size": 1,
-                                                 "ranker": BASELINE}, timeout=30.0)
-    except httpx.HTTPError:
-        return False
-    if r.status_code == 404 and not _healthy(url):
-        return False  # the HTTP proxy is up before the app's routes are
-    if 400 <= r.status_code < 500:
-        raise EvalError(f"search refused {query!r}: HTTP {r.status_code}: {r.text[:300]}")
-    return r.status_code == 200 and bool(result_ids(r.json(), 1))
-
-
 @contextlib.contextmanager
-def running_service(dataset: str, url: str, data_dir: Path, probe_query: str,
-                    timeout_s: float) -> Iterator[None]:
+def running_service(dataset: str, url: str, data_dir: Path, timeout_s: float) -> Iterator[None]:
     """scripts/demo serving `dataset` on the port of `url`, until the block ends."""
     parts = urlsplit(url)
     if parts.hostname not in LOCAL_HOSTS:
@@ -239,14 +238,14 @@ def running_service(dataset: str, url: str, data_dir: Path, probe_query: str,
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=sys.stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout_s
-        while not _search_ready(url, probe_query):  # False while nothing answers yet
+        while not _healthy(url):  # ready: evaluated at once, as a shopper would search
             if proc.poll() is not None:
                 raise EvalError(f"scripts/demo exited with status {proc.returncode} before "
-                                "it answered searches (its output is above)")
+                                "it was ready (its output is above)")
             if time.monotonic() > deadline:
-                raise EvalError(f"the service on {url} did not answer searches within "
+                raise EvalError(f"the service on {url} was not ready within "
                                 f"{timeout_s:.0f} s")
-            time.sleep(1.0)
+            time.sleep(0.5)
         yield
     finally:
         if proc.poll() is None:
@@ -258,31 +257,79 @@ def running_service(dataset: str, url: str, data_dir: Path, probe_query: str,
                 proc.wait()
 
 
-def evaluate(args: argparse.Namespace, judgments: Judgments) -> list[RankerRun]:
+Results = dict[str, dict[str, list[str]]]  # ranker -> query -> external ids
+
+
+def evaluate(args: argparse.Namespace, judgments: Judgments) -> tuple[list[RankerRun], Results]:
     queries = sorted(judgments)
-    runs = []
+    runs, found = [], {}
     for ranker in args.rankers:
         results = asyncio.run(fetch(args.url, queries, ranker, args.k, args.concurrency))
         runs.append(score_run(ranker, judgments, results, args.k))
-    return runs
+        found[ranker] = results
+    return runs, found
+
+
+def format_spread(starts: Sequence[tuple[list[RankerRun], Results]], k: int) -> str:
+    """Each start's nDCG per ranker, the spread (max - min), and how many queries got other
+    results in some start than in the first."""
+    names = [r.name for r in starts[0][0]]
+    width = max(len("ranker"), *(len(n) for n in names))
+    cols = "  ".join(f"{'start ' + str(i + 1):>8}" for i in range(len(starts)))
+    lines = [f"{len(starts)} fresh starts, nDCG@{k} right after ready",
+             f"{'ranker':<{width}}  {cols}  {'spread':>8}  queries differing"]
+    for n, name in enumerate(names):
+        means = [runs[n].mean for runs, _ in starts]
+        first = starts[0][1][name]
+        differ = sorted(q for q in first if any(found[name][q] != first[q]
+                                                for _, found in starts[1:]))
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{m:>8.4f}" for m in means)
+                     + f"  {max(means) - min(means):>8.4f}  {len(differ)}"
+                     + (f"  (e.g. {', '.join(repr(q) for q in differ[:5])})" if differ else ""))
+    return "\n".join(lines)
+
+
+def fresh_starts(args: argparse.Namespace, judgments: Judgments
+                 ) -> list[tuple[list[RankerRun], Results]]:
+    for var in ("DATABASE_URL", "REDIS_URL", "ES_URL"):
+        if os.environ.get(var):
+            raise EvalError(f"--fresh-starts starts from empty embedded servers: unset {var}")
+    out = []
+    for i in range(args.fresh_starts):
+        data_dir = Path(tempfile.mkdtemp(prefix=f"eval-{args.dataset}-{i + 1}-",
+                                         dir=REPO / ".aisle-data" if (REPO / ".aisle-data")
+                                         .is_dir() else None))
+        try:
+            print(f"start {i + 1}/{args.fresh_starts}: {data_dir}", file=sys.stderr, flush=True)
+            with running_service(args.dataset, args.url, data_dir, args.start_timeout):
+                out.append(evaluate(args, judgments))
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    path = args.data_dir / args.dataset / "judgments.csv"
+    path = judgments_path(args.data_dir, args.dataset)
     try:
         if not path.is_file():
             raise EvalError(f"no judgments at {path} (pass --data-dir or set {SHARED_DATA_ENV})")
         judgments = read_judgments(path, args.dataset)
         if not judgments:
             raise EvalError(f"{path} holds no judgments")
+        if args.fresh_starts:
+            starts = fresh_starts(args, judgments)
+            for n, (runs, _) in enumerate(starts, start=1):
+                print(f"start {n}: " + format_report(args.dataset, judgments, runs, args.k,
+                                                     args.url))
+            print(format_spread(starts, args.k))
+            return 0
         with contextlib.ExitStack() as stack:
             if args.start:
                 stack.enter_context(running_service(args.dataset, args.url,
                                                     args.service_data_dir,
-                                                    probe_query(judgments),
                                                     args.start_timeout))
-            runs = evaluate(args, judgments)
+            runs, _ = evaluate(args, judgments)
     except (EvalError, ValueError) as exc:
         print(f"eval_relevance: {exc}", file=sys.stderr)
         return 1

@@ -85,12 +85,26 @@ def test_score_run_and_report(ev: ModuleType) -> None:
     assert per_query[1].split()[0] == "laptop"
 
 
-def test_probe_query_has_most_relevant_products(ev: ModuleType) -> None:
-    judgments = {"a": {"1": 0.0, "2": 0.0, "3": 0.0}, "b": {"1": 1.0, "2": 0.1}, "c": {"1": 1.0}}
-    assert ev.probe_query(judgments) == "b"
+def test_spread_over_fresh_starts(ev: ModuleType) -> None:
+    judgments = {"laptop": {"1": 1.0, "2": 1 / 3}, "mouse": {"3": 1.0}}
+    found = [{"laptop": ["1", "2"], "mouse": ["3"]}, {"laptop": ["2", "1"], "mouse": ["3"]}]
+    starts = [([ev.score_run("default", judgments, f, 10)], {"default": f}) for f in found]
+    lines = ev.format_spread(starts, 10).splitlines()
+    spread = starts[0][0][0].mean - starts[1][0][0].mean
+    assert spread > 0
+    assert lines[2].split()[:5] == ["default", f"{starts[0][0][0].mean:.4f}",
+                                    f"{starts[1][0][0].mean:.4f}", f"{spread:.4f}", "1"]
+    assert "'laptop'" in lines[2]
+    same = ev.format_spread([starts[0], starts[0]], 10).splitlines()[2].split()
+    assert same[3:5] == ["0.0000", "0"]
+
+
+def test_esci_judgments_fall_back_to_the_vendored_copy(ev: ModuleType, tmp_path: Path) -> None:
+    assert ev.judgments_path(tmp_path, "esci") == SCRIPT.parents[1] / "data/esci/judgments.csv"
+    assert ev.judgments_path(tmp_path, "icecat") == tmp_path / "icecat" / "judgments.csv"
 
 
 def test_missing_judgments_file(ev: ModuleType, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert ev.main(["--dataset", "esci", "--data-dir", str(tmp_path)]) == 1
+    assert ev.main(["--dataset", "icecat", "--data-dir", str(tmp_path)]) == 1
     assert "no judgments at" in capsys.readouterr().err
