@@ -87,8 +87,7 @@ def main() -> int:
     else:
         url, key = f"http://127.0.0.1:{a.port}", "bench-" + secrets.token_hex(12)
         os.environ["AISLE_DEMO_SELLER_KEY"] = key
-        ctx = running_service("esci", url, REPO / ".aisle-data" / "bench-freshness",
-                              "shoes", 900)
+        ctx = running_service("esci", url, REPO / ".aisle-data" / "bench-freshness", 900)
     with ctx:
         lags = asyncio.run(run(url, key, a.products, a.updates, a.poll_ms / 1000))
     ms = [x * 1000 for x in lags]

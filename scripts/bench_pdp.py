@@ -112,7 +112,7 @@ def main() -> int:
     ctx: contextlib.AbstractContextManager[None] = (
         contextlib.nullcontext() if a.url else running_service(
             a.dataset, url, REPO / ".aisle-data" / f"bench-pdp-{a.dataset.replace(':', '-')}",
-            "", 3600))
+            3600))
     with ctx:
         rows = asyncio.run(bench(url, a))
     print("\n".join(rows))

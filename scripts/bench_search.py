@@ -145,7 +145,7 @@ def main() -> int:
         ctx: contextlib.AbstractContextManager[None] = (
             contextlib.nullcontext() if a.url else running_service(
                 dataset, url, REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}",
-                "", 3600))
+                3600))
         with ctx:
             rows += asyncio.run(bench(url, dataset, a, notes))
     print(f"\nsearch: closed loop, {a.concurrency} concurrent clients, {a.seconds:g} s measured "
