@@ -1,24 +1,39 @@
-"""IndexShard: a Ray actor holding one tantivy shard of one index generation.
+"""IndexShard: a Ray actor holding one tantivy shard of one index generation (a thin shell
+around adapters.search.tantivy_shard.TantivyShard; callers go through
+actors/index_shard_client.py).
 
 Threaded (searches run while a write commits; tantivy releases the GIL while it works). The
-index lives on disk under the data dir and is reopened when Ray restarts the actor. A write
-call (`apply`) upserts, deletes and commits in one call, so a caller that gets an answer knows
-the write is durable; a caller that gets an error retries the whole call (upserts are
-idempotent by product version).
+index lives on disk under the data dir and is reopened when Ray restarts the actor. `apply`
+upserts, deletes and commits in one call, so a caller that gets an answer knows the write is
+durable; a caller that gets an error retries the whole call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import ray
 
-from adapters.search.tantivy_shard import TantivyShard
-from domain.search import IndexQuery, IndexResult
+from adapters.search.tantivy_shard import TantivyShard, TermCounts
+from domain.search import IndexQuery, IndexResult, SearchDocument
 from domain.search_documents import rows_of
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchRead:
+    query: IndexQuery
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetRead:
+    product_ids: Sequence[int]
+
+
+ShardRead = SearchRead | GetRead
+ReadReply = IndexResult | dict[int, SearchDocument] | Exception  # the read's answer, or why not
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=8)  # type: ignore[call-overload]
@@ -27,47 +42,38 @@ class IndexShard:
         self.path = path
         self.shard = TantivyShard(Path(path))
 
-    def apply(self, docs: pa.RecordBatch | Sequence[dict[str, Any]] | None = None,
+    def apply(self, docs: pa.RecordBatch | Sequence[SearchDocument],
               deletes: Sequence[int] = (), commit: bool = True) -> int:
-        rows = rows_of(docs) if isinstance(docs, pa.RecordBatch) else list(docs or ())
-        written = self.shard.upsert(rows) if rows else 0
-        if deletes:
-            self.shard.delete(deletes)
-        if commit:
-            self.shard.commit()
-        return written
+        return self.shard.apply(rows_of(docs) if isinstance(docs, pa.RecordBatch) else docs,
+                                deletes, commit)
 
     def commit(self) -> None:
         self.shard.commit()
 
-    def search(self, query: IndexQuery) -> IndexResult:
-        return self.shard.search(query)
-
-    def get(self, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        return self.shard.get(product_ids)
-
-    def reads(self, calls: Sequence[tuple[str, Any]]) -> list[tuple[bool, Any]]:
-        """Several callers' searches and gets in one Ray call (the caller coalesces them):
-        each gets (True, its result) or (False, its exception)."""
-        out: list[tuple[bool, Any]] = []
-        for method, arg in calls:
+    def reads(self, calls: Sequence[ShardRead]) -> list[ReadReply]:
+        """Several callers' searches and gets in one Ray call (the client coalesces them):
+        each gets its result, or the exception its read raised (one caller's bad query fails
+        that caller only)."""
+        out: list[ReadReply] = []
+        for call in calls:
             try:
-                out.append((True, self.search(arg) if method == "search" else self.get(arg)))
-            except Exception as exc:  # one caller's bad query fails that caller only
-                out.append((False, exc))
+                out.append(self.shard.search(call.query) if isinstance(call, SearchRead)
+                           else self.shard.get(call.product_ids))
+            except Exception as exc:
+                out.append(exc)
         return out
 
     def count(self) -> int:
         return self.shard.num_docs()
 
-    def term_counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+    def suggest(self, words: Sequence[str], last: str, limit: int) -> list[tuple[str, int]]:
+        return self.shard.suggest(words, last, limit)
+
+    def term_counts(self) -> TermCounts:
         return self.shard.term_counts()
 
     def reload_stats(self) -> None:
         self.shard.reload_stats()
-
-    def suggest(self, words: Sequence[str], last: str, limit: int) -> list[tuple[str, int]]:
-        return self.shard.suggest(words, last, limit)
 
     def close(self) -> None:
         self.shard.close()

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 Sort = Literal["relevance", "price_asc", "price_desc", "rating", "newest"]
 SORTS: tuple[str, ...] = ("relevance", "price_asc", "price_desc", "rating", "newest")
@@ -65,6 +65,36 @@ DOCUMENT_FIELDS: dict[str, str] = {
     "variant_ids": "stored",  # active variants (live stock hydration)
     "tie_key": "int",  # order among equals (tie_key()): the same on every load of a catalog
 }
+
+
+class SearchDocument(TypedDict, total=False):
+    """A search document (`DOCUMENT_FIELDS`). Whole documents have every field; slim hits
+    (ranking candidates) only `SLIM_FIELDS`."""
+
+    product_id: int
+    version: int
+    external_id: str | None
+    seller_id: int
+    title: str
+    description: str
+    brand: str | None
+    brand_key: str | None
+    category_ids: list[int]
+    category_path: list[str]
+    price: float
+    price_was: float | None
+    currency: str | None
+    rating_avg: float
+    rating_count: int
+    in_stock: bool
+    badges: list[str]
+    attributes: dict[str, list[str]]
+    created_at: int
+    sales_velocity: float
+    seller_rating: float | None
+    thumbnail_url: str | None
+    variant_ids: list[int]
+    tie_key: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +149,7 @@ SLIM_FIELDS: tuple[str, ...] = (
 class Hit:
     product_id: int
     score: float  # text score for relevance; the sort key otherwise
-    doc: dict[str, Any]
+    doc: SearchDocument
 
 
 @dataclasses.dataclass(slots=True)
@@ -157,9 +187,25 @@ class IndexResult:
                                self.total, self.facets)
 
 
-def _index_result(hits: list[tuple[int, float, dict[str, Any]]], total: int,
+def _index_result(hits: list[tuple[int, float, SearchDocument]], total: int,
                   facets: Facets) -> IndexResult:
     return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets)
+
+
+def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
+    """Shards' results -> one page of `query`. Each part is sorted in the query's order and
+    holds its shard's top offset + limit; ties break on the tie key, then the product id
+    (`relevance_key`, `sort_key`); totals and facet counts add up."""
+    hits: list[Hit] = [h for p in parts for h in p.hits]
+    if query.sort == "relevance":
+        hits.sort(key=lambda h: relevance_key(h.score, h.doc))
+    else:
+        hits.sort(key=lambda h: sort_key(h.doc, query.sort))
+    facets = Facets()
+    for p in parts:
+        facets.add(p.facets)
+    return IndexResult(hits[query.offset:query.offset + query.limit],
+                       sum(p.total for p in parts), facets)
 
 
 def price_range_label(low: float, high: float | None) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
-from domain.search import normalize_key, tie_key
+from domain.search import SearchDocument, normalize_key, tie_key
 
 DAY_S = 86_400.0
 MAX_ATTRIBUTES = 32  # names kept per product
@@ -72,7 +72,7 @@ def badges(price: float, price_was: float | None, rating_avg: float, rating_coun
 
 
 def document(row: Mapping[str, Any], parents: Mapping[int, int | None],
-             now_s: float) -> dict[str, Any]:
+             now_s: float) -> SearchDocument:
     """One search document from one joined catalog row (see adapters/postgres/search_docs.py)."""
     price = row["price_cents"] / 100.0
     was = row.get("price_was_cents")
@@ -104,15 +104,15 @@ def document(row: Mapping[str, Any], parents: Mapping[int, int | None],
     }
 
 
-def record_batch(docs: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-    cols = {f.name: [d[f.name] for d in docs] for f in SCHEMA}
+def record_batch(docs: Sequence[SearchDocument]) -> pa.RecordBatch:
+    cols = {f.name: [d.get(f.name) for d in docs] for f in SCHEMA}
     cols["attributes"] = [list(d["attributes"].items()) for d in docs]
     return pa.RecordBatch.from_pydict(cols, schema=SCHEMA)
 
 
-def rows_of(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+def rows_of(batch: pa.RecordBatch) -> list[SearchDocument]:
     """Documents back from a batch (maps come back as lists of pairs)."""
     out = batch.to_pylist()
     for d in out:
         d["attributes"] = dict(d["attributes"] or [])
-    return out
+    return cast(list[SearchDocument], out)

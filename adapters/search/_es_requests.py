@@ -12,7 +12,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from domain.search import (
     ALTERNATIVE_WEIGHT,
@@ -32,6 +32,7 @@ from domain.search import (
     Hit,
     IndexQuery,
     IndexResult,
+    SearchDocument,
     TextQuery,
     price_range_label,
 )
@@ -222,7 +223,7 @@ def parse_search_response(resp: Mapping[str, Any]) -> IndexResult:
         if score is None:
             score = h["sort"][0]
         hits.append(Hit(product_id=int(h["_id"]), score=float(score),
-                        doc=dict(h.get("_source") or {})))
+                        doc=cast(SearchDocument, dict(h.get("_source") or {}))))
     total = resp["hits"]["total"]
     return IndexResult(
         hits=hits,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from elasticsearch import (
     ApiError,
@@ -37,10 +37,7 @@ from adapters.search._es_requests import (
     swap_actions,
 )
 from domain.errors import AisleError, Conflict, NotFound, Unavailable
-from domain.search import IndexQuery, IndexResult
-
-if TYPE_CHECKING:
-    from adapters.search import SearchIndex
+from domain.search import IndexQuery, IndexResult, SearchDocument
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -114,7 +111,8 @@ class ElasticIndex:
 
     # -- documents --------------------------------------------------------------------------
 
-    async def upsert(self, docs: Sequence[dict[str, Any]], generation: str | None = None) -> int:
+    async def upsert(self, docs: Sequence[SearchDocument],
+                     generation: str | None = None) -> int:
         target, written = self._target(generation), 0
         for start in range(0, len(docs), self._chunk_size):
             ops = bulk_actions(docs[start:start + self._chunk_size], target)
@@ -200,9 +198,9 @@ class ElasticIndex:
         return list(out.values())[:limit]
 
     async def get(self, product_ids: Sequence[int],
-                  generation: str | None = None) -> dict[int, dict[str, Any]]:
+                  generation: str | None = None) -> dict[int, SearchDocument]:
         docs = await self._mget(product_ids, generation, source=True)
-        return {int(d["_id"]): dict(d["_source"]) for d in docs}
+        return {int(d["_id"]): cast(SearchDocument, dict(d["_source"])) for d in docs}
 
     async def _mget(self, product_ids: Sequence[int], generation: str | None,
                     source: bool) -> list[dict[str, Any]]:
@@ -232,7 +230,7 @@ class ElasticIndex:
     # -- generations ------------------------------------------------------------------------
 
     async def create_generation(self, name: str,
-                                sample: Sequence[dict[str, Any]] = ()) -> None:
+                                sample: Sequence[SearchDocument] = ()) -> None:
         """Creates `{prefix}-{name}` (installing the prefix's index template first). No
         `sample` is needed: searches gather the statistics of every shard first
         (dfs_query_then_fetch)."""
@@ -290,7 +288,3 @@ class ElasticIndex:
         if self._owns_client:
             await self._es.close()
 
-
-if TYPE_CHECKING:
-    def _implements(index: ElasticIndex) -> SearchIndex:
-        return index

@@ -4,14 +4,13 @@ while it is built), one `write` for upserts + deletes + refresh."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import pyarrow as pa
 
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.elastic import DEFAULT_PREFIX, ElasticIndex
-from domain.search import IndexQuery, IndexResult
+from domain.search import IndexQuery, IndexResult, SearchDocument
 from domain.search_documents import rows_of
 
 
@@ -23,7 +22,7 @@ class ElasticBackend:
         self.es = ElasticIndex(url, prefix=prefix)
         self.registry = registry
 
-    async def write(self, docs: pa.RecordBatch | Sequence[dict[str, Any]],
+    async def write(self, docs: pa.RecordBatch | Sequence[SearchDocument],
                     deletes: Sequence[int], generation: str | None = None,
                     commit: bool = True) -> int:
         rows = rows_of(docs) if isinstance(docs, pa.RecordBatch) else docs
@@ -34,7 +33,7 @@ class ElasticBackend:
             await self.es.refresh(generation)
         return written
 
-    async def upsert(self, docs: Sequence[dict[str, Any]], generation: str | None = None) -> int:
+    async def upsert(self, docs: Sequence[SearchDocument], generation: str | None = None) -> int:
         return await self.es.upsert(docs, generation)
 
     async def delete(self, product_ids: Sequence[int], generation: str | None = None) -> None:
@@ -51,7 +50,7 @@ class ElasticBackend:
         return await self.es.search_index(index, query)
 
     async def get(self, product_ids: Sequence[int],
-                  generation: str | None = None) -> dict[int, dict[str, Any]]:
+                  generation: str | None = None) -> dict[int, SearchDocument]:
         return await self.es.get(product_ids, generation)
 
     async def count(self, generation: str | None = None) -> int:
@@ -61,7 +60,7 @@ class ElasticBackend:
         return await self.es.suggest(words, last, limit)
 
     async def create_generation(self, name: str,
-                                sample: Sequence[Mapping[str, Any]] = ()) -> None:
+                                sample: Sequence[SearchDocument] = ()) -> None:
         """`sample` is not needed: Elasticsearch scores with the statistics of the whole
         index, gathered per search (dfs_query_then_fetch)."""
         await self.es.create_generation(name)  # first: a registry row means writes can go

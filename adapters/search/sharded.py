@@ -1,11 +1,14 @@
-"""The embedded search backend: tantivy shards held by `IndexShard` actors, one set per
-generation. Product -> shard by a stable hash. A search goes to every shard of the live
-generation; each returns its top `offset + limit`, its exact total and exact facet counts, and
-this merges them (sum of totals, sum of counts, merge of sorted lists).
+"""The embedded search backend: tantivy shards, one set per generation, scattered and merged.
 
-Reads are coalesced per shard (adapters.coalesce, as the inventory client's operations): at
-most READS_IN_FLIGHT Ray calls to a shard at a time, and searches and gets that arrive
-meanwhile go together in the next call (`IndexShard.reads`)."""
+Product -> shard by a stable hash. A search goes to every shard of the generation; each returns
+its top `offset + limit` (in the merge order), its exact total and exact facet counts, and
+`merge` combines them (sum of totals, sum of counts, merge of sorted lists). Scores do not
+depend on the layout (domain/text_scoring.py), so neither does the merged page.
+
+The shards themselves are reached through `ShardCalls`: the Ray actors in production
+(actors/index_shard_client.py, where every Ray call of the embedded backend is made), or
+in-process shards (`LocalShards`) for tests and tools without a cluster.
+"""
 
 from __future__ import annotations
 
@@ -16,79 +19,83 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypeAlias
 
 import pyarrow as pa
-import ray
 
-from actors import NAMESPACE, database_tag, named
-from actors.index_shard import IndexShard
-from adapters.coalesce import Coalescer
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search import NoLiveIndex
 from adapters.search.tantivy_shard import (
     PIVOTS_FILE,
     STATS_FILE,
+    TantivyShard,
+    TermCounts,
     analyzer,
     read_generation_file,
     scored_tokens,
     write_generation_file,
 )
-from domain.inventory import partition_of
-from domain.search import Facets, Hit, IndexQuery, IndexResult, relevance_key, sort_key
+from domain.hashing import bucket_of
+from domain.search import IndexQuery, IndexResult, SearchDocument, merge
+from domain.search_documents import rows_of
 from domain.text_scoring import DEFAULT_AVG_LENGTH, TermStats, pivots
 
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
-CALL_TIMEOUT_S = 10.0
-READS_IN_FLIGHT = 2  # per shard
-MAX_READS_PER_CALL = 8  # run one after another in the shard: keep a slow one's company small
+Documents: TypeAlias = pa.RecordBatch | Sequence[SearchDocument]
+
+
+class ShardCalls(Protocol):
+    """What one shard (k) of one generation does, wherever it runs. `shard_dir` is the
+    directory a shard opens when it first starts."""
+
+    async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
+                    deletes: Sequence[int], commit: bool) -> int: ...
+
+    async def commit(self, generation: str, k: int, shard_dir: Path) -> None: ...
+
+    async def search(self, generation: str, k: int, shard_dir: Path,
+                     query: IndexQuery) -> IndexResult: ...
+
+    async def get(self, generation: str, k: int, shard_dir: Path,
+                  product_ids: Sequence[int]) -> dict[int, SearchDocument]: ...
+
+    async def count(self, generation: str, k: int, shard_dir: Path) -> int: ...
+
+    async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
+                      last: str, limit: int) -> list[tuple[str, int]]: ...
+
+    async def term_counts(self, generation: str, k: int, shard_dir: Path) -> TermCounts: ...
+
+    async def reload_stats(self, generation: str, k: int, shard_dir: Path) -> None: ...
+
+    async def stop(self, generation: str, shards: int) -> None:
+        """Stops the generation's shards (its files are deleted after)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 def shard_of(product_id: int, shards: int) -> int:
-    return partition_of(product_id, shards)
-
-
+    return bucket_of(product_id, shards)
 
 
 class ShardedIndex:
+    """`SearchIndex` over tantivy shards. `shards`: the count new generations get (each keeps
+    the count it was made with); `root`: the directory holding one directory per generation."""
+
     backend = "tantivy"
 
-    def __init__(self, shards: int, data_dir: Path, dsn: str,
-                 registry: GenerationRegistry) -> None:
-        self.shards = shards  # for new generations; each keeps the count it was made with
-        self._counts: dict[str, int] = {}
-        self.db = database_tag(dsn)
-        self.root = Path(data_dir).resolve() / "index" / self.db
+    def __init__(self, shards: int, root: Path, registry: GenerationRegistry,
+                 calls: ShardCalls) -> None:
+        self.shards = shards
+        self.root = root
         self.registry = registry
-        self._actors: dict[tuple[str, int], Any] = {}
-        self._reads: Coalescer[tuple[str, int], tuple[str, Any], tuple[bool, Any]] = Coalescer(
-            self._reads_call, READS_IN_FLIGHT, MAX_READS_PER_CALL)
+        self.calls = calls
+        self._counts: dict[str, int] = {}
         self._live: tuple[float, str | None] = (0.0, None)
 
-    # -- actors ------------------------------------------------------------------------
-    def _actor(self, generation: str, k: int) -> Any:
-        key = (generation, k)
-        if key not in self._actors:
-            self._actors[key] = named(IndexShard, f"index-{self.db}-{generation}-{k}").remote(
-                str(self.root / generation / f"shard-{k}"))
-        return self._actors[key]
-
-    async def _call(self, generation: str, k: int, method: str, *args: Any) -> Any:
-        ref = getattr(self._actor(generation, k), method).remote(*args)
-        return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
-
-    async def _read(self, generation: str, k: int, method: str, arg: Any) -> Any:
-        """`method(arg)` on shard k ("search" or "get"), coalesced with other reads."""
-        ok, value = await asyncio.wait_for(self._reads.submit((generation, k), (method, arg)),
-                                           CALL_TIMEOUT_S)
-        if not ok:
-            raise value
-        return value
-
-    async def _reads_call(self, key: tuple[str, int],
-                          calls: list[tuple[str, Any]]) -> list[tuple[bool, Any]]:
-        return await asyncio.wait_for(
-            self._actor(*key).reads.remote(calls), CALL_TIMEOUT_S)
+    def _dir(self, generation: str, k: int) -> Path:
+        return self.root / generation / f"shard-{k}"
 
     async def _n(self, generation: str) -> int:
         """Shards of `generation`: the configured count may have changed since it was built
@@ -111,21 +118,20 @@ class ShardedIndex:
         return live
 
     # -- writes ------------------------------------------------------------------------
-    async def write(self, docs: pa.RecordBatch | Sequence[dict[str, Any]],
-                    deletes: Sequence[int], generation: str | None = None,
-                    commit: bool = True) -> int:
+    async def write(self, docs: Documents, deletes: Sequence[int],
+                    generation: str | None = None, commit: bool = True) -> int:
         """Documents (a pyarrow batch travels to each shard as a slice of itself) and
-        deletes, routed to their shards; one `apply` call per shard touched."""
+        deletes, routed to their shards; one `apply` per shard touched."""
         gen = await self._gen(generation)
         shards = await self._n(gen)
-        by_shard: dict[int, Any] = {}
+        by_shard: dict[int, Documents] = {}
         if isinstance(docs, pa.RecordBatch):
             rows: dict[int, list[int]] = defaultdict(list)
             for i, pid in enumerate(docs.column("product_id").to_pylist()):
                 rows[shard_of(int(pid), shards)].append(i)
             by_shard = {k: docs.take(pa.array(ix)) for k, ix in rows.items()}
         else:
-            lists: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            lists: dict[int, list[SearchDocument]] = defaultdict(list)
             for d in docs:
                 lists[shard_of(int(d["product_id"]), shards)].append(d)
             by_shard = dict(lists)
@@ -134,11 +140,11 @@ class ShardedIndex:
             del_shard[shard_of(int(pid), shards)].append(int(pid))
         ks = sorted(set(by_shard) | set(del_shard))
         written = await asyncio.gather(*(
-            self._call(gen, k, "apply", by_shard.get(k), del_shard.get(k, []), commit)
-            for k in ks))
+            self.calls.apply(gen, k, self._dir(gen, k), by_shard.get(k, ()),
+                             del_shard.get(k, []), commit) for k in ks))
         return sum(written)
 
-    async def upsert(self, docs: Sequence[dict[str, Any]], generation: str | None = None) -> int:
+    async def upsert(self, docs: Sequence[SearchDocument], generation: str | None = None) -> int:
         return await self.write(docs, (), generation)
 
     async def delete(self, product_ids: Sequence[int], generation: str | None = None) -> None:
@@ -146,7 +152,8 @@ class ShardedIndex:
 
     async def refresh(self, generation: str | None = None) -> None:
         gen = await self._gen(generation)
-        await asyncio.gather(*(self._call(gen, k, "commit") for k in range(await self._n(gen))))
+        await asyncio.gather(*(self.calls.commit(gen, k, self._dir(gen, k))
+                               for k in range(await self._n(gen))))
 
     # -- reads -------------------------------------------------------------------------
     async def search(self, query: IndexQuery) -> IndexResult:
@@ -154,43 +161,41 @@ class ShardedIndex:
 
     async def search_generation(self, generation: str | None, query: IndexQuery) -> IndexResult:
         gen = await self._gen(generation)
-        n = query.offset + query.limit
-        per_shard = dataclasses.replace(query, offset=0, limit=n)
-        parts: list[IndexResult] = await asyncio.gather(
-            *(self._read(gen, k, "search", per_shard) for k in range(await self._n(gen))))
+        per_shard = dataclasses.replace(query, offset=0, limit=query.offset + query.limit)
+        parts = await asyncio.gather(*(self.calls.search(gen, k, self._dir(gen, k), per_shard)
+                                       for k in range(await self._n(gen))))
         return merge(parts, query)
 
     async def get(self, product_ids: Sequence[int],
-                  generation: str | None = None) -> dict[int, dict[str, Any]]:
+                  generation: str | None = None) -> dict[int, SearchDocument]:
         gen = await self._gen(generation)
         shards = await self._n(gen)
         by_shard: dict[int, list[int]] = defaultdict(list)
         for pid in product_ids:
             by_shard[shard_of(int(pid), shards)].append(int(pid))
-        out: dict[int, dict[str, Any]] = {}
-        for part in await asyncio.gather(
-                *(self._read(gen, k, "get", ids) for k, ids in by_shard.items())):
+        out: dict[int, SearchDocument] = {}
+        for part in await asyncio.gather(*(self.calls.get(gen, k, self._dir(gen, k), ids)
+                                           for k, ids in by_shard.items())):
             out.update(part)
         return out
 
     async def count(self, generation: str | None = None) -> int:
         gen = await self._gen(generation)
-        return sum(await asyncio.gather(
-            *(self._call(gen, k, "count") for k in range(await self._n(gen)))))
+        return sum(await asyncio.gather(*(self.calls.count(gen, k, self._dir(gen, k))
+                                          for k in range(await self._n(gen)))))
 
     async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
         gen = await self._gen(None)
-        parts = await asyncio.gather(
-            *(self._call(gen, k, "suggest", list(words), last, limit)
-              for k in range(await self._n(gen))))
+        parts = await asyncio.gather(*(
+            self.calls.suggest(gen, k, self._dir(gen, k), words, last, limit)
+            for k in range(await self._n(gen))))
         out: dict[str, str] = {}  # casefolded -> as written, most popular first
         for title, _ in sorted((tw for part in parts for tw in part), key=lambda tw: -tw[1]):
             out.setdefault(title.casefold(), title)
         return list(out.values())[:limit]
 
     # -- generations -------------------------------------------------------------------
-    async def create_generation(self, name: str,
-                                sample: Sequence[Mapping[str, Any]] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = ()) -> None:
         """A new, empty generation. `sample`: documents (a deterministic sample of the
         catalog) whose analysed lengths set the BM25 length pivots every document of the
         generation is written with; none: the defaults."""
@@ -198,18 +203,21 @@ class ShardedIndex:
         await asyncio.to_thread(write_generation_file, self.root / name, PIVOTS_FILE, avg)
         await self.registry.create(name, self.shards)
         self._counts[name] = self.shards
-        await asyncio.gather(*(self._call(name, k, "count") for k in range(self.shards)))
+        await asyncio.gather(*(self.calls.count(name, k, self._dir(name, k))
+                               for k in range(self.shards)))
 
     async def finish_generation(self, name: str) -> None:
         """Counts the generation's term statistics over all its shards (once it is built and
         refreshed), stores them beside the shards and has every shard score with them."""
         n = await self._n(name)
-        parts = await asyncio.gather(*(self._call(name, k, "term_counts") for k in range(n)))
+        parts = await asyncio.gather(*(self.calls.term_counts(name, k, self._dir(name, k))
+                                       for k in range(n)))
         avg = await asyncio.to_thread(read_generation_file, self.root / name, PIVOTS_FILE)
         stats = TermStats.combine(avg or DEFAULT_AVG_LENGTH, parts)
         await asyncio.to_thread(write_generation_file, self.root / name, STATS_FILE,
                                 stats.to_json())
-        await asyncio.gather(*(self._call(name, k, "reload_stats") for k in range(n)))
+        await asyncio.gather(*(self.calls.reload_stats(name, k, self._dir(name, k))
+                               for k in range(n)))
 
     async def live_generation(self) -> str | None:
         return await self.registry.live()
@@ -220,35 +228,65 @@ class ShardedIndex:
         return previous
 
     async def drop_generation(self, name: str) -> None:
-        for k in range(await self._n(name)):
-            try:
-                actor = ray.get_actor(f"index-{self.db}-{name}-{k}", namespace=NAMESPACE)
-            except ValueError:
-                continue
-            ray.kill(actor, no_restart=True)
-            self._actors.pop((name, k), None)
+        await self.calls.stop(name, await self._n(name))
         await asyncio.to_thread(shutil.rmtree, self.root / name, True)
         await self.registry.mark(name, "RETIRED")
 
     async def close(self) -> None:
-        self._actors.clear()
+        self.calls.close()
 
 
-def _pivots_of(sample: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def _pivots_of(sample: Sequence[Mapping[str, object]]) -> dict[str, float]:
     az = analyzer()
     return pivots(scored_tokens(d, az) for d in sample)
 
 
-def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
-    """Shard results -> one page. Each part is sorted; ties break on the tie key, then the
-    product id (domain.search.relevance_key and sort_key)."""
-    hits: list[Hit] = [h for p in parts for h in p.hits]
-    if query.sort == "relevance":
-        hits.sort(key=lambda h: relevance_key(h.score, h.doc))
-    else:
-        hits.sort(key=lambda h: sort_key(h.doc, query.sort))
-    facets = Facets()
-    for p in parts:
-        facets.add(p.facets)
-    return IndexResult(hits[query.offset:query.offset + query.limit],
-                       sum(p.total for p in parts), facets)
+class LocalShards:
+    """`ShardCalls` on tantivy shards in this process (tests and tools without a cluster)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, int], TantivyShard] = {}
+
+    def _shard(self, generation: str, k: int, shard_dir: Path) -> TantivyShard:
+        key = (generation, k)
+        if key not in self._open:
+            self._open[key] = TantivyShard(shard_dir)
+        return self._open[key]
+
+    async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
+                    deletes: Sequence[int], commit: bool) -> int:
+        return self._shard(generation, k, shard_dir).apply(
+            rows_of(docs) if isinstance(docs, pa.RecordBatch) else docs, deletes, commit)
+
+    async def commit(self, generation: str, k: int, shard_dir: Path) -> None:
+        self._shard(generation, k, shard_dir).commit()
+
+    async def search(self, generation: str, k: int, shard_dir: Path,
+                     query: IndexQuery) -> IndexResult:
+        return self._shard(generation, k, shard_dir).search(query)
+
+    async def get(self, generation: str, k: int, shard_dir: Path,
+                  product_ids: Sequence[int]) -> dict[int, SearchDocument]:
+        return self._shard(generation, k, shard_dir).get(product_ids)
+
+    async def count(self, generation: str, k: int, shard_dir: Path) -> int:
+        return self._shard(generation, k, shard_dir).num_docs()
+
+    async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
+                      last: str, limit: int) -> list[tuple[str, int]]:
+        return self._shard(generation, k, shard_dir).suggest(words, last, limit)
+
+    async def term_counts(self, generation: str, k: int, shard_dir: Path) -> TermCounts:
+        return self._shard(generation, k, shard_dir).term_counts()
+
+    async def reload_stats(self, generation: str, k: int, shard_dir: Path) -> None:
+        self._shard(generation, k, shard_dir).reload_stats()
+
+    async def stop(self, generation: str, shards: int) -> None:
+        for k in range(shards):
+            shard = self._open.pop((generation, k), None)
+            if shard is not None:
+                shard.close()
+
+    def close(self) -> None:
+        self._open.clear()

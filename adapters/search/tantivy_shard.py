@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
@@ -47,6 +47,7 @@ from domain.search import (
     Hit,
     IndexQuery,
     IndexResult,
+    SearchDocument,
     TextQuery,
     doc_tie_key,
     price_range_label,
@@ -61,6 +62,7 @@ from domain.text_scoring import (
     level_value,
 )
 
+TermCounts = tuple[int, dict[str, dict[str, int]]]  # (live documents, {field: {term: df}})
 ANALYZER = "aisle_en"
 PREFIX_ANALYZER = "aisle_prefix"  # whitespace only: typeahead prefixes and impact tokens
 PIVOTS_FILE = "pivots.json"  # a generation's length pivots, written before its documents
@@ -206,7 +208,7 @@ class TantivyShard:
         if data is not None:
             self.stats = TermStats.from_json(data)
 
-    def term_counts(self) -> tuple[int, dict[str, dict[str, int]]]:
+    def term_counts(self) -> TermCounts:
         """(live documents, {scored field: {term: live documents holding it}}): this shard's
         part of the generation's statistics. Deleted documents are not counted (tantivy's
         own document frequencies count them until segments merge)."""
@@ -217,6 +219,18 @@ class TantivyShard:
         return int(searcher.num_docs), counts
 
     # -- writes ------------------------------------------------------------------------
+    def apply(self, docs: Sequence[Mapping[str, Any]], deletes: Sequence[int] = (),
+              commit: bool = True) -> int:
+        """Upserts, deletes and (with `commit`) commits in one call: a caller that gets an
+        answer knows the write is durable; one that gets an error retries the whole call
+        (upserts are idempotent by product version). Returns the documents written."""
+        written = self.upsert(docs) if docs else 0
+        if deletes:
+            self.delete(deletes)
+        if commit:
+            self.commit()
+        return written
+
     def _stored_versions(self, ids: Sequence[int]) -> dict[int, int]:
         if not ids:
             return {}
@@ -300,11 +314,11 @@ class TantivyShard:
     def num_docs(self) -> int:
         return int(self.index.searcher().num_docs)
 
-    def get(self, product_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def get(self, product_ids: Sequence[int]) -> dict[int, SearchDocument]:
         searcher = self.index.searcher()
         q = Query.term_set_query(self.schema, "product_id", [int(p) for p in product_ids])
         res = searcher.search(q, limit=max(1, len(product_ids)), count=False)
-        out = {}
+        out: dict[int, SearchDocument] = {}
         for _, addr in res.hits:
             d = _to_plain(searcher.doc(addr).to_dict())
             out[d["product_id"]] = d
@@ -537,21 +551,19 @@ class TantivyShard:
         return out
 
 
-def _slim_docs(searcher: tantivy.Searcher, addrs: list[Any]) -> list[dict[str, Any]]:
+def _slim_docs(searcher: tantivy.Searcher, addrs: list[Any]) -> list[SearchDocument]:
     """The SLIM_FIELDS of many hits, read column-wise from fast fields (no stored docs)."""
     if not addrs:
         return []
     cols = {f: searcher.fast_field_values(f, addrs) for f in SLIM_FIELDS}
-    out = [{f: cols[f][i] for f in SLIM_FIELDS} for i in range(len(addrs))]
-    for d in out:
-        for k in _FLOAT_FIELDS:
-            v = d.get(k)
-            if isinstance(v, float) and math.isnan(v):
-                d[k] = None
-    return out
+    for k in _FLOAT_FIELDS:
+        if k in cols:
+            cols[k] = [None if isinstance(v, float) and math.isnan(v) else v for v in cols[k]]
+    return [cast(SearchDocument, {f: cols[f][i] for f in SLIM_FIELDS})
+            for i in range(len(addrs))]
 
 
-def _to_plain(d: Mapping[str, list[Any]]) -> dict[str, Any]:
+def _to_plain(d: Mapping[str, list[Any]]) -> SearchDocument:
     """A stored tantivy document (every field a list) as a search document dict."""
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -568,4 +580,4 @@ def _to_plain(d: Mapping[str, list[Any]]) -> dict[str, Any]:
         if isinstance(out.get(k), float) and math.isnan(out[k]):
             out[k] = None
     out.setdefault("brand", None)
-    return out
+    return cast(SearchDocument, out)

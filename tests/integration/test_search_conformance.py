@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
-from adapters.search.sharded import ShardedIndex
 from domain.search import (
     SORTS,
     Filters,
@@ -84,11 +84,11 @@ async def index(request: pytest.FixtureRequest, ray_cluster: None, databases: An
     dsn = await databases.create()
     pool: asyncpg.Pool = await create_pool(dsn, max_size=2)
     if backend == "tantivy":
-        idx: Any = ShardedIndex(3, Path(tmp_path_factory.mktemp("idx")), dsn,
+        idx: Any = sharded_index(3, Path(tmp_path_factory.mktemp("idx")), dsn,
                                 GenerationRegistry(pool, "tantivy"))
     else:
-        from adapters.search.factory import elastic_index
-        idx = elastic_index(os.environ["ES_URL"], GenerationRegistry(pool, "elasticsearch"),
+        from adapters.search.elastic_backend import ElasticBackend
+        idx = ElasticBackend(os.environ["ES_URL"], GenerationRegistry(pool, "elasticsearch"),
                             prefix=f"aisle-conformance-{os.getpid()}")
     await idx.create_generation("c1")
     assert await idx.upsert(DOCS, "c1") == len(DOCS)

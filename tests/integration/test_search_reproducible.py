@@ -18,9 +18,9 @@ import pytest
 import ray
 
 from actors.index_builder import BuilderConfig, IndexBuilder
+from actors.search_index import open_index
 from adapters.loading import load_catalog
 from adapters.postgres import create_pool
-from adapters.search.factory import open_index
 from ranking.judgments import read_judgments
 from serve.search import SearchParams, SearchService
 
@@ -44,7 +44,7 @@ async def start(databases: Any, data_dir: Path, shards: int) -> Stack:
     builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
     assert await builder.start.remote(600.0)
     pool = await create_pool(dsn, max_size=4)
-    service = SearchService(await open_index(cfg, pool), pool, None, None)
+    service = SearchService(open_index(cfg, pool), pool, None, None)
     await service.ready()  # what /health and a Gateway replica's start wait for
     return Stack(shards, pool, builder, service)
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.sharded import ShardedIndex
@@ -68,7 +69,7 @@ async def layouts(ray_cluster: None, databases: Any,
     pool: asyncpg.Pool = await create_pool(dsn, max_size=2)
     out: dict[int, ShardedIndex] = {}
     for shards in (1, 2, 4):
-        idx = ShardedIndex(shards, Path(tmp_path_factory.mktemp(f"s{shards}")), dsn,
+        idx = sharded_index(shards, Path(tmp_path_factory.mktemp(f"s{shards}")), dsn,
                            GenerationRegistry(pool, f"tantivy-{shards}"))
         name = f"g{shards}"
         await idx.create_generation(name, DOCS[:50])  # the sample sets the length pivots

@@ -1,0 +1,117 @@
+"""The Ray side of the embedded search backend: every call to `IndexShard` actors is made here
+(`IndexShardClient`, the `ShardCalls` of adapters.search.sharded.ShardedIndex).
+
+Actors are named per database, generation and shard (`index-<db>-<generation>-<k>`, detached)
+and found again by any process. Reads are coalesced per shard (adapters.coalesce, as the
+inventory client's operations): at most READS_IN_FLIGHT Ray calls to a shard at a time, and
+searches and gets that arrive meanwhile go together in the next call (`IndexShard.reads`).
+Every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ray
+from ray.actor import ActorHandle
+
+from actors import NAMESPACE, named
+from actors.index_shard import GetRead, IndexShard, ReadReply, SearchRead, ShardRead
+from adapters.coalesce import Coalescer
+from adapters.search.sharded import Documents
+from adapters.search.tantivy_shard import TermCounts
+from domain.search import IndexQuery, IndexResult, SearchDocument
+
+CALL_TIMEOUT_S = 10.0
+READS_IN_FLIGHT = 2  # per shard
+MAX_READS_PER_CALL = 8  # run one after another in the shard: keep a slow one's company small
+T = TypeVar("T")
+_Key = tuple[str, int, Path]  # generation, shard, its directory
+
+
+class IndexShardClient:
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self._actors: dict[tuple[str, int], ActorHandle] = {}
+        self._reads: Coalescer[_Key, ShardRead, ReadReply] = Coalescer(
+            self._reads_call, READS_IN_FLIGHT, MAX_READS_PER_CALL)
+
+    def _name(self, generation: str, k: int) -> str:
+        return f"index-{self.db}-{generation}-{k}"
+
+    def _actor(self, generation: str, k: int, shard_dir: Path) -> ActorHandle:
+        key = (generation, k)
+        if key not in self._actors:
+            self._actors[key] = named(IndexShard, self._name(generation, k)).remote(
+                str(shard_dir))
+        return self._actors[key]
+
+    async def _wait(self, ref: Awaitable[T]) -> T:
+        return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
+
+    # -- writes --------------------------------------------------------------------------
+    async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
+                    deletes: Sequence[int], commit: bool) -> int:
+        actor = self._actor(generation, k, shard_dir)
+        written: int = await self._wait(actor.apply.remote(docs, list(deletes), commit))
+        return written
+
+    async def commit(self, generation: str, k: int, shard_dir: Path) -> None:
+        await self._wait(self._actor(generation, k, shard_dir).commit.remote())
+
+    # -- reads ---------------------------------------------------------------------------
+    async def _read(self, key: _Key, call: ShardRead) -> Any:
+        reply = await self._wait(self._reads.submit(key, call))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def _reads_call(self, key: _Key, calls: list[ShardRead]) -> list[ReadReply]:
+        replies: list[ReadReply] = await self._wait(
+            self._actor(*key).reads.remote(calls))
+        return replies
+
+    async def search(self, generation: str, k: int, shard_dir: Path,
+                     query: IndexQuery) -> IndexResult:
+        result: IndexResult = await self._read((generation, k, shard_dir), SearchRead(query))
+        return result
+
+    async def get(self, generation: str, k: int, shard_dir: Path,
+                  product_ids: Sequence[int]) -> dict[int, SearchDocument]:
+        docs: dict[int, SearchDocument] = await self._read((generation, k, shard_dir),
+                                                            GetRead(list(product_ids)))
+        return docs
+
+    async def count(self, generation: str, k: int, shard_dir: Path) -> int:
+        n: int = await self._wait(self._actor(generation, k, shard_dir).count.remote())
+        return n
+
+    async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
+                      last: str, limit: int) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = await self._wait(
+            self._actor(generation, k, shard_dir).suggest.remote(list(words), last, limit))
+        return found
+
+    async def term_counts(self, generation: str, k: int, shard_dir: Path) -> TermCounts:
+        counts: TermCounts = await self._wait(
+            self._actor(generation, k, shard_dir).term_counts.remote())
+        return counts
+
+    async def reload_stats(self, generation: str, k: int, shard_dir: Path) -> None:
+        await self._wait(self._actor(generation, k, shard_dir).reload_stats.remote())
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def stop(self, generation: str, shards: int) -> None:
+        for k in range(shards):
+            self._actors.pop((generation, k), None)
+            try:
+                actor = ray.get_actor(self._name(generation, k), namespace=NAMESPACE)
+            except ValueError:
+                continue
+            ray.kill(actor, no_restart=True)
+
+    def close(self) -> None:
+        self._actors.clear()

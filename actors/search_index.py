@@ -1,0 +1,43 @@
+"""The search backend for a configuration: Elasticsearch when an ES URL is set, else the
+embedded tantivy shards on `IndexShard` actors. Both are a `SearchIndex`
+(adapters/search/__init__.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+
+from actors import database_tag
+from actors.index_shard_client import IndexShardClient
+from adapters.postgres.search_registry import GenerationRegistry
+from adapters.search import SearchIndex
+from adapters.search.sharded import ShardedIndex
+
+
+class IndexConfig(Protocol):
+    @property
+    def dsn(self) -> str: ...
+    @property
+    def data_dir(self) -> str: ...
+    @property
+    def shards(self) -> int: ...
+    @property
+    def es_url(self) -> str | None: ...
+
+
+def open_index(cfg: IndexConfig, pool: asyncpg.Pool) -> SearchIndex:
+    if cfg.es_url:
+        from adapters.search.elastic_backend import ElasticBackend
+        return ElasticBackend(cfg.es_url, GenerationRegistry(pool, "elasticsearch"))
+    return sharded_index(cfg.shards, cfg.data_dir, cfg.dsn, GenerationRegistry(pool, "tantivy"))
+
+
+def sharded_index(shards: int, data_dir: str | Path, dsn: str,
+                  registry: GenerationRegistry) -> ShardedIndex:
+    """The embedded backend of the database `dsn`: its generations under
+    `<data_dir>/index/<database tag>/`, its shards the `IndexShard` actors of that database."""
+    db = database_tag(dsn)
+    return ShardedIndex(shards, Path(data_dir).resolve() / "index" / db, registry,
+                        IndexShardClient(db))
