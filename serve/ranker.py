@@ -2,18 +2,37 @@
 request by name. Requests are batched (`@serve.batch`); batch size and wait are tunable at
 run time through `user_config` ({"max_batch_size": .., "batch_wait_timeout_s": ..})."""
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
-from ranking import get_ranker, order_of
+from ranking import Ranker, get_ranker, order_of
+
+
+class RankerClient(Protocol):
+    """What the search service asks of the Ranker deployment: the order of candidates
+    (indices into `features`' rows, best first) under the model `name`."""
+
+    async def rank(self, name: str, features: np.ndarray) -> list[int]: ...
+
+
+class RankerHandle:
+    """`RankerClient` through the deployment's Serve handle."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def rank(self, name: str, features: np.ndarray) -> list[int]:
+        order: list[int] = await self._handle.rank.remote(name, features)
+        return order
 
 
 @serve.deployment(name="Ranker", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.25})
 class RankerDeployment:
     def __init__(self) -> None:
-        self._rankers: dict[str, Any] = {}
+        self._rankers: dict[str, Ranker] = {}
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         if "max_batch_size" in config:
@@ -23,7 +42,7 @@ class RankerDeployment:
             self.rank_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
                 float(config["batch_wait_timeout_s"]))
 
-    def _ranker(self, name: str) -> Any:
+    def _ranker(self, name: str) -> Ranker:
         if name not in self._rankers:
             self._rankers[name] = get_ranker(name)
         return self._rankers[name]

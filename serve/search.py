@@ -1,18 +1,15 @@
-"""The search pipeline behind `GET /api/v1/products/search` and `/suggest`.
-
-raw query -> query understanding (spelling, synonyms, filters, categories) -> explicit URL
-filters win -> index (top candidates, totals, facets) -> zero results: relaxed (fuzzy, then
-without inferred filters); few results: widened -> re-rank the top candidates (Ranker
-deployment) -> hydrate live price (the pricing engine's listing price, through short-lived
-Redis snapshots the index builder drops on every change) and stock (partition actors' Redis
-snapshots) -> response.
+"""The search service behind `GET /api/v1/products/search` and `/suggest`: executes the search
+policy (domain/search_plan.py: words, index queries, relaxing, re-ranking, widening, facet-cache
+reuse) against the live generation and the query model built with it, then makes the page:
+whole documents, live price (the pricing engine's listing price, through short-lived Redis
+snapshots the index builder drops on every change), stock (partition actors' Redis snapshots)
+and facets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -27,17 +24,13 @@ from adapters.cache import Cache, Loaded, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
-from adapters.search import NoLiveIndex
+from adapters.search import NoLiveIndex, SearchIndex
 from domain.errors import ValidationFailed
 from domain.query import (
     CatalogVocabulary,
     QueryUnderstanding,
     default_synonyms_path,
-    explicit_only,
     load_synonyms,
-    merge,
-    text_query,
-    tokenize,
 )
 from domain.search import (
     FACET_SIZE,
@@ -48,16 +41,15 @@ from domain.search import (
     Hit,
     IndexQuery,
     IndexResult,
-    TextQuery,
     finite,
     normalize_key,
     price_range_label,
 )
-from ranking import feature_matrix, get_ranker, order, runs_in_process
+from domain.search_plan import CachedFacets, SearchParams, facet_identity, plan_search
+from ranking import Ranker, feature_matrix, get_ranker, order, runs_in_process
+from serve.ranker import RankerClient
 
 log = logging.getLogger("aisle.search")
-RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
-MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 __all__ = ["SORTS", "SearchParams", "SearchService", "listing_key", "parse_attribute_params"]
@@ -70,8 +62,6 @@ def listing_key(product_id: int) -> str:
     return f"aisle:listing:{product_id}"
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class GenerationModel:
     """A live index generation and the query-understanding model built with it (None: the
@@ -81,30 +71,35 @@ class GenerationModel:
     understanding: QueryUnderstanding | None
 
 
-@dataclasses.dataclass(frozen=True)
-class SearchParams:
-    q: str = ""
-    category: str | None = None
-    price_min: float | None = None
-    price_max: float | None = None
-    brands: tuple[str, ...] = ()
-    rating_min: float | None = None
-    in_stock: bool | None = None
-    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    sort: str = "relevance"
-    page: int = 1
-    page_size: int = 20
-    ranker: str = "default"
+class _Steps:
+    """What the search plan asks, answered for one request: the index (the generation the
+    request reads), the facet cache, the ranker."""
 
+    def __init__(self, service: SearchService, generation: str) -> None:
+        self.service = service
+        self.generation = generation
+        self.facet_key: str | None = None
 
-def _simple_groups(q: str) -> tuple[tuple[str, ...], ...]:
-    """Every word of the query, as typed (no model yet, or the bm25_title baseline)."""
-    return tuple((w,) for w in tokenize(q))
+    async def search(self, query: IndexQuery) -> IndexResult:
+        return await self.service.index.search_generation(self.generation, query)
+
+    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
+        cache = self.service.cache
+        self.facet_key = self.service._facet_key(self.generation, query)
+        if self.facet_key is None or cache is None:
+            return None
+        raw = await cache.mget([self.facet_key])  # None: Redis down or slow (count them)
+        value = loads(raw[0]) if raw and raw[0] else None
+        return CachedFacets(int(value["total"]), value["facets"]) if value else None
+
+    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
+        return await self.service._rerank(hits, ranker)
 
 
 class SearchService:
-    def __init__(self, index: Any, pool: asyncpg.Pool, inventory: InventoryClient | None,
-                 ranker: Any | None, cache: Cache | None = None, facet_ttl_s: int = 300,
+    def __init__(self, index: SearchIndex, pool: asyncpg.Pool,
+                 inventory: InventoryClient | None, ranker: RankerClient | None,
+                 cache: Cache | None = None, facet_ttl_s: int = 300,
                  categories: CategoryTree | None = None, price_ttl_s: int = 60) -> None:
         self.index = index
         self.pool = pool
@@ -119,7 +114,7 @@ class SearchService:
         self._model: GenerationModel | None = None
         self._loading: asyncio.Task[None] | None = None
         self._loading_for: str | None = None
-        self._rankers: dict[str, Any] = {}
+        self._rankers: dict[str, Ranker] = {}
 
     # -- the live generation and its query model --------------------------------------
     async def _live_generation(self) -> str | None:
@@ -185,140 +180,51 @@ class SearchService:
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
     def _facet_key(self, generation: str, query: IndexQuery) -> str | None:
-        """Facet counts depend on the words, their fields and the filters (not on the sort or
-        the page), and on the generation: a rebuilt index never serves the old one's counts."""
+        """Facet counts of a generation (a rebuilt index never serves the old one's counts)
+        for the words and filters of `query`."""
         if self.cache is None or self.facet_ttl_s <= 0:
             return None
-        text = query.text
-        identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
-                         text.boost_category_ids, query.filters))
-        digest = hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
-        return f"aisle:facets:{generation}:{digest}"
-
-    async def _cached_facets(self, key: str | None) -> dict[str, Any] | None:
-        if key is None or self.cache is None:
-            return None
-        raw = await self.cache.mget([key])  # None: Redis down or slow (count them)
-        return loads(raw[0]) if raw and raw[0] else None
-
-    async def _cache_facets(self, key: str | None, facets: dict[str, Any]) -> None:
-        if key is not None and self.cache is not None:
-            await self.cache.set(key, facets, self.facet_ttl_s)
+        return f"aisle:facets:{generation}:{facet_identity(query)}"
 
     # -- search ------------------------------------------------------------------------
-    async def search(self, p: SearchParams) -> dict[str, Any]:
-        if (p.page * p.page_size) > MAX_WINDOW:
-            raise ValidationFailed({
-                "page": f"page * page_size must be at most {MAX_WINDOW}"}, "page too deep")
-        explicit = Filters(
+    async def _explicit(self, p: SearchParams) -> Filters:
+        """The URL's filters, normalized (a category by id or by name)."""
+        return Filters(
             category_ids=await self._category_ids(p.category) if p.category else (),
             brands=tuple(normalize_key(b) for b in p.brands),
             price_min=p.price_min, price_max=p.price_max, rating_min=p.rating_min,
             in_stock=p.in_stock,
             attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
                              for n, vs in p.attributes))
-        plain = p.ranker == "bm25_title"
+
+    async def search(self, p: SearchParams) -> dict[str, Any]:
+        """The policy (domain/search_plan.py) run against the generation this replica
+        searches, then the page made whole, priced and stocked, and the facets shown."""
+        explicit = await self._explicit(p)
         model = await self._searched()
-        gen = model.generation  # every index read of this search: the model's generation
-        qu = None if plain else model.understanding
-        did_you_mean = None
-        if qu is not None and p.q.strip():
-            parsed = qu.parse(p.q, explicit)
-            filters, applied = merge(parsed, explicit)
-            did_you_mean = parsed.did_you_mean
-            # Any query word may match (BM25 ranks documents with more of them first): on
-            # the ESCI judgments this beats requiring every word (docs/benchmarks.md).
-            text = text_query(parsed, require_all=False)
-            every_word = parsed.all_groups
-            if not text.groups:  # a query that is only a brand (or a color) still ranks
-                text = dataclasses.replace(text, groups=every_word)
-        else:  # no model yet, or bm25_title: the textbook baseline over titles
-            filters, applied = explicit_only(explicit)
-            text = TextQuery(_simple_groups(p.q), require_all=False,
-                             fields="title" if plain else "all")
-            every_word = text.groups
-        groups = text.groups
-        offset = (p.page - 1) * p.page_size
-        rerank = (p.sort == "relevance" and not plain and p.ranker != "text" and groups
-                  and offset < RERANK_DEPTH)
-        depth = max(RERANK_DEPTH, offset + p.page_size) if rerank else p.page_size
-        # Hits come slim (fast fields: enough to merge shards and re-rank) except each shard's
-        # first page_size; the page's other documents are fetched after (a deep page or a
-        # sort's ties would otherwise load hundreds of stored documents per shard)
-        query = IndexQuery(text, filters, p.sort, 0 if rerank else offset, depth, True,
-                           slim=True, full_docs=p.page_size if offset == 0 or rerank else 0)
-        # Facet counts over every match are the shards' largest cost: cached (5 min), and
-        # trusted only while the number of matches is the one they were counted over.
-        facet_key = self._facet_key(gen, query)
-        cached = await self._cached_facets(facet_key)
-        if cached is not None:
-            result = await self._index_search(gen, dataclasses.replace(query, facets=False))
-            if result.total != cached["total"]:  # the matches changed: count again
-                cached = None
-                result = await self._index_search(gen, query)
-        else:
-            result = await self._index_search(gen, query)
-        relaxed = None
-        if result.total == 0 and groups and not plain:
-            inferred_only = filters != explicit
-            steps = [("fuzzy", dataclasses.replace(query, facets=True, text=dataclasses.replace(
-                text, fuzzy=True)))]
-            if inferred_only:  # filters read from the words may be wrong: keep the URL's,
-                # and search every word typed again (brand and color words included)
-                steps.append(("inferred_filters_dropped", dataclasses.replace(
-                    query, filters=explicit, facets=True, text=dataclasses.replace(
-                        text, groups=every_word, fuzzy=True))))
-            for how, relaxed_query in steps:
-                result = await self._index_search(gen, relaxed_query)
-                if result.total:
-                    relaxed = how
-                    if how == "inferred_filters_dropped":
-                        filters, applied = explicit_only(explicit)
-                    break
-        hits, counted = result.hits, result.total  # the matches the facets count
-        if rerank and hits:
-            hits = await self._rerank(hits, p.ranker)
-        widened = None
-        if (relaxed is None and filters != explicit and rerank
-                and result.total < offset + p.page_size):
-            # few products pass the filters read from the words: show them first, then the
-            # best matches of every word typed without those filters ("more results")
-            more = await self._index_search(gen, dataclasses.replace(
-                query, filters=explicit, offset=0, limit=depth, facets=False,
-                text=dataclasses.replace(text, groups=every_word)))
-            seen = {h.product_id for h in hits}
-            extra = [h for h in more.hits if h.product_id not in seen]
-            if rerank and extra:
-                extra = await self._rerank(extra, p.ranker)
-            hits = hits + extra
-            widened = {"inferred_filter_matches": result.total,
-                       "more_results": more.total - result.total}
-            result = IndexResult(hits, max(more.total, result.total), result.facets)
-        if rerank or widened:
-            hits = hits[offset:offset + p.page_size]
-        hits = await self._whole(gen, hits)
+        steps = _Steps(self, model.generation)
+        plan = await plan_search(p, explicit, model.understanding, steps)
+        hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)
-        if relaxed is None and cached is not None:
-            facets = cached["facets"]
+        if plan.cached is not None:
+            facets = plan.cached.facets
         else:
-            facets = await self._facets(result, filters)
-            if relaxed is None:
-                await self._cache_facets(facet_key, {"total": counted, "facets": facets})
+            facets = await self._facets(plan.result, plan.filters)
+            if plan.keep_facets and steps.facet_key is not None and self.cache is not None:
+                await self.cache.set(steps.facet_key, {"total": plan.result.total,
+                                                       "facets": facets}, self.facet_ttl_s)
         return {
             "results": results,
             "facets": facets,
-            "total": result.total,
+            "total": plan.total,
             "page": p.page,
             "page_size": p.page_size,
-            "did_you_mean": did_you_mean,
-            "relaxed": relaxed,
-            "widened": widened,
-            "applied_filters": applied,
+            "did_you_mean": plan.words.did_you_mean,
+            "relaxed": plan.relaxed,
+            "widened": dataclasses.asdict(plan.widened) if plan.widened else None,
+            "applied_filters": plan.words.applied,
             "sort": p.sort,
         }
-
-    async def _index_search(self, generation: str, query: IndexQuery) -> IndexResult:
-        return await self.index.search_generation(generation, query)
 
     async def _whole(self, generation: str, hits: list[Hit]) -> list[Hit]:
         """The page's hits with their whole documents (slim candidates carry fast fields
@@ -330,17 +236,17 @@ class SearchService:
         return [h if "title" in h.doc else Hit(h.product_id, h.score, full[h.product_id])
                 for h in hits if "title" in h.doc or h.product_id in full]
 
-    async def _rerank(self, hits: list[Any], ranker: str) -> list[Any]:
+    async def _rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
         scores = np.array([h.score for h in hits], dtype=np.float64)
         features = feature_matrix(scores, [h.doc for h in hits], time.time())
         if self.ranker is not None and not runs_in_process(ranker):
             # a model worth a remote call: the Ranker deployment (batched, shared)
-            best = await self.ranker.rank.remote(ranker, features)
+            best = await self.ranker.rank(ranker, features)
         else:  # a formula (microseconds), or no deployment: here; models are loaded once
             if ranker not in self._rankers:
                 self._rankers[ranker] = get_ranker(ranker)
-            best = order(self._rankers[ranker], features)
-        return [hits[int(i)] for i in best]
+            best = [int(i) for i in order(self._rankers[ranker], features)]
+        return [hits[i] for i in best]
 
     async def _listing_prices(self, variants: Mapping[int, list[int]]) -> dict[int, Any]:
         """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,

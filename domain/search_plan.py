@@ -1,0 +1,217 @@
+"""The search policy: what to ask the index for a request, and what to do with its answers
+(no I/O here; `serve/search.py` executes it with the index, the facet cache and the ranker).
+
+raw words -> query understanding (spelling, synonyms, filters read from the words, likely
+categories); URL filters win -> one index query: the top candidates (RERANK_DEPTH for
+relevance), slim, with facet counts unless the cache holds counts made over the same number
+of matches -> no match: relax (fuzzy; then without the filters read from the words) -> re-rank
+the candidates -> few pass the filters read from the words: widen with the best matches of
+every word without them -> the page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Protocol
+
+from domain.errors import ValidationFailed
+from domain.query import QueryUnderstanding, explicit_only, merge, text_query, tokenize
+from domain.search import Filters, Hit, IndexQuery, IndexResult, TextQuery
+
+RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
+MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
+PLAIN = "bm25_title"  # the textbook baseline: words as typed, titles only, no re-rank
+INDEX_ORDER = "text"  # the pipeline without a re-rank
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    category: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    brands: tuple[str, ...] = ()
+    rating_min: float | None = None
+    in_stock: bool | None = None
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sort: str = "relevance"
+    page: int = 1
+    page_size: int = 20
+    ranker: str = "default"
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+@dataclasses.dataclass(frozen=True)
+class Words:
+    """What the words ask for: the text to match, the filters (URL's and read from the words),
+    and every word typed (to search again without the filters read from them)."""
+
+    text: TextQuery
+    filters: Filters
+    applied: dict[str, object]  # the answer's applied_filters: each with its source
+    every_word: tuple[tuple[str, ...], ...]
+    did_you_mean: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedFacets:
+    """Facet counts kept from an earlier search of the same words and filters: `total` is the
+    number of matches they were counted over; `facets` is what the answer shows."""
+
+    total: int
+    facets: dict[str, object]
+
+
+@dataclasses.dataclass(frozen=True)
+class Widened:
+    inferred_filter_matches: int
+    more_results: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedSearch:
+    """The outcome: the page's hits (slim ones still to be made whole), the total, the facet
+    counts to show (`cached`, else `result.facets` over `filters`), and what was done."""
+
+    hits: list[Hit]
+    total: int
+    result: IndexResult  # the matches the facets count
+    filters: Filters
+    words: Words
+    cached: CachedFacets | None
+    keep_facets: bool  # counts over the words as asked: worth keeping for the next search
+    relaxed: str | None = None
+    widened: Widened | None = None
+
+
+class SearchSteps(Protocol):
+    """What the plan asks of the world."""
+
+    async def search(self, query: IndexQuery) -> IndexResult: ...
+
+    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None: ...
+
+    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]: ...
+
+
+def facet_identity(query: IndexQuery) -> str:
+    """What facet counts depend on: the words, their fields and the filters, not the sort or
+    the page (a digest: the cache key's part that a generation does not already name)."""
+    text = query.text
+    identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
+                     text.boost_category_ids, query.filters))
+    return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
+
+
+def read_words(p: SearchParams, explicit: Filters,
+               understanding: QueryUnderstanding | None) -> Words:
+    """The words through query understanding (none, or the plain baseline: every word as
+    typed, over titles for the baseline). Any word may match: BM25 ranks documents with more
+    of them first (on the ESCI judgments this beats requiring every word)."""
+    if understanding is not None and p.ranker != PLAIN and p.q.strip():
+        parsed = understanding.parse(p.q, explicit)
+        filters, applied = merge(parsed, explicit)
+        text = text_query(parsed, require_all=False)
+        if not text.groups:  # a query that is only a brand (or a color) still ranks
+            text = dataclasses.replace(text, groups=parsed.all_groups)
+        return Words(text, filters, applied, parsed.all_groups, parsed.did_you_mean)
+    filters, applied = explicit_only(explicit)
+    groups = tuple((w,) for w in tokenize(p.q))
+    text = TextQuery(groups, require_all=False, fields="title" if p.ranker == PLAIN else "all")
+    return Words(text, filters, applied, groups)
+
+
+def reranks(p: SearchParams, words: Words) -> bool:
+    return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
+            and bool(words.text.groups) and p.offset < RERANK_DEPTH)
+
+
+def first_query(p: SearchParams, words: Words) -> IndexQuery:
+    """Re-ranked: the top RERANK_DEPTH candidates (or down to the page); otherwise the page.
+    Hits come slim (fast fields: enough to merge shards and re-rank) except each shard's
+    first page_size; the page's other documents are fetched after (a deep page or a sort's
+    ties would otherwise load hundreds of stored documents per shard)."""
+    rerank = reranks(p, words)
+    depth = max(RERANK_DEPTH, p.offset + p.page_size) if rerank else p.page_size
+    return IndexQuery(words.text, words.filters, p.sort, 0 if rerank else p.offset, depth,
+                      facets=True, slim=True,
+                      full_docs=p.page_size if p.offset == 0 or rerank else 0)
+
+
+def relaxations(query: IndexQuery, words: Words,
+                explicit: Filters) -> list[tuple[str, IndexQuery]]:
+    """When nothing matches: one edit per long word; then, if filters were read from the
+    words (they may be wrong), only the URL's, with every word typed again (brand and color
+    words included)."""
+    steps = [("fuzzy", dataclasses.replace(query, facets=True, text=dataclasses.replace(
+        words.text, fuzzy=True)))]
+    if words.filters != explicit:
+        steps.append(("inferred_filters_dropped", dataclasses.replace(
+            query, filters=explicit, facets=True, text=dataclasses.replace(
+                words.text, groups=words.every_word, fuzzy=True))))
+    return steps
+
+
+def widening(query: IndexQuery, words: Words, explicit: Filters) -> IndexQuery:
+    """The best matches of every word typed, without the filters read from the words."""
+    return dataclasses.replace(query, filters=explicit, offset=0, facets=False,
+                               text=dataclasses.replace(words.text, groups=words.every_word))
+
+
+async def plan_search(p: SearchParams, explicit: Filters,
+                      understanding: QueryUnderstanding | None,
+                      steps: SearchSteps) -> PlannedSearch:
+    if p.page * p.page_size > MAX_WINDOW:
+        raise ValidationFailed({
+            "page": f"page * page_size must be at most {MAX_WINDOW}"}, "page too deep")
+    words = read_words(p, explicit, understanding)
+    query = first_query(p, words)
+    rerank = reranks(p, words)
+    # Facet counts over every match are the shards' largest cost: cached, and trusted only
+    # while the number of matches is the one they were counted over.
+    cached = await steps.cached_facets(query)
+    if cached is not None:
+        result = await steps.search(dataclasses.replace(query, facets=False))
+        if result.total != cached.total:  # the matches changed: count again
+            cached = None
+            result = await steps.search(query)
+    else:
+        result = await steps.search(query)
+    relaxed = None
+    filters = words.filters
+    if result.total == 0 and words.text.groups and p.ranker != PLAIN:
+        for how, relaxed_query in relaxations(query, words, explicit):
+            result = await steps.search(relaxed_query)
+            if result.total:
+                relaxed = how
+                if how == "inferred_filters_dropped":
+                    filters, applied = explicit_only(explicit)
+                    words = dataclasses.replace(words, applied=applied)
+                break
+    hits = result.hits
+    if rerank and hits:
+        hits = await steps.rerank(hits, p.ranker)
+    widened = None
+    total = result.total
+    counted = result
+    if (relaxed is None and filters != explicit and rerank
+            and result.total < p.offset + p.page_size):
+        # few products pass the filters read from the words: show them first, then the best
+        # matches of every word typed without those filters ("more results")
+        more = await steps.search(widening(query, words, explicit))
+        seen = {h.product_id for h in hits}
+        extra = [h for h in more.hits if h.product_id not in seen]
+        if rerank and extra:
+            extra = await steps.rerank(extra, p.ranker)
+        hits = hits + extra
+        widened = Widened(result.total, more.total - result.total)
+        total = max(more.total, result.total)
+    if rerank or widened:
+        hits = hits[p.offset:p.offset + p.page_size]
+    return PlannedSearch(hits, total, counted, filters, words,
+                         cached if relaxed is None else None, keep_facets=relaxed is None,
+                         relaxed=relaxed, widened=widened)

@@ -1,0 +1,172 @@
+"""The search policy (domain/search_plan.py) against the in-memory index (no Ray, no servers):
+what it asks the index, when it relaxes, re-ranks, widens, and when it reuses cached facets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from adapters.search import SearchIndex
+from adapters.search.memory import MemoryIndex
+from domain.errors import ValidationFailed
+from domain.query import CatalogVocabulary, QueryUnderstanding
+from domain.search import Filters, Hit, IndexQuery, IndexResult, SearchDocument
+from domain.search_plan import (
+    MAX_WINDOW,
+    RERANK_DEPTH,
+    CachedFacets,
+    PlannedSearch,
+    SearchParams,
+    facet_identity,
+    plan_search,
+)
+
+
+def doc(pid: int, title: str, brand: str, price: float = 10.0) -> SearchDocument:
+    return SearchDocument(
+        product_id=pid, version=1, external_id=f"E{pid}", seller_id=1, title=title,
+        description="", brand=brand, brand_key=brand.casefold(), category_ids=[1],
+        category_path=["Home"], price=price, price_was=None, currency="USD", rating_avg=4.0,
+        rating_count=pid, in_stock=True, badges=[], attributes={}, created_at=pid,
+        sales_velocity=0.0, seller_rating=4.0, thumbnail_url=None, variant_ids=[pid],
+        tie_key=pid)
+
+
+DOCS = ([doc(i, f"oak desk lamp {i}", "Globex", 10.0 + i) for i in range(1, 31)]
+        + [doc(100, "acme desk lamp", "Acme", 5.0)]
+        + [doc(200 + i, f"walnut chair {i}", "Initech") for i in range(5)])
+
+
+class Steps:
+    """The plan's world: the in-memory index, a dict of cached facets (keyed as the service
+    keys them, without the generation), and a ranker that reverses the candidates."""
+
+    def __init__(self, index: SearchIndex, cached: dict[str, CachedFacets] | None = None
+                 ) -> None:
+        self.index = index
+        self.cached = cached if cached is not None else {}
+        self.reranked: list[list[int]] = []
+
+    async def search(self, query: IndexQuery) -> IndexResult:
+        return await self.index.search(query)
+
+    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
+        return self.cached.get(facet_identity(query))
+
+    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
+        self.reranked.append([h.product_id for h in hits])
+        return hits[::-1]
+
+
+@pytest.fixture
+async def index() -> MemoryIndex:
+    idx = MemoryIndex()
+    await idx.create_generation("g1")
+    await idx.upsert(DOCS, "g1")
+    await idx.swap("g1")
+    return idx
+
+
+@pytest.fixture(scope="module")
+def qu() -> QueryUnderstanding:
+    v = CatalogVocabulary()
+    for d in DOCS:
+        v.add(d["title"], d["brand"])
+    return QueryUnderstanding(v.freeze())
+
+
+async def plan(index: MemoryIndex, qu: QueryUnderstanding | None, steps: Steps | None = None,
+               explicit: Filters = Filters(), **params: Any) -> tuple[PlannedSearch, Steps]:
+    steps = steps or Steps(index)
+    return await plan_search(SearchParams(**params), explicit, qu, steps), steps
+
+
+async def test_relevance_reranks_the_top_candidates_then_cuts_the_page(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    got, steps = await plan(index, qu, q="desk lamp", page_size=5)
+    (first,) = index.searches
+    assert (first.offset, first.limit, first.slim, first.full_docs) == (0, RERANK_DEPTH, True, 5)
+    assert first.facets and first.text.require_all is False
+    assert len(steps.reranked) == 1 and len(steps.reranked[0]) == 31
+    assert [h.product_id for h in got.hits] == steps.reranked[0][::-1][:5]
+    assert got.total == 31 and got.keep_facets and got.cached is None
+
+
+async def test_the_baseline_and_index_order_are_not_reranked(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    plain, steps = await plan(index, qu, q="desk lamp", ranker="bm25_title", page=2,
+                              page_size=5)
+    assert steps.reranked == [] and index.searches[-1].text.fields == "title"
+    assert (index.searches[-1].offset, index.searches[-1].limit) == (5, 5)
+    assert len(plain.hits) == 5
+    _, steps = await plan(index, qu, q="desk lamp", ranker="text")
+    assert steps.reranked == []
+
+
+async def test_pages_past_the_rerank_depth_come_from_the_index_order(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    _, steps = await plan(index, qu, q="desk lamp", page=RERANK_DEPTH // 10 + 1, page_size=10)
+    assert steps.reranked == []
+    assert index.searches[-1].offset == RERANK_DEPTH
+
+
+async def test_a_page_too_deep_is_refused(index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        await plan(index, qu, q="lamp", page=MAX_WINDOW // 50 + 1, page_size=50)
+    assert "page" in err.value.fields
+
+
+async def test_cached_facets_are_reused_while_the_matches_are_as_many(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """Same words and filters, another sort and page: the cached counts, and the index is
+    asked without facets; counted over another number of matches: counted again."""
+    globex = Filters(brands=("globex",))
+    first, steps = await plan(index, qu, explicit=globex, q="desk lamp", brands=("globex",))
+    assert first.total == 30
+    assert first.cached is None and first.keep_facets and first.result.facets.brands
+    key = facet_identity(index.searches[0])
+    marked = CachedFacets(first.result.total, {"brands": [{"name": "cached", "count": 1}]})
+    steps.cached[key] = marked
+    index.searches.clear()
+    again, _ = await plan(index, qu, steps, explicit=globex,
+                          q="desk lamp", brands=("globex",), sort="price_asc", page=2,
+                          page_size=3)
+    assert again.cached == marked
+    assert [q.facets for q in index.searches] == [False]
+    steps.cached[key] = dataclasses.replace(marked, total=first.result.total + 1)
+    index.searches.clear()
+    fresh, _ = await plan(index, qu, steps, explicit=globex,
+                          q="desk lamp", brands=("globex",))
+    assert fresh.cached is None and fresh.keep_facets
+    assert [q.facets for q in index.searches] == [False, True]
+
+
+async def test_no_match_relaxes_to_one_edit(index: MemoryIndex) -> None:
+    got, _ = await plan(index, None, q="lampz")  # no query model: words as typed
+    assert got.relaxed is None and got.total == 0  # the memory index has no fuzzy matching
+    assert [q.text.fuzzy for q in index.searches] == [False, True]
+
+
+async def test_inferred_filters_are_dropped_when_nothing_passes_them(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """"acme chair": the brand read from the words passes no chair; every word is searched
+    again with the URL's filters only."""
+    got, _ = await plan(index, qu, q="acme chair")
+    assert index.searches[0].filters.brands == ("acme",)
+    assert got.relaxed == "inferred_filters_dropped"
+    assert index.searches[-1].filters == Filters() and got.filters == Filters()
+    assert got.total > 0 and not got.keep_facets
+    assert "brands" not in got.words.applied
+
+
+async def test_few_matches_of_inferred_filters_are_widened(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """"acme lamp": one Acme lamp passes the brand read from the words; the best matches of
+    every word without it follow."""
+    got, steps = await plan(index, qu, q="acme lamp", page_size=10)
+    assert got.widened is not None and got.widened.inferred_filter_matches == 1
+    assert got.hits[0].product_id == 100
+    assert len(got.hits) == 10 and got.total == 31
+    assert len(steps.reranked) == 2  # the filtered matches, then the others
