@@ -7,6 +7,7 @@ pages, health. The Ranker deployment is bound into the same application by `buil
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import os
@@ -21,6 +22,7 @@ from ray import serve
 from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
 from actors.inventory_client import InventoryClient
 from actors.repricer import repricer_actor
+from actors.search_index import open_index
 from adapters.cache import Cache, create_cache_redis, dumps
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
@@ -29,7 +31,6 @@ from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
 from adapters.search import NoLiveIndex
-from adapters.search.factory import open_index
 from adapters.settings import Settings
 from domain.catalog import Limits, ProductIn, check_product
 from domain.errors import (
@@ -43,7 +44,7 @@ from serve._errors import BodyGuard, install_error_handlers
 from serve.inventory_models import InventoryPatch, QuoteIn, ReservationIn
 from serve.pdp import PrewarmIn, ProductPages
 from serve.quotes import QuoteService
-from serve.ranker import RankerDeployment
+from serve.ranker import RankerDeployment, RankerHandle
 from serve.search import SORTS, SearchParams, SearchService, parse_attribute_params
 
 log = logging.getLogger("aisle.gateway")
@@ -169,8 +170,9 @@ class Gateway:
         # breaker) for facet counts and product pages
         categories = CategoryTree(self.pool, settings.category_cache_s)
         cache = Cache(create_cache_redis(settings.redis_url))
-        self.search_service = SearchService(await open_index(cfg, self.pool), self.pool,
-                                            self.inventory, ranker, cache,
+        self.search_service = SearchService(open_index(cfg, self.pool), self.pool,
+                                            self.inventory,
+                                            RankerHandle(ranker) if ranker else None, cache,
                                             settings.facet_cache_s, categories,
                                             settings.price_cache_s)
         # Serve routes to a replica once this returns: with a live generation, not before
@@ -423,12 +425,14 @@ class Gateway:
                             ) -> dict[str, Any]:
         """Builds a new index generation beside the live one, checks it, swaps it in (the
         previous one is kept for rollback)."""
-        return await self.builder.full_build.remote(workers)
+        report = await self.builder.full_build.remote(workers)
+        return dataclasses.asdict(report)
 
     @api.get("/api/v1/internal/search/status", tags=["internal"])
     async def search_status(self, _: Internal) -> dict[str, Any]:
         """Index generations, the builder's counters and its lag behind the outbox."""
-        return await self.builder.status.remote()
+        status = await self.builder.status.remote()
+        return status.to_json()
 
     # -- operations ------------------------------------------------------------------------
     @api.get("/health", tags=["operations"])

@@ -19,11 +19,11 @@ from adapters.loading.datasets import Dataset, resolve
 from adapters.loading.frames import CatalogFrames
 from adapters.loading.writer import COPY_TIMEOUT_S, CatalogWriter
 from adapters.postgres import connect
+from adapters.postgres.outbox import OUTBOX_CHANNEL
 from adapters.postgres.worker_lease import lease_snowflake
 from domain.errors import AisleError
 
 _LOCK_NAMESPACE = 0x4C44  # "LD": one load per dataset at a time
-OUTBOX_CHANNEL = "aisle_outbox"  # the channel outbox consumers LISTEN on
 _TABLES = "sellers, categories, products, product_variants, product_images, reviews_summary, " \
           "warehouses, stock"
 

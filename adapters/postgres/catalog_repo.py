@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from adapters.postgres import Conn
+from adapters.postgres.outbox import OUTBOX_CHANNEL
 from adapters.postgres.worker_lease import LeasedSnowflake
 from domain.catalog import ProductIn
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 from domain.sellers import hash_api_key
 
-OUTBOX_CHANNEL = "aisle_outbox"
 T = TypeVar("T")
 
 _SNAPSHOT = """
@@ -35,11 +35,11 @@ FROM products p WHERE p.product_id = $1
 ON CONFLICT DO NOTHING
 """
 
-_OUTBOX = """
+_OUTBOX = f"""
 WITH e AS (
     INSERT INTO outbox (event_type, aggregate_id, aggregate_version, payload)
     VALUES ($1, $2, $3, $4) RETURNING event_id)
-SELECT pg_notify('aisle_outbox', event_id::text) FROM e
+SELECT pg_notify('{OUTBOX_CHANNEL}', event_id::text) FROM e
 """
 
 _INSERT_VARIANTS = """

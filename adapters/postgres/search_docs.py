@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.postgres import Conn
+from domain.search import SearchDocument
 
 _SELECT = """
 SELECT p.product_id, p.version, p.external_id, p.seller_id, p.title, p.description, p.brand,
@@ -57,11 +58,20 @@ LIMIT $1
 """
 
 
-async def text_sample(conn: Conn, limit: int) -> list[dict[str, Any]]:
+async def text_sample(conn: Conn, limit: int) -> list[SearchDocument]:
     """The texts of up to `limit` active products, chosen by a hash of what they are
     (external id and title), not of when they were loaded: the same catalog gives the same
     sample, which sets an index generation's length pivots (domain.text_scoring)."""
-    return [dict(r) for r in await conn.fetch(_SAMPLE, limit)]
+    rows = await conn.fetch(_SAMPLE, limit)
+    return [SearchDocument(title=r["title"], description=r["description"] or "",
+                           brand=r["brand"], category_path=list(r["category_path"] or ()))
+            for r in rows]
+
+
+async def database_now(conn: Conn) -> datetime:
+    """PostgreSQL's clock (the one deal boundaries are looked for with)."""
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return now
 
 
 async def category_parents(conn: Conn) -> dict[int, int | None]:
@@ -138,3 +148,27 @@ async def deal_scopes_between(conn: Conn, after: datetime,
            WHERE (starts_at > $1 AND starts_at <= $2) OR (ends_at > $1 AND ends_at <= $2)""",
         after, upto)
     return [{"scope": r["scope"], "value": r["scope_value"]} for r in rows]
+
+
+async def id_ranges(conn: Conn, parts: int) -> list[tuple[int, int]]:
+    """`parts` ranges (after, upto] of active product ids, about equal in size (one round
+    trip): what a full build's parallel workers scan."""
+    cuts = await conn.fetch(
+        """WITH n AS (SELECT count(*) AS n FROM products WHERE status = 'ACTIVE')
+           SELECT (SELECT product_id FROM products WHERE status = 'ACTIVE'
+                   ORDER BY product_id OFFSET n.n * i / $1 LIMIT 1) AS cut
+           FROM n, generate_series(1, $1 - 1) AS i ORDER BY i""", parts)
+    bounds = [0]
+    for r in cuts:
+        if r["cut"] is not None and r["cut"] > bounds[-1]:
+            bounds.append(int(r["cut"]))
+    return list(zip(bounds, [*bounds[1:], 2**63 - 1], strict=True))
+
+
+async def random_products(conn: Conn, n: int) -> list[tuple[int, str]]:
+    """(product id, title) of `n` active products picked at random: a new generation's
+    canaries (each must be found by its own title)."""
+    rows = await conn.fetch(
+        """SELECT product_id, title FROM products WHERE status = 'ACTIVE'
+           ORDER BY random() LIMIT $1""", n)
+    return [(int(r["product_id"]), r["title"]) for r in rows]

@@ -6,11 +6,31 @@ becomes PREVIOUS (kept for rollback), the new one LIVE, older PREVIOUS ones RETI
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
+
 import asyncpg
 
 # The format of the documents a generation holds; a live generation in an older one is built
 # again by the index builder. 2: impact-scored text, per-generation term statistics, tie key.
 INDEX_FORMAT = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    name: str
+    status: str  # BUILDING | LIVE | PREVIOUS | RETIRED | FAILED
+    shards: int
+    documents: int | None
+    format: int
+    created_at: datetime
+    swapped_at: datetime | None
+
+    def to_json(self) -> dict[str, object]:
+        out = dataclasses.asdict(self)
+        out["created_at"] = self.created_at.isoformat()
+        out["swapped_at"] = self.swapped_at.isoformat() if self.swapped_at else None
+        return out
 
 
 class GenerationRegistry:
@@ -76,8 +96,8 @@ class GenerationRegistry:
         await self.pool.execute(
             "UPDATE search_generations SET status = $2 WHERE name = $1", name, status)
 
-    async def all(self) -> list[dict[str, object]]:
+    async def all(self) -> list[Generation]:
         rows = await self.pool.fetch(
             """SELECT name, status, shards, documents, format, created_at, swapped_at
                FROM search_generations WHERE backend = $1 ORDER BY created_at""", self.backend)
-        return [dict(r) for r in rows]
+        return [Generation(**dict(r)) for r in rows]

@@ -4,8 +4,9 @@ updates from the outbox, ordering and idempotence, deletes, stock, a crash mid-b
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,29 @@ import asyncpg
 import pytest
 import ray
 
-from actors.index_builder import BuilderConfig, IndexBuilder
+from actors.index_builder import BUILDER_OPTIONS, BuilderConfig, IndexBuilderLoop
+from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.sharded import ShardedIndex
 from domain.search import Filters, IndexQuery, TextQuery
 
 SHARDS = 2
+
+
+class CrashableBuilder(IndexBuilderLoop):
+    """The index builder with a fault to arm: the process dies right after its next index
+    write, before that batch's caches are dropped and its position committed."""
+
+    async def crash_after_next_write(self) -> None:
+        self.crash = True
+
+    async def _written(self, product_ids: Sequence[int]) -> None:
+        if getattr(self, "crash", False):
+            os._exit(1)
+
+
+IndexBuilder = ray.remote(**BUILDER_OPTIONS)(CrashableBuilder)
 
 
 async def add_product(pool: asyncpg.Pool, seller: int, title: str, *, price: int = 1000,
@@ -73,12 +90,12 @@ async def env(ray_cluster: None, fresh_dsn: str, tmp_path: Path) -> AsyncIterato
                        "VALUES ('WH_01', 'one', 'eu')")
     cfg = BuilderConfig(fresh_dsn, None, str(tmp_path), SHARDS)
     builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
-    index = ShardedIndex(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
+    index = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
     env = Env(pool, builder, index, seller, fresh_dsn)
     yield env
     ray.kill(env.builder)
     for gen in (await index.registry.all()):
-        await index.drop_generation(str(gen["name"]))
+        await index.drop_generation(gen.name)
     await pool.close()
 
 
@@ -93,7 +110,7 @@ async def test_first_build_then_incremental_updates(env: Env) -> None:
     assert await env.titles("walnut") == {b: "Walnut bookshelf"}
     assert await env.titles("oak lamp") == {a: "Oak desk lamp"}
     stats = await env.builder.stats.remote()
-    assert stats["events"] >= 2 and stats["full_builds"] == 1
+    assert stats.events >= 2 and stats.full_builds == 1
 
 
 async def test_old_event_replayed_after_newer_changes_nothing(env: Env) -> None:
@@ -139,7 +156,7 @@ async def test_builder_crash_mid_batch_loses_nothing(env: Env) -> None:
     a = await add_product(env.pool, env.seller, "Granite mortar")
     await env.builder.start.remote()
     await env.idle()
-    await env.builder.fail_after_next_write.remote()
+    await env.builder.crash_after_next_write.remote()
     await retitle(env.pool, a, "Granite mortar and pestle")
     # the process dies after the index write, before the position is committed;
     # Ray restarts it and the batch is processed again
@@ -152,8 +169,8 @@ async def test_builder_crash_mid_batch_loses_nothing(env: Env) -> None:
     await env.idle()
     assert await env.titles("pestle") == {a: "Granite mortar and pestle"}
     stats = await env.builder.stats.remote()
-    assert stats["full_builds"] == 0  # a restarted builder, resumed from its position
-    assert stats["events"] >= 1
+    assert stats.full_builds == 0  # a restarted builder, resumed from its position
+    assert stats.events >= 1
 
 
 async def test_a_build_cut_off_is_dropped_when_the_builder_starts_again(env: Env) -> None:
@@ -168,7 +185,7 @@ async def test_a_build_cut_off_is_dropped_when_the_builder_starts_again(env: Env
     assert set(await env.index.registry.writable()) == {live, "gcutoff"}
     ray.kill(env.builder, no_restart=False)  # Ray starts it again
     for _ in range(300):
-        status = {g["name"]: g["status"] for g in await env.index.registry.all()}
+        status = {g.name: g.status for g in await env.index.registry.all()}
         if status["gcutoff"] != "BUILDING":
             break
         await asyncio.sleep(0.1)
@@ -195,7 +212,7 @@ async def test_events_before_the_first_build_are_not_replayed(env: Env) -> None:
     await env.idle()
     await asyncio.sleep(1.5)  # a poll tick: nothing left to consume
     stats = await env.builder.stats.remote()
-    assert stats["full_builds"] == 1 and stats["events"] == 0
+    assert stats.full_builds == 1 and stats.events == 0
     assert len(await env.titles("basalt")) == 1
 
 
@@ -209,7 +226,7 @@ async def test_a_new_shard_count_applies_to_the_next_generation(env: Env,
     ray.kill(env.builder)
     cfg = BuilderConfig(env.dsn, None, str(tmp_path), SHARDS + 1)
     env.builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
-    three = ShardedIndex(SHARDS + 1, tmp_path, env.dsn, env.index.registry)
+    three = sharded_index(SHARDS + 1, tmp_path, env.dsn, env.index.registry)
     assert await env.builder.start.remote()
     b = await add_product(env.pool, env.seller, "Cedar bench")
     await env.idle()
@@ -275,7 +292,7 @@ async def test_documents_carry_deal_prices_from_the_deal_and_its_start_and_end(e
     await env.pool.execute("DELETE FROM deals WHERE scope = 'brand' AND scope_value = $1",
                            brand.upper())
     await until({a: (50.0, None), b: (80.0, None)}, 10)
-    assert (await env.builder.stats.remote())["deal_boundaries"] >= 2
+    assert (await env.builder.stats.remote()).deal_boundaries >= 2
 
 
 async def test_category_and_seller_deals_and_offers_reprice_documents(env: Env) -> None:
@@ -343,10 +360,10 @@ async def test_an_index_from_before_engine_prices_is_built_again(env: Env) -> No
         await conn.execute("INSERT INTO offers (variant_id, seller_id, price_cents, available) "
                            "VALUES ($1, $2, 15000, 2)", a, rival)
         await conn.execute("ALTER TABLE offers ENABLE TRIGGER offers_changed")
-    builds = (await env.builder.stats.remote())["full_builds"]
+    builds = (await env.builder.stats.remote()).full_builds
     deadline = asyncio.get_running_loop().time() + 60
     # the running builder moves the position every second: cleared until it saw it cleared
-    while (await env.builder.stats.remote())["full_builds"] == builds:
+    while (await env.builder.stats.remote()).full_builds == builds:
         await env.pool.execute("UPDATE outbox_consumers SET deals_checked_until = NULL")
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.3)
@@ -360,7 +377,7 @@ async def test_an_index_from_before_engine_prices_is_built_again(env: Env) -> No
     # the position is set after the build, and the builder stops building (a last clear of
     # ours may have raced its own write: then it builds once more, and settles)
     async def state() -> tuple[int, Any]:
-        return ((await env.builder.stats.remote())["full_builds"],
+        return ((await env.builder.stats.remote()).full_builds,
                 await env.pool.fetchval("SELECT deals_checked_until FROM outbox_consumers"))
 
     while True:

@@ -1,0 +1,57 @@
+"""Every Redis key aisle writes, and the invalidation channel's message: one place to read
+what lives in Redis and who drops it.
+
+| key | value | written by | dropped by |
+|---|---|---|---|
+| `aisle:product:{id}` | product page metadata | product pages (cache-aside) | index builder, TTL |
+| `aisle:price:{id}` | product page prices | product pages | index builder, TTL |
+| `aisle:listing:{id}` | [cents, was cents] as results show it | search | index builder, TTL |
+| `aisle:facets:{generation}:{digest}` | facet counts of words + filters | search | TTL |
+| `aisle:stock:{variant id}` | stock status snapshot | the owning partition actor | TTL |
+
+The channel `aisle:invalidations` carries product ids (comma-separated) after their keys are
+deleted, so processes holding their own copies of those pages drop them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+INVALIDATIONS = "aisle:invalidations"
+
+
+def product_key(product_id: int) -> str:
+    return f"aisle:product:{product_id}"
+
+
+def price_key(product_id: int) -> str:
+    return f"aisle:price:{product_id}"
+
+
+def listing_key(product_id: int) -> str:
+    """A product's listing price snapshot: [cents, was cents] as the pricing engine shows it
+    in results (null: no sellable variant)."""
+    return f"aisle:listing:{product_id}"
+
+
+def facets_key(generation: str, digest: str) -> str:
+    return f"aisle:facets:{generation}:{digest}"
+
+
+def stock_key(variant_id: int | str) -> str:
+    return f"aisle:stock:{variant_id}"
+
+
+def stale_keys(product_ids: Iterable[int]) -> list[str]:
+    """Every key a change of these products makes stale (the index builder deletes them)."""
+    return [key(int(p)) for p in product_ids for key in (product_key, price_key, listing_key)]
+
+
+def invalidation_message(product_ids: Iterable[int]) -> str:
+    return ",".join(str(int(p)) for p in product_ids)
+
+
+def invalidated_ids(message: bytes | str) -> list[int]:
+    """The product ids of a channel message (parts that are not ids are skipped)."""
+    text = message.decode() if isinstance(message, bytes) else message
+    return [int(p) for p in text.split(",") if p.strip().isdigit()]
