@@ -32,6 +32,7 @@ from adapters import stock_cache
 from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.product_pages import load_prices, load_product, top_products
+from adapters.redis_keys import price_key, product_key
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
@@ -47,14 +48,6 @@ STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (on
 LOCAL_PAGES_KEPT = 2_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
 ANNOUNCED_KEPT = 100_000  # products whose last announcement this process remembers
 _SHORT_WORD = 2
-
-
-def product_key(product_id: int) -> str:
-    return f"aisle:product:{product_id}"
-
-
-def price_key(product_id: int) -> str:
-    return f"aisle:price:{product_id}"
 
 
 class PrewarmIn(BaseModel):

@@ -24,6 +24,7 @@ from adapters.cache import Cache, Loaded, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
+from adapters.redis_keys import facets_key, listing_key
 from adapters.search import NoLiveIndex, SearchIndex
 from domain.errors import ValidationFailed
 from domain.query import (
@@ -52,14 +53,7 @@ from serve.ranker import RankerClient
 log = logging.getLogger("aisle.search")
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
-__all__ = ["SORTS", "SearchParams", "SearchService", "listing_key", "parse_attribute_params"]
-
-
-def listing_key(product_id: int) -> str:
-    """A product's listing price snapshot in Redis: [cents, was cents] as the pricing engine
-    shows it in results (null: no sellable variant). Dropped by the index builder with the
-    product page's keys, on every catalog, price, deal and stock-status event of the product."""
-    return f"aisle:listing:{product_id}"
+__all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +178,7 @@ class SearchService:
         for the words and filters of `query`."""
         if self.cache is None or self.facet_ttl_s <= 0:
             return None
-        return f"aisle:facets:{generation}:{facet_identity(query)}"
+        return facets_key(generation, facet_identity(query))
 
     # -- search ------------------------------------------------------------------------
     async def _explicit(self, p: SearchParams) -> Filters:

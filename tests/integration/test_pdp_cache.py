@@ -20,8 +20,9 @@ from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, announce, create_cache_redis
 from adapters.embedded import EmbeddedRedis
 from adapters.postgres import pricing_repo
+from adapters.redis_keys import price_key, product_key
 from adapters.settings import Settings
-from serve.pdp import ProductPages, price_key, product_key
+from serve.pdp import ProductPages
 
 PARTITIONS = 2
 
