@@ -22,7 +22,7 @@ import time
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import percentile
+from tooling.load import percentile
 
 
 def body(word: str, sku: str, category: int) -> dict[str, object]:

@@ -38,9 +38,10 @@ from urllib.parse import urlparse
 
 import asyncpg
 
-from adapters.loading.bench import percentile, temp_database
 from adapters.postgres import create_pool
 from adapters.settings import Settings
+from tooling.bench_load import temp_database
+from tooling.load import percentile
 
 WAREHOUSE = "WH_01"
 FIRST_VARIANT = 1_000_001

@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import closed_loop, cpu_rows
+from tooling.load import closed_loop, cpu_rows
 
 
 async def product_ids(client: httpx.AsyncClient, limit: int) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from adapters.loading.bench import closed_loop, cpu_rows
+from tooling.load import closed_loop, cpu_rows
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 

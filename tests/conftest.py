@@ -146,7 +146,7 @@ def app_url(ray_cluster: None, settings: Settings) -> Iterator[str]:
     from ray import serve
 
     from serve import build_app
-    from serve.demo import wait_healthy
+    from tooling.demo import wait_healthy
 
     serve.start(http_options={"host": "127.0.0.1", "port": settings.http_port})
     serve.run(build_app(settings), name="aisle", route_prefix="/", blocking=False)

@@ -2,7 +2,7 @@
 
 import math
 
-from adapters.loading.bench import percentile
+from tooling.load import percentile
 
 
 def test_nearest_rank() -> None:

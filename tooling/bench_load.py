@@ -1,4 +1,4 @@
-"""python -m adapters.loading.bench [--products N] [--sample M] [--seed S] [--dsn URL]
+"""python -m tooling.bench_load [--products N] [--sample M] [--seed S] [--dsn URL]
 
 Loads synthetic:N into a temporary database with the real loader (COPY of pyarrow CSV), and
 reports wall time, products/s and the peak RSS of this process. Then loads synthetic:M into
@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import dataclasses
-import math
 import os
 import platform
-import re
 import resource
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
-import httpx
 import pyarrow as pa
 
 from adapters.loading.datasets import resolve
@@ -163,106 +157,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of `values`; NaN when there are none. Every
-    bench_* script reports p50/p99 with this one definition."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-# process label -> pattern of its command line (Ray workers rename themselves ray::Name)
-LABELS = (("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
-          ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
-          ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
-          ("redis", r"redis-server"), ("postgres", r"^postgres"),
-          ("ray (gcs, raylet, agents)", r"gcs_server|raylet|dashboard|agent|monitor"))
-
-
-def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the processes of each label (and this one: load)."""
-    out: dict[str, float] = collections.defaultdict(float)
-    me = os.getpid()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        used = (int(fields[11]) + int(fields[12])) / TICK
-        if int(d.name) == me:
-            out["load generator (this)"] += used
-            continue
-        for label, pattern in LABELS:
-            if re.search(pattern, cmd):
-                out[label] += used
-                break
-    return out
-
-
-def cpu_rows(*loads: tuple[str, dict[str, Any]], seconds: float) -> list[str]:
-    """A markdown table of CPU ms per request by process, one column per load (each load a
-    dict with "cpu": cpu_seconds() deltas over the measured window and "n": requests)."""
-    rows = ["| process | " + " | ".join(name for name, _ in loads) + " |",
-            "|---|" + "---:|" * len(loads)]
-    labels = sorted({k for _, ld in loads for k in ld["cpu"]},
-                    key=lambda k: -loads[0][1]["cpu"].get(k, 0.0))
-    for label in labels:
-        ms = [ld["cpu"].get(label, 0.0) * 1000 / max(ld["n"], 1) for _, ld in loads]
-        if max(ms) >= 0.05:
-            rows.append(f"| {label} | " + " | ".join(f"{m:.2f}" for m in ms) + " |")
-    busy = [sum(ld["cpu"].values()) / seconds for _, ld in loads]
-    rows.append("| (cores busy, all listed) | " + " | ".join(f"{b:.2f}" for b in busy) + " |")
-    return rows
-
-
-async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]],
-                      concurrency: int, seconds: float, warmup: float,
-                      tag: Callable[[httpx.Response], str] | None = None) -> dict[str, Any]:
-    """`concurrency` clients each sending `request()` (path, query parameters) and waiting
-    for the answer, for `warmup` then `seconds` measured: requests/s, p50/p99 (ms), errors
-    (not 200, or no answer), the count of each `tag(response)` (errors tagged "error"), and
-    the CPU each process used meanwhile (`cpu_seconds` deltas)."""
-    lat: list[float] = []
-    errors = 0
-    tags: collections.Counter[str] = collections.Counter()
-    cpu: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        start = time.perf_counter()
-        measure_from, end = start + warmup, start + warmup + seconds
-
-        async def worker() -> None:
-            nonlocal errors
-            while (now := time.perf_counter()) < end:
-                path, params = request()
-                try:
-                    r = await client.get(path, params=params)
-                    ok, how = r.status_code == 200, tag(r) if tag else ""
-                except httpx.HTTPError:
-                    ok, how = False, "error"
-                done = time.perf_counter()
-                if now >= measure_from:
-                    lat.append(done - now)
-                    errors += not ok
-                    tags[how] += 1
-
-        async def meter() -> None:
-            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            before = cpu_seconds()
-            await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            after = cpu_seconds()
-            cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
-
-        await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
-    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
-            "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "tags": dict(tags), "cpu": cpu}
