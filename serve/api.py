@@ -1,0 +1,26 @@
+"""The FastAPI app of the Gateway: every area's routes, JSON errors, the body guard.
+
+Routers are included in an order that matters: `/api/v1/products/search` and `/suggest` before
+`/api/v1/products/{product_id}`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from serve._errors import BodyGuard, install_error_handlers
+from serve.routes import catalog, inventory, operations, pages, search, seller
+
+
+def make_api() -> FastAPI:
+    api = FastAPI(
+        title="aisle",
+        version="0.1.0",
+        description="Product listing: seller catalog API, categories, search, product pages, "
+        "inventory. Errors are JSON: {\"error\": {\"code\", \"message\", \"fields\"}}.",
+    )
+    install_error_handlers(api)
+    api.add_middleware(BodyGuard)
+    for area in (seller, catalog, inventory, search, pages, operations):
+        api.include_router(area.router)
+    return api

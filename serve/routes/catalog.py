@@ -1,0 +1,21 @@
+"""Browsing the catalog's structure: categories (anyone), warehouses (internal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from serve.services import Internal, Svc
+
+router = APIRouter()
+
+
+@router.get("/api/v1/categories", tags=["catalog"])
+async def categories(svc: Svc) -> dict[str, Any]:
+    return {"categories": await svc.catalog.category_tree()}
+
+
+@router.get("/api/v1/warehouses", tags=["internal"])
+async def warehouses(svc: Svc, _: Internal) -> dict[str, Any]:
+    return {"warehouses": await svc.catalog.warehouses()}

@@ -1,0 +1,39 @@
+"""Product detail pages, and the internal controls of their caches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from serve.pdp import PrewarmIn
+from serve.routes.seller import ProductPath
+from serve.services import Internal, Svc
+
+router = APIRouter()
+
+
+@router.get("/api/v1/products/{product_id}", tags=["catalog"])
+async def product_page(svc: Svc, product_id: ProductPath) -> Response:
+    """The product detail page: product, variants with price, stock and images, the buy
+    box, seller, reviews summary, related products, badges, deals. 404 `product_not_found`
+    (unknown, deleted, draft) or `product_unavailable` (taken off sale). The `X-Cache`
+    header says whether Redis had it (hit), it was loaded (miss) or Redis was unavailable
+    (bypass), or this process had the whole page from the last second (local)."""
+    local = svc.pages.local(product_id)  # no await: Serve then skips its extra calls
+    if local is not None:
+        return Response(local, media_type="application/json", headers={"X-Cache": "local"})
+    data, how = await svc.pages.encoded(product_id)
+    return Response(data, media_type="application/json", headers={"X-Cache": how})
+
+
+@router.post("/api/v1/internal/cache/prewarm", tags=["internal"])
+async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn) -> dict[str, Any]:
+    """Loads product metadata and price snapshots into Redis now (before a flash sale)."""
+    return await svc.pages.prewarm(body.product_ids, body.top)
+
+
+@router.get("/api/v1/internal/cache/stats", tags=["internal"])
+async def cache_stats(svc: Svc, _: Internal) -> dict[str, Any]:
+    """This replica's product-page cache counters (hits, misses, loads, Redis state)."""
+    return svc.pages.stats()

@@ -1,0 +1,83 @@
+"""Shoppers' search and typeahead, and the internal index operations (rebuild, status)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from adapters.cache import dumps
+from domain.errors import ValidationFailed
+from serve.search import SORTS, SearchParams, parse_attribute_params
+from serve.services import Internal, Svc
+
+router = APIRouter()
+
+
+def known_ranker(name: str) -> str:
+    from ranking import ranker_names
+    if name != "bm25_title" and name not in ranker_names():
+        raise ValidationFailed({
+            "ranker": f"one of bm25_title, {', '.join(ranker_names())}"}, "unknown ranker")
+    return name
+
+
+@router.get("/api/v1/products/search", tags=["search"])
+async def search(
+    svc: Svc,
+    request: Request,
+    q: Annotated[str, Query(max_length=500)] = "",
+    category: Annotated[str | None, Query(max_length=300)] = None,
+    price_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    price_max: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    brand: Annotated[str | None, Query(max_length=2000,
+                                       description="comma-separated brands")] = None,
+    rating_min: Annotated[float | None, Query(ge=0, le=5)] = None,
+    in_stock: bool | None = None,
+    sort: Annotated[str, Query(pattern="^(" + "|".join(SORTS) + ")$")] = "relevance",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    ranker: Annotated[str, Query(pattern="^[a-z0-9_]{1,40}$")] = "default",
+) -> Response:
+    """Keyword search with filters, facets, sorts and pages. `color=`, `size=` and
+    `attr.<name>=` filter on attributes (comma lists). `ranker` picks the re-ranking model
+    (`default`, `text`, or `bm25_title`: plain BM25 over titles, for comparisons)."""
+    if price_min is not None and price_max is not None and price_min > price_max:
+        raise ValidationFailed({"price_min": "must not be above price_max"}, "bad price range")
+    brands = tuple(b.strip() for b in (brand or "").split(",") if b.strip())
+    if len(brands) > 50:
+        raise ValidationFailed({"brand": "at most 50 brands"}, "too many brands")
+    found = await svc.search.search(SearchParams(
+        q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
+        rating_min=rating_min, in_stock=in_stock,
+        attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
+        page_size=page_size, ranker=known_ranker(ranker)))
+    # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
+    return Response(dumps(found), media_type="application/json")
+
+
+@router.get("/api/v1/products/suggest", tags=["search"])
+async def suggest(
+    svc: Svc, q: Annotated[str, Query(min_length=1, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=20)] = 8,
+) -> dict[str, Any]:
+    """Typeahead: titles completing the last word, most popular first."""
+    return await svc.search.suggest(q, limit)
+
+
+@router.post("/api/v1/internal/search/rebuild", tags=["internal"])
+async def rebuild_index(svc: Svc, _: Internal,
+                        workers: Annotated[int, Query(ge=1, le=64)] = 2) -> dict[str, Any]:
+    """Builds a new index generation beside the live one, checks it, swaps it in (the
+    previous one is kept for rollback)."""
+    report = await svc.builder.full_build.remote(workers)
+    return dataclasses.asdict(report)
+
+
+@router.get("/api/v1/internal/search/status", tags=["internal"])
+async def search_status(svc: Svc, _: Internal) -> dict[str, Any]:
+    """Index generations, the builder's counters and its lag behind the outbox."""
+    status = await svc.builder.status.remote()
+    out: dict[str, Any] = status.to_json()
+    return out

@@ -1,0 +1,87 @@
+"""The seller write API: products with their variants and images, versioned (If-Match)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+
+from domain.catalog import ProductIn, check_product
+from domain.errors import PreconditionRequired, ValidationFailed
+from serve.services import Seller, Svc
+
+router = APIRouter(tags=["seller"])
+ProductPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake product id")]
+_IF_MATCH = re.compile(r'\s*(?:"([0-9]{1,9})"|([0-9]{1,9}))\s*', re.ASCII)
+
+
+def expected_version(if_match: str | None, body_version: int | None) -> int | None:
+    header_version = None
+    if if_match is not None:
+        m = _IF_MATCH.fullmatch(if_match)
+        if not m:
+            raise ValidationFailed({"If-Match": 'must be a product version such as "3"'})
+        header_version = int(m.group(1) or m.group(2))
+    if header_version is not None and body_version is not None and header_version != body_version:
+        raise ValidationFailed({"version": "differs from the If-Match header"})
+    return header_version if header_version is not None else body_version
+
+
+def _etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+@router.post("/api/v1/seller/products", status_code=201)
+async def create_product(svc: Svc, seller_id: Seller, body: ProductIn,
+                         response: Response) -> dict[str, Any]:
+    check_product(body, svc.limits)
+    product = await svc.catalog.create_product(seller_id, body)
+    response.headers["Location"] = f"/api/v1/seller/products/{product['product_id']}"
+    _etag(response, product["version"])
+    return product
+
+
+@router.put("/api/v1/seller/products/{product_id}")
+async def update_product(
+    svc: Svc, seller_id: Seller, product_id: ProductPath, body: ProductIn, response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    version = expected_version(if_match, body.version)
+    if version is None:
+        raise PreconditionRequired(
+            "send the version you read, in If-Match or the body's version field")
+    check_product(body, svc.limits)
+    product = await svc.catalog.update_product(seller_id, product_id, body, version)
+    _etag(response, product["version"])
+    return product
+
+
+@router.delete("/api/v1/seller/products/{product_id}")
+async def delete_product(
+    svc: Svc, seller_id: Seller, product_id: ProductPath,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    return await svc.catalog.delete_product(seller_id, product_id,
+                                            expected_version(if_match, None))
+
+
+@router.get("/api/v1/seller/products/{product_id}")
+async def get_product(svc: Svc, seller_id: Seller, product_id: ProductPath,
+                      response: Response) -> dict[str, Any]:
+    product = await svc.catalog.get_product(seller_id, product_id)
+    _etag(response, product["version"])
+    return product
+
+
+@router.get("/api/v1/seller/products")
+async def list_products(
+    svc: Svc,
+    seller_id: Seller,
+    status: Annotated[str | None, Query(pattern="^(DRAFT|ACTIVE|INACTIVE)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> dict[str, Any]:
+    items, next_cursor = await svc.catalog.list_products(seller_id, status, limit, cursor)
+    return {"items": items,
+            "next_cursor": str(next_cursor) if next_cursor is not None else None}

@@ -1,0 +1,85 @@
+"""What the HTTP routes use, built once per Gateway replica (serve/app.py) and found by each
+request through the FastAPI app's state (one app per replica process): no globals of Serve's.
+
+Also the request guards every area shares: the seller of an API key and the internal token.
+Both are dependencies, so they run before a body is validated: a request without a valid key
+gets 401 whatever its body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Annotated
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import Depends, Header, Request
+from ray.actor import ActorHandle
+
+from actors.inventory_client import InventoryClient
+from adapters.postgres.catalog_repo import CatalogRepository
+from adapters.postgres.worker_lease import LeasedSnowflake
+from adapters.settings import Settings
+from domain.catalog import Limits
+from domain.errors import Unauthorized
+from serve.pdp import ProductPages
+from serve.quotes import QuoteService
+from serve.search import SearchService
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    ids: LeasedSnowflake
+    limits: Limits
+    catalog: CatalogRepository
+    inventory: InventoryClient
+    search: SearchService
+    pages: ProductPages
+    quotes: QuoteService
+    builder: ActorHandle  # the index builder (actors/index_builder.py)
+    repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
+
+
+def services_of(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+async def _services(request: Request) -> Services:  # a dependency that never suspends
+    return services_of(request)
+
+
+def bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <api key>")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <api key>'")
+    return token.strip()
+
+
+async def current_seller(request: Request,
+                         authorization: Annotated[str | None, Header()] = None) -> int:
+    """Seller of the request's API key."""
+    row = await services_of(request).catalog.seller_for_key(bearer(authorization))
+    if row is None:
+        raise Unauthorized("invalid API key")
+    return int(row["seller_id"])
+
+
+async def require_internal(request: Request,
+                           authorization: Annotated[str | None, Header()] = None) -> None:
+    """Internal callers only (checkout, warehouse systems): the internal token."""
+    token = bearer(authorization)
+    expected = services_of(request).settings.internal_token
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("invalid internal token")
+
+
+Svc = Annotated[Services, Depends(_services)]
+Seller = Annotated[int, Depends(current_seller)]
+Internal = Annotated[None, Depends(require_internal)]
