@@ -126,6 +126,29 @@ class TextQuery:
     boost_category_ids: tuple[int, ...] = ()  # predicted categories: score boost, not a filter
 
 
+# Ranking signals the index computes for each hit of a query that asks for them (learned
+# rankers' features, ranking/features.py): the query's BM25 within each scored field (summed
+# over word groups, each group the best of its alternatives), the share of word groups a
+# document matches in any field and in its title, whether the title holds the words typed as
+# one phrase, and whether the document has a brand, color or category query understanding read
+# from the words (0 when it read none).
+SIGNALS: tuple[str, ...] = (
+    "bm25_title", "bm25_brand", "bm25_category", "bm25_description",
+    "coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
+    "category_match",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignalRequest:
+    """What the words say beyond the text, to compare each hit with."""
+
+    brands: tuple[str, ...] = ()  # brand keys
+    colors: tuple[str, ...] = ()  # normalized color values
+    color_attribute: str = "color"
+    categories: tuple[int, ...] = ()  # predicted categories
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class IndexQuery:
     text: TextQuery = TextQuery()
@@ -136,6 +159,7 @@ class IndexQuery:
     facets: bool = True
     slim: bool = False  # hits may carry only SLIM_FIELDS (ranking candidates); get() the rest
     full_docs: int = 0  # with slim: the first this many hits (per shard) come whole anyway
+    signals: SignalRequest | None = None  # SIGNALS of every hit (IndexResult.signals)
 
 
 # What ranking and merging need: enough for sort_key and ranking/features.py.
@@ -179,17 +203,19 @@ class IndexResult:
     hits: list[Hit]
     total: int
     facets: Facets
+    signals: dict[int, tuple[float, ...]] = dataclasses.field(default_factory=dict)  # SIGNALS
 
     def __reduce__(self) -> tuple[Any, ...]:
         # between shard actors and the Gateway, hits travel as plain tuples: pickling
         # hundreds of slotted dataclasses (one state dict each) cost twice as much
         return _index_result, ([(h.product_id, h.score, h.doc) for h in self.hits],
-                               self.total, self.facets)
+                               self.total, self.facets, self.signals)
 
 
 def _index_result(hits: list[tuple[int, float, SearchDocument]], total: int,
-                  facets: Facets) -> IndexResult:
-    return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets)
+                  facets: Facets, signals: dict[int, tuple[float, ...]] | None = None
+                  ) -> IndexResult:
+    return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets, signals or {})
 
 
 def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
@@ -204,8 +230,10 @@ def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
     facets = Facets()
     for p in parts:
         facets.add(p.facets)
-    return IndexResult(hits[query.offset:query.offset + query.limit],
-                       sum(p.total for p in parts), facets)
+    page = hits[query.offset:query.offset + query.limit]
+    signals = {h.product_id: v for p in parts for h in page
+               if (v := p.signals.get(h.product_id)) is not None}
+    return IndexResult(page, sum(p.total for p in parts), facets, signals)
 
 
 def price_range_label(low: float, high: float | None) -> str:

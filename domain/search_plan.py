@@ -17,7 +17,7 @@ from typing import Protocol
 
 from domain.errors import ValidationFailed
 from domain.query import QueryUnderstanding, explicit_only, merge, text_query, tokenize
-from domain.search import Filters, Hit, IndexQuery, IndexResult, TextQuery
+from domain.search import Filters, Hit, IndexQuery, IndexResult, SignalRequest, TextQuery
 
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
@@ -39,6 +39,7 @@ class SearchParams:
     page: int = 1
     page_size: int = 20
     ranker: str = "default"
+    signals: bool = False  # the index computes ranking signals of the candidates (learned)
 
     @property
     def offset(self) -> int:
@@ -95,7 +96,7 @@ class SearchSteps(Protocol):
 
     async def cached_facets(self, query: IndexQuery) -> CachedFacets | None: ...
 
-    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]: ...
+    async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]: ...
 
 
 def facet_identity(query: IndexQuery) -> str:
@@ -125,6 +126,14 @@ def read_words(p: SearchParams, explicit: Filters,
     return Words(text, filters, applied, groups)
 
 
+def signal_request(words: Words) -> SignalRequest:
+    """What the words say beyond the text (the filters read from them, the categories
+    predicted), for the index to compare every candidate with."""
+    colors = next((vs for name, vs in words.filters.attributes if name == "color"), ())
+    return SignalRequest(brands=words.filters.brands, colors=colors,
+                         categories=words.text.boost_category_ids)
+
+
 def reranks(p: SearchParams, words: Words) -> bool:
     return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
             and bool(words.text.groups) and p.offset < RERANK_DEPTH)
@@ -139,7 +148,8 @@ def first_query(p: SearchParams, words: Words) -> IndexQuery:
     depth = max(RERANK_DEPTH, p.offset + p.page_size) if rerank else p.page_size
     return IndexQuery(words.text, words.filters, p.sort, 0 if rerank else p.offset, depth,
                       facets=True, slim=True,
-                      full_docs=p.page_size if p.offset == 0 or rerank else 0)
+                      full_docs=p.page_size if p.offset == 0 or rerank else 0,
+                      signals=signal_request(words) if rerank and p.signals else None)
 
 
 def relaxations(query: IndexQuery, words: Words,
@@ -194,7 +204,7 @@ async def plan_search(p: SearchParams, explicit: Filters,
                 break
     hits = result.hits
     if rerank and hits:
-        hits = await steps.rerank(hits, p.ranker)
+        hits = await steps.rerank(hits, p.ranker, words)
     widened = None
     total = result.total
     counted = result
@@ -206,7 +216,7 @@ async def plan_search(p: SearchParams, explicit: Filters,
         seen = {h.product_id for h in hits}
         extra = [h for h in more.hits if h.product_id not in seen]
         if rerank and extra:
-            extra = await steps.rerank(extra, p.ranker)
+            extra = await steps.rerank(extra, p.ranker, words)
         hits = hits + extra
         widened = Widened(result.total, more.total - result.total)
         total = max(more.total, result.total)

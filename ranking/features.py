@@ -52,7 +52,7 @@ def _number(value: Any) -> float:
     return x if math.isfinite(x) else math.nan
 
 
-def _column(docs: Sequence[Mapping[str, Any]], field: str) -> np.ndarray:
+def column(docs: Sequence[Mapping[str, Any]], field: str) -> np.ndarray:
     return np.fromiter((_number(d.get(field)) for d in docs), dtype=np.float64, count=len(docs))
 
 
@@ -117,9 +117,9 @@ def feature_matrix(text_scores: np.ndarray, docs: Sequence[Mapping[str, Any]],
         raise ValueError(f"now_s must be finite, got {now_s!r}")
     out = np.empty((len(docs), len(FEATURES)), dtype=np.float64)
     out[:, 0] = text_relevance(scores)
-    out[:, 1] = sales_velocity(_column(docs, "sales_velocity"))
-    out[:, 2] = bayesian_rating(_column(docs, "rating_avg"), _column(docs, "rating_count"))
-    out[:, 3] = seller_quality(_column(docs, "seller_rating"))
-    out[:, 4] = recency(_column(docs, "created_at"), now_s)
+    out[:, 1] = sales_velocity(column(docs, "sales_velocity"))
+    out[:, 2] = bayesian_rating(column(docs, "rating_avg"), column(docs, "rating_count"))
+    out[:, 3] = seller_quality(column(docs, "seller_rating"))
+    out[:, 4] = recency(column(docs, "created_at"), now_s)
     out[:, 5] = stock(docs)
     return out

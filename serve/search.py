@@ -46,8 +46,20 @@ from domain.search import (
     normalize_key,
     price_range_label,
 )
-from domain.search_plan import CachedFacets, SearchParams, facet_identity, plan_search
+from domain.search_plan import (
+    CachedFacets,
+    SearchParams,
+    Words,
+    facet_identity,
+    plan_search,
+)
 from ranking import Ranker, feature_matrix, get_ranker, order, runs_in_process
+from ranking.learned_features import (
+    LEARNED_FEATURES,
+    LEARNED_FEATURES_VERSION,
+    QueryContext,
+    learned_matrix,
+)
 from serve.ranker import RankerClient
 
 log = logging.getLogger("aisle.search")
@@ -69,13 +81,18 @@ class _Steps:
     """What the search plan asks, answered for one request: the index (the generation the
     request reads), the facet cache, the ranker."""
 
-    def __init__(self, service: SearchService, generation: str) -> None:
+    def __init__(self, service: SearchService, generation: str, explain: bool) -> None:
         self.service = service
         self.generation = generation
         self.facet_key: str | None = None
+        self.signals: dict[int, tuple[float, ...]] = {}  # of the candidates, from the index
+        self.explain = explain
+        self.explained: Explained | None = None  # the first candidates' learned features
 
     async def search(self, query: IndexQuery) -> IndexResult:
-        return await self.service.index.search_generation(self.generation, query)
+        result = await self.service.index.search_generation(self.generation, query)
+        self.signals.update(result.signals)
+        return result
 
     async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
         cache = self.service.cache
@@ -86,8 +103,19 @@ class _Steps:
         value = loads(raw[0]) if raw and raw[0] else None
         return CachedFacets(int(value["total"]), value["facets"]) if value else None
 
-    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
+    async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
+        if self.explain and self.explained is None:
+            self.explained = Explained(hits, self.service._learned(hits, words, self.signals))
         return await self.service._rerank(hits, ranker)
+
+
+@dataclasses.dataclass(frozen=True)
+class Explained:
+    """The candidates a search re-ranked (in the index's order) with their learned features
+    (ranking.learned_features): what feature logging records."""
+
+    hits: list[Hit]
+    features: np.ndarray
 
 
 class SearchService:
@@ -191,12 +219,15 @@ class SearchService:
             attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
                              for n, vs in p.attributes))
 
-    async def search(self, p: SearchParams) -> dict[str, Any]:
+    async def search(self, p: SearchParams, explain: bool = False) -> dict[str, Any]:
         """The policy (domain/search_plan.py) run against the generation this replica
-        searches, then the page made whole, priced and stocked, and the facets shown."""
+        searches, then the page made whole, priced and stocked, and the facets shown.
+        `explain`: also the re-ranked candidates with their learned features."""
         explicit = await self._explicit(p)
         model = await self._searched()
-        steps = _Steps(self, model.generation)
+        steps = _Steps(self, model.generation, explain)
+        if explain:
+            p = dataclasses.replace(p, signals=True)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)
@@ -218,7 +249,27 @@ class SearchService:
             "widened": dataclasses.asdict(plan.widened) if plan.widened else None,
             "applied_filters": plan.words.applied,
             "sort": p.sort,
-        }
+        } | ({"explain": await self._explanation(model.generation, steps.explained)}
+             if explain else {})
+
+    def _learned(self, hits: Sequence[Hit], words: Words,
+                 signals: Mapping[int, tuple[float, ...]]) -> np.ndarray:
+        return learned_matrix(query_context(words), [h.score for h in hits],
+                              [signals.get(h.product_id) for h in hits],
+                              [h.doc for h in hits], time.time())
+
+    async def _explanation(self, generation: str,
+                           explained: Explained | None) -> dict[str, Any]:
+        if explained is None:
+            return {"features": list(LEARNED_FEATURES), "version": LEARNED_FEATURES_VERSION,
+                    "candidates": []}
+        ids = [h.product_id for h in explained.hits]
+        docs = await self.index.get(ids, generation)
+        return {"features": list(LEARNED_FEATURES), "version": LEARNED_FEATURES_VERSION,
+                "candidates": [
+                    {"product_id": str(pid), "external_id": docs.get(pid, {}).get("external_id"),
+                     "values": [round(float(x), 6) for x in row]}
+                    for pid, row in zip(ids, explained.features.tolist(), strict=True)]}
 
     async def _whole(self, generation: str, hits: list[Hit]) -> list[Hit]:
         """The page's hits with their whole documents (slim candidates carry fast fields
@@ -339,6 +390,23 @@ class SearchService:
         full = words if q.endswith(" ") else words[:-1]
         titles = await self.index.suggest(full, last, limit)
         return {"q": q, "suggestions": [{"text": t} for t in titles]}
+
+
+def query_context(words: Words) -> QueryContext:
+    """What a learned ranker knows of the query: its length, and what query understanding
+    read from its words."""
+    applied = words.applied
+
+    def inferred(field: str) -> bool:
+        entry = applied.get(field)
+        return isinstance(entry, dict) and entry.get("source") == "inferred"
+
+    colors = applied.get("attributes")
+    color = isinstance(colors, dict) and any(
+        isinstance(v, dict) and v.get("source") == "inferred" for v in colors.values())
+    return QueryContext(words=len(words.text.groups), brand_inferred=inferred("brands"),
+                        color_inferred=color,
+                        category_inferred=bool(words.text.boost_category_ids))
 
 
 def parse_attribute_params(params: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -48,6 +48,7 @@ from domain.search import (
     IndexQuery,
     IndexResult,
     SearchDocument,
+    SignalRequest,
     TextQuery,
     doc_tie_key,
     price_range_label,
@@ -350,7 +351,74 @@ class TantivyShard:
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
-        return IndexResult(out, int(res.count or 0), facets)  # type: ignore[attr-defined]
+        signals = (self._signals(searcher, q.text, q.signals, [h.product_id for h in out])
+                   if q.signals is not None and out else {})
+        return IndexResult(out, int(res.count or 0), facets,  # type: ignore[attr-defined]
+                           signals)
+
+    def _signals(self, searcher: tantivy.Searcher, text: TextQuery, ask: SignalRequest,
+                 pids: Sequence[int]) -> dict[int, tuple[float, ...]]:
+        """domain.search.SIGNALS of these products, each from a query confined to them: per
+        word group and scored field (the group's best alternative in that field), the title
+        phrase, and the brand, color and category read from the words."""
+        only = (Occur.Must, Query.const_score_query(
+            Query.term_set_query(self.schema, "product_id", list(pids)), 0.0))
+
+        def scores(q: Query | None) -> dict[int, float]:
+            if q is None:
+                return {}
+            res = searcher.search(Query.boolean_query([only, (Occur.Must, q)]),
+                                  limit=len(pids), count=False)
+            addrs = [a for _, a in res.hits]
+            ids = searcher.fast_field_values("product_id", addrs)
+            return {int(p): float(sc) for (sc, _), p in zip(res.hits, ids, strict=True)
+                    if p is not None}
+
+        def present(q: Query) -> set[int]:
+            return set(scores(Query.const_score_query(q, 1.0)))
+
+        fields = [name for name, _ in TEXT_FIELDS]
+        per_field = {f: dict.fromkeys(pids, 0.0) for f in fields}
+        matched_any = dict.fromkeys(pids, 0)
+        matched_title = dict.fromkeys(pids, 0)
+        groups = [g for g in text.groups if any(_tokens(a, self._az) for a in g)]
+        for group in groups:
+            seen: set[int] = set()
+            for field, boost in TEXT_FIELDS:
+                alts = [q for n_alt, alt in enumerate(group)
+                        if (toks := _tokens(alt, self._az))
+                        and (q := self._alternative(
+                            searcher, field, toks,
+                            boost * (1.0 if n_alt == 0 else ALTERNATIVE_WEIGHT),
+                            False)) is not None]
+                if not alts:
+                    continue
+                got = scores(Query.disjunction_max_query(alts, 0.0) if len(alts) > 1
+                             else alts[0])
+                for pid, sc in got.items():
+                    per_field[field][pid] += sc
+                seen |= set(got)
+                if field == "title":
+                    for pid in got:
+                        matched_title[pid] += 1
+            for pid in seen:
+                matched_any[pid] += 1
+        typed = [t for g in groups for t in _tokens(g[0], self._az)]
+        phrase = (present(Query.phrase_query(self.schema, "title", list[Any](typed)))
+                  if len(typed) > 1 else set())
+        brand = (present(Query.term_set_query(self.schema, "brand_key", list(ask.brands)))
+                 if ask.brands else set())
+        color = (present(Query.boolean_query([
+            (Occur.Should, Query.term_query(self.schema, f"attributes.{ask.color_attribute}",
+                                            c)) for c in ask.colors])) if ask.colors else set())
+        category = (present(Query.term_set_query(self.schema, "category_ids",
+                                                 list(ask.categories)))
+                    if ask.categories else set())
+        n = max(len(groups), 1)
+        return {pid: (*(per_field[f][pid] for f in fields),
+                      matched_any[pid] / n, matched_title[pid] / n, float(pid in phrase),
+                      float(pid in brand), float(pid in color), float(pid in category))
+                for pid in pids}
 
     def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
                       hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from adapters.cache import dumps
 from domain.errors import ValidationFailed
 from serve.search import SORTS, SearchParams, parse_attribute_params
-from serve.services import Internal, Svc
+from serve.services import Internal, Svc, require_internal
 
 router = APIRouter()
 
@@ -39,10 +39,17 @@ async def search(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     ranker: Annotated[str, Query(pattern="^[a-z0-9_]{1,40}$")] = "default",
+    explain: Annotated[bool, Query(description="internal: the re-ranked candidates with "
+                                               "their learned-ranker features")] = False,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Keyword search with filters, facets, sorts and pages. `color=`, `size=` and
     `attr.<name>=` filter on attributes (comma lists). `ranker` picks the re-ranking model
-    (`default`, `text`, or `bm25_title`: plain BM25 over titles, for comparisons)."""
+    (`default`, `text`, or `bm25_title`: plain BM25 over titles, for comparisons).
+    `explain=true` (internal token) adds the candidates and their features (feature
+    logging for training rankers)."""
+    if explain:
+        await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
         raise ValidationFailed({"price_min": "must not be above price_max"}, "bad price range")
     brands = tuple(b.strip() for b in (brand or "").split(",") if b.strip())
@@ -52,7 +59,7 @@ async def search(
         q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
         rating_min=rating_min, in_stock=in_stock,
         attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
-        page_size=page_size, ranker=known_ranker(ranker)))
+        page_size=page_size, ranker=known_ranker(ranker)), explain=explain)
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
     return Response(dumps(found), media_type="application/json")
 

@@ -19,6 +19,7 @@ from domain.search_plan import (
     CachedFacets,
     PlannedSearch,
     SearchParams,
+    Words,
     facet_identity,
     plan_search,
 )
@@ -55,7 +56,7 @@ class Steps:
     async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
         return self.cached.get(facet_identity(query))
 
-    async def rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
+    async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         self.reranked.append([h.product_id for h in hits])
         return hits[::-1]
 

@@ -1,0 +1,116 @@
+"""Learned ranking without a cluster: the features, the index's signals, LambdaMART training
+with query-grouped cross-validation, and model artifacts."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from adapters.search.tantivy_shard import TantivyShard
+from domain.search import SIGNALS, IndexQuery, SignalRequest, TextQuery
+from ranking.learned_features import (
+    LEARNED_FEATURES,
+    SIGNAL_NAMES,
+    QueryContext,
+    learned_matrix,
+)
+from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, cross_validate, grade, train
+
+
+def test_signal_names_are_the_index_signals() -> None:
+    assert SIGNAL_NAMES == SIGNALS
+
+
+def test_learned_matrix_columns_and_fallbacks() -> None:
+    docs = [{"price": 10.0, "rating_avg": 4.5, "rating_count": 100, "in_stock": True,
+             "created_at": 0, "seller_rating": 4.0},
+            {"price": None, "rating_avg": None, "rating_count": None, "in_stock": False}]
+    m = learned_matrix(QueryContext(words=2, brand_inferred=True), [4.0, 2.0],
+                       [tuple(range(len(SIGNALS))), None], docs, 86_400.0)
+    assert m.shape == (2, len(LEARNED_FEATURES)) and np.isfinite(m).all()
+    col = {n: i for i, n in enumerate(LEARNED_FEATURES)}
+    assert m[:, col["text_score_rel"]].tolist() == [1.0, 0.5]
+    assert m[:, col["text_rank"]].tolist() == [0.0, 1.0]
+    assert m[0, col["bm25_title"]] == 0.0 and m[0, col["category_match"]] == 9.0
+    assert (m[1, col["bm25_title"]:col["category_match"] + 1] == 0).all()  # no signals: 0
+    assert m[0, col["log_price"]] == pytest.approx(math.log(11.0))
+    assert m[1, col["log_price"]] == 0.0 and m[1, col["stock"]] == 0.0
+    assert (m[:, col["words"]] == 2).all() and (m[:, col["brand_inferred"]] == 1).all()
+    with pytest.raises(ValueError):
+        learned_matrix(QueryContext(), [1.0], [], docs, 0.0)
+
+
+def doc(pid: int, title: str, brand: str, color: str, category: int) -> dict[str, object]:
+    return {"product_id": pid, "version": 1, "external_id": f"E{pid}", "title": title,
+            "description": "", "brand": brand, "brand_key": brand.casefold(),
+            "category_ids": [category], "category_path": ["Things"], "price": 10.0,
+            "rating_avg": 4.0, "rating_count": 1, "in_stock": True,
+            "attributes": {"color": [color]}, "created_at": 1, "variant_ids": [pid]}
+
+
+def test_the_index_computes_signals_of_its_hits() -> None:
+    shard = TantivyShard(None)
+    shard.apply([doc(1, "red oak desk lamp", "Acme", "red", 5),
+                 doc(2, "desk organizer with lamp", "Globex", "black", 6),
+                 doc(3, "oak chair", "Acme", "red", 5)])
+    text = TextQuery((("desk",), ("lamp",)), require_all=False)
+    res = shard.search(IndexQuery(text, limit=10, facets=False, signals=SignalRequest(
+        brands=("acme",), colors=("red",), categories=(5,))))
+    sig = {pid: dict(zip(SIGNALS, v, strict=True)) for pid, v in res.signals.items()}
+    assert set(sig) == {1, 2}  # the hits only
+    assert sig[1]["coverage"] == sig[2]["coverage"] == 1.0
+    assert sig[1]["phrase_title"] == 1.0 and sig[2]["phrase_title"] == 0.0
+    assert sig[1]["bm25_title"] > 0 and sig[1]["bm25_brand"] == 0.0
+    assert (sig[1]["brand_match"], sig[1]["color_match"], sig[1]["category_match"]) == (1, 1, 1)
+    assert (sig[2]["brand_match"], sig[2]["color_match"], sig[2]["category_match"]) == (0, 0, 0)
+    assert not shard.search(IndexQuery(text, limit=10, facets=False)).signals  # not asked
+
+
+def test_gains_map_to_grades_of_the_same_gain() -> None:
+    assert [GAIN_LEVELS[grade(g)] for g in (0.0, 0.01, 0.1, 1 / 3, 2 / 3, 1.0)] == list(
+        GAIN_LEVELS)
+
+
+def synthetic(queries: int = 40, per_query: int = 30, seed: int = 3) -> tuple[
+        TrainingSet, dict[str, dict[str, float]]]:
+    """Relevance follows feature 0 (with noise); feature 1 is noise; the index order is
+    random: a model must learn feature 0 to beat it."""
+    rnd = random.Random(seed)
+    rows = []
+    judged: dict[str, dict[str, float]] = {}
+    for q in range(queries):
+        for r in range(per_query):
+            signal, noise = rnd.random(), rnd.random()
+            gain = 1.0 if signal + rnd.gauss(0, 0.05) > 0.8 else 0.0
+            ext = f"q{q}d{r}"
+            if gain:
+                judged.setdefault(f"q{q}", {})[ext] = gain
+            rows.append({"query": f"q{q}", "external_id": ext, "rank": r, "gain": gain,
+                         "f_signal": signal, "f_noise": noise})
+    table = pa.Table.from_pylist(rows).replace_schema_metadata({"feature_version": "test"})
+    return TrainingSet.from_table(table), judged
+
+
+def test_cross_validation_learns_what_predicts_relevance() -> None:
+    data, judged = synthetic()
+    report = cross_validate(data, judged, folds=4, rounds=50)
+    assert set(report.ndcg) == set(judged)
+    assert report.mean > report.baseline_mean + 0.3
+    assert report.mean > 0.8
+
+
+def test_a_model_survives_its_artifact_and_bad_ones_are_refused() -> None:
+    data, _ = synthetic(queries=10)
+    model = train(data, rounds=20)
+    again = LgbmRanker.from_bytes(model.to_bytes(), feature_names=data.feature_names)
+    x = data.features[:50]
+    assert np.array_equal(model.score(x), again.score(x))
+    with pytest.raises(ValueError):
+        LgbmRanker.from_bytes(b"not a model", feature_names=data.feature_names)
+    with pytest.raises(ValueError):
+        LgbmRanker.from_bytes(model.to_bytes())  # trained on 2 features, not LEARNED_FEATURES
+    assert data.digest() == synthetic(queries=10)[0].digest()
