@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -64,7 +63,7 @@ class QueryContext:
 
 def learned_matrix(query: QueryContext, text_scores: Sequence[float],
                    signals: Sequence[Sequence[float] | None],
-                   docs: Sequence[Mapping[str, Any]], now_s: float) -> np.ndarray:
+                   docs: Sequence[Mapping[str, object]], now_s: float) -> np.ndarray:
     """(len(docs), len(LEARNED_FEATURES)) float64, columns in LEARNED_FEATURES order, rows in
     the index's order (`text_scores[i]`, `signals[i]` and `docs[i]` describe candidate i; a
     missing signal vector counts as zeros)."""

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -30,7 +30,7 @@ from ranking.metrics import ndcg_of_ids
 
 # every gain of ranking.judgments (esci 0, .01, .1, 1; icecat 0, 1/3, 2/3, 1), ascending
 GAIN_LEVELS: tuple[float, ...] = (0.0, 0.01, 0.1, 1 / 3, 2 / 3, 1.0)
-PARAMS: Mapping[str, Any] = {
+PARAMS: Mapping[str, object] = {
     "objective": "lambdarank", "metric": "ndcg", "eval_at": [10],
     "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20,
     "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
@@ -72,7 +72,7 @@ class TrainingSet:
                            version)
 
     @staticmethod
-    def from_parquet(path: Any) -> TrainingSet:
+    def from_parquet(path: str | Path) -> TrainingSet:
         return TrainingSet.from_table(pq.read_table(path))
 
     def query_rows(self) -> dict[str, np.ndarray]:
@@ -137,7 +137,7 @@ class LgbmRanker:
         return LgbmRanker(booster, name, feature_names)
 
 
-def train(data: TrainingSet, params: Mapping[str, Any] = PARAMS, rounds: int = ROUNDS,
+def train(data: TrainingSet, params: Mapping[str, object] = PARAMS, rounds: int = ROUNDS,
           name: str = "lgbm") -> LgbmRanker:
     rows = data.query_rows()
     order = np.concatenate([rows[q] for q in sorted(rows)]) if rows else np.arange(0)
@@ -175,7 +175,7 @@ class CVReport:
 
 
 def cross_validate(data: TrainingSet, judgments: Mapping[str, Mapping[str, float]],
-                   folds: int = 5, params: Mapping[str, Any] = PARAMS,
+                   folds: int = 5, params: Mapping[str, object] = PARAMS,
                    rounds: int = ROUNDS, k: int = 10) -> CVReport:
     """Each query scored by a model trained on the other folds' queries only. Queries judged
     but never logged (no candidates) score 0, as they would through the API."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -26,6 +26,8 @@ from domain.errors import Unauthorized
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.search import SearchService
+
+Json = dict[str, Any]  # a JSON object as the API answers it (keys vary by resource)
 
 
 @dataclasses.dataclass

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from serve.services import Internal, Svc
+from serve.services import Internal, Json, Svc
 
 router = APIRouter()
 
 
 @router.get("/api/v1/categories", tags=["catalog"])
-async def categories(svc: Svc) -> dict[str, Any]:
+async def categories(svc: Svc) -> Json:
     return {"categories": await svc.catalog.category_tree()}
 
 
 @router.get("/api/v1/warehouses", tags=["internal"])
-async def warehouses(svc: Svc, _: Internal) -> dict[str, Any]:
+async def warehouses(svc: Svc, _: Internal) -> Json:
     return {"warehouses": await svc.catalog.warehouses()}

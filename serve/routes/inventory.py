@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
 from domain.errors import ValidationFailed
 from domain.inventory import UnknownVariant
 from serve.inventory_models import InventoryPatch, QuoteIn, ReservationIn
-from serve.services import Internal, Svc
+from serve.services import Internal, Json, Svc
 
 router = APIRouter()
 VariantPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake variant id")]
@@ -29,7 +29,7 @@ def idempotency_key(header: str | None, body: str | None) -> str | None:
 
 
 @router.get("/api/v1/inventory/{variant_id}", tags=["inventory"])
-async def get_inventory(svc: Svc, _: Internal, variant_id: VariantPath) -> dict[str, Any]:
+async def get_inventory(svc: Svc, _: Internal, variant_id: VariantPath) -> Json:
     """Status, quantity hint and per-warehouse figures, from the owning partition."""
     got = (await svc.inventory.stock([variant_id])).get(str(variant_id))
     if got is None:
@@ -41,7 +41,7 @@ async def get_inventory(svc: Svc, _: Internal, variant_id: VariantPath) -> dict[
 async def patch_inventory(
     svc: Svc, _: Internal, variant_id: VariantPath, body: InventoryPatch, response: Response,
     idempotency: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> Json:
     """RESERVE (201, a reservation), RELEASE / DEDUCT (a reservation, closed whole) or
     ADJUST (the warehouse's figures; creates the stock row if there is none)."""
     problems = body.problems()
@@ -70,7 +70,7 @@ async def patch_inventory(
 @router.post("/api/v1/reservations", status_code=201, tags=["inventory"])
 async def create_reservation(
     svc: Svc, _: Internal, body: ReservationIn, idempotency: IdempotencyHeader = None,
-) -> dict[str, Any]:
+) -> Json:
     """A cart: every item reserved, or none (409 naming each short item). With a
     `quote_token` (POST /api/v1/quotes) the items must be the quoted ones: the quote is
     recorded with the reservation and its coupon redeemed, so the shopper pays the quote."""
@@ -84,26 +84,26 @@ async def create_reservation(
 
 @router.get("/api/v1/reservations/{reservation_id}", tags=["inventory"])
 async def get_reservation(svc: Svc, _: Internal,
-                          reservation_id: ReservationPath) -> dict[str, Any]:
+                          reservation_id: ReservationPath) -> Json:
     return await svc.inventory.get(reservation_id)
 
 
 @router.post("/api/v1/reservations/{reservation_id}/commit", tags=["inventory"])
 async def commit_reservation(svc: Svc, _: Internal,
-                             reservation_id: ReservationPath) -> dict[str, Any]:
+                             reservation_id: ReservationPath) -> Json:
     """Checkout: the reserved units are sold (DEDUCT). Repeating it returns the same."""
     return await svc.inventory.commit(reservation_id)
 
 
 @router.delete("/api/v1/reservations/{reservation_id}", tags=["inventory"])
 async def release_reservation(svc: Svc, _: Internal,
-                              reservation_id: ReservationPath) -> dict[str, Any]:
+                              reservation_id: ReservationPath) -> Json:
     """Cart abandoned: the reserved units go back on sale."""
     return await svc.inventory.release(reservation_id)
 
 
 @router.post("/api/v1/quotes", status_code=201, tags=["pricing"])
-async def create_quote(svc: Svc, body: QuoteIn) -> dict[str, Any]:
+async def create_quote(svc: Svc, body: QuoteIn) -> Json:
     """The exact price of a cart at each variant's buy-box offer: per line list -> deal
     -> dynamic -> coupon, totals in cents, and `quote_token`, which a reservation carries
     to pay exactly this until `expires_at`."""
@@ -112,8 +112,8 @@ async def create_quote(svc: Svc, body: QuoteIn) -> dict[str, Any]:
 
 
 @router.post("/api/v1/internal/pricing/reprice", tags=["pricing"])
-async def reprice_now(svc: Svc, _: Internal) -> dict[str, Any]:
+async def reprice_now(svc: Svc, _: Internal) -> Json:
     """Runs a dynamic-pricing pass now (it also runs every AISLE_REPRICE_INTERVAL_SECONDS):
     the prices it moved."""
-    moved: dict[str, Any] = await svc.repricer.run_pass.remote()
+    moved: Json = await svc.repricer.run_pass.remote()
     return moved

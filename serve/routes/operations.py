@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated
 
 import ray
 from fastapi import APIRouter, Query, Response
 
-from serve.services import Svc
+from serve.services import Json, Svc
 
 log = logging.getLogger("aisle.gateway")
 router = APIRouter(tags=["operations"])
 
 
-async def _check(awaitable: Awaitable[Any], timeout_s: float = 2.0) -> str:
+async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
     try:
         await asyncio.wait_for(awaitable, timeout_s)
         return "ok"
@@ -27,7 +27,7 @@ async def _check(awaitable: Awaitable[Any], timeout_s: float = 2.0) -> str:
 
 
 @router.get("/health")
-async def health(svc: Svc, response: Response) -> dict[str, Any]:
+async def health(svc: Svc, response: Response) -> Json:
     checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index"),
                       await asyncio.gather(
         _check(svc.pool.fetchval("SELECT 1")),
@@ -42,7 +42,7 @@ async def health(svc: Svc, response: Response) -> dict[str, Any]:
 
 
 @router.get("/api/v1/noop", include_in_schema=False)
-async def noop(awaits: Annotated[bool, Query(alias="await")] = False) -> dict[str, Any]:
+async def noop(awaits: Annotated[bool, Query(alias="await")] = False) -> Json:
     """Does nothing: the framework's ceiling for benchmarks. `?await=true` yields to the
     event loop once, as any handler that awaits I/O does: Serve then also starts its
     client-disconnect watcher (a Ray call back to the proxy), which a handler that answers

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from serve.pdp import PrewarmIn
 from serve.routes.seller import ProductPath
-from serve.services import Internal, Svc
+from serve.services import Internal, Json, Svc
 
 router = APIRouter()
 
@@ -28,12 +26,12 @@ async def product_page(svc: Svc, product_id: ProductPath) -> Response:
 
 
 @router.post("/api/v1/internal/cache/prewarm", tags=["internal"])
-async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn) -> dict[str, Any]:
+async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn) -> Json:
     """Loads product metadata and price snapshots into Redis now (before a flash sale)."""
     return await svc.pages.prewarm(body.product_ids, body.top)
 
 
 @router.get("/api/v1/internal/cache/stats", tags=["internal"])
-async def cache_stats(svc: Svc, _: Internal) -> dict[str, Any]:
+async def cache_stats(svc: Svc, _: Internal) -> Json:
     """This replica's product-page cache counters (hits, misses, loads, Redis state)."""
     return svc.pages.stats()

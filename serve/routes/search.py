@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from adapters.cache import dumps
 from domain.errors import ValidationFailed
 from serve.search import SORTS, SearchParams, parse_attribute_params
-from serve.services import Internal, Svc, require_internal
+from serve.services import Internal, Json, Svc, require_internal
 
 router = APIRouter()
 
@@ -68,14 +68,14 @@ async def search(
 async def suggest(
     svc: Svc, q: Annotated[str, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=20)] = 8,
-) -> dict[str, Any]:
+) -> Json:
     """Typeahead: titles completing the last word, most popular first."""
     return await svc.search.suggest(q, limit)
 
 
 @router.post("/api/v1/internal/search/rebuild", tags=["internal"])
 async def rebuild_index(svc: Svc, _: Internal,
-                        workers: Annotated[int, Query(ge=1, le=64)] = 2) -> dict[str, Any]:
+                        workers: Annotated[int, Query(ge=1, le=64)] = 2) -> Json:
     """Builds a new index generation beside the live one, checks it, swaps it in (the
     previous one is kept for rollback)."""
     report = await svc.builder.full_build.remote(workers)
@@ -83,8 +83,8 @@ async def rebuild_index(svc: Svc, _: Internal,
 
 
 @router.get("/api/v1/internal/search/status", tags=["internal"])
-async def search_status(svc: Svc, _: Internal) -> dict[str, Any]:
+async def search_status(svc: Svc, _: Internal) -> Json:
     """Index generations, the builder's counters and its lag behind the outbox."""
     status = await svc.builder.status.remote()
-    out: dict[str, Any] = status.to_json()
+    out: Json = status.to_json()
     return out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from domain.catalog import ProductIn, check_product
 from domain.errors import PreconditionRequired, ValidationFailed
-from serve.services import Seller, Svc
+from serve.services import Json, Seller, Svc
 
 router = APIRouter(tags=["seller"])
 ProductPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake product id")]
@@ -34,7 +34,7 @@ def _etag(response: Response, version: int) -> None:
 
 @router.post("/api/v1/seller/products", status_code=201)
 async def create_product(svc: Svc, seller_id: Seller, body: ProductIn,
-                         response: Response) -> dict[str, Any]:
+                         response: Response) -> Json:
     check_product(body, svc.limits)
     product = await svc.catalog.create_product(seller_id, body)
     response.headers["Location"] = f"/api/v1/seller/products/{product['product_id']}"
@@ -46,7 +46,7 @@ async def create_product(svc: Svc, seller_id: Seller, body: ProductIn,
 async def update_product(
     svc: Svc, seller_id: Seller, product_id: ProductPath, body: ProductIn, response: Response,
     if_match: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> Json:
     version = expected_version(if_match, body.version)
     if version is None:
         raise PreconditionRequired(
@@ -61,14 +61,14 @@ async def update_product(
 async def delete_product(
     svc: Svc, seller_id: Seller, product_id: ProductPath,
     if_match: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> Json:
     return await svc.catalog.delete_product(seller_id, product_id,
                                             expected_version(if_match, None))
 
 
 @router.get("/api/v1/seller/products/{product_id}")
 async def get_product(svc: Svc, seller_id: Seller, product_id: ProductPath,
-                      response: Response) -> dict[str, Any]:
+                      response: Response) -> Json:
     product = await svc.catalog.get_product(seller_id, product_id)
     _etag(response, product["version"])
     return product
@@ -81,7 +81,7 @@ async def list_products(
     status: Annotated[str | None, Query(pattern="^(DRAFT|ACTIVE|INACTIVE)$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-) -> dict[str, Any]:
+) -> Json:
     items, next_cursor = await svc.catalog.list_products(seller_id, status, limit, cursor)
     return {"items": items,
             "next_cursor": str(next_cursor) if next_cursor is not None else None}
