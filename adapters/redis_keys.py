@@ -48,10 +48,11 @@ def stale_keys(product_ids: Iterable[int]) -> list[str]:
 
 
 def invalidation_message(product_ids: Iterable[int]) -> str:
+    """The message announcing these products ("": none, nothing to send)."""
     return ",".join(str(int(p)) for p in product_ids)
 
 
 def invalidated_ids(message: bytes | str) -> list[int]:
-    """The product ids of a channel message (parts that are not ids are skipped)."""
-    text = message.decode() if isinstance(message, bytes) else message
-    return [int(p) for p in text.split(",") if p.strip().isdigit()]
+    """The product ids of a channel message as received."""
+    text = message.decode() if isinstance(message, bytes) else str(message)
+    return [int(x) for x in text.split(",") if x]

@@ -1,7 +1,7 @@
 """The product detail page behind `GET /api/v1/products/{product_id}`.
 
 Redis (one MGET: metadata `aisle:product:{id}` + price snapshot `aisle:price:{id}`) -> on a
-miss, one load per process for concurrent misses (adapters/cache.py: single flight, leases)
+miss, one load per process for concurrent misses (adapters/cache/: single flight, leases)
 from PostgreSQL (adapters/postgres/product_pages.py: one statement for the metadata, the
 pricing engine's inputs for the prices) and the search index (related products) -> stock of
 the variants and of the related candidates (the partition owners' snapshots, a second MGET;

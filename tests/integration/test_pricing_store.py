@@ -13,6 +13,7 @@ import pytest
 
 from adapters.postgres import create_pool
 from adapters.postgres import pricing_repo as repo
+from adapters.postgres.pricing_repo import price_changes
 from domain.errors import Conflict
 from domain.inventory import UnknownVariant
 from domain.pricing import CouponRejected, Line, buy_box, quote
@@ -137,7 +138,7 @@ async def test_record_price_change_writes_price_history_and_outbox_together(
             await repo.record_price_change(conn, 1, 1, 2, "seller")
         # a failure inside the statement (here a CHECK on price_history) leaves nothing behind
         with pytest.raises(asyncpg.CheckViolationError):
-            await conn.fetchrow(repo._PRICE_CHANGE, VARIANT, 9_500, 9_000, "")
+            await conn.fetchrow(price_changes._PRICE_CHANGE, VARIANT, 9_500, 9_000, "")
     assert await pg.fetchval("SELECT price_cents FROM product_variants WHERE variant_id = $1",
                              VARIANT) == 9_500
     history = await pg.fetch("SELECT variant_id, old_cents, new_cents, reason FROM price_history")

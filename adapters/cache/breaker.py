@@ -1,0 +1,45 @@
+"""The breaker in front of Redis: after a failure Redis is not asked again for
+`retry_after_s` (every read is then a miss answered by the database, and nothing is written);
+the first call after that tries again, so caching resumes by itself when Redis is back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+log = logging.getLogger("aisle.cache")
+T = TypeVar("T")
+RETRY_AFTER_S = 1.0  # how long Redis is left alone after a failure
+
+
+class Breaker:
+    def __init__(self, retry_after_s: float = RETRY_AFTER_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after_s = retry_after_s
+        self.clock = clock
+        self.failures = 0
+        self._down_until = 0.0
+
+    @property
+    def closed(self) -> bool:
+        """True while calls go through: no failure in the last `retry_after_s`."""
+        return self.clock() >= self._down_until
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        if self.clock() >= self._down_until:
+            log.warning("redis %s failed (%r): reading through for %.1f s", what, exc,
+                        self.retry_after_s)
+        self.failures += 1
+        self._down_until = self.clock() + self.retry_after_s
+
+    async def call(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """`call()`, or None while open or when it fails (which opens the breaker)."""
+        if not self.closed:
+            return None
+        try:
+            return await call()
+        except Exception as exc:  # any Redis failure: the caller reads through
+            self._failed(what, exc)
+            return None

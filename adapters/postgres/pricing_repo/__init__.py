@@ -1,0 +1,32 @@
+"""Pricing data in PostgreSQL: the inputs of a quote, coupon redemption, price changes.
+
+The rules themselves are in domain/pricing/; this package reads their inputs (inputs.py,
+listings.py) and writes their effects (coupons.py, price_changes.py, repricing.py). Every
+function takes a connection (own or from a pool) and is atomic by itself (one statement, or
+one transaction, which nests as a savepoint inside a caller's).
+"""
+
+from adapters.postgres.pricing_repo.coupons import (
+    CouponNotFound,
+    Redemption,
+    load_coupon,
+    redeem_coupon,
+)
+from adapters.postgres.pricing_repo.inputs import PricingInputs, load_pricing
+from adapters.postgres.pricing_repo.listings import listing_prices, listing_prices_until
+from adapters.postgres.pricing_repo.price_changes import PriceChange, record_price_change
+from adapters.postgres.pricing_repo.repricing import reprice
+
+__all__ = [
+    "CouponNotFound",
+    "PriceChange",
+    "PricingInputs",
+    "Redemption",
+    "listing_prices",
+    "listing_prices_until",
+    "load_coupon",
+    "load_pricing",
+    "record_price_change",
+    "redeem_coupon",
+    "reprice",
+]
