@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from serve._errors import BodyGuard, install_error_handlers
-from serve.routes import catalog, inventory, operations, pages, search, seller
+from serve.routes import catalog, inventory, operations, pages, rankers, search, seller
 
 
 def make_api() -> FastAPI:
@@ -21,6 +21,6 @@ def make_api() -> FastAPI:
     )
     install_error_handlers(api)
     api.add_middleware(BodyGuard)
-    for area in (seller, catalog, inventory, search, pages, operations):
+    for area in (seller, catalog, inventory, search, pages, rankers, operations):
         api.include_router(area.router)
     return api

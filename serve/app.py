@@ -106,4 +106,4 @@ def build_app(args: Settings | Mapping[str, str] | None = None) -> serve.Applica
         settings = Settings.from_env({**os.environ, **(args or {})})
     return Gateway.options(  # type: ignore[attr-defined]
         num_replicas=settings.gateway_replicas
-    ).bind(settings, RankerDeployment.bind())  # type: ignore[attr-defined]
+    ).bind(settings, RankerDeployment.bind(settings.database_url))  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, Loaded, loads
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
+from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.redis_keys import facets_key, listing_key
 from adapters.search import NoLiveIndex, SearchIndex
@@ -47,20 +48,22 @@ from domain.search import (
     price_range_label,
 )
 from domain.search_plan import (
+    PLAIN,
     CachedFacets,
     SearchParams,
     Words,
     facet_identity,
     plan_search,
 )
-from ranking import Ranker, feature_matrix, get_ranker, order, runs_in_process
+from ranking import feature_matrix, order, order_of, runs_in_process
 from ranking.learned_features import (
     LEARNED_FEATURES,
     LEARNED_FEATURES_VERSION,
     QueryContext,
     learned_matrix,
 )
-from serve.ranker import RankerClient
+from serve.ranker import ModelStore, RankerClient
+from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
 
 log = logging.getLogger("aisle.search")
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
@@ -81,9 +84,12 @@ class _Steps:
     """What the search plan asks, answered for one request: the index (the generation the
     request reads), the facet cache, the ranker."""
 
-    def __init__(self, service: SearchService, generation: str, explain: bool) -> None:
+    def __init__(self, service: SearchService, generation: str, choice: RankerChoice,
+                 explain: bool) -> None:
         self.service = service
         self.generation = generation
+        self.choice = choice
+        self.fallback = False  # the chosen model could not rank: the formula did
         self.facet_key: str | None = None
         self.signals: dict[int, tuple[float, ...]] = {}  # of the candidates, from the index
         self.explain = explain
@@ -104,9 +110,17 @@ class _Steps:
         return CachedFacets(int(value["total"]), value["facets"]) if value else None
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
-        if self.explain and self.explained is None:
-            self.explained = Explained(hits, self.service._learned(hits, words, self.signals))
-        return await self.service._rerank(hits, ranker)
+        """`ranker` is the name the request gave; `self.choice` what it resolved to."""
+        learned = (self.service._learned(hits, words, self.signals)
+                   if self.choice.kind == "learned" or self.explain else None)
+        if self.explain and self.explained is None and learned is not None:
+            self.explained = Explained(hits, learned)
+        best = await self.service._order(hits, self.choice, learned)
+        if best is None:
+            self.fallback = True
+            best = await self.service._order(hits, RankerChoice(ranker, "formula", DEFAULT),
+                                             None)
+        return [hits[i] for i in best or range(len(hits))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +136,8 @@ class SearchService:
     def __init__(self, index: SearchIndex, pool: asyncpg.Pool,
                  inventory: InventoryClient | None, ranker: RankerClient | None,
                  cache: Cache | None = None, facet_ttl_s: int = 300,
-                 categories: CategoryTree | None = None, price_ttl_s: int = 60) -> None:
+                 categories: CategoryTree | None = None, price_ttl_s: int = 60,
+                 rankers: RankerCatalog | None = None) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
@@ -136,7 +151,8 @@ class SearchService:
         self._model: GenerationModel | None = None
         self._loading: asyncio.Task[None] | None = None
         self._loading_for: str | None = None
-        self._rankers: dict[str, Ranker] = {}
+        self.rankers = rankers or RankerCatalog(RankerRegistry(pool))
+        self.models = ModelStore(RankerRegistry(pool))  # when there is no Ranker deployment
 
     # -- the live generation and its query model --------------------------------------
     async def _live_generation(self) -> str | None:
@@ -225,9 +241,10 @@ class SearchService:
         `explain`: also the re-ranked candidates with their learned features."""
         explicit = await self._explicit(p)
         model = await self._searched()
-        steps = _Steps(self, model.generation, explain)
-        if explain:
-            p = dataclasses.replace(p, signals=True)
+        choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else RankerChoice(
+            p.ranker, "formula", p.ranker)
+        steps = _Steps(self, model.generation, choice, explain)
+        p = dataclasses.replace(p, signals=choice.kind == "learned" or explain)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)
@@ -249,6 +266,7 @@ class SearchService:
             "widened": dataclasses.asdict(plan.widened) if plan.widened else None,
             "applied_filters": plan.words.applied,
             "sort": p.sort,
+            "ranker": choice.to_json() | {"fallback": steps.fallback},
         } | ({"explain": await self._explanation(model.generation, steps.explained)}
              if explain else {})
 
@@ -281,17 +299,27 @@ class SearchService:
         return [h if "title" in h.doc else Hit(h.product_id, h.score, full[h.product_id])
                 for h in hits if "title" in h.doc or h.product_id in full]
 
-    async def _rerank(self, hits: list[Hit], ranker: str) -> list[Hit]:
-        scores = np.array([h.score for h in hits], dtype=np.float64)
-        features = feature_matrix(scores, [h.doc for h in hits], time.time())
-        if self.ranker is not None and not runs_in_process(ranker):
-            # a model worth a remote call: the Ranker deployment (batched, shared)
-            best = await self.ranker.rank(ranker, features)
-        else:  # a formula (microseconds), or no deployment: here; models are loaded once
-            if ranker not in self._rankers:
-                self._rankers[ranker] = get_ranker(ranker)
-            best = [int(i) for i in order(self._rankers[ranker], features)]
-        return [hits[i] for i in best]
+    async def _order(self, hits: list[Hit], choice: RankerChoice,
+                     learned: np.ndarray | None) -> list[int] | None:
+        """The candidates' order under `choice` (None: the model could not be used).
+        Formulas score here (microseconds of numpy); learned models in the batched Ranker
+        deployment, or here when there is none (tests, tools)."""
+        if choice.kind == "formula":
+            if runs_in_process(choice.name) or self.ranker is None:
+                scores = np.array([h.score for h in hits], dtype=np.float64)
+                features = feature_matrix(scores, [h.doc for h in hits], time.time())
+                return [int(i) for i in order(await self.models.get(choice.name), features)]
+            return await self.ranker.rank(choice.name, feature_matrix(
+                np.array([h.score for h in hits]), [h.doc for h in hits], time.time()))
+        assert learned is not None
+        if self.ranker is not None:
+            return await self.ranker.rank(choice.name, learned)
+        try:
+            return [int(i) for i in order_of((await self.models.get(choice.name))
+                                             .score(learned))]
+        except Exception:
+            log.exception("ranker %s unavailable", choice.name)
+            return None
 
     async def _listing_prices(self, variants: Mapping[int, list[int]]) -> dict[int, Any]:
         """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
