@@ -48,6 +48,7 @@ from adapters.postgres.vocabulary import build_vocabulary
 from adapters.redis import create_redis
 from adapters.redis_keys import stale_keys
 from adapters.search import SearchIndex
+from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.search import IndexQuery, TextQuery
 from domain.search_documents import document, record_batch
 from domain.text_scoring import SAMPLE_SIZE
@@ -57,6 +58,7 @@ CONSUMER = "search-index"
 POLL_S = 1.0
 MAX_EVENTS = 5_000
 SCAN_PAGE = 2_000
+VECTOR_PAGE = 200  # with vectors: a page is embedded (~100 titles/s) before it is written
 CANARIES = 3
 PRODUCT_EVENTS = ("product.created", "product.updated", "product.deleted", "price.changed")
 FULL_BUILD_EVENTS = ("catalog.loaded", "index.rebuild")
@@ -70,6 +72,7 @@ class BuilderConfig:
     shards: int
     es_url: str | None = None
     workers: int = 2
+    text_vectors_max: int = 100_000  # dense title vectors up to this many products (0: never)
 
 
 @dataclasses.dataclass
@@ -108,11 +111,13 @@ class IndexStatus:
 
 
 async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
-                    parents: dict[int, int | None]) -> pa.RecordBatch:
+                    parents: dict[int, int | None],
+                    embedder: TextEmbedder | None = None) -> pa.RecordBatch:
     """Catalog rows -> one pyarrow batch of search documents (categories unknown to `parents`
     are read again first: one was added since). Prices are what listings show now: the
     pricing engine's (buy box, deals, dynamic rules), so price filters, sorts and facets see
-    what results show; a deal's start or end re-prices its products."""
+    what results show; a deal's start or end re-prices its products. With `embedder`, each
+    document carries its title's dense vector (learned rankers' `dense` signal)."""
     if any(r["category_id"] is not None and r["category_id"] not in parents for r in rows):
         parents.update(await sd.category_parents(conn))
     # priced at PostgreSQL's clock: the one deal boundaries are looked for with
@@ -122,22 +127,31 @@ async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
         if r["product_id"] in shown:
             r["price_cents"], r["price_was_cents"] = shown[r["product_id"]]
     now = time.time()
-    return record_batch([document(r, parents, now) for r in rows])
+    docs = [document(r, parents, now) for r in rows]
+    if embedder is not None and docs:
+        vectors = await asyncio.to_thread(embedder.embed, [d["title"] for d in docs])
+        for d, v in zip(docs, vectors, strict=True):
+            d["title_vec"] = to_bytes(v)
+    return record_batch(docs)
 
 
 @ray.remote(num_cpus=0)
-def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int) -> int:
-    """One worker of a full build: products after < id <= upto into `generation`."""
+def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int,
+                vectors: bool = False) -> int:
+    """One worker of a full build: products after < id <= upto into `generation` (with
+    dense title vectors when `vectors`)."""
     async def run() -> int:
         pool = await create_pool(cfg.dsn, max_size=2)  # the scan and the registry
         index = open_index(cfg, pool)
+        embedder = TextEmbedder() if vectors else None
         try:
             async with pool.acquire() as conn:
                 parents = await sd.category_parents(conn)
                 done, cursor = 0, after
-                while rows := await sd.scan(conn, cursor, SCAN_PAGE, upto):
-                    await index.write(await documents(conn, rows, parents), (), generation,
-                                      commit=False)
+                while rows := await sd.scan(conn, cursor, VECTOR_PAGE if vectors else SCAN_PAGE,
+                                            upto):
+                    await index.write(await documents(conn, rows, parents, embedder), (),
+                                      generation, commit=False)
                     done += len(rows)
                     cursor = rows[-1]["product_id"]
                 return done
@@ -171,7 +185,14 @@ class IndexBuilderLoop:
                                              if self.cfg.redis_url else None)
         async with self.pool.acquire() as conn:
             self.parents = await sd.category_parents(conn)
+            self.embedder = await self._embedder(conn)
         await self._abandon_unfinished()
+
+    async def _embedder(self, conn: Conn) -> TextEmbedder | None:
+        """Dense title vectors are made for catalogs up to cfg.text_vectors_max products."""
+        if 0 < await sd.count_active(conn) <= self.cfg.text_vectors_max:
+            return getattr(self, "embedder", None) or TextEmbedder()
+        return None
 
     async def _abandon_unfinished(self) -> None:
         """A generation still BUILDING when the builder starts was being built by a builder
@@ -328,7 +349,7 @@ class IndexBuilderLoop:
 
     async def _apply(self, conn: Conn, product_ids: Sequence[int]) -> None:
         rows, gone = await sd.rows_for(conn, product_ids)
-        batch = await documents(conn, rows, self.parents)
+        batch = await documents(conn, rows, self.parents, self.embedder)
         for generation in await self.registry.writable():
             await self.index.write(batch, gone, generation, commit=True)
         await self._written(product_ids)
@@ -352,10 +373,13 @@ class IndexBuilderLoop:
         async with self.pool.acquire() as conn:
             sample = await sd.text_sample(conn, SAMPLE_SIZE)
             bounds = await sd.id_ranges(conn, workers or self.cfg.workers)
-        await self.index.create_generation(name, sample)
+            self.embedder = await self._embedder(conn)
+        vectors = self.embedder is not None
+        await self.index.create_generation(name, sample, vectors)
         try:
             counts = await asyncio.gather(*(
-                build_range.remote(self.cfg, name, lo, hi) for lo, hi in bounds))
+                build_range.remote(self.cfg, name, lo, hi, vectors)  # type: ignore[call-arg]
+                for lo, hi in bounds))
             await self.index.refresh(name)
             await self.index.finish_generation(name)
             built = int(sum(counts))

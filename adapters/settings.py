@@ -80,6 +80,9 @@ class Settings:
     quote_secret: str | None = None  # signs price quotes; None: derived from internal_token
     quote_ttl_s: int = 300  # how long a price quote holds
     reprice_interval_s: int = 60  # dynamic pricing pass period (0: off)
+    # index generations of catalogs up to this many active products get dense title vectors
+    # (learned rankers' `dense` signal; ~100 titles/s per shard to make); 0: never
+    text_vectors_max: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +115,8 @@ class Settings:
             quote_secret=_token(env, "AISLE_QUOTE_SECRET"),
             quote_ttl_s=_int(env, "AISLE_QUOTE_TTL_SECONDS", 300, 10, 86400),
             reprice_interval_s=_int(env, "AISLE_REPRICE_INTERVAL_SECONDS", 60, 0, 86400),
+            text_vectors_max=_int(env, "AISLE_TEXT_VECTORS_MAX_PRODUCTS", 100_000, 0,
+                                  10**9),
         )
 
     def quote_key(self) -> bytes:

@@ -95,6 +95,7 @@ class SearchDocument(TypedDict, total=False):
     thumbnail_url: str | None
     variant_ids: list[int]
     tie_key: int
+    title_vec: bytes | None  # the title's dense vector (index side only; not in answers)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,12 +131,13 @@ class TextQuery:
 # rankers' features, ranking/features.py): the query's BM25 within each scored field (summed
 # over word groups, each group the best of its alternatives), the share of word groups a
 # document matches in any field and in its title, whether the title holds the words typed as
-# one phrase, and whether the document has a brand, color or category query understanding read
-# from the words (0 when it read none).
+# one phrase, whether the document has a brand, color or category query understanding read
+# from the words (0 when it read none), and the cosine of the query's and the title's dense
+# vectors (adapters/text_embedding.py; 0 without vectors).
 SIGNALS: tuple[str, ...] = (
     "bm25_title", "bm25_brand", "bm25_category", "bm25_description",
     "coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
-    "category_match",
+    "category_match", "dense",
 )
 
 
@@ -147,6 +149,7 @@ class SignalRequest:
     colors: tuple[str, ...] = ()  # normalized color values
     color_attribute: str = "color"
     categories: tuple[int, ...] = ()  # predicted categories
+    vector: bytes | None = None  # the query's dense vector (adapters.text_embedding.to_bytes)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

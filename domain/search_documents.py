@@ -31,6 +31,7 @@ SCHEMA = pa.schema([
     ("created_at", pa.int64()), ("sales_velocity", pa.float64()),
     ("seller_rating", pa.float64()), ("thumbnail_url", pa.string()),
     ("variant_ids", pa.list_(pa.int64())), ("tie_key", pa.int64()),
+    ("title_vec", pa.binary()),  # made by the index builder when the generation wants it
 ])
 
 
@@ -101,6 +102,7 @@ def document(row: Mapping[str, Any], parents: Mapping[int, int | None],
         "thumbnail_url": row.get("thumbnail_url"),
         "variant_ids": [int(v) for v in row.get("variant_ids") or ()],
         "tie_key": tie_key(row["external_id"], int(row["product_id"])),
+        "title_vec": None,
     }
 
 

@@ -40,6 +40,7 @@ class SearchParams:
     page_size: int = 20
     ranker: str = "default"
     signals: bool = False  # the index computes ranking signals of the candidates (learned)
+    vector: bytes | None = None  # with signals: the query's dense vector
 
     @property
     def offset(self) -> int:
@@ -126,12 +127,12 @@ def read_words(p: SearchParams, explicit: Filters,
     return Words(text, filters, applied, groups)
 
 
-def signal_request(words: Words) -> SignalRequest:
+def signal_request(words: Words, vector: bytes | None = None) -> SignalRequest:
     """What the words say beyond the text (the filters read from them, the categories
-    predicted), for the index to compare every candidate with."""
+    predicted, the query's dense vector), for the index to compare every candidate with."""
     colors = next((vs for name, vs in words.filters.attributes if name == "color"), ())
     return SignalRequest(brands=words.filters.brands, colors=colors,
-                         categories=words.text.boost_category_ids)
+                         categories=words.text.boost_category_ids, vector=vector)
 
 
 def reranks(p: SearchParams, words: Words) -> bool:
@@ -149,7 +150,7 @@ def first_query(p: SearchParams, words: Words) -> IndexQuery:
     return IndexQuery(words.text, words.filters, p.sort, 0 if rerank else p.offset, depth,
                       facets=True, slim=True,
                       full_docs=p.page_size if p.offset == 0 or rerank else 0,
-                      signals=signal_request(words) if rerank and p.signals else None)
+                      signals=signal_request(words, p.vector) if rerank and p.signals else None)
 
 
 def relaxations(query: IndexQuery, words: Words,

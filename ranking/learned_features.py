@@ -14,6 +14,9 @@ Per candidate, from the index (the same statistics every shard uses):
   brand_match, color_match, category_match
                     1 if the document has the brand / color / a category that query
                     understanding read from the words (0 when it read none)
+  dense             cosine of the query's and the title's dense vectors (MiniLM,
+                    adapters/text_embedding.py; 0 when the index has no vectors)
+  dense_rel         dense minus the best candidate's (<= 0)
 Per candidate, from the document:
   log_price         ln(1 + price); price_rel: price / the candidates' median price
   rating, log_reviews, sales_velocity, recency, stock, seller_quality
@@ -40,14 +43,14 @@ from ranking.features import (
     stock,
 )
 
-LEARNED_FEATURES_VERSION = "lf1"
+LEARNED_FEATURES_VERSION = "lf2"
 SIGNAL_NAMES: tuple[str, ...] = (  # domain.search.SIGNALS, in its order
     "bm25_title", "bm25_brand", "bm25_category", "bm25_description",
     "coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
-    "category_match",
+    "category_match", "dense",
 )
 LEARNED_FEATURES: tuple[str, ...] = (
-    "text_score", "text_score_rel", "text_rank", *SIGNAL_NAMES,
+    "text_score", "text_score_rel", "text_rank", *SIGNAL_NAMES, "dense_rel",
     "log_price", "price_rel", "rating", "log_reviews", "sales_velocity", "recency", "stock",
     "seller_quality", "words", "brand_inferred", "color_inferred", "category_inferred",
 )
@@ -91,6 +94,8 @@ def learned_matrix(query: QueryContext, text_scores: Sequence[float],
             sig[i, :k] = v[:k]
     first = col[SIGNAL_NAMES[0]]
     out[:, first:first + width] = np.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0)
+    dense = out[:, col["dense"]]
+    out[:, col["dense_rel"]] = dense - float(dense.max())
     price = np.nan_to_num(column(docs, "price"), nan=0.0)
     price = np.maximum(price, 0.0)
     out[:, col["log_price"]] = np.log1p(price)

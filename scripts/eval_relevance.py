@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import shutil
 import signal
@@ -39,39 +38,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ranking.judgments import DATASETS, Judgments, read_judgments
-from ranking.metrics import ndcg_of_ids
+from tooling.relevance import (
+    REPO,
+    SHARED_DATA_ENV,
+    EvalError,
+    RankerRun,
+    default_data_dir,
+    fetch,
+    judgments_path,
+    score_run,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA_ENV = "AISLE_SHARED_DATA"
-SEARCH_PATH = "/api/v1/products/search"
 BASELINE = "bm25_title"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=10.0, pool=60.0)
-
-
-class EvalError(Exception):
-    """A failure the user can act on; main prints it and exits 1."""
-
-
-def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
-    shared = env.get(SHARED_DATA_ENV, "").strip()
-    return Path(shared).expanduser() if shared else REPO.parent / "shared" / "data"
-
-
-def judgments_path(data_dir: Path, dataset: str) -> Path:
-    """<data_dir>/<dataset>/judgments.csv; for esci, the copy vendored in data/esci when the
-    shared folder is not there."""
-    path = data_dir / dataset / "judgments.csv"
-    vendored = REPO / "data" / dataset / "judgments.csv"
-    return vendored if not path.is_file() and vendored.is_file() else path
 
 
 def parse_rankers(text: str) -> tuple[str, ...]:
@@ -116,38 +102,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def result_ids(payload: Any, k: int) -> list[str]:
-    """The external ids of the first `k` results of a search response body."""
-    results = payload.get("results") if isinstance(payload, dict) else None
-    if not isinstance(results, list):
-        raise EvalError(f"search response has no `results` list: {str(payload)[:200]}")
-    ids: list[str] = []
-    for item in results[:k]:
-        if not isinstance(item, dict) or item.get("external_id") is None:
-            raise EvalError(f"search result without `external_id`: {str(item)[:200]}")
-        ids.append(str(item["external_id"]).strip())
-    return ids
-
-
-@dataclasses.dataclass(frozen=True)
-class RankerRun:
-    name: str
-    ndcg: dict[str, float]  # query -> nDCG@k
-    zero_result: tuple[str, ...]  # queries with no result
-
-    @property
-    def mean(self) -> float:
-        return sum(self.ndcg.values()) / len(self.ndcg) if self.ndcg else 0.0
-
-
-def score_run(name: str, judgments: Judgments, results: Mapping[str, Sequence[str]],
-              k: int) -> RankerRun:
-    """Per-query nDCG@k of one ranker's results (query -> external ids, best first)."""
-    ndcg = {q: ndcg_of_ids(list(results[q]), judged, k) for q, judged in judgments.items()}
-    zero = tuple(q for q in judgments if not results[q])
-    return RankerRun(name, ndcg, zero)
-
-
 def format_report(dataset: str, judgments: Judgments, runs: Sequence[RankerRun], k: int,
                   url: str) -> str:
     base = next((r for r in runs if r.name == BASELINE), None)
@@ -181,34 +135,6 @@ def format_per_query(runs: Sequence[RankerRun]) -> str:
     for q in sorted(runs[0].ndcg if runs else ()):
         lines.append(f"{q:<{width}}  " + "  ".join(f"{r.ndcg[q]:>10.4f}" for r in runs))
     return "\n".join(lines)
-
-
-async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int) -> list[str]:
-    params: dict[str, str | int] = {"q": query, "page_size": k, "ranker": ranker}
-    try:
-        response = await client.get(SEARCH_PATH, params=params)
-    except httpx.HTTPError as exc:
-        raise EvalError(f"{ranker} / {query!r}: {exc!r} (is the service running on "
-                        f"{client.base_url}? see --start)") from exc
-    if response.status_code != 200:
-        raise EvalError(f"{ranker} / {query!r}: HTTP {response.status_code}: "
-                        f"{response.text[:300]}")
-    return result_ids(response.json(), k)
-
-
-async def fetch(url: str, queries: Sequence[str], ranker: str, k: int,
-                concurrency: int) -> dict[str, list[str]]:
-    """Query -> result ids for one ranker, `concurrency` requests in flight."""
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
-
-        async def one(q: str) -> list[str]:
-            async with gate:
-                return await _search(client, q, ranker, k)
-
-        found = await asyncio.gather(*(one(q) for q in queries))
-    return dict(zip(queries, found, strict=True))
 
 
 def _healthy(url: str) -> bool:

@@ -18,60 +18,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import httpx
-import pyarrow as pa
-import pyarrow.parquet as pq
-from eval_relevance import (  # scripts/ is on sys.path: our own folder
-    REPO,
-    SEARCH_PATH,
-    TIMEOUT,
-    default_data_dir,
-    judgments_path,
-    running_service,
-)
+from eval_relevance import running_service  # scripts/ is on sys.path: our own folder
 
-from ranking.judgments import DATASETS, Judgments, read_judgments
-
-
-async def explain(client: httpx.AsyncClient, query: str) -> dict[str, Any]:
-    r = await client.get(SEARCH_PATH, params={"q": query, "page_size": 10, "explain": "true"})
-    if r.status_code != 200:
-        raise SystemExit(f"log_features: {query!r}: HTTP {r.status_code}: {r.text[:300]}")
-    found: dict[str, Any] = r.json()["explain"]
-    return found
-
-
-async def collect(url: str, token: str, judgments: Judgments,
-                  concurrency: int = 4) -> tuple[list[str], str, list[dict[str, Any]]]:
-    gate = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, headers=headers) as client:
-        async def one(q: str) -> tuple[str, dict[str, Any]]:
-            async with gate:
-                return q, await explain(client, q)
-        answers = await asyncio.gather(*(one(q) for q in sorted(judgments)))
-    names: list[str] = answers[0][1]["features"] if answers else []
-    version = answers[0][1]["version"] if answers else ""
-    rows = []
-    for q, ans in answers:
-        for rank, c in enumerate(ans["candidates"]):
-            ext = str(c["external_id"] or "")
-            rows.append({"query": q, "external_id": ext, "rank": rank,
-                         "gain": judgments[q].get(ext, 0.0),
-                         **dict(zip(names, c["values"], strict=True))})
-    return names, version, rows
-
-
-def write(path: Path, names: Sequence[str], version: str, rows: list[dict[str, Any]]) -> None:
-    cols = ["query", "external_id", "rank", "gain", *names]
-    table = pa.Table.from_pylist(rows, schema=pa.schema(
-        [("query", pa.string()), ("external_id", pa.string()), ("rank", pa.int32()),
-         ("gain", pa.float64()), *((n, pa.float64()) for n in names)]))
-    table = table.select(cols).replace_schema_metadata({"feature_version": version})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+from ranking.judgments import DATASETS, read_judgments
+from tooling.ranker_training import collect
+from tooling.relevance import REPO, default_data_dir, judgments_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,11 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     service_dir = a.service_data_dir or REPO / ".aisle-data" / f"eval-{a.dataset}"
     with (running_service(a.dataset, a.url.rstrip("/"), service_dir, 900) if a.start
           else contextlib.nullcontext()):
-        names, version, rows = asyncio.run(collect(a.url.rstrip("/"), token, judgments))
-    write(out, names, version, rows)
-    judged = sum(1 for r in rows if r["gain"] > 0)
-    print(f"{out}: {len(rows)} candidates of {len(judgments)} queries ({judged} with a gain), "
-          f"{len(names)} features ({version})")
+        logged = asyncio.run(collect(a.url.rstrip("/"), token, judgments))
+    logged.write(out)
+    judged = sum(1 for r in logged.rows if r["gain"] > 0)
+    print(f"{out}: {len(logged.rows)} candidates of {len(judgments)} queries ({judged} with a "
+          f"gain), {len(logged.names)} features ({logged.version})")
     return 0
 
 

@@ -19,22 +19,16 @@ $AISLE_INTERNAL_TOKEN name the service.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval_relevance import default_data_dir, judgments_path  # scripts/ is on sys.path
-from train_ranker import API, Service, ndcg_by_query
-
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import DATASETS, read_judgments
-
-
-def _who() -> str:
-    return os.environ.get("AISLE_USER") or getpass.getuser()
+from tooling.ranker_training import API, RankerService, ndcg_by_query, who
+from tooling.relevance import default_data_dir, judgments_path
 
 
 def _cv(m: dict[str, Any]) -> str:
@@ -43,7 +37,7 @@ def _cv(m: dict[str, Any]) -> str:
                     for k, v in sorted(sets.items())) or "-"
 
 
-def cmd_list(s: Service, a: argparse.Namespace) -> int:
+def cmd_list(s: RankerService, a: argparse.Namespace) -> int:
     found = s.call("GET", API)
     print(f"production: {found['production'] or FORMULA + ' (no learned model)'}")
     print(f"{'version':<12} {'stage':<10} {'created':<20} {'by':<10} CV nDCG@10")
@@ -53,7 +47,7 @@ def cmd_list(s: Service, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_show(s: Service, a: argparse.Namespace) -> int:
+def cmd_show(s: RankerService, a: argparse.Namespace) -> int:
     m = s.call("GET", f"{API}/{a.version}")
     print(f"{m['version']}: {m['stage']}, {m['kind']} over {m['feature_set']} "
           f"({len(m['features'])} features), sha256 {m['checksum'][:16]}..., "
@@ -72,7 +66,7 @@ def cmd_show(s: Service, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(s: Service, a: argparse.Namespace) -> int:
+def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
     m = s.call("GET", f"{API}/{a.version}")
     judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                                a.dataset)
@@ -97,9 +91,9 @@ def cmd_evaluate(s: Service, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_promote(s: Service, a: argparse.Namespace) -> int:
+def cmd_promote(s: RankerService, a: argparse.Namespace) -> int:
     r = s.client.post(f"{API}/{a.version}/promote",
-                      json={"by": _who(), "force": a.force, "reason": a.reason})
+                      json={"by": who(), "force": a.force, "reason": a.reason})
     body = r.json()
     if r.status_code != 200:
         err = body["error"]
@@ -116,8 +110,8 @@ def cmd_promote(s: Service, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rollback(s: Service, a: argparse.Namespace) -> int:
-    body = s.call("POST", f"{API}/rollback", {"by": _who(), "reason": a.reason})
+def cmd_rollback(s: RankerService, a: argparse.Namespace) -> int:
+    body = s.call("POST", f"{API}/rollback", {"by": who(), "reason": a.reason})
     print(f"rolled back {body['rolled_back']}; production is "
           f"{body['production'] or FORMULA + ' (no learned model)'}")
     return 0
@@ -145,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not token:
         print("rankers: set AISLE_INTERNAL_TOKEN (the service's internal token)", file=sys.stderr)
         return 1
-    s = Service(a.url.rstrip("/"), token)
+    s = RankerService(a.url.rstrip("/"), token)
     return {"list": cmd_list, "show": cmd_show, "evaluate": cmd_evaluate,
             "promote": cmd_promote, "rollback": cmd_rollback}[a.cmd](s, a)
 

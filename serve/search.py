@@ -25,8 +25,10 @@ from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
+from adapters.postgres.search_registry import INDEX_FORMAT, GenerationRegistry
 from adapters.redis_keys import facets_key, listing_key
 from adapters.search import NoLiveIndex, SearchIndex
+from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import ValidationFailed
 from domain.query import (
     CatalogVocabulary,
@@ -68,6 +70,7 @@ from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
 log = logging.getLogger("aisle.search")
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
+VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -147,18 +150,24 @@ class SearchService:
         self.facet_ttl_s = facet_ttl_s
         self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
         self.artifacts = SearchArtifacts(pool)
+        self.generations = GenerationRegistry(pool, index.backend)
         self._generation: tuple[float, str | None] = (0.0, None)
         self._model: GenerationModel | None = None
         self._loading: asyncio.Task[None] | None = None
         self._loading_for: str | None = None
         self.rankers = rankers or RankerCatalog(RankerRegistry(pool))
         self.models = ModelStore(RankerRegistry(pool))  # when there is no Ranker deployment
+        self.embedder = TextEmbedder()  # queries' dense vectors (learned rankers)
+        self._vectors: dict[str, bytes] = {}
 
     # -- the live generation and its query model --------------------------------------
     async def _live_generation(self) -> str | None:
+        """The live generation, if it is in the format this code reads (an older one is
+        being built again by the index builder: searching it would fail)."""
         at, generation = self._generation
         if generation is None or time.monotonic() - at > GENERATION_TTL_S:
-            generation = await self.index.live_generation()
+            live = await self.generations.live_info()
+            generation = live[0] if live is not None and live[1] >= INDEX_FORMAT else None
             self._generation = (time.monotonic(), generation)
         return generation
 
@@ -170,7 +179,8 @@ class SearchService:
         none while one is being loaded."""
         live = await self._live_generation()
         if live is None:
-            raise NoLiveIndex("the search index is being built")
+            raise NoLiveIndex("the search index is being built (or built again in a new "
+                              "format)")
         model = self._model
         if model is not None and model.generation == live:
             return model
@@ -244,7 +254,9 @@ class SearchService:
         choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else RankerChoice(
             p.ranker, "formula", p.ranker)
         steps = _Steps(self, model.generation, choice, explain)
-        p = dataclasses.replace(p, signals=choice.kind == "learned" or explain)
+        learned = choice.kind == "learned" or explain
+        p = dataclasses.replace(p, signals=learned,
+                                vector=await self._query_vector(p.q) if learned else None)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)
@@ -269,6 +281,20 @@ class SearchService:
             "ranker": choice.to_json() | {"fallback": steps.fallback},
         } | ({"explain": await self._explanation(model.generation, steps.explained)}
              if explain else {})
+
+    async def _query_vector(self, q: str) -> bytes | None:
+        """The query's dense vector (the `dense` signal), kept per query string."""
+        text = " ".join(q.split())
+        if not text:
+            return None
+        found = self._vectors.get(text)
+        if found is None:
+            vec = await asyncio.to_thread(self.embedder.embed, [text])
+            found = to_bytes(vec[0])
+            if len(self._vectors) >= VECTORS_KEPT:
+                self._vectors.pop(next(iter(self._vectors)))
+            self._vectors[text] = found
+        return found
 
     def _learned(self, hits: Sequence[Hit], words: Words,
                  signals: Mapping[int, tuple[float, ...]]) -> np.ndarray:

@@ -165,6 +165,10 @@ async def id_ranges(conn: Conn, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds, [*bounds[1:], 2**63 - 1], strict=True))
 
 
+async def count_active(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM products WHERE status = 'ACTIVE'"))
+
+
 async def random_products(conn: Conn, n: int) -> list[tuple[int, str]]:
     """(product id, title) of `n` active products picked at random: a new generation's
     canaries (each must be found by its own title)."""

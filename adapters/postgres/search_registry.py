@@ -12,8 +12,9 @@ from datetime import datetime
 import asyncpg
 
 # The format of the documents a generation holds; a live generation in an older one is built
-# again by the index builder. 2: impact-scored text, per-generation term statistics, tie key.
-INDEX_FORMAT = 2
+# again by the index builder. 2: impact-scored text, per-generation term statistics, tie key;
+# 3: dense title vectors (catalogs up to AISLE_TEXT_VECTORS_MAX_PRODUCTS).
+INDEX_FORMAT = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,13 @@ class GenerationRegistry:
         await self.pool.execute(
             """INSERT INTO search_generations (name, backend, shards, status, format)
                VALUES ($1, $2, $3, 'BUILDING', $4)""", name, self.backend, shards, INDEX_FORMAT)
+
+    async def live_info(self) -> tuple[str, int] | None:
+        """(name, format) of the live generation."""
+        row = await self.pool.fetchrow(
+            """SELECT name, format FROM search_generations
+               WHERE backend = $1 AND status = 'LIVE'""", self.backend)
+        return (str(row["name"]), int(row["format"])) if row is not None else None
 
     async def live_format(self) -> int | None:
         """The document format the live generation was built with (None: no live one)."""

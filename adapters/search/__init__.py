@@ -85,9 +85,12 @@ class SearchIndex(Protocol):
         ...
 
     # -- generations --------------------------------------------------------------------
-    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = (),
+                                vectors: bool = False) -> None:
         """A new, empty generation; `sample` (documents of a deterministic sample of the
-        catalog) lets a backend fix what its scoring needs before documents arrive."""
+        catalog) lets a backend fix what its scoring needs before documents arrive; with
+        `vectors`, documents get dense title vectors (the embedded backend; Elasticsearch
+        makes none, and the `dense` ranking signal is 0 there)."""
         ...
 
     async def finish_generation(self, name: str) -> None:

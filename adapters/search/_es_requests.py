@@ -237,7 +237,7 @@ def parse_search_response(resp: Mapping[str, Any]) -> IndexResult:
 def to_source(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The stored form of a document: JSON has no NaN, so a missing float (NaN) is stored, and
     read back, as null (None), as the embedded backend returns it."""
-    out = dict(doc)
+    out = {k: v for k, v in doc.items() if k != "title_vec"}  # dense vectors: embedded only
     for name in _FLOAT_FIELDS:
         value = out.get(name)
         if isinstance(value, float) and not math.isfinite(value):

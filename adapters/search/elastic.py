@@ -229,8 +229,8 @@ class ElasticIndex:
 
     # -- generations ------------------------------------------------------------------------
 
-    async def create_generation(self, name: str,
-                                sample: Sequence[SearchDocument] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = (),
+                                vectors: bool = False) -> None:
         """Creates `{prefix}-{name}` (installing the prefix's index template first). No
         `sample` is needed: searches gather the statistics of every shard first
         (dfs_query_then_fetch)."""

@@ -59,8 +59,8 @@ class ElasticBackend:
     async def suggest(self, words: Sequence[str], last: str, limit: int) -> list[str]:
         return await self.es.suggest(words, last, limit)
 
-    async def create_generation(self, name: str,
-                                sample: Sequence[SearchDocument] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = (),
+                                vectors: bool = False) -> None:
         """`sample` is not needed: Elasticsearch scores with the statistics of the whole
         index, gathered per search (dfs_query_then_fetch)."""
         await self.es.create_generation(name)  # first: a registry row means writes can go

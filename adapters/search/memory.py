@@ -125,7 +125,8 @@ class MemoryIndex:
                        key=lambda d: -int(d.get("rating_count") or 0))
         return [d.get("title") or "" for d in found][:limit]
 
-    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = (),
+                                vectors: bool = False) -> None:
         self.generations[name] = {}
 
     async def finish_generation(self, name: str) -> None:

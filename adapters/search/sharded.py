@@ -195,12 +195,15 @@ class ShardedIndex:
         return list(out.values())[:limit]
 
     # -- generations -------------------------------------------------------------------
-    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = ()) -> None:
+    async def create_generation(self, name: str, sample: Sequence[SearchDocument] = (),
+                                vectors: bool = False) -> None:
         """A new, empty generation. `sample`: documents (a deterministic sample of the
         catalog) whose analysed lengths set the BM25 length pivots every document of the
-        generation is written with; none: the defaults."""
+        generation is written with; none: the defaults. `vectors` is recorded (the index
+        builder makes documents' dense title vectors; shards store what they are given)."""
         avg = await asyncio.to_thread(_pivots_of, sample) if sample else dict(DEFAULT_AVG_LENGTH)
-        await asyncio.to_thread(write_generation_file, self.root / name, PIVOTS_FILE, avg)
+        await asyncio.to_thread(write_generation_file, self.root / name, PIVOTS_FILE,
+                                {"avg_length": avg, "vectors": vectors})
         await self.registry.create(name, self.shards)
         self._counts[name] = self.shards
         await asyncio.gather(*(self.calls.count(name, k, self._dir(name, k))
@@ -212,8 +215,8 @@ class ShardedIndex:
         n = await self._n(name)
         parts = await asyncio.gather(*(self.calls.term_counts(name, k, self._dir(name, k))
                                        for k in range(n)))
-        avg = await asyncio.to_thread(read_generation_file, self.root / name, PIVOTS_FILE)
-        stats = TermStats.combine(avg or DEFAULT_AVG_LENGTH, parts)
+        made = await asyncio.to_thread(read_generation_file, self.root / name, PIVOTS_FILE)
+        stats = TermStats.combine((made or {}).get("avg_length") or DEFAULT_AVG_LENGTH, parts)
         await asyncio.to_thread(write_generation_file, self.root / name, STATS_FILE,
                                 stats.to_json())
         await asyncio.gather(*(self.calls.reload_stats(name, k, self._dir(name, k))

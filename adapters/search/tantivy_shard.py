@@ -30,6 +30,7 @@ from typing import Any, cast
 import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
 
+from adapters.text_embedding import similarity
 from domain.search import (
     ALTERNATIVE_WEIGHT,
     CATEGORY_BOOST,
@@ -69,6 +70,7 @@ PREFIX_ANALYZER = "aisle_prefix"  # whitespace only: typeahead prefixes and impa
 PIVOTS_FILE = "pivots.json"  # a generation's length pivots, written before its documents
 STATS_FILE = "term_stats.json"  # its term statistics, written once it is built
 FUZZY_WEIGHT = 0.5  # a word matched with one edit, relative to the word as typed
+VECTOR_FIELD = "title_vec"
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
@@ -132,6 +134,7 @@ def schema() -> tantivy.Schema:
     for name in SCORED_FIELDS:
         b.add_text_field(impact_field(name), stored=False, tokenizer_name=PREFIX_ANALYZER,
                          index_option="basic")
+    b.add_bytes_field(VECTOR_FIELD, stored=True)  # the title's dense vector, when made
     return b.build()
 
 
@@ -180,10 +183,11 @@ class TantivyShard:
     def __init__(self, path: Path | str | None) -> None:
         self.schema = schema()
         self._generation_dir = Path(path).parent if path is not None else None
-        pivots = (read_generation_file(self._generation_dir, PIVOTS_FILE)
-                  if self._generation_dir is not None else None)
+        made = (read_generation_file(self._generation_dir, PIVOTS_FILE)
+                if self._generation_dir is not None else None) or {}
+        lengths = made.get("avg_length") or {}
         self.avg_length: dict[str, float] = {**DEFAULT_AVG_LENGTH, **{
-            str(k): float(v) for k, v in (pivots or {}).items()}}
+            str(k): float(v) for k, v in lengths.items()}}
         self.stats = TermStats(avg_length=self.avg_length)
         self.reload_stats()
         if path is not None:
@@ -305,6 +309,9 @@ class TantivyShard:
             if d.get(name):
                 doc.add_text(name, str(d[name]))
         doc.add_json("attributes", {k: list(v) for k, v in (d.get("attributes") or {}).items()})
+        vec = d.get(VECTOR_FIELD)
+        if vec:
+            doc.add_bytes(VECTOR_FIELD, bytes(vec))
         for name, tokens in scored_tokens(d, self._az).items():
             if tokens:
                 doc.add_text(impact_field(name),
@@ -351,13 +358,15 @@ class TantivyShard:
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
-        signals = (self._signals(searcher, q.text, q.signals, [h.product_id for h in out])
+        signals = (self._signals(searcher, q.text, q.signals, [h.product_id for h in out],
+                                 dict(zip([int(d["product_id"]) for d in docs],
+                                          [a for _, a in hits], strict=True)))
                    if q.signals is not None and out else {})
         return IndexResult(out, int(res.count or 0), facets,  # type: ignore[attr-defined]
                            signals)
 
     def _signals(self, searcher: tantivy.Searcher, text: TextQuery, ask: SignalRequest,
-                 pids: Sequence[int]) -> dict[int, tuple[float, ...]]:
+                 pids: Sequence[int], addrs: Mapping[int, Any]) -> dict[int, tuple[float, ...]]:
         """domain.search.SIGNALS of these products, each from a query confined to them: per
         word group and scored field (the group's best alternative in that field), the title
         phrase, and the brand, color and category read from the words."""
@@ -414,10 +423,15 @@ class TantivyShard:
         category = (present(Query.term_set_query(self.schema, "category_ids",
                                                  list(ask.categories)))
                     if ask.categories else set())
+        dense = dict.fromkeys(pids, 0.0)
+        if ask.vector is not None:
+            stored = [searcher.doc(addrs[pid]).get_first(VECTOR_FIELD) for pid in pids]
+            dense = dict(zip(pids, similarity(ask.vector, stored), strict=True))
         n = max(len(groups), 1)
         return {pid: (*(per_field[f][pid] for f in fields),
                       matched_any[pid] / n, matched_title[pid] / n, float(pid in phrase),
-                      float(pid in brand), float(pid in color), float(pid in category))
+                      float(pid in brand), float(pid in color), float(pid in category),
+                      dense[pid])
                 for pid in pids}
 
     def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
@@ -635,6 +649,8 @@ def _to_plain(d: Mapping[str, list[Any]]) -> SearchDocument:
     """A stored tantivy document (every field a list) as a search document dict."""
     out: dict[str, Any] = {}
     for k, v in d.items():
+        if k == VECTOR_FIELD:
+            continue
         if k in ("category_ids", "category_path", "badges", "variant_ids"):
             out[k] = list(v)
         elif k == "attributes":

@@ -40,7 +40,7 @@ class Stack:
 async def start(databases: Any, data_dir: Path, shards: int) -> Stack:
     dsn = await databases.create()
     await load_catalog(dsn, "esci")
-    cfg = BuilderConfig(dsn, None, str(data_dir), shards)
+    cfg = BuilderConfig(dsn, None, str(data_dir), shards, text_vectors_max=0)
     builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
     assert await builder.start.remote(600.0)
     pool = await create_pool(dsn, max_size=4)

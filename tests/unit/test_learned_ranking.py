@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from adapters.search.tantivy_shard import TantivyShard
+from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.search import SIGNALS, IndexQuery, SignalRequest, TextQuery
 from ranking.learned_features import (
     LEARNED_FEATURES,
@@ -68,6 +69,27 @@ def test_the_index_computes_signals_of_its_hits() -> None:
     assert (sig[1]["brand_match"], sig[1]["color_match"], sig[1]["category_match"]) == (1, 1, 1)
     assert (sig[2]["brand_match"], sig[2]["color_match"], sig[2]["category_match"]) == (0, 0, 0)
     assert not shard.search(IndexQuery(text, limit=10, facets=False)).signals  # not asked
+
+
+def test_dense_vectors_are_stored_and_compared_with_the_query() -> None:
+    """The model comes from an installed package (no network): documents carry their title's
+    vector, the index stores it, and the `dense` signal is its cosine with the query's."""
+    embedder = TextEmbedder()
+    docs = [doc(1, "wireless noise cancelling headphones", "Acme", "black", 5),
+            doc(2, "stainless steel electric kettle", "Acme", "black", 5)]
+    for d, v in zip(docs, embedder.embed([str(d["title"]) for d in docs]), strict=True):
+        d["title_vec"] = to_bytes(v)
+    shard = TantivyShard(None)
+    shard.apply(docs)
+    query = to_bytes(embedder.embed(["bluetooth headphones"])[0])
+    res = shard.search(IndexQuery(TextQuery((("acme",),)), limit=10, facets=False,
+                                  signals=SignalRequest(vector=query)))
+    dense = {pid: v[SIGNALS.index("dense")] for pid, v in res.signals.items()}
+    assert dense[1] > 0.4 > dense[2]
+    assert "title_vec" not in res.hits[0].doc  # vectors stay in the index
+    plain = shard.search(IndexQuery(TextQuery((("acme",),)), limit=10, facets=False,
+                                    signals=SignalRequest()))
+    assert all(v[SIGNALS.index("dense")] == 0.0 for v in plain.signals.values())
 
 
 def test_gains_map_to_grades_of_the_same_gain() -> None:

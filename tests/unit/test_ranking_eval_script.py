@@ -10,6 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from tooling import relevance
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval_relevance.py"
 
 
@@ -49,13 +51,13 @@ def test_arguments(ev: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_result_ids(ev: ModuleType) -> None:
     payload = {"results": [{"external_id": "B01"}, {"external_id": 1229111},
                            {"external_id": " B02 "}], "total": 3}
-    assert ev.result_ids(payload, 10) == ["B01", "1229111", "B02"]
-    assert ev.result_ids(payload, 2) == ["B01", "1229111"]
-    assert ev.result_ids({"results": []}, 10) == []
+    assert relevance.result_ids(payload, 10) == ["B01", "1229111", "B02"]
+    assert relevance.result_ids(payload, 2) == ["B01", "1229111"]
+    assert relevance.result_ids({"results": []}, 10) == []
     with pytest.raises(ev.EvalError, match="no `results`"):
-        ev.result_ids({"error": {"code": "x"}}, 10)
+        relevance.result_ids({"error": {"code": "x"}}, 10)
     with pytest.raises(ev.EvalError, match="without `external_id`"):
-        ev.result_ids({"results": [{"product_id": 1}]}, 10)
+        relevance.result_ids({"results": [{"product_id": 1}]}, 10)
 
 
 def test_score_run_and_report(ev: ModuleType) -> None:

@@ -1,0 +1,199 @@
+"""The ranker training pipeline against a running aisle (scripts/log_features, train_ranker,
+rankers, and the demo's first start):
+
+1. feature logging: every judged query through the real search path (`explain=true`), each
+   re-ranked candidate with its learned features and its judged gain (0 when unjudged);
+2. query-grouped k-fold cross-validation THROUGH THE SEARCH API: per fold a model trained
+   without that fold's queries is registered (archived, "cv fold i/k") and the fold's queries
+   are searched with `ranker=<that version>`; production (`ranker=default`: a model, or the
+   formula) is measured on the same queries at the same time;
+3. the model trained on every query, registered as a candidate with its metadata: feature
+   list and version, training-data hash, CV nDCG@10 and production's, per query;
+4. optionally promoted through the offline gate (ranking/gate.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import getpass
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
+from ranking.judgments import Judgments
+from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
+from tooling.relevance import SEARCH_PATH, TIMEOUT, fetch, score_run
+
+API = "/api/v1/internal/rankers"
+
+
+def who() -> str:
+    return os.environ.get("AISLE_USER") or getpass.getuser()
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggedFeatures:
+    names: list[str]
+    version: str
+    rows: list[dict[str, Any]]  # query, external_id, rank, gain, then one value per name
+
+    def table(self) -> pa.Table:
+        schema = pa.schema([("query", pa.string()), ("external_id", pa.string()),
+                            ("rank", pa.int32()), ("gain", pa.float64()),
+                            *((n, pa.float64()) for n in self.names)])
+        return pa.Table.from_pylist(self.rows, schema=schema).replace_schema_metadata(
+            {"feature_version": self.version})
+
+    def training_set(self) -> TrainingSet:
+        return TrainingSet.from_table(self.table())
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(self.table(), path)
+
+
+async def collect(url: str, token: str, judgments: Judgments,
+                  concurrency: int = 4) -> LoggedFeatures:
+    """Every judged query's re-ranked candidates and their features, through the API."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT,
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        async def one(q: str) -> tuple[str, dict[str, Any]]:
+            async with gate:
+                r = await client.get(SEARCH_PATH, params={"q": q, "page_size": 10,
+                                                          "explain": "true"})
+            if r.status_code != 200:
+                raise RuntimeError(f"{q!r}: HTTP {r.status_code}: {r.text[:300]}")
+            found: dict[str, Any] = r.json()["explain"]
+            return q, found
+        answers = await asyncio.gather(*(one(q) for q in sorted(judgments)))
+    names: list[str] = answers[0][1]["features"] if answers else []
+    version = str(answers[0][1]["version"]) if answers else ""
+    rows = []
+    for q, ans in answers:
+        for rank, c in enumerate(ans["candidates"]):
+            ext = str(c["external_id"] or "")
+            rows.append({"query": q, "external_id": ext, "rank": rank,
+                         "gain": judgments[q].get(ext, 0.0),
+                         **dict(zip(names, c["values"], strict=True))})
+    return LoggedFeatures(names, version, rows)
+
+
+class RankerService:
+    """The internal ranker API of a running aisle."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.token = token
+        self.client = httpx.Client(base_url=url, timeout=TIMEOUT,
+                                   headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        r = self.client.request(method, path, json=body)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {r.status_code}: {r.text[:600]}")
+        return r.json()
+
+    def production(self) -> str:
+        found: str | None = self.call("GET", API)["production"]
+        return found or FORMULA
+
+    def register(self, model: LgbmRanker, data: TrainingSet, metrics: ModelMetrics | None,
+                 note: str, stage: str = "candidate") -> str:
+        body = {"kind": "lightgbm", "feature_set": data.feature_version,
+                "features": list(data.feature_names), "note": note, "stage": stage,
+                "artifact_b64": base64.b64encode(model.to_bytes()).decode(),
+                "metrics": metrics.to_json() if metrics else {}, "created_by": who()}
+        version: str = self.call("POST", API, body)["version"]
+        return version
+
+    def promote(self, version: str, force: bool = False,
+                reason: str | None = None) -> tuple[bool, dict[str, Any]]:
+        r = self.client.post(f"{API}/{version}/promote",
+                             json={"by": who(), "force": force, "reason": reason})
+        body: dict[str, Any] = r.json()
+        return r.status_code == 200, body
+
+
+def ndcg_by_query(url: str, judgments: Judgments, queries: Sequence[str],
+                  ranker: str) -> dict[str, float]:
+    found = asyncio.run(fetch(url, list(queries), ranker, 10, 4))
+    return score_run(ranker, {q: judgments[q] for q in queries}, found, 10).ndcg
+
+
+def cross_validate(service: RankerService, data: TrainingSet, judgments: Judgments,
+                   folds: int, say: Callable[[str], None]) -> dict[str, float]:
+    """Query -> nDCG@10 through the API of the fold model that did not see the query."""
+    out: dict[str, float] = {}
+    queries = sorted(judgments)
+    for fold in range(folds):
+        held = [q for q in queries if fold_of(q, folds) == fold]
+        if not held:
+            continue
+        model = train(data.subset(set(queries) - set(held)))
+        version = service.register(model, data, None, f"cv fold {fold + 1}/{folds}",
+                                   stage="archived")
+        got = ndcg_by_query(service.url, judgments, held, version)
+        out.update(got)
+        say(f"  fold {fold + 1}/{folds}: {len(held)} queries, {version}, "
+            f"nDCG@10 {sum(got.values()) / len(got):.4f}")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    version: str
+    metrics: ModelMetrics
+    promoted: bool
+    refusal: list[str]  # why the gate refused it (empty when promoted or not asked)
+
+
+def train_and_register(dataset: str, service: RankerService, judgments: Judgments,
+                       folds: int = 5, promote: bool = False, out: Path | None = None,
+                       say: Callable[[str], None] = print) -> Trained:
+    say(f"{dataset}: logging features of {len(judgments)} judged queries through "
+        f"{service.url}")
+    logged = asyncio.run(collect(service.url, service.token, judgments))
+    data = logged.training_set()
+    say(f"  {len(logged.rows)} candidates, {len(logged.names)} features ({logged.version})")
+    production = service.production()
+    say(f"{dataset}: production is {production}; {folds}-fold cross-validation through the API")
+    cv = cross_validate(service, data, judgments, folds, say)
+    base = ndcg_by_query(service.url, judgments, sorted(judgments), "default")
+    per_query = {q: (cv.get(q, 0.0), base.get(q, 0.0)) for q in sorted(judgments)}
+    n = max(len(per_query), 1)
+    metrics = ModelMetrics(
+        {dataset: DatasetMetrics(sum(v[0] for v in per_query.values()) / n,
+                                 sum(v[1] for v in per_query.values()) / n,
+                                 production, per_query)},
+        data.digest(), folds)
+    model = train(data)
+    version = service.register(model, data, metrics,
+                               f"trained on {dataset} ({len(judgments)} queries)")
+    d = metrics.datasets[dataset]
+    say(f"{dataset}: registered {version}: CV nDCG@10 {d.ndcg:.4f} vs production "
+        f"({production}) {d.baseline_ndcg:.4f}; {len(d.harmed())} queries harmed by > 0.1")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(model.to_bytes())
+        out.with_suffix(".json").write_text(json.dumps(
+            {"version": version, "feature_set": data.feature_version,
+             "features": list(data.feature_names), "metrics": metrics.to_json()}, indent=1))
+    if not promote:
+        return Trained(version, metrics, False, [])
+    ok, body = service.promote(version)
+    if ok:
+        say(f"{dataset}: {version} is in production")
+        return Trained(version, metrics, True, [])
+    reasons = list(body.get("error", {}).get("reasons") or [str(body)])
+    say(f"{dataset}: {version} not promoted: " + "; ".join(reasons))
+    return Trained(version, metrics, False, reasons)
