@@ -1,0 +1,146 @@
+"""The ranker lifecycle against a real PostgreSQL: models registered, promoted, rolled back;
+every Gateway's search service (two here, as two replicas) follows production within about a
+second, without a restart; a model whose artifact does not match its checksum is never used.
+The index is the in-memory one: what is tested is which ranker orders, not retrieval."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from adapters.postgres import create_pool
+from adapters.postgres.ranker_registry import RankerRegistry
+from adapters.postgres.search_registry import GenerationRegistry
+from adapters.search.memory import MemoryIndex
+from domain.search import SearchDocument
+from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
+from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
+from ranking.lgbm import LgbmRanker, TrainingSet, train
+from serve.ranker import ModelStore
+from serve.search import SearchParams, SearchService
+
+
+def doc(pid: int, words: int) -> SearchDocument:
+    # more "lamp" words, higher text score in the memory index: the formula ranks pid 1 first
+    return SearchDocument(
+        product_id=pid, version=1, external_id=f"E{pid}", seller_id=1,
+        title=" ".join(["lamp"] * words) + f" item{pid}", description="", brand="Acme",
+        brand_key="acme", category_ids=[1], category_path=["Home"], price=10.0,
+        price_was=None, currency="USD", rating_avg=4.0, rating_count=10, in_stock=True,
+        badges=[], attributes={}, created_at=1_700_000_000, sales_velocity=0.0,
+        seller_rating=4.0, thumbnail_url=None, variant_ids=[], tie_key=pid)
+
+
+def reversing_model() -> LgbmRanker:
+    """A model that prefers the WEAKEST text match (text_rank high is good): the opposite of
+    the index's order, so a ranking it makes is unmistakable."""
+    rnd = random.Random(5)
+    rank_col = LEARNED_FEATURES.index("text_rank")
+    rows = []
+    for q in range(30):
+        for r in range(20):
+            x = [rnd.random() for _ in LEARNED_FEATURES]
+            x[rank_col] = r / 19
+            rows.append({"query": f"q{q}", "external_id": f"{q}-{r}", "rank": r,
+                         "gain": 1.0 if r >= 15 else 0.0,
+                         **dict(zip(LEARNED_FEATURES, x, strict=True))})
+    table = pa.Table.from_pylist(rows).replace_schema_metadata(
+        {"feature_version": LEARNED_FEATURES_VERSION})
+    return train(TrainingSet.from_table(table), rounds=30)
+
+
+PASSING = ModelMetrics({"esci": DatasetMetrics(0.9, 0.5, FORMULA, {"q": (0.9, 0.5)})}, "x", 5)
+
+
+@pytest.fixture
+async def world(fresh_dsn: str) -> AsyncIterator[tuple[asyncpg.Pool, list[SearchService]]]:
+    pool = await create_pool(fresh_dsn, max_size=4)
+    index = MemoryIndex()
+    await index.create_generation("g1")
+    await index.upsert([doc(pid, words) for pid, words in ((1, 5), (2, 4), (3, 3), (4, 2),
+                                                           (5, 1))], "g1")
+    await index.swap("g1")
+    registry = GenerationRegistry(pool, index.backend)
+    await registry.create("g1", 1)
+    await registry.swap("g1")
+    replicas = [SearchService(index, pool, None, None) for _ in range(2)]
+    yield pool, replicas
+    await pool.close()
+
+
+async def order_of(service: SearchService) -> tuple[list[str], dict[str, object]]:
+    found = await service.search(SearchParams(q="lamp", page_size=5))
+    return [r["product_id"] for r in found["results"]], found["ranker"]
+
+
+async def until(check: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "no replica followed production in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_promotion_and_rollback_reach_every_replica_without_a_restart(
+        world: tuple[asyncpg.Pool, list[SearchService]]) -> None:
+    pool, replicas = world
+    formula = ["1", "2", "3", "4", "5"]
+    for r in replicas:
+        ids, ranker = await order_of(r)
+        assert ids == formula and ranker["kind"] == "formula"
+    registry = RankerRegistry(pool)
+    model = reversing_model()
+    added = await registry.add("lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES,
+                               model.to_bytes(), PASSING.to_json(), "test")
+    assert added.stage == "candidate"
+    assert gate(ModelMetrics.from_json(added.metrics), FORMULA).ok
+    assert await registry.promote(added.version, "test") is None
+    started = time.monotonic()
+
+    async def all_learned() -> bool:
+        answers = [await order_of(r) for r in replicas]
+        return all(a[1]["version"] == added.version for a in answers)
+
+    await until(all_learned)
+    assert time.monotonic() - started < 3.0
+    for r in replicas:
+        ids, ranker = await order_of(r)
+        assert ids == formula[::-1], ids  # the model's order, on every replica
+        assert ranker == {"requested": "default", "kind": "learned",
+                          "version": added.version, "fallback": False}
+    rolled, now = await registry.rollback("test", "bad idea")
+    assert (rolled, now) == (added.version, None)
+
+    async def all_formula() -> bool:
+        return all((await order_of(r))[1]["kind"] == "formula" for r in replicas)
+
+    await until(all_formula)
+    assert [c.to_stage for c in await registry.history(added.version)] == [
+        "production", "archived"]
+
+
+async def test_an_explicit_version_ranks_and_a_corrupt_artifact_is_refused(
+        world: tuple[asyncpg.Pool, list[SearchService]]) -> None:
+    pool, replicas = world
+    registry = RankerRegistry(pool)
+    model = reversing_model()
+    added = await registry.add("lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES,
+                               model.to_bytes(), {}, "test")
+    found = await replicas[0].search(SearchParams(q="lamp", page_size=5,
+                                                  ranker=added.version))
+    assert [r["product_id"] for r in found["results"]] == ["5", "4", "3", "2", "1"]
+    await pool.execute("UPDATE ranker_models SET artifact = $2 WHERE version = $1",
+                       added.version, b"tampered")
+    with pytest.raises(ValueError, match="checksum"):
+        await ModelStore(registry).get(added.version)
+    fresh = SearchService(replicas[0].index, pool, None, None)
+    found = await fresh.search(SearchParams(q="lamp", page_size=5, ranker=added.version))
+    assert found["ranker"]["fallback"] is True  # the formula ordered it instead
+    assert [r["product_id"] for r in found["results"]] == ["1", "2", "3", "4", "5"]
+    assert np.isfinite(model.score(np.zeros((1, len(LEARNED_FEATURES))))).all()
