@@ -14,20 +14,47 @@ import logging
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors import database_tag, named
-from actors.inventory import CommitFailed, InventoryPartition
+from actors.inventory import CommitFailed, InventoryPartition, PartitionOptions
 from adapters import stock_cache
 from adapters.coalesce import Coalescer
 from adapters.redis import create_redis
 from domain.errors import AisleError, Unavailable, ValidationFailed
-from domain.inventory import ReservationNotFound, error_from_json, partition_of
+from domain.inventory import Item, ReservationNotFound, partition_of
+from domain.inventory_api import (
+    CartItem,
+    CartJson,
+    FiguresJson,
+    StockJson,
+    StockView,
+    cart_json,
+    snapshot,
+    stock_json,
+)
+from domain.inventory_commands import (
+    Adjust,
+    Command,
+    Deduct,
+    Done,
+    GetReservation,
+    NotCommitted,
+    PartitionCommand,
+    PartitionStats,
+    ReadStock,
+    Release,
+    Reply,
+    ReservationView,
+    Reserve,
+    Stocks,
+)
+
+T = TypeVar("T")
 
 log = logging.getLogger("aisle.inventory")
 MAX_INFLIGHT = 2  # Ray calls under way per partition, per client
@@ -42,11 +69,12 @@ class InventoryUnavailable(Unavailable):
     code = "inventory_unavailable"
 
 
-def partition_actor(k: int, dsn: str, low_stock_threshold: int,
+def partition_actor(k: int, dsn: str, options: PartitionOptions,
                     redis_url: str | None = None) -> Any:
-    """Partition k of the database at `dsn` (one set of partitions per database)."""
+    """Partition k of the database at `dsn` (one set of partitions per database). The actor
+    handle is untyped: Ray's are."""
     return named(InventoryPartition, f"inventory-{database_tag(dsn)}-{k}").remote(
-        k, dsn, low_stock_threshold, redis_url=redis_url)
+        k, dsn, options, redis_url=redis_url)
 
 
 class InventoryClient:
@@ -60,13 +88,15 @@ class InventoryClient:
 
     def __init__(self, partitions: int, dsn: str, low_stock_threshold: int = 5,
                  call_timeout_s: float = 5.0, deadline_s: float = 30.0,
-                 redis_url: str | None = None) -> None:
+                 redis_url: str | None = None, options: PartitionOptions | None = None) -> None:
+        """`options` (when given) overrides `low_stock_threshold`; they apply to partition
+        actors this client starts, not to ones already running."""
         self.n = partitions
         self.dsn = dsn
-        self.low = low_stock_threshold
+        self.options = options or PartitionOptions(low_stock_threshold=low_stock_threshold)
         self.redis_url = redis_url
         self.redis = create_redis(redis_url) if redis_url else None
-        self._warming: asyncio.Task[Any] | None = None
+        self._warming: asyncio.Task[None] | None = None
         self._to_warm: dict[int, None] = {}  # variants whose snapshots searches missed
         self.actors = [self._actor(k) for k in range(partitions)]
         self.timeout = call_timeout_s
@@ -74,25 +104,28 @@ class InventoryClient:
         self.retries = 0
         # under load, operations that arrive while calls are under way go together in the
         # next one (one Ray call for many; no timer, so an idle system adds no delay)
-        self._calls: Coalescer[int, dict[str, Any], dict[str, Any]] = Coalescer(
+        self._calls: Coalescer[int, PartitionCommand, Reply] = Coalescer(
             self._call_many, MAX_INFLIGHT, MAX_OPS_PER_CALL)
 
     def _actor(self, k: int) -> Any:
-        return partition_actor(k, self.dsn, self.low, self.redis_url)
+        return partition_actor(k, self.dsn, self.options, self.redis_url)
 
     def owner(self, variant_id: int) -> int:
         return partition_of(variant_id, self.n)
 
-    async def _call(self, k: int, op: dict[str, Any]) -> Any:
+    async def _call(self, k: int, cmd: Command[T]) -> T:
+        """`cmd`'s value from partition k; its domain error raised; retried with the same
+        key while it gets no answer."""
+        assert isinstance(cmd, PartitionCommand)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.deadline
         delay = 0.05
         while True:
             try:
-                outcome = await asyncio.wait_for(self._calls.submit(k, op), min(self.timeout,
-                                                          max(give_up - loop.time(), 0.1)))
-                if "retry" in outcome:
-                    raise CommitFailed(outcome["retry"])
+                outcome = await asyncio.wait_for(self._calls.submit(k, cmd), min(
+                    self.timeout, max(give_up - loop.time(), 0.1)))
+                if isinstance(outcome, NotCommitted):
+                    raise CommitFailed(outcome.reason)
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
@@ -100,14 +133,15 @@ class InventoryClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
-            if outcome["ok"]:
-                return outcome["value"]
-            raise error_from_json(outcome["error"])
+            if isinstance(outcome, Done):
+                return outcome.value  # type: ignore[return-value]  # Command[T] answers T
+            raise outcome.error()
 
-    async def _call_many(self, k: int, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _call_many(self, k: int, cmds: list[PartitionCommand]) -> list[Reply]:
         actor = self.actors[k]
         try:
-            return await actor.call_many.remote(ops)
+            replies: list[Reply] = await actor.call_many.remote(cmds)
+            return replies
         except ActorDiedError:
             if self.actors[k] is actor:
                 # restarting: the name still resolves to it; dead for good (e.g. stopped
@@ -116,23 +150,22 @@ class InventoryClient:
             raise
 
     # -- reservations ---------------------------------------------------------------------
-    async def reserve(self, items: list[tuple[int, int, str | None]], key: str | None = None,
-                      ttl_s: float = 900.0) -> dict[str, Any]:
+    async def reserve(self, items: Sequence[CartItem], key: str | None = None,
+                      ttl_s: float = 900.0) -> CartJson:
         """Reserves every item or none. Same key, same outcome (never reserves twice)."""
         key = key or uuid.uuid4().hex
-        by_part: dict[int, list[list[Any]]] = defaultdict(list)
+        by_part: dict[int, list[Item]] = defaultdict(list)
         for v, q, w in items:
-            by_part[self.owner(v)].append([str(v), q, w])
+            by_part[self.owner(v)].append(Item(v, q, w))
         parts = sorted(by_part)
         cart_id = "r" + hashlib.sha256(key.encode()).hexdigest()[:20] + "." + "-".join(
             map(str, parts))
-        done: list[tuple[int, dict[str, Any]]] = []
+        done: list[tuple[int, ReservationView]] = []
         try:
             for k in parts:
-                res = await self._call(k, {
-                    "op": "reserve", "key": f"{key}/p{k}", "items": by_part[k],
-                    "ttl_ms": int(ttl_s * 1000), "cart_id": cart_id,
-                    "reservation_id": f"{cart_id}/p{k}"})
+                res = await self._call(k, Reserve(
+                    f"{key}/p{k}", f"{cart_id}/p{k}", tuple(by_part[k]), int(ttl_s * 1000),
+                    cart_id))
                 done.append((k, res))
         except AisleError as exc:
             if isinstance(exc, InventoryUnavailable):
@@ -141,26 +174,25 @@ class InventoryClient:
                 raise
             await self._compensate(key, done)  # a definite "no": undo the partitions before
             raise
-        return _cart(cart_id, [r for _, r in done])
+        return cart_json(cart_id, [r for _, r in done])
 
-    async def _compensate(self, key: str, done: list[tuple[int, dict[str, Any]]]) -> None:
+    async def _compensate(self, key: str, done: list[tuple[int, ReservationView]]) -> None:
         for k, res in reversed(done):
             with contextlib.suppress(AisleError):  # closed already; or unavailable: TTL frees it
-                await self._call(k, {"op": "release", "key": f"{key}/p{k}/undo",
-                                     "reservation_id": res["reservation_id"]})
+                await self._call(k, Release(f"{key}/p{k}/undo", res.reservation_id))
 
     async def commit(self, cart_id: str, variant_id: int | None = None,
-                     quantity: int | None = None) -> dict[str, Any]:
+                     quantity: int | None = None) -> CartJson:
         """Turns the reservation into a sale (DEDUCT), whole."""
-        return await self._close(cart_id, "deduct", variant_id, quantity)
+        return await self._close(cart_id, Deduct, "deduct", variant_id, quantity)
 
     async def release(self, cart_id: str, variant_id: int | None = None,
-                      quantity: int | None = None) -> dict[str, Any]:
+                      quantity: int | None = None) -> CartJson:
         """Gives the reserved units back, whole."""
-        return await self._close(cart_id, "release", variant_id, quantity)
+        return await self._close(cart_id, Release, "release", variant_id, quantity)
 
-    async def _close(self, cart_id: str, op: str, variant_id: int | None,
-                     quantity: int | None) -> dict[str, Any]:
+    async def _close(self, cart_id: str, close: type[Release] | type[Deduct], op: str,
+                     variant_id: int | None, quantity: int | None) -> CartJson:
         """`variant_id` (and `quantity`), when given, must be what the reservation holds; the
         owner's partition goes first, so a mismatch closes nothing."""
         parts = _parts_of(cart_id, self.n)
@@ -173,31 +205,32 @@ class InventoryClient:
             parts = [k] + [p for p in parts if p != k]
         results = []
         for k in parts:
-            call: dict[str, Any] = {"op": op, "key": f"{op}:{cart_id}/p{k}",
-                                    "reservation_id": f"{cart_id}/p{k}"}
-            if variant_id is not None and k == parts[0]:
-                call.update(variant_id=str(variant_id), quantity=quantity)
-            results.append(await self._call(k, call))
-        return _cart(cart_id, sorted(results, key=lambda r: r["reservation_id"]))
+            names_it = variant_id is not None and k == parts[0]
+            results.append(await self._call(k, close(
+                f"{op}:{cart_id}/p{k}", f"{cart_id}/p{k}", variant_id if names_it else None,
+                quantity if names_it else None)))
+        return cart_json(cart_id, sorted(results, key=lambda r: r.reservation_id))
 
-    async def get(self, cart_id: str) -> dict[str, Any]:
+    async def get(self, cart_id: str) -> CartJson:
         parts = _parts_of(cart_id, self.n)
-        return _cart(cart_id, list(await asyncio.gather(*(
-            self._call(k, {"op": "get", "reservation_id": f"{cart_id}/p{k}"})
-            for k in parts))))
+        return cart_json(cart_id, list(await asyncio.gather(*(
+            self._call(k, GetReservation(f"{cart_id}/p{k}")) for k in parts))))
 
     # -- stock ----------------------------------------------------------------------------
     async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
-                     key: str | None = None) -> dict[str, Any]:
-        return dict(await self._call(self.owner(variant_id), {
-            "op": "adjust", "key": key or uuid.uuid4().hex, "variant_id": str(variant_id),
-            "warehouse_id": warehouse_id, "delta": delta, "reason": reason}))
+                     key: str | None = None) -> FiguresJson:
+        a = await self._call(self.owner(variant_id), Adjust(
+            key or uuid.uuid4().hex, variant_id, warehouse_id, delta, reason))
+        return {"available": a.available, "reserved": a.reserved, "sold": a.sold}
 
-    async def stock(self, variant_ids: list[int]) -> dict[str, Any]:
+    async def stock(self, variant_ids: list[int]) -> dict[str, StockJson]:
         """Per-variant status, quantity hint and per-warehouse figures, from the owners."""
+        return {str(v): stock_json(s) for v, s in (await self._stocks(variant_ids)).items()}
+
+    async def _stocks(self, variant_ids: list[int]) -> Stocks:
         answers = await asyncio.gather(*(
             self._read(k, vs) for k, vs in self._by_owner(variant_ids).items()))
-        out: dict[str, Any] = {}
+        out: Stocks = {}
         for a in answers:
             out.update(a)
         return out
@@ -208,22 +241,21 @@ class InventoryClient:
             by_part[self.owner(v)].append(v)
         return by_part
 
-    async def _read(self, partition: int, variant_ids: list[int]) -> dict[str, Any]:
-        return await self._call(
-            partition, {"op": "read", "variant_ids": [str(v) for v in variant_ids]})
+    async def _read(self, partition: int, variant_ids: list[int]) -> Stocks:
+        return await self._call(partition, ReadStock(tuple(variant_ids)))
 
     async def status(self, variant_ids: list[int],
-                     wait_for_owners: bool = True) -> dict[str, dict[str, Any]]:
+                     wait_for_owners: bool = True) -> dict[str, StockView]:
         """Shoppers' view, in bulk: {variant: {status, quantity_hint, available}}. One Redis
         MGET; variants missing there (or all, if Redis fails) are read from their owners.
         Unknown variants are left out."""
-        cached: dict[int, dict[str, Any]] = {}
+        cached: dict[int, StockView] = {}
         if self.redis is not None:
             try:
                 cached = await asyncio.wait_for(stock_cache.fetch(self.redis, variant_ids), 0.5)
             except Exception as exc:  # Redis down: the owners answer
                 log.warning("stock cache unavailable: %r", exc)
-        out = {str(v): snap for v, snap in cached.items()}
+        out: dict[str, StockView] = {str(v): snap for v, snap in cached.items()}
         missing = [v for v in variant_ids if v not in cached]
         if missing and not wait_for_owners:
             # the owners publish these snapshots when asked: ask in the background, and let
@@ -235,9 +267,8 @@ class InventoryClient:
                 self._warming = asyncio.get_running_loop().create_task(self._warm())
             return out
         if missing:
-            for v, full in (await self.stock(missing)).items():
-                out[v] = {"status": full["status"], "quantity_hint": full["quantity_hint"],
-                          "available": full["available"]}
+            for v, full in (await self._stocks(missing)).items():
+                out[str(v)] = dict(snapshot(full))
         return out
 
     async def _warm(self) -> None:
@@ -256,7 +287,7 @@ class InventoryClient:
                 log.info("stock snapshots of %d partitions not warmed: %r", len(failed),
                          failed[0])
 
-    async def stats(self) -> list[dict[str, int]]:
+    async def stats(self) -> list[PartitionStats]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
 
     def kill(self, k: int) -> None:
@@ -280,15 +311,3 @@ def _parts_of(cart_id: str, partitions: int) -> list[int]:
         raise ReservationNotFound(f"reservation {cart_id} not found")
     return parts
 
-
-def _cart(cart_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
-    statuses = {p["status"] for p in parts}
-    expires = min((p["expires_at_ms"] for p in parts), default=None)
-    return {
-        "reservation_id": cart_id,
-        "status": statuses.pop() if len(statuses) == 1 else "MIXED",
-        "expires_at": None if expires is None else datetime.fromtimestamp(
-            expires / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "expires_at_ms": expires,
-        "lines": [line for p in parts for line in p["lines"]],
-    }

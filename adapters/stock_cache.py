@@ -9,27 +9,28 @@ writes the entry. Entries expire (`TTL_S`) as a safety net for a write that fail
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import redis.asyncio as aioredis
+
+from adapters.redis_keys import stock_key
+from domain.inventory_api import StockSnapshot, StockView
 
 TTL_S = 600  # a safety net: the owners publish every snapshot again at half of it
 
 
-def key(variant_id: int) -> str:
-    return f"aisle:stock:{variant_id}"
+key = stock_key  # the entry of a variant
 
 
-async def publish(redis: aioredis.Redis, snapshots: dict[int, dict[str, Any]]) -> None:
+async def publish(redis: aioredis.Redis, snapshots: Mapping[int, StockSnapshot]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for v, snap in snapshots.items():
             pipe.set(key(v), json.dumps(snap, separators=(",", ":")), ex=TTL_S)
         await pipe.execute()
 
 
-async def fetch(redis: aioredis.Redis, variant_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Cached snapshots of the variants that have one (misses are left out)."""
+async def fetch(redis: aioredis.Redis, variant_ids: Iterable[int]) -> dict[int, StockView]:
+    """Cached snapshots of the variants that have one, as cached (misses are left out)."""
     ids = list(dict.fromkeys(variant_ids))
     if not ids:
         return {}

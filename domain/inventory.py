@@ -14,18 +14,28 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Literal, NotRequired, TypedDict
 
-from domain.errors import AisleError, Conflict, NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.hashing import bucket_of
 
 Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
 MAX_QUANTITY = 1_000_000
 
 
-class InsufficientStock(Conflict):
-    """`items`: every short item, as {variant_id, requested, available[, warehouse_id]}."""
+class ShortItem(TypedDict):
+    """An item there is not enough of (JSON-ready: the API shows it as is)."""
 
-    def __init__(self, items: list[dict[str, Any]]) -> None:
+    variant_id: str
+    requested: int
+    available: int
+    warehouse_id: NotRequired[str]
+
+
+class InsufficientStock(Conflict):
+    """`items`: every short item."""
+
+    def __init__(self, items: list[ShortItem]) -> None:
         super().__init__("not enough stock", code="insufficient_stock", items=items)
         self.items = items
 
@@ -53,7 +63,7 @@ class Stock:
     version: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Item:
     variant_id: int
     quantity: int
@@ -67,12 +77,6 @@ class Reservation:
     expires_at_ms: int
     status: str = "OPEN"
     cart_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reservation_id": self.reservation_id, "status": self.status,
-                "expires_at_ms": self.expires_at_ms, "cart_id": self.cart_id,
-                "lines": [{"variant_id": str(v), "warehouse_id": w, "quantity": q}
-                          for v, w, q in self.lines]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +226,7 @@ class PartitionState:
         left = {(v, w): s.available for v in {i.variant_id for i in items}
                 for w, s in self._rows(v).items()}
         lines: list[tuple[int, str, int]] = []
-        short: list[dict[str, Any]] = []
+        short: list[ShortItem] = []
         for item in items:
             if not 1 <= item.quantity <= MAX_QUANTITY:
                 raise ValidationFailed({"quantity": f"must be between 1 and {MAX_QUANTITY}"})
@@ -241,9 +245,12 @@ class PartitionState:
                     left[(item.variant_id, w)] -= take
                     need -= take
             if need > 0:
-                short.append({"variant_id": str(item.variant_id), "requested": item.quantity,
-                              "available": item.quantity - need,
-                              **({"warehouse_id": item.warehouse_id} if item.warehouse_id else {})})
+                missing: ShortItem = {"variant_id": str(item.variant_id),
+                                      "requested": item.quantity,
+                                      "available": item.quantity - need}
+                if item.warehouse_id:
+                    missing["warehouse_id"] = item.warehouse_id
+                short.append(missing)
         if short:
             raise InsufficientStock(short)
         return lines
@@ -265,30 +272,5 @@ class PartitionState:
 
 
 def partition_of(variant_id: int, partitions: int) -> int:
-    """Stable variant -> partition map (splitmix64 finalizer: Snowflake low bits are skewed)."""
-    z = (variant_id + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (z ^ (z >> 31)) % partitions
-
-
-_BY_CODE: dict[str, type[AisleError]] = {
-    "unknown_variant": UnknownVariant, "reservation_not_found": ReservationNotFound,
-}
-
-
-def error_to_json(exc: AisleError) -> dict[str, Any]:
-    return {"code": exc.code, "message": exc.message, "data": exc.data,
-            "fields": getattr(exc, "fields", None)}
-
-
-def error_from_json(e: dict[str, Any]) -> AisleError:
-    """The domain error an outcome recorded (outcomes cross Ray and PostgreSQL as data)."""
-    code, message, data = e["code"], e["message"], e.get("data") or {}
-    if code == "insufficient_stock":
-        return InsufficientStock(data["items"])
-    if code == "validation_failed":
-        return ValidationFailed(e.get("fields") or {}, message)
-    if code in _BY_CODE:
-        return _BY_CODE[code](message, **data)
-    return Conflict(message, code=code, **data)  # reservation_closed, reservation_exists
+    """Stable variant -> partition map (the same buckets the search index shards use)."""
+    return bucket_of(variant_id, partitions)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from collections.abc import Mapping
 
 import asyncpg
 
 from adapters.postgres import connect
+from adapters.postgres.inventory_outcomes import decode, encode
+from adapters.postgres.outbox import OUTBOX_CHANNEL
 from domain.inventory import Changes, Reservation, Stock
+from domain.inventory_commands import Done, Outcome, ReservationView
 
-_COMMIT = """
+_COMMIT = f"""
 WITH stock_rows AS (
     INSERT INTO stock (variant_id, warehouse_id, available, reserved, sold, version, initial,
                        updated_at)
@@ -56,7 +59,7 @@ WITH stock_rows AS (
     FROM unnest($24::bigint[], $25::text[]) AS u(v, status)
     RETURNING event_id
 )
-SELECT pg_notify('aisle_outbox', last::text)
+SELECT pg_notify('{OUTBOX_CHANNEL}', last::text)
 FROM (SELECT max(event_id) AS last FROM events) e WHERE last IS NOT NULL
 """
 
@@ -123,7 +126,7 @@ class InventoryStore:
             _RESERVATIONS + "JOIN unnest($1::text[]) AS k(id) ON r.reservation_id = k.id", ids)
         return [_reservation(r) for r in rows]
 
-    async def decided(self, keys: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+    async def decided(self, keys: Mapping[str, str | None]) -> dict[str, Outcome]:
         """Outcomes already decided for these op keys. `keys` maps a reserve's key to its
         reservation id: a successful reserve is recorded by its reservation row alone."""
         rids = [(k, r) for k, r in keys.items() if r is not None]
@@ -137,10 +140,10 @@ class InventoryStore:
                FROM unnest($2::text[], $3::text[]) AS k(key, rid)
                JOIN reservations r ON r.reservation_id = k.rid""",
             list(keys), [k for k, _ in rids], [r for _, r in rids])
-        return {r["key"]: r["outcome"] if r["outcome"] is not None
-                else {"ok": True, "value": _reservation(r).to_json()} for r in rows}
+        return {r["key"]: decode(r["outcome"]) if r["outcome"] is not None
+                else Done(ReservationView.of(_reservation(r))) for r in rows}
 
-    async def commit(self, changes: Changes, outcomes: dict[str, dict[str, Any]]) -> None:
+    async def commit(self, changes: Changes, outcomes: Mapping[str, Outcome]) -> None:
         """Stock rows, ledger, reservations, decided ops and status events: one statement."""
         stock = list(changes.stock.items())
         mv = changes.movements
@@ -160,7 +163,7 @@ class InventoryStore:
             self.partition,
             [r.reservation_id for r in res], [r.cart_id for r in res], [r.status for r in res],
             [json.dumps(r.lines) for r in res], [r.expires_at_ms for r in res],
-            list(outcomes), [json.dumps(o) for o in outcomes.values()],
+            list(outcomes), [encode(o) for o in outcomes.values()],
             [v for v, _ in flips], [s for _, s in flips],
             [r.reservation_id for r in closed], [r.status for r in closed],
         )

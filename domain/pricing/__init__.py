@@ -39,7 +39,15 @@ from domain.pricing.dynamic import DynamicRule, dynamic_price
 from domain.pricing.listing import compared_price, listing_price, unit_price
 from domain.pricing.offers import Item, Offer, buy_box
 from domain.pricing.quotes import Line, quote
-from domain.pricing.tokens import QuoteTokenRejected, sign_quote, verify_quote
+from domain.pricing.tokens import (
+    QuoteSummary,
+    QuoteTokenRejected,
+    SignedQuote,
+    VerifiedQuote,
+    read_quote,
+    sign_quote,
+    verify_quote,
+)
 
 __all__ = [
     "CURRENCY",
@@ -51,7 +59,10 @@ __all__ = [
     "Item",
     "Line",
     "Offer",
+    "QuoteSummary",
     "QuoteTokenRejected",
+    "SignedQuote",
+    "VerifiedQuote",
     "allocate",
     "best_deal",
     "buy_box",
@@ -61,6 +72,7 @@ __all__ = [
     "listing_price",
     "normalize_code",
     "quote",
+    "read_quote",
     "sign_quote",
     "unit_price",
     "validate_coupon",

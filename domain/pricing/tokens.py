@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from domain.errors import ConfigError, ValidationFailed
 from domain.pricing._checks import aware, check
+from domain.pricing.quotes import QuotePayload
 
 MAX_TOKEN_CHARS = 65_536
 
@@ -69,3 +71,60 @@ def verify_quote(token: str, secret: bytes, now: datetime) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise QuoteTokenRejected("quote_token_invalid", "is malformed")
     return payload
+
+
+class SignedQuote(QuotePayload):
+    """What a quote token signs: the quote, its id and the customer it was made for."""
+
+    quote_id: str
+    customer_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedQuote:
+    """A quote read from a token whose signature and expiry were checked."""
+
+    quote_id: str
+    customer_id: str | None
+    coupon: str | None
+    currency: str
+    total_cents: int
+    discount_cents: int
+    lines: tuple[tuple[int, int], ...]  # (variant id, quantity), as quoted
+    signed: SignedQuote  # as signed: stored with the reservation that accepts it
+
+    def summary(self) -> QuoteSummary:
+        return {"quote_id": self.quote_id, "currency": self.currency,
+                "total_cents": self.total_cents, "discount_cents": self.discount_cents,
+                "coupon": self.coupon}
+
+
+class QuoteSummary(TypedDict):
+    """What a reservation made with a quote shows of it."""
+
+    quote_id: str
+    currency: str
+    total_cents: int
+    discount_cents: int
+    coupon: str | None
+
+
+def read_quote(token: str, secret: bytes, now: datetime) -> VerifiedQuote:
+    """The quote a token of ours carries (verify_quote, then its shape: QuoteTokenRejected if
+    a signed payload is not a quote, e.g. one signed with the same key for something else)."""
+    payload = verify_quote(token, secret, now)
+    try:
+        lines = tuple((int(line["variant_id"]), int(line["quantity"]))
+                      for line in payload["lines"])
+        q = VerifiedQuote(
+            str(payload["quote_id"]), _opt_str(payload.get("customer_id")),
+            _opt_str(payload.get("coupon")), str(payload["currency"]),
+            int(payload["total_cents"]), int(payload["discount_cents"]), lines,
+            cast("SignedQuote", payload))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QuoteTokenRejected("quote_token_invalid", "is not a quote") from exc
+    return q
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

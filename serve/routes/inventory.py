@@ -52,14 +52,14 @@ async def patch_inventory(
     if body.operation == "RESERVE":
         assert delta is not None
         response.status_code = 201
-        return await svc.inventory.reserve(
+        return dict(await svc.inventory.reserve(
             [(variant_id, abs(delta), body.warehouse_id)], key=key,
-            ttl_s=body.ttl_seconds or svc.settings.reservation_ttl_s)
+            ttl_s=body.ttl_seconds or svc.settings.reservation_ttl_s))
     if body.operation in ("RELEASE", "DEDUCT"):
         assert body.reservation_id is not None
         close = svc.inventory.release if body.operation == "RELEASE" else svc.inventory.commit
-        return await close(body.reservation_id, variant_id,
-                           abs(delta) if delta is not None else None)
+        return dict(await close(body.reservation_id, variant_id,
+                                abs(delta) if delta is not None else None))
     assert delta is not None and body.warehouse_id is not None and body.reason is not None
     figures = await svc.inventory.adjust(
         variant_id, body.warehouse_id, delta, body.reason,
@@ -78,28 +78,29 @@ async def create_reservation(
     key = idempotency_key(idempotency, body.idempotency_key)
     ttl_s = body.ttl_seconds or svc.settings.reservation_ttl_s
     if body.quote_token is not None:
-        return await svc.quotes.reserve(body.quote_token, items, key, ttl_s, body.customer_id)
-    return await svc.inventory.reserve(items, key=key, ttl_s=ttl_s)
+        return dict(await svc.quotes.reserve(body.quote_token, items, key, ttl_s,
+                                             body.customer_id))
+    return dict(await svc.inventory.reserve(items, key=key, ttl_s=ttl_s))
 
 
 @router.get("/api/v1/reservations/{reservation_id}", tags=["inventory"])
 async def get_reservation(svc: Svc, _: Internal,
                           reservation_id: ReservationPath) -> Json:
-    return await svc.inventory.get(reservation_id)
+    return dict(await svc.inventory.get(reservation_id))
 
 
 @router.post("/api/v1/reservations/{reservation_id}/commit", tags=["inventory"])
 async def commit_reservation(svc: Svc, _: Internal,
                              reservation_id: ReservationPath) -> Json:
     """Checkout: the reserved units are sold (DEDUCT). Repeating it returns the same."""
-    return await svc.inventory.commit(reservation_id)
+    return dict(await svc.inventory.commit(reservation_id))
 
 
 @router.delete("/api/v1/reservations/{reservation_id}", tags=["inventory"])
 async def release_reservation(svc: Svc, _: Internal,
                               reservation_id: ReservationPath) -> Json:
     """Cart abandoned: the reserved units go back on sale."""
-    return await svc.inventory.release(reservation_id)
+    return dict(await svc.inventory.release(reservation_id))
 
 
 @router.post("/api/v1/quotes", status_code=201, tags=["pricing"])
@@ -107,8 +108,8 @@ async def create_quote(svc: Svc, body: QuoteIn) -> Json:
     """The exact price of a cart at each variant's buy-box offer: per line list -> deal
     -> dynamic -> coupon, totals in cents, and `quote_token`, which a reservation carries
     to pay exactly this until `expires_at`."""
-    return await svc.quotes.make([(i.variant_id, i.quantity) for i in body.items],
-                                 body.coupon, body.customer_id)
+    return dict(await svc.quotes.make([(i.variant_id, i.quantity) for i in body.items],
+                                      body.coupon, body.customer_id))
 
 
 @router.post("/api/v1/internal/pricing/reprice", tags=["pricing"])

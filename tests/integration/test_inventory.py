@@ -10,6 +10,7 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
+from actors.inventory import PartitionOptions
 from actors.inventory_client import InventoryClient
 from adapters import stock_cache
 from adapters.redis import create_redis
@@ -106,7 +107,9 @@ async def test_stock_status_is_published_to_redis_and_read_in_bulk(
                             none: {"WH_01": 0}})
     assert settings.redis_url is not None
     redis = create_redis(settings.redis_url)
-    client = InventoryClient(PARTITIONS, fresh_dsn, redis_url=settings.redis_url)
+    # every snapshot is published again after 3 s (by default: half its Redis lifetime)
+    client = InventoryClient(PARTITIONS, fresh_dsn, redis_url=settings.redis_url,
+                             options=PartitionOptions(republish_after_ms=3_000))
     try:
         assert await stock_cache.fetch(redis, [low, many, none]) == {}
         want = {str(low): {"status": "LOW_STOCK", "quantity_hint": "3", "available": 3},
@@ -128,10 +131,8 @@ async def test_stock_status_is_published_to_redis_and_read_in_bulk(
 
         # the owners publish every snapshot again before Redis would expire it
         await redis.delete(stock_cache.key(many), stock_cache.key(none))
-        await asyncio.gather(*(a.age_snapshots.remote(stock_cache.TTL_S * 0.6)
-                               for a in client.actors))
         again = await _eventually(lambda: stock_cache.fetch(redis, [low, many, none]),
-                                  lambda got: len(got) == 3)
+                                  lambda got: len(got) == 3, timeout_s=10)
         assert again[many]["available"] == 70 and again[none]["status"] == "OUT_OF_STOCK"
         assert 0 < await redis.ttl(stock_cache.key(many)) <= stock_cache.TTL_S
 
@@ -146,8 +147,9 @@ async def test_stock_status_is_published_to_redis_and_read_in_bulk(
         await redis.aclose()
 
 
-async def _eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool]) -> T:
-    for _ in range(100):
+async def _eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool],
+                      timeout_s: float = 2.0) -> T:
+    for _ in range(int(timeout_s / 0.02)):
         got = await read()
         if ok(got):
             return got
@@ -156,16 +158,24 @@ async def _eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool])
 
 
 async def test_a_key_replayed_long_after_gets_its_first_outcome(
-        db: asyncpg.Pool, client: InventoryClient) -> None:
+        db: asyncpg.Pool, ray_cluster: None, fresh_dsn: str) -> None:
     """Outside the look-up window the actor does not query decided keys. A replayed reserve
     whose reservation is still in memory gets it back; one whose reservation has left memory
     hits the reservations primary key: the batch rolls back whole, the actor recovers, and
-    the retry finds the reservation in PostgreSQL. Either way nothing is reserved twice."""
+    the retry finds the reservation in PostgreSQL. Either way nothing is reserved twice.
+    The partitions here remember no decided key (as if every key were long past)."""
+    client = InventoryClient(PARTITIONS, fresh_dsn, options=PartitionOptions(remember_keys=0))
+    try:
+        await _replayed_long_after(db, client)
+    finally:
+        client.shutdown()
+
+
+async def _replayed_long_after(db: asyncpg.Pool, client: InventoryClient) -> None:
     v = secrets.randbits(60)
     await make_catalog(db, {v: {"WH_01": 5}})
     k = client.owner(v)
     held = await client.reserve([(v, 1, None)], key="still-open")
-    await client.actors[k].forget_decided.remote()
     assert await client.reserve([(v, 1, None)], key="still-open") == held
     assert (await client.stats())[k]["failed_batches"] == 0  # answered from memory
 
@@ -173,7 +183,6 @@ async def test_a_key_replayed_long_after_gets_its_first_outcome(
     await client.commit(sold["reservation_id"])
     await asyncio.sleep(0.4)
     await client.stock([v])  # a batch past the deadline: the closed reservation leaves memory
-    await client.actors[k].forget_decided.remote()
     again = await client.reserve([(v, 2, None)], key="long-gone", ttl_s=0.2)
     assert again["reservation_id"] == sold["reservation_id"]
     assert again["lines"] == sold["lines"] and again["status"] == "COMMITTED"

@@ -22,7 +22,7 @@ from adapters.search.memory import MemoryIndex
 from domain.search import SearchDocument
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
-from ranking.lgbm import LgbmRanker, TrainingSet, train
+from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
 from serve.ranker import ModelStore
 from serve.search import SearchParams, SearchService
 
@@ -40,7 +40,8 @@ def doc(pid: int, words: int) -> SearchDocument:
 
 def reversing_model() -> LgbmRanker:
     """A model that prefers the WEAKEST text match (text_rank high is good): the opposite of
-    the index's order, so a ranking it makes is unmistakable."""
+    the index's order, so a ranking it makes is unmistakable. The gain grows with the rank in
+    steps, so that every place among five candidates scores differently."""
     rnd = random.Random(5)
     rank_col = LEARNED_FEATURES.index("text_rank")
     rows = []
@@ -49,7 +50,7 @@ def reversing_model() -> LgbmRanker:
             x = [rnd.random() for _ in LEARNED_FEATURES]
             x[rank_col] = r / 19
             rows.append({"query": f"q{q}", "external_id": f"{q}-{r}", "rank": r,
-                         "gain": 1.0 if r >= 15 else 0.0,
+                         "gain": GAIN_LEVELS[min(r // 4, len(GAIN_LEVELS) - 1)],
                          **dict(zip(LEARNED_FEATURES, x, strict=True))})
     table = pa.Table.from_pylist(rows).replace_schema_metadata(
         {"feature_version": LEARNED_FEATURES_VERSION})
@@ -118,7 +119,8 @@ async def test_promotion_and_rollback_reach_every_replica_without_a_restart(
     assert (rolled, now) == (added.version, None)
 
     async def all_formula() -> bool:
-        return all((await order_of(r))[1]["kind"] == "formula" for r in replicas)
+        kinds = [(await order_of(r))[1]["kind"] for r in replicas]
+        return all(k == "formula" for k in kinds)
 
     await until(all_formula)
     assert [c.to_stage for c in await registry.history(added.version)] == [

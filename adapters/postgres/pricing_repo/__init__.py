@@ -1,11 +1,13 @@
 """Pricing data in PostgreSQL: the inputs of a quote, coupon redemption, price changes.
 
 The rules themselves are in domain/pricing/; this package reads their inputs (inputs.py,
-listings.py) and writes their effects (coupons.py, price_changes.py, repricing.py). Every
+listings.py) and writes their effects (coupons.py, accepted_quotes.py, price_changes.py,
+repricing.py). Every
 function takes a connection (own or from a pool) and is atomic by itself (one statement, or
 one transaction, which nests as a savepoint inside a caller's).
 """
 
+from adapters.postgres.pricing_repo.accepted_quotes import accept_quote
 from adapters.postgres.pricing_repo.coupons import (
     CouponNotFound,
     Redemption,
@@ -22,6 +24,7 @@ __all__ = [
     "PriceChange",
     "PricingInputs",
     "Redemption",
+    "accept_quote",
     "listing_prices",
     "listing_prices_until",
     "load_coupon",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from adapters.postgres import Conn
+from adapters.postgres.outbox import OUTBOX_CHANNEL
 from domain.errors import Conflict, ValidationFailed
 from domain.inventory import UnknownVariant
 
@@ -19,7 +20,7 @@ class PriceChange:
     change_id: int
 
 
-_PRICE_CHANGE = """
+_PRICE_CHANGE = f"""
 WITH v AS (
     UPDATE product_variants SET price_cents = $3
     WHERE variant_id = $1 AND price_cents = $2
@@ -36,7 +37,7 @@ WITH v AS (
     FROM v
     RETURNING event_id
 )
-SELECT v.product_id, h.change_id, pg_notify('aisle_outbox', e.event_id::text) AS notified
+SELECT v.product_id, h.change_id, pg_notify('{OUTBOX_CHANNEL}', e.event_id::text) AS notified
 FROM v, h, e
 """
 

@@ -1,0 +1,40 @@
+"""A quote accepted by a reservation: recorded once (the quote id is the key), its coupon
+redeemed in the same transaction (the quote id is the redemption's reference, so a retried
+checkout counts the coupon once)."""
+
+from __future__ import annotations
+
+import json
+
+from adapters.postgres import Conn
+from adapters.postgres.pricing_repo.coupons import redeem_coupon
+from domain.errors import Conflict
+from domain.pricing import VerifiedQuote
+
+
+async def accept_quote(conn: Conn, q: VerifiedQuote, reservation_id: str) -> None:
+    """Records that `reservation_id` is bought at quote `q`. Repeating it for the same pair
+    is a no-op; Conflict `quote_used` if the quote went to another reservation,
+    `reservation_quoted` if the reservation was bought with another quote; CouponRejected or
+    CouponNotFound if the coupon cannot be redeemed (nothing is recorded then)."""
+    async with conn.transaction(isolation="read_committed"):  # as redeem_coupon's
+        done = await conn.fetchval(
+            """INSERT INTO accepted_quotes (quote_id, reservation_id, customer_id,
+                                            coupon_code, total_cents, payload)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+               ON CONFLICT DO NOTHING RETURNING reservation_id""",
+            q.quote_id, reservation_id, q.customer_id, q.coupon, q.total_cents,
+            json.dumps(q.signed))
+        if done is None:  # accepted before: the same reservation, or a conflict
+            first = await conn.fetchval(
+                "SELECT reservation_id FROM accepted_quotes WHERE quote_id = $1", q.quote_id)
+            if first == reservation_id:
+                return  # a retried checkout: done already
+            if first is not None:  # this reservation is ours alone: released after
+                raise Conflict("this quote was used for another reservation",
+                               "quote_used", {"quote_token": "already used"})
+            raise Conflict("this reservation was bought with another quote",
+                           "reservation_quoted", {"quote_token": "another quote's cart"})
+        if q.coupon:
+            assert q.customer_id is not None  # a coupon is quoted for a customer
+            await redeem_coupon(conn, q.coupon, q.customer_id, q.quote_id)
