@@ -39,8 +39,8 @@ from urllib.parse import urlparse
 import asyncpg
 
 from adapters.postgres import create_pool
+from adapters.postgres.scratch import temp_database
 from adapters.settings import Settings
-from tooling.bench_load import temp_database
 from tooling.load import percentile
 
 WAREHOUSE = "WH_01"

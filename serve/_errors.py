@@ -104,28 +104,19 @@ def install_error_handlers(app: FastAPI) -> None:
 DEFAULT_MAX_BODY = 1 << 20
 
 
-def max_body_bytes() -> int:
-    """The limit configured for this replica (AISLE_MAX_BODY_BYTES)."""
-    from ray import serve
-
-    try:
-        servable = serve.get_replica_context().servable_object
-    except Exception:  # not inside a Serve replica (unit tests): the default
-        return DEFAULT_MAX_BODY
-    return int(getattr(getattr(servable, "settings", None), "max_body_bytes", DEFAULT_MAX_BODY))
-
-
 class BodyGuard:
-    """Buffers request bodies of writes; 413 past `max_body_bytes()`, 400 if not UTF-8."""
+    """Buffers request bodies of writes; 413 past `limit` bytes (AISLE_MAX_BODY_BYTES), 400
+    if not UTF-8."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limit: int = DEFAULT_MAX_BODY) -> None:
         self.app = app
+        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = max_body_bytes()
+        limit = self.limit
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from serve._errors import BodyGuard, install_error_handlers
+from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
 from serve.routes import catalog, inventory, operations, pages, rankers, search, seller
 
 
-def make_api() -> FastAPI:
+def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     api = FastAPI(
         title="aisle",
         version="0.1.0",
@@ -20,7 +20,7 @@ def make_api() -> FastAPI:
         "inventory. Errors are JSON: {\"error\": {\"code\", \"message\", \"fields\"}}.",
     )
     install_error_handlers(api)
-    api.add_middleware(BodyGuard)
+    api.add_middleware(BodyGuard, limit=max_body_bytes)
     for area in (seller, catalog, inventory, search, pages, rankers, operations):
         api.include_router(area.router)
     return api

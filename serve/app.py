@@ -93,7 +93,7 @@ class Gateway:
         self.services = await build_services(settings, ranker)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        api = make_api()
+        api = make_api(self.services.settings.max_body_bytes)
         api.state.services = self.services
         return api
 

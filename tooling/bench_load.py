@@ -15,48 +15,19 @@ import dataclasses
 import os
 import platform
 import resource
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 import asyncpg
-import pyarrow as pa
 
+from adapters.loading.baseline_writers import InsertWriter, RecordsWriter
 from adapters.loading.datasets import resolve
 from adapters.loading.loader import LoadResult, load_catalog, load_on
-from adapters.loading.writer import COPY_TIMEOUT_S, TABLES, CatalogWriter
+from adapters.loading.writer import CatalogWriter
 from adapters.postgres import connect
-from adapters.postgres.migrate import migrate
+from adapters.postgres.scratch import temp_database
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-class RecordsWriter(CatalogWriter):
-    """COPY in binary format from Python tuples (needs a connection without text codecs)."""
-
-    async def put(self, name: str, t: pa.Table) -> None:
-        if t.num_rows:
-            table_name, columns = TABLES[name]
-            records = list(zip(*(t[c].to_pylist() for c in columns), strict=True))
-            await self.conn.copy_records_to_table(table_name, records=records, columns=columns,
-                                                  timeout=COPY_TIMEOUT_S)
-            self.counts[name] += t.num_rows
-
-
-class InsertWriter(CatalogWriter):
-    """Row-by-row INSERT ... VALUES through executemany (the baseline)."""
-
-    async def put(self, name: str, t: pa.Table) -> None:
-        if t.num_rows:
-            table_name, columns = TABLES[name]
-            marks = ", ".join(f"${i}::text::jsonb" if c == "attributes" else f"${i}"
-                              for i, c in enumerate(columns, 1))
-            sql = f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({marks})"
-            rows = list(zip(*(t[c].to_pylist() for c in columns), strict=True))
-            await self.conn.executemany(sql, rows, timeout=COPY_TIMEOUT_S)
-            self.counts[name] += t.num_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,30 +44,6 @@ class Run:
         r = self.result
         return (f"| {self.label} | {r.products:,} | {self.rows:,} | {r.seconds:,.1f} | "
                 f"{r.products / r.seconds:,.0f} | {self.rows / r.seconds:,.0f} |")
-
-
-@asynccontextmanager
-async def temp_database(server: str) -> AsyncIterator[str]:
-    name = f"aisle_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = urlunparse(urlparse(server)._replace(path="/" + name))
-    try:
-        conn = await connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield dsn
-    finally:
-        admin = await asyncpg.connect(server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def sample(server: str, label: str, n: int, seed: int,

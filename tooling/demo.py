@@ -23,9 +23,10 @@ import httpx
 from adapters.embedded import Infrastructure
 from adapters.loading import load_catalog
 from adapters.postgres import connect
+from adapters.postgres.demo_setup import first_leaf_category, set_seller_key
 from adapters.postgres.migrate import migrate
 from adapters.settings import Settings
-from domain.sellers import hash_api_key, new_api_key
+from domain.sellers import new_api_key
 
 DEMO_SELLER_ID = 1
 
@@ -93,17 +94,8 @@ async def prepare_database(dsn: str, dataset: str, seller_key: str) -> tuple[str
                f"variants in {result.seconds:.1f} s")
     conn = await connect(dsn)
     try:
-        await conn.execute(
-            """INSERT INTO sellers (seller_id, name, api_key_hash, rating)
-               VALUES ($1, 'Demo Seller', $2, 4.8)
-               ON CONFLICT (seller_id) DO UPDATE SET api_key_hash = EXCLUDED.api_key_hash""",
-            DEMO_SELLER_ID, hash_api_key(seller_key),
-        )
-        leaf = await conn.fetchval(
-            """SELECT c.category_id FROM categories c WHERE NOT EXISTS
-               (SELECT 1 FROM categories k WHERE k.parent_id = c.category_id)
-               ORDER BY c.category_id LIMIT 1"""
-        )
+        await set_seller_key(conn, DEMO_SELLER_ID, "Demo Seller", seller_key, 4.8)
+        leaf = await first_leaf_category(conn)
     finally:
         await conn.close()
     return summary, leaf

@@ -41,3 +41,8 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """A round trip to the server (health checks)."""
+    await pool.fetchval("SELECT 1")

@@ -11,6 +11,7 @@ from typing import Annotated
 import ray
 from fastapi import APIRouter, Query, Response
 
+from adapters.postgres import ping
 from serve.services import Json, Svc
 
 log = logging.getLogger("aisle.gateway")
@@ -30,7 +31,7 @@ async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
 async def health(svc: Svc, response: Response) -> Json:
     checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index"),
                       await asyncio.gather(
-        _check(svc.pool.fetchval("SELECT 1")),
+        _check(ping(svc.pool)),
         _check(svc.redis.ping()),
         _check(asyncio.to_thread(ray.cluster_resources)),
         _check(svc.ids.ensure()),

@@ -20,9 +20,8 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
-    monkeypatch.setattr(_errors, "max_body_bytes", lambda: 64)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=BodyGuard(echo)),
+def client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=BodyGuard(echo, limit=64)),
                              base_url="http://t")
 
 
@@ -48,5 +47,9 @@ async def test_reads_are_not_buffered(client: httpx.AsyncClient) -> None:
     assert (await client.get("/")).status_code == 200
 
 
-def test_default_limit_outside_serve() -> None:
-    assert _errors.max_body_bytes() == _errors.DEFAULT_MAX_BODY
+async def test_the_default_limit_is_a_mebibyte() -> None:
+    guarded = httpx.AsyncClient(transport=httpx.ASGITransport(app=BodyGuard(echo)),
+                                base_url="http://t")
+    assert (await guarded.post("/", content=b"x" * _errors.DEFAULT_MAX_BODY)).status_code == 200
+    assert (await guarded.post("/", content=b"x" * (_errors.DEFAULT_MAX_BODY + 1))
+            ).status_code == 413
