@@ -20,8 +20,9 @@ import ray
 
 from actors.stock_publisher import StockPublisher
 from adapters import stock_cache
-from adapters.postgres.inventory_store import InventoryStore
+from adapters.postgres.inventory_store import InventoryStore, StorageRejected
 from adapters.redis import create_redis
+from domain.errors import ValidationFailed
 from domain.ids import wall_clock_ms
 from domain.inventory import PartitionState
 from domain.inventory_commands import (
@@ -149,6 +150,12 @@ class InventoryPartition:
                 self.wake.set()
             try:
                 await self._process(batch)
+            except StorageRejected as exc:
+                # nothing of the batch was written; the commands are decided again one at a
+                # time, so that only one carrying a value PostgreSQL refuses fails (for good)
+                self.failed_batches += 1
+                await self._recover_until_ok()
+                await self._isolate(batch, exc)
             except Exception as exc:
                 self.failed_batches += 1
                 log.warning("partition %d: batch of %d failed: %r", self.partition,
@@ -157,6 +164,22 @@ class InventoryPartition:
                     if not fut.done():
                         fut.set_exception(CommitFailed(f"not committed: {exc!r}"))
                 await self._recover_until_ok()
+
+    async def _isolate(self, batch: list[Pending], exc: StorageRejected) -> None:
+        if len(batch) == 1:
+            _, fut = batch[0]
+            log.warning("partition %d: a command refused by storage: %s", self.partition, exc)
+            if not fut.done():
+                fut.set_result(Refused.of(ValidationFailed(
+                    {"body": f"a value cannot be stored: {exc}"}, "a value cannot be stored")))
+            return
+        for pending in batch:
+            try:
+                await self._process([pending])
+            except StorageRejected as alone:
+                self.failed_batches += 1
+                await self._recover_until_ok()
+                await self._isolate([pending], alone)
 
     async def _recover_until_ok(self) -> None:
         delay = 0.05

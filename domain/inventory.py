@@ -21,6 +21,8 @@ from domain.hashing import bucket_of
 
 Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
 MAX_QUANTITY = 1_000_000
+MAX_UNITS = 2**31 - 1  # a warehouse's available, reserved or sold units (stored as integer)
+MAX_REASON = 200
 
 
 class ShortItem(TypedDict):
@@ -164,10 +166,15 @@ class PartitionState:
     def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str) -> Stock:
         if delta == 0 or abs(delta) > MAX_QUANTITY:
             raise ValidationFailed({"quantity_delta": f"must be non-zero, at most {MAX_QUANTITY}"})
+        if not reason or len(reason) > MAX_REASON or "\x00" in reason:
+            raise ValidationFailed({"reason": f"must be 1 to {MAX_REASON} characters, no NUL"})
         rows = self._rows(variant_id)
         if warehouse_id not in self.warehouses:
             raise ValidationFailed({"warehouse_id": f"unknown warehouse {warehouse_id!r}"})
         have = rows.get(warehouse_id, Stock()).available
+        if have + delta > MAX_UNITS:
+            raise ValidationFailed({"quantity_delta": f"would take available to {have + delta}, "
+                                                      f"past {MAX_UNITS}"})
         if have + delta < 0:
             raise InsufficientStock([{"variant_id": str(variant_id), "warehouse_id": warehouse_id,
                                       "requested": -delta, "available": have}])

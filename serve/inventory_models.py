@@ -6,11 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.inventory import MAX_QUANTITY
+from domain.inventory import MAX_QUANTITY, MAX_REASON
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
 WarehouseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
-ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON, pattern=NO_NUL)]
+QuoteToken = Annotated[str, StringConstraints(min_length=1, max_length=8192, pattern=NO_NUL)]
+CouponCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 VariantId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 TtlSeconds = Annotated[int, Field(ge=1, le=7 * 86400)]
 
@@ -30,7 +35,7 @@ class InventoryPatch(BaseModel):
     warehouse_id: WarehouseId | None = None
     quantity_delta: int | None = Field(default=None, ge=-MAX_QUANTITY, le=MAX_QUANTITY)
     reservation_id: ReservationId | None = None
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    reason: Reason | None = None
     ttl_seconds: TtlSeconds | None = None
     idempotency_key: IdempotencyKey | None = None
 
@@ -73,8 +78,8 @@ class ReservationIn(BaseModel):
     items: list[CartItem] = Field(min_length=1, max_length=100)
     idempotency_key: IdempotencyKey | None = None
     ttl_seconds: TtlSeconds | None = None
-    quote_token: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
-    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    quote_token: QuoteToken | None = None
+    customer_id: CustomerId | None = None
 
 
 class QuoteItem(BaseModel):
@@ -90,5 +95,5 @@ class QuoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[QuoteItem] = Field(min_length=1, max_length=100)
-    coupon: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    coupon: CouponCode | None = None
+    customer_id: CustomerId | None = None

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +53,8 @@ _SHORT_WORD = 2
 class PrewarmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    product_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        default_factory=list, max_length=10_000)
     top: int = Field(default=0, ge=0, le=10_000,
                      description="also the N products most sold, then most reviewed")
 

@@ -63,6 +63,11 @@ SELECT pg_notify('{OUTBOX_CHANNEL}', last::text)
 FROM (SELECT max(event_id) AS last FROM events) e WHERE last IS NOT NULL
 """
 
+class StorageRejected(Exception):
+    """PostgreSQL refused a value of the batch (out of a column's range, a character text
+    cannot hold): the batch is not written, and no retry of it can succeed."""
+
+
 _RESERVATIONS = """
 SELECT r.reservation_id, r.cart_id, r.status, r.lines,
        (extract(epoch FROM r.expires_at) * 1000)::bigint AS exp
@@ -144,7 +149,14 @@ class InventoryStore:
                 else Done(ReservationView.of(_reservation(r))) for r in rows}
 
     async def commit(self, changes: Changes, outcomes: Mapping[str, Outcome]) -> None:
-        """Stock rows, ledger, reservations, decided ops and status events: one statement."""
+        """Stock rows, ledger, reservations, decided ops and status events: one statement.
+        StorageRejected if PostgreSQL refuses a value of it (nothing is written then)."""
+        try:
+            await self._commit(changes, outcomes)
+        except asyncpg.exceptions.DataError as exc:
+            raise StorageRejected(str(exc)) from exc
+
+    async def _commit(self, changes: Changes, outcomes: Mapping[str, Outcome]) -> None:
         stock = list(changes.stock.items())
         mv = changes.movements
         res = [r for r in changes.reservations.values() if r.reservation_id in changes.created]

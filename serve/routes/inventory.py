@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
+from adapters.postgres.idempotency import bound_key
 from domain.errors import ValidationFailed
 from domain.inventory import UnknownVariant
 from serve.inventory_models import InventoryPatch, QuoteIn, ReservationIn
-from serve.services import Internal, Json, Svc
+from serve.services import Internal, Json, Services, Svc
 
 router = APIRouter()
 VariantPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake variant id")]
@@ -48,12 +49,21 @@ async def patch_inventory(
     if problems:
         raise ValidationFailed(problems)
     key = idempotency_key(idempotency, body.idempotency_key)
+    async with bound_key(svc.pool, "internal PATCH /api/v1/inventory", key,
+                         [variant_id, body.model_dump(exclude={"idempotency_key"})]):
+        return await _apply(svc, variant_id, body, key, response)
+
+
+async def _apply(svc: Services, variant_id: int, body: InventoryPatch, key: str | None,
+                 response: Response) -> Json:
     delta = body.quantity_delta
     if body.operation == "RESERVE":
         assert delta is not None
         response.status_code = 201
+        # keys are scoped by route: POST /api/v1/reservations uses them as they are
         return dict(await svc.inventory.reserve(
-            [(variant_id, abs(delta), body.warehouse_id)], key=key,
+            [(variant_id, abs(delta), body.warehouse_id)],
+            key=f"patch:{key}" if key is not None else None,
             ttl_s=body.ttl_seconds or svc.settings.reservation_ttl_s))
     if body.operation in ("RELEASE", "DEDUCT"):
         assert body.reservation_id is not None
@@ -77,10 +87,12 @@ async def create_reservation(
     items = [(i.variant_id, i.quantity, i.warehouse_id) for i in body.items]
     key = idempotency_key(idempotency, body.idempotency_key)
     ttl_s = body.ttl_seconds or svc.settings.reservation_ttl_s
-    if body.quote_token is not None:
-        return dict(await svc.quotes.reserve(body.quote_token, items, key, ttl_s,
-                                             body.customer_id))
-    return dict(await svc.inventory.reserve(items, key=key, ttl_s=ttl_s))
+    async with bound_key(svc.pool, "internal POST /api/v1/reservations", key,
+                         body.model_dump(exclude={"idempotency_key"})):
+        if body.quote_token is not None:
+            return dict(await svc.quotes.reserve(body.quote_token, items, key, ttl_s,
+                                                 body.customer_id))
+        return dict(await svc.inventory.reserve(items, key=key, ttl_s=ttl_s))
 
 
 @router.get("/api/v1/reservations/{reservation_id}", tags=["inventory"])

@@ -224,3 +224,65 @@ async def test_cart_release_and_bad_carts(client: httpx.AsyncClient, pool: async
     assert missing.json()["error"]["code"] == "reservation_not_found"
     assert (await _get(client, a))["available"] == 3
     await check_invariants(pool)
+
+
+async def test_an_operation_storage_cannot_hold_fails_alone_with_422(
+        client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """A NUL in the reason, or an ADJUST past the integer column's range, used to be accepted,
+    fail inside the partition's commit, and make the partition rebuild itself until the
+    caller got 503 "retry with the same key": now a definite 422 naming the field, and the
+    partition goes on serving its other variants."""
+    v = await _variant(pool, WH_01=5)
+    before = await _movements(pool)
+    bad_reason = await _patch(client, v, {"operation": "ADJUST", "warehouse_id": "WH_01",
+                                          "quantity_delta": 1, "reason": "count\u0000ed"},
+                              key="nul-reason")
+    assert bad_reason.status_code == 422, bad_reason.text
+    assert "reason" in bad_reason.json()["error"]["fields"]
+    near = await _variant(pool, WH_01=2**31 - 10)  # a row near the column's range
+    over = await _patch(client, near, {"operation": "ADJUST", "warehouse_id": "WH_01",
+                                       "quantity_delta": 11, "reason": "restock"},
+                        key="past-int32")
+    assert over.status_code == 422, over.text
+    assert "quantity_delta" in over.json()["error"]["fields"]
+    again = await _patch(client, near, {"operation": "ADJUST", "warehouse_id": "WH_01",
+                                        "quantity_delta": 11, "reason": "restock"},
+                         key="past-int32")
+    assert again.status_code == 422  # the same key, the same definite answer
+    room = 2**31 - 1 - (await _get(client, near))["available"]
+    assert 0 < room <= 10
+    fits = await _patch(client, near, {"operation": "ADJUST", "warehouse_id": "WH_01",
+                                       "quantity_delta": room, "reason": "restock"})
+    assert fits.status_code == 200 and fits.json()["available"] == 2**31 - 1, fits.text
+    ok = await _patch(client, v, {"operation": "ADJUST", "warehouse_id": "WH_01",
+                                  "quantity_delta": -1, "reason": "damaged"})
+    assert ok.status_code == 200 and ok.json()["available"] == 4
+    assert await _movements(pool) > before
+    await check_invariants(pool)
+
+
+async def test_an_idempotency_key_reused_with_another_request_is_refused(
+        client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """Used to answer 2xx with the first request's outcome."""
+    v = await _variant(pool, WH_01=10)
+    w = await _variant(pool, WH_01=10)
+    key = f"k-{secrets.token_hex(4)}"
+    first = await _patch(client, v, {"operation": "RESERVE", "quantity_delta": -2}, key=key)
+    assert first.status_code == 201, first.text
+    same = await _patch(client, v, {"operation": "RESERVE", "quantity_delta": -2}, key=key)
+    assert same.status_code == 201 and same.json() == first.json()  # a retry
+    for other_v, body in ((v, {"operation": "RESERVE", "quantity_delta": -3}),
+                          (w, {"operation": "RESERVE", "quantity_delta": -2})):
+        r = await _patch(client, other_v, body, key=key)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "idempotency_key_reused"
+        assert "Idempotency-Key" in r.json()["error"]["fields"]
+    cart = {"items": [{"variant_id": v, "quantity": 1}]}
+    made = await client.post("/api/v1/reservations", json=cart,
+                             headers={**AUTH, "Idempotency-Key": key})
+    assert made.status_code == 201, made.text  # another route: another scope
+    other = await client.post("/api/v1/reservations", headers={**AUTH, "Idempotency-Key": key},
+                              json={"items": [{"variant_id": v, "quantity": 2}]})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert (await _get(client, v))["warehouses"]["WH_01"]["reserved"] == 3
+    assert (await _get(client, w))["warehouses"]["WH_01"]["reserved"] == 0

@@ -229,6 +229,9 @@ async def test_prewarm_and_cache_stats(client: httpx.AsyncClient, shop: dict[str
                           json={"product_ids": [*ids, unknown], "top": 3})
     assert r.status_code == 200, r.text
     assert r.json()["warmed"] >= 2 and r.json()["not_available"] == [unknown]
+    r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL,
+                          json={"product_ids": [2**63]})  # past BIGINT: used to answer 500
+    assert r.status_code == 422 and "product_ids.0" in r.json()["error"]["fields"], r.text
     before = (await client.get("/api/v1/internal/cache/stats", headers=INTERNAL)).json()
     for pid in ids:
         assert (await pdp(client, pid)).headers["x-cache"] == "hit"

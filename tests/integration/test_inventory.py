@@ -15,7 +15,8 @@ from actors.inventory_client import InventoryClient
 from adapters import stock_cache
 from adapters.redis import create_redis
 from adapters.settings import Settings
-from domain.inventory import InsufficientStock
+from domain.inventory import InsufficientStock, Item
+from domain.inventory_commands import Adjust, Done, Refused, Reserve
 from tests.integration.conftest import PARTITIONS, check_invariants, make_catalog
 
 T = TypeVar("T")
@@ -215,3 +216,30 @@ async def test_snapshots_missed_by_searches_are_all_warmed_together(
         client.shutdown()
         await redis.delete(*(stock_cache.key(v) for v in [first, *ids]))
         await redis.aclose()
+
+
+async def test_a_command_storage_refuses_fails_alone_not_its_batch(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    """Commands that reach a partition with a value PostgreSQL cannot hold (here a cart id with
+    a NUL, sent to the actor directly: the client never makes one) fail their batch's commit.
+    The partition then decides the batch's commands one at a time: the others are done, the
+    bad one gets a definite validation error (no retry, no rebuild loop)."""
+    a, b = secrets.randbits(60), secrets.randbits(60)
+    await make_catalog(db, {a: {"WH_01": 5}, b: {"WH_01": 5}})
+    await client.stock([a, b])
+    k = client.owner(a)
+    actor = client.actors[k]
+    cmds = [Reserve("good-1", "good-1/r", (Item(a, 2, None),), 60_000, "good-1"),
+            Reserve("bad", "bad/r", (Item(a, 1, None),), 60_000, "cart\x00id"),
+            Adjust("good-2", a, "WH_01", 3, "restock")]
+    before = (await client.stats())[k]
+    replies = await actor.call_many.remote(cmds)
+    assert isinstance(replies[0], Done) and isinstance(replies[2], Done)
+    assert isinstance(replies[1], Refused) and replies[1].code == "validation_failed"
+    again = await actor.call_many.remote([cmds[1]])
+    assert isinstance(again[0], Refused) and again[0].code == "validation_failed"
+    after = (await client.stats())[k]
+    assert after["failed_batches"] - before["failed_batches"] <= 3  # never a loop
+    got = (await client.stock([a]))[str(a)]["warehouses"]["WH_01"]
+    assert (got["available"], got["reserved"]) == (6, 2)
+    await check_invariants(db)
