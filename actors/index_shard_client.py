@@ -5,25 +5,32 @@ Actors are named per database, generation and shard (`index-<db>-<generation>-<k
 and found again by any process. Reads are coalesced per shard (adapters.coalesce, as the
 inventory client's operations): at most READS_IN_FLIGHT Ray calls to a shard at a time, and
 searches and gets that arrive meanwhile go together in the next call (`IndexShard.reads`).
-Every call has a timeout.
+Every call has a timeout. A shard actor that died for good (killed, its node lost) is
+replaced on the next call: a new actor under the same name reopens the shard from its files;
+the call is made again once. A shard that cannot be reached answers `ShardUnavailable` (503).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors import NAMESPACE, named
 from actors.index_shard import GetRead, IndexShard, ReadReply, SearchRead, ShardRead
 from adapters.coalesce import Coalescer
 from adapters.search.sharded import Documents
 from adapters.search.tantivy_shard import TermCounts
+from domain.errors import Unavailable
 from domain.search import IndexQuery, IndexResult, SearchDocument
+
+log = logging.getLogger("aisle.search")
 
 CALL_TIMEOUT_S = 10.0
 READS_IN_FLIGHT = 2  # per shard
@@ -32,10 +39,18 @@ T = TypeVar("T")
 _Key = tuple[str, int, Path]  # generation, shard, its directory
 
 
+class ShardUnavailable(Unavailable):
+    """A shard of the index did not answer (HTTP 503, retry shortly)."""
+
+    code = "search_unavailable"
+
+
 class IndexShardClient:
     def __init__(self, db: str) -> None:
         self.db = db
         self._actors: dict[tuple[str, int], ActorHandle] = {}
+        self._stopped: set[str] = set()  # generations stopped here: never started again
+        self.replaced = 0  # shard actors started again after they died
         self._reads: Coalescer[_Key, ShardRead, ReadReply] = Coalescer(
             self._reads_call, READS_IN_FLIGHT, MAX_READS_PER_CALL)
 
@@ -52,15 +67,37 @@ class IndexShardClient:
     async def _wait(self, ref: Awaitable[T]) -> T:
         return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
 
+    async def _on(self, generation: str, k: int, shard_dir: Path,
+                  call: Callable[[ActorHandle], Awaitable[T]]) -> T:
+        """`call` on the shard's actor; once more on a new actor if that one died for good
+        (and the shard's files are there to reopen); ShardUnavailable if it cannot answer."""
+        actor = self._actor(generation, k, shard_dir)
+        try:
+            return await self._wait(call(actor))
+        except ActorDiedError as exc:
+            if generation in self._stopped or not await asyncio.to_thread(shard_dir.exists):
+                raise ShardUnavailable(f"index shard {generation}/{k} is gone") from exc
+            if self._actors.get((generation, k)) is actor:
+                del self._actors[(generation, k)]  # its name is free: a new actor takes it
+                self.replaced += 1
+                log.warning("index shard %s/%d died; starting it again from %s",
+                            generation, k, shard_dir)
+            try:
+                return await self._wait(call(self._actor(generation, k, shard_dir)))
+            except (RayActorError, ActorUnavailableError, TimeoutError) as again:
+                raise ShardUnavailable(f"index shard {generation}/{k} unavailable") from again
+        except (RayActorError, ActorUnavailableError, TimeoutError) as exc:
+            raise ShardUnavailable(f"index shard {generation}/{k} unavailable") from exc
+
     # -- writes --------------------------------------------------------------------------
     async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
                     deletes: Sequence[int], commit: bool) -> int:
-        actor = self._actor(generation, k, shard_dir)
-        written: int = await self._wait(actor.apply.remote(docs, list(deletes), commit))
+        written: int = await self._on(generation, k, shard_dir,
+                                      lambda a: a.apply.remote(docs, list(deletes), commit))
         return written
 
     async def commit(self, generation: str, k: int, shard_dir: Path) -> None:
-        await self._wait(self._actor(generation, k, shard_dir).commit.remote())
+        await self._on(generation, k, shard_dir, lambda a: a.commit.remote())
 
     # -- reads ---------------------------------------------------------------------------
     async def _read(self, key: _Key, call: ShardRead) -> Any:
@@ -70,8 +107,7 @@ class IndexShardClient:
         return reply
 
     async def _reads_call(self, key: _Key, calls: list[ShardRead]) -> list[ReadReply]:
-        replies: list[ReadReply] = await self._wait(
-            self._actor(*key).reads.remote(calls))
+        replies: list[ReadReply] = await self._on(*key, lambda a: a.reads.remote(calls))
         return replies
 
     async def search(self, generation: str, k: int, shard_dir: Path,
@@ -86,25 +122,26 @@ class IndexShardClient:
         return docs
 
     async def count(self, generation: str, k: int, shard_dir: Path) -> int:
-        n: int = await self._wait(self._actor(generation, k, shard_dir).count.remote())
+        n: int = await self._on(generation, k, shard_dir, lambda a: a.count.remote())
         return n
 
     async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
                       last: str, limit: int) -> list[tuple[str, int]]:
-        found: list[tuple[str, int]] = await self._wait(
-            self._actor(generation, k, shard_dir).suggest.remote(list(words), last, limit))
+        found: list[tuple[str, int]] = await self._on(
+            generation, k, shard_dir, lambda a: a.suggest.remote(list(words), last, limit))
         return found
 
     async def term_counts(self, generation: str, k: int, shard_dir: Path) -> TermCounts:
-        counts: TermCounts = await self._wait(
-            self._actor(generation, k, shard_dir).term_counts.remote())
+        counts: TermCounts = await self._on(generation, k, shard_dir,
+                                            lambda a: a.term_counts.remote())
         return counts
 
     async def reload_stats(self, generation: str, k: int, shard_dir: Path) -> None:
-        await self._wait(self._actor(generation, k, shard_dir).reload_stats.remote())
+        await self._on(generation, k, shard_dir, lambda a: a.reload_stats.remote())
 
     # -- lifecycle -----------------------------------------------------------------------
     async def stop(self, generation: str, shards: int) -> None:
+        self._stopped.add(generation)
         for k in range(shards):
             self._actors.pop((generation, k), None)
             try:

@@ -9,7 +9,12 @@ against the same no-op awaiting once (Serve's floor for any handler that does I/
 requests/s, p50/p99 and the ratios. With --rebuild, also times a full index rebuild (docs/s).
 
     scripts/bench_search [--datasets esci,icecat,synthetic:1000000] [--concurrency 16]
-                         [--seconds 20] [--rebuild]
+                         [--seconds 20] [--rebuild] [--rankers default,formula]
+
+--rankers: the search mix once per ranker named (the request's `ranker` parameter): `default`
+is what shoppers get (the production model: scripts/demo trains and promotes one on its first
+start with a judged catalog), `formula` the hand-written ranker; ratios are to the first. With
+only `formula` the demo is started with --ranker formula (no training).
 """
 
 from __future__ import annotations
@@ -91,13 +96,21 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
         if a.rebuild:
             token = os.environ["AISLE_INTERNAL_TOKEN"]
             r = await client.post("/api/v1/internal/search/rebuild",
-                                  params={"workers": a.rebuild_workers},
+                                  params={"workers": a.rebuild_workers, "wait": "true"},
                                   headers={"Authorization": f"Bearer {token}"}, timeout=3600)
             r.raise_for_status()
             rebuild = r.json()
-    mix = query_mix(cat, random.Random(42))
-    search = await closed_loop(url, lambda: ("/api/v1/products/search", mix()), a.concurrency,
-                               a.seconds, a.warmup)
+    rankers = a.rankers.split(",")
+    searches = []
+    for ranker in rankers:
+        mix = query_mix(cat, random.Random(42))  # the same requests for every ranker
+
+        def request(mix: Callable[[], dict[str, Any]] = mix,
+                    ranker: str = ranker) -> tuple[str, dict[str, Any]]:
+            return "/api/v1/products/search", {**mix(), "ranker": ranker}
+
+        searches.append(await closed_loop(url, request, a.concurrency, a.seconds, a.warmup))
+    search = searches[0]
     noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), a.concurrency, a.seconds,
                              a.warmup)
     # the same no-op awaiting once: Serve's floor for any handler that does I/O
@@ -107,17 +120,22 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
     def ratio(r: dict[str, Any]) -> float:
         return r["rps"] / noop["rps"] if noop["rps"] else 0.0
 
-    rows = [f"| {dataset} ({total['total']:,} docs) | search mix | {search['rps']:,.0f} | "
-            f"{search['p50']:.1f} | {search['p99']:.1f} | {search['errors']} | "
-            f"{ratio(search):.2f} |",
-            f"| {dataset} | no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | "
+    def vs_first(i: int, s: dict[str, Any]) -> str:
+        return f" ({s['rps'] / search['rps']:.2f}x {rankers[0]})" if i else ""
+
+    rows = [f"| {dataset} ({total['total']:,} docs) | search mix, ranker={ranker}"
+            f"{vs_first(i, s)} | {s['rps']:,.0f} | {s['p50']:.1f} | {s['p99']:.1f} | "
+            f"{s['errors']} | {ratio(s):.2f} |"
+            for i, (ranker, s) in enumerate(zip(rankers, searches, strict=True))]
+    rows += [f"| {dataset} | no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | "
             f"{noop['p99']:.1f} | {noop['errors']} | 1.00 |",
             f"| {dataset} | no-op that awaits once | {awaits['rps']:,.0f} | "
             f"{awaits['p50']:.1f} | {awaits['p99']:.1f} | {awaits['errors']} | "
             f"{ratio(awaits):.2f} |"]
     notes.append(f"\n{dataset}: CPU per request while each load ran (ms, by process)\n\n"
-                 + "\n".join(cpu_rows(("search", search), ("no-op", noop),
-                                       ("no-op, awaits", awaits), seconds=a.seconds)))
+                 + "\n".join(cpu_rows(*((f"search {r}", s) for r, s in zip(
+                     rankers, searches, strict=True)), ("no-op", noop),
+                     ("no-op, awaits", awaits), seconds=a.seconds)))
     if rebuild:
         rows.append(f"| {dataset} | full rebuild | {rebuild['docs_per_s']:,} docs/s "
                     f"({rebuild['documents']:,} docs in {rebuild['seconds']} s, "
@@ -136,6 +154,8 @@ def main() -> int:
     p.add_argument("--rebuild-workers", type=int, default=2)
     p.add_argument("--url", default=None, help="a running service (one dataset)")
     p.add_argument("--port", type=int, default=8792)
+    p.add_argument("--rankers", default="default",
+                   help="comma list: default (the production ranker), formula, a version")
     a = p.parse_args()
     rows: list[str] = []
     notes: list[str] = []
@@ -145,7 +165,7 @@ def main() -> int:
         ctx: contextlib.AbstractContextManager[None] = (
             contextlib.nullcontext() if a.url else running_service(
                 dataset, url, REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}",
-                3600))
+                3600, ["--ranker", "formula"] if a.rankers == "formula" else []))
         with ctx:
             rows += asyncio.run(bench(url, dataset, a, notes))
     print(f"\nsearch: closed loop, {a.concurrency} concurrent clients, {a.seconds:g} s measured "

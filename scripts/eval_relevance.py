@@ -145,8 +145,10 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_service(dataset: str, url: str, data_dir: Path, timeout_s: float) -> Iterator[None]:
-    """scripts/demo serving `dataset` on the port of `url`, until the block ends."""
+def running_service(dataset: str, url: str, data_dir: Path, timeout_s: float,
+                    demo_args: Sequence[str] = ()) -> Iterator[None]:
+    """scripts/demo serving `dataset` on the port of `url` (with `demo_args`), until the
+    block ends."""
     parts = urlsplit(url)
     if parts.hostname not in LOCAL_HOSTS:
         raise EvalError(f"--start serves on this machine; --url {url} is not local")
@@ -159,7 +161,7 @@ def running_service(dataset: str, url: str, data_dir: Path, timeout_s: float) ->
             print(f"warning: {var} is set: the demo uses that server, which must hold only "
                   f"the {dataset} catalog", file=sys.stderr)
     cmd = [str(REPO / "scripts" / "demo"), "--dataset", dataset, "--port", str(port),
-           "--data-dir", str(data_dir)]
+           "--data-dir", str(data_dir), *demo_args]
     print(f"starting: {' '.join(cmd)}", file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=sys.stderr, start_new_session=True)
     try:

@@ -46,7 +46,7 @@ def main() -> int:
         p.error("set AISLE_INTERNAL_TOKEN (scripts/demo prints it)")
     with httpx.Client(base_url=a.url, headers={"Authorization": f"Bearer {token}"},
                       timeout=600) as client:
-        r = client.post("/api/v1/internal/cache/prewarm",
+        r = client.post("/api/v1/internal/cache/prewarm", params={"wait": "true"},
                         json={"product_ids": a.products, "top": a.top})
     print(json.dumps(r.json(), indent=2))
     return 0 if r.status_code == 200 else 1

@@ -31,7 +31,10 @@ def main() -> int:
         if a.status:
             r = client.get("/api/v1/internal/search/status")
         else:
-            r = client.post("/api/v1/internal/search/rebuild", params={"workers": a.workers})
+            # waits for the report; the rebuild goes on if this is interrupted (its job:
+            # GET /api/v1/internal/jobs/{job_id})
+            r = client.post("/api/v1/internal/search/rebuild",
+                            params={"workers": a.workers, "wait": "true"})
     print(json.dumps(r.json(), indent=2))
     return 0 if r.status_code == 200 else 1
 

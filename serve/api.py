@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
+from serve.openapi import install_openapi
 from serve.routes import catalog, inventory, operations, pages, rankers, search, seller
 
 
@@ -23,4 +24,5 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     api.add_middleware(BodyGuard, limit=max_body_bytes)
     for area in (seller, catalog, inventory, search, pages, rankers, operations):
         api.include_router(area.router)
+    install_openapi(api)
     return api

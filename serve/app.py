@@ -21,6 +21,7 @@ from adapters.cache import Cache, create_cache_redis
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.category_tree import CategoryTree
+from adapters.postgres.jobs import JobStore
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.redis import create_redis
@@ -29,6 +30,7 @@ from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import ConfigError
 from serve.api import make_api
+from serve.jobs import Jobs
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.ranker import RankerDeployment, RankerHandle
@@ -79,7 +81,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         limits=Limits(settings.max_variants, settings.max_images),
         catalog=CatalogRepository(pool, ids), inventory=inventory, search=search,
         pages=pages, quotes=quotes, builder=builder,
-        repricer=repricer_actor(settings.database_url, settings.reprice_interval_s))
+        repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
+        jobs=Jobs(JobStore(pool)))
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})

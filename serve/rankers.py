@@ -24,6 +24,7 @@ from ranking.learned_features import LEARNED_FEATURES_VERSION
 
 REFRESH_S = 1.0
 DEFAULT = "default"
+FORMULA = "formula"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RankerCatalog:
             if model is not None and model.feature_set == LEARNED_FEATURES_VERSION:
                 return RankerChoice(requested, "learned", model.version)
             return RankerChoice(requested, "formula", DEFAULT)
+        if requested == FORMULA:  # the formula the default falls back to, whatever is live
+            return RankerChoice(requested, "formula", DEFAULT)
         if requested in ranker_names():
             return RankerChoice(requested, "formula", requested)
         model = self._models.get(requested)
@@ -72,7 +75,8 @@ class RankerCatalog:
             if model is not None:
                 self._models[requested] = model
         if model is None:
-            raise ValidationFailed({"ranker": f"one of bm25_title, {', '.join(ranker_names())} "
+            raise ValidationFailed({"ranker": f"one of formula, bm25_title, "
+                                              f"{', '.join(ranker_names())} "
                                               "or a registered model version"},
                                    "unknown ranker")
         if model.feature_set != LEARNED_FEATURES_VERSION:

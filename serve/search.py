@@ -215,6 +215,12 @@ class SearchService:
         query model built with it (or, after a swap, still serves the previous pair)."""
         await self._searched()
 
+    async def check(self) -> None:
+        """`ready`, and every shard of the live generation answers (a dead one is started
+        again by the call)."""
+        await self._searched()
+        await self.index.count()
+
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()
         digits = v[4:] if v.upper().startswith("CAT_") else v

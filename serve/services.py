@@ -23,6 +23,7 @@ from adapters.postgres.worker_lease import LeasedSnowflake
 from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import Unauthorized
+from serve.jobs import Jobs
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.search import SearchService
@@ -44,6 +45,7 @@ class Services:
     quotes: QuoteService
     builder: ActorHandle  # the index builder (actors/index_builder.py)
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
+    jobs: Jobs  # long internal operations, in the background
 
 
 def services_of(request: Request) -> Services:

@@ -38,7 +38,8 @@ async def get_inventory(svc: Svc, _: Internal, variant_id: VariantPath) -> Json:
     return {"variant_id": str(variant_id), **got}
 
 
-@router.patch("/api/v1/inventory/{variant_id}", tags=["inventory"])
+@router.patch("/api/v1/inventory/{variant_id}", tags=["inventory"],
+              responses={201: {"description": "RESERVE: the reservation made"}})
 async def patch_inventory(
     svc: Svc, _: Internal, variant_id: VariantPath, body: InventoryPatch, response: Response,
     idempotency: IdempotencyHeader = None,

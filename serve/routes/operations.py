@@ -9,10 +9,10 @@ from collections.abc import Awaitable
 from typing import Annotated
 
 import ray
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from adapters.postgres import ping
-from serve.services import Json, Svc
+from serve.services import Internal, Json, Svc
 
 log = logging.getLogger("aisle.gateway")
 router = APIRouter(tags=["operations"])
@@ -24,22 +24,29 @@ async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
         return "ok"
     except Exception as exc:  # a health check reports every failure, whatever its kind
         log.warning("health check failed: %r", exc)
-        return f"error: {type(exc).__name__}"
+        return f"down: {type(exc).__name__}"
+
+
+# without Redis the service works (caches read through, stock from the partitions): degraded
+OPTIONAL = frozenset({"redis"})
 
 
 @router.get("/health")
 async def health(svc: Svc, response: Response) -> Json:
+    """Each dependency "ok" or "down: <why>"; status "ok", "degraded" (only an optional one
+    is down: 200, the service works) or "down" (503)."""
     checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index"),
                       await asyncio.gather(
         _check(ping(svc.pool)),
         _check(svc.redis.ping()),
         _check(asyncio.to_thread(ray.cluster_resources)),
         _check(svc.ids.ensure()),
-        _check(svc.search.ready()),
+        _check(svc.search.check()),
     ), strict=True))
-    ok = all(v == "ok" for v in checks.values())
-    response.status_code = 200 if ok else 503
-    return {"status": "ok" if ok else "degraded", "checks": checks}
+    failed = {k for k, v in checks.items() if v != "ok"}
+    status = "ok" if not failed else "degraded" if failed <= OPTIONAL else "down"
+    response.status_code = 503 if status == "down" else 200
+    return {"status": status, "checks": checks}
 
 
 @router.get("/api/v1/noop", include_in_schema=False)
@@ -51,3 +58,19 @@ async def noop(awaits: Annotated[bool, Query(alias="await")] = False) -> Json:
     if awaits:
         await asyncio.sleep(0)
     return {"ok": True}
+
+
+@router.get("/api/v1/internal/jobs", tags=["internal"])
+async def list_jobs(svc: Svc, _: Internal,
+                    kind: Annotated[str | None, Query(pattern=r"^[a-z_.]{1,40}$")] = None,
+                    limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Json:
+    """Background jobs, newest first (`kind`: index.rebuild, cache.prewarm)."""
+    return {"jobs": [j.to_json() for j in await svc.jobs.store.recent(kind, limit)]}
+
+
+@router.get("/api/v1/internal/jobs/{job_id}", tags=["internal"])
+async def get_job(svc: Svc, _: Internal,
+                  job_id: Annotated[str, Path(pattern=r"^j[0-9a-f]{20}$")]) -> Json:
+    """A background job (an index rebuild, a cache prewarm): running, succeeded with its
+    result, or failed with its error."""
+    return (await svc.jobs.get(job_id)).to_json()

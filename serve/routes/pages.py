@@ -25,10 +25,23 @@ async def product_page(svc: Svc, product_id: ProductPath) -> Response:
     return Response(data, media_type="application/json", headers={"X-Cache": how})
 
 
-@router.post("/api/v1/internal/cache/prewarm", tags=["internal"])
-async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn) -> Json:
-    """Loads product metadata and price snapshots into Redis now (before a flash sale)."""
-    return await svc.pages.prewarm(body.product_ids, body.top)
+@router.post("/api/v1/internal/cache/prewarm", tags=["internal"], status_code=202,
+             responses={200: {"description": "wait=true: what was warmed"}})
+async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn, response: Response,
+                        wait: bool = False) -> Json:
+    """Loads product metadata and price snapshots into Redis now (before a flash sale). A
+    background job (202 with its record; status at GET /api/v1/internal/jobs/{job_id});
+    `wait=true` answers what was warmed once done (200)."""
+
+    async def warm() -> Json:
+        return await svc.pages.prewarm(body.product_ids, body.top)
+
+    job = await svc.jobs.start("cache.prewarm", {"products": len(body.product_ids),
+                                                 "top": body.top}, warm)
+    if wait:
+        response.status_code = 200
+        return dict(await svc.jobs.result(job))
+    return job.to_json()
 
 
 @router.get("/api/v1/internal/cache/stats", tags=["internal"])

@@ -38,10 +38,10 @@ async def search(
     """Keyword search with filters, facets, sorts and pages. `color=`, `size=` and
     `attr.<name>=` filter on attributes (comma lists). `ranker` picks the re-ranking model:
     `default` (the learned model in production, or the seed's formula while there is none),
-    a formula (`weighted`, `text`), a registered model version (`lgbm_7`), or `bm25_title`
-    (plain BM25 over titles, for comparisons); the answer's `ranker` says which ordered it.
-    `explain=true` (internal token) adds the candidates and their features (feature
-    logging for training rankers)."""
+    `formula` (the seed's formula, whatever is in production), another formula (`weighted`,
+    `text`), a registered model version (`lgbm_7`), or `bm25_title` (plain BM25 over titles,
+    for comparisons); the answer's `ranker` says which ordered it. `explain=true` (internal
+    token) adds the candidates and their features (feature logging for training rankers)."""
     if explain:
         await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -67,13 +67,24 @@ async def suggest(
     return await svc.search.suggest(q, limit)
 
 
-@router.post("/api/v1/internal/search/rebuild", tags=["internal"])
-async def rebuild_index(svc: Svc, _: Internal,
-                        workers: Annotated[int, Query(ge=1, le=64)] = 2) -> Json:
+@router.post("/api/v1/internal/search/rebuild", tags=["internal"], status_code=202,
+             responses={200: {"description": "wait=true: the rebuild's report"}})
+async def rebuild_index(svc: Svc, _: Internal, response: Response,
+                        workers: Annotated[int, Query(ge=1, le=64)] = 2,
+                        wait: bool = False) -> Json:
     """Builds a new index generation beside the live one, checks it, swaps it in (the
-    previous one is kept for rollback)."""
-    report = await svc.builder.full_build.remote(workers)
-    return dataclasses.asdict(report)
+    previous one is kept for rollback). A background job (202 with its record; status at
+    GET /api/v1/internal/jobs/{job_id}); `wait=true` answers its report once done (200). The
+    job goes on if the caller hangs up."""
+
+    async def build() -> Json:
+        return dataclasses.asdict(await svc.builder.full_build.remote(workers))
+
+    job = await svc.jobs.start("index.rebuild", {"workers": workers}, build)
+    if wait:
+        response.status_code = 200
+        return dict(await svc.jobs.result(job))
+    return job.to_json()
 
 
 @router.get("/api/v1/internal/search/status", tags=["internal"])

@@ -226,7 +226,7 @@ async def test_prewarm_and_cache_stats(client: httpx.AsyncClient, shop: dict[str
     r = await client.post("/api/v1/internal/cache/prewarm", json={"product_ids": [*ids, unknown]})
     assert r.status_code == 401
     r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL,
-                          json={"product_ids": [*ids, unknown], "top": 3})
+                          params={"wait": "true"}, json={"product_ids": [*ids, unknown], "top": 3})
     assert r.status_code == 200, r.text
     assert r.json()["warmed"] >= 2 and r.json()["not_available"] == [unknown]
     r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL,

@@ -105,7 +105,8 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
 async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncClient,
                                                            catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]
-    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
+    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120,
+                      params={"wait": "true"})
     body = await eventually(client, lambda b: "brands" in b["applied_filters"],
                             q=f"sony {tag} headphones under $100")
     applied = body["applied_filters"]
@@ -125,7 +126,8 @@ async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncC
 async def test_spelling_and_relaxed_fallback(client: httpx.AsyncClient,
                                              catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]
-    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120)
+    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120,
+                      params={"wait": "true"})
     body = await eventually(client, lambda b: b["did_you_mean"] is not None,
                             q=f"wireles {tag}")
     assert "wireless" in body["did_you_mean"]

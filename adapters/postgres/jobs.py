@@ -1,0 +1,70 @@
+"""The record of background jobs (migration 0013): started, then succeeded with a result or
+failed with an error."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+JobStatus = Literal["running", "succeeded", "failed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    kind: str
+    status: JobStatus
+    params: Mapping[str, object]
+    result: Mapping[str, object] | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"job_id": self.job_id, "kind": self.kind, "status": self.status,
+                "params": dict(self.params), "result": self.result, "error": self.error,
+                "created_at": self.created_at.isoformat(),
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None}
+
+
+class JobStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def start(self, kind: str, params: Mapping[str, object]) -> JobRecord:
+        row = await self.pool.fetchrow(
+            "INSERT INTO jobs (job_id, kind, params) VALUES ($1, $2, $3) RETURNING *",
+            "j" + secrets.token_hex(10), kind, dict(params))
+        assert row is not None
+        return _record(row)
+
+    async def succeed(self, job_id: str, result: Mapping[str, object]) -> None:
+        await self.pool.execute(
+            """UPDATE jobs SET status = 'succeeded', result = $2, finished_at = now()
+               WHERE job_id = $1""", job_id, dict(result))
+
+    async def fail(self, job_id: str, error: str) -> None:
+        await self.pool.execute(
+            """UPDATE jobs SET status = 'failed', error = $2, finished_at = now()
+               WHERE job_id = $1""", job_id, error)
+
+    async def recent(self, kind: str | None, limit: int) -> list[JobRecord]:
+        """The newest jobs first (of one kind, when given)."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM jobs WHERE $1::text IS NULL OR kind = $1
+               ORDER BY created_at DESC, job_id LIMIT $2""", kind, limit)
+        return [_record(r) for r in rows]
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        row = await self.pool.fetchrow("SELECT * FROM jobs WHERE job_id = $1", job_id)
+        return None if row is None else _record(row)
+
+
+def _record(r: asyncpg.Record) -> JobRecord:
+    return JobRecord(r["job_id"], r["kind"], r["status"], r["params"], r["result"], r["error"],
+                     r["created_at"], r["finished_at"])

@@ -1,0 +1,74 @@
+"""Background jobs of a Gateway replica: a long internal operation (an index rebuild, a cache
+prewarm) runs as its own task, recorded in PostgreSQL (adapters/postgres/jobs.py), so it
+finishes whether or not the caller waits, hangs up or times out; any replica answers its
+status (GET /api/v1/internal/jobs/{job_id}). A replica that dies mid-job leaves the record
+`running`: its work is idempotent (a rebuild builds a new generation; a prewarm fills a
+cache), so the operator starts another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from adapters.postgres.jobs import JobRecord, JobStore
+from domain.errors import NotFound
+
+log = logging.getLogger("aisle.jobs")
+Result = Mapping[str, object]
+Work = Callable[[], Awaitable[Result]]
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class Jobs:
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._tasks: dict[str, asyncio.Task[Result]] = {}  # this replica's, while they run
+
+    async def start(self, kind: str, params: Mapping[str, object], work: Work) -> JobRecord:
+        job = await self.store.start(kind, params)
+        # in a context of its own: Serve cancels the Ray calls made in a request's context
+        # when its caller hangs up, and this work must outlive the request
+        task = asyncio.get_running_loop().create_task(self._run(job.job_id, work),
+                                                      context=contextvars.Context())
+        self._tasks[job.job_id] = task
+        task.add_done_callback(lambda t: self._finished(job.job_id, t))
+        return job
+
+    def _finished(self, job_id: str, task: asyncio.Task[Result]) -> None:
+        self._tasks.pop(job_id, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here: its record tells it; a waiter gets it raised
+
+    async def _run(self, job_id: str, work: Work) -> Result:
+        try:
+            result = await work()
+        except Exception as exc:  # recorded: the job's status says why it failed
+            log.warning("job %s failed: %r", job_id, exc)
+            await self.store.fail(job_id, f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        await self.store.succeed(job_id, result)
+        return result
+
+    async def get(self, job_id: str) -> JobRecord:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return job
+
+    async def result(self, job: JobRecord) -> Result:
+        """The result of a job this replica started, once it is done: its error raised as
+        it was (a caller that stops waiting does not stop the job)."""
+        return await asyncio.shield(self._tasks[job.job_id]) if job.job_id in self._tasks \
+            else await self._polled(job.job_id)
+
+    async def _polled(self, job_id: str, poll_s: float = 0.5) -> Result:
+        while (job := await self.get(job_id)).status == "running":  # noqa: ASYNC110  # another replica runs it: its record is all there is
+            await asyncio.sleep(poll_s)
+        if job.status == "failed":
+            raise RuntimeError(job.error)
+        return job.result or {}

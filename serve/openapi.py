@@ -1,0 +1,79 @@
+"""The OpenAPI document as the API behaves: every error is `{"error": {"code", "message",
+"fields"}}` (serve/_errors.py), with the statuses an operation can really answer. FastAPI's
+own description (422 with `{"detail": [...]}` only) is replaced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message", "fields"],
+        "properties": {
+            "code": {"type": "string", "description": "stable, machine-readable"},
+            "message": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "the reason for each field at fault (dotted path)"},
+        },
+        "additionalProperties": True,  # some errors add data, e.g. `items` of a 409
+    }},
+}
+WHY = {
+    "400": "the body is not valid JSON or not UTF-8",
+    "401": "missing or invalid credentials",
+    "403": "the resource belongs to another seller",
+    "404": "no such resource",
+    "409": "conflicts with the current state (stock, versions, a used quote...)",
+    "413": "the body is larger than AISLE_MAX_BODY_BYTES",
+    "422": "a field is invalid: `fields` names each one and why",
+    "428": "a precondition header is required (If-Match)",
+    "500": "an unexpected error (logged)",
+    "503": "a dependency is unavailable or not ready: retry after Retry-After",
+}
+_WRITES = {"post", "put", "patch", "delete"}
+
+
+def statuses(method: str, path: str, operation: dict[str, Any]) -> set[str]:
+    """The error statuses an operation can answer."""
+    params = operation.get("parameters", [])
+    out = {"422", "500", "503"}
+    if method in _WRITES:
+        out |= {"400", "409", "413"}
+    if any(p.get("in") == "header" and p.get("name", "").lower() == "authorization"
+           for p in params):
+        out |= {"401", "403"}
+    if "{" in path or method in _WRITES:
+        out.add("404")
+    if "If-Match" in {p.get("name") for p in params}:
+        out.add("428")
+    return out
+
+
+def install_openapi(api: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if api.openapi_schema is not None:
+            return api.openapi_schema
+        doc = get_openapi(title=api.title, version=api.version, description=api.description,
+                          routes=api.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Error"] = ERROR_SCHEMA
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for path, item in doc.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                for status in statuses(method, path, operation):
+                    responses[status] = {"description": WHY[status], **ref}
+        health = doc.get("paths", {}).get("/health", {}).get("get")
+        if health is not None:  # /health answers its checks whatever its status
+            health["responses"]["503"] = {"description": "a required dependency is down",
+                                          "content": health["responses"]["200"]["content"]}
+        api.openapi_schema = doc
+        return doc
+
+    api.openapi = build  # type: ignore[method-assign]

@@ -1,0 +1,61 @@
+"""Long internal operations run as background jobs: an index rebuild whose caller hangs up
+finishes anyway (it used to end FAILED), and any caller can follow a job by its id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+async def finished(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        r = await client.get(f"/api/v1/internal/jobs/{job_id}", headers=INTERNAL)
+        assert r.status_code == 200, r.text
+        if r.json()["status"] != "running":
+            return dict(r.json())
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} still running")
+
+
+async def test_a_rebuild_goes_on_when_its_caller_hangs_up(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/api/v1/internal/jobs", headers=INTERNAL,
+                               params={"kind": "index.rebuild"})).json()["jobs"]
+    with pytest.raises(httpx.TimeoutException):
+        await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL,
+                          params={"wait": "true"}, timeout=0.3)
+    jobs = []
+    for _ in range(50):
+        jobs = (await client.get("/api/v1/internal/jobs", headers=INTERNAL,
+                                 params={"kind": "index.rebuild"})).json()["jobs"]
+        if len(jobs) > len(before):
+            break
+        await asyncio.sleep(0.1)
+    assert len(jobs) == len(before) + 1
+    job = await finished(client, jobs[0]["job_id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["kind"] == "index.rebuild" and job["result"]["documents"] >= 0
+    status = (await client.get("/api/v1/internal/search/status", headers=INTERNAL)).json()
+    assert job["result"]["generation"] in json.dumps(status)  # built, and it is live now
+    assert (await client.get("/health")).status_code == 200
+
+
+async def test_a_prewarm_is_a_job_followed_by_its_id(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL,
+                          json={"product_ids": [], "top": 2})
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["kind"] == "cache.prewarm" and started["job_id"].startswith("j")
+    job = await finished(client, started["job_id"])
+    assert job["status"] == "succeeded" and "warmed" in job["result"], job
+    missing = await client.get("/api/v1/internal/jobs/j" + "0" * 20, headers=INTERNAL)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"
+    bad = await client.get("/api/v1/internal/jobs/nope", headers=INTERNAL)
+    assert bad.status_code == 422
