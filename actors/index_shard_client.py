@@ -25,9 +25,9 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from actors import NAMESPACE, named
 from actors.index_shard import GetRead, IndexShard, ReadReply, SearchRead, ShardRead
 from adapters.coalesce import Coalescer
+from adapters.search import SearchUnavailable
 from adapters.search.sharded import Documents
 from adapters.search.tantivy_shard import TermCounts
-from domain.errors import Unavailable
 from domain.search import IndexQuery, IndexResult, SearchDocument
 
 log = logging.getLogger("aisle.search")
@@ -39,10 +39,8 @@ T = TypeVar("T")
 _Key = tuple[str, int, Path]  # generation, shard, its directory
 
 
-class ShardUnavailable(Unavailable):
+class ShardUnavailable(SearchUnavailable):
     """A shard of the index did not answer (HTTP 503, retry shortly)."""
-
-    code = "search_unavailable"
 
 
 class IndexShardClient:

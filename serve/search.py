@@ -21,13 +21,14 @@ import numpy as np
 
 from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, Loaded, loads
+from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.postgres.search_registry import INDEX_FORMAT, GenerationRegistry
 from adapters.redis_keys import facets_key, listing_key
-from adapters.search import NoLiveIndex, SearchIndex
+from adapters.search import NoLiveIndex, SearchIndex, SearchUnavailable
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import ValidationFailed
 from domain.query import (
@@ -254,8 +255,40 @@ class SearchService:
     async def search(self, p: SearchParams, explain: bool = False) -> dict[str, Any]:
         """The policy (domain/search_plan.py) run against the generation this replica
         searches, then the page made whole, priced and stocked, and the facets shown.
-        `explain`: also the re-ranked candidates with their learned features."""
+        `explain`: also the re-ranked candidates with their learned features. While the
+        index cannot answer, a browse (no words, no attribute filters) is answered from
+        PostgreSQL with `degraded: true`; anything else is a quick 503."""
         explicit = await self._explicit(p)
+        try:
+            return await self._search(p, explicit, explain)
+        except SearchUnavailable as exc:
+            if p.q.strip() or p.attributes or explain:
+                raise
+            log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
+            return await self._browse(p, explicit)
+
+    async def _browse(self, p: SearchParams, explicit: Filters) -> dict[str, Any]:
+        total, rows = await browse(self.pool, explicit, p.sort, p.offset, p.page_size)
+        results: list[dict[str, Any]] = [{
+            "product_id": str(r.product_id), "external_id": r.external_id, "title": r.title,
+            "price": {"amount": round(r.price_cents / 100, 2), "currency": "USD",
+                      "was": round(r.was_cents / 100, 2) if r.was_cents else None},
+            "rating": {"avg": round(r.rating_avg, 2), "count": r.rating_count},
+            "thumbnail_url": r.thumbnail_url, "badges": [], "in_stock": r.in_stock,
+            "brand": r.brand} for r in rows]
+        return {
+            "results": results,
+            "facets": {"brands": [], "price_ranges": [], "categories": [], "ratings": [],
+                       "attributes": {}},
+            "total": total, "page": p.page, "page_size": p.page_size, "did_you_mean": None,
+            "relaxed": None, "widened": None, "applied_filters": {}, "sort": p.sort,
+            "ranker": {"requested": p.ranker, "kind": "formula", "version": "postgres_browse",
+                       "fallback": True},
+            "degraded": True,
+        }
+
+    async def _search(self, p: SearchParams, explicit: Filters,
+                      explain: bool) -> dict[str, Any]:
         model = await self._searched()
         choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else RankerChoice(
             p.ranker, "formula", p.ranker)
@@ -285,6 +318,7 @@ class SearchService:
             "applied_filters": plan.words.applied,
             "sort": p.sort,
             "ranker": choice.to_json() | {"fallback": steps.fallback},
+            "degraded": False,
         } | ({"explain": await self._explanation(model.generation, steps.explained)}
              if explain else {})
 

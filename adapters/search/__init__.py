@@ -24,10 +24,15 @@ from domain.errors import Unavailable
 from domain.search import IndexQuery, IndexResult, SearchDocument
 
 
-class NoLiveIndex(Unavailable):
-    """No generation is live yet (the first build is running): HTTP 503, retry shortly."""
+class SearchUnavailable(Unavailable):
+    """The index cannot answer now: HTTP 503, retry shortly (a browse without words is
+    answered from PostgreSQL meanwhile, `degraded: true`)."""
 
     code = "search_unavailable"
+
+
+class NoLiveIndex(SearchUnavailable):
+    """No generation is live yet (the first build is running)."""
 
 
 class SearchIndex(Protocol):

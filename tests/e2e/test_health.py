@@ -4,10 +4,13 @@ through, stock from the partitions), so it says `degraded` with 200 (it used to 
 from __future__ import annotations
 
 import httpx
+import ray
 
+from actors import NAMESPACE, database_tag
 from adapters.settings import Settings
 from serve.api import make_api
 from serve.app import build_services
+from tests.conftest import INTERNAL_TOKEN
 
 
 async def test_without_redis_the_service_is_degraded_not_down(app_url: str,
@@ -31,3 +34,26 @@ async def test_without_redis_the_service_is_degraded_not_down(app_url: str,
     finally:
         await services.pages.close()
         await services.pool.close()
+
+
+async def test_search_heals_when_its_shard_actors_are_killed(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    """Both shard actors of the live generation killed for good (no restart): searches,
+    suggestions and /health answer as before (they used to answer 500 until a rebuild, while
+    /health said ok)."""
+    auth = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+    status = (await client.get("/api/v1/internal/search/status", headers=auth)).json()
+    live = next(g["name"] for g in status["generations"] if g["status"] == "LIVE")
+    before = (await client.get("/api/v1/products/search", params={"q": "e"})).json()
+    assert settings.database_url is not None
+    db = database_tag(settings.database_url)
+    for k in range(settings.index_shards):
+        ray.kill(ray.get_actor(f"index-{db}-{live}-{k}", namespace=NAMESPACE), no_restart=True)
+    after = await client.get("/api/v1/products/search", params={"q": "e"})
+    assert after.status_code == 200, after.text
+    assert after.json()["total"] == before["total"]
+    assert [r["product_id"] for r in after.json()["results"]] == [
+        r["product_id"] for r in before["results"]]
+    assert (await client.get("/api/v1/products/suggest", params={"q": "e"})).status_code == 200
+    health = await client.get("/health")
+    assert health.status_code == 200 and health.json()["checks"]["search_index"] == "ok"

@@ -5,6 +5,7 @@ answer 500 for as long as observed, with the dead handles cached."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from actors.index_shard_client import IndexShardClient, ShardUnavailable
 from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
+from adapters.search import SearchUnavailable
 from adapters.search.sharded import ShardedIndex
 from domain.search import Filters, IndexQuery, TextQuery
 from tests.integration.test_search_scoring import make_docs
@@ -79,3 +81,36 @@ async def test_a_shard_whose_files_are_gone_answers_503_not_500(
     with pytest.raises(ShardUnavailable) as caught:
         await answer(one)
     assert caught.value.code == "search_unavailable"
+
+
+async def test_while_the_index_cannot_answer_a_browse_comes_from_postgresql(
+        indexes: tuple[ShardedIndex, ShardedIndex], fresh_dsn: str) -> None:
+    """Shards that cannot be started again: a browse (no words) is answered from PostgreSQL,
+    `degraded: true`, with its filters, sort and total; a search with words is a quick 503."""
+    import shutil
+
+    from domain.search_plan import SearchParams
+    from serve.search import SearchService
+    from tests.integration.conftest import make_catalog
+
+    one, _ = indexes
+    pool = await create_pool(fresh_dsn, max_size=2)
+    try:
+        ids = [secrets.randbits(60) for _ in range(3)]
+        await make_catalog(pool, {ids[0]: {"WH_01": 5}, ids[1]: {"WH_01": 0},
+                                  ids[2]: {"WH_01": 2}})
+        service = SearchService(one, pool, None, None)
+        assert (await service.search(SearchParams(page_size=5)))["degraded"] is False
+        kill_shards(one.calls)
+        for k in range(SHARDS):
+            shutil.rmtree(one._dir("g1", k))
+        browsed = await service.search(SearchParams(sort="newest", page_size=2))
+        assert browsed["degraded"] is True and browsed["total"] == 3
+        assert len(browsed["results"]) == 2
+        stocked = await service.search(SearchParams(in_stock=True, page_size=5))
+        assert {r["product_id"] for r in stocked["results"]} == {str(ids[0]), str(ids[2])}
+        assert all(r["price"]["amount"] == 1.0 for r in stocked["results"])
+        with pytest.raises(SearchUnavailable):
+            await service.search(SearchParams(q="lamp"))
+    finally:
+        await pool.close()
