@@ -127,6 +127,9 @@ async def fresh_dsn(databases: DatabaseFactory) -> str:
 def ray_cluster() -> Iterator[None]:
     import ray
 
+    from serve.proxy_setup import CALLBACK, ENV
+
+    os.environ.setdefault(ENV, CALLBACK)  # Serve's proxy answers unparsable requests in JSON
     ray.init(
         num_cpus=8,
         include_dashboard=False,

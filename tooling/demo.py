@@ -27,6 +27,8 @@ from adapters.postgres.demo_setup import first_leaf_category, set_seller_key
 from adapters.postgres.migrate import migrate
 from adapters.settings import Settings
 from domain.sellers import new_api_key
+from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
+from serve.proxy_setup import ENV as PROXY_ENV
 
 DEMO_SELLER_ID = 1
 
@@ -190,4 +192,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault(PROXY_ENV, PROXY_CALLBACK)  # before Ray starts: its proxy reads it
     raise SystemExit(main())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import asyncpg
 import httpx
 
@@ -79,3 +82,19 @@ async def test_benchmark_noop_answers_with_and_without_awaiting(
         assert (r.status_code, r.json()) == (200, {"ok": True})
     bad = await client.get("/api/v1/noop", params={"await": "maybe"})
     assert bad.status_code == 422 and "await" in bad.text
+
+
+async def test_a_request_the_server_cannot_parse_gets_a_json_400(app_url: str) -> None:
+    """Used to be uvicorn's plain text "Invalid HTTP request received."."""
+    host, port = app_url.removeprefix("http://").split(":")
+    for raw in (b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+                b"NOT AN HTTP REQUEST\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), answer
+        assert b"content-type: application/json" in head.lower(), answer
+        assert json.loads(body)["error"]["code"] == "bad_request"
