@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-ERROR_SCHEMA: dict[str, Any] = {
+Doc = dict[str, Any]  # a part of the OpenAPI document (JSON)
+ERROR_SCHEMA: Doc = {
     "type": "object", "required": ["error"],
     "properties": {"error": {
         "type": "object", "required": ["code", "message", "fields"],
@@ -37,7 +38,7 @@ WHY = {
 _WRITES = {"post", "put", "patch", "delete"}
 
 
-def statuses(method: str, path: str, operation: dict[str, Any]) -> set[str]:
+def statuses(method: str, path: str, operation: Doc) -> set[str]:
     """The error statuses an operation can answer."""
     params = operation.get("parameters", [])
     out = {"422", "500", "503"}
@@ -54,7 +55,7 @@ def statuses(method: str, path: str, operation: dict[str, Any]) -> set[str]:
 
 
 def install_openapi(api: FastAPI) -> None:
-    def build() -> dict[str, Any]:
+    def build() -> Doc:
         if api.openapi_schema is not None:
             return api.openapi_schema
         doc = get_openapi(title=api.title, version=api.version, description=api.description,

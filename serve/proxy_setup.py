@@ -7,7 +7,11 @@ text. Everything a request that parses can get is answered by the app (serve/_er
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 CALLBACK = "serve.proxy_setup.json_errors"
 ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
@@ -18,7 +22,7 @@ def _body(msg: str) -> bytes:
                                  "fields": {}}}).encode()
 
 
-def _h11_send_400(self: Any, msg: str) -> None:
+def _h11_send_400(self: H11Protocol, msg: str) -> None:
     import h11
 
     body = _body(msg)
@@ -30,7 +34,7 @@ def _h11_send_400(self: Any, msg: str) -> None:
     self.transport.close()
 
 
-def _httptools_send_400(self: Any, msg: str) -> None:
+def _httptools_send_400(self: HttpToolsProtocol, msg: str) -> None:
     body = _body(msg)
     head = [b"HTTP/1.1 400 Bad Request\r\n"]
     for name, value in self.server_state.default_headers:
@@ -42,7 +46,7 @@ def _httptools_send_400(self: Any, msg: str) -> None:
     self.transport.close()
 
 
-def json_errors() -> list[Any]:
+def json_errors() -> list[object]:
     """Installs the JSON 400 in uvicorn's protocols; no middleware to add."""
     try:
         from uvicorn.protocols.http import h11_impl

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 import numpy as np
@@ -31,6 +31,7 @@ from adapters.redis_keys import facets_key, listing_key
 from adapters.search import NoLiveIndex, SearchIndex, SearchUnavailable
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import ValidationFailed
+from domain.inventory_api import StockView
 from domain.query import (
     CatalogVocabulary,
     QueryUnderstanding,
@@ -134,6 +135,34 @@ class Explained:
 
     hits: list[Hit]
     features: np.ndarray
+
+
+class PriceJson(TypedDict):
+    amount: float
+    currency: str
+    was: float | None
+
+
+class RatingJson(TypedDict):
+    avg: float
+    count: int
+
+
+class ResultJson(TypedDict):
+    """One result of a search, as the API shows it."""
+
+    product_id: str
+    external_id: str | None
+    title: str
+    price: PriceJson
+    rating: RatingJson
+    thumbnail_url: str | None
+    badges: list[str]
+    in_stock: bool
+    brand: str | None
+
+
+Answer = dict[str, Any]  # a search's answer (JSON; its keys are in the route's docs)
 
 
 class SearchService:
@@ -252,7 +281,7 @@ class SearchService:
             attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
                              for n, vs in p.attributes))
 
-    async def search(self, p: SearchParams, explain: bool = False) -> dict[str, Any]:
+    async def search(self, p: SearchParams, explain: bool = False) -> Answer:
         """The policy (domain/search_plan.py) run against the generation this replica
         searches, then the page made whole, priced and stocked, and the facets shown.
         `explain`: also the re-ranked candidates with their learned features. While the
@@ -267,9 +296,9 @@ class SearchService:
             log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
             return await self._browse(p, explicit)
 
-    async def _browse(self, p: SearchParams, explicit: Filters) -> dict[str, Any]:
+    async def _browse(self, p: SearchParams, explicit: Filters) -> Answer:
         total, rows = await browse(self.pool, explicit, p.sort, p.offset, p.page_size)
-        results: list[dict[str, Any]] = [{
+        results: list[ResultJson] = [{
             "product_id": str(r.product_id), "external_id": r.external_id, "title": r.title,
             "price": {"amount": round(r.price_cents / 100, 2), "currency": "USD",
                       "was": round(r.was_cents / 100, 2) if r.was_cents else None},
@@ -288,7 +317,7 @@ class SearchService:
         }
 
     async def _search(self, p: SearchParams, explicit: Filters,
-                      explain: bool) -> dict[str, Any]:
+                      explain: bool) -> Answer:
         model = await self._searched()
         choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else RankerChoice(
             p.ranker, "formula", p.ranker)
@@ -413,13 +442,13 @@ class SearchService:
             values = {k: v for k, (v, _) in (await load(list(product_of))).items()}
         return {product_of[k]: v for k, v in values.items()}
 
-    async def _hydrate(self, hits: Sequence[Any]) -> list[dict[str, Any]]:
+    async def _hydrate(self, hits: Sequence[Hit]) -> list[ResultJson]:
         """Live price (the pricing engine's, through its short-lived snapshots: buy box, deals,
         rules, as on the product page) and stock (partition snapshots)."""
         variants = {h.product_id: [int(v) for v in h.doc.get("variant_ids") or ()]
                     for h in hits}
         variant_ids = [v for vs in variants.values() for v in vs]
-        stock: dict[str, dict[str, Any]] = {}
+        stock: dict[str, StockView] = {}
         listed = await self._listing_prices(variants)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
@@ -429,7 +458,7 @@ class SearchService:
                     self.inventory.status(variant_ids, wait_for_owners=False), 2.0)
             except Exception:
                 log.warning("stock status unavailable; using the index's in_stock")
-        out = []
+        out: list[ResultJson] = []
         for h in hits:
             d = h.doc
             amount, was = prices.get(h.product_id, (d["price"], finite(d.get("price_was"))))
