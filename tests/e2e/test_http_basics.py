@@ -21,13 +21,14 @@ async def test_category_tree_has_ids_names_parents_and_paths(
     assert electronics["parent_id"] is None and electronics["path"] == ["Electronics"]
     audio = next(c for c in electronics["children"] if c["name"] == "Audio")
     headphones = next(c for c in audio["children"] if c["name"] == "Headphones")
-    assert headphones == {
+    # other tests add categories below Headphones (search's catalog): whatever runs first
+    assert {k: v for k, v in headphones.items() if k != "children"} == {
         "category_id": category_ids["Headphones"],
         "name": "Headphones",
         "parent_id": category_ids["Audio"],
         "path": ["Electronics", "Audio", "Headphones"],
-        "children": [],
     }
+    assert all(c["parent_id"] == category_ids["Headphones"] for c in headphones["children"])
 
 
 async def test_warehouses_need_the_internal_token(
