@@ -56,6 +56,7 @@ from domain.text_scoring import SAMPLE_SIZE
 log = logging.getLogger("aisle.index_builder")
 CONSUMER = "search-index"
 POLL_S = 1.0
+RETIRED_GRACE_S = 60.0  # a retired generation is dropped this long after the swap
 MAX_EVENTS = 5_000
 SCAN_PAGE = 2_000
 VECTOR_PAGE = 200  # with vectors: a page is embedded (~100 titles/s) before it is written
@@ -85,6 +86,12 @@ class BuilderStats:
     full_builds: int = 0
     errors: int = 0
     last_error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RollbackReport:
+    live: str  # the generation live again
+    previous: str | None  # the one it replaced (now the previous one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +177,7 @@ class IndexBuilderLoop:
         # happens in the loop, retried until it works.
         self.cfg = cfg
         self._wake = asyncio.Event()
+        self._dropped_at = 0.0  # monotonic time of the last look for retired generations
         self._ready = asyncio.Event()
         self._stats = BuilderStats()
         self._deals_looked = -float("inf")
@@ -250,6 +258,7 @@ class IndexBuilderLoop:
                 while await self._process_once():
                     await self._deal_boundaries(every_s=POLL_S)  # not starved by a backlog
                 await self._deal_boundaries()
+                await self._drop_retired()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
                 self._wake.clear()
@@ -400,6 +409,32 @@ class IndexBuilderLoop:
         return BuildReport(name, built, previous, round(seconds, 2),
                            round(built / max(seconds, 1e-9)))
 
+    async def rollback(self) -> RollbackReport | None:
+        """Makes the previous generation live again (it received every change: it is
+        current); the one that was live becomes the previous one, so a second rollback
+        undoes the first. None if there is none to go back to."""
+        previous = await self.registry.previous()
+        if previous is None:
+            return None
+        replaced = await self.index.swap(previous)
+        log.warning("rolled back: %s is live again (was %s)", previous, replaced)
+        return RollbackReport(previous, replaced)
+
+    async def _drop_retired(self, every_s: float = 5.0) -> None:
+        """Generations retired by a swap (older than the previous one) are removed (files,
+        shard actors, Elasticsearch indices) RETIRED_GRACE_S after it: Gateways may read
+        one until they have loaded the new live generation's query model."""
+        now = time.monotonic()
+        if now - self._dropped_at < every_s:
+            return
+        self._dropped_at = now
+        for name in await self.registry.retired_before(RETIRED_GRACE_S):
+            try:
+                await self.index.drop_generation(name)
+                log.info("dropped retired generation %s", name)
+            except Exception as exc:  # left RETIRED: tried again on a later tick
+                log.warning("generation %s not dropped: %r", name, exc)
+
     async def _check(self, name: str, built: int) -> list[str]:
         problems = []
         indexed = await self.index.count(name)
@@ -432,5 +467,14 @@ def data_dir_abs(path: str | Path) -> str:
     return str(Path(path).expanduser().resolve())
 
 
-__all__ = ["BuildReport", "BuilderConfig", "BuilderStats", "IndexBuilder", "IndexBuilderLoop",
-           "IndexStatus", "builder_actor", "data_dir_abs"]
+__all__ = [
+    "BuildReport",
+    "BuilderConfig",
+    "BuilderStats",
+    "IndexBuilder",
+    "IndexBuilderLoop",
+    "IndexStatus",
+    "RollbackReport",
+    "builder_actor",
+    "data_dir_abs",
+]

@@ -1,9 +1,11 @@
 """Full index rebuild: parallel builder workers scan PostgreSQL into a new generation beside the
 live one; it is checked (document count, canary queries) and swapped in atomically; the
-previous generation is kept for rollback. Talks to a running service's internal API.
+previous generation is kept for rollback, current (every change is written to it too).
+Talks to a running service's internal API.
 
     AISLE_INTERNAL_TOKEN=... scripts/rebuild_index [--url http://127.0.0.1:8000] [--workers 4]
     AISLE_INTERNAL_TOKEN=... scripts/rebuild_index --status
+    AISLE_INTERNAL_TOKEN=... scripts/rebuild_index --rollback   # the previous one live again
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def main() -> int:
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--status", action="store_true", help="show generations and lag only")
+    p.add_argument("--rollback", action="store_true",
+                   help="make the previous generation live again (twice: undone)")
     a = p.parse_args()
     token = os.environ.get("AISLE_INTERNAL_TOKEN")
     if not token:
@@ -30,6 +34,8 @@ def main() -> int:
     with httpx.Client(base_url=a.url, headers=headers, timeout=3600) as client:
         if a.status:
             r = client.get("/api/v1/internal/search/status")
+        elif a.rollback:
+            r = client.post("/api/v1/internal/search/rollback")
         else:
             # waits for the report; the rebuild goes on if this is interrupted (its job:
             # GET /api/v1/internal/jobs/{job_id})

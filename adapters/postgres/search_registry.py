@@ -51,12 +51,23 @@ class GenerationRegistry:
             self.backend, name)
 
     async def writable(self) -> list[str]:
-        """The live generation and any being built (a rebuild must not miss changes)."""
+        """The live generation, any being built (a rebuild must not miss changes) and the
+        previous one if it has the current format (kept current: a rollback to it never
+        serves stale documents)."""
         rows = await self.pool.fetch(
             """SELECT name FROM search_generations
-               WHERE backend = $1 AND status IN ('LIVE', 'BUILDING') ORDER BY created_at""",
-            self.backend)
+               WHERE backend = $1 AND (status IN ('LIVE', 'BUILDING')
+                                       OR (status = 'PREVIOUS' AND format = $2))
+               ORDER BY created_at""", self.backend, INDEX_FORMAT)
         return [r["name"] for r in rows]
+
+    async def previous(self) -> str | None:
+        """The generation a rollback makes live again: the previous one, in the current
+        format (an older format's is not kept current and cannot be read)."""
+        return await self.pool.fetchval(
+            """SELECT name FROM search_generations
+               WHERE backend = $1 AND status = 'PREVIOUS' AND format = $2""",
+            self.backend, INDEX_FORMAT)
 
     async def create(self, name: str, shards: int) -> None:
         await self.pool.execute(
@@ -88,7 +99,7 @@ class GenerationRegistry:
             if status == "LIVE":
                 return None
             await conn.execute(
-                """UPDATE search_generations SET status = 'RETIRED'
+                """UPDATE search_generations SET status = 'RETIRED', retired_at = now()
                    WHERE backend = $1 AND status = 'PREVIOUS' AND name <> $2""",
                 self.backend, name)
             previous: str | None = await conn.fetchval(
@@ -99,6 +110,15 @@ class GenerationRegistry:
                           documents = coalesce($2, documents) WHERE name = $1""",
                 name, documents)
             return previous
+
+    async def retired_before(self, seconds: float) -> list[str]:
+        """Generations retired more than `seconds` ago (not dropped yet)."""
+        rows = await self.pool.fetch(
+            """SELECT name FROM search_generations
+               WHERE backend = $1 AND status = 'RETIRED'
+                 AND coalesce(retired_at, swapped_at, created_at)
+                     < now() - make_interval(secs => $2)""", self.backend, seconds)
+        return [r["name"] for r in rows]
 
     async def mark(self, name: str, status: str) -> None:
         await self.pool.execute(

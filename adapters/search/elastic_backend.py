@@ -78,7 +78,7 @@ class ElasticBackend:
 
     async def drop_generation(self, name: str) -> None:
         await self.es.drop_generation(name)
-        await self.registry.mark(name, "RETIRED")
+        await self.registry.mark(name, "DROPPED")
 
     async def close(self) -> None:
         await self.es.close()

@@ -233,7 +233,7 @@ class ShardedIndex:
     async def drop_generation(self, name: str) -> None:
         await self.calls.stop(name, await self._n(name))
         await asyncio.to_thread(shutil.rmtree, self.root / name, True)
-        await self.registry.mark(name, "RETIRED")
+        await self.registry.mark(name, "DROPPED")
 
     async def close(self) -> None:
         self.calls.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from adapters.cache import dumps
-from domain.errors import ValidationFailed
+from domain.errors import Conflict, ValidationFailed
 from serve.search import SORTS, SearchParams, parse_attribute_params
 from serve.services import Internal, Json, Svc, require_internal
 
@@ -85,6 +85,18 @@ async def rebuild_index(svc: Svc, _: Internal, response: Response,
         response.status_code = 200
         return dict(await svc.jobs.result(job))
     return job.to_json()
+
+
+@router.post("/api/v1/internal/search/rollback", tags=["internal"])
+async def rollback_index(svc: Svc, _: Internal) -> Json:
+    """Makes the previous index generation live again (kept current: it received every change
+    since the rebuild that replaced it); the one that was live becomes the previous one, so a
+    second rollback undoes the first. 409 if there is none."""
+    report = await svc.builder.rollback.remote()
+    if report is None:
+        raise Conflict("no previous generation of the current format to roll back to (one "
+                       "is kept after each rebuild)", "no_previous_generation")
+    return dataclasses.asdict(report)
 
 
 @router.get("/api/v1/internal/search/status", tags=["internal"])

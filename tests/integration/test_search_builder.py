@@ -387,3 +387,41 @@ async def test_an_index_from_before_engine_prices_is_built_again(env: Env) -> No
         if builds_after == builds_before and None not in (position_before, position_after):
             break
         assert asyncio.get_running_loop().time() < deadline + 30, (builds_before, builds_after)
+
+
+async def test_the_previous_generation_is_kept_current_and_older_ones_dropped(
+        env: Env) -> None:
+    """After a rebuild the previous generation still receives every change, so a rollback to
+    it serves current documents; a generation retired by a later rebuild is dropped (files,
+    shard actors) a while after, not at once (Gateways may still read it for a moment)."""
+    a = await add_product(env.pool, env.seller, "Walnut desk lamp")
+    assert await env.builder.start.remote()
+    first = (await env.index.registry.all())[0].name
+    await env.builder.full_build.remote()
+    built = await env.builder.full_build.remote()
+    await retitle(env.pool, a, "Cherry desk lamp")
+    await env.idle()
+
+    async def titles_in(generation: str) -> dict[int, str]:
+        res = await env.index.search_generation(generation, IndexQuery(
+            TextQuery((("cherry",),)), limit=10, facets=False))
+        return {h.product_id: h.doc["title"] for h in res.hits}
+
+    assert await titles_in(built.previous) == {a: "Cherry desk lamp"}  # kept current
+    status = {g.name: g.status for g in await env.index.registry.all()}
+    assert status[first] == "RETIRED" and (env.index.root / first).is_dir()  # not at once
+
+    report = await env.builder.rollback.remote()
+    assert (report.live, report.previous) == (built.previous, built.generation)
+    assert await env.index.registry.live() == built.previous
+    assert await env.titles("cherry lamp") == {a: "Cherry desk lamp"}
+
+    # a minute later (its retirement moved back in time), the builder drops the retired one
+    await env.pool.execute("UPDATE search_generations SET retired_at = now() - interval "
+                           "'2 minutes' WHERE name = $1", first)
+    for _ in range(100):
+        if {g.name: g.status for g in await env.index.registry.all()}[first] == "DROPPED":
+            break
+        await asyncio.sleep(0.2)
+    assert {g.name: g.status for g in await env.index.registry.all()}[first] == "DROPPED"
+    assert not (env.index.root / first).exists()
