@@ -52,11 +52,15 @@ from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.search import IndexQuery, TextQuery
 from domain.search_documents import document, record_batch
 from domain.text_scoring import SAMPLE_SIZE
+from ranking.judgments import read_judgments
+from ranking.metrics import ndcg_of_ids
 
 log = logging.getLogger("aisle.index_builder")
 CONSUMER = "search-index"
 POLL_S = 1.0
 RETIRED_GRACE_S = 60.0  # a retired generation is dropped this long after the swap
+GATE_TOLERANCE = 0.02  # nDCG@10 a rebuilt generation may lose against the live one
+GATE_QUERIES = 300  # judged queries the gate runs (the first, in file order)
 MAX_EVENTS = 5_000
 SCAN_PAGE = 2_000
 VECTOR_PAGE = 200  # with vectors: a page is embedded (~100 titles/s) before it is written
@@ -74,6 +78,7 @@ class BuilderConfig:
     es_url: str | None = None
     workers: int = 2
     text_vectors_max: int = 100_000  # dense title vectors up to this many products (0: never)
+    gate_judgments: str | None = None  # "<dataset>:<path>": the relevance gate of rebuilds
 
 
 @dataclasses.dataclass
@@ -86,6 +91,7 @@ class BuilderStats:
     full_builds: int = 0
     errors: int = 0
     last_error: str | None = None
+    last_gate: dict[str, object] | None = None  # the relevance gate's last figures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,7 +457,38 @@ class IndexBuilderLoop:
                 name, IndexQuery(TextQuery(words), limit=50, facets=False))
             if pid not in {h.product_id for h in res.hits}:
                 problems.append(f"canary {pid} not found by its title")
+        if self.cfg.gate_judgments and built:
+            problems += await self._relevance_gate(name)
         return problems
+
+    async def _relevance_gate(self, name: str) -> list[str]:
+        """The judged queries' mean nDCG@10 in the new generation (its own text ranking)
+        against the live generation's: no worse than GATE_TOLERANCE below it."""
+        assert self.cfg.gate_judgments is not None
+        dataset, _, path = self.cfg.gate_judgments.partition(":")
+        judgments = await asyncio.to_thread(read_judgments, Path(path), dataset)
+        queries = list(judgments.items())[:GATE_QUERIES]
+        new = await self._judged_ndcg(name, queries)
+        self._stats.last_gate = {"generation": name, "ndcg": round(new, 4)}
+        live = await self.registry.live_info()
+        if live is None or live[1] != INDEX_FORMAT:
+            return []  # nothing comparable to hold it to
+        old = await self._judged_ndcg(live[0], queries)
+        self._stats.last_gate |= {"live": live[0], "live_ndcg": round(old, 4)}
+        if new < old - GATE_TOLERANCE:
+            return [f"nDCG@10 on {len(queries)} judged {dataset} queries fell from "
+                    f"{old:.4f} (live {live[0]}) to {new:.4f}"]
+        return []
+
+    async def _judged_ndcg(self, generation: str,
+                           queries: Sequence[tuple[str, dict[str, float]]]) -> float:
+        total = 0.0
+        for query, judged in queries:
+            words = tuple((w,) for w in query.split())
+            res = await self.index.search_generation(generation, IndexQuery(
+                TextQuery(words, require_all=False), limit=10, facets=False))
+            total += ndcg_of_ids([str(h.doc.get("external_id")) for h in res.hits], judged)
+        return total / max(len(queries), 1)
 
 
 BUILDER_OPTIONS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}

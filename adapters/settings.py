@@ -83,6 +83,9 @@ class Settings:
     # index generations of catalogs up to this many active products get dense title vectors
     # (learned rankers' `dense` signal; ~100 titles/s per shard to make); 0: never
     text_vectors_max: int = 100_000
+    # "<dataset>:<path>" of judged queries (esci or icecat CSV): a rebuilt index generation
+    # must rank them, by nDCG@10, no worse than the live one (within 0.02) to be swapped in
+    index_gate_judgments: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +120,7 @@ class Settings:
             reprice_interval_s=_int(env, "AISLE_REPRICE_INTERVAL_SECONDS", 60, 0, 86400),
             text_vectors_max=_int(env, "AISLE_TEXT_VECTORS_MAX_PRODUCTS", 100_000, 0,
                                   10**9),
+            index_gate_judgments=_gate(env, "AISLE_INDEX_GATE_JUDGMENTS"),
         )
 
     def quote_key(self) -> bytes:
@@ -130,3 +134,15 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _gate(env: Mapping[str, str], name: str) -> str | None:
+    """`<dataset>:<path>` with a known dataset and an existing file."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    dataset, sep, path = raw.partition(":")
+    if not sep or dataset not in ("esci", "icecat") or not Path(path).expanduser().is_file():
+        raise ConfigError(f"{name} must be esci:<path> or icecat:<path> of a judgments CSV "
+                          f"file, got {raw!r}")
+    return f"{dataset}:{Path(path).expanduser().resolve()}"

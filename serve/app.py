@@ -55,7 +55,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         redis_url=settings.redis_url)
     cfg = BuilderConfig(settings.database_url, settings.redis_url,
                         data_dir_abs(settings.data_dir), settings.index_shards, settings.es_url,
-                        text_vectors_max=settings.text_vectors_max)
+                        text_vectors_max=settings.text_vectors_max,
+                        gate_judgments=settings.index_gate_judgments)
     builder = builder_actor(cfg)  # starts (or finds) the one index builder
     # one per process, each: the category tree, and the cache client (short timeouts, a
     # breaker) for facet counts and product pages

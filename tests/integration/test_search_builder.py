@@ -425,3 +425,31 @@ async def test_the_previous_generation_is_kept_current_and_older_ones_dropped(
         await asyncio.sleep(0.2)
     assert {g.name: g.status for g in await env.index.registry.all()}[first] == "DROPPED"
     assert not (env.index.root / first).exists()
+
+
+async def test_a_rebuild_that_ranks_judged_queries_worse_is_not_swapped_in(
+        env: Env, tmp_path: Path) -> None:
+    """With judged queries configured (AISLE_INDEX_GATE_JUDGMENTS), a rebuilt generation must
+    rank them no worse than the live one. Here the catalog changed under the index without
+    an event (as a bad migration or analyzer change would): the rebuild loses the judged
+    product, fails its gate, is marked FAILED, and the live generation stays."""
+    a = await add_product(env.pool, env.seller, "Walnut desk lamp")
+    await add_product(env.pool, env.seller, "Steel desk")
+    judgments = tmp_path / "judgments.csv"
+    judgments.write_text(f"query,docid,rating\nwalnut lamp,E{a},3\n")
+    ray.kill(env.builder)
+    cfg = BuilderConfig(env.dsn, None, str(tmp_path), SHARDS,
+                        gate_judgments=f"icecat:{judgments}")
+    env.builder = IndexBuilder.remote(cfg)  # type: ignore[attr-defined]
+    assert await env.builder.start.remote()
+    live = await env.index.registry.live()
+    good = await env.builder.full_build.remote()  # as good as the live one: swapped in
+    assert (await env.builder.stats.remote()).last_gate == {
+        "generation": good.generation, "ndcg": 1.0, "live": live, "live_ndcg": 1.0}
+    await env.pool.execute("UPDATE products SET title = 'Oak chair' WHERE product_id = $1", a)
+    with pytest.raises(ray.exceptions.RayTaskError, match="judged icecat queries fell"):
+        await env.builder.full_build.remote()
+    status = {g.name: g.status for g in await env.index.registry.all()}
+    assert await env.index.registry.live() == good.generation
+    assert sorted(status.values()).count("FAILED") == 1
+    assert await env.titles("walnut lamp") == {a: "Walnut desk lamp"}  # still served

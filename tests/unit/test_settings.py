@@ -55,3 +55,15 @@ def test_local_page_copies_last_at_most_a_few_seconds() -> None:
     assert Settings.from_env({"AISLE_PAGE_LOCAL_CACHE_MS": "0"}).page_local_cache_ms == 0
     with pytest.raises(ConfigError, match="AISLE_PAGE_LOCAL_CACHE_MS"):
         Settings.from_env({"AISLE_PAGE_LOCAL_CACHE_MS": "60000"})  # stock would be too old
+
+
+def test_the_index_relevance_gate_names_a_dataset_and_an_existing_file(
+        tmp_path: Path) -> None:
+    judged = tmp_path / "j.csv"
+    judged.write_text("query,asin,rating\nlamp,B1,100\n")
+    assert Settings.from_env({}).index_gate_judgments is None
+    got = Settings.from_env({"AISLE_INDEX_GATE_JUDGMENTS": f"esci:{judged}"})
+    assert got.index_gate_judgments == f"esci:{judged.resolve()}"
+    for bad in (f"amazon:{judged}", str(judged), f"esci:{tmp_path / 'missing.csv'}"):
+        with pytest.raises(ConfigError, match="AISLE_INDEX_GATE_JUDGMENTS"):
+            Settings.from_env({"AISLE_INDEX_GATE_JUDGMENTS": bad})
