@@ -8,6 +8,7 @@ what lives in Redis and who drops it.
 | `aisle:listing:{id}` | [cents, was cents] as results show it | search | index builder, TTL |
 | `aisle:facets:{generation}:{digest}` | facet counts of words + filters | search | TTL |
 | `aisle:stock:{variant id}` | stock status snapshot | the owning partition actor | TTL |
+| `aisle:rl:{scope}:{client}:{window}` | requests counted in a rate-limit window | Gateways | TTL |
 
 The channel `aisle:invalidations` carries product ids (comma-separated) after their keys are
 deleted, so processes holding their own copies of those pages drop them too.
@@ -32,6 +33,11 @@ def listing_key(product_id: int) -> str:
     """A product's listing price snapshot: [cents, was cents] as the pricing engine shows it
     in results (null: no sellable variant)."""
     return f"aisle:listing:{product_id}"
+
+
+def rate_limit_key(scope: str, client: str, window: int) -> str:
+    """Requests of `client` (a hashed key or an address) in `scope` during minute `window`."""
+    return f"aisle:rl:{scope}:{client}:{window}"
 
 
 def facets_key(generation: str, digest: str) -> str:

@@ -86,6 +86,10 @@ class Settings:
     # "<dataset>:<path>" of judged queries (esci or icecat CSV): a rebuilt index generation
     # must rank them, by nDCG@10, no worse than the live one (within 0.02) to be swapped in
     index_gate_judgments: str | None = None
+    # requests a minute, shared by every Gateway (Redis); 0: no limit. The internal token is
+    # exempt. Search and suggest count per client address, the seller API per API key.
+    rate_limit_search: int = 6000
+    rate_limit_seller: int = 1200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +125,8 @@ class Settings:
             text_vectors_max=_int(env, "AISLE_TEXT_VECTORS_MAX_PRODUCTS", 100_000, 0,
                                   10**9),
             index_gate_judgments=_gate(env, "AISLE_INDEX_GATE_JUDGMENTS"),
+            rate_limit_search=_int(env, "AISLE_RATE_LIMIT_SEARCH_PER_MIN", 6000, 0, 10**9),
+            rate_limit_seller=_int(env, "AISLE_RATE_LIMIT_SELLER_PER_MIN", 1200, 0, 10**9),
         )
 
     def quote_key(self) -> bytes:

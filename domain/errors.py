@@ -87,6 +87,18 @@ class PayloadTooLarge(AisleError):
     code = "payload_too_large"
 
 
+class RateLimited(AisleError):
+    """Too many requests from this client in the current window (HTTP 429)."""
+
+    code = "rate_limited"
+
+    def __init__(self, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"more than {limit} requests a minute: retry in {retry_after_s} s",
+                         retry_after_s=retry_after_s)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(AisleError):
     """A dependency did not answer in time; the outcome may be unknown: retry with the same
     idempotency key."""

@@ -30,6 +30,7 @@ STATUS: dict[type[errors.AisleError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.PreconditionRequired: 428,
+    errors.RateLimited: 429,
     errors.Unavailable: 503,
 }
 
@@ -44,6 +45,10 @@ def error_response(exc: errors.AisleError) -> JSONResponse:
     fields = getattr(exc, "fields", None)
     headers = ({"WWW-Authenticate": "Bearer"} if status == 401
                else {"Retry-After": "1"} if status == 503 else None)
+    if isinstance(exc, errors.RateLimited):
+        wait = str(exc.retry_after_s)
+        headers = {"Retry-After": wait, "RateLimit-Limit": str(exc.limit),
+                   "RateLimit-Remaining": "0", "RateLimit-Reset": wait}
     return JSONResponse(error_body(exc.code, exc.message, fields, **exc.data), status_code=status,
                         headers=headers)
 

@@ -24,6 +24,7 @@ from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.jobs import JobStore
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
+from adapters.rate_limit import RateLimiter
 from adapters.redis import create_redis
 from adapters.search import NoLiveIndex
 from adapters.settings import Settings
@@ -83,7 +84,7 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         catalog=CatalogRepository(pool, ids), inventory=inventory, search=search,
         pages=pages, quotes=quotes, builder=builder,
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
-        jobs=Jobs(JobStore(pool)))
+        jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)))
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})

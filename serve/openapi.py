@@ -32,10 +32,12 @@ WHY = {
     "413": "the body is larger than AISLE_MAX_BODY_BYTES",
     "422": "a field is invalid: `fields` names each one and why",
     "428": "a precondition header is required (If-Match)",
+    "429": "too many requests a minute from this client or API key: retry after Retry-After",
     "500": "an unexpected error (logged)",
     "503": "a dependency is unavailable or not ready: retry after Retry-After",
 }
 _WRITES = {"post", "put", "patch", "delete"}
+RATE_LIMITED = ("/api/v1/products/search", "/api/v1/products/suggest", "/api/v1/seller/")
 
 
 def statuses(method: str, path: str, operation: Doc) -> set[str]:
@@ -51,6 +53,8 @@ def statuses(method: str, path: str, operation: Doc) -> set[str]:
         out.add("404")
     if "If-Match" in {p.get("name") for p in params}:
         out.add("428")
+    if path.startswith(RATE_LIMITED):
+        out.add("429")
     return out
 
 

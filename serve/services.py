@@ -9,6 +9,7 @@ gets 401 whatever its body.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from ray.actor import ActorHandle
 from actors.inventory_client import InventoryClient
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.worker_lease import LeasedSnowflake
+from adapters.rate_limit import RateLimiter
 from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import Unauthorized
@@ -46,6 +48,7 @@ class Services:
     builder: ActorHandle  # the index builder (actors/index_builder.py)
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
     jobs: Jobs  # long internal operations, in the background
+    limiter: RateLimiter  # request rates, shared in Redis
 
 
 def services_of(request: Request) -> Services:
@@ -82,6 +85,34 @@ async def require_internal(request: Request,
     expected = services_of(request).settings.internal_token
     if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("invalid internal token")
+
+
+def _is_internal(svc: Services, authorization: str | None) -> bool:
+    expected = svc.settings.internal_token
+    scheme, _, token = (authorization or "").partition(" ")
+    return (expected is not None and scheme.lower() == "bearer"
+            and hmac.compare_digest(token.strip().encode(), expected.encode()))
+
+
+async def limit_shopper(request: Request) -> None:
+    """Search and suggest: SEARCH requests a minute per client address (internal callers
+    exempt)."""
+    svc = services_of(request)
+    if _is_internal(svc, request.headers.get("authorization")):
+        return
+    client = request.client.host if request.client else "unknown"
+    await svc.limiter.check("search", client, svc.settings.rate_limit_search)
+
+
+async def limit_seller(request: Request) -> None:
+    """The seller API: requests a minute per API key (a hash of it: keys never reach
+    Redis)."""
+    svc = services_of(request)
+    authorization = request.headers.get("authorization") or ""
+    if _is_internal(svc, authorization):
+        return
+    key = hashlib.sha256(authorization.encode()).hexdigest()[:24]
+    await svc.limiter.check("seller", key, svc.settings.rate_limit_seller)
 
 
 Svc = Annotated[Services, Depends(_services)]

@@ -106,6 +106,9 @@ async def settings(infra: Infrastructure, databases: DatabaseFactory) -> Setting
     return infra.settings.replace(
         database_url=dsn, internal_token=INTERNAL_TOKEN, http_port=free_port(),
         page_local_cache_ms=5000,
+        # the suite searches from one address far faster than a shopper: no limits here
+        # (tests/e2e/test_rate_limits.py sets its own)
+        rate_limit_search=0, rate_limit_seller=0,
     )
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from adapters.cache import dumps
 from domain.errors import Conflict, ValidationFailed
 from serve.search import SORTS, SearchParams, parse_attribute_params
-from serve.services import Internal, Json, Svc, require_internal
+from serve.services import Internal, Json, Svc, limit_shopper, require_internal
 
 router = APIRouter()
 
 
-@router.get("/api/v1/products/search", tags=["search"])
+@router.get("/api/v1/products/search", tags=["search"], dependencies=[Depends(limit_shopper)])
 async def search(
     svc: Svc,
     request: Request,
@@ -58,7 +58,7 @@ async def search(
     return Response(dumps(found), media_type="application/json")
 
 
-@router.get("/api/v1/products/suggest", tags=["search"])
+@router.get("/api/v1/products/suggest", tags=["search"], dependencies=[Depends(limit_shopper)])
 async def suggest(
     svc: Svc, q: Annotated[str, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=20)] = 8,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from domain.catalog import ProductIn, check_product
 from domain.errors import PreconditionRequired, ValidationFailed
-from serve.services import Json, Seller, Svc
+from serve.services import Json, Seller, Svc, limit_seller
 
-router = APIRouter(tags=["seller"])
+router = APIRouter(tags=["seller"], dependencies=[Depends(limit_seller)])
 ProductPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake product id")]
 _IF_MATCH = re.compile(r'\s*(?:"([0-9]{1,9})"|([0-9]{1,9}))\s*', re.ASCII)
 
