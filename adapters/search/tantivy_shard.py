@@ -71,6 +71,7 @@ PIVOTS_FILE = "pivots.json"  # a generation's length pivots, written before its 
 STATS_FILE = "term_stats.json"  # its term statistics, written once it is built
 FUZZY_WEIGHT = 0.5  # a word matched with one edit, relative to the word as typed
 VECTOR_FIELD = "title_vec"
+VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
@@ -189,6 +190,7 @@ class TantivyShard:
         self.avg_length: dict[str, float] = {**DEFAULT_AVG_LENGTH, **{
             str(k): float(v) for k, v in lengths.items()}}
         self.stats = TermStats(avg_length=self.avg_length)
+        self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
         self.reload_stats()
         if path is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
@@ -425,14 +427,33 @@ class TantivyShard:
                     if ask.categories else set())
         dense = dict.fromkeys(pids, 0.0)
         if ask.vector is not None:
-            stored = [searcher.doc(addrs[pid]).get_first(VECTOR_FIELD) for pid in pids]
-            dense = dict(zip(pids, similarity(ask.vector, stored), strict=True))
+            dense = dict(zip(pids, similarity(ask.vector, self._title_vectors(
+                searcher, pids, [addrs[pid] for pid in pids])), strict=True))
         n = max(len(groups), 1)
         return {pid: (*(per_field[f][pid] for f in fields),
                       matched_any[pid] / n, matched_title[pid] / n, float(pid in phrase),
                       float(pid in brand), float(pid in color), float(pid in category),
                       dense[pid])
                 for pid in pids}
+
+    def _title_vectors(self, searcher: tantivy.Searcher, pids: Sequence[int],
+                       addrs: Sequence[Any]) -> list[bytes | None]:
+        """The stored title vectors of these documents, kept in memory by (product, version):
+        a title changes only with a new product version, and reading 200 stored documents
+        per search was most of the dense signal's cost."""
+        versions = searcher.fast_field_values("version", list(addrs))
+        out: list[bytes | None] = []
+        for pid, addr, version in zip(pids, addrs, versions, strict=True):
+            key = (pid, int(version or 0))
+            if key in self._vectors:
+                out.append(self._vectors[key])
+                continue
+            vec = searcher.doc(addr).get_first(VECTOR_FIELD)
+            if len(self._vectors) >= VECTORS_KEPT:
+                self._vectors.clear()  # rare: a catalog bigger than the cache, or many edits
+            self._vectors[key] = vec
+            out.append(vec)
+        return out
 
     def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
                       hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:

@@ -92,6 +92,32 @@ def test_dense_vectors_are_stored_and_compared_with_the_query() -> None:
     assert all(v[SIGNALS.index("dense")] == 0.0 for v in plain.signals.values())
 
 
+def test_a_new_product_version_brings_its_new_title_vector() -> None:
+    """Shards keep title vectors in memory by (product, version): a retitled product (a new
+    version) is compared by its new title, never a kept old vector."""
+    embedder = TextEmbedder()
+    shard = TantivyShard(None)
+
+    def put(title: str, version: int) -> None:
+        d = doc(1, title, "Acme", "black", 5)
+        d["version"] = version
+        d["title_vec"] = to_bytes(embedder.embed([title])[0])
+        shard.apply([d])
+
+    query = to_bytes(embedder.embed(["bluetooth headphones"])[0])
+
+    def dense() -> float:
+        res = shard.search(IndexQuery(TextQuery((("acme",),)), limit=10, facets=False,
+                                      signals=SignalRequest(vector=query)))
+        return float(res.signals[1][SIGNALS.index("dense")])
+
+    put("wireless noise cancelling headphones", 1)
+    before = dense()
+    assert dense() == before > 0.4  # the kept vector: the same answer
+    put("stainless steel electric kettle", 2)
+    assert dense() < 0.4
+
+
 def test_gains_map_to_grades_of_the_same_gain() -> None:
     assert [GAIN_LEVELS[grade(g)] for g in (0.0, 0.01, 0.1, 1 / 3, 2 / 3, 1.0)] == list(
         GAIN_LEVELS)
