@@ -14,6 +14,7 @@ import pytest
 from adapters.loading import load_catalog
 from adapters.loading.datasets import ESCI_FILE, icecat_file
 from adapters.postgres import connect
+from domain.errors import ConfigError
 
 TABLES = ["sellers", "categories", "products", "product_variants", "product_images",
           "reviews_summary", "stock", "catalog_loads", "outbox"]
@@ -40,7 +41,11 @@ def esci_subset(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def icecat_subset(tmp_path: Path) -> Path:
-    t = pq.read_table(icecat_file())
+    try:
+        source = icecat_file()
+    except ConfigError as exc:  # ../shared/data is not on every machine (esci is vendored)
+        pytest.skip(str(exc))
+    t = pq.read_table(source)
     puzzles = t.filter(pc.match_substring(t["title"], "Jigsaw puzzle")).slice(0, 20)
     path = tmp_path / "icecat_subset.parquet"
     pq.write_table(pa.concat_tables([t.slice(0, 200), puzzles]), path)
