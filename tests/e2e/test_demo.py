@@ -31,6 +31,7 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 @pytest.mark.demo
+@pytest.mark.timeout(900)  # the first start builds the index with vectors and trains a ranker
 def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -46,7 +47,7 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
     lines: list[str] = []
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # under pytest's timeout: the output is shown
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line and proc.poll() is not None:
