@@ -437,7 +437,7 @@ class TantivyShard:
                 for pid in pids}
 
     def _title_vectors(self, searcher: tantivy.Searcher, pids: Sequence[int],
-                       addrs: Sequence[Any]) -> list[bytes | None]:
+                       addrs: Sequence[tantivy.DocAddress]) -> list[bytes | None]:
         """The stored title vectors of these documents, kept in memory by (product, version):
         a title changes only with a new product version, and reading 200 stored documents
         per search was most of the dense signal's cost."""
