@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import asyncpg
 import pytest
 
 from adapters.embedded import Infrastructure, free_port
-from adapters.postgres import connect, create_pool
-from adapters.postgres.migrate import migrate
+from adapters.postgres import create_pool
+from adapters.postgres.scratch import create_database, drop_database
 from adapters.settings import Settings
 
 INTERNAL_TOKEN = "test-internal-token-" + "x" * 8
@@ -31,27 +29,6 @@ INTERNAL_TOKEN = "test-internal-token-" + "x" * 8
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: 0 if item.get_closest_marker("demo") else 1)
-
-
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlparse(dsn)
-    return urlunparse(parts._replace(path="/" + name))
-
-
-async def _create_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 class DatabaseFactory:
@@ -62,20 +39,13 @@ class DatabaseFactory:
         self.made: list[str] = []
 
     async def create(self) -> str:
-        name = f"aisle_test_{secrets.token_hex(4)}"
-        await _create_database(self.admin_dsn, name)
+        name, dsn = await create_database(self.admin_dsn, "aisle_test")
         self.made.append(name)
-        dsn = _with_database(self.admin_dsn, name)
-        conn = await connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
         return dsn
 
     async def drop_all(self) -> None:
         for name in self.made:
-            await _drop_database(self.admin_dsn, name)
+            await drop_database(self.admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
