@@ -12,6 +12,8 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from fastapi import Response
+
 from adapters.postgres.jobs import JobRecord, JobStore
 from domain.errors import NotFound
 
@@ -53,6 +55,16 @@ class Jobs:
             raise
         await self.store.succeed(job_id, result)
         return result
+
+    async def answer(self, kind: str, params: Mapping[str, object], work: Work, wait: bool,
+                     response: Response) -> dict[str, object]:
+        """What a route that starts a job answers: the job's record (its declared 202), or
+        with `wait` its result once done (200)."""
+        job = await self.start(kind, params, work)
+        if not wait:
+            return job.to_json()
+        response.status_code = 200
+        return dict(await self.result(job))
 
     async def get(self, job_id: str) -> JobRecord:
         job = await self.store.get(job_id)

@@ -81,24 +81,29 @@ async def current_seller(request: Request,
 async def require_internal(request: Request,
                            authorization: Annotated[str | None, Header()] = None) -> None:
     """Internal callers only (checkout, warehouse systems): the internal token."""
-    token = bearer(authorization)
-    expected = services_of(request).settings.internal_token
-    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not _is_internal(services_of(request), bearer(authorization)):
         raise Unauthorized("invalid internal token")
 
 
-def _is_internal(svc: Services, authorization: str | None) -> bool:
+def _is_internal(svc: Services, token: str) -> bool:
     expected = svc.settings.internal_token
-    scheme, _, token = (authorization or "").partition(" ")
-    return (expected is not None and scheme.lower() == "bearer"
-            and hmac.compare_digest(token.strip().encode(), expected.encode()))
+    return expected is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def _bearer_or_empty(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer` header, or "" (rate limits: no credentials
+    needed)."""
+    try:
+        return bearer(authorization)
+    except Unauthorized:
+        return ""
 
 
 async def limit_shopper(request: Request) -> None:
     """Search and suggest: SEARCH requests a minute per client address (internal callers
     exempt)."""
     svc = services_of(request)
-    if _is_internal(svc, request.headers.get("authorization")):
+    if _is_internal(svc, _bearer_or_empty(request.headers.get("authorization"))):
         return
     client = request.client.host if request.client else "unknown"
     await svc.limiter.check("search", client, svc.settings.rate_limit_search)
@@ -109,7 +114,7 @@ async def limit_seller(request: Request) -> None:
     Redis)."""
     svc = services_of(request)
     authorization = request.headers.get("authorization") or ""
-    if _is_internal(svc, authorization):
+    if _is_internal(svc, _bearer_or_empty(authorization)):
         return
     key = hashlib.sha256(authorization.encode()).hexdigest()[:24]
     await svc.limiter.check("seller", key, svc.settings.rate_limit_seller)

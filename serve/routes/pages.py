@@ -36,12 +36,8 @@ async def prewarm_cache(svc: Svc, _: Internal, body: PrewarmIn, response: Respon
     async def warm() -> Json:
         return await svc.pages.prewarm(body.product_ids, body.top)
 
-    job = await svc.jobs.start("cache.prewarm", {"products": len(body.product_ids),
-                                                 "top": body.top}, warm)
-    if wait:
-        response.status_code = 200
-        return dict(await svc.jobs.result(job))
-    return job.to_json()
+    return await svc.jobs.answer("cache.prewarm", {"products": len(body.product_ids),
+                                                   "top": body.top}, warm, wait, response)
 
 
 @router.get("/api/v1/internal/cache/stats", tags=["internal"])

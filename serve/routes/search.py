@@ -80,11 +80,7 @@ async def rebuild_index(svc: Svc, _: Internal, response: Response,
     async def build() -> Json:
         return dataclasses.asdict(await svc.builder.full_build.remote(workers))
 
-    job = await svc.jobs.start("index.rebuild", {"workers": workers}, build)
-    if wait:
-        response.status_code = 200
-        return dict(await svc.jobs.result(job))
-    return job.to_json()
+    return await svc.jobs.answer("index.rebuild", {"workers": workers}, build, wait, response)
 
 
 @router.post("/api/v1/internal/search/rollback", tags=["internal"])
