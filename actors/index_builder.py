@@ -482,13 +482,17 @@ class IndexBuilderLoop:
 
     async def _judged_ndcg(self, generation: str,
                            queries: Sequence[tuple[str, dict[str, float]]]) -> float:
-        total = 0.0
-        for query, judged in queries:
-            words = tuple((w,) for w in query.split())
-            res = await self.index.search_generation(generation, IndexQuery(
-                TextQuery(words, require_all=False), limit=10, facets=False))
-            total += ndcg_of_ids([str(h.doc.get("external_id")) for h in res.hits], judged)
-        return total / max(len(queries), 1)
+        gate = asyncio.Semaphore(16)  # a few at a time: the shards also serve shoppers
+
+        async def one(query: str, judged: dict[str, float]) -> float:
+            async with gate:
+                res = await self.index.search_generation(generation, IndexQuery(
+                    TextQuery(tuple((w,) for w in query.split()), require_all=False),
+                    limit=10, facets=False))
+            return ndcg_of_ids([str(h.doc.get("external_id")) for h in res.hits], judged)
+
+        scores = await asyncio.gather(*(one(q, judged) for q, judged in queries))
+        return sum(scores) / max(len(queries), 1)
 
 
 BUILDER_OPTIONS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
