@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator
 
 import asyncpg
 
 from domain.errors import NotFound, ValidationFailed
+from domain.pricing.tokens import canonical_json
 
 
 class IdempotencyKeyReused(ValidationFailed):
@@ -24,8 +24,7 @@ class IdempotencyKeyReused(ValidationFailed):
 
 def fingerprint(request: object) -> str:
     """sha256 of the canonical JSON of `request` (what identifies it: route, path, body)."""
-    raw = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(request)).hexdigest()
 
 
 @contextlib.asynccontextmanager
