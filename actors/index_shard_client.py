@@ -69,23 +69,27 @@ class IndexShardClient:
                   call: Callable[[ActorHandle], Awaitable[T]]) -> T:
         """`call` on the shard's actor; once more on a new actor if that one died for good
         (and the shard's files are there to reopen); ShardUnavailable if it cannot answer."""
-        actor = self._actor(generation, k, shard_dir)
-        try:
-            return await self._wait(call(actor))
-        except ActorDiedError as exc:
-            if generation in self._stopped or not await asyncio.to_thread(shard_dir.exists):
-                raise ShardUnavailable(f"index shard {generation}/{k} is gone") from exc
-            if self._actors.get((generation, k)) is actor:
-                del self._actors[(generation, k)]  # its name is free: a new actor takes it
-                self.replaced += 1
-                log.warning("index shard %s/%d died; starting it again from %s",
-                            generation, k, shard_dir)
+        for attempt in (1, 2):
+            actor = self._actor(generation, k, shard_dir)
             try:
-                return await self._wait(call(self._actor(generation, k, shard_dir)))
-            except (RayActorError, ActorUnavailableError, TimeoutError) as again:
-                raise ShardUnavailable(f"index shard {generation}/{k} unavailable") from again
-        except (RayActorError, ActorUnavailableError, TimeoutError) as exc:
-            raise ShardUnavailable(f"index shard {generation}/{k} unavailable") from exc
+                return await self._wait(call(actor))
+            except ActorDiedError as exc:
+                if (attempt == 2 or generation in self._stopped
+                        or not await asyncio.to_thread(shard_dir.exists)):
+                    raise ShardUnavailable(f"index shard {generation}/{k} is gone") from exc
+                self._forget(generation, k, actor, shard_dir)
+            except (RayActorError, ActorUnavailableError, TimeoutError) as exc:
+                raise ShardUnavailable(f"index shard {generation}/{k} unavailable") from exc
+        raise AssertionError("unreachable")
+
+    def _forget(self, generation: str, k: int, dead: ActorHandle, shard_dir: Path) -> None:
+        """A dead actor's handle is dropped: its name is free, the next call starts a new
+        actor under it (unless another call did so already)."""
+        if self._actors.get((generation, k)) is dead:
+            del self._actors[(generation, k)]
+            self.replaced += 1
+            log.warning("index shard %s/%d died; starting it again from %s",
+                        generation, k, shard_dir)
 
     # -- writes --------------------------------------------------------------------------
     async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
