@@ -1,7 +1,7 @@
 """The ranker lifecycle against a real PostgreSQL: models registered, promoted, rolled back;
 every Gateway's search service (two here, as two replicas) follows production within about a
 second, without a restart; a model whose artifact does not match its checksum is never used.
-The index is the in-memory one: what is tested is which ranker orders, not retrieval."""
+The index is the embedded one on its shard actors."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_registry import GenerationRegistry
-from adapters.search.memory import MemoryIndex
 from domain.search import SearchDocument
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
@@ -28,10 +29,12 @@ from serve.search import SearchParams, SearchService
 
 
 def doc(pid: int, words: int) -> SearchDocument:
-    # more "lamp" words, higher text score in the memory index: the formula ranks pid 1 first
+    # titles of one length, more "lamp" words in each (16, 8, 4, 2, 1: BM25 apart by more than
+    # the index's 6 % impact levels): the formula ranks pid 1 first
     return SearchDocument(
         product_id=pid, version=1, external_id=f"E{pid}", seller_id=1,
-        title=" ".join(["lamp"] * words) + f" item{pid}", description="", brand="Acme",
+        title=" ".join(["lamp"] * words + [f"filler{i}" for i in range(16 - words)]),
+        description="", brand="Acme",
         brand_key="acme", category_ids=[1], category_path=["Home"], price=10.0,
         price_was=None, currency="USD", rating_avg=4.0, rating_count=10, in_stock=True,
         badges=[], attributes={}, created_at=1_700_000_000, sales_velocity=0.0,
@@ -61,18 +64,20 @@ PASSING = ModelMetrics({"esci": DatasetMetrics(0.9, 0.5, FORMULA, {"q": (0.9, 0.
 
 
 @pytest.fixture
-async def world(fresh_dsn: str) -> AsyncIterator[tuple[asyncpg.Pool, list[SearchService]]]:
+async def world(ray_cluster: None, fresh_dsn: str,
+                tmp_path: Path) -> AsyncIterator[tuple[asyncpg.Pool, list[SearchService]]]:
     pool = await create_pool(fresh_dsn, max_size=4)
-    index = MemoryIndex()
-    await index.create_generation("g1")
-    await index.upsert([doc(pid, words) for pid, words in ((1, 5), (2, 4), (3, 3), (4, 2),
-                                                           (5, 1))], "g1")
+    index = sharded_index(2, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
+    docs = [doc(pid, words) for pid, words in ((1, 16), (2, 8), (3, 4), (4, 2), (5, 1))]
+    await index.create_generation("g1", docs)
+    await index.upsert(docs, "g1")
+    await index.refresh("g1")
+    await index.finish_generation("g1")
     await index.swap("g1")
-    registry = GenerationRegistry(pool, index.backend)
-    await registry.create("g1", 1)
-    await registry.swap("g1")
     replicas = [SearchService(index, pool, None, None) for _ in range(2)]
     yield pool, replicas
+    await index.drop_generation("g1")
+    await index.close()
     await pool.close()
 
 
