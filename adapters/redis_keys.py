@@ -9,6 +9,8 @@ what lives in Redis and who drops it.
 | `aisle:facets:{generation}:{digest}` | facet counts of words + filters | search | TTL |
 | `aisle:stock:{variant id}` | stock status snapshot | the owning partition actor | TTL |
 | `aisle:rl:{scope}:{client}:{window}` | requests counted in a rate-limit window | Gateways | TTL |
+| `aisle:exp:{experiment}:{arm}` | an experiment arm's counters (hash) | Gateways | TTL 30 d |
+| `aisle:imp:{search id}` | an experiment search's arm and teams | Gateways | TTL 1 h |
 
 The channel `aisle:invalidations` carries product ids (comma-separated) after their keys are
 deleted, so processes holding their own copies of those pages drop them too.
@@ -38,6 +40,17 @@ def listing_key(product_id: int) -> str:
 def rate_limit_key(scope: str, client: str, window: int) -> str:
     """Requests of `client` (a hashed key or an address) in `scope` during minute `window`."""
     return f"aisle:rl:{scope}:{client}:{window}"
+
+
+def experiment_arm_key(experiment: str, arm: str) -> str:
+    """Counters of one experiment arm: requests, zero results, errors, latency buckets
+    (`b<i>`), shadow agreement."""
+    return f"aisle:exp:{experiment}:{arm}"
+
+
+def impression_key(search_id: str) -> str:
+    """What an experiment search showed: its experiment, arm, and the team of each result."""
+    return f"aisle:imp:{search_id}"
 
 
 def facets_key(generation: str, digest: str) -> str:

@@ -90,6 +90,7 @@ class Settings:
     # exempt. Search and suggest count per client address, the seller API per API key.
     rate_limit_search: int = 6000
     rate_limit_seller: int = 1200
+    rate_limit_events: int = 1200  # shoppers' events (clicks, add-to-carts) per address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +128,7 @@ class Settings:
             index_gate_judgments=_gate(env, "AISLE_INDEX_GATE_JUDGMENTS"),
             rate_limit_search=_int(env, "AISLE_RATE_LIMIT_SEARCH_PER_MIN", 6000, 0, 10**9),
             rate_limit_seller=_int(env, "AISLE_RATE_LIMIT_SELLER_PER_MIN", 1200, 0, 10**9),
+            rate_limit_events=_int(env, "AISLE_RATE_LIMIT_EVENTS_PER_MIN", 1200, 0, 10**9),
         )
 
     def quote_key(self) -> bytes:

@@ -5,6 +5,10 @@
     scripts/rankers evaluate lgbm_7 --dataset esci   # the model and production, through the API
     scripts/rankers promote lgbm_7 [--force --reason "..."]
     scripts/rankers rollback [--reason "..."]
+    scripts/rankers experiment start NAME --arm control=default --arm treatment=lgbm_7 \
+        [--kind ab|interleave] [--shadow lgbm_8 --shadow-sample 0.1] \
+        [--max-error-rate 0.02 --max-p99-ms 1000 --min-requests 100]
+    scripts/rankers experiment list | show NAME | stop NAME [--reason "..."]
 
 `promote` goes through the offline gate: the model's cross-validated nDCG@10 must be above
 production's on every dataset it was measured on, and it may harm at most 10 % of the queries
@@ -117,6 +121,71 @@ def cmd_rollback(s: RankerService, a: argparse.Namespace) -> int:
     return 0
 
 
+def _arm(text: str) -> dict[str, Any]:
+    """NAME=RANKER[:WEIGHT]"""
+    name, sep, rest = text.partition("=")
+    ranker, _, weight = rest.partition(":")
+    if not sep or not name or not ranker:
+        raise argparse.ArgumentTypeError(f"{text!r}: an arm is NAME=RANKER[:WEIGHT]")
+    try:
+        return {"name": name, "ranker": ranker, "weight": int(weight or 1)}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: the weight is a whole number") from exc
+
+
+def _experiment_line(e: dict[str, Any]) -> str:
+    arms = ", ".join(f"{a['name']}={a['ranker']}:{a['weight']}"
+                     + (" (stopped)" if a["stopped"] else "") for a in e["arms"])
+    shadow = f"; shadow {e['shadow']} x{e['shadow_sample']:g}" if e["shadow"] else ""
+    return f"{e['name']:<20} {e['kind']:<10} {e['status']:<8} {arms}{shadow}"
+
+
+def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
+    base = "/api/v1/internal/experiments"
+    if a.action == "list":
+        for e in s.call("GET", base)["experiments"]:
+            print(_experiment_line(e))
+        return 0
+    if not a.name:
+        print(f"experiment {a.action}: name the experiment", file=sys.stderr)
+        return 2
+    if a.action == "start":
+        if len(a.arm or []) < 2:
+            print("experiment start: at least two --arm NAME=RANKER[:WEIGHT]", file=sys.stderr)
+            return 2
+        e = s.call("POST", base, {
+            "name": a.name, "kind": a.kind, "arms": a.arm, "shadow": a.shadow,
+            "shadow_sample": a.shadow_sample if a.shadow else 0.0, "created_by": who(),
+            "guardrails": {"max_error_rate": a.max_error_rate, "max_p99_ms": a.max_p99_ms,
+                           "min_requests": a.min_requests}})
+        print("started: " + _experiment_line(e))
+        return 0
+    if a.action == "stop":
+        e = s.call("POST", f"{base}/{a.name}/stop", {"by": who(), "reason": a.reason})
+        print("stopped: " + _experiment_line(e))
+        return 0
+    e = s.call("GET", f"{base}/{a.name}")
+    print(_experiment_line(e))
+    g = e["guardrails"]
+    print(f"  guardrails: error rate <= {g['max_error_rate']}, p99 <= {g['max_p99_ms']} ms "
+          f"(after {g['min_requests']} searches)")
+    print(f"  {'arm':<14} {'ranker':<12} {'requests':>8} {'zero%':>6} {'errors':>6} "
+          f"{'p99 ms':>7} {'clicks':>6} {'carts':>6} {'CTR':>6} {'wins':>5}")
+    for arm in e["arms"]:
+        print(f"  {arm['name']:<14} {arm['ranker']:<12} {arm['requests']:>8} "
+              f"{100 * arm['zero_result_rate']:>6.1f} {arm['errors']:>6} "
+              f"{arm['p99_ms'] if arm['p99_ms'] is not None else '-':>7} {arm['clicks']:>6} "
+              f"{arm['add_to_carts']:>6} {arm['ctr']:>6.3f} {arm['interleaving_wins']:>5}"
+              + (f"  STOPPED: {arm['stopped']}" if arm["stopped"] else ""))
+    if e.get("shadow_stats"):
+        sh = e["shadow_stats"]
+        print(f"  shadow {e['shadow']}: {sh['requests']} searches, {sh['errors']} errors, "
+              f"p99 {sh['p99_ms']} ms, top-10 agreement with what was shown "
+              f"{sh['top10_agreement']}"
+              + (f"  STOPPED: {e['shadow_stopped']}" if e["shadow_stopped"] else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/rankers", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pr.add_argument("--reason", default=None)
     rb = sub.add_parser("rollback")
     rb.add_argument("--reason", default=None)
+    ex = sub.add_parser("experiment", help="ranker experiments: A/B, interleaving, shadow")
+    ex.add_argument("action", choices=("start", "list", "show", "stop"))
+    ex.add_argument("name", nargs="?")
+    ex.add_argument("--kind", choices=("ab", "interleave"), default="ab")
+    ex.add_argument("--arm", type=_arm, action="append",
+                    help="NAME=RANKER[:WEIGHT] (ranker: default, formula, a model version)")
+    ex.add_argument("--shadow", default=None, help="a ranker to measure unseen")
+    ex.add_argument("--shadow-sample", type=float, default=0.1)
+    ex.add_argument("--max-error-rate", type=float, default=0.02)
+    ex.add_argument("--max-p99-ms", type=float, default=1000.0)
+    ex.add_argument("--min-requests", type=int, default=100)
+    ex.add_argument("--reason", default=None)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     token = os.environ.get("AISLE_INTERNAL_TOKEN", "")
     if not token:
@@ -141,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     s = RankerService(a.url.rstrip("/"), token)
     return {"list": cmd_list, "show": cmd_show, "evaluate": cmd_evaluate,
-            "promote": cmd_promote, "rollback": cmd_rollback}[a.cmd](s, a)
+            "promote": cmd_promote, "rollback": cmd_rollback,
+            "experiment": cmd_experiment}[a.cmd](s, a)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,16 @@ from fastapi import FastAPI
 
 from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
 from serve.openapi import install_openapi
-from serve.routes import catalog, inventory, operations, pages, rankers, search, seller
+from serve.routes import (
+    catalog,
+    experiments,
+    inventory,
+    operations,
+    pages,
+    rankers,
+    search,
+    seller,
+)
 
 
 def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
@@ -22,7 +31,7 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     )
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes)
-    for area in (seller, catalog, inventory, search, pages, rankers, operations):
+    for area in (seller, catalog, inventory, search, pages, rankers, experiments, operations):
         api.include_router(area.router)
     install_openapi(api)
     return api

@@ -18,9 +18,11 @@ from actors.inventory_client import InventoryClient
 from actors.repricer import repricer_actor
 from actors.search_index import open_index
 from adapters.cache import Cache, create_cache_redis
+from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.category_tree import CategoryTree
+from adapters.postgres.experiments import ExperimentStore
 from adapters.postgres.jobs import JobStore
 from adapters.postgres.migrate import migrate
 from adapters.postgres.worker_lease import lease_snowflake
@@ -31,6 +33,7 @@ from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import ConfigError
 from serve.api import make_api
+from serve.experiments import ExperimentRouter
 from serve.jobs import Jobs
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
@@ -62,10 +65,13 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     # one per process, each: the category tree, and the cache client (short timeouts, a
     # breaker) for facet counts and product pages
     categories = CategoryTree(pool, settings.category_cache_s)
-    cache = Cache(create_cache_redis(settings.redis_url))
+    cache_redis = create_cache_redis(settings.redis_url)
+    cache = Cache(cache_redis)
     search = SearchService(open_index(cfg, pool), pool, inventory,
                            RankerHandle(ranker) if ranker else None, cache,
-                           settings.facet_cache_s, categories, settings.price_cache_s)
+                           settings.facet_cache_s, categories, settings.price_cache_s,
+                           experiments=ExperimentRouter(ExperimentStore(pool),
+                                                        ExperimentMetrics(cache_redis)))
     # Serve routes to a replica once its constructor returns: with a live generation, not
     # before its query model is loaded (the first build: /health says 503 until it is)
     with contextlib.suppress(NoLiveIndex):

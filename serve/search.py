@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,8 +22,10 @@ import numpy as np
 
 from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, Loaded, loads
+from adapters.experiment_metrics import ExperimentMetrics, Impression
 from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
+from adapters.postgres.experiments import ExperimentStore
 from adapters.postgres.pricing_repo import listing_prices_until
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
@@ -60,12 +63,14 @@ from domain.search_plan import (
     plan_search,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
+from ranking.experiments import SHADOW, Team, interleave_seed, team_draft, top_agreement
 from ranking.learned_features import (
     LEARNED_FEATURES,
     LEARNED_FEATURES_VERSION,
     QueryContext,
     learned_matrix,
 )
+from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
 
@@ -90,11 +95,18 @@ class _Steps:
     request reads), the facet cache, the ranker."""
 
     def __init__(self, service: SearchService, generation: str, choice: RankerChoice,
-                 explain: bool) -> None:
+                 explain: bool, partner: RankerChoice | None = None,
+                 shadow: RankerChoice | None = None, seed: int = 0) -> None:
         self.service = service
         self.generation = generation
         self.choice = choice
         self.fallback = False  # the chosen model could not rank: the formula did
+        self.partner = partner  # interleaving: the second ranker (team b)
+        self.partner_fallback = False
+        self.seed = seed  # interleaving's coin
+        self.teams: dict[int, Team] = {}  # interleaving: product -> team that placed it
+        self.shadow = shadow  # also orders the candidates, off the request path, unseen
+        self.shadowed: asyncio.Task[ShadowOrder] | None = None
         self.facet_key: str | None = None
         self.signals: dict[int, tuple[float, ...]] = {}  # of the candidates, from the index
         self.explain = explain
@@ -116,16 +128,52 @@ class _Steps:
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         """`ranker` is the name the request gave; `self.choice` what it resolved to."""
+        choices = [c for c in (self.choice, self.partner, self.shadow) if c is not None]
         learned = (self.service._learned(hits, words, self.signals)
-                   if self.choice.kind == "learned" or self.explain else None)
+                   if any(c.kind == "learned" for c in choices) or self.explain else None)
         if self.explain and self.explained is None and learned is not None:
             self.explained = Explained(hits, learned)
-        best = await self.service._order(hits, self.choice, learned)
+        best = await self._ordered(hits, self.choice, learned, ranker)
+        if self.partner is not None:
+            other = await self._ordered(hits, self.partner, learned, ranker, partner=True)
+            best, teams = team_draft(best, other, self.seed)
+            self.teams = {hits[i].product_id: t for i, t in zip(best, teams, strict=True)}
+        if self.shadow is not None:
+            self.shadowed = asyncio.get_running_loop().create_task(
+                self._shadow(hits, self.shadow, learned, best))
+        return [hits[i] for i in best]
+
+    async def _ordered(self, hits: list[Hit], choice: RankerChoice, learned: np.ndarray | None,
+                       ranker: str, partner: bool = False) -> list[int]:
+        best = await self.service._order(hits, choice, learned)
         if best is None:
-            self.fallback = True
+            if partner:
+                self.partner_fallback = True
+            else:
+                self.fallback = True
             best = await self.service._order(hits, RankerChoice(ranker, "formula", DEFAULT),
                                              None)
-        return [hits[i] for i in best or range(len(hits))]
+        return list(best or range(len(hits)))
+
+    async def _shadow(self, hits: list[Hit], choice: RankerChoice, learned: np.ndarray | None,
+                      shown: list[int]) -> ShadowOrder:
+        started = time.perf_counter()
+        try:
+            mine = await self.service._order(hits, choice, learned)
+        except Exception:
+            log.exception("shadow ranker %s failed", choice.name)
+            mine = None
+        return ShadowOrder(mine, shown, (time.perf_counter() - started) * 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShadowOrder:
+    """What the shadow ranker made of a search's candidates (None: it failed), the order
+    shown, and how long the shadow took."""
+
+    order: list[int] | None
+    shown: list[int]
+    ms: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +218,8 @@ class SearchService:
                  inventory: InventoryClient | None, ranker: RankerClient | None,
                  cache: Cache | None = None, facet_ttl_s: int = 300,
                  categories: CategoryTree | None = None, price_ttl_s: int = 60,
-                 rankers: RankerCatalog | None = None) -> None:
+                 rankers: RankerCatalog | None = None,
+                 experiments: ExperimentRouter | None = None) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
@@ -187,6 +236,8 @@ class SearchService:
         self._loading_for: str | None = None
         self.rankers = rankers or RankerCatalog(RankerRegistry(pool))
         self.models = ModelStore(RankerRegistry(pool))  # when there is no Ranker deployment
+        self.experiments = experiments or ExperimentRouter(ExperimentStore(pool),
+                                                           ExperimentMetrics(None))
         self.embedder = TextEmbedder()  # queries' dense vectors (learned rankers)
         self._vectors: dict[str, bytes] = {}
 
@@ -281,17 +332,27 @@ class SearchService:
             attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
                              for n, vs in p.attributes))
 
-    async def search(self, p: SearchParams, explain: bool = False) -> Answer:
+    async def search(self, p: SearchParams, explain: bool = False,
+                     session: str | None = None) -> Answer:
         """The policy (domain/search_plan.py) run against the generation this replica
         searches, then the page made whole, priced and stocked, and the facets shown.
-        `explain`: also the re-ranked candidates with their learned features. While the
-        index cannot answer, a browse (no words, no attribute filters) is answered from
-        PostgreSQL with `degraded: true`; anything else is a quick 503."""
+        `explain`: also the re-ranked candidates with their learned features. `session`:
+        the shopper's session id, which places the search in the running experiment's arm
+        (serve/experiments.py). While the index cannot answer, a browse (no words, no
+        attribute filters) is answered from PostgreSQL with `degraded: true`; anything else
+        is a quick 503."""
         explicit = await self._explicit(p)
+        routing = await self.experiments.route(session, p.ranker)
+        started = time.perf_counter()
         try:
-            return await self._search(p, explicit, explain)
-        except SearchUnavailable as exc:
-            if p.q.strip() or p.attributes or explain:
+            return await self._search(p, explicit, explain, routing, started)
+        except Exception as exc:
+            if routing is not None:  # the arm(s) failed this search
+                ms = (time.perf_counter() - started) * 1000
+                for arm in ([routing.arm] if routing.arm else list(routing.interleaved or ())):
+                    self.experiments.count(routing.experiment, arm.name, ms, error=True)
+            if (not isinstance(exc, SearchUnavailable) or p.q.strip() or p.attributes
+                    or explain):
                 raise
             log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
             return await self._browse(p, explicit)
@@ -311,18 +372,79 @@ class SearchService:
                        "attributes": {}},
             "total": total, "page": p.page, "page_size": p.page_size, "did_you_mean": None,
             "relaxed": None, "widened": None, "applied_filters": {}, "sort": p.sort,
+            "search_id": secrets.token_hex(8),
             "ranker": {"requested": p.ranker, "kind": "formula", "version": "postgres_browse",
-                       "fallback": True},
+                       "fallback": True, "experiment": None},
             "degraded": True,
         }
 
-    async def _search(self, p: SearchParams, explicit: Filters,
-                      explain: bool) -> Answer:
+    async def _experiment_choice(self, name: str) -> RankerChoice | None:
+        """An arm's ranker (None: it cannot be used now, e.g. a model archived meanwhile)."""
+        try:
+            return await self.rankers.choose(name)
+        except ValidationFailed as exc:
+            log.warning("experiment ranker %s not usable: %s", name, exc)
+            return None
+
+    async def _steps(self, p: SearchParams, generation: str, explain: bool,
+                     routing: Routing | None) -> _Steps:
+        """The steps of one search, with the ranker(s) the request or its experiment arm
+        chose."""
+        if routing is None:
+            choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else \
+                RankerChoice(p.ranker, "formula", p.ranker)
+            return _Steps(self, generation, choice, explain)
+        fallback = RankerChoice(p.ranker, "formula", DEFAULT)
+        first = routing.arm if routing.arm is not None else routing.pair[0]
+        main = await self._experiment_choice(first.ranker)
+        partner = None
+        if routing.interleaved is not None:
+            partner = await self._experiment_choice(routing.interleaved[1].ranker)
+        shadow = await self._experiment_choice(routing.shadow) if routing.shadow else None
+        if routing.shadow and shadow is None:
+            self.experiments.count(routing.experiment, SHADOW, 0.0, error=True)
+        e, session = routing.experiment, routing.session
+        steps = _Steps(self, generation, main or fallback, explain,
+                       (partner or fallback) if routing.interleaved else None, shadow,
+                       interleave_seed(e.name, session, " ".join(p.q.split())))
+        steps.fallback = main is None
+        steps.partner_fallback = routing.interleaved is not None and partner is None
+        return steps
+
+    def _counted(self, routing: Routing, steps: _Steps, page: Sequence[Hit], total: int,
+                 started: float, search_id: str) -> None:
+        """An experiment search's counters and impression (written in the background)."""
+        e = routing.experiment
+        ms = (time.perf_counter() - started) * 1000
+        if routing.arm is not None:
+            self.experiments.count(e, routing.arm.name, ms, zero=total == 0,
+                                   error=steps.fallback)
+        elif routing.interleaved is not None:
+            a, b = routing.interleaved
+            self.experiments.count(e, a.name, ms, zero=total == 0, error=steps.fallback)
+            self.experiments.count(e, b.name, ms, zero=total == 0,
+                                   error=steps.partner_fallback)
+        teams = {h.product_id: steps.teams[h.product_id] for h in page
+                 if h.product_id in steps.teams}
+        self.experiments.spawn(self.experiments.metrics.remember(
+            search_id, Impression(e.name, routing.arm.name if routing.arm else None, teams)))
+        shadowed = steps.shadowed
+        if shadowed is not None:
+            async def shadow_counted() -> None:
+                found = await shadowed
+                self.experiments.count(
+                    e, SHADOW, found.ms, error=found.order is None,
+                    agreement=top_agreement(found.shown, found.order)
+                    if found.order is not None else None)
+            self.experiments.spawn(shadow_counted())
+
+    async def _search(self, p: SearchParams, explicit: Filters, explain: bool,
+                      routing: Routing | None, started: float) -> Answer:
         model = await self._searched()
-        choice = await self.rankers.choose(p.ranker) if p.ranker != PLAIN else RankerChoice(
-            p.ranker, "formula", p.ranker)
-        steps = _Steps(self, model.generation, choice, explain)
-        learned = choice.kind == "learned" or explain
+        steps = await self._steps(p, model.generation, explain, routing)
+        choice = steps.choice
+        learned = explain or any(c is not None and c.kind == "learned"
+                                 for c in (choice, steps.partner, steps.shadow))
         p = dataclasses.replace(p, signals=learned,
                                 vector=await self._query_vector(p.q) if learned else None)
         plan = await plan_search(p, explicit, model.understanding, steps)
@@ -335,7 +457,16 @@ class SearchService:
             if plan.keep_facets and steps.facet_key is not None and self.cache is not None:
                 await self.cache.set(steps.facet_key, {"total": plan.result.total,
                                                        "facets": facets}, self.facet_ttl_s)
+        search_id = secrets.token_hex(8)
+        if routing is not None:
+            self._counted(routing, steps, hits, plan.total, started, search_id)
+        ranker_json: dict[str, Any] = choice.to_json() | {"fallback": steps.fallback}
+        if steps.partner is not None:
+            ranker_json = {"requested": p.ranker, "kind": "interleaved", "version": None,
+                           "fallback": steps.fallback or steps.partner_fallback,
+                           "arms": [choice.to_json(), steps.partner.to_json()]}
         return {
+            "search_id": search_id,
             "results": results,
             "facets": facets,
             "total": plan.total,
@@ -346,7 +477,7 @@ class SearchService:
             "widened": dataclasses.asdict(plan.widened) if plan.widened else None,
             "applied_filters": plan.words.applied,
             "sort": p.sort,
-            "ranker": choice.to_json() | {"fallback": steps.fallback},
+            "ranker": ranker_json | {"experiment": routing.to_json() if routing else None},
             "degraded": False,
         } | ({"explain": await self._explanation(model.generation, steps.explained)}
              if explain else {})

@@ -109,6 +109,13 @@ async def limit_shopper(request: Request) -> None:
     await svc.limiter.check("search", client, svc.settings.rate_limit_search)
 
 
+async def limit_events(request: Request) -> None:
+    """Shoppers' events (clicks, add-to-carts): requests a minute per client address."""
+    svc = services_of(request)
+    client = request.client.host if request.client else "unknown"
+    await svc.limiter.check("events", client, svc.settings.rate_limit_events)
+
+
 async def limit_seller(request: Request) -> None:
     """The seller API: requests a minute per API key (a hash of it: keys never reach
     Redis)."""

@@ -78,7 +78,7 @@ async def settings(infra: Infrastructure, databases: DatabaseFactory) -> Setting
         page_local_cache_ms=5000,
         # the suite searches from one address far faster than a shopper: no limits here
         # (tests/e2e/test_rate_limits.py sets its own)
-        rate_limit_search=0, rate_limit_seller=0,
+        rate_limit_search=0, rate_limit_seller=0, rate_limit_events=0,
     )
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from adapters.cache import dumps
 from domain.errors import Conflict, ValidationFailed
+from serve.routes.experiments import session_of
 from serve.search import SORTS, SearchParams, parse_attribute_params
 from serve.services import Internal, Json, Svc, limit_shopper, require_internal
 
@@ -41,7 +42,10 @@ async def search(
     `formula` (the seed's formula, whatever is in production), another formula (`weighted`,
     `text`), a registered model version (`lgbm_7`), or `bm25_title` (plain BM25 over titles,
     for comparisons); the answer's `ranker` says which ordered it. `explain=true` (internal
-    token) adds the candidates and their features (feature logging for training rankers)."""
+    token) adds the candidates and their features (feature logging for training rankers).
+    A session id (`X-Session-Id` header or `aisle_session` cookie) places a `default` search
+    in the running ranker experiment's arm (sticky); `ranker.experiment` names it, and
+    `search_id` is what `POST /api/v1/events` credits clicks to."""
     if explain:
         await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -53,7 +57,7 @@ async def search(
         q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
         rating_min=rating_min, in_stock=in_stock,
         attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
-        page_size=page_size, ranker=ranker), explain=explain)
+        page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
     return Response(dumps(found), media_type="application/json")
 

@@ -1,0 +1,165 @@
+"""Ranker experiments in PostgreSQL (migration 0015): their definitions, the arms guardrails
+stopped, and shoppers' events on search results attributed to arms."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from domain.errors import Conflict, NotFound
+from ranking.experiments import Arm, Experiment, Guardrails
+
+EventKind = Literal["click", "add_to_cart"]
+
+
+class ExperimentNotFound(NotFound):
+    code = "experiment_not_found"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentRecord:
+    experiment: Experiment
+    status: Literal["running", "stopped"]
+    created_by: str
+    created_at: datetime
+    stopped_by: str | None
+    stopped_at: datetime | None
+    stop_reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchEvent:
+    kind: EventKind
+    search_id: str
+    product_id: int
+    position: int | None
+    session_id: str | None
+    experiment: str | None
+    arm: str | None
+    team: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EventCounts:
+    """Events of one arm: clicks, add-to-carts, and (interleaving) searches it won."""
+
+    clicks: int = 0
+    add_to_carts: int = 0
+    wins: int = 0
+
+
+def _experiment(row: asyncpg.Record, stops: Mapping[str, str]) -> ExperimentRecord:
+    g = row["guardrails"]
+    exp = Experiment(
+        name=row["name"], kind=row["kind"],
+        arms=tuple(Arm(a["name"], a["ranker"], int(a["weight"])) for a in row["arms"]),
+        guardrails=Guardrails(float(g["max_error_rate"]), float(g["max_p99_ms"]),
+                              int(g["min_requests"])),
+        shadow=row["shadow"], shadow_sample=float(row["shadow_sample"]),
+        stopped_arms=dict(stops))
+    return ExperimentRecord(exp, row["status"], row["created_by"], row["created_at"],
+                            row["stopped_by"], row["stopped_at"], row["stop_reason"])
+
+
+class ExperimentStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(self, e: Experiment, created_by: str) -> ExperimentRecord:
+        """Starts `e`; Conflict if its name is taken or another experiment runs."""
+        try:
+            await self.pool.execute(
+                """INSERT INTO experiments (name, kind, arms, guardrails, shadow,
+                                            shadow_sample, created_by)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                e.name, e.kind, [dataclasses.asdict(a) for a in e.arms],
+                dataclasses.asdict(e.guardrails), e.shadow, e.shadow_sample, created_by)
+        except asyncpg.UniqueViolationError as exc:
+            if "experiments_one_running" in str(exc):
+                running = await self.running()
+                raise Conflict(f"experiment {running.experiment.name if running else '?'} "
+                               "is running: stop it first", "experiment_running") from exc
+            raise Conflict(f"an experiment named {e.name!r} exists (names are not reused: "
+                           "their statistics stay)", "experiment_exists") from exc
+        return await self.get(e.name)
+
+    async def _stops(self, names: list[str]) -> dict[str, dict[str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT experiment, arm, reason FROM experiment_arm_stops "
+            "WHERE experiment = ANY($1::text[])", names)
+        out: dict[str, dict[str, str]] = {}
+        for r in rows:
+            out.setdefault(r["experiment"], {})[r["arm"]] = r["reason"]
+        return out
+
+    async def get(self, name: str) -> ExperimentRecord:
+        row = await self.pool.fetchrow("SELECT * FROM experiments WHERE name = $1", name)
+        if row is None:
+            raise ExperimentNotFound(f"no experiment {name!r}")
+        return _experiment(row, (await self._stops([name])).get(name, {}))
+
+    async def all(self) -> list[ExperimentRecord]:
+        rows = await self.pool.fetch("SELECT * FROM experiments ORDER BY created_at DESC")
+        stops = await self._stops([r["name"] for r in rows])
+        return [_experiment(r, stops.get(r["name"], {})) for r in rows]
+
+    async def running(self) -> ExperimentRecord | None:
+        row = await self.pool.fetchrow("SELECT * FROM experiments WHERE status = 'running'")
+        if row is None:
+            return None
+        return _experiment(row, (await self._stops([row["name"]])).get(row["name"], {}))
+
+    async def stop(self, name: str, by: str, reason: str | None) -> ExperimentRecord:
+        done = await self.pool.fetchval(
+            """UPDATE experiments SET status = 'stopped', stopped_by = $2, stopped_at = now(),
+                                      stop_reason = $3
+               WHERE name = $1 AND status = 'running' RETURNING name""", name, by, reason)
+        if done is None:
+            found = await self.get(name)  # ExperimentNotFound
+            raise Conflict(f"experiment {name!r} is {found.status}", "experiment_stopped")
+        return await self.get(name)
+
+    async def stop_arm(self, name: str, arm: str, reason: str) -> bool:
+        """Records a guardrail's stop of `arm` (False: it was stopped already)."""
+        done = await self.pool.fetchval(
+            """INSERT INTO experiment_arm_stops (experiment, arm, reason) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING arm""", name, arm, reason)
+        return done is not None
+
+    async def record(self, e: SearchEvent) -> None:
+        await self.pool.execute(
+            """INSERT INTO search_events (kind, search_id, product_id, position, session_id,
+                                          experiment, arm, team)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            e.kind, e.search_id, e.product_id, e.position, e.session_id, e.experiment, e.arm,
+            e.team)
+
+    async def counts(self, name: str) -> dict[str, EventCounts]:
+        """Per arm: clicks and add-to-carts credited to it, and searches it won (the arm whose
+        team got more of the search's clicks; interleaving only)."""
+        rows = await self.pool.fetch(
+            """SELECT arm, count(*) FILTER (WHERE kind = 'click') AS clicks,
+                      count(*) FILTER (WHERE kind = 'add_to_cart') AS carts
+               FROM search_events WHERE experiment = $1 AND arm IS NOT NULL GROUP BY arm""",
+            name)
+        wins = await self.pool.fetch(
+            """SELECT winner, count(*) AS n FROM (
+                   SELECT CASE WHEN count(*) FILTER (WHERE team = 'a')
+                                    > count(*) FILTER (WHERE team = 'b') THEN 'a'
+                               WHEN count(*) FILTER (WHERE team = 'b')
+                                    > count(*) FILTER (WHERE team = 'a') THEN 'b' END AS winner
+                   FROM search_events
+                   WHERE experiment = $1 AND kind = 'click' AND team IS NOT NULL
+                   GROUP BY search_id) s
+               WHERE winner IS NOT NULL GROUP BY winner""", name)
+        out = {r["arm"]: EventCounts(int(r["clicks"]), int(r["carts"])) for r in rows}
+        if wins:
+            record = await self.get(name)
+            for w in wins:
+                arm = record.experiment.arms[0 if w["winner"] == "a" else 1].name
+                out[arm] = dataclasses.replace(out.get(arm, EventCounts()), wins=int(w["n"]))
+        return out

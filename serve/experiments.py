@@ -1,0 +1,135 @@
+"""The experiment router of a Gateway replica: which arm of the running experiment (if any)
+orders a search, counting what each arm served, and the guardrails that stop an arm.
+
+Only searches that ask for the `default` ranker and carry a session id (`X-Session-Id`
+header or `aisle_session` cookie) take part: an explicit `ranker=` is a request for that
+ranker, and a request without a session cannot be kept in one arm. The running experiment is
+read from PostgreSQL at most every REFRESH_S per replica, so starting or stopping one (or a
+guardrail's stop of an arm) reaches every replica within about a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from adapters.experiment_metrics import ExperimentMetrics
+from adapters.postgres.experiments import ExperimentStore
+from ranking.experiments import SHADOW, Arm, Experiment, assign, breach
+
+log = logging.getLogger("aisle.experiments")
+REFRESH_S = 1.0
+GUARD_EVERY_S = 2.0  # how often a replica checks the guardrails (while it counts searches)
+
+
+@dataclasses.dataclass(frozen=True)
+class Routing:
+    """A search's place in an experiment: its A/B arm, or the two interleaved arms; and the
+    shadow ranker when this search is in the shadow's sample."""
+
+    experiment: Experiment
+    session: str
+    arm: Arm | None
+    interleaved: tuple[Arm, Arm] | None
+    shadow: str | None
+
+    @property
+    def pair(self) -> tuple[Arm, Arm]:
+        """The interleaved arms (ValueError for an A/B search)."""
+        if self.interleaved is None:
+            raise ValueError("not an interleaved search")
+        return self.interleaved
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.experiment.name, "kind": self.experiment.kind,
+                "arm": self.arm.name if self.arm else "interleaved"}
+
+
+class ExperimentRouter:
+    def __init__(self, store: ExperimentStore, metrics: ExperimentMetrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._current: tuple[float, Experiment | None] = (-float("inf"), None)
+        self._lock = asyncio.Lock()
+        self._guarded_at = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def forget(self) -> None:
+        """Read the running experiment again on the next search (after this replica changed
+        it)."""
+        self._current = (-float("inf"), None)
+
+    async def current(self) -> Experiment | None:
+        at, found = self._current
+        if time.monotonic() - at < REFRESH_S:
+            return found
+        async with self._lock:
+            at, found = self._current
+            if time.monotonic() - at >= REFRESH_S:
+                try:
+                    record = await self.store.running()
+                    found = record.experiment if record else None
+                except Exception as exc:  # PostgreSQL down: no experiment for the moment
+                    log.warning("running experiment not read: %r", exc)
+                    found = None
+                self._current = (time.monotonic(), found)
+        return found
+
+    async def route(self, session: str | None, requested: str) -> Routing | None:
+        if session is None or requested != "default":
+            return None
+        e = await self.current()
+        if e is None:
+            return None
+        shadow = (e.shadow if e.shadow is not None and e.live(SHADOW)
+                  and random.random() < e.shadow_sample else None)
+        if e.kind == "ab":
+            arm = assign(e, session)
+            return Routing(e, session, arm, None, shadow) if e.live(arm.name) else None
+        a, b = e.arms
+        if not (e.live(a.name) and e.live(b.name)):
+            return None
+        return Routing(e, session, None, (a, b), shadow)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` off the request path (kept referenced until done)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def count(self, experiment: Experiment, arm: str, ms: float, *, zero: bool = False,
+              error: bool = False, agreement: int | None = None) -> None:
+        """Counts one search of `arm` (in the background), and checks the guardrails every
+        GUARD_EVERY_S."""
+        self.spawn(self.metrics.count(experiment.name, arm, ms, zero=zero, error=error,
+                                      agreement=agreement))
+        if time.monotonic() - self._guarded_at >= GUARD_EVERY_S:
+            self._guarded_at = time.monotonic()
+            self.spawn(self._guarded(experiment))
+
+    async def _guarded(self, e: Experiment) -> None:
+        await self.guard(e)
+
+    async def guard(self, e: Experiment) -> list[tuple[str, str]]:
+        """Stops each live arm (and the shadow) whose counters breach the guardrails;
+        returns the (arm, reason) stopped now."""
+        names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
+        stopped = []
+        try:
+            stats = await self.metrics.read(e.name, names)
+            for name in names:
+                why = breach(stats[name], e.guardrails) if e.live(name) else None
+                if why and await self.store.stop_arm(e.name, name, why):
+                    log.warning("experiment %s: guardrail stopped arm %s: %s", e.name, name,
+                                why)
+                    stopped.append((name, why))
+        except Exception as exc:
+            log.warning("guardrails of %s not checked: %r", e.name, exc)
+        if stopped:
+            self.forget()
+        return stopped

@@ -1,0 +1,294 @@
+"""Ranker experiments over HTTP: an A/B split keeps each session in one arm and counts its
+searches and events per arm; an interleaving credits clicks to the team that placed the
+result; a shadow ranker is measured but never changes what is shown; a guardrail stops an arm
+that breaches it; shoppers' events are validated."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.conftest import Seller
+
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+API = "/api/v1/internal/experiments"
+
+
+async def search(client: httpx.AsyncClient, session: str | None = None,
+                 **params: Any) -> dict[str, Any]:
+    headers = {"X-Session-Id": session} if session else {}
+    r = await client.get("/api/v1/products/search", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def words(client: httpx.AsyncClient, seller: Seller,
+                category_ids: dict[str, int]) -> str:
+    """Eight products sharing a made-up word, of different ratings, prices and title
+    lengths (so formulas order them differently)."""
+    tag = "xp" + secrets.token_hex(3)
+    for i in range(8):
+        body = {"title": f"{tag} lamp " + " ".join(["desk"] * (i % 4)) + f" model {i}",
+                "description": f"a {tag} lamp", "brand": f"Brand{i % 3}",
+                "category_id": category_ids["Headphones"],
+                "variants": [{"sku": f"S-{secrets.token_hex(6)}", "attributes": {},
+                              "price_cents": 1_000 + 700 * i}]}
+        r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 30
+    while (await search(client, q=tag))["total"] < 8:
+        assert time.monotonic() < deadline, "products never became searchable"
+        await asyncio.sleep(0.1)
+    return tag
+
+
+async def start(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    r = await client.post(API, json={"created_by": "test", **body}, headers=INTERNAL)
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def stopped(client: httpx.AsyncClient) -> AsyncIterator[list[str]]:
+    """Experiments a test started, stopped after it whatever happened."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        await client.post(f"{API}/{name}/stop", json={"by": "test"}, headers=INTERNAL)
+
+
+async def show(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    r = await client.get(f"{API}/{name}", headers=INTERNAL)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def click(client: httpx.AsyncClient, found: dict[str, Any], at: int = 0,
+                kind: str = "click") -> dict[str, Any]:
+    r = await client.post("/api/v1/events", json={
+        "type": kind, "search_id": found["search_id"],
+        "product_id": found["results"][at]["product_id"], "position": at + 1})
+    assert r.status_code == 202, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def eventually_counted(client: httpx.AsyncClient, name: str,
+                             requests: int) -> dict[str, Any]:
+    """The experiment once its arms' counters (written in the background) add up."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = await show(client, name)
+        if sum(a["requests"] for a in found["arms"]) >= requests or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)
+
+
+async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
+        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+    name = "ab-" + secrets.token_hex(3)
+    await start(client, name=name, kind="ab", arms=[
+        {"name": "control", "ranker": "formula"}, {"name": "treatment", "ranker": "text"}])
+    stopped.append(name)
+    rankers = {"control": "formula", "treatment": "text"}
+    arm_of: dict[str, str] = {}
+    clicks = {"control": 0, "treatment": 0}
+    carts = {"control": 0, "treatment": 0}
+    for i in range(24):
+        session = f"sess-{name}-{i}"
+        for repeat in range(3):
+            found = await search(client, session, q=words)
+            exp = found["ranker"]["experiment"]
+            assert exp is not None and exp["name"] == name
+            arm = exp["arm"]
+            assert arm_of.setdefault(session, arm) == arm  # sticky
+            assert found["ranker"]["requested"] == rankers[arm]  # the arm's ranker ordered it
+            if repeat == 0:
+                answer = await click(client, found)
+                assert answer == {"accepted": True, "experiment": name, "arm": arm,
+                                  "team": None}
+                clicks[arm] += 1
+                if i % 3 == 0:
+                    await click(client, found, kind="add_to_cart")
+                    carts[arm] += 1
+    assert set(arm_of.values()) == {"control", "treatment"}  # 24 sessions reach both arms
+    # without a session, or asking for a ranker by name: not in the experiment
+    assert (await search(client, q=words))["ranker"]["experiment"] is None
+    assert (await search(client, "someone", q=words, ranker="text"))["ranker"][
+        "experiment"] is None
+    found = await eventually_counted(client, name, 72)
+    by_arm = {a["name"]: a for a in found["arms"]}
+    for arm in ("control", "treatment"):
+        sessions = sum(1 for v in arm_of.values() if v == arm)
+        assert by_arm[arm]["requests"] == 3 * sessions
+        assert by_arm[arm]["clicks"] == clicks[arm]
+        assert by_arm[arm]["add_to_carts"] == carts[arm]
+        assert by_arm[arm]["ctr"] == pytest.approx(clicks[arm] / (3 * sessions), abs=1e-4)
+        assert by_arm[arm]["errors"] == 0 and by_arm[arm]["zero_result_rate"] == 0
+        assert isinstance(by_arm[arm]["p99_ms"], (int, float))
+    # stopped: every search goes back to production's ranker
+    r = await client.post(f"{API}/{name}/stop", json={"by": "test"}, headers=INTERNAL)
+    assert r.status_code == 200 and r.json()["status"] == "stopped"
+    assert (await search(client, "sess-x", q=words))["ranker"]["experiment"] is None
+
+
+async def test_interleaving_credits_the_team_that_placed_the_click(
+        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+    name = "il-" + secrets.token_hex(3)
+    await start(client, name=name, kind="interleave", arms=[
+        {"name": "formula", "ranker": "formula"}, {"name": "price", "ranker": "weighted"}])
+    stopped.append(name)
+    teams = {"a": 0, "b": 0}
+    for i in range(10):
+        found = await search(client, f"s-{name}-{i}", q=words)
+        assert found["ranker"]["kind"] == "interleaved"
+        assert [a["requested"] for a in found["ranker"]["arms"]] == ["formula", "weighted"]
+        assert found["ranker"]["experiment"]["arm"] == "interleaved"
+        again = await search(client, f"s-{name}-{i}", q=words)  # a reload: the same list
+        assert [r["product_id"] for r in again["results"]] == \
+            [r["product_id"] for r in found["results"]]
+        answer = await click(client, found)
+        assert answer["team"] in ("a", "b")
+        assert answer["arm"] == ("formula" if answer["team"] == "a" else "price")
+        teams[answer["team"]] += 1
+    found = await eventually_counted(client, name, 40)
+    by_arm = {a["name"]: a for a in found["arms"]}
+    assert by_arm["formula"]["interleaving_wins"] == teams["a"]
+    assert by_arm["price"]["interleaving_wins"] == teams["b"]
+    assert by_arm["formula"]["requests"] == by_arm["price"]["requests"] == 20
+
+
+async def test_a_shadow_ranker_is_measured_but_never_shown(
+        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+    name = "sh-" + secrets.token_hex(3)
+    # both arms show the formula; the shadow (plain text relevance) orders every search
+    await start(client, name=name, kind="ab", shadow="text", shadow_sample=1.0, arms=[
+        {"name": "one", "ranker": "formula"}, {"name": "two", "ranker": "formula"}])
+    stopped.append(name)
+    plain = [r["product_id"] for r in (await search(client, q=words, ranker="formula"))[
+        "results"]]
+    for i in range(6):
+        found = await search(client, f"s-{name}-{i}", q=words)
+        assert found["ranker"]["experiment"]["name"] == name
+        assert [r["product_id"] for r in found["results"]] == plain
+    deadline = time.monotonic() + 10
+    while (found := await show(client, name))["shadow_stats"]["requests"] < 6:
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.1)
+    shadow = found["shadow_stats"]
+    assert shadow["requests"] == 6 and shadow["errors"] == 0
+    assert 0 <= shadow["top10_agreement"] <= 8  # 8 products: at most 8 of a top 10 shared
+
+
+async def test_a_guardrail_stops_an_arm_that_breaches_it(
+        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+    name = "gr-" + secrets.token_hex(3)
+    # no search answers within 1 microsecond: both arms breach after 3 searches each
+    await start(client, name=name, arms=[{"name": "a", "ranker": "formula"},
+                                         {"name": "b", "ranker": "text"}],
+                guardrails={"max_p99_ms": 0.001, "min_requests": 3, "max_error_rate": 0.5})
+    stopped.append(name)
+    for i in range(30):
+        await search(client, f"s-{name}-{i}", q=words)
+    deadline = time.monotonic() + 10  # counters are written in the background
+    while True:
+        found = await show(client, name)  # checks the guardrails before it answers
+        if all(arm["stopped"] for arm in found["arms"]):
+            break
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.2)
+    for arm in found["arms"]:
+        assert "p99" in arm["stopped"] and arm["requests"] >= 3, arm
+    deadline = time.monotonic() + 5  # every replica reads the stop within a second
+    while (await search(client, f"s-{name}-0", q=words))["ranker"]["experiment"] is not None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+
+
+async def test_experiments_are_validated_and_one_runs_at_a_time(
+        client: httpx.AsyncClient, stopped: list[str]) -> None:
+    r = await client.post(API, json={"name": "bad", "created_by": "t", "kind": "interleave",
+                                     "arms": [{"name": "a", "ranker": "formula"},
+                                              {"name": "b", "ranker": "text"},
+                                              {"name": "c", "ranker": "weighted"}]},
+                          headers=INTERNAL)
+    assert r.status_code == 422 and "arms" in r.json()["error"]["fields"], r.text
+    r = await client.post(API, json={"name": "bad", "created_by": "t",
+                                     "arms": [{"name": "a", "ranker": "formula"},
+                                              {"name": "b", "ranker": "lgbm_999999"}]},
+                          headers=INTERNAL)
+    assert r.status_code == 422 and "arms[1].ranker" in r.json()["error"]["fields"], r.text
+    arms = [{"name": "a", "ranker": "formula"}, {"name": "b", "ranker": "text"}]
+    name = "one-" + secrets.token_hex(3)
+    await start(client, name=name, arms=arms)
+    stopped.append(name)
+    r = await client.post(API, json={"name": name + "x", "created_by": "t", "arms": arms},
+                          headers=INTERNAL)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "experiment_running"
+    r = await client.post(API, json={"name": "x", "created_by": "t", "arms": arms})
+    assert r.status_code == 401
+
+
+async def test_events_are_validated_and_recorded_without_an_experiment(
+        client: httpx.AsyncClient, words: str) -> None:
+    found = await search(client, q=words)
+    answer = await click(client, found, at=1)
+    assert answer == {"accepted": True, "experiment": None, "arm": None, "team": None}
+    for body, field in (
+            ({"type": "view", "search_id": found["search_id"], "product_id": "1"}, "type"),
+            ({"type": "click", "search_id": "nope", "product_id": "1"}, "search_id"),
+            ({"type": "click", "search_id": found["search_id"], "product_id": "x"},
+             "product_id"),
+            ({"type": "click", "search_id": found["search_id"], "product_id": "1",
+              "position": 0}, "position")):
+        r = await client.post("/api/v1/events", json=body)
+        assert r.status_code == 422, r.text
+        assert any(field in k for k in r.json()["error"]["fields"]), r.text
+    r = await client.get("/api/v1/products/search", params={"q": words},
+                         headers={"X-Session-Id": "bad session!"})
+    assert r.status_code == 422 and "X-Session-Id" in r.json()["error"]["fields"]
+
+
+def rankers_cli(app_url: str, *args: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "rankers.py"), "--url", app_url, *args],
+        capture_output=True, text=True, timeout=60, cwd=root,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+async def test_experiments_from_the_command_line(
+        app_url: str, client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+    name = "cli-" + secrets.token_hex(3)
+    stopped.append(name)
+    out = await asyncio.to_thread(
+        rankers_cli, app_url, "experiment", "start", name, "--arm", "control=formula:3",
+        "--arm", "treatment=text", "--shadow", "weighted", "--shadow-sample", "0.5",
+        "--max-p99-ms", "2500")
+    assert out.startswith("started: ") and "control=formula:3, treatment=text:1" in out
+    for i in range(8):
+        await click(client, await search(client, f"s-{name}-{i}", q=words))
+    await eventually_counted(client, name, 8)
+    out = await asyncio.to_thread(rankers_cli, app_url, "experiment", "show", name)
+    assert "p99 <= 2500.0 ms" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[3:5]}
+    assert set(rows) == {"control", "treatment"}
+    assert sum(int(r[2]) for r in rows.values()) == 8  # requests
+    assert sum(int(r[6]) for r in rows.values()) == 8  # clicks
+    assert "shadow weighted:" in out
+    out = await asyncio.to_thread(rankers_cli, app_url, "experiment", "stop", name)
+    assert out.startswith("stopped: ") and " stopped " in out
+    assert name in await asyncio.to_thread(rankers_cli, app_url, "experiment", "list")
