@@ -77,6 +77,8 @@ WRITER_HEAP = 64 << 20
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
+SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
+GROUPS_PER_MASK = 20  # word groups counted by one search (2^g scores stay exact in float32)
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
@@ -372,29 +374,51 @@ class TantivyShard:
         """domain.search.SIGNALS of these products, each from a query confined to them: per
         word group and scored field (the group's best alternative in that field), the title
         phrase, and the brand, color and category read from the words."""
-        only = (Occur.Must, Query.const_score_query(
-            Query.term_set_query(self.schema, "product_id", list(pids)), 0.0))
+        wanted = {(a.segment_ord, a.doc): pid for pid, a in addrs.items()}
+        only: list[tuple[Occur, Query]] = []
 
         def scores(q: Query | None) -> dict[int, float]:
+            """The score of `q` for each of the products it matches. Most signal queries
+            match few documents: they run over the whole shard and the products are picked
+            from the matches (confining a search to 200 ids costs ~0.5 ms of term lookups);
+            one that matches SIGNAL_SCAN or more runs again confined to the products."""
             if q is None:
                 return {}
-            res = searcher.search(Query.boolean_query([only, (Occur.Must, q)]),
+            found = searcher.search(q, limit=SIGNAL_SCAN, count=False).hits
+            if len(found) < SIGNAL_SCAN:
+                return {pid: float(sc) for sc, a in found
+                        if (pid := wanted.get((a.segment_ord, a.doc))) is not None}
+            if not only:
+                only.append((Occur.Must, Query.const_score_query(
+                    Query.term_set_query(self.schema, "product_id", list(pids)), 0.0)))
+            res = searcher.search(Query.boolean_query([only[0], (Occur.Must, q)]),
                                   limit=len(pids), count=False)
-            addrs = [a for _, a in res.hits]
-            ids = searcher.fast_field_values("product_id", addrs)
+            ids = searcher.fast_field_values("product_id", [a for _, a in res.hits])
             return {int(p): float(sc) for (sc, _), p in zip(res.hits, ids, strict=True)
                     if p is not None}
 
         def present(q: Query) -> set[int]:
             return set(scores(Query.const_score_query(q, 1.0)))
 
+        def matched(per_group: Sequence[Query | None]) -> dict[int, int]:
+            """How many of the groups each product matches: one search per GROUPS_PER_MASK
+            groups, group g worth 2^g (exact in a float32 score), the count read back."""
+            out: dict[int, int] = {}
+            for start in range(0, len(per_group), GROUPS_PER_MASK):
+                clauses = [(Occur.Should, Query.const_score_query(q, float(1 << g)))
+                           for g, q in enumerate(per_group[start:start + GROUPS_PER_MASK])
+                           if q is not None]
+                if clauses:
+                    for pid, mask in scores(Query.boolean_query(clauses)).items():
+                        out[pid] = out.get(pid, 0) + int(mask).bit_count()
+            return out
+
         fields = [name for name, _ in TEXT_FIELDS]
-        per_field = {f: dict.fromkeys(pids, 0.0) for f in fields}
-        matched_any = dict.fromkeys(pids, 0)
-        matched_title = dict.fromkeys(pids, 0)
         groups = [g for g in text.groups if any(_tokens(a, self._az) for a in g)]
+        # per group and field: the group's best alternative there (None: cannot match)
+        best: list[dict[str, Query | None]] = []
         for group in groups:
-            seen: set[int] = set()
+            mine: dict[str, Query | None] = {}
             for field, boost in TEXT_FIELDS:
                 alts = [q for n_alt, alt in enumerate(group)
                         if (toks := _tokens(alt, self._az))
@@ -402,18 +426,19 @@ class TantivyShard:
                             searcher, field, toks,
                             boost * (1.0 if n_alt == 0 else ALTERNATIVE_WEIGHT),
                             False)) is not None]
-                if not alts:
-                    continue
-                got = scores(Query.disjunction_max_query(alts, 0.0) if len(alts) > 1
-                             else alts[0])
-                for pid, sc in got.items():
-                    per_field[field][pid] += sc
-                seen |= set(got)
-                if field == "title":
-                    for pid in got:
-                        matched_title[pid] += 1
-            for pid in seen:
-                matched_any[pid] += 1
+                mine[field] = (Query.disjunction_max_query(alts, 0.0) if len(alts) > 1
+                               else alts[0] if alts else None)
+            best.append(mine)
+        # a field's score is the sum over groups of the group's best alternative there (a
+        # boolean of SHOULD clauses adds its clauses' scores): one search per field
+        per_field: dict[str, Mapping[int, float]] = {}
+        for field in fields:
+            clauses = [(Occur.Should, q) for g in best if (q := g[field]) is not None]
+            per_field[field] = scores(Query.boolean_query(clauses)) if clauses else {}
+        matched_title = matched([g["title"] for g in best])
+        matched_any = matched([
+            Query.disjunction_max_query(qs, 0.0) if len(qs) > 1 else qs[0] if qs else None
+            for qs in ([q for q in g.values() if q is not None] for g in best)])
         typed = [t for g in groups for t in _tokens(g[0], self._az)]
         phrase = (present(Query.phrase_query(self.schema, "title", list[Any](typed)))
                   if len(typed) > 1 else set())
@@ -430,8 +455,9 @@ class TantivyShard:
             dense = dict(zip(pids, similarity(ask.vector, self._title_vectors(
                 searcher, pids, [addrs[pid] for pid in pids])), strict=True))
         n = max(len(groups), 1)
-        return {pid: (*(per_field[f][pid] for f in fields),
-                      matched_any[pid] / n, matched_title[pid] / n, float(pid in phrase),
+        return {pid: (*(per_field[f].get(pid, 0.0) for f in fields),
+                      matched_any.get(pid, 0) / n, matched_title.get(pid, 0) / n,
+                      float(pid in phrase),
                       float(pid in brand), float(pid in color), float(pid in category),
                       dense[pid])
                 for pid in pids}
