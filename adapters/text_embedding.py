@@ -97,4 +97,11 @@ def from_bytes(data: bytes) -> np.ndarray:
 def similarity(query: bytes, documents: Sequence[bytes | None]) -> list[float]:
     """Cosine of the query with each document (0 for a document without a vector)."""
     q = from_bytes(query)
-    return [float(from_bytes(d) @ q) if d and len(d) == DIMENSION else 0.0 for d in documents]
+    ok = [i for i, d in enumerate(documents) if d and len(d) == DIMENSION]
+    out = [0.0] * len(documents)
+    if ok:  # one matrix product for all of them
+        m = np.frombuffer(b"".join(documents[i] or b"" for i in ok), dtype=np.int8)
+        sims = (m.reshape(len(ok), DIMENSION).astype(np.float32) / 127.0) @ q
+        for i, v in zip(ok, sims.tolist(), strict=True):
+            out[i] = v
+    return out

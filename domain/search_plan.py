@@ -135,6 +135,13 @@ def signal_request(words: Words, vector: bytes | None = None) -> SignalRequest:
                          categories=words.text.boost_category_ids, vector=vector)
 
 
+def may_rerank(p: SearchParams) -> bool:
+    """Whether the search may re-rank, before its words are read (`reranks` then decides):
+    work only a re-ranking needs (the query's dense vector) is skipped otherwise."""
+    return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
+            and bool(p.q.strip()) and p.offset < RERANK_DEPTH)
+
+
 def reranks(p: SearchParams, words: Words) -> bool:
     return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
             and bool(words.text.groups) and p.offset < RERANK_DEPTH)

@@ -88,6 +88,15 @@ def query_mix(cat: dict[str, Any], rnd: random.Random) -> Callable[[], dict[str,
     return make
 
 
+def ranked_by(r: httpx.Response) -> str:
+    """What ordered a search, as its answer says."""
+    if r.status_code != 200:
+        return f"HTTP {r.status_code}"
+    ranker = r.json()["ranker"]
+    return (f"{ranker['kind']}:{ranker['version'] or ranker['requested']}"
+            + (" (fallback)" if ranker.get("fallback") else ""))
+
+
 async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str]) -> list[str]:
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         cat = await sample_catalog(client)
@@ -109,7 +118,8 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                     ranker: str = ranker) -> tuple[str, dict[str, Any]]:
             return "/api/v1/products/search", {**mix(), "ranker": ranker}
 
-        searches.append(await closed_loop(url, request, a.concurrency, a.seconds, a.warmup))
+        searches.append(await closed_loop(url, request, a.concurrency, a.seconds, a.warmup,
+                                          tag=ranked_by))
     search = searches[0]
     noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), a.concurrency, a.seconds,
                              a.warmup)
@@ -132,6 +142,11 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
             f"| {dataset} | no-op that awaits once | {awaits['rps']:,.0f} | "
             f"{awaits['p50']:.1f} | {awaits['p99']:.1f} | {awaits['errors']} | "
             f"{ratio(awaits):.2f} |"]
+    notes.append(f"\n{dataset}: what ordered the searches (the answers' `ranker`: kind, "
+                 "version; `fallback`: the chosen model could not rank)\n\n"
+                 + "\n".join(f"- ranker={r}: " + ", ".join(
+                     f"{k} {n}" for k, n in sorted(s["tags"].items()))
+                     for r, s in zip(rankers, searches, strict=True)))
     notes.append(f"\n{dataset}: CPU per request while each load ran (ms, by process)\n\n"
                  + "\n".join(cpu_rows(*((f"search {r}", s) for r, s in zip(
                      rankers, searches, strict=True)), ("no-op", noop),

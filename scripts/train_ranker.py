@@ -1,6 +1,11 @@
-"""scripts/train_ranker --dataset esci|icecat [--url URL | --start] [--folds 5] [--promote]
+"""scripts/train_ranker --dataset esci|icecat|both [--url URL | --start] [--folds 5] [--promote]
 
 Trains a LightGBM LambdaMART ranker on the dataset's judged queries and registers it.
+`--dataset both`: one model on the judged queries of both catalogs, each searched through its
+own service (`--url` is esci's and `--icecat-url` icecat's; with --start both are started),
+cross-validated per dataset (each fold's model never saw that fold's queries of either), and
+registered in both services with both datasets' figures (the gate then asks for a gain on
+each).
 
 1. Feature logging: every judged query through the real search path (`explain=true`), as
    scripts/log_features does (the service must hold that dataset's catalog alone).
@@ -28,15 +33,17 @@ from pathlib import Path
 from eval_relevance import running_service  # scripts/ is on sys.path: our own folder
 
 from ranking.judgments import DATASETS, read_judgments
-from tooling.ranker_training import RankerService, train_and_register
+from tooling.ranker_training import RankerService, train_many
 from tooling.relevance import REPO, default_data_dir, judgments_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/train_ranker", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dataset", required=True, choices=(*DATASETS, "both"))
     p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--icecat-url", default="http://127.0.0.1:8001",
+                   help="with --dataset both: the service holding the icecat catalog")
     p.add_argument("--start", action="store_true", help="run scripts/demo for it")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--promote", action="store_true", help="promote it if it passes the gate")
@@ -50,14 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("train_ranker: set AISLE_INTERNAL_TOKEN", file=sys.stderr)
             return 1
         token = os.environ["AISLE_INTERNAL_TOKEN"] = "train-" + os.urandom(8).hex()
-    judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
-                               a.dataset)
-    url = a.url.rstrip("/")
-    service_dir = a.service_data_dir or REPO / ".aisle-data" / f"eval-{a.dataset}"
-    with (running_service(a.dataset, url, service_dir, 1800) if a.start
-          else contextlib.nullcontext()):
-        done = train_and_register(a.dataset, RankerService(url, token), judgments, a.folds,
-                                  a.promote, a.out)
+    datasets = DATASETS if a.dataset == "both" else (a.dataset,)
+    urls = {name: (a.icecat_url if a.dataset == "both" and name == "icecat" else a.url)
+            .rstrip("/") for name in datasets}
+    with contextlib.ExitStack() as services:
+        if a.start:
+            for name in datasets:
+                service_dir = ((a.service_data_dir / name if len(datasets) > 1
+                                else a.service_data_dir) if a.service_data_dir
+                               else REPO / ".aisle-data" / f"eval-{name}")
+                services.enter_context(running_service(name, urls[name], service_dir, 1800))
+        sources = {name: (RankerService(urls[name], token), read_judgments(
+            judgments_path(a.data_dir or default_data_dir(), name), name))
+            for name in datasets}
+        done = train_many(sources, a.folds, a.promote, a.out)
     return 0 if done.promoted or not a.promote else 2
 
 

@@ -60,6 +60,7 @@ from domain.search_plan import (
     SearchParams,
     Words,
     facet_identity,
+    may_rerank,
     plan_search,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
@@ -445,8 +446,10 @@ class SearchService:
         choice = steps.choice
         learned = explain or any(c is not None and c.kind == "learned"
                                  for c in (choice, steps.partner, steps.shadow))
+        # the query's dense vector (4 ms of CPU) only when the candidates may be re-ranked
         p = dataclasses.replace(p, signals=learned,
-                                vector=await self._query_vector(p.q) if learned else None)
+                                vector=await self._query_vector(p.q)
+                                if learned and may_rerank(p) else None)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)

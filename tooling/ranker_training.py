@@ -130,28 +130,42 @@ def ndcg_by_query(url: str, judgments: Judgments, queries: Sequence[str],
     return score_run(ranker, {q: judgments[q] for q in queries}, found, 10).ndcg
 
 
-def cross_validate(service: RankerService, data: TrainingSet, judgments: Judgments,
-                   folds: int, say: Callable[[str], None]) -> dict[str, float]:
-    """Query -> nDCG@10 through the API of the fold model that did not see the query."""
-    out: dict[str, float] = {}
-    queries = sorted(judgments)
+def _key(dataset: str, query: str, many: bool) -> str:
+    """A query's name in the training set: prefixed by its dataset when several datasets
+    train one model (the same words may be judged in both)."""
+    return f"{dataset}\x1f{query}" if many else query
+
+
+def cross_validate(sources: Mapping[str, tuple[RankerService, Judgments]], data: TrainingSet,
+                   folds: int, say: Callable[[str], None]) -> dict[str, dict[str, float]]:
+    """Per dataset, query -> nDCG@10 through that dataset's search API of the fold model
+    that did not see the query (one model per fold, trained on every dataset's other
+    queries, registered in each service)."""
+    many = len(sources) > 1
+    out: dict[str, dict[str, float]] = {name: {} for name in sources}
+    everything = {_key(name, q, many) for name, (_, j) in sources.items() for q in j}
     for fold in range(folds):
-        held = [q for q in queries if fold_of(q, folds) == fold]
-        if not held:
+        held = {name: [q for q in sorted(j) if fold_of(_key(name, q, many), folds) == fold]
+                for name, (_, j) in sources.items()}
+        if not any(held.values()):
             continue
-        model = train(data.subset(set(queries) - set(held)))
-        version = service.register(model, data, None, f"cv fold {fold + 1}/{folds}",
-                                   stage="archived")
-        got = ndcg_by_query(service.url, judgments, held, version)
-        out.update(got)
-        say(f"  fold {fold + 1}/{folds}: {len(held)} queries, {version}, "
-            f"nDCG@10 {sum(got.values()) / len(got):.4f}")
+        keys = {_key(name, q, many) for name, qs in held.items() for q in qs}
+        model = train(data.subset(everything - keys))
+        for name, (service, judgments) in sources.items():
+            if not held[name]:
+                continue
+            version = service.register(model, data, None, f"cv fold {fold + 1}/{folds}",
+                                       stage="archived")
+            got = ndcg_by_query(service.url, judgments, held[name], version)
+            out[name].update(got)
+            say(f"  fold {fold + 1}/{folds} {name}: {len(held[name])} queries, {version}, "
+                f"nDCG@10 {sum(got.values()) / len(got):.4f}")
     return out
 
 
 @dataclasses.dataclass(frozen=True)
 class Trained:
-    version: str
+    version: str  # as registered in the (first) service
     metrics: ModelMetrics
     promoted: bool
     refusal: list[str]  # why the gate refused it (empty when promoted or not asked)
@@ -160,40 +174,67 @@ class Trained:
 def train_and_register(dataset: str, service: RankerService, judgments: Judgments,
                        folds: int = 5, promote: bool = False, out: Path | None = None,
                        say: Callable[[str], None] = print) -> Trained:
-    say(f"{dataset}: logging features of {len(judgments)} judged queries through "
-        f"{service.url}")
-    logged = asyncio.run(collect(service.url, service.token, judgments))
-    data = logged.training_set()
-    say(f"  {len(logged.rows)} candidates, {len(logged.names)} features ({logged.version})")
-    production = service.production()
-    say(f"{dataset}: production is {production}; {folds}-fold cross-validation through the API")
-    cv = cross_validate(service, data, judgments, folds, say)
-    base = ndcg_by_query(service.url, judgments, sorted(judgments), "default")
-    per_query = {q: (cv.get(q, 0.0), base.get(q, 0.0)) for q in sorted(judgments)}
-    n = max(len(per_query), 1)
-    metrics = ModelMetrics(
-        {dataset: DatasetMetrics(sum(v[0] for v in per_query.values()) / n,
-                                 sum(v[1] for v in per_query.values()) / n,
-                                 production, per_query)},
-        data.digest(), folds)
+    return train_many({dataset: (service, judgments)}, folds, promote, out, say)
+
+
+def train_many(sources: Mapping[str, tuple[RankerService, Judgments]], folds: int = 5,
+               promote: bool = False, out: Path | None = None,
+               say: Callable[[str], None] = print) -> Trained:
+    """One model trained on the judged queries of every dataset in `sources` (each searched
+    through its own service, which holds that catalog alone), cross-validated per dataset,
+    registered in every service with the metrics of all; promoted in each if asked."""
+    many = len(sources) > 1
+    tables = []
+    names: list[str] = []
+    for dataset, (service, judgments) in sources.items():
+        say(f"{dataset}: logging features of {len(judgments)} judged queries through "
+            f"{service.url}")
+        logged = asyncio.run(collect(service.url, service.token, judgments))
+        say(f"  {len(logged.rows)} candidates, {len(logged.names)} features ({logged.version})")
+        if names and logged.names != names:
+            raise RuntimeError(f"{dataset}: the services log different features")
+        names = logged.names
+        rows = [{**r, "query": _key(dataset, r["query"], many)} for r in logged.rows]
+        tables.append(dataclasses.replace(logged, rows=rows).table())
+    data = TrainingSet.from_table(pa.concat_tables(tables))
+    label = "+".join(sources)
+    productions = {name: service.production() for name, (service, _) in sources.items()}
+    say(f"{label}: production is " + ", ".join(f"{p} ({n})" for n, p in productions.items())
+        + f"; {folds}-fold cross-validation through the API")
+    cv = cross_validate(sources, data, folds, say)
+    measured = {}
+    for name, (service, judgments) in sources.items():
+        base = ndcg_by_query(service.url, judgments, sorted(judgments), "default")
+        per_query = {q: (cv[name].get(q, 0.0), base.get(q, 0.0)) for q in sorted(judgments)}
+        n = max(len(per_query), 1)
+        measured[name] = DatasetMetrics(sum(v[0] for v in per_query.values()) / n,
+                                        sum(v[1] for v in per_query.values()) / n,
+                                        productions[name], per_query)
+    metrics = ModelMetrics(measured, data.digest(), folds)
     model = train(data)
-    version = service.register(model, data, metrics,
-                               f"trained on {dataset} ({len(judgments)} queries)")
-    d = metrics.datasets[dataset]
-    say(f"{dataset}: registered {version}: CV nDCG@10 {d.ndcg:.4f} vs production "
-        f"({production}) {d.baseline_ndcg:.4f}; {len(d.harmed())} queries harmed by > 0.1")
+    versions = {name: service.register(
+        model, data, metrics,
+        f"trained on {label} ({sum(len(j) for _, j in sources.values())} queries)")
+        for name, (service, _) in sources.items()}
+    for name, d in metrics.datasets.items():
+        say(f"{name}: registered {versions[name]}: CV nDCG@10 {d.ndcg:.4f} vs production "
+            f"({d.baseline}) {d.baseline_ndcg:.4f}; {len(d.harmed())} queries harmed by > 0.1")
+    first = next(iter(versions.values()))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(model.to_bytes())
         out.with_suffix(".json").write_text(json.dumps(
-            {"version": version, "feature_set": data.feature_version,
+            {"version": first, "feature_set": data.feature_version,
              "features": list(data.feature_names), "metrics": metrics.to_json()}, indent=1))
     if not promote:
-        return Trained(version, metrics, False, [])
-    ok, body = service.promote(version)
-    if ok:
-        say(f"{dataset}: {version} is in production")
-        return Trained(version, metrics, True, [])
-    reasons = list(body.get("error", {}).get("reasons") or [str(body)])
-    say(f"{dataset}: {version} not promoted: " + "; ".join(reasons))
-    return Trained(version, metrics, False, reasons)
+        return Trained(first, metrics, False, [])
+    reasons: list[str] = []
+    for name, (service, _) in sources.items():
+        ok, body = service.promote(versions[name])
+        if ok:
+            say(f"{name}: {versions[name]} is in production")
+        else:
+            why = list(body.get("error", {}).get("reasons") or [str(body)])
+            say(f"{name}: {versions[name]} not promoted: " + "; ".join(why))
+            reasons += why
+    return Trained(first, metrics, not reasons, reasons)

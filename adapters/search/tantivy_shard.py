@@ -78,7 +78,7 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
 SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
-GROUPS_PER_MASK = 20  # word groups counted by one search (2^g scores stay exact in float32)
+SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
@@ -397,20 +397,21 @@ class TantivyShard:
             return {int(p): float(sc) for (sc, _), p in zip(res.hits, ids, strict=True)
                     if p is not None}
 
-        def present(q: Query) -> set[int]:
-            return set(scores(Query.const_score_query(q, 1.0)))
-
-        def matched(per_group: Sequence[Query | None]) -> dict[int, int]:
-            """How many of the groups each product matches: one search per GROUPS_PER_MASK
-            groups, group g worth 2^g (exact in a float32 score), the count read back."""
-            out: dict[int, int] = {}
-            for start in range(0, len(per_group), GROUPS_PER_MASK):
-                clauses = [(Occur.Should, Query.const_score_query(q, float(1 << g)))
-                           for g, q in enumerate(per_group[start:start + GROUPS_PER_MASK])
-                           if q is not None]
-                if clauses:
-                    for pid, mask in scores(Query.boolean_query(clauses)).items():
-                        out[pid] = out.get(pid, 0) + int(mask).bit_count()
+        def matched(slots: Sequence[Query | None]) -> dict[int, list[bool]]:
+            """Which of `slots` each product matches: one search per SLOTS_PER_MASK slots,
+            slot i worth 2^i (exact in a float32 score), the bits read back."""
+            out: dict[int, list[bool]] = {}
+            for start in range(0, len(slots), SLOTS_PER_MASK):
+                part = slots[start:start + SLOTS_PER_MASK]
+                clauses = [(Occur.Should, Query.const_score_query(q, float(1 << i)))
+                           for i, q in enumerate(part) if q is not None]
+                if not clauses:
+                    continue
+                for pid, mask in scores(Query.boolean_query(clauses)).items():
+                    bits = out.setdefault(pid, [False] * len(slots))
+                    m = int(mask)
+                    for i in range(len(part)):
+                        bits[start + i] = bool(m >> i & 1)
             return out
 
         fields = [name for name, _ in TEXT_FIELDS]
@@ -435,32 +436,39 @@ class TantivyShard:
         for field in fields:
             clauses = [(Occur.Should, q) for g in best if (q := g[field]) is not None]
             per_field[field] = scores(Query.boolean_query(clauses)) if clauses else {}
-        matched_title = matched([g["title"] for g in best])
-        matched_any = matched([
-            Query.disjunction_max_query(qs, 0.0) if len(qs) > 1 else qs[0] if qs else None
-            for qs in ([q for q in g.values() if q is not None] for g in best)])
+        # presence signals, all in one bitmask search (per 20): per group, a match in the
+        # title and in any field; the typed words as a title phrase; the brand, color and
+        # categories read from the words
         typed = [t for g in groups for t in _tokens(g[0], self._az)]
-        phrase = (present(Query.phrase_query(self.schema, "title", list[Any](typed)))
-                  if len(typed) > 1 else set())
-        brand = (present(Query.term_set_query(self.schema, "brand_key", list(ask.brands)))
-                 if ask.brands else set())
-        color = (present(Query.boolean_query([
-            (Occur.Should, Query.term_query(self.schema, f"attributes.{ask.color_attribute}",
-                                            c)) for c in ask.colors])) if ask.colors else set())
-        category = (present(Query.term_set_query(self.schema, "category_ids",
-                                                 list(ask.categories)))
-                    if ask.categories else set())
+        extra: list[Query | None] = [
+            Query.phrase_query(self.schema, "title", list[Any](typed)) if len(typed) > 1
+            else None,
+            Query.term_set_query(self.schema, "brand_key", list(ask.brands))
+            if ask.brands else None,
+            Query.boolean_query([(Occur.Should, Query.term_query(
+                self.schema, f"attributes.{ask.color_attribute}", c)) for c in ask.colors])
+            if ask.colors else None,
+            Query.term_set_query(self.schema, "category_ids", list(ask.categories))
+            if ask.categories else None]
+        any_field = [
+            Query.disjunction_max_query(qs, 0.0) if len(qs) > 1 else qs[0] if qs else None
+            for qs in ([q for q in g.values() if q is not None] for g in best)]
+        g_n = len(groups)
+        bits = matched([*extra, *(g["title"] for g in best), *any_field])
+        none = [False] * (len(extra) + 2 * g_n)
         dense = dict.fromkeys(pids, 0.0)
         if ask.vector is not None:
             dense = dict(zip(pids, similarity(ask.vector, self._title_vectors(
                 searcher, pids, [addrs[pid] for pid in pids])), strict=True))
-        n = max(len(groups), 1)
-        return {pid: (*(per_field[f].get(pid, 0.0) for f in fields),
-                      matched_any.get(pid, 0) / n, matched_title.get(pid, 0) / n,
-                      float(pid in phrase),
-                      float(pid in brand), float(pid in color), float(pid in category),
-                      dense[pid])
-                for pid in pids}
+        n = max(g_n, 1)
+        out = {}
+        for pid in pids:
+            b = bits.get(pid, none)
+            title, any_ = b[4:4 + g_n], b[4 + g_n:]
+            out[pid] = (*(per_field[f].get(pid, 0.0) for f in fields),
+                        sum(any_) / n, sum(title) / n, float(b[0]), float(b[1]), float(b[2]),
+                        float(b[3]), dense[pid])
+        return out
 
     def _title_vectors(self, searcher: tantivy.Searcher, pids: Sequence[int],
                        addrs: Sequence[tantivy.DocAddress]) -> list[bytes | None]:

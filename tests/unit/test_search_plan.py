@@ -21,6 +21,7 @@ from domain.search_plan import (
     SearchParams,
     Words,
     facet_identity,
+    may_rerank,
     plan_search,
 )
 
@@ -111,6 +112,21 @@ async def test_pages_past_the_rerank_depth_come_from_the_index_order(
     _, steps = await plan(index, qu, q="desk lamp", page=RERANK_DEPTH // 10 + 1, page_size=10)
     assert steps.reranked == []
     assert index.searches[-1].offset == RERANK_DEPTH
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "desk lamp"}, {"q": "desk lamp", "sort": "price_asc"}, {"q": "desk lamp",
+                                                                    "ranker": "bm25_title"},
+    {"q": "desk lamp", "ranker": "text"}, {"q": ""}, {"q": "  "},
+    {"q": "desk lamp", "page": RERANK_DEPTH // 10 + 1, "page_size": 10},
+    {"q": "desk lamp", "page": RERANK_DEPTH // 10, "page_size": 10}, {"q": "under $20"}])
+async def test_work_for_re_ranking_is_skipped_only_where_no_re_ranking_happens(
+        index: MemoryIndex, qu: QueryUnderstanding, params: dict[str, Any]) -> None:
+    _, steps = await plan(index, qu, **params)
+    if steps.reranked:  # the dense vector is made whenever a re-ranking may follow
+        assert may_rerank(SearchParams(**params))
+    if not may_rerank(SearchParams(**params)):
+        assert steps.reranked == []
 
 
 async def test_a_page_too_deep_is_refused(index: MemoryIndex, qu: QueryUnderstanding) -> None:
