@@ -35,7 +35,7 @@ import ray
 import redis.asyncio as aioredis
 from ray.actor import ActorHandle
 
-from actors import database_tag, named
+from actors import database_tag, metrics, named
 from actors.search_index import open_index
 from adapters.cache import announce
 from adapters.postgres import Conn, connect, create_pool
@@ -58,6 +58,7 @@ from ranking.metrics import ndcg_of_ids
 log = logging.getLogger("aisle.index_builder")
 CONSUMER = "search-index"
 POLL_S = 1.0
+METRICS_S = 5.0  # how often the builder reports its lag and throughput to Ray's metrics
 RETIRED_GRACE_S = 60.0  # a retired generation is dropped this long after the swap
 GATE_TOLERANCE = 0.02  # nDCG@10 a rebuilt generation may lose against the live one
 GATE_QUERIES = 300  # judged queries the gate runs (the first, in file order)
@@ -186,6 +187,8 @@ class IndexBuilderLoop:
         self._dropped_at = 0.0  # monotonic time of the last look for retired generations
         self._ready = asyncio.Event()
         self._stats = BuilderStats()
+        self._metrics_at = 0.0
+        self._metrics_documents = 0
         self._deals_looked = -float("inf")
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -263,8 +266,10 @@ class IndexBuilderLoop:
                     await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
                 while await self._process_once():
                     await self._deal_boundaries(every_s=POLL_S)  # not starved by a backlog
+                    await self._export_metrics()  # nor the lag it reports
                 await self._deal_boundaries()
                 await self._drop_retired()
+                await self._export_metrics()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_S)
                 self._wake.clear()
@@ -277,6 +282,20 @@ class IndexBuilderLoop:
                         await listener.close()
                 listener = None
                 await asyncio.sleep(0.5)
+
+    async def _export_metrics(self) -> None:
+        """Ray metrics, at most every METRICS_S: the index lag (outbox events not indexed,
+        age of the oldest) and the documents written since the last export."""
+        if time.monotonic() - self._metrics_at < METRICS_S:
+            return
+        self._metrics_at = time.monotonic()
+        try:
+            lag = await self.outbox.lag()
+            metrics.index_lag(lag.events, lag.oldest_s)
+            metrics.documents_indexed(self._stats.documents - self._metrics_documents)
+            self._metrics_documents = self._stats.documents
+        except Exception as exc:  # metrics never stop the builder
+            log.debug("index metrics not exported: %r", exc)
 
     async def _bootstrap(self) -> None:
         """First start on a database: no position yet. Build everything into a first

@@ -15,9 +15,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 
 import ray
 
+from actors import metrics
 from actors.stock_publisher import StockPublisher
 from adapters import stock_cache
 from adapters.postgres.inventory_store import InventoryStore, StorageRejected
@@ -247,6 +249,7 @@ class InventoryPartition:
                                               if k not in reserved})
             self.commits += 1
         self.recent.update(durable)
+        self._count(writes, outcomes)
         for cmd, fut in batch:
             if fut.done():
                 continue
@@ -257,6 +260,21 @@ class InventoryPartition:
         self._forget_oldest()
         self.stock_publisher.mark(v for v, _ in changes.stock)
         self.stock_publisher.publish(st)
+
+    def _count(self, writes: Sequence[PartitionCommand], outcomes: dict[str, Outcome]) -> None:
+        """Ray metrics: the operations decided in this batch, by kind and outcome (a replay
+        of a decided key is not counted again)."""
+        counts: dict[tuple[str, str], int] = {}
+        for c in writes:
+            if not isinstance(c, WRITES) or (o := outcomes.get(c.key)) is None:
+                continue
+            key = (type(c).__name__.lower(), "ok" if isinstance(o, Done) else
+                   o.code if isinstance(o, Refused) else "other")
+            counts[key] = counts.get(key, 0) + 1
+        try:
+            metrics.inventory_ops(counts)
+        except Exception as exc:  # metrics never fail an operation
+            log.debug("inventory metrics not recorded: %r", exc)
 
     def _forget_oldest(self) -> None:
         """Decided keys are remembered for replays: the newest `remember_keys` of them."""

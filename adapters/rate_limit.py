@@ -28,6 +28,7 @@ class RateLimiter:
         self.clock = clock
         self._local: dict[str, int] = {}
         self.rejected = 0  # requests refused, by this replica
+        self.refused: dict[str, int] = {}  # the same, by scope
 
     async def check(self, scope: str, client: str, limit: int) -> None:
         """Counts one request of `client` in `scope`; RateLimited past `limit` a minute
@@ -40,6 +41,7 @@ class RateLimiter:
         count = await self._count(key)
         if count > limit:
             self.rejected += 1
+            self.refused[scope] = self.refused.get(scope, 0) + 1
             raise RateLimited(limit, max(1, int((window + 1) * WINDOW_S - now + 0.999)))
 
     async def _count(self, key: str) -> int:

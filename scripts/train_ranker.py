@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 service_dir = ((a.service_data_dir / name if len(datasets) > 1
                                 else a.service_data_dir) if a.service_data_dir
                                else REPO / ".aisle-data" / f"eval-{name}")
-                services.enter_context(running_service(name, urls[name], service_dir, 1800))
+                # the demo trains no ranker of its own (it would race this one, and change
+                # production while it is measured)
+                services.enter_context(running_service(name, urls[name], service_dir, 1800,
+                                                       ("--ranker", "formula")))
         sources = {name: (RankerService(urls[name], token), read_judgments(
             judgments_path(a.data_dir or default_data_dir(), name), name))
             for name in datasets}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
+from serve.observability import RequestMetrics
 from serve.openapi import install_openapi
 from serve.routes import (
     catalog,
@@ -31,6 +32,7 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     )
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes)
+    api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
     for area in (seller, catalog, inventory, search, pages, rankers, experiments, operations):
         api.include_router(area.router)
     install_openapi(api)

@@ -35,6 +35,7 @@ from domain.errors import ConfigError
 from serve.api import make_api
 from serve.experiments import ExperimentRouter
 from serve.jobs import Jobs
+from serve.observability import StatsExporter
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.ranker import RankerDeployment, RankerHandle
@@ -101,7 +102,14 @@ class Gateway:
 
     async def __init__(self, settings: Settings,  # type: ignore[misc]
                        ranker: DeploymentHandle | None = None) -> None:
-        self.services = await build_services(settings, ranker)
+        self.services = svc = await build_services(settings, ranker)
+        self.exporter = StatsExporter(  # this replica's counters into Ray's metrics
+            lambda: {"page_local": (svc.pages.local_hits, svc.pages.local_misses)} | {
+                kind: (c["hits"], c["misses"])
+                for kind, c in svc.pages.cache.stats()["by_kind"].items()},
+            lambda: dict(svc.limiter.refused),
+            lambda: {"redis": not svc.pages.cache.available})
+        self.exporter.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = make_api(self.services.settings.max_body_bytes)

@@ -86,6 +86,7 @@ class ProductPages:
         self._gap_seq = 0
         self._announced: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.local_hits = 0
+        self.local_misses = 0
         self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)
                               if redis_url and local_ms > 0 else None)
 
@@ -103,9 +104,11 @@ class ProductPages:
         """This process's copy of the encoded page, if fresh: no await, no Redis."""
         got = self._local.get(product_id)
         if got is None:
+            self.local_misses += 1
             return None
         if got[0] <= time.monotonic() or not self._following():
             self._local.pop(product_id, None)
+            self.local_misses += 1
             return None
         self.local_hits += 1
         return got[1]

@@ -180,7 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"-H 'Authorization: Bearer {seller_key}' -H 'Content-Type: application/json' "
                   f"""-d '{{"title": "Demo mug", "category_id": {leaf or 1}, "brand": "Aisle", """
                   f""""variants": [{{"sku": "MUG-1", "price_cents": 1299}}]}}'""")
-            print(f"API docs: {url}/docs   (Ctrl-C stops everything)", flush=True)
+            print(f"API docs: {url}/docs")
+            port = next((n.get("MetricsExportPort") for n in ray.nodes() if n.get("Alive")),
+                        None)
+            if port:  # Ray's Prometheus endpoint: aisle's series are ray_aisle_*
+                print(f"metrics (Prometheus): http://127.0.0.1:{port}/metrics  (alerts and "
+                      "a dashboard in config/prometheus, config/grafana; Ray's dashboard "
+                      "is off in the demo)")
+            print("Ctrl-C stops everything", flush=True)
             stop.wait()
             print("stopping ...", flush=True)
             serve.shutdown()

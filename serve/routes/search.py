@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
+from actors import metrics
 from adapters.cache import dumps
 from domain.errors import Conflict, ValidationFailed
 from serve.routes.experiments import session_of
@@ -58,6 +59,7 @@ async def search(
         rating_min=rating_min, in_stock=in_stock,
         attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
         page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
+    metrics.search_answered(int(found["total"]))
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
     return Response(dumps(found), media_type="application/json")
 
