@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                a.dataset)
     out = a.out or REPO / ".aisle-data" / f"features-{a.dataset}.parquet"
     service_dir = a.service_data_dir or REPO / ".aisle-data" / f"eval-{a.dataset}"
-    with (running_service(a.dataset, a.url.rstrip("/"), service_dir, 900) if a.start
+    # the demo trains no ranker of its own: logging needs none, and it would compete
+    with (running_service(a.dataset, a.url.rstrip("/"), service_dir, 900,
+                          ("--ranker", "formula")) if a.start
           else contextlib.nullcontext()):
         logged = asyncio.run(collect(a.url.rstrip("/"), token, judgments))
     logged.write(out)

@@ -412,9 +412,10 @@ class SearchService:
         steps.partner_fallback = routing.interleaved is not None and partner is None
         return steps
 
-    def _counted(self, routing: Routing, steps: _Steps, page: Sequence[Hit], total: int,
-                 started: float, search_id: str) -> None:
-        """An experiment search's counters and impression (written in the background)."""
+    async def _counted(self, routing: Routing, steps: _Steps, page: Sequence[Hit], total: int,
+                       started: float, search_id: str) -> None:
+        """An experiment search's impression (written before the answer: a click may follow
+        at once) and its counters (written in the background)."""
         e = routing.experiment
         ms = (time.perf_counter() - started) * 1000
         if routing.arm is not None:
@@ -427,8 +428,8 @@ class SearchService:
                                    error=steps.partner_fallback)
         teams = {h.product_id: steps.teams[h.product_id] for h in page
                  if h.product_id in steps.teams}
-        self.experiments.spawn(self.experiments.metrics.remember(
-            search_id, Impression(e.name, routing.arm.name if routing.arm else None, teams)))
+        await self.experiments.metrics.remember(
+            search_id, Impression(e.name, routing.arm.name if routing.arm else None, teams))
         shadowed = steps.shadowed
         if shadowed is not None:
             async def shadow_counted() -> None:
@@ -462,7 +463,7 @@ class SearchService:
                                                        "facets": facets}, self.facet_ttl_s)
         search_id = secrets.token_hex(8)
         if routing is not None:
-            self._counted(routing, steps, hits, plan.total, started, search_id)
+            await self._counted(routing, steps, hits, plan.total, started, search_id)
         ranker_json: dict[str, Any] = choice.to_json() | {"fallback": steps.fallback}
         if steps.partner is not None:
             ranker_json = {"requested": p.ranker, "kind": "interleaved", "version": None,
