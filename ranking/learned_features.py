@@ -20,7 +20,10 @@ Per candidate, from the index (the same statistics every shard uses):
 Per candidate, from the document:
   log_price         ln(1 + price); price_rel: price / the candidates' median price
   rating, log_reviews, sales_velocity, recency, stock, seller_quality
-                    as ranking.features (rating Bayesian-averaged; log_reviews = ln(1 + count))
+                    as ranking.features (rating Bayesian-averaged; log_reviews = ln(1 + count));
+                    recency as of the start of the UTC day (a feature must not change with
+                    the second a search is made: trees split on exact values, and a model
+                    trained on features logged a minute apart came out different)
 Per query (the same for every candidate; lets trees condition on the query):
   words             word groups in the query
   brand_inferred, color_inferred, category_inferred   what query understanding read
@@ -44,6 +47,7 @@ from ranking.features import (
 )
 
 LEARNED_FEATURES_VERSION = "lf2"
+DAY_S = 86_400
 SIGNAL_NAMES: tuple[str, ...] = (  # domain.search.SIGNALS, in its order
     "bm25_title", "bm25_brand", "bm25_category", "bm25_description",
     "coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
@@ -106,7 +110,7 @@ def learned_matrix(query: QueryContext, text_scores: Sequence[float],
     out[:, col["log_reviews"]] = np.log1p(np.maximum(
         np.nan_to_num(column(docs, "rating_count"), nan=0.0), 0.0))
     out[:, col["sales_velocity"]] = sales_velocity(column(docs, "sales_velocity"))
-    out[:, col["recency"]] = recency(column(docs, "created_at"), now_s)
+    out[:, col["recency"]] = recency(column(docs, "created_at"), now_s - now_s % DAY_S)
     out[:, col["stock"]] = stock(docs)
     out[:, col["seller_quality"]] = seller_quality(column(docs, "seller_rating"))
     out[:, col["words"]] = float(query.words)

@@ -162,3 +162,17 @@ def test_a_model_survives_its_artifact_and_bad_ones_are_refused() -> None:
     with pytest.raises(ValueError):
         LgbmRanker.from_bytes(model.to_bytes())  # trained on 2 features, not LEARNED_FEATURES
     assert data.digest() == synthetic(queries=10)[0].digest()
+
+
+def test_learned_features_do_not_change_within_a_day() -> None:
+    docs = [{"price": 10.0, "rating_avg": 4.0, "rating_count": 3, "in_stock": True,
+             "created_at": 1_600_000_000 + i * 86_400 * 30, "seller_rating": 4.0}
+            for i in range(5)]
+    day = 1_700_000_000 - 1_700_000_000 % 86_400
+    early = learned_matrix(QueryContext(words=1), [1.0] * 5, [None] * 5, docs, day + 60.0)
+    late = learned_matrix(QueryContext(words=1), [1.0] * 5, [None] * 5, docs, day + 86_000.0)
+    assert (early == late).all()
+    tomorrow = learned_matrix(QueryContext(words=1), [1.0] * 5, [None] * 5, docs,
+                              day + 86_400.0 + 60)
+    col = LEARNED_FEATURES.index("recency")
+    assert (tomorrow[:, col] < early[:, col]).all()  # a day older
