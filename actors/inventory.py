@@ -26,7 +26,7 @@ from adapters.postgres.inventory_store import InventoryStore, StorageRejected
 from adapters.redis import create_redis
 from domain.errors import ValidationFailed
 from domain.ids import wall_clock_ms
-from domain.inventory import PartitionState
+from domain.inventory import PartitionState, Stock
 from domain.inventory_commands import (
     WRITES,
     Adjust,
@@ -63,6 +63,10 @@ class PartitionOptions:
     lookup_after_recovery_ms: int = 60_000
     # every Redis stock snapshot is published again after this long (before it expires)
     republish_after_ms: int = stock_cache.TTL_S * 500
+    # inventory accuracy: while idle, up to `reconcile_sample` held variants are compared
+    # with their PostgreSQL rows every `reconcile_every_s` (0: never)
+    reconcile_every_s: float = 30.0
+    reconcile_sample: int = 1000
 
 
 class CommitFailed(RuntimeError):
@@ -95,6 +99,9 @@ class InventoryPartition:
         self.failed_batches = 0
         self.lookup_until = 0
         self.recoveries = 0
+        self.busy = asyncio.Lock()  # a batch (or a recovery) in progress: no reconciling
+        self.reconciled_at = 0.0
+        self._reconcile_from = 0  # where the next sample starts among the held variants
         self._loop = asyncio.get_running_loop().create_task(self._run())
         self._loop.add_done_callback(_exit_when_loop_ends)
 
@@ -132,6 +139,34 @@ class InventoryPartition:
         done = await asyncio.gather(*futs, return_exceptions=True)
         return [NotCommitted(repr(d)) if isinstance(d, BaseException) else d for d in done]
 
+    async def reconcile(self, limit: int | None = None) -> tuple[int, int]:
+        """Inventory accuracy: up to `limit` of the variants this partition holds (a rotating
+        sample) compared with their PostgreSQL stock rows, between batches (memory then
+        equals what was committed). Returns (variants checked, variants that differ) and
+        reports their ratio as `aisle_inventory_accuracy`. A difference means something
+        wrote stock rows behind the owner's back: logged, for the alert."""
+        limit = self.options.reconcile_sample if limit is None else limit
+        async with self.busy:
+            held = sorted(self.state.stock)
+            if not held or limit <= 0:  # nothing held: nothing can differ
+                self.reconciled_at = asyncio.get_running_loop().time()
+                with contextlib.suppress(Exception):
+                    metrics.inventory_accuracy(self.partition, 1.0)
+                return 0, 0
+            start = self._reconcile_from % len(held)
+            sample = (held[start:] + held[:start])[:limit]
+            self._reconcile_from = start + len(sample)
+            rows = await self.store.load_variants(sample)
+            differ = [v for v in sample if _counts(rows.get(v, {})) !=
+                      _counts(self.state.stock.get(v, {}))]
+        self.reconciled_at = asyncio.get_running_loop().time()
+        if differ:
+            log.error("partition %d: %d of %d variants differ from PostgreSQL, e.g. %s",
+                      self.partition, len(differ), len(sample), differ[:5])
+        with contextlib.suppress(Exception):  # metrics never fail the partition
+            metrics.inventory_accuracy(self.partition, 1 - len(differ) / len(sample))
+        return len(sample), len(differ)
+
     async def stats(self) -> PartitionStats:
         return {"commits": self.commits, "failed_batches": self.failed_batches,
                 "recoveries": self.recoveries, "variants": len(self.state.stock),
@@ -139,7 +174,8 @@ class InventoryPartition:
                                          for r in self.state.reservations.values())}
 
     async def _run(self) -> None:
-        await self._recover_until_ok()
+        async with self.busy:
+            await self._recover_until_ok()
         if not ray.get_runtime_context().was_current_actor_reconstructed:
             self.lookup_until = 0  # a new actor: no call of ours can be in flight
         max_batch = self.options.max_batch
@@ -147,25 +183,42 @@ class InventoryPartition:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=0.5)
             self.wake.clear()
+            idle = not self.inbox
             batch, self.inbox = self.inbox[:max_batch], self.inbox[max_batch:]
             if self.inbox:
                 self.wake.set()
+            async with self.busy:  # an empty batch still expires and republishes snapshots
+                await self._step(batch)
+            if idle:
+                await self._reconcile_when_due()
+
+    async def _reconcile_when_due(self) -> None:
+        every = self.options.reconcile_every_s
+        if every > 0 and asyncio.get_running_loop().time() - self.reconciled_at >= every:
             try:
-                await self._process(batch)
-            except StorageRejected as exc:
-                # nothing of the batch was written; the commands are decided again one at a
-                # time, so that only one carrying a value PostgreSQL refuses fails (for good)
-                self.failed_batches += 1
-                await self._recover_until_ok()
-                await self._isolate(batch, exc)
+                await self.reconcile()
             except Exception as exc:
-                self.failed_batches += 1
-                log.warning("partition %d: batch of %d failed: %r", self.partition,
-                            len(batch), exc)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(CommitFailed(f"not committed: {exc!r}"))
-                await self._recover_until_ok()
+                log.warning("partition %d: reconciliation failed: %r", self.partition, exc)
+                self.reconciled_at = asyncio.get_running_loop().time()
+
+    async def _step(self, batch: list[Pending]) -> None:
+        """One batch decided and committed (or failed, then the state rebuilt)."""
+        try:
+            await self._process(batch)
+        except StorageRejected as exc:
+            # nothing of the batch was written; the commands are decided again one at a
+            # time, so that only one carrying a value PostgreSQL refuses fails (for good)
+            self.failed_batches += 1
+            await self._recover_until_ok()
+            await self._isolate(batch, exc)
+        except Exception as exc:
+            self.failed_batches += 1
+            log.warning("partition %d: batch of %d failed: %r", self.partition,
+                        len(batch), exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(CommitFailed(f"not committed: {exc!r}"))
+            await self._recover_until_ok()
 
     async def _isolate(self, batch: list[Pending], exc: StorageRejected) -> None:
         if len(batch) == 1:
@@ -282,6 +335,12 @@ class InventoryPartition:
         if len(self.recent) > limit:
             for k in list(self.recent)[: len(self.recent) - limit // 2]:
                 del self.recent[k]
+
+
+def _counts(rows: dict[str, Stock]) -> dict[str, tuple[int, int, int]]:
+    """What must agree between memory and PostgreSQL: per warehouse, available, reserved,
+    sold."""
+    return {w: (s.available, s.reserved, s.sold) for w, s in rows.items()}
 
 
 def _exit_when_loop_ends(task: asyncio.Task[None]) -> None:

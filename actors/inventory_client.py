@@ -290,6 +290,13 @@ class InventoryClient:
     async def stats(self) -> list[PartitionStats]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
 
+    async def reconcile(self, limit: int | None = None) -> list[tuple[int, int]]:
+        """Per partition: (variants compared with PostgreSQL, variants that differ) now
+        (partitions also do it by themselves while idle: `aisle_inventory_accuracy`)."""
+        found: list[tuple[int, int]] = await asyncio.gather(
+            *(a.reconcile.remote(limit) for a in self.actors))
+        return [tuple(x) for x in found]  # type: ignore[misc]
+
     def kill(self, k: int) -> None:
         """For fault tests and operators: Ray restarts the actor, which recovers from PG."""
         ray.kill(self.actors[k], no_restart=False)

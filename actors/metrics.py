@@ -13,6 +13,7 @@ beside it:
 | `aisle_index_lag_events` | gauge | | |
 | `aisle_index_documents_total` | counter | | builder throughput |
 | `aisle_inventory_ops_total` | counter | op, outcome | inventory operations |
+| `aisle_inventory_accuracy` | gauge | partition | inventory accuracy (memory vs ledger) |
 | `aisle_rate_limited_total` | counter | scope | |
 | `aisle_breaker_open` | gauge | dependency | breaker states |
 
@@ -29,7 +30,7 @@ from ray.util.metrics import Counter, Gauge, Histogram
 SERIES = ("aisle_http_requests_total", "aisle_http_request_ms", "aisle_searches_total",
           "aisle_cache_lookups_total", "aisle_index_lag_seconds", "aisle_index_lag_events",
           "aisle_index_documents_total", "aisle_inventory_ops_total",
-          "aisle_rate_limited_total", "aisle_breaker_open")
+          "aisle_rate_limited_total", "aisle_breaker_open", "aisle_inventory_accuracy")
 LATENCY_MS: list[float] = [5, 10, 25, 50, 100, 200, 300, 500, 1000, 2000, 5000]
 _made: dict[str, Counter | Gauge | Histogram] = {}
 
@@ -111,3 +112,9 @@ def inventory_ops(counts: Mapping[tuple[str, str], int]) -> None:
     for (op, outcome), n in counts.items():
         if n:
             c.inc(float(n), tags={"op": op, "outcome": outcome})
+
+
+def inventory_accuracy(partition: int, ratio: float) -> None:
+    _gauge("aisle_inventory_accuracy", "share of a partition's sampled variants whose stock "
+           "in memory equals their PostgreSQL rows", ("partition",)).set(
+        ratio, tags={"partition": str(partition)})

@@ -110,6 +110,8 @@ async def test_the_seed_monitoring_table_is_exported(
         "inventory reserve ok": lambda s: total(
             s, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") - total(
             before, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") >= 1,
+        "inventory accuracy": lambda s: present(s, "ray_aisle_inventory_accuracy")
+        and min(v for n, _, v in s if n == "ray_aisle_inventory_accuracy") == 1.0,
         "redis breaker closed": lambda s: present(s, "ray_aisle_breaker_open")
         and total(s, "ray_aisle_breaker_open", dependency="redis") == 0,
     }
@@ -145,7 +147,8 @@ def test_alerts_and_dashboard_use_only_exported_series() -> None:
     exprs: Mapping[str, str] = {r["alert"]: r["expr"] for g in rules["groups"]
                                 for r in g["rules"]}
     assert {"AisleSearchP99High", "AislePdpP99High", "AisleZeroResultRateHigh",
-            "AisleCacheHitRatioLow", "AisleIndexLagHigh", "AisleErrorRateHigh"} <= set(exprs)
+            "AisleCacheHitRatioLow", "AisleIndexLagHigh", "AisleErrorRateHigh",
+            "AisleInventoryAccuracyLow"} <= set(exprs)
     for name, expr in exprs.items():
         assert _metric_names(expr) and _metric_names(expr) <= known, (name, expr)
     dash = json.loads((root / "grafana" / "aisle-dashboard.json").read_text())

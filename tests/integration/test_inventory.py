@@ -243,3 +243,23 @@ async def test_a_command_storage_refuses_fails_alone_not_its_batch(
     got = (await client.stock([a]))[str(a)]["warehouses"]["WH_01"]
     assert (got["available"], got["reserved"]) == (6, 2)
     await check_invariants(db)
+
+
+async def test_reconciliation_finds_stock_written_behind_the_owner(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    """Inventory accuracy: partitions compare what they hold with the stock rows; a row
+    changed behind the owner's back (by hand, by another writer) is counted as a difference."""
+    variants = [secrets.randbits(60) for _ in range(6)]
+    await make_catalog(db, {v: {"WH_01": 10} for v in variants})
+    for i, v in enumerate(variants):
+        await client.reserve([(v, 1 + i % 3, None)], key=f"rc-{v}")
+    found = await client.reconcile()
+    assert sum(n for n, _ in found) == len(variants)
+    assert sum(d for _, d in found) == 0
+    await db.execute("UPDATE stock SET available = available + 5 WHERE variant_id = $1",
+                     variants[2])
+    found = await client.reconcile()
+    assert sum(n for n, _ in found) == len(variants) and sum(d for _, d in found) == 1
+    await db.execute("UPDATE stock SET available = available - 5 WHERE variant_id = $1",
+                     variants[2])
+    assert sum(d for _, d in await client.reconcile()) == 0

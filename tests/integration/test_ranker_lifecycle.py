@@ -119,7 +119,7 @@ async def test_promotion_and_rollback_reach_every_replica_without_a_restart(
         ids, ranker = await order_of(r)
         assert ids == formula[::-1], ids  # the model's order, on every replica
         assert ranker == {"requested": "default", "kind": "learned",
-                          "version": added.version, "fallback": False}
+                          "version": added.version, "fallback": False, "experiment": None}
     explicit = await replicas[0].search(SearchParams(q="lamp", page_size=5, ranker="formula"))
     assert [r["product_id"] for r in explicit["results"]] == formula  # asked for by name
     assert explicit["ranker"]["kind"] == "formula"
