@@ -5,6 +5,7 @@ what lives in Redis and who drops it.
 |---|---|---|---|
 | `aisle:product:{id}` | product page metadata | product pages (cache-aside) | index builder, TTL |
 | `aisle:price:{id}` | product page prices | product pages | index builder, TTL |
+| `aisle:lastpage:{id}` | last assembled page (stale while PG is down) | product pages | TTL 1 d |
 | `aisle:listing:{id}` | [cents, was cents] as results show it | search | index builder, TTL |
 | `aisle:facets:{generation}:{digest}` | facet counts of words + filters | search | TTL |
 | `aisle:stock:{variant id}` | stock status snapshot | the owning partition actor | TTL |
@@ -29,6 +30,12 @@ def product_key(product_id: int) -> str:
 
 def price_key(product_id: int) -> str:
     return f"aisle:price:{product_id}"
+
+
+def last_page_key(product_id: int) -> str:
+    """A product page as it was last assembled from PostgreSQL: what a product page shows,
+    marked stale, while PostgreSQL cannot be reached."""
+    return f"aisle:lastpage:{product_id}"
 
 
 def listing_key(product_id: int) -> str:

@@ -30,9 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
 from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, loads
+from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.product_pages import load_prices, load_product, top_products
-from adapters.redis_keys import price_key, product_key
+from adapters.redis_keys import last_page_key, price_key, product_key
+from domain.errors import Unavailable
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
@@ -47,6 +49,9 @@ PREWARM_CONCURRENCY = 4
 STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (one MGET a page)
 LOCAL_PAGES_KEPT = 2_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
 ANNOUNCED_KEPT = 100_000  # products whose last announcement this process remembers
+LAST_PAGE_TTL_S = 86_400  # pages as last assembled, served marked stale while PostgreSQL is down
+LAST_PAGE_EVERY_S = 10.0  # a product's last page is written at most this often per process
+PG_RETRY_AFTER_S = 1.0  # after PostgreSQL failed, misses go straight to the last pages
 _SHORT_WORD = 2
 
 
@@ -87,6 +92,10 @@ class ProductPages:
         self._announced: collections.OrderedDict[int, int] = collections.OrderedDict()
         self.local_hits = 0
         self.local_misses = 0
+        self.stale_served = 0
+        self._last_written: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._pg_down_until = 0.0  # PostgreSQL failed: not asked again before this
+        self._tasks: set[asyncio.Task[bool]] = set()
         self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)
                               if redis_url and local_ms > 0 else None)
 
@@ -120,7 +129,7 @@ class ProductPages:
         token = self._token(product_id)
         body, how, valid_until_ms = await self._page(product_id, token)
         data = dumps(body)
-        if how != "bypass" and self._following() and self._token(product_id) == token:
+        if how in ("hit", "miss") and self._following() and self._token(product_id) == token:
             now = time.monotonic()
             ttl = min(self.local_s, valid_until_ms / 1000 - time.time())
             if ttl > 0:
@@ -166,6 +175,50 @@ class ProductPages:
 
     async def _page(self, product_id: int,
                     token: Hashable) -> tuple[dict[str, Any], str, int]:
+        """(answer, how, until when its prices hold: epoch ms). While PostgreSQL cannot be
+        reached, a page that needs it is the page as last assembled (kept a day in Redis),
+        with `stale: true` and how "stale"; 503 `unavailable` if there is none."""
+        try:
+            body, how, until = await self._fresh_page(product_id, token)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            if time.monotonic() >= self._pg_down_until:
+                log.warning("PostgreSQL unavailable (%r): product pages as last assembled "
+                            "for %.0f s", exc, PG_RETRY_AFTER_S)
+            self._pg_down_until = time.monotonic() + PG_RETRY_AFTER_S
+            return await self._last_page(product_id, exc)
+        if how == "miss":
+            self._write_last_page(product_id, body)
+        return body, how, until
+
+    def _write_last_page(self, product_id: int, body: dict[str, Any]) -> None:
+        """Keeps the page as just assembled (in the background, at most every
+        LAST_PAGE_EVERY_S per product and process)."""
+        now = time.monotonic()
+        if now - self._last_written.get(product_id, -LAST_PAGE_EVERY_S) < LAST_PAGE_EVERY_S:
+            return
+        self._last_written[product_id] = now
+        self._last_written.move_to_end(product_id)
+        while len(self._last_written) > STOCK_IDS_KEPT:
+            self._last_written.popitem(last=False)
+        task = asyncio.get_running_loop().create_task(
+            self.cache.set(last_page_key(product_id), body, LAST_PAGE_TTL_S))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _last_page(self, product_id: int,
+                         exc: BaseException) -> tuple[dict[str, Any], str, int]:
+        raw = await self.cache.mget([last_page_key(product_id)])
+        if raw and raw[0]:
+            self.stale_served += 1
+            body: dict[str, Any] = loads(raw[0])
+            return body | {"stale": True}, "stale", int(time.time() * 1000) + 1000
+        raise Unavailable("the catalog database cannot be reached and this page was not "
+                          "cached: retry shortly") from exc
+
+    async def _fresh_page(self, product_id: int,
+                          token: Hashable) -> tuple[dict[str, Any], str, int]:
         """(answer, how, until when its prices hold: epoch ms). Reads and loads are shared
         only with requests of the same `token`."""
         keys = [product_key(product_id), price_key(product_id)]
@@ -200,6 +253,8 @@ class ProductPages:
         out: Loaded = {}
         pk, ck = product_key(product_id), price_key(product_id)
         row = prices = None
+        if time.monotonic() < self._pg_down_until:  # a dead database costs no timeout
+            raise ConnectionError("PostgreSQL failed less than a second ago")
         async with self.pool.acquire() as conn:
             if pk in keys:
                 row = await load_product(conn, product_id)

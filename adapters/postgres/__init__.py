@@ -46,3 +46,11 @@ async def create_pool(
 async def ping(pool: asyncpg.Pool) -> None:
     """A round trip to the server (health checks)."""
     await pool.fetchval("SELECT 1")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says PostgreSQL cannot be reached or is shutting down (the server's
+    state, not the request's fault): connection failures, a pool that cannot connect, the
+    57xxx operator-intervention errors."""
+    return isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError
+                      | asyncpg.InterfaceError | asyncpg.exceptions.OperatorInterventionError)

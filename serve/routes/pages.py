@@ -17,7 +17,9 @@ async def product_page(svc: Svc, product_id: ProductPath) -> Response:
     box, seller, reviews summary, related products, badges, deals. 404 `product_not_found`
     (unknown, deleted, draft) or `product_unavailable` (taken off sale). The `X-Cache`
     header says whether Redis had it (hit), it was loaded (miss) or Redis was unavailable
-    (bypass), or this process had the whole page from the last second (local)."""
+    (bypass), or this process had the whole page from the last second (local). While
+    PostgreSQL cannot be reached, a page whose parts are not in Redis is the page as last
+    assembled (kept a day), with `stale: true` and `X-Cache: stale`; 503 if there is none."""
     local = svc.pages.local(product_id)  # no await: Serve then skips its extra calls
     if local is not None:
         return Response(local, media_type="application/json", headers={"X-Cache": "local"})

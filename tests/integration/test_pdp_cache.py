@@ -281,3 +281,53 @@ async def test_local_pages_follow_the_invalidation_channel(
     finally:
         await other.aclose()
         redis.close()
+
+
+async def test_pages_as_last_assembled_while_postgresql_is_down(
+        ray_cluster: None, settings: Settings, tmp_path: Path) -> None:
+    """The seed's failure table: PostgreSQL down -> product pages from the cache, marked
+    stale. A page whose parts expired from Redis is the page as last assembled, with
+    `stale: true`; one never assembled is a 503 `unavailable`; nothing waits on a timeout."""
+    from adapters.embedded import EmbeddedPostgres
+    from adapters.postgres import connect, create_pool
+    from adapters.postgres.migrate import migrate
+    from domain.errors import Unavailable
+    from serve.pdp import PG_RETRY_AFTER_S
+
+    assert settings.redis_url is not None
+    pg = EmbeddedPostgres(tmp_path / "pg")
+    conn = await connect(pg.url)
+    await migrate(conn)
+    await conn.close()
+    pool = await create_pool(pg.url, min_size=1, max_size=4)
+    inventory = None
+    cache = Cache(create_cache_redis(settings.redis_url))
+    try:
+        p = await make_product(pool)
+        inventory = InventoryClient(PARTITIONS, pg.url, redis_url=settings.redis_url)
+        await inventory.stock([p["v1"], p["v2"]])
+        pdp = ProductPages(pool, cache, inventory, None)
+        fresh, how = await pdp.page(p["pid"])
+        assert how == "miss" and "stale" not in fresh
+        check_page(fresh, p)
+        deadline = time.monotonic() + 5  # the last page is written in the background
+        while not (await cache.mget([f"aisle:lastpage:{p['pid']}"]) or [None])[0]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+        pg.close()  # PostgreSQL is gone
+        await cache.delete([product_key(p["pid"]), price_key(p["pid"])])  # and so are the parts
+        body, how = await pdp.page(p["pid"])
+        assert how == "stale" and body == fresh | {"stale": True}
+        with pytest.raises(Unavailable):
+            await pdp.page(p["pid"] + 1)  # never assembled: nothing to show
+        assert pdp.stale_served == 1
+        # within PG_RETRY_AFTER_S the database is not asked again: the loader refuses at once
+        assert time.monotonic() < pdp._pg_down_until <= time.monotonic() + PG_RETRY_AFTER_S
+    finally:
+        if inventory is not None:
+            inventory.shutdown()
+        await cache.delete([f"aisle:lastpage:{p['pid']}"])
+        await cache.close()
+        pool.terminate()
+        pg.close()
