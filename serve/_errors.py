@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.postgres import unavailable
 from domain import errors
 
 log = logging.getLogger("aisle.http")
@@ -95,6 +96,13 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    if unavailable(exc):  # the database is down: nothing was written (one transaction)
+        log.warning("PostgreSQL unavailable on %s %s: %r", request.method, request.url.path,
+                    exc)
+        return JSONResponse(error_body(
+            "database_unavailable", "the database cannot be reached: nothing was changed; "
+            "retry shortly (with the same Idempotency-Key where the route takes one)"),
+            status_code=503, headers={"Retry-After": "1"})
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 

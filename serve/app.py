@@ -108,7 +108,9 @@ class Gateway:
                 kind: (c["hits"], c["misses"])
                 for kind, c in svc.pages.cache.stats()["by_kind"].items()},
             lambda: dict(svc.limiter.refused),
-            lambda: {"redis": not svc.pages.cache.available})
+            lambda: {"redis": not svc.pages.cache.available,
+                     "ranker": isinstance(svc.search.ranker, RankerHandle)
+                     and svc.search.ranker.open})
         self.exporter.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -10,7 +10,9 @@ the formula and says so); the other requests of the batch are not affected.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Protocol
 
@@ -26,6 +28,8 @@ from ranking.lgbm import LgbmRanker
 
 log = logging.getLogger("aisle.ranker")
 MODELS_KEPT = 8  # loaded model versions per replica (production, candidates under test)
+RANK_TIMEOUT_S = 2.0  # a re-ranking call that takes longer falls back to the formula
+RANK_RETRY_AFTER_S = 1.0  # after a failed call, the deployment is left alone this long
 
 
 class RankerClient(Protocol):
@@ -37,13 +41,36 @@ class RankerClient(Protocol):
 
 
 class RankerHandle:
-    """`RankerClient` through the deployment's Serve handle."""
+    """`RankerClient` through the deployment's Serve handle, with a timeout and a breaker:
+    a call that fails or takes over `timeout_s` answers None (the search falls back to the
+    formula and says so), and for `retry_after_s` after that the deployment is not called
+    (a dead Ranker costs searches nothing, not a timeout each)."""
 
-    def __init__(self, handle: DeploymentHandle) -> None:
+    def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
+                 retry_after_s: float = RANK_RETRY_AFTER_S) -> None:
         self._handle = handle
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        self._down_until = 0.0
+        self.failures = 0
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self._down_until
 
     async def rank(self, name: str, features: np.ndarray) -> list[int] | None:
-        order: list[int] | None = await self._handle.rank.remote(name, features)
+        if self.open:
+            return None
+        try:
+            order: list[int] | None = await asyncio.wait_for(
+                self._handle.rank.remote(name, features), self.timeout_s)
+        except Exception as exc:
+            self.failures += 1
+            if not self.open:
+                log.warning("Ranker deployment failed (%r): the formula ranks for %.1f s",
+                            exc, self.retry_after_s)
+            self._down_until = time.monotonic() + self.retry_after_s
+            return None
         return order
 
 

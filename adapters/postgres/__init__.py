@@ -50,7 +50,8 @@ async def ping(pool: asyncpg.Pool) -> None:
 
 def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says PostgreSQL cannot be reached or is shutting down (the server's
-    state, not the request's fault): connection failures, a pool that cannot connect, the
-    57xxx operator-intervention errors."""
-    return isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError
+    state, not the request's fault): refused or lost connections, the 57xxx
+    operator-intervention errors (shutdown, cannot connect now)."""
+    # FileNotFoundError: the server's Unix socket is gone (a local or embedded server down)
+    return isinstance(exc, ConnectionError | FileNotFoundError | asyncpg.PostgresConnectionError
                       | asyncpg.InterfaceError | asyncpg.exceptions.OperatorInterventionError)
