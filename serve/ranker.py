@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from typing import Protocol
 
@@ -21,6 +20,7 @@ import numpy as np
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from adapters.cache.breaker import Breaker
 from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry, checksum
 from ranking import Ranker, get_ranker, order_of, ranker_names
@@ -50,28 +50,23 @@ class RankerHandle:
                  retry_after_s: float = RANK_RETRY_AFTER_S) -> None:
         self._handle = handle
         self.timeout_s = timeout_s
-        self.retry_after_s = retry_after_s
-        self._down_until = 0.0
-        self.failures = 0
+        self.breaker = Breaker(retry_after_s, name="Ranker deployment")
 
     @property
     def open(self) -> bool:
-        return time.monotonic() < self._down_until
+        return not self.breaker.closed
+
+    @property
+    def failures(self) -> int:
+        return self.breaker.failures
 
     async def rank(self, name: str, features: np.ndarray) -> list[int] | None:
-        if self.open:
-            return None
-        try:
+        async def call() -> list[int] | None:
             order: list[int] | None = await asyncio.wait_for(
                 self._handle.rank.remote(name, features), self.timeout_s)
-        except Exception as exc:
-            self.failures += 1
-            if not self.open:
-                log.warning("Ranker deployment failed (%r): the formula ranks for %.1f s",
-                            exc, self.retry_after_s)
-            self._down_until = time.monotonic() + self.retry_after_s
-            return None
-        return order
+            return order
+
+        return await self.breaker.call("rank", call)
 
 
 class ModelStore:

@@ -1,6 +1,7 @@
-"""The breaker in front of Redis: after a failure Redis is not asked again for
-`retry_after_s` (every read is then a miss answered by the database, and nothing is written);
-the first call after that tries again, so caching resumes by itself when Redis is back."""
+"""A breaker in front of a dependency (Redis for the caches, the Ranker deployment for
+searches): after a failure it is not asked again for `retry_after_s` (for Redis every read is
+then a miss answered by the database, and nothing is written); the first call after that tries
+again, so the dependency is used again by itself when it is back."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ RETRY_AFTER_S = 1.0  # how long Redis is left alone after a failure
 
 class Breaker:
     def __init__(self, retry_after_s: float = RETRY_AFTER_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, name: str = "redis") -> None:
+        self.name = name
         self.retry_after_s = retry_after_s
         self.clock = clock
         self.failures = 0
@@ -29,7 +31,7 @@ class Breaker:
 
     def _failed(self, what: str, exc: BaseException) -> None:
         if self.clock() >= self._down_until:
-            log.warning("redis %s failed (%r): reading through for %.1f s", what, exc,
+            log.warning("%s %s failed (%r): left alone for %.1f s", self.name, what, exc,
                         self.retry_after_s)
         self.failures += 1
         self._down_until = self.clock() + self.retry_after_s
@@ -40,6 +42,6 @@ class Breaker:
             return None
         try:
             return await call()
-        except Exception as exc:  # any Redis failure: the caller reads through
+        except Exception as exc:  # any failure: the caller does without (reads through)
             self._failed(what, exc)
             return None
