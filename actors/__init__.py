@@ -17,7 +17,8 @@ def database_tag(dsn: str) -> str:
     return hashlib.sha256(dsn.encode()).hexdigest()[:10]
 
 
-def named(actor_class: Any, name: str) -> Any:
-    """`actor_class` set to start detached under `name`, or to give the one already running."""
+def named(actor_class: Any, name: str, **options: Any) -> Any:
+    """`actor_class` set to start detached under `name`, or to give the one already running
+    (`options`: more of Ray's actor options, e.g. a scheduling strategy)."""
     return actor_class.options(name=name, namespace=NAMESPACE, get_if_exists=True,
-                               lifetime="detached")
+                               lifetime="detached", **options)

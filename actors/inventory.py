@@ -67,6 +67,8 @@ class PartitionOptions:
     # with their PostgreSQL rows every `reconcile_every_s` (0: never)
     reconcile_every_s: float = 30.0
     reconcile_sample: int = 1000
+    # Ray's scheduling of the partition actors: "DEFAULT", or "SPREAD" over the nodes
+    scheduling: str = "DEFAULT"
 
 
 class CommitFailed(RuntimeError):
@@ -166,6 +168,11 @@ class InventoryPartition:
         with contextlib.suppress(Exception):  # metrics never fail the partition
             metrics.inventory_accuracy(self.partition, 1 - len(differ) / len(sample))
         return len(sample), len(differ)
+
+    async def node_id(self) -> str:
+        """The Ray node this partition runs on (placement checks, drills)."""
+        node: str = ray.get_runtime_context().get_node_id()
+        return node
 
     async def stats(self) -> PartitionStats:
         return {"commits": self.commits, "failed_batches": self.failed_batches,

@@ -73,7 +73,8 @@ def partition_actor(k: int, dsn: str, options: PartitionOptions,
                     redis_url: str | None = None) -> Any:
     """Partition k of the database at `dsn` (one set of partitions per database). The actor
     handle is untyped: Ray's are."""
-    return named(InventoryPartition, f"inventory-{database_tag(dsn)}-{k}").remote(
+    return named(InventoryPartition, f"inventory-{database_tag(dsn)}-{k}",
+                 scheduling_strategy=options.scheduling).remote(
         k, dsn, options, redis_url=redis_url)
 
 
@@ -289,6 +290,11 @@ class InventoryClient:
 
     async def stats(self) -> list[PartitionStats]:
         return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
+
+    async def nodes(self) -> list[str]:
+        """The Ray node of each partition, in partition order."""
+        found: list[str] = await asyncio.gather(*(a.node_id.remote() for a in self.actors))
+        return found
 
     async def reconcile(self, limit: int | None = None) -> list[tuple[int, int]]:
         """Per partition: (variants compared with PostgreSQL, variants that differ) now

@@ -91,6 +91,8 @@ class Settings:
     rate_limit_search: int = 6000
     rate_limit_seller: int = 1200
     rate_limit_events: int = 1200  # shoppers' events (clicks, add-to-carts) per address
+    # Ray's placement of the inventory partitions: DEFAULT, or SPREAD over the cluster's nodes
+    inventory_scheduling: str = "DEFAULT"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +131,8 @@ class Settings:
             rate_limit_search=_int(env, "AISLE_RATE_LIMIT_SEARCH_PER_MIN", 6000, 0, 10**9),
             rate_limit_seller=_int(env, "AISLE_RATE_LIMIT_SELLER_PER_MIN", 1200, 0, 10**9),
             rate_limit_events=_int(env, "AISLE_RATE_LIMIT_EVENTS_PER_MIN", 1200, 0, 10**9),
+            inventory_scheduling=_one_of(env, "AISLE_INVENTORY_SCHEDULING",
+                                         ("DEFAULT", "SPREAD")),
         )
 
     def quote_key(self) -> bytes:
@@ -142,6 +146,14 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _one_of(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset), case-insensitive."""
+    raw = env.get(name, "").strip().upper() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _gate(env: Mapping[str, str], name: str) -> str | None:

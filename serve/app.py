@@ -14,6 +14,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
+from actors.inventory import PartitionOptions
 from actors.inventory_client import InventoryClient
 from actors.repricer import repricer_actor
 from actors.search_index import open_index
@@ -56,8 +57,9 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     pool = await create_pool(settings.database_url, min_size=1, max_size=settings.pg_pool_max)
     ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
     inventory = InventoryClient(
-        settings.inventory_partitions, settings.database_url, settings.low_stock_threshold,
-        redis_url=settings.redis_url)
+        settings.inventory_partitions, settings.database_url, redis_url=settings.redis_url,
+        options=PartitionOptions(low_stock_threshold=settings.low_stock_threshold,
+                                 scheduling=settings.inventory_scheduling))
     cfg = BuilderConfig(settings.database_url, settings.redis_url,
                         data_dir_abs(settings.data_dir), settings.index_shards, settings.es_url,
                         text_vectors_max=settings.text_vectors_max,

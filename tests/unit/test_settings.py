@@ -33,6 +33,7 @@ def test_values_are_parsed_and_typed() -> None:
     ("ES_URL", "es:9200", "ES_URL"),
     ("AISLE_INTERNAL_TOKEN", "short", "AISLE_INTERNAL_TOKEN: expected at least 16"),
     ("AISLE_SNOWFLAKE_NODE", "32", "between 0 and 31"),
+    ("AISLE_INVENTORY_SCHEDULING", "random", "AISLE_INVENTORY_SCHEDULING must be one of"),
 ])
 def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
                                                           expect: str) -> None:
