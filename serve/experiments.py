@@ -16,7 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Coroutine
-from typing import Any
 
 from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres.experiments import ExperimentStore
@@ -96,7 +95,7 @@ class ExperimentRouter:
             return None
         return Routing(e, session, None, (a, b), shadow)
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[object, object, None]) -> None:
         """Runs `work` off the request path (kept referenced until done)."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)

@@ -40,6 +40,7 @@ from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
 
 log = logging.getLogger("aisle.pdp")
+JsonObject = dict[str, Any]  # a page, a row, a report: JSON objects (keys in the docs)
 NEGATIVE_TTL_S = 60  # unknown / unavailable products (a product.created event drops it sooner)
 NO_RELATED_TTL_S = 30  # metadata whose related products could not be computed (no index yet)
 RELATED_CANDIDATES = 2 * RELATED_LIMIT  # kept with the metadata; in-stock ones shown per request
@@ -167,14 +168,14 @@ class ProductPages:
         self._local.clear()
 
     # -- the page ----------------------------------------------------------------------
-    async def page(self, product_id: int) -> tuple[dict[str, Any], str]:
+    async def page(self, product_id: int) -> tuple[JsonObject, str]:
         """The answer and how the cache served it: hit, miss or bypass (Redis unavailable).
         ProductNotFound / ProductUnavailable (404) for products shoppers may not see."""
         body, how, _ = await self._page(product_id, self._token(product_id))
         return body, how
 
     async def _page(self, product_id: int,
-                    token: Hashable) -> tuple[dict[str, Any], str, int]:
+                    token: Hashable) -> tuple[JsonObject, str, int]:
         """(answer, how, until when its prices hold: epoch ms). While PostgreSQL cannot be
         reached, a page that needs it is the page as last assembled (kept a day in Redis),
         with `stale: true` and how "stale"; 503 `unavailable` if there is none."""
@@ -192,7 +193,7 @@ class ProductPages:
             self._write_last_page(product_id, body)
         return body, how, until
 
-    def _write_last_page(self, product_id: int, body: dict[str, Any]) -> None:
+    def _write_last_page(self, product_id: int, body: JsonObject) -> None:
         """Keeps the page as just assembled (in the background, at most every
         LAST_PAGE_EVERY_S per product and process)."""
         now = time.monotonic()
@@ -208,17 +209,17 @@ class ProductPages:
         task.add_done_callback(self._tasks.discard)
 
     async def _last_page(self, product_id: int,
-                         exc: BaseException) -> tuple[dict[str, Any], str, int]:
+                         exc: BaseException) -> tuple[JsonObject, str, int]:
         raw = await self.cache.mget([last_page_key(product_id)])
         if raw and raw[0]:
             self.stale_served += 1
-            body: dict[str, Any] = loads(raw[0])
+            body: JsonObject = loads(raw[0])
             return body | {"stale": True}, "stale", int(time.time() * 1000) + 1000
         raise Unavailable("the catalog database cannot be reached and this page was not "
                           "cached: retry shortly") from exc
 
     async def _fresh_page(self, product_id: int,
-                          token: Hashable) -> tuple[dict[str, Any], str, int]:
+                          token: Hashable) -> tuple[JsonObject, str, int]:
         """(answer, how, until when its prices hold: epoch ms). Reads and loads are shared
         only with requests of the same `token`."""
         keys = [product_key(product_id), price_key(product_id)]
@@ -278,7 +279,7 @@ class ProductPages:
                 out[ck] = (snapshot, ttl_ms)
         return out
 
-    async def _related(self, row: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+    async def _related(self, row: JsonObject | None) -> tuple[list[JsonObject], bool]:
         """Products of the same category with similar titles (the title's and the brand's
         words), those of the same brand first, in stock by the index, this one excluded;
         without a category, those of the same brand. One index search; ([], False) while the
@@ -333,7 +334,7 @@ class ProductPages:
         return got
 
     # -- operations ----------------------------------------------------------------------
-    async def prewarm(self, product_ids: list[int], top: int = 0) -> dict[str, Any]:
+    async def prewarm(self, product_ids: list[int], top: int = 0) -> JsonObject:
         """Loads metadata and price snapshots of these products (and of the `top` most sold)
         into Redis now, replacing what is there: before a flash sale."""
         started = time.monotonic()
@@ -355,7 +356,7 @@ class ProductPages:
                 "redis": self.cache.stats()["redis"],
                 "seconds": round(time.monotonic() - started, 3)}
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> JsonObject:
         inv = self.invalidations
         return {**self.cache.stats(), "owner_stock_reads": self._owner_reads.runs,
                 "local": {"hits": self.local_hits, "pages": len(self._local),
@@ -365,12 +366,12 @@ class ProductPages:
                 "pid": os.getpid()}
 
 
-def _sellable(row: dict[str, Any] | None) -> bool:
+def _sellable(row: JsonObject | None) -> bool:
     return (row is not None and row["status"] == "ACTIVE" and row["seller_status"] == "ACTIVE"
             and bool(row["variants"]))
 
 
-def _brand_key(doc: dict[str, Any]) -> str | None:
+def _brand_key(doc: JsonObject) -> str | None:
     """The hit's normalized brand: documents store `brand` as written (`brand_key` is indexed
     for filters only, not stored)."""
     brand = doc.get("brand")

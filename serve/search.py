@@ -76,6 +76,7 @@ from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
 
 log = logging.getLogger("aisle.search")
+Matrix = np.ndarray  # candidates x learned features (ranking.learned_features), float64
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
@@ -144,7 +145,7 @@ class _Steps:
                 self._shadow(hits, self.shadow, learned, best))
         return [hits[i] for i in best]
 
-    async def _ordered(self, hits: list[Hit], choice: RankerChoice, learned: np.ndarray | None,
+    async def _ordered(self, hits: list[Hit], choice: RankerChoice, learned: Matrix | None,
                        ranker: str, partner: bool = False) -> list[int]:
         best = await self.service._order(hits, choice, learned)
         if best is None:
@@ -156,7 +157,7 @@ class _Steps:
                                              None)
         return list(best or range(len(hits)))
 
-    async def _shadow(self, hits: list[Hit], choice: RankerChoice, learned: np.ndarray | None,
+    async def _shadow(self, hits: list[Hit], choice: RankerChoice, learned: Matrix | None,
                       shown: list[int]) -> ShadowOrder:
         started = time.perf_counter()
         try:
@@ -183,7 +184,7 @@ class Explained:
     (ranking.learned_features): what feature logging records."""
 
     hits: list[Hit]
-    features: np.ndarray
+    features: Matrix
 
 
 class PriceJson(TypedDict):
@@ -464,7 +465,7 @@ class SearchService:
         search_id = secrets.token_hex(8)
         if routing is not None:
             await self._counted(routing, steps, hits, plan.total, started, search_id)
-        ranker_json: dict[str, Any] = choice.to_json() | {"fallback": steps.fallback}
+        ranker_json: dict[str, object] = choice.to_json() | {"fallback": steps.fallback}
         if steps.partner is not None:
             ranker_json = {"requested": p.ranker, "kind": "interleaved", "version": None,
                            "fallback": steps.fallback or steps.partner_fallback,
@@ -501,7 +502,7 @@ class SearchService:
         return found
 
     def _learned(self, hits: Sequence[Hit], words: Words,
-                 signals: Mapping[int, tuple[float, ...]]) -> np.ndarray:
+                 signals: Mapping[int, tuple[float, ...]]) -> Matrix:
         return learned_matrix(query_context(words), [h.score for h in hits],
                               [signals.get(h.product_id) for h in hits],
                               [h.doc for h in hits], time.time())
@@ -530,7 +531,7 @@ class SearchService:
                 for h in hits if "title" in h.doc or h.product_id in full]
 
     async def _order(self, hits: list[Hit], choice: RankerChoice,
-                     learned: np.ndarray | None) -> list[int] | None:
+                     learned: Matrix | None) -> list[int] | None:
         """The candidates' order under `choice` (None: the model could not be used).
         Formulas score here (microseconds of numpy); learned models in the batched Ranker
         deployment, or here when there is none (tests, tools)."""
@@ -616,7 +617,7 @@ class SearchService:
             })
         return out
 
-    async def _facets(self, result: IndexResult, filters: Filters) -> dict[str, Any]:
+    async def _facets(self, result: IndexResult, filters: Filters) -> Answer:
         f = result.facets
         cats = await self.categories.rows(f.categories)  # with any added since
         if filters.category_ids:
@@ -640,7 +641,7 @@ class SearchService:
                            for name, values in f.attributes.items()},
         }
 
-    async def suggest(self, q: str, limit: int) -> dict[str, Any]:
+    async def suggest(self, q: str, limit: int) -> Answer:
         words = q.split()
         if not words:
             return {"q": q, "suggestions": []}
