@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -78,4 +79,6 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
     assert proc.returncode == 0, out
     assert "stopped" in out
     assert _processes_mentioning(str(tmp_path)) == []  # postgres is gone
+    with socket.socket() as probe:  # and nothing listens on the HTTP port any more
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert not (tmp_path / "redis" / "redis.pid").exists()  # redis was stopped, not left
