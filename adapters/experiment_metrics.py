@@ -30,16 +30,27 @@ class Impression:
     experiment: str
     arm: str | None  # the A/B arm (None: interleaved, see `teams`)
     teams: Mapping[int, Team]  # product -> the team that placed it (interleaving)
+    team_arms: tuple[str, str] | None = None  # interleaving: the arms of teams a and b
+
+    def arm_of(self, product_id: int) -> tuple[str | None, Team | None]:
+        """The arm credited with a result of this search, and its team (interleaving)."""
+        team = self.teams.get(product_id)
+        if self.arm is not None or team is None or self.team_arms is None:
+            return self.arm, team
+        return self.team_arms[0 if team == "a" else 1], team
 
     def to_json(self) -> str:
         return json.dumps({"experiment": self.experiment, "arm": self.arm,
-                           "teams": {str(k): v for k, v in self.teams.items()}})
+                           "teams": {str(k): v for k, v in self.teams.items()},
+                           "team_arms": self.team_arms})
 
     @staticmethod
     def from_json(raw: bytes | str) -> Impression:
         d = json.loads(raw)
+        arms = d.get("team_arms")
         return Impression(d["experiment"], d["arm"],
-                          {int(k): v for k, v in (d.get("teams") or {}).items()})
+                          {int(k): v for k, v in (d.get("teams") or {}).items()},
+                          (arms[0], arms[1]) if arms else None)
 
 
 class ExperimentMetrics:

@@ -38,6 +38,11 @@ class Routing:
     shadow: str | None
 
     @property
+    def arms(self) -> tuple[Arm, ...]:
+        """The arms this search is counted in: its A/B arm, or both interleaved ones."""
+        return (self.arm,) if self.arm is not None else self.interleaved or ()
+
+    @property
     def pair(self) -> tuple[Arm, Arm]:
         """The interleaved arms (ValueError for an A/B search)."""
         if self.interleaved is None:

@@ -351,7 +351,7 @@ class SearchService:
         except Exception as exc:
             if routing is not None:  # the arm(s) failed this search
                 ms = (time.perf_counter() - started) * 1000
-                for arm in ([routing.arm] if routing.arm else list(routing.interleaved or ())):
+                for arm in routing.arms:
                     self.experiments.count(routing.experiment, arm.name, ms, error=True)
             if (not isinstance(exc, SearchUnavailable) or p.q.strip() or p.attributes
                     or explain):
@@ -419,18 +419,15 @@ class SearchService:
         at once) and its counters (written in the background)."""
         e = routing.experiment
         ms = (time.perf_counter() - started) * 1000
-        if routing.arm is not None:
-            self.experiments.count(e, routing.arm.name, ms, zero=total == 0,
-                                   error=steps.fallback)
-        elif routing.interleaved is not None:
-            a, b = routing.interleaved
-            self.experiments.count(e, a.name, ms, zero=total == 0, error=steps.fallback)
-            self.experiments.count(e, b.name, ms, zero=total == 0,
-                                   error=steps.partner_fallback)
+        for arm, failed in zip(routing.arms, (steps.fallback, steps.partner_fallback),
+                               strict=False):
+            self.experiments.count(e, arm.name, ms, zero=total == 0, error=failed)
         teams = {h.product_id: steps.teams[h.product_id] for h in page
                  if h.product_id in steps.teams}
-        await self.experiments.metrics.remember(
-            search_id, Impression(e.name, routing.arm.name if routing.arm else None, teams))
+        pair = routing.interleaved
+        await self.experiments.metrics.remember(search_id, Impression(
+            e.name, routing.arm.name if routing.arm else None, teams,
+            (pair[0].name, pair[1].name) if pair else None))
         shadowed = steps.shadowed
         if shadowed is not None:
             async def shadow_counted() -> None:

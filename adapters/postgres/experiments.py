@@ -138,9 +138,10 @@ class ExperimentStore:
             e.kind, e.search_id, e.product_id, e.position, e.session_id, e.experiment, e.arm,
             e.team)
 
-    async def counts(self, name: str) -> dict[str, EventCounts]:
+    async def counts(self, name: str, team_arms: tuple[str, str]) -> dict[str, EventCounts]:
         """Per arm: clicks and add-to-carts credited to it, and searches it won (the arm whose
-        team got more of the search's clicks; interleaving only)."""
+        team got more of the search's clicks; interleaving only: `team_arms` are the arms of
+        teams a and b)."""
         rows = await self.pool.fetch(
             """SELECT arm, count(*) FILTER (WHERE kind = 'click') AS clicks,
                       count(*) FILTER (WHERE kind = 'add_to_cart') AS carts
@@ -157,9 +158,7 @@ class ExperimentStore:
                    GROUP BY search_id) s
                WHERE winner IS NOT NULL GROUP BY winner""", name)
         out = {r["arm"]: EventCounts(int(r["clicks"]), int(r["carts"])) for r in rows}
-        if wins:
-            record = await self.get(name)
-            for w in wins:
-                arm = record.experiment.arms[0 if w["winner"] == "a" else 1].name
-                out[arm] = dataclasses.replace(out.get(arm, EventCounts()), wins=int(w["n"]))
+        for w in wins:
+            arm = team_arms[0 if w["winner"] == "a" else 1]
+            out[arm] = dataclasses.replace(out.get(arm, EventCounts()), wins=int(w["n"]))
         return out

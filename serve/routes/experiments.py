@@ -37,7 +37,7 @@ NamePath = Annotated[str, Path(pattern=NAME)]
 def session_of(request: Request) -> str | None:
     """The shopper's session id: the `X-Session-Id` header, else the `aisle_session` cookie
     (None: neither). 422 when it is not 1 to 128 of [A-Za-z0-9._:-]."""
-    for field, value in ((("X-Session-Id"), request.headers.get(SESSION_HEADER)),
+    for field, value in (("X-Session-Id", request.headers.get(SESSION_HEADER)),
                          (SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))):
         if value is not None:
             if not _SESSION.match(value):
@@ -158,7 +158,7 @@ async def show_experiment(svc: Svc, _: Internal, name: NamePath) -> Json:
     e = record.experiment
     names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
     stats = await router_.metrics.read(e.name, names)
-    events = await router_.store.counts(e.name)
+    events = await router_.store.counts(e.name, (e.arms[0].name, e.arms[1].name))
     out = _record(record)
     for arm in out["arms"]:
         s = stats[arm["name"]]
@@ -197,14 +197,8 @@ async def post_event(svc: Svc, request: Request, body: EventIn) -> Json:
     shown = await router_.metrics.impression(body.search_id)
     experiment = arm = team = None
     if shown is not None:
-        experiment, arm = shown.experiment, shown.arm
-        team = shown.teams.get(int(body.product_id))
-        if arm is None and team is not None:  # interleaved: the arm whose team placed it
-            try:
-                record = await router_.store.get(experiment)
-                arm = record.experiment.arms[0 if team == "a" else 1].name
-            except Exception:
-                arm = None
+        experiment = shown.experiment
+        arm, team = shown.arm_of(int(body.product_id))
     await router_.store.record(SearchEvent(body.type, body.search_id, int(body.product_id),
                                            body.position, session, experiment, arm, team))
     return {"accepted": True, "experiment": experiment, "arm": arm, "team": team}
