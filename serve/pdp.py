@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
 from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, loads
+from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.product_pages import load_prices, load_product, top_products
@@ -51,7 +52,6 @@ STOCK_IDS_KEPT = 100_000  # products whose stock keys this process remembers (on
 LOCAL_PAGES_KEPT = 2_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_MS each)
 ANNOUNCED_KEPT = 100_000  # products whose last announcement this process remembers
 LAST_PAGE_TTL_S = 86_400  # pages as last assembled, served marked stale while PostgreSQL is down
-LAST_PAGE_EVERY_S = 10.0  # a product's last page is written at most this often per process
 PG_RETRY_AFTER_S = 1.0  # after PostgreSQL failed, misses go straight to the last pages
 _SHORT_WORD = 2
 
@@ -94,8 +94,9 @@ class ProductPages:
         self.local_hits = 0
         self.local_misses = 0
         self.stale_served = 0
-        self._last_written: collections.OrderedDict[int, float] = collections.OrderedDict()
-        self._pg_down_until = 0.0  # PostgreSQL failed: not asked again before this
+        # PostgreSQL failed: misses go straight to the last pages for PG_RETRY_AFTER_S
+        self.database = Breaker(PG_RETRY_AFTER_S, name="PostgreSQL (product pages)")
+        self._last_writes = SingleFlight()  # concurrent misses of a page: one write of it
         self._tasks: set[asyncio.Task[bool]] = set()
         self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)
                               if redis_url and local_ms > 0 else None)
@@ -184,27 +185,18 @@ class ProductPages:
         except Exception as exc:
             if not unavailable(exc):
                 raise
-            if time.monotonic() >= self._pg_down_until:
-                log.warning("PostgreSQL unavailable (%r): product pages as last assembled "
-                            "for %.0f s", exc, PG_RETRY_AFTER_S)
-            self._pg_down_until = time.monotonic() + PG_RETRY_AFTER_S
+            self.database.failed("page load", exc)
             return await self._last_page(product_id, exc)
         if how == "miss":
             self._write_last_page(product_id, body)
         return body, how, until
 
     def _write_last_page(self, product_id: int, body: JsonObject) -> None:
-        """Keeps the page as just assembled (in the background, at most every
-        LAST_PAGE_EVERY_S per product and process)."""
-        now = time.monotonic()
-        if now - self._last_written.get(product_id, -LAST_PAGE_EVERY_S) < LAST_PAGE_EVERY_S:
-            return
-        self._last_written[product_id] = now
-        self._last_written.move_to_end(product_id)
-        while len(self._last_written) > STOCK_IDS_KEPT:
-            self._last_written.popitem(last=False)
-        task = asyncio.get_running_loop().create_task(
-            self.cache.set(last_page_key(product_id), body, LAST_PAGE_TTL_S))
+        """Keeps the page as just assembled, in the background (a page misses once per
+        lifetime of its cached parts; the requests that shared that miss share one write)."""
+        task = asyncio.get_running_loop().create_task(self._last_writes.do(
+            product_id, lambda: self.cache.set(last_page_key(product_id), body,
+                                               LAST_PAGE_TTL_S)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -254,7 +246,7 @@ class ProductPages:
         out: Loaded = {}
         pk, ck = product_key(product_id), price_key(product_id)
         row = prices = None
-        if time.monotonic() < self._pg_down_until:  # a dead database costs no timeout
+        if not self.database.closed:  # a dead database costs no timeout
             raise ConnectionError("PostgreSQL failed less than a second ago")
         async with self.pool.acquire() as conn:
             if pk in keys:

@@ -29,7 +29,8 @@ class Breaker:
         """True while calls go through: no failure in the last `retry_after_s`."""
         return self.clock() >= self._down_until
 
-    def _failed(self, what: str, exc: BaseException) -> None:
+    def failed(self, what: str, exc: BaseException) -> None:
+        """Records a failure of the dependency seen outside `call` (opens the breaker)."""
         if self.clock() >= self._down_until:
             log.warning("%s %s failed (%r): left alone for %.1f s", self.name, what, exc,
                         self.retry_after_s)
@@ -43,5 +44,5 @@ class Breaker:
         try:
             return await call()
         except Exception as exc:  # any failure: the caller does without (reads through)
-            self._failed(what, exc)
+            self.failed(what, exc)
             return None

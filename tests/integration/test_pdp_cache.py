@@ -323,7 +323,7 @@ async def test_pages_as_last_assembled_while_postgresql_is_down(
             await pdp.page(p["pid"] + 1)  # never assembled: nothing to show
         assert pdp.stale_served == 1
         # within PG_RETRY_AFTER_S the database is not asked again: the loader refuses at once
-        assert time.monotonic() < pdp._pg_down_until <= time.monotonic() + PG_RETRY_AFTER_S
+        assert not pdp.database.closed and pdp.database.retry_after_s == PG_RETRY_AFTER_S
     finally:
         if inventory is not None:
             inventory.shutdown()
