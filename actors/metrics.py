@@ -23,7 +23,8 @@ series stay few. A metric object is made once per process, on first use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
@@ -33,29 +34,31 @@ SERIES = ("aisle_http_requests_total", "aisle_http_request_ms", "aisle_searches_
           "aisle_rate_limited_total", "aisle_breaker_open", "aisle_inventory_accuracy")
 LATENCY_MS: list[float] = [5, 10, 25, 50, 100, 200, 300, 500, 1000, 2000, 5000]
 _made: dict[str, Counter | Gauge | Histogram] = {}
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+def _once(name: str, kind: type[M], make: Callable[[], M]) -> M:
+    """The process's metric `name`, made by `make` on first use."""
+    found = _made.get(name)
+    if not isinstance(found, kind):
+        found = _made[name] = make()
+    return found
 
 
 def _counter(name: str, description: str, tags: Sequence[str] = ()) -> Counter:
-    found = _made.get(name)
-    if not isinstance(found, Counter):
-        found = _made[name] = Counter(name, description=description, tag_keys=tuple(tags))
-    return found
+    return _once(name, Counter, lambda: Counter(name, description=description,
+                                                tag_keys=tuple(tags)))
 
 
 def _gauge(name: str, description: str, tags: Sequence[str] = ()) -> Gauge:
-    found = _made.get(name)
-    if not isinstance(found, Gauge):
-        found = _made[name] = Gauge(name, description=description, tag_keys=tuple(tags))
-    return found
+    return _once(name, Gauge, lambda: Gauge(name, description=description,
+                                            tag_keys=tuple(tags)))
 
 
 def _histogram(name: str, description: str, boundaries: list[float],
                tags: Sequence[str] = ()) -> Histogram:
-    found = _made.get(name)
-    if not isinstance(found, Histogram):
-        found = _made[name] = Histogram(name, description=description, boundaries=boundaries,
-                                        tag_keys=tuple(tags))
-    return found
+    return _once(name, Histogram, lambda: Histogram(
+        name, description=description, boundaries=boundaries, tag_keys=tuple(tags)))
 
 
 def http_request(route: str, method: str, status: int, ms: float) -> None:

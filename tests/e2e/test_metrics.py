@@ -80,36 +80,30 @@ async def test_the_seed_monitoring_table_is_exported(
 
     search_route = "/api/v1/products/search"
     page_route = "/api/v1/products/{product_id}"
+    def grew(s: Series, name: str, **labels: str) -> float:
+        """How much the series grew since the scrape before the traffic."""
+        return total(s, name, **labels) - total(before, name, **labels)
+
     wants: dict[str, Callable[[Series], bool]] = {
-        "search requests (2xx)": lambda s: total(
-            s, "ray_aisle_http_requests_total", route=search_route, status="2xx") - total(
-            before, "ray_aisle_http_requests_total", route=search_route,
-            status="2xx") >= searches,
-        "search latency histogram": lambda s: total(
-            s, "ray_aisle_http_request_ms_count", route=search_route) - total(
-            before, "ray_aisle_http_request_ms_count", route=search_route) >= searches,
-        "product page 404": lambda s: total(
-            s, "ray_aisle_http_requests_total", route=page_route, status="4xx") - total(
-            before, "ray_aisle_http_requests_total", route=page_route, status="4xx") >= 1,
-        "zero-result searches": lambda s: total(
-            s, "ray_aisle_searches_total", results="zero") - total(
-            before, "ray_aisle_searches_total", results="zero") >= 1,
-        "searches with results": lambda s: total(
-            s, "ray_aisle_searches_total", results="some") - total(
-            before, "ray_aisle_searches_total", results="some") >= 2,
-        "product cache lookups (Redis)": lambda s: total(
-            s, "ray_aisle_cache_lookups_total", cache="product") - total(
-            before, "ray_aisle_cache_lookups_total", cache="product") >= 1,
-        "product page copies (in-process)": lambda s: total(
-            s, "ray_aisle_cache_lookups_total", cache="page_local") - total(
-            before, "ray_aisle_cache_lookups_total", cache="page_local") >= 3,
-        "documents indexed": lambda s: total(s, "ray_aisle_index_documents_total") - total(
-            before, "ray_aisle_index_documents_total") >= 1,
+        "search requests (2xx)": lambda s: grew(
+            s, "ray_aisle_http_requests_total", route=search_route, status="2xx") >= searches,
+        "search latency histogram": lambda s: grew(
+            s, "ray_aisle_http_request_ms_count", route=search_route) >= searches,
+        "product page 404": lambda s: grew(
+            s, "ray_aisle_http_requests_total", route=page_route, status="4xx") >= 1,
+        "zero-result searches": lambda s: grew(
+            s, "ray_aisle_searches_total", results="zero") >= 1,
+        "searches with results": lambda s: grew(
+            s, "ray_aisle_searches_total", results="some") >= 2,
+        "product cache lookups (Redis)": lambda s: grew(
+            s, "ray_aisle_cache_lookups_total", cache="product") >= 1,
+        "product page copies (in-process)": lambda s: grew(
+            s, "ray_aisle_cache_lookups_total", cache="page_local") >= 3,
+        "documents indexed": lambda s: grew(s, "ray_aisle_index_documents_total") >= 1,
         "index lag": lambda s: present(s, "ray_aisle_index_lag_seconds")
         and 0 <= total(s, "ray_aisle_index_lag_seconds") < 120,
-        "inventory reserve ok": lambda s: total(
-            s, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") - total(
-            before, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") >= 1,
+        "inventory reserve ok": lambda s: grew(
+            s, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") >= 1,
         "inventory accuracy": lambda s: present(s, "ray_aisle_inventory_accuracy")
         and min(v for n, _, v in s if n == "ray_aisle_inventory_accuracy") == 1.0,
         "redis breaker closed": lambda s: present(s, "ray_aisle_breaker_open")
@@ -124,9 +118,7 @@ async def test_the_seed_monitoring_table_is_exported(
         assert time.monotonic() < deadline, f"not exported as expected: {missing}"
         await asyncio.sleep(2)
     # the page's first view missed; the two after it were served by the replica's copy
-    hits = total(now, "ray_aisle_cache_lookups_total", cache="page_local", result="hit") - \
-        total(before, "ray_aisle_cache_lookups_total", cache="page_local", result="hit")
-    assert hits >= 2
+    assert grew(now, "ray_aisle_cache_lookups_total", cache="page_local", result="hit") >= 2
 
 
 def _metric_names(expr: str) -> set[str]:
