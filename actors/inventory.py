@@ -6,6 +6,10 @@ decides every operation synchronously (no await between check and change), commi
 batch in one PostgreSQL transaction, and only then answers the callers. If the commit fails,
 every caller of the batch gets a retryable error and the actor rebuilds its state from
 PostgreSQL: a batch is applied whole or not at all. On (re)start, state comes from PostgreSQL.
+
+A partition owns a set of hash slots (domain.inventory_slots; the map is in PostgreSQL):
+commands on other slots are answered `Moved`, and `hand_over` gives slots to another
+partition between two batches.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from domain.inventory_commands import (
     Close,
     Done,
     GetReservation,
+    Moved,
     NotCommitted,
     Outcome,
     PartitionCommand,
@@ -42,7 +47,8 @@ from domain.inventory_commands import (
     Reserve,
     Write,
 )
-from domain.inventory_decisions import decide, read, variants_of, warehouses_of
+from domain.inventory_decisions import decide, read, slots_of, variants_of, warehouses_of
+from domain.inventory_slots import slot_of, slot_of_reservation
 
 log = logging.getLogger("aisle.inventory")
 # refusals that depend on the request's content rather than on stock (bad input, no such
@@ -75,7 +81,7 @@ class CommitFailed(RuntimeError):
     """The batch holding this command was not committed: retry with the same key."""
 
 
-Pending = tuple[PartitionCommand, "asyncio.Future[Outcome]"]
+Pending = tuple[PartitionCommand, "asyncio.Future[Outcome | Moved]"]
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=10_000)  # type: ignore[call-overload]
@@ -102,6 +108,8 @@ class InventoryPartition:
         self.lookup_until = 0
         self.recoveries = 0
         self.busy = asyncio.Lock()  # a batch (or a recovery) in progress: no reconciling
+        self.slots: set[int] = set()  # the hash slots this partition owns (read on recovery)
+        self.slots_read_at = 0.0
         self.reconciled_at = 0.0
         self._reconcile_from = 0  # where the next sample starts among the held variants
         self._loop = asyncio.get_running_loop().create_task(self._run())
@@ -111,19 +119,94 @@ class InventoryPartition:
         await self.store.reconnect()
         state = PartitionState(wall_clock_ms, self.low)
         state.warehouses = await self.store.warehouses()
-        opened = await self.store.open_reservations()
-        variants = {v for r in opened for v, _, _ in r.lines}
-        for v, rows in (await self.store.load_variants(list(variants))).items():
-            state.load_variant(v, rows)
-        for r in opened:
-            state.load_reservation(r)
+        slots = await self.store.owned_slots()
+        await self._load_open(state, slots)
         self.state = state
+        self.slots = slots
+        self.slots_read_at = asyncio.get_running_loop().time()
         self.recent = {}
         self.stock_publisher.mark(state.stock)
 
-    async def call(self, cmd: PartitionCommand) -> Outcome:
-        """One command's outcome; CommitFailed if its batch was not committed."""
-        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    async def _load_open(self, state: PartitionState, slots: set[int]) -> None:
+        """The open reservations of these slots, and the variants they hold, into `state`."""
+        if not slots:
+            return
+        opened = await self.store.open_reservations(slots)
+        variants = {v for r in opened for v, _, _ in r.lines if not state.knows(v)}
+        for v, rows in (await self.store.load_variants(sorted(variants))).items():
+            state.load_variant(v, rows)
+        for r in opened:
+            state.load_reservation(r)
+
+    # -- slots ----------------------------------------------------------------------------
+    async def hand_over(self, slots: list[int], target: int) -> list[int]:
+        """Gives these slots (those still ours) to partition `target`: between batches, so
+        everything decided on them is committed; the map changes in PostgreSQL, then they
+        leave memory. Commands for them get `Moved` from here on. The slots moved."""
+        async with self.busy:
+            await self.stock_publisher.settle()  # no snapshot of ours lands after the owner's
+            try:
+                moved = await self.store.hand_over(slots, target)
+            except Exception:
+                # the map may or may not have changed (a reply lost after the commit): what
+                # we own is read again from PostgreSQL, never assumed
+                await self._recover_until_ok()
+                raise
+            self._forget(set(moved))
+        self.wake.set()
+        return moved
+
+    async def adopt(self) -> int:
+        """Takes up the slots the map gives us now (after a handoff to us; a partition also
+        does it by itself when asked about a slot it does not hold). Slots owned."""
+        async with self.busy:
+            await self._read_slots()
+        self.wake.set()
+        return len(self.slots)
+
+    async def _read_slots(self) -> None:
+        slots = await self.store.owned_slots()
+        self.slots_read_at = asyncio.get_running_loop().time()
+        gone, new = self.slots - slots, slots - self.slots
+        if gone:  # only we hand ours over; this is for a map changed by hand
+            log.warning("partition %d: %d slots left the map behind our back",
+                        self.partition, len(gone))
+            self._forget(gone)
+        if new:
+            await self._load_open(self.state, new)
+            self.slots = self.slots | new
+            # retries of calls the previous owner answered arrive here now: look them up
+            self.lookup_until = wall_clock_ms() + self.options.lookup_after_recovery_ms
+            log.info("partition %d: took up %d slots", self.partition, len(new))
+
+    def _forget(self, slots: set[int]) -> None:
+        st = self.state
+        st.forget([v for v in st.stock if slot_of(v) in slots],
+                  [r for r in st.reservations if slot_of_reservation(r) in slots])
+        self.slots = self.slots - slots
+
+    async def _misrouted(self, batch: list[Pending]) -> list[Pending]:
+        """Answers `Moved` to the commands that touch slots we do not own (after reading the
+        map again, at most once a second: a handoff to us whose `adopt` has not come); the
+        rest is ours to decide."""
+        def foreign(cmd: PartitionCommand) -> set[int]:
+            return slots_of(cmd) - self.slots
+
+        if not any(foreign(c) for c, _ in batch):
+            return batch
+        if asyncio.get_running_loop().time() - self.slots_read_at >= 1.0:
+            await self._read_slots()
+        ours = []
+        for cmd, fut in batch:
+            if (away := foreign(cmd)) and not fut.done():
+                fut.set_result(Moved(tuple(sorted(away))))
+            elif not away:
+                ours.append((cmd, fut))
+        return ours
+
+    async def call(self, cmd: PartitionCommand) -> Outcome | Moved:
+        """One command's outcome (or Moved); CommitFailed if its batch was not committed."""
+        fut: asyncio.Future[Outcome | Moved] = asyncio.get_running_loop().create_future()
         self.inbox.append((cmd, fut))
         self.wake.set()
         return await fut
@@ -132,9 +215,9 @@ class InventoryPartition:
         """Several callers' commands in one Ray call (the client coalesces them): each gets
         its own outcome, or NotCommitted if its batch was not committed."""
         loop = asyncio.get_running_loop()
-        futs: list[asyncio.Future[Outcome]] = []
+        futs: list[asyncio.Future[Outcome | Moved]] = []
         for cmd in cmds:
-            fut: asyncio.Future[Outcome] = loop.create_future()
+            fut: asyncio.Future[Outcome | Moved] = loop.create_future()
             self.inbox.append((cmd, fut))
             futs.append(fut)
         self.wake.set()
@@ -178,7 +261,8 @@ class InventoryPartition:
         return {"commits": self.commits, "failed_batches": self.failed_batches,
                 "recoveries": self.recoveries, "variants": len(self.state.stock),
                 "open_reservations": sum(r.status == "OPEN"
-                                         for r in self.state.reservations.values())}
+                                         for r in self.state.reservations.values()),
+                "slots": len(self.slots)}
 
     async def _run(self) -> None:
         async with self.busy:
@@ -288,6 +372,7 @@ class InventoryPartition:
             st.warehouses = await self.store.warehouses()  # one added since we loaded them
 
     async def _process(self, batch: list[Pending]) -> None:
+        batch = await self._misrouted(batch)
         st = self.state
         writes = [c for c, _ in batch if isinstance(c, WRITES)]
         await self._load(batch, writes)

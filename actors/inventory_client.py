@@ -1,8 +1,9 @@
 """The one wrapper through which everything calls InventoryPartition actors.
 
-Finds (or starts) the partition actors by name, routes each variant to its owner, retries a
-call on the restarted actor with the same key (idempotent), and reserves carts across
-partitions all-or-nothing: partitions in ascending order, compensating releases on failure.
+Finds (or starts) the partition actors by name, routes each variant to the owner of its hash
+slot (the map in PostgreSQL), retries a call on the restarted actor or the slot's new owner
+with the same key (idempotent), reserves carts all-or-nothing (one reservation per slot,
+compensating releases on a refusal), and rebalances slots over partitions online.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from actors import database_tag, named
+from actors import NAMESPACE, database_tag, named
 from actors.inventory import CommitFailed, InventoryPartition, PartitionOptions
 from adapters import stock_cache
 from adapters.coalesce import Coalescer
+from adapters.postgres import inventory_slots as slot_map
 from adapters.redis import create_redis
 from domain.errors import AisleError, Unavailable, ValidationFailed
-from domain.inventory import Item, ReservationNotFound, partition_of
+from domain.inventory import InsufficientStock, Item, ReservationNotFound
 from domain.inventory_api import (
     CartItem,
     CartJson,
@@ -43,15 +46,28 @@ from domain.inventory_commands import (
     Deduct,
     Done,
     GetReservation,
+    Moved,
     NotCommitted,
     PartitionCommand,
     PartitionStats,
     ReadStock,
+    Refused,
     Release,
     Reply,
     ReservationView,
     Reserve,
     Stocks,
+)
+from domain.inventory_slots import (
+    Move,
+    Rebalanced,
+    cart_id,
+    initial_owners,
+    partitions_of,
+    plan,
+    reservation_id,
+    slot_of,
+    slots_of_cart,
 )
 
 T = TypeVar("T")
@@ -69,29 +85,36 @@ class InventoryUnavailable(Unavailable):
     code = "inventory_unavailable"
 
 
+def partition_name(k: int, dsn: str) -> str:
+    return f"inventory-{database_tag(dsn)}-{k}"
+
+
 def partition_actor(k: int, dsn: str, options: PartitionOptions,
                     redis_url: str | None = None) -> Any:
     """Partition k of the database at `dsn` (one set of partitions per database). The actor
     handle is untyped: Ray's are."""
-    return named(InventoryPartition, f"inventory-{database_tag(dsn)}-{k}",
+    return named(InventoryPartition, partition_name(k, dsn),
                  scheduling_strategy=options.scheduling).remote(
         k, dsn, options, redis_url=redis_url)
 
 
 class InventoryClient:
-    """Routes operations to partition owners and retries them with the same key.
+    """Routes operations to the owners of their hash slots and retries them with the same key.
 
-    A call that gets no answer (actor died or restarting, batch not committed, no reply within
-    `call_timeout_s`) is sent again, with backoff, until `deadline_s` has passed since the
-    first try; then `InventoryUnavailable` (HTTP 503): the outcome is unknown, and the caller
-    may retry with the same idempotency key later.
+    Which partition owns a slot is the map in PostgreSQL, read on first use (made for
+    `partitions` partitions if the database has none) and again whenever a partition answers
+    `Moved` (a handoff moved the slot). A call that gets no answer (actor died or restarting,
+    batch not committed, no reply within `call_timeout_s`) is sent again, with backoff, until
+    `deadline_s` has passed since the first try; then `InventoryUnavailable` (HTTP 503): the
+    outcome is unknown, and the caller may retry with the same idempotency key later.
     """
 
     def __init__(self, partitions: int, dsn: str, low_stock_threshold: int = 5,
                  call_timeout_s: float = 5.0, deadline_s: float = 30.0,
                  redis_url: str | None = None, options: PartitionOptions | None = None) -> None:
         """`options` (when given) overrides `low_stock_threshold`; they apply to partition
-        actors this client starts, not to ones already running."""
+        actors this client starts, not to ones already running. `partitions` is used only
+        where the database has no slot map yet."""
         self.n = partitions
         self.dsn = dsn
         self.options = options or PartitionOptions(low_stock_threshold=low_stock_threshold)
@@ -99,27 +122,90 @@ class InventoryClient:
         self.redis = create_redis(redis_url) if redis_url else None
         self._warming: asyncio.Task[None] | None = None
         self._to_warm: dict[int, None] = {}  # variants whose snapshots searches missed
-        self.actors = [self._actor(k) for k in range(partitions)]
+        self._owners: list[int] = []  # slot -> partition, once read
+        self._reading: asyncio.Task[list[int]] | None = None
+        self._reading_at = 0.0  # when that read started (loop time)
+        self.actors: dict[int, ActorHandle] = {}
         self.timeout = call_timeout_s
         self.deadline = deadline_s
         self.retries = 0
+        self.moved = 0  # answers "Moved": calls that reached a slot's previous owner
         # under load, operations that arrive while calls are under way go together in the
         # next one (one Ray call for many; no timer, so an idle system adds no delay)
         self._calls: Coalescer[int, PartitionCommand, Reply] = Coalescer(
             self._call_many, MAX_INFLIGHT, MAX_OPS_PER_CALL)
 
-    def _actor(self, k: int) -> Any:
-        return partition_actor(k, self.dsn, self.options, self.redis_url)
+    # -- the slot map ---------------------------------------------------------------------
+    def _actor(self, k: int) -> ActorHandle:
+        actor = self.actors.get(k)
+        if actor is None:
+            actor = self.actors[k] = partition_actor(k, self.dsn, self.options, self.redis_url)
+        return actor
 
     def owner(self, variant_id: int) -> int:
-        return partition_of(variant_id, self.n)
+        """The partition that owns the variant's slot, by the map as last read (before the
+        first read: the map a new database starts with)."""
+        owners = self._owners or initial_owners(self.n)
+        return owners[slot_of(variant_id)]
 
-    async def _call(self, k: int, cmd: Command[T]) -> T:
-        """`cmd`'s value from partition k; its domain error raised; retried with the same
-        key while it gets no answer."""
+    async def owners(self) -> list[int]:
+        """slot -> partition (read once; again after a handoff)."""
+        return self._owners or await self.read_map()
+
+    async def read_map(self) -> list[int]:
+        """Reads the map from PostgreSQL: a read that starts after this call (callers that
+        come while one is under way share the next one)."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        while True:
+            task = self._reading
+            if task is not None and self._reading_at >= asked:
+                break
+            if task is not None and not task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+                continue
+            self._reading_at = loop.time()
+            self._reading = task = loop.create_task(slot_map.read_map(self.dsn, self.n))
+            break
+        self._owners = await asyncio.shield(task)
+        for k in range(partitions_of(self._owners)):
+            self._actor(k)  # every partition started (or found) now, not on its first call
+        return self._owners
+
+    async def partitions(self) -> int:
+        return partitions_of(await self.owners())
+
+    # -- calls ----------------------------------------------------------------------------
+    async def _call(self, slot: int, cmd: Command[T]) -> T:
+        """`cmd`'s value from the owner of `slot`; its domain error raised; sent again with
+        the same key while it gets no answer or reaches a previous owner."""
         assert isinstance(cmd, PartitionCommand)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.deadline
+        delay, moves = 0.02, 0
+        while True:
+            owners = await self.owners()
+            outcome = await self._send(owners[slot], cmd, give_up)
+            if isinstance(outcome, Done):
+                return outcome.value  # type: ignore[return-value]  # Command[T] answers T
+            if isinstance(outcome, Refused):
+                raise outcome.error()
+            # Moved: the map changed under us; read it again (twice in a row: the new owner
+            # has not taken the slot up yet, so wait a little)
+            self.moved += 1
+            if loop.time() + delay >= give_up:
+                raise InventoryUnavailable(f"inventory slot {slot} is moving")
+            if moves:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            moves += 1
+            await self.read_map()
+
+    async def _send(self, k: int, cmd: PartitionCommand,
+                    give_up: float) -> Done | Refused | Moved:
+        """`cmd` to partition k until it is answered (or InventoryUnavailable at `give_up`)."""
+        loop = asyncio.get_running_loop()
         delay = 0.05
         while True:
             try:
@@ -127,60 +213,67 @@ class InventoryClient:
                     self.timeout, max(give_up - loop.time(), 0.1)))
                 if isinstance(outcome, NotCommitted):
                     raise CommitFailed(outcome.reason)
+                return outcome
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
                 self.retries += 1
+                if isinstance(exc, ActorDiedError):
+                    # dead for good: stopped by an operator, or retired by a rebalance (then
+                    # the map no longer names it, and its slots' owners answer)
+                    owners = await self.read_map()
+                    if k not in owners:
+                        return Moved(())
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                continue
-            if isinstance(outcome, Done):
-                return outcome.value  # type: ignore[return-value]  # Command[T] answers T
-            raise outcome.error()
 
     async def _call_many(self, k: int, cmds: list[PartitionCommand]) -> list[Reply]:
-        actor = self.actors[k]
+        actor = self._actor(k)
         try:
             replies: list[Reply] = await actor.call_many.remote(cmds)
             return replies
         except ActorDiedError:
-            if self.actors[k] is actor:
-                # restarting: the name still resolves to it; dead for good (e.g. stopped
-                # by an operator): a new one is started under the same name
-                self.actors[k] = self._actor(k)
+            if self.actors.get(k) is actor:
+                # restarting: the name still resolves to it; dead for good: a new one is
+                # started under the same name, if the map still gives it slots
+                del self.actors[k]
             raise
 
     # -- reservations ---------------------------------------------------------------------
     async def reserve(self, items: Sequence[CartItem], key: str | None = None,
                       ttl_s: float = 900.0) -> CartJson:
-        """Reserves every item or none. Same key, same outcome (never reserves twice)."""
+        """Reserves every item or none (one reservation per slot, all at once; a definite
+        refusal releases the ones made). Same key, same outcome (never reserves twice)."""
         key = key or uuid.uuid4().hex
-        by_part: dict[int, list[Item]] = defaultdict(list)
+        by_slot: dict[int, list[Item]] = defaultdict(list)
         for v, q, w in items:
-            by_part[self.owner(v)].append(Item(v, q, w))
-        parts = sorted(by_part)
-        cart_id = "r" + hashlib.sha256(key.encode()).hexdigest()[:20] + "." + "-".join(
-            map(str, parts))
-        done: list[tuple[int, ReservationView]] = []
-        try:
-            for k in parts:
-                res = await self._call(k, Reserve(
-                    f"{key}/p{k}", f"{cart_id}/p{k}", tuple(by_part[k]), int(ttl_s * 1000),
-                    cart_id))
-                done.append((k, res))
-        except AisleError as exc:
-            if isinstance(exc, InventoryUnavailable):
+            by_slot[slot_of(v)].append(Item(v, q, w))
+        slots = sorted(by_slot)
+        cart = cart_id(hashlib.sha256(key.encode()).hexdigest()[:20], slots)
+        got = await asyncio.gather(*(self._call(s, Reserve(
+            f"{key}/s{s:04x}", reservation_id(cart, s), tuple(by_slot[s]), int(ttl_s * 1000),
+            cart)) for s in slots), return_exceptions=True)
+        done = [(s, r) for s, r in zip(slots, got, strict=True)
+                if isinstance(r, ReservationView)]
+        failed = [r for r in got if isinstance(r, BaseException)]
+        if not failed:
+            return cart_json(cart, [r for _, r in done])
+        for exc in failed:
+            if isinstance(exc, InventoryUnavailable) or not isinstance(exc, AisleError):
                 # outcome unknown: keep what was reserved; a retry with the same key carries
                 # on from there, and the TTL releases it if nobody retries
-                raise
-            await self._compensate(key, done)  # a definite "no": undo the partitions before
-            raise
-        return cart_json(cart_id, [r for _, r in done])
+                raise exc
+        await self._compensate(key, done)  # a definite "no": undo the slots reserved
+        short = [i for e in failed if isinstance(e, InsufficientStock) for i in e.items]
+        if len(short) > 0 and all(isinstance(e, InsufficientStock) for e in failed):
+            raise InsufficientStock(short)  # every short item, whichever slot it is in
+        raise failed[0]
 
     async def _compensate(self, key: str, done: list[tuple[int, ReservationView]]) -> None:
-        for k, res in reversed(done):
+        async def undo(s: int, res: ReservationView) -> None:
             with contextlib.suppress(AisleError):  # closed already; or unavailable: TTL frees it
-                await self._call(k, Release(f"{key}/p{k}/undo", res.reservation_id))
+                await self._call(s, Release(f"{key}/s{s:04x}/undo", res.reservation_id))
+        await asyncio.gather(*(undo(s, r) for s, r in done))
 
     async def commit(self, cart_id: str, variant_id: int | None = None,
                      quantity: int | None = None) -> CartJson:
@@ -192,35 +285,35 @@ class InventoryClient:
         """Gives the reserved units back, whole."""
         return await self._close(cart_id, Release, "release", variant_id, quantity)
 
-    async def _close(self, cart_id: str, close: type[Release] | type[Deduct], op: str,
+    async def _close(self, cart: str, close: type[Release] | type[Deduct], op: str,
                      variant_id: int | None, quantity: int | None) -> CartJson:
         """`variant_id` (and `quantity`), when given, must be what the reservation holds; the
-        owner's partition goes first, so a mismatch closes nothing."""
-        parts = _parts_of(cart_id, self.n)
+        slot holding it goes first, so a mismatch closes nothing."""
+        slots = _slots_of(cart)
+        results: list[ReservationView] = []
         if variant_id is not None:
-            k = self.owner(variant_id)
-            if k not in parts:
-                await self.get(cart_id)  # 404 if there is no such reservation at all
+            s = slot_of(variant_id)
+            if s not in slots:
+                await self.get(cart)  # 404 if there is no such reservation at all
                 raise ValidationFailed(
                     {"reservation_id": f"does not hold variant {variant_id}"})
-            parts = [k] + [p for p in parts if p != k]
-        results = []
-        for k in parts:
-            names_it = variant_id is not None and k == parts[0]
-            results.append(await self._call(k, close(
-                f"{op}:{cart_id}/p{k}", f"{cart_id}/p{k}", variant_id if names_it else None,
-                quantity if names_it else None)))
-        return cart_json(cart_id, sorted(results, key=lambda r: r.reservation_id))
+            rid = reservation_id(cart, s)
+            results.append(await self._call(s, close(f"{op}:{rid}", rid, variant_id, quantity)))
+            slots = [x for x in slots if x != s]
+        rids = [reservation_id(cart, s) for s in slots]
+        results += await asyncio.gather(*(self._call(s, close(f"{op}:{rid}", rid))
+                                          for s, rid in zip(slots, rids, strict=True)))
+        return cart_json(cart, sorted(results, key=lambda r: r.reservation_id))
 
-    async def get(self, cart_id: str) -> CartJson:
-        parts = _parts_of(cart_id, self.n)
-        return cart_json(cart_id, list(await asyncio.gather(*(
-            self._call(k, GetReservation(f"{cart_id}/p{k}")) for k in parts))))
+    async def get(self, cart: str) -> CartJson:
+        slots = _slots_of(cart)
+        return cart_json(cart, list(await asyncio.gather(*(
+            self._call(s, GetReservation(reservation_id(cart, s))) for s in slots))))
 
     # -- stock ----------------------------------------------------------------------------
     async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
                      key: str | None = None) -> FiguresJson:
-        a = await self._call(self.owner(variant_id), Adjust(
+        a = await self._call(slot_of(variant_id), Adjust(
             key or uuid.uuid4().hex, variant_id, warehouse_id, delta, reason))
         return {"available": a.available, "reserved": a.reserved, "sold": a.sold}
 
@@ -229,21 +322,39 @@ class InventoryClient:
         return {str(v): stock_json(s) for v, s in (await self._stocks(variant_ids)).items()}
 
     async def _stocks(self, variant_ids: list[int]) -> Stocks:
-        answers = await asyncio.gather(*(
-            self._read(k, vs) for k, vs in self._by_owner(variant_ids).items()))
         out: Stocks = {}
-        for a in answers:
-            out.update(a)
+        todo = list(variant_ids)
+        while todo:
+            groups = list((await self._by_owner(todo)).items())
+            answers = await asyncio.gather(*(self._read(k, vs) for k, vs in groups))
+            todo = []
+            for (_, vs), got in zip(groups, answers, strict=True):
+                if got is None:
+                    todo += vs  # some moved: the map is read again, and they are regrouped
+                else:
+                    out.update(got)
+            if todo:
+                await asyncio.sleep(0.01)
         return out
 
-    def _by_owner(self, variant_ids: Iterable[int]) -> dict[int, list[int]]:
+    async def _by_owner(self, variant_ids: Iterable[int]) -> dict[int, list[int]]:
+        owners = await self.owners()
         by_part: dict[int, list[int]] = defaultdict(list)
         for v in variant_ids:
-            by_part[self.owner(v)].append(v)
+            by_part[owners[slot_of(v)]].append(v)
         return by_part
 
-    async def _read(self, partition: int, variant_ids: list[int]) -> Stocks:
-        return await self._call(partition, ReadStock(tuple(variant_ids)))
+    async def _read(self, partition: int, variant_ids: list[int]) -> Stocks | None:
+        """None if the partition no longer owns all of them (the map is read again)."""
+        got = await self._send(partition, ReadStock(tuple(variant_ids)),
+                               asyncio.get_running_loop().time() + self.deadline)
+        if isinstance(got, Moved):
+            self.moved += 1
+            await self.read_map()
+            return None
+        if isinstance(got, Refused):
+            raise got.error()
+        return got.value  # type: ignore[return-value]  # ReadStock answers Stocks
 
     async def status(self, variant_ids: list[int],
                      wait_for_owners: bool = True) -> dict[str, StockView]:
@@ -280,47 +391,115 @@ class InventoryClient:
                 del self._to_warm[v]
             # each owner on its own: one slow or restarting partition holds up only its own
             # (a later miss asks again for what it did not answer)
+            groups = await self._by_owner(batch)
             done = await asyncio.gather(*(asyncio.wait_for(self._read(k, vs), WARM_TIMEOUT_S)
-                                          for k, vs in self._by_owner(batch).items()),
+                                          for k, vs in groups.items()),
                                         return_exceptions=True)
             failed = [d for d in done if isinstance(d, BaseException)]
             if failed:
                 log.info("stock snapshots of %d partitions not warmed: %r", len(failed),
                          failed[0])
 
+    # -- partitions -----------------------------------------------------------------------
+    async def _each(self) -> list[ActorHandle]:
+        """The actor of every partition the map names, in partition order."""
+        return [self._actor(k) for k in range(await self.partitions())]
+
     async def stats(self) -> list[PartitionStats]:
-        return list(await asyncio.gather(*(a.stats.remote() for a in self.actors)))
+        return list(await asyncio.gather(*(a.stats.remote() for a in await self._each())))
 
     async def nodes(self) -> list[str]:
         """The Ray node of each partition, in partition order."""
-        found: list[str] = await asyncio.gather(*(a.node_id.remote() for a in self.actors))
+        found: list[str] = await asyncio.gather(
+            *(a.node_id.remote() for a in await self._each()))
         return found
 
     async def reconcile(self, limit: int | None = None) -> list[tuple[int, int]]:
         """Per partition: (variants compared with PostgreSQL, variants that differ) now
         (partitions also do it by themselves while idle: `aisle_inventory_accuracy`)."""
         found: list[tuple[int, int]] = await asyncio.gather(
-            *(a.reconcile.remote(limit) for a in self.actors))
+            *(a.reconcile.remote(limit) for a in await self._each()))
         return [tuple(x) for x in found]  # type: ignore[misc]
+
+    async def set_partitions(self, partitions: int) -> Rebalanced:
+        """Moves hash slots between partition actors until `partitions` partitions hold
+        them evenly (domain.inventory_slots.plan: as few slots move as that allows), while
+        operations keep flowing: each move is a handoff (the owner hands the slots over
+        between two of its batches; the new owner takes them up with their open
+        reservations); calls that reach the old owner meanwhile are answered `Moved` and sent
+        on. Partitions left without slots are stopped. One rebalance at a time per database
+        (409 otherwise)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with slot_map.rebalancing(self.dsn):
+            owners = await self.read_map()
+            before = partitions_of(owners)
+            moves = plan(owners, partitions)
+            # new partitions start together first (a start takes a second or two)
+            await asyncio.gather(*(self._ask(partial(self._adopt, k))
+                                   for k in sorted({m.target for m in moves})))
+            moved = 0
+            for m in moves:
+                moved += await self._move(m)
+            owners = await self.read_map()
+            retired = [k for k in range(partitions, before) if k not in owners]
+            for k in retired:
+                with contextlib.suppress(Exception):
+                    ray.kill(self._actor(k), no_restart=True)
+                self.actors.pop(k, None)
+        return Rebalanced(before, partitions_of(owners), moved, len(moves),
+                          round(loop.time() - started, 3))
+
+    async def _move(self, m: Move) -> int:
+        """One handoff: the source hands the slots over, the target takes them up at once (it
+        would by itself on the first call for them). Slots moved."""
+        async def hand_over() -> list[int]:
+            given: list[int] = await self._actor(m.source).hand_over.remote(
+                list(m.slots), m.target)
+            return given
+
+        got = await self._ask(hand_over)
+        await self._ask(partial(self._adopt, m.target))
+        return len(got)
+
+    async def _adopt(self, k: int) -> int:
+        taken: int = await self._actor(k).adopt.remote()
+        return taken
+
+    async def _ask(self, call: Callable[[], Awaitable[T]]) -> T:
+        """An administrative call to an actor, tried again while the actor restarts (the
+        calls used with it are idempotent)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.deadline
+        delay = 0.05
+        while True:
+            try:
+                return await asyncio.wait_for(call(), self.timeout)
+            except RETRYABLE as exc:
+                if loop.time() + delay >= give_up:
+                    raise InventoryUnavailable("inventory partition unavailable") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def kill(self, k: int) -> None:
         """For fault tests and operators: Ray restarts the actor, which recovers from PG."""
-        ray.kill(self.actors[k], no_restart=False)
+        ray.kill(self._actor(k), no_restart=False)
 
     def shutdown(self) -> None:
-        """Stops the partition actors for good (they are detached: nothing else stops them)."""
-        for a in self.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(a, no_restart=True)
+        """Stops the partition actors for good (they are detached: nothing else stops them):
+        those this client has called, and any other the map names."""
+        for k in range(max(partitions_of(self._owners), self.n, *self.actors, 0) + 1):
+            actor = self.actors.pop(k, None)
+            if actor is None:
+                with contextlib.suppress(Exception):
+                    actor = ray.get_actor(partition_name(k, self.dsn), namespace=NAMESPACE)
+            if actor is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
 
 
-_CART_ID = re.compile(r"r[0-9a-f]{20}\.([0-9]{1,4}(?:-[0-9]{1,4})*)", re.ASCII)
-
-
-def _parts_of(cart_id: str, partitions: int) -> list[int]:
-    m = _CART_ID.fullmatch(cart_id)
-    parts = [int(p) for p in m.group(1).split("-")] if m else []
-    if not parts or any(p >= partitions for p in parts) or parts != sorted(set(parts)):
-        raise ReservationNotFound(f"reservation {cart_id} not found")
-    return parts
-
+def _slots_of(cart: str) -> list[int]:
+    slots = slots_of_cart(cart)
+    if slots is None:
+        raise ReservationNotFound(f"reservation {cart} not found")
+    return slots

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -57,6 +58,13 @@ class StockPublisher:
             self._published.move_to_end(v)
         snaps = {v: snapshot(VariantStock.of(state, v)) for v in todo if state.knows(v)}
         self._writing = asyncio.get_running_loop().create_task(self._write(snaps))
+
+    async def settle(self) -> None:
+        """Waits for the write under way, if any (before handing variants to another owner,
+        whose snapshots must not be overwritten by an older one of ours)."""
+        if self._writing is not None and not self._writing.done():
+            with contextlib.suppress(Exception):
+                await self._writing
 
     def _refresh_due(self, state: PartitionState) -> None:
         """Snapshots published more than `republish_after_ms` ago (by default half their

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from typing import Literal, NotRequired, TypedDict
 
 from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.hashing import bucket_of
 
 Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
 MAX_QUANTITY = 1_000_000
@@ -129,6 +128,14 @@ class PartitionState:
     def load_reservation(self, r: Reservation) -> None:
         self.reservations[r.reservation_id] = r
         heapq.heappush(self._deadlines, (r.expires_at_ms, r.reservation_id))
+
+    def forget(self, variants: Iterable[int], reservations: Iterable[str]) -> None:
+        """Drops variants and reservations from memory (handed to another owner: what is
+        committed is in PostgreSQL). Only between batches: nothing of them may be pending."""
+        for v in variants:
+            self.stock.pop(v, None)
+        for rid in reservations:
+            self.reservations.pop(rid, None)  # its deadline entry is skipped when due
 
     def knows(self, variant_id: int) -> bool:
         return variant_id in self.stock
@@ -277,7 +284,3 @@ class PartitionState:
         self._movements.append(Movement(v, w, kind, qty, rid, reason, snapshot))
         return snapshot
 
-
-def partition_of(variant_id: int, partitions: int) -> int:
-    """Stable variant -> partition map (the same buckets the search index shards use)."""
-    return bucket_of(variant_id, partitions)

@@ -123,8 +123,16 @@ class NotCommitted:
     reason: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moved:
+    """The command touches slots this partition does not own (any more): the caller reloads
+    the slot map and sends it to their owner. Nothing of it was decided."""
+
+    slots: tuple[int, ...]
+
+
 Outcome = Done | Refused  # a decided command: a write's is remembered by its key
-Reply = Outcome | NotCommitted
+Reply = Outcome | NotCommitted | Moved
 
 
 class PartitionStats(TypedDict):
@@ -133,6 +141,7 @@ class PartitionStats(TypedDict):
     recoveries: int
     variants: int
     open_reservations: int
+    slots: int
 
 
 # -- commands ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from domain.inventory import PartitionState, ReservationNotFound
 from domain.inventory_commands import (
     Adjust,
     Adjusted,
+    Close,
     Deduct,
     Done,
     GetReservation,
@@ -24,6 +25,7 @@ from domain.inventory_commands import (
     VariantStock,
     Write,
 )
+from domain.inventory_slots import slot_of, slot_of_reservation
 
 
 def decide(st: PartitionState, cmd: Write) -> Outcome:
@@ -31,6 +33,12 @@ def decide(st: PartitionState, cmd: Write) -> Outcome:
     try:
         match cmd:
             case Reserve():
+                if {slot_of(i.variant_id) for i in cmd.items} != {
+                        slot_of_reservation(cmd.reservation_id)}:
+                    # a reservation lives in one slot, the one its id names (a handoff moves
+                    # a slot's reservations with its variants)
+                    raise ValidationFailed({"items": "must all be in the slot the reservation "
+                                            "id names"})
                 if cmd.reservation_id in st.reservations:  # a replay: the reservation it made
                     return Done(ReservationView.of(st.reservations[cmd.reservation_id]))
                 return Done(ReservationView.of(st.reserve(cmd.reservation_id, cmd.items,
@@ -74,6 +82,23 @@ def variants_of(cmd: PartitionCommand) -> list[int]:
             return list(cmd.variant_ids)
         case _:
             return []
+
+
+def slots_of(cmd: PartitionCommand) -> set[int]:
+    """The hash slots whose owner must answer `cmd` (none: any partition may; it will not
+    find what it names)."""
+    match cmd:
+        case Reserve():
+            return {slot_of(i.variant_id) for i in cmd.items}
+        case Close() | GetReservation():
+            slot = slot_of_reservation(cmd.reservation_id)
+            return set() if slot is None else {slot}
+        case Adjust():
+            return {slot_of(cmd.variant_id)}
+        case ReadStock():
+            return {slot_of(v) for v in cmd.variant_ids}
+        case _:
+            assert_never(cmd)
 
 
 def warehouses_of(cmd: PartitionCommand) -> list[str | None]:

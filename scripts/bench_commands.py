@@ -16,7 +16,7 @@ import ray.cloudpickle as cloudpickle
 from domain.inventory import Item
 from domain.inventory_commands import Done, ReservationView, Reserve
 
-CART = "r0123456789abcdef0123.1"
+CART = "r0123456789abcdef0123.0001"
 
 
 def per_item_us(obj: list[object], rounds: int) -> float:
@@ -31,13 +31,14 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=20_000)
     a = p.parse_args()
-    typed_cmd = Reserve("key/p1", f"{CART}/p1", (Item(123456789012345, 1, None),), 900_000, CART)
-    dict_cmd = {"op": "reserve", "key": "key/p1", "items": [["123456789012345", 1, None]],
-                "ttl_ms": 900_000, "cart_id": CART, "reservation_id": f"{CART}/p1"}
-    typed_reply = Done(ReservationView(f"{CART}/p1", "OPEN", 1_700_000_000_000, CART,
+    typed_cmd = Reserve("key/s0001", f"{CART}/s0001", (Item(123456789012345, 1, None),),
+                        900_000, CART)
+    dict_cmd = {"op": "reserve", "key": "key/s0001", "items": [["123456789012345", 1, None]],
+                "ttl_ms": 900_000, "cart_id": CART, "reservation_id": f"{CART}/s0001"}
+    typed_reply = Done(ReservationView(f"{CART}/s0001", "OPEN", 1_700_000_000_000, CART,
                                        ((123456789012345, "WH_01", 1),)))
     dict_reply = {"ok": True, "value": {
-        "reservation_id": f"{CART}/p1", "status": "OPEN", "expires_at_ms": 1_700_000_000_000,
+        "reservation_id": f"{CART}/s0001", "status": "OPEN", "expires_at_ms": 1_700_000_000_000,
         "cart_id": CART, "lines": [{"variant_id": "123456789012345", "warehouse_id": "WH_01",
                                     "quantity": 1}]}}
     print("| item | dataclass µs | dict µs | dataclass/dict |")

@@ -196,9 +196,8 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
         # no first-touch loads inside the window)
         for i in range(0, len(variants), 2000):
             await client.stock(variants[i:i + 2000])
-        from domain.inventory import partition_of
-
-        one_each = {partition_of(v, args.partitions): v
+        await client.owners()  # the slot map, made for --partitions on this new database
+        one_each = {client.owner(v): v
                     for v in range(FIRST_VARIANT, FIRST_VARIANT + 100 * args.partitions)}
         await client.stock(list(one_each.values()))  # every partition answers
         before = sum(s["commits"] for s in await client.stats())
@@ -233,13 +232,13 @@ async def run_pg(dsn: str, path: str, pick: Callable[[], int],
 
         async def txn(v: int) -> bool:
             key = uuid.uuid4().hex
-            rid = f"r{key[:20]}/p0"
+            rid = f"r{key[:20]}.0000/s0000"
             async with pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(TXN_UPDATE, v, WAREHOUSE, 1)
                 if row is None:
                     return False
                 lines = [[str(v), WAREHOUSE, 1]]
-                await conn.execute(TXN_RESERVATION, rid, rid[:-3], lines, TTL_S)
+                await conn.execute(TXN_RESERVATION, rid, rid[:-6], lines, TTL_S)
                 await conn.execute(TXN_MOVEMENT, v, WAREHOUSE, 1, rid, row["available"],
                                    row["reserved"], row["sold"])
                 return True  # the reservation row (id from the key) is the idempotency record

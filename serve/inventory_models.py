@@ -11,7 +11,8 @@ from domain.inventory import MAX_QUANTITY, MAX_REASON
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
 WarehouseId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,32}$")]
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
-ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+# a cart id names its hash slots: up to 100 of 4 hex digits
+ReservationId = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON, pattern=NO_NUL)]
 QuoteToken = Annotated[str, StringConstraints(min_length=1, max_length=8192, pattern=NO_NUL)]

@@ -18,6 +18,7 @@ from adapters.postgres.inventory_outcomes import decode, encode
 from adapters.postgres.outbox import OUTBOX_CHANNEL
 from domain.inventory import Changes, Reservation, Stock
 from domain.inventory_commands import Done, Outcome, ReservationView
+from domain.inventory_slots import slot_of_reservation
 
 _COMMIT = f"""
 WITH stock_rows AS (
@@ -38,10 +39,11 @@ WITH stock_rows AS (
     RETURNING 1
 ), new_reservations AS (
     -- a plain INSERT: an id that exists already (a replayed key) fails the whole statement
-    INSERT INTO reservations (reservation_id, cart_id, partition, status, lines, expires_at)
-    SELECT u.id, u.cart, $16, u.status, u.lines::jsonb, to_timestamp(u.exp / 1000.0)
-    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::bigint[])
-         AS u(id, cart, status, lines, exp)
+    INSERT INTO reservations (reservation_id, cart_id, partition, slot, status, lines,
+                              expires_at)
+    SELECT u.id, u.cart, $16, u.slot, u.status, u.lines::jsonb, to_timestamp(u.exp / 1000.0)
+    FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::bigint[],
+                $28::int[]) AS u(id, cart, status, lines, exp, slot)
     RETURNING 1
 ), closed_reservations AS (
     UPDATE reservations r SET status = u.status, updated_at = now()
@@ -121,10 +123,31 @@ class InventoryStore:
                                                  r["initial"], r["version"])
         return out
 
-    async def open_reservations(self) -> list[Reservation]:
+    async def owned_slots(self) -> set[int]:
+        """The hash slots the map gives this partition."""
         rows = await self.db.fetch(
-            _RESERVATIONS + "WHERE r.partition = $1 AND r.status = 'OPEN'", self.partition)
+            "SELECT slot FROM inventory_slots WHERE partition = $1", self.partition)
+        return {int(r["slot"]) for r in rows}
+
+    async def open_reservations(self, slots: set[int]) -> list[Reservation]:
+        rows = await self.db.fetch(
+            _RESERVATIONS + "WHERE r.slot = ANY($1::int[]) AND r.status = 'OPEN'",
+            sorted(slots))
         return [_reservation(r) for r in rows]
+
+    async def hand_over(self, slots: list[int], target: int) -> list[int]:
+        """Gives these of our slots to partition `target` (those no longer ours are left
+        alone: a retried handoff moves nothing twice). The slots it moved."""
+        async with self.db.transaction():
+            rows = await self.db.fetch(
+                """UPDATE inventory_slots SET partition = $3, moved_at = now()
+                   WHERE partition = $1 AND slot = ANY($2::int[]) RETURNING slot""",
+                self.partition, slots, target)
+            if rows:
+                await self.db.execute(
+                    "INSERT INTO inventory_slot_moves (source, target, slots) "
+                    "VALUES ($1, $2, $3)", self.partition, target, len(rows))
+        return sorted(int(r["slot"]) for r in rows)
 
     async def reservations(self, ids: list[str]) -> list[Reservation]:
         rows = await self.db.fetch(
@@ -178,6 +201,7 @@ class InventoryStore:
             list(outcomes), [encode(o) for o in outcomes.values()],
             [v for v, _ in flips], [s for _, s in flips],
             [r.reservation_id for r in closed], [r.status for r in closed],
+            [slot_of_reservation(r.reservation_id) for r in res],
         )
 
 

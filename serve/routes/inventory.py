@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from adapters.postgres import inventory_slots
 from adapters.postgres.idempotency import bound_key
 from domain.errors import ValidationFailed
 from domain.inventory import UnknownVariant
+from domain.inventory_slots import MAX_PARTITIONS, SLOTS
 from serve.inventory_models import InventoryPatch, QuoteIn, ReservationIn
 from serve.services import Internal, Json, Services, Svc
 
 router = APIRouter()
 VariantPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake variant id")]
-ReservationPath = Annotated[str, Path(min_length=1, max_length=64)]
+ReservationPath = Annotated[str, Path(min_length=1, max_length=512)]
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 _KEY = re.compile(r"[\x21-\x7e]{1,128}", re.ASCII)
 
@@ -114,6 +119,34 @@ async def release_reservation(svc: Svc, _: Internal,
                               reservation_id: ReservationPath) -> Json:
     """Cart abandoned: the reserved units go back on sale."""
     return dict(await svc.inventory.release(reservation_id))
+
+
+class PartitionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    partitions: int = Field(ge=1, le=MAX_PARTITIONS,
+                            description="inventory partition actors to spread the slots over")
+
+
+@router.get("/api/v1/internal/inventory/partitions", tags=["inventory"])
+async def get_partitions(svc: Svc, _: Internal) -> Json:
+    """The partition actors and the hash slots each owns (with what it holds in memory and
+    its Ray node), and the latest slot handoffs."""
+    stats, nodes = await asyncio.gather(svc.inventory.stats(), svc.inventory.nodes())
+    return {"partitions": len(stats), "slots": SLOTS,
+            "owners": [{"partition": k, "node_id": node, **s}
+                       for k, (s, node) in enumerate(zip(stats, nodes, strict=True))],
+            "moves": [dataclasses.asdict(m)
+                      for m in await inventory_slots.moves(svc.inventory.dsn, 20)]}
+
+
+@router.put("/api/v1/internal/inventory/partitions", tags=["inventory"])
+async def set_partitions(svc: Svc, _: Internal, body: PartitionsIn) -> Json:
+    """Rebalances the hash slots online over `partitions` partition actors (starting or
+    stopping actors), while reservations keep flowing: each move is a handoff between two
+    batches of the old owner. Answers when done, with what moved; 409 if another rebalance
+    is under way. The map lives in PostgreSQL: AISLE_INVENTORY_PARTITIONS only sizes a new
+    database's."""
+    return dataclasses.asdict(await svc.inventory.set_partitions(body.partitions))
 
 
 @router.post("/api/v1/quotes", status_code=201, tags=["pricing"])

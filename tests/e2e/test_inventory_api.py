@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,6 +18,7 @@ from tests.conftest import INTERNAL_TOKEN
 from tests.integration.conftest import check_invariants, make_catalog
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _variant(pool: asyncpg.Pool, **stock: int) -> int:
@@ -286,3 +292,52 @@ async def test_an_idempotency_key_reused_with_another_request_is_refused(
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
     assert (await _get(client, v))["warehouses"]["WH_01"]["reserved"] == 3
     assert (await _get(client, w))["warehouses"]["WH_01"]["reserved"] == 0
+
+
+PARTITIONS_PATH = "/api/v1/internal/inventory/partitions"
+
+
+async def test_partitions_rebalance_online_through_the_api_and_the_script(
+        client: httpx.AsyncClient, pool: asyncpg.Pool, app_url: str) -> None:
+    """An operator spreads the hash slots over one more partition with
+    scripts/inventory_partitions and back through the API; a cart reserved before the moves
+    checks out after them, and a new one reserves meanwhile."""
+    v, w = await _variant(pool, WH_01=10), await _variant(pool, WH_01=10)
+    held = await client.post("/api/v1/reservations", headers=AUTH,
+                             json={"items": [{"variant_id": v, "quantity": 2},
+                                             {"variant_id": w, "quantity": 1}]})
+    assert held.status_code == 201, held.text
+    before = (await client.get(PARTITIONS_PATH, headers=AUTH)).json()
+    n = before["partitions"]
+    assert sum(o["slots"] for o in before["owners"]) == before["slots"] == 16384
+    assert (await client.get(PARTITIONS_PATH)).status_code == 401
+    for bad in ({"partitions": 0}, {"partitions": 5000}, {"partitions": "many"}, {}):
+        r = await client.put(PARTITIONS_PATH, json=bad, headers=AUTH)
+        assert r.status_code == 422, r.text
+        assert "partitions" in r.json()["error"]["fields"], r.text
+
+    env = {**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(ROOT / "scripts/inventory_partitions.py"),
+                         "--url", app_url, "--set", str(n + 1)],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{n} -> {n + 1} partitions" in done.stdout, done.stdout
+    after = (await client.get(PARTITIONS_PATH, headers=AUTH)).json()
+    slots = [o["slots"] for o in after["owners"]]
+    assert after["partitions"] == n + 1 and sum(slots) == 16384
+    assert max(slots) - min(slots) <= 1  # even
+    assert after["moves"] and after["moves"][0]["target"] == n  # the new one took slots
+
+    other = await client.post("/api/v1/reservations", headers=AUTH,
+                              json={"items": [{"variant_id": v, "quantity": 1}]})
+    assert other.status_code == 201, other.text
+    back = await client.put(PARTITIONS_PATH, json={"partitions": n}, headers=AUTH)
+    assert back.status_code == 200, back.text
+    assert (back.json()["partitions_before"], back.json()["partitions"]) == (n + 1, n)
+    assert back.json()["slots_moved"] == slots[n]  # only the retired partition's slots
+    done_cart = await client.post(f"/api/v1/reservations/{held.json()['reservation_id']}/commit",
+                                  headers=AUTH)
+    assert done_cart.status_code == 200 and done_cart.json()["status"] == "COMMITTED"
+    assert (await _get(client, v))["available"] == 10 - 2 - 1
+    await check_invariants(pool)

@@ -27,7 +27,10 @@ from adapters.settings import Settings
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller, make_seller
 
-EXCLUDED = {("POST", "/api/v1/internal/search/rebuild")}
+# left out: a rebuild rebuilds the whole index; a rebalance to a random count would start
+# up to 4,096 partition actors (tests/e2e/test_inventory_api.py runs one)
+EXCLUDED = {("POST", "/api/v1/internal/search/rebuild"),
+            ("PUT", "/api/v1/internal/inventory/partitions")}
 CHECKS = [generic.not_a_server_error, openapi.status_code_conformance,
           openapi.content_type_conformance, openapi.response_schema_conformance]
 EXAMPLES = 15  # per operation and generation mode

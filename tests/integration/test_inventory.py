@@ -17,6 +17,7 @@ from adapters.redis import create_redis
 from adapters.settings import Settings
 from domain.inventory import InsufficientStock, Item
 from domain.inventory_commands import Adjust, Done, Refused, Reserve
+from domain.inventory_slots import slot_of
 from tests.integration.conftest import PARTITIONS, check_invariants, make_catalog
 
 T = TypeVar("T")
@@ -229,8 +230,9 @@ async def test_a_command_storage_refuses_fails_alone_not_its_batch(
     await client.stock([a, b])
     k = client.owner(a)
     actor = client.actors[k]
-    cmds = [Reserve("good-1", "good-1/r", (Item(a, 2, None),), 60_000, "good-1"),
-            Reserve("bad", "bad/r", (Item(a, 1, None),), 60_000, "cart\x00id"),
+    slot = f"/s{slot_of(a):04x}"  # a reservation id names the slot of its items
+    cmds = [Reserve("good-1", "good-1" + slot, (Item(a, 2, None),), 60_000, "good-1"),
+            Reserve("bad", "bad" + slot, (Item(a, 1, None),), 60_000, "cart\x00id"),
             Adjust("good-2", a, "WH_01", 3, "restock")]
     before = (await client.stats())[k]
     replies = await actor.call_many.remote(cmds)
