@@ -12,6 +12,9 @@ reservation picks one of 10,000 variants at random). Paths, each in a fresh, mig
           one statement per reservation (writes the stock row only)
   txn     the same UPDATE plus the reservation and ledger rows the actor also writes, in
           one transaction per reservation (like-for-like durability)
+  handoff the actor path while the hash slots are rebalanced over and over during the
+          measured window (partitions -> +2 -> -1 -> back, scripts/inventory_partitions):
+          the cost of scaling online
 
 N asyncio tasks (--clients) reserve in a loop for --seconds after --warmup seconds. After each
 run the database is checked: units reserved == acknowledged reservations, available >= 0,
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import os
 import platform
 import random
@@ -41,6 +45,7 @@ import asyncpg
 from adapters.postgres import create_pool
 from adapters.postgres.scratch import temp_database
 from adapters.settings import Settings
+from domain.inventory_slots import Rebalanced
 from tooling.load import percentile
 
 WAREHOUSE = "WH_01"
@@ -186,7 +191,7 @@ def picker(scenario: str, variants: list[int], seed: int) -> Callable[[], int]:
 
 
 async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
-                    args: argparse.Namespace) -> tuple[Tally, float, str]:
+                    args: argparse.Namespace, churn: bool = False) -> tuple[Tally, float, str]:
     from actors.inventory_client import InventoryClient
     from domain.inventory import InsufficientStock
 
@@ -209,7 +214,24 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
             except InsufficientStock:
                 return False
 
-        tally, _, secs = await drive(op, pick, args.clients, args.warmup, args.seconds)
+        done = asyncio.Event()
+        moves: list[Rebalanced] = []
+
+        async def rebalance() -> None:
+            sizes = itertools.cycle([args.partitions + 2, max(args.partitions - 1, 1),
+                                     args.partitions])
+            await asyncio.sleep(args.warmup)
+            while not done.is_set():
+                moves.append(await client.set_partitions(next(sizes)))
+
+        churning = asyncio.get_running_loop().create_task(rebalance()) if churn else None
+        try:
+            tally, _, secs = await drive(op, pick, args.clients, args.warmup, args.seconds)
+        finally:
+            done.set()
+        if churning is not None:
+            await churning
+            await client.set_partitions(args.partitions)
         stats = await client.stats()
         commits = [s["commits"] for s in stats]
         busy = [c for c in commits if c]
@@ -218,6 +240,10 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
                  f" ({len(busy)} busy partitions)")
         if client.retries:
             batch += f", {client.retries} retries"
+        if churn:
+            batch += (f"; {len(moves)} rebalances, {sum(m.slots_moved for m in moves):,} slots "
+                      f"in {sum(m.handoffs for m in moves)} handoffs, {client.moved} calls "
+                      f"answered Moved")
         return tally, secs, batch
     finally:
         client.shutdown()
@@ -261,8 +287,9 @@ async def bench(server: str, args: argparse.Namespace) -> list[Result]:
                 await make_catalog(dsn, variants, units)
                 pick = picker(scenario, variants, args.seed)
                 print(f"... {scenario} / {path}", file=sys.stderr, flush=True)
-                if path == "actor":
-                    tally, secs, batch = await run_actor(dsn, variants, pick, args)
+                if path in ("actor", "handoff"):
+                    tally, secs, batch = await run_actor(dsn, variants, pick, args,
+                                                         churn=path == "handoff")
                 else:
                     tally, secs, batch = await run_pg(dsn, path, pick, args)
                 reserved, oversold, check = await verify(dsn, tally.ok, path != "update")
@@ -307,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=10_000, help="stock per variant, `uniform`")
     p.add_argument("--hot-units", type=int, default=1_000_000, help="stock of the hot variant")
     p.add_argument("--scenarios", default="hot,uniform", help="hot,uniform")
-    p.add_argument("--paths", default="actor,update,txn", help="actor,update,txn")
+    p.add_argument("--paths", default="actor,update,txn",
+                   help="actor,update,txn,handoff")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dsn", default=settings.database_url,
                    help="server to make temporary databases on (default DATABASE_URL; "
@@ -315,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.paths = [s for s in args.paths.split(",") if s]
-    if set(args.scenarios) - {"hot", "uniform"} or set(args.paths) - {"actor", "update", "txn"}:
+    if set(args.scenarios) - {"hot", "uniform"} or set(args.paths) - {"actor", "update", "txn",
+                                                                   "handoff"}:
         p.error("unknown scenario or path")
 
     with tempfile.TemporaryDirectory(prefix="aisle-bench-") as tmp:
@@ -328,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     redis_url=settings.redis_url or "redis://-"))
             server = infra.settings.database_url
         try:
-            if "actor" in args.paths:
+            actors = bool({"actor", "handoff"} & set(args.paths))
+            if actors:
                 import ray
 
                 ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False,
@@ -336,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results = asyncio.run(bench(server, args))
             finally:
-                if "actor" in args.paths:
+                if actors:
                     ray.shutdown()
         finally:
             if infra is not None:
