@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import ray
 from ray.actor import ActorHandle
@@ -90,7 +90,7 @@ def partition_name(k: int, dsn: str) -> str:
 
 
 def partition_actor(k: int, dsn: str, options: PartitionOptions,
-                    redis_url: str | None = None) -> Any:
+                    redis_url: str | None = None) -> ActorHandle:
     """Partition k of the database at `dsn` (one set of partitions per database). The actor
     handle is untyped: Ray's are."""
     return named(InventoryPartition, partition_name(k, dsn),

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
+import asyncpg
 import ray
+from ray.actor import ActorHandle
 
 from actors import database_tag, named
 from adapters.postgres import create_pool
@@ -24,12 +26,18 @@ log = logging.getLogger("aisle.repricer")
 PAGE = 500
 
 
+class RepricedJson(TypedDict):
+    variant_id: str
+    old_cents: int
+    new_cents: int
+
+
 @ray.remote(max_restarts=-1, num_cpus=0)
 class Repricer:
     async def __init__(self, dsn: str, interval_s: float) -> None:  # type: ignore[misc]
         self.dsn = dsn
         self.interval_s = interval_s
-        self.pool: Any = None
+        self.pool: asyncpg.Pool | None = None
         self.passes = 0
         self.changes = 0
         self.failures = 0
@@ -43,14 +51,14 @@ class Repricer:
             with contextlib.suppress(Exception):
                 await self.run_pass()
 
-    async def run_pass(self) -> dict[str, Any]:
+    async def run_pass(self) -> dict[str, list[RepricedJson]]:
         """One pass over every rule now (also what operators and tests call)."""
         async with self._lock:
             try:
                 if self.pool is None:
                     self.pool = await create_pool(self.dsn, min_size=1, max_size=2)
                 now = datetime.now(UTC)
-                changed: list[dict[str, Any]] = []
+                changed: list[RepricedJson] = []
                 cursor: int | None = 0
                 while cursor is not None:
                     async with self.pool.acquire() as conn:
@@ -69,5 +77,5 @@ class Repricer:
         return {"passes": self.passes, "changes": self.changes, "failures": self.failures}
 
 
-def repricer_actor(dsn: str, interval_s: float) -> Any:
+def repricer_actor(dsn: str, interval_s: float) -> ActorHandle:
     return named(Repricer, f"repricer-{database_tag(dsn)}").remote(dsn, interval_s)

@@ -91,6 +91,7 @@ class Settings:
     rate_limit_search: int = 6000
     rate_limit_seller: int = 1200
     rate_limit_events: int = 1200  # shoppers' events (clicks, add-to-carts) per address
+    rate_limit_cart: int = 600  # the shoppers' cart API, per address
     # Ray's placement of the inventory partitions: DEFAULT, or SPREAD over the cluster's nodes
     inventory_scheduling: str = "DEFAULT"
 
@@ -131,6 +132,7 @@ class Settings:
             rate_limit_search=_int(env, "AISLE_RATE_LIMIT_SEARCH_PER_MIN", 6000, 0, 10**9),
             rate_limit_seller=_int(env, "AISLE_RATE_LIMIT_SELLER_PER_MIN", 1200, 0, 10**9),
             rate_limit_events=_int(env, "AISLE_RATE_LIMIT_EVENTS_PER_MIN", 1200, 0, 10**9),
+            rate_limit_cart=_int(env, "AISLE_RATE_LIMIT_CART_PER_MIN", 600, 0, 10**9),
             inventory_scheduling=_one_of(env, "AISLE_INVENTORY_SCHEDULING",
                                          ("DEFAULT", "SPREAD")),
         )

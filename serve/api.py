@@ -12,6 +12,7 @@ from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
 from serve.observability import RequestMetrics
 from serve.openapi import install_openapi
 from serve.routes import (
+    cart,
     catalog,
     experiments,
     inventory,
@@ -20,6 +21,7 @@ from serve.routes import (
     rankers,
     search,
     seller,
+    storefront,
 )
 
 
@@ -33,7 +35,8 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
-    for area in (seller, catalog, inventory, search, pages, rankers, experiments, operations):
+    for area in (seller, catalog, inventory, search, pages, cart, rankers, experiments,
+                 operations, storefront):
         api.include_router(area.router)
     install_openapi(api)
     return api

@@ -34,6 +34,7 @@ from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import ConfigError
 from serve.api import make_api
+from serve.carts import CartService
 from serve.experiments import ExperimentRouter
 from serve.jobs import Jobs
 from serve.observability import StatsExporter
@@ -92,6 +93,7 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         limits=Limits(settings.max_variants, settings.max_images),
         catalog=CatalogRepository(pool, ids), inventory=inventory, search=search,
         pages=pages, quotes=quotes, builder=builder,
+        carts=CartService(pool, inventory, quotes, settings.reservation_ttl_s),
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
         jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)))
 

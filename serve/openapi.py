@@ -37,7 +37,8 @@ WHY = {
     "503": "a dependency is unavailable or not ready: retry after Retry-After",
 }
 _WRITES = {"post", "put", "patch", "delete"}
-RATE_LIMITED = ("/api/v1/products/search", "/api/v1/products/suggest", "/api/v1/seller/")
+RATE_LIMITED = ("/api/v1/products/search", "/api/v1/products/suggest", "/api/v1/seller/",
+                "/api/v1/cart", "/api/v1/events")
 
 
 def statuses(method: str, path: str, operation: Doc) -> set[str]:
@@ -49,8 +50,8 @@ def statuses(method: str, path: str, operation: Doc) -> set[str]:
     if any(p.get("in") == "header" and p.get("name", "").lower() == "authorization"
            for p in params):
         out |= {"401", "403"}
-    if "{" in path or method in _WRITES:
-        out.add("404")
+    if "{" in path or method in _WRITES or path.startswith("/api/v1/cart"):
+        out.add("404")  # a cart is found by its token: none, or an unknown one, is a 404
     if "If-Match" in {p.get("name") for p in params}:
         out.add("428")
     if path.startswith(RATE_LIMITED):

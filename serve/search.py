@@ -209,6 +209,9 @@ class ResultJson(TypedDict):
     thumbnail_url: str | None
     badges: list[str]
     in_stock: bool
+    # units on sale over the product's variants, from their owners' snapshots (None when
+    # none is known yet: `in_stock` is then the index's); "Only 3 left" needs it
+    available: int | None
     brand: str | None
 
 
@@ -367,7 +370,7 @@ class SearchService:
                       "was": round(r.was_cents / 100, 2) if r.was_cents else None},
             "rating": {"avg": round(r.rating_avg, 2), "count": r.rating_count},
             "thumbnail_url": r.thumbnail_url, "badges": [], "in_stock": r.in_stock,
-            "brand": r.brand} for r in rows]
+            "available": None, "brand": r.brand} for r in rows]
         return {
             "results": results,
             "facets": {"brands": [], "price_ranges": [], "categories": [], "ratings": [],
@@ -599,6 +602,8 @@ class SearchService:
             known = [s for s in vs if s is not None]
             in_stock = (any(s["status"] != "OUT_OF_STOCK" for s in known) if known
                         else bool(d["in_stock"]))
+            available = sum(a for s in known if isinstance(a := s.get("available"), int)
+                            ) if known else None
             out.append({
                 "product_id": str(h.product_id),
                 "external_id": d.get("external_id"),
@@ -610,6 +615,7 @@ class SearchService:
                 "thumbnail_url": d.get("thumbnail_url"),
                 "badges": list(d.get("badges") or ()),
                 "in_stock": in_stock,
+                "available": available,
                 "brand": d.get("brand"),
             })
         return out

@@ -25,6 +25,7 @@ from adapters.rate_limit import RateLimiter
 from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import Unauthorized
+from serve.carts import CartService
 from serve.jobs import Jobs
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
@@ -45,6 +46,7 @@ class Services:
     search: SearchService
     pages: ProductPages
     quotes: QuoteService
+    carts: CartService  # shoppers' carts (the storefront's)
     builder: ActorHandle  # the index builder (actors/index_builder.py)
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
     jobs: Jobs  # long internal operations, in the background
@@ -114,6 +116,13 @@ async def limit_events(request: Request) -> None:
     svc = services_of(request)
     client = request.client.host if request.client else "unknown"
     await svc.limiter.check("events", client, svc.settings.rate_limit_events)
+
+
+async def limit_cart(request: Request) -> None:
+    """The shoppers' cart API: requests a minute per client address."""
+    svc = services_of(request)
+    client = request.client.host if request.client else "unknown"
+    await svc.limiter.check("cart", client, svc.settings.rate_limit_cart)
 
 
 async def limit_seller(request: Request) -> None:

@@ -1,0 +1,278 @@
+"""Shoppers' carts: the public cart API behind the storefront.
+
+A cart is a row found by the hash of its token (an httpOnly cookie for the storefront, the
+`X-Cart-Token` header for other clients): nobody can name another shopper's cart. Adding to
+the cart reserves the units at once (a hold: an inventory reservation of its own, 15 minutes
+by default, shown with its countdown); removing a line releases its holds; checkout prices the
+cart (deal, dynamic price, the cart's coupon), records that price and redeems the coupon, then
+commits every hold. Every step is idempotent: an add retried with its Idempotency-Key holds
+once, a checkout retried answers the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import secrets
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import NotRequired, TypedDict
+
+import asyncpg
+
+from adapters.postgres import shopper_carts as store
+from adapters.postgres.pricing_repo import accept_quote
+from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
+from domain.errors import AisleError, Conflict, ValidationFailed
+from domain.inventory import ReservationNotFound, UnknownVariant
+from domain.inventory_api import Inventory
+from domain.pricing import SignedQuote, read_quote
+from domain.pricing.quotes import QuotePayload
+from serve.quotes import QuoteService
+
+MAX_LINES = 50
+MAX_QUANTITY = 20  # per line
+
+
+class CartLineJson(TypedDict):
+    variant_id: str
+    product_id: str
+    title: str
+    sku: str
+    attributes: dict[str, str]
+    image_url: str | None
+    quantity: int
+    expires_at: str  # the earliest of its holds (ISO 8601)
+    holds: list[str]  # reservation ids
+
+
+class ShopperCartJson(TypedDict):
+    cart_id: str
+    status: str  # OPEN | CHECKED_OUT
+    coupon: str | None
+    lines: list[CartLineJson]
+    expired: list[str]  # variant ids whose holds ran out since the last look (dropped)
+    quote: QuotePayload | None  # what checkout would charge now (None: empty cart)
+    quote_error: NotRequired[str]  # why there is no quote (e.g. the coupon no longer applies)
+    order: NotRequired[OrderJson]
+    cart_token: NotRequired[str]  # only when the cart is made (POST /api/v1/cart)
+
+
+class OrderJson(TypedDict):
+    order_id: str
+    cart_id: str
+    quote_id: str
+    total_cents: int
+    currency: str
+    lines: list[CartLineJson]
+    quote: QuotePayload
+    placed_at: str
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclasses.dataclass
+class CartService:
+    pool: asyncpg.Pool
+    inventory: Inventory
+    quotes: QuoteService
+    hold_s: int  # how long an add to cart holds the units
+
+    async def create(self) -> tuple[str, ShopperCartJson]:
+        """A new, empty cart and its token (shown once: only its hash is kept)."""
+        token = new_token()
+        cart_id = "c" + secrets.token_hex(12)
+        async with self.pool.acquire() as conn:
+            await store.create(conn, cart_id, token_hash(token))
+        return token, await self.view(token)
+
+    async def _row(self, token: str) -> CartRow:
+        async with self.pool.acquire() as conn:
+            return await store.find(conn, token_hash(token))
+
+    async def view(self, token: str) -> ShopperCartJson:
+        """The cart: its lines (holds run out: those lines are dropped and named in
+        `expired`), and the quote checkout would charge now."""
+        row = await self._row(token)
+        if row.status == "CHECKED_OUT":
+            order: OrderJson = json.loads(row.order_json or "{}")
+            return {"cart_id": row.cart_id, "status": row.status, "coupon": row.coupon,
+                    "lines": order.get("lines", []), "expired": [], "quote": order.get("quote"),
+                    "order": order}
+        now = datetime.now(UTC)
+        gone = [h for h in row.holds if h.expires_at <= now]
+        if gone:
+            async with self.pool.acquire() as conn:
+                await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in gone])
+        live = [h for h in row.holds if h.expires_at > now]
+        lines = await self._lines(live)
+        out: ShopperCartJson = {"cart_id": row.cart_id, "status": row.status, "coupon": row.coupon,
+                         "lines": lines, "expired": sorted({str(h.variant_id) for h in gone}
+                                                           - {x["variant_id"] for x in lines}),
+                         "quote": None}
+        if lines:
+            try:
+                out["quote"] = await self._quote(row.cart_id, lines, row.coupon)
+            except AisleError as exc:
+                out["quote_error"] = exc.message
+        return out
+
+    async def _lines(self, holds: list[Hold]) -> list[CartLineJson]:
+        by_variant: dict[int, list[Hold]] = defaultdict(list)
+        for h in holds:
+            by_variant[h.variant_id].append(h)
+        async with self.pool.acquire() as conn:
+            info = await store.variants(conn, list(by_variant))
+        lines: list[CartLineJson] = []
+        for v, hs in by_variant.items():
+            i = info.get(v) or VariantInfo(v, 0, "(no longer sold)", "", {}, None, False)
+            lines.append({
+                "variant_id": str(v), "product_id": str(i.product_id), "title": i.title,
+                "sku": i.sku, "attributes": i.attributes, "image_url": i.image_url,
+                "quantity": sum(h.quantity for h in hs),
+                "expires_at": _iso(min(h.expires_at for h in hs)),
+                "holds": [h.reservation_id for h in hs]})
+        return lines
+
+    async def _quote(self, cart_id: str, lines: list[CartLineJson],
+                     coupon: str | None) -> QuotePayload:
+        q = await self.quotes.make([(int(x["variant_id"]), x["quantity"]) for x in lines],
+                                   coupon, _customer(cart_id))
+        return _payload(q)
+
+    async def add(self, token: str, variant_id: int, quantity: int,
+                  key: str | None) -> ShopperCartJson:
+        """Holds `quantity` more units of the variant (409 naming it if they are not there).
+        With `key` (Idempotency-Key), a retry holds nothing more."""
+        row = await self._open(token)
+        if len({h.variant_id for h in row.holds} | {variant_id}) > MAX_LINES:
+            raise ValidationFailed({"variant_id": f"a cart holds at most {MAX_LINES} lines"})
+        held = sum(h.quantity for h in row.holds if h.variant_id == variant_id)
+        if held + quantity > MAX_QUANTITY:
+            raise ValidationFailed({"quantity": f"at most {MAX_QUANTITY} of a variant per "
+                                                f"cart ({held} in it)"})
+        async with self.pool.acquire() as conn:
+            info = (await store.variants(conn, [variant_id])).get(variant_id)
+        if info is None or not info.active:
+            raise UnknownVariant(f"variant {variant_id} is not for sale")
+        # the inventory key is the cart's and the shopper's key: the same add, the same hold
+        got = await self.inventory.reserve(
+            [(variant_id, quantity, None)],
+            key=f"cart:{row.cart_id}:{key or uuid.uuid4().hex}", ttl_s=self.hold_s)
+        if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
+                (variant_id, quantity)]:
+            raise ValidationFailed({"Idempotency-Key": "was used for another add"})
+        expires = got["expires_at_ms"] or 0
+        async with self.pool.acquire() as conn:
+            await store.add_hold(conn, row.cart_id, Hold(
+                got["reservation_id"], variant_id, quantity,
+                datetime.fromtimestamp(expires / 1000, UTC)))
+        return await self.view(token)
+
+    async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
+        """Releases every hold of the variant's line."""
+        row = await self._open(token)
+        holds = [h for h in row.holds if h.variant_id == variant_id]
+        if not holds:
+            raise ValidationFailed({"variant_id": "not in the cart"})
+        for h in holds:
+            try:
+                await self.inventory.release(h.reservation_id)
+            except ReservationNotFound:
+                pass  # never made (a crash between hold and record): nothing to give back
+            except Conflict as exc:
+                if exc.code != "reservation_closed":  # expired already: nothing held
+                    raise
+        async with self.pool.acquire() as conn:
+            await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in holds])
+        return await self.view(token)
+
+    async def set_coupon(self, token: str, code: str | None) -> ShopperCartJson:
+        """Applies a coupon (422 naming `coupon` if it does not exist or does not apply to
+        the cart now), or removes it (None)."""
+        row = await self._open(token)
+        if code is not None:
+            code = code.strip().upper()
+            lines = await self._lines([h for h in row.holds
+                                       if h.expires_at > datetime.now(UTC)])
+            if not lines:
+                raise ValidationFailed({"coupon": "add something to the cart first"})
+            await self._quote(row.cart_id, lines, code)  # raises if it is no good
+        async with self.pool.acquire() as conn:
+            await store.set_coupon(conn, row.cart_id, code)
+        return await self.view(token)
+
+    async def checkout(self, token: str) -> OrderJson:
+        """Prices the cart, records the price (coupon redeemed once), commits every hold.
+        Answers the same order when repeated."""
+        row = await self._row(token)
+        if row.status == "CHECKED_OUT":
+            order: OrderJson = json.loads(row.order_json or "{}")
+            await self._commit(row.holds)  # a retry after a partial commit finishes it
+            return order
+        now = datetime.now(UTC)
+        live = [h for h in row.holds if h.expires_at > now + timedelta(seconds=5)]
+        if not row.holds:
+            raise ValidationFailed({"cart": "is empty"})
+        if len(live) != len(row.holds):
+            raise Conflict("some holds ran out: look at the cart again", "hold_expired",
+                           {"cart": "holds expired"})
+        lines = await self._lines(live)
+        reference = f"shopcart:{row.cart_id}"
+        async with self.pool.acquire() as conn:
+            signed = await store.accepted_quote(conn, reference)
+        if signed is None:
+            made = await self.quotes.make([(int(x["variant_id"]), x["quantity"])
+                                           for x in lines], row.coupon, _customer(row.cart_id))
+            q = read_quote(made["quote_token"], self.quotes.secret, now)
+            async with self.pool.acquire() as conn:
+                await accept_quote(conn, q, reference)  # coupon redeemed here, once
+            payload, quote_id = _payload(made), made["quote_id"]
+        else:  # accepted by an earlier try that did not finish
+            found: SignedQuote = json.loads(signed)
+            payload, quote_id = _payload(found), found["quote_id"]
+        await self._commit(row.holds)
+        order: OrderJson = {  # type: ignore[no-redef]
+            "order_id": "o" + hashlib.sha256(reference.encode()).hexdigest()[:20],
+            "cart_id": row.cart_id, "quote_id": quote_id,
+            "total_cents": payload["total_cents"], "currency": payload["currency"],
+            "lines": lines, "quote": payload, "placed_at": _iso(now)}
+        async with self.pool.acquire() as conn:
+            recorded = await store.check_out(conn, row.cart_id, order)
+        answer: OrderJson = json.loads(recorded)
+        return answer
+
+    async def _commit(self, holds: tuple[Hold, ...] | list[Hold]) -> None:
+        await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds))
+
+    async def _open(self, token: str) -> CartRow:
+        row = await self._row(token)
+        if row.status != "OPEN":
+            raise Conflict("this cart is checked out: POST /api/v1/cart starts a new one",
+                           "cart_checked_out", {"cart": "checked out"})
+        return row
+
+
+def _payload(q: QuotePayload) -> QuotePayload:
+    """The quote itself, without what signing it added (id, customer, token)."""
+    return {"currency": q["currency"], "coupon": q["coupon"], "lines": q["lines"],
+            "subtotal_cents": q["subtotal_cents"], "discount_cents": q["discount_cents"],
+            "total_cents": q["total_cents"], "priced_at": q["priced_at"]}
+
+
+def _customer(cart_id: str) -> str:
+    """Coupons' per-customer limits count per cart for shoppers without an account."""
+    return f"cart:{cart_id}"
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

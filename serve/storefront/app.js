@@ -1,0 +1,587 @@
+// aisle storefront: search, product and cart pages rendered from the public JSON API.
+// No build step, no framework: the state lives in the URL (shareable, the back button works),
+// text is always set as text (never as HTML), and every control is a real form control.
+"use strict";
+
+const API = "/api/v1";
+const main = document.getElementById("main");
+const SORTS = [["relevance", "Relevance"], ["price_asc", "Price: low to high"],
+               ["price_desc", "Price: high to low"], ["rating", "Customer rating"],
+               ["newest", "Newest"]];
+const PAGE_SIZE = 24;
+const LOW_STOCK = 5;
+let timers = [];  // countdowns of the page shown
+
+// -- small helpers -----------------------------------------------------------------------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function fill(el, ...children) {  // replaceChildren, leaving out null/false (the DOM would print them)
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+function img(attrs) {  // an image that turns into a quiet placeholder when it cannot load
+  return h("img", {...attrs, onerror: (e) => {
+    const ph = h("div", {class: (attrs.class || "") + " thumb none", role: "img", "aria-label": attrs.alt || "no image"}, "no image");
+    e.target.replaceWith(ph);
+  }});
+}
+
+function money(amount, currency) {
+  return new Intl.NumberFormat("en-US", {style: "currency", currency: currency || "USD"})
+    .format(amount);
+}
+const cents = (c, currency) => money(c / 100, currency);
+
+function stars(avg, count) {
+  const full = Math.round(avg || 0);
+  return h("span", {class: "stars", "aria-label": `${(avg || 0).toFixed(1)} out of 5 stars, ${count} reviews`},
+           "★".repeat(full) + "☆".repeat(5 - full), h("span", {class: "count"}, ` (${count})`));
+}
+
+function stockBadge(status, available) {
+  if (status === "OUT_OF_STOCK") return h("span", {class: "badge out"}, "Out of stock");
+  if (available !== null && available !== undefined && available > 0 && available <= LOW_STOCK)
+    return h("span", {class: "badge low"}, `Only ${available} left`);
+  if (status === "IN_STOCK" || status === "LOW_STOCK") return h("span", {class: "badge in"}, "In stock");
+  return null;
+}
+
+function newKey() {
+  return (crypto.randomUUID ? crypto.randomUUID()
+          : Date.now().toString(36) + Math.random().toString(36).slice(2)).replace(/[^\w-]/g, "");
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+  get code() { return this.body && this.body.error && this.body.error.code; }
+  get fields() { return (this.body && this.body.error && this.body.error.fields) || {}; }
+}
+
+async function api(path, options = {}) {
+  const init = {credentials: "same-origin", ...options,
+                headers: {"Accept": "application/json", ...(options.headers || {})}};
+  if (options.json !== undefined) {
+    init.body = JSON.stringify(options.json);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const r = await fetch(API + path, init);
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, body);
+  return body;
+}
+
+function toast(text) {
+  const t = document.getElementById("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 3500);
+}
+
+function go(url, replace = false) {
+  history[replace ? "replaceState" : "pushState"]({}, "", url);
+  route();
+}
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-link]");
+  if (!a || e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  go(a.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
+// -- search box with typeahead -------------------------------------------------------------
+const form = document.getElementById("search-form");
+const input = document.getElementById("q");
+const list = document.getElementById("suggestions");
+let suggestTimer = null, active = -1;
+
+function closeSuggestions() {
+  list.hidden = true;
+  fill(list);
+  input.setAttribute("aria-expanded", "false");
+  input.removeAttribute("aria-activedescendant");
+  active = -1;
+}
+
+function submitSearch(q) {
+  closeSuggestions();
+  go("/search?" + new URLSearchParams({q}).toString());
+}
+
+form.addEventListener("submit", (e) => { e.preventDefault(); submitSearch(input.value.trim()); });
+input.addEventListener("input", () => {
+  clearTimeout(suggestTimer);
+  const q = input.value;
+  if (q.trim().length < 2) { closeSuggestions(); return; }
+  suggestTimer = setTimeout(async () => {
+    try {
+      const got = await api("/products/suggest?" + new URLSearchParams({q, limit: 8}));
+      if (input.value !== q) return;
+      fill(list, ...got.suggestions.map((s, i) => h("li", {
+        id: `sg-${i}`, role: "option", "aria-selected": "false",
+        onmousedown: (e) => { e.preventDefault(); input.value = s.text; submitSearch(s.text); },
+      }, s.text)));
+      list.hidden = got.suggestions.length === 0;
+      input.setAttribute("aria-expanded", String(!list.hidden));
+      active = -1;
+    } catch (e) { closeSuggestions(); }
+  }, 150);
+});
+input.addEventListener("keydown", (e) => {
+  const items = [...list.children];
+  if (list.hidden || !items.length) return;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    active = (active + (e.key === "ArrowDown" ? 1 : -1) + items.length) % items.length;
+    items.forEach((li, i) => li.setAttribute("aria-selected", String(i === active)));
+    input.setAttribute("aria-activedescendant", items[active].id);
+    input.value = items[active].textContent;
+  } else if (e.key === "Escape") {
+    closeSuggestions();
+  }
+});
+input.addEventListener("blur", () => setTimeout(closeSuggestions, 100));
+
+// -- routing -----------------------------------------------------------------------------
+async function route() {
+  timers.forEach(clearInterval);
+  timers = [];
+  const path = location.pathname;
+  const params = new URLSearchParams(location.search);
+  try {
+    if (path === "/cart") await cartPage();
+    else if (path.startsWith("/product/")) await productPage(decodeURIComponent(path.slice(9)));
+    else await searchPage(params);
+  } catch (e) {
+    fill(main, h("p", {class: "error", role: "alert"},
+                           e instanceof ApiError ? e.message : "Something went wrong."));
+    console.error(e);
+  }
+  refreshCartCount();
+}
+
+// -- search page ---------------------------------------------------------------------------
+const MULTI = ["brand", "color", "size"];
+const SINGLE = ["category", "price", "rating_min"];
+
+function searchQuery(params) {
+  const out = new URLSearchParams();
+  for (const k of ["q", "category", "brand", "color", "size", "rating_min", "sort"]) {
+    if (params.get(k)) out.set(k, params.get(k));
+  }
+  const price = params.get("price");
+  if (price) {
+    const [lo, hi] = price.split("-");
+    out.set("price_min", lo);
+    if (hi) out.set("price_max", hi);
+  }
+  out.set("page", params.get("page") || "1");
+  out.set("page_size", String(PAGE_SIZE));
+  return out;
+}
+
+function withParam(params, key, value, multi) {
+  const next = new URLSearchParams(params);
+  next.delete("page");
+  if (multi) {
+    const have = (next.get(key) || "").split(",").filter(Boolean);
+    const set = have.includes(value) ? have.filter((x) => x !== value) : [...have, value];
+    if (set.length) next.set(key, set.join(",")); else next.delete(key);
+  } else if (next.get(key) === value) {
+    next.delete(key);
+  } else {
+    next.set(key, value);
+  }
+  return "/search?" + next.toString();
+}
+
+function priceKey(label) {  // "$25-$50" -> "25-50", "$1000+" -> "1000-"
+  const m = label.replace(/\$/g, "").match(/^([\d.]+)(?:-([\d.]+)|\+)$/);
+  return m ? `${m[1]}-${m[2] || ""}` : null;
+}
+
+function facetGroup(title, name, items, params, multi) {
+  if (!items.length) return null;
+  const chosen = multi ? (params.get(name) || "").split(",").filter(Boolean) : [params.get(name)];
+  return h("fieldset", {},
+    h("legend", {}, title),
+    items.map((it) => {
+      const id = `f-${name}-${it.value}`.replace(/[^\w-]/g, "_");
+      return h("label", {for: id},
+        h("input", {type: "checkbox", id, checked: chosen.includes(it.value),
+                    onchange: () => go(withParam(params, name, it.value, multi))}),
+        it.label, h("span", {class: "count"}, it.count));
+    }));
+}
+
+async function searchPage(params) {
+  input.value = params.get("q") || "";
+  fill(main, h("p", {"aria-busy": "true"}, "Searching…"));
+  const res = await api("/products/search?" + searchQuery(params).toString());
+  document.title = params.get("q") ? `${params.get("q")} · aisle` : "aisle";
+  const f = res.facets;
+  const facets = h("aside", {class: "facets", id: "facets", "aria-label": "Filters", dataset: {open: "false"}},
+    facetGroup("Category", "category", f.categories.map((c) => ({value: c.id, label: c.name, count: c.count})), params, false),
+    facetGroup("Brand", "brand", f.brands.map((b) => ({value: b.name, label: b.name, count: b.count})), params, true),
+    facetGroup("Price", "price", f.price_ranges.map((p) => ({value: priceKey(p.range), label: p.range, count: p.count}))
+      .filter((p) => p.value), params, false),
+    facetGroup("Rating", "rating_min", f.ratings.map((r) => ({value: String(r.min), label: r.label, count: r.count})), params, false),
+    ...Object.entries(f.attributes || {}).filter(([n]) => n === "color" || n === "size").map(([n, vals]) =>
+      facetGroup(n[0].toUpperCase() + n.slice(1), n, vals.map((v) => ({value: v.value, label: v.value, count: v.count})), params, true)));
+  const notices = [];
+  if (res.did_you_mean) {
+    const q = res.did_you_mean;
+    notices.push(h("p", {class: "notice", id: "did-you-mean"}, "Did you mean ",
+      h("a", {href: "/search?" + new URLSearchParams({q}), "data-link": true}, q), "?"));
+  }
+  if (res.relaxed) notices.push(h("p", {class: "notice", id: "relaxed"}, RELAXED[res.relaxed] ||
+    "No results matched every word: showing the closest ones."));
+  if (res.widened) notices.push(h("p", {class: "notice", id: "widened"},
+    `Only ${res.widened.inferred_filter_matches} result${res.widened.inferred_filter_matches === 1 ? "" : "s"} ` +
+    `matched what we read from your words (a color, a price…): ${res.widened.more_results} more are shown without it.`));
+  const sort = h("select", {id: "sort", onchange: (e) => {
+    const next = new URLSearchParams(params); next.set("sort", e.target.value); next.delete("page");
+    go("/search?" + next.toString());
+  }}, SORTS.map(([v, label]) => h("option", {value: v, selected: (params.get("sort") || "relevance") === v}, label)));
+  const grid = h("ul", {class: "grid", id: "results", "aria-label": "Results"}, res.results.map(resultCard));
+  const pages = Math.min(Math.ceil(res.total / PAGE_SIZE), 50);
+  fill(main, h("div", {class: "layout"}, facets, h("section", {"aria-labelledby": "count"},
+    h("div", {class: "toolbar"},
+      h("h1", {id: "count", style: "font-size:1.05rem;margin:0"},
+        `${res.total.toLocaleString()} result${res.total === 1 ? "" : "s"}`,
+        params.get("q") ? ` for “${params.get("q")}”` : ""),
+      h("button", {class: "filters-toggle secondary", "aria-controls": "facets", "aria-expanded": "false",
+                   onclick: (e) => {
+                     const open = facets.dataset.open !== "true";
+                     facets.dataset.open = String(open);
+                     e.target.setAttribute("aria-expanded", String(open));
+                   }}, "Filters"),
+      h("label", {}, "Sort by ", sort)),
+    notices,
+    res.results.length ? grid : h("p", {id: "no-results"}, "Nothing found. Try other words or fewer filters."),
+    pager(params, res.page, pages))));
+}
+
+const RELAXED = {
+  fuzzy: "No exact matches: showing results for close spellings of your words.",
+  inferred_filters_dropped: "Nothing matched what we read from your words (a color, a price…): " +
+    "showing every match of the words instead.",
+};
+
+function resultCard(r) {
+  const deal = (r.badges || []).find((b) => /deal/i.test(b));
+  const url = `/product/${r.product_id}`;
+  const st = {status: r.in_stock ? "IN_STOCK" : "OUT_OF_STOCK", available: r.available};
+  return h("li", {class: "card", dataset: {productId: r.product_id}},
+    h("a", {href: url, "data-link": true, tabindex: "-1", "aria-hidden": "true"},
+      r.thumbnail_url ? img({class: "thumb", src: r.thumbnail_url, alt: "", loading: "lazy"})
+                      : h("div", {class: "thumb none"}, "no image")),
+    h("a", {class: "title", href: url, "data-link": true}, r.title),
+    h("div", {class: "price"}, money(r.price.amount, r.price.currency),
+      r.price.was ? h("span", {class: "was"}, money(r.price.was, r.price.currency)) : null),
+    h("div", {}, deal ? h("span", {class: "badge deal"}, "Deal") : null,
+      (r.badges || []).filter((b) => !/deal/i.test(b)).slice(0, 2).map((b) => h("span", {class: "badge"}, b.replace(/_/g, " ")))),
+    stars(r.rating.avg, r.rating.count),
+    h("div", {class: "stock"}, stockBadge(st.status, st.available)));
+}
+
+function pager(params, page, pages) {
+  if (pages <= 1) return null;
+  const link = (p, label) => {
+    const next = new URLSearchParams(params); next.set("page", String(p));
+    return h("a", {href: "/search?" + next.toString(), "data-link": true, "aria-label": `Page ${p}`}, label || String(p));
+  };
+  const items = [];
+  if (page > 1) items.push(link(page - 1, "‹ Previous"));
+  for (let p = Math.max(1, page - 2); p <= Math.min(pages, page + 2); p++) {
+    items.push(p === page ? h("span", {"aria-current": "page"}, String(p)) : link(p));
+  }
+  if (page < pages) items.push(link(page + 1, "Next ›"));
+  return h("nav", {class: "pager", "aria-label": "Pages"}, items);
+}
+
+// -- product page ----------------------------------------------------------------------------
+async function productPage(id) {
+  fill(main, h("p", {"aria-busy": "true"}, "Loading…"));
+  const p = await api(`/products/${encodeURIComponent(id)}`);
+  document.title = `${p.title} · aisle`;
+  const params = new URLSearchParams(location.search);
+  const options = optionNames(p.variants);
+  let current = p.variants.find((v) => v.variant_id === params.get("variant")) ||
+    p.variants.find((v) => v.variant_id === p.buy_box.variant_id) || p.variants[0];
+
+  const big = h("img", {id: "main-image", alt: p.title, onerror: () => { big.hidden = true; }});
+  const thumbs = h("div", {class: "thumbs"});
+  const priceBox = h("div", {class: "price", id: "price"});
+  const stock = h("div", {id: "stock"});
+  const seller = h("p", {id: "seller"});
+  const qty = h("input", {id: "qty", type: "number", min: "1", max: "20", value: "1", style: "width:4em"});
+  const add = h("button", {id: "add-to-cart", onclick: () => addToCart(current, Number(qty.value) || 1)}, "Add to cart");
+  const picker = h("div", {class: "options", id: "variants"});
+
+  function showImages(urls) {
+    const all = urls.length ? urls : p.images;
+    if (!all.length) { big.removeAttribute("src"); fill(thumbs); return; }
+    big.hidden = false;
+    big.src = all[0];
+    fill(thumbs, ...all.slice(0, 8).map((u, i) => h("button", {
+      type: "button", "aria-label": `Image ${i + 1}`, "aria-pressed": String(i === 0),
+      onclick: (e) => {
+        big.src = u;
+        thumbs.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", "false"));
+        e.currentTarget.setAttribute("aria-pressed", "true");
+      }}, img({src: u, alt: ""}))));
+  }
+
+  function show(v) {
+    current = v;
+    const pr = v.price;
+    fill(priceBox, money(pr.amount, pr.currency),
+      pr.was ? h("span", {class: "was"}, money(pr.was, pr.currency)) : null,
+      pr.was || (v.buy_box.winner && v.buy_box.winner.deal_id)
+        ? h("span", {class: "badge deal", style: "margin-left:8px"}, "Deal") : null);
+    const inv = v.inventory || {};
+    const hint = Number.parseInt(inv.quantity_hint, 10);
+    fill(stock, stockBadge(inv.status, Number.isNaN(hint) ? null : hint) ||
+                          h("span", {class: "badge"}, "Stock unknown"));
+    const s = (v.buy_box.winner && v.buy_box.winner.seller) || p.seller;
+    fill(seller, "Sold by ", h("strong", {}, s.name),
+      s.rating ? ` (${Number(s.rating).toFixed(1)} ★)` : "");
+    add.disabled = inv.status === "OUT_OF_STOCK" || !v.buy_box.winner;
+    showImages(v.images || []);
+    picker.querySelectorAll("input").forEach((el) => {
+      el.checked = v.attributes[el.name] === el.value;
+      const others = {...v.attributes, [el.name]: el.value};
+      el.disabled = !p.variants.some((x) => options.every((o) => x.attributes[o] === others[o]));
+    });
+    const next = new URLSearchParams(location.search);
+    if (p.variants.length > 1) { next.set("variant", v.variant_id); history.replaceState({}, "", `${location.pathname}?${next}`); }
+  }
+
+  for (const name of options) {
+    const values = [...new Set(p.variants.map((v) => v.attributes[name]).filter(Boolean))];
+    picker.append(h("fieldset", {}, h("legend", {}, name[0].toUpperCase() + name.slice(1)),
+      values.map((val) => h("label", {},
+        h("input", {type: "radio", name, value: val, onchange: () => {
+          const want = {...current.attributes, [name]: val};
+          const match = p.variants.find((x) => options.every((o) => x.attributes[o] === want[o])) ||
+                        p.variants.find((x) => x.attributes[name] === val);
+          if (match) show(match);
+        }}), h("span", {}, val)))));
+  }
+
+  const r = p.reviews_summary || {avg: 0, count: 0};
+  const dist = r.distribution || {};
+  const total = Object.values(dist).reduce((a, b) => a + Number(b), 0) || r.count || 0;
+  const bars = h("ul", {class: "bars", id: "rating-bars"}, [5, 4, 3, 2, 1].map((n) => {
+    const c = Number(dist[n] || dist[String(n)] || 0);
+    const pct = total ? Math.round((100 * c) / total) : 0;
+    return h("li", {}, `${n} star`, h("span", {class: "bar", role: "img", "aria-label": `${pct}% of reviews give ${n} stars`},
+      h("i", {style: `width:${pct}%`})), `${pct}%`);
+  }));
+  const related = h("section", {class: "related", "aria-labelledby": "related-h"});
+
+  fill(main, 
+    h("nav", {"aria-label": "Breadcrumb", style: "margin-bottom:8px;color:var(--muted)"},
+      (p.category_path || []).join(" › ")),
+    h("article", {class: "product", dataset: {productId: p.product_id}},
+      h("div", {class: "gallery"}, big, thumbs),
+      h("div", {},
+        h("h1", {style: "font-size:1.4rem;margin-top:0"}, p.title),
+        p.brand ? h("p", {style: "color:var(--muted);margin:0"}, p.brand) : null,
+        stars(r.avg, r.count),
+        priceBox, stock, seller, picker,
+        h("p", {}, h("label", {for: "qty"}, "Quantity "), qty, " ", add),
+        h("h2", {style: "font-size:1.05rem"}, "Reviews"),
+        h("p", {id: "rating-summary"}, `${Number(r.avg || 0).toFixed(1)} out of 5 · ${r.count} reviews`),
+        bars,
+        p.description ? h("details", {}, h("summary", {}, "Description"), h("p", {}, p.description)) : null)),
+    related);
+  show(current);
+  loadRelated(p.related_products || [], related);
+}
+
+function optionNames(variants) {
+  const names = new Set();
+  for (const v of variants) for (const k of Object.keys(v.attributes || {})) names.add(k);
+  // only attributes that tell variants apart are choices
+  return [...names].filter((n) => new Set(variants.map((v) => v.attributes[n])).size > 1 ||
+                                  (variants.length === 1 && (n === "color" || n === "size")));
+}
+
+async function loadRelated(ids, section) {
+  if (!ids.length) return;
+  const pages = await Promise.all(ids.slice(0, 6).map((id) => api(`/products/${id}`).catch(() => null)));
+  const cards = pages.filter(Boolean).map((p) => resultCard({
+    product_id: p.product_id, title: p.title, price: p.price, badges: p.badges || [],
+    rating: {avg: Number(p.reviews_summary.avg || 0), count: p.reviews_summary.count || 0},
+    thumbnail_url: (p.images || [])[0], in_stock: p.variants.some((v) => v.inventory.status !== "OUT_OF_STOCK"),
+  }));
+  if (cards.length) fill(section, h("h2", {id: "related-h", style: "font-size:1.1rem"}, "Related products"),
+                                            h("ul", {class: "grid"}, cards));
+}
+
+// -- cart ----------------------------------------------------------------------------------
+async function ensureCart() {
+  try { return await api("/cart"); } catch (e) {
+    if (e.status !== 404) throw e;
+    return api("/cart", {method: "POST"});
+  }
+}
+
+async function addToCart(variant, quantity) {
+  const button = document.getElementById("add-to-cart");
+  button.disabled = true;
+  const key = newKey();
+  try {
+    await ensureCart();
+    let cart;
+    for (let attempt = 0; ; attempt++) {  // the same key on a retry: held once
+      try {
+        cart = await api("/cart/items", {method: "POST", headers: {"Idempotency-Key": key},
+                                          json: {variant_id: variant.variant_id, quantity}});
+        break;
+      } catch (e) {
+        if (!(e.status >= 500 && attempt < 2)) throw e;
+      }
+    }
+    setCartCount(cart);
+    toast(`Added to cart: held for you for ${Math.round(holdSeconds(cart, variant.variant_id) / 60)} minutes`);
+  } catch (e) {
+    toast(e.code === "insufficient_stock" ? "Not enough stock left" : e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function holdSeconds(cart, variantId) {
+  const line = cart.lines.find((l) => l.variant_id === String(variantId));
+  return line ? Math.max(0, (Date.parse(line.expires_at) - Date.now()) / 1000) : 0;
+}
+
+function setCartCount(cart) {
+  const n = cart && cart.status === "OPEN" ? cart.lines.reduce((a, l) => a + l.quantity, 0) : 0;
+  document.getElementById("cart-count").textContent = String(n);
+}
+
+async function refreshCartCount() {
+  try { setCartCount(await api("/cart")); } catch (e) { setCartCount(null); }
+}
+
+function countdown(el, until) {
+  const tick = () => {
+    const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+    el.textContent = s > 0 ? `held for ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`
+                           : "hold expired";
+    if (s === 0) el.classList.add("error");
+  };
+  tick();
+  timers.push(setInterval(tick, 1000));
+}
+
+async function cartPage() {
+  document.title = "Cart · aisle";
+  let cart;
+  try { cart = await api("/cart"); } catch (e) {
+    if (e.status !== 404) throw e;
+    cart = null;
+  }
+  if (!cart || (cart.status === "OPEN" && !cart.lines.length)) {
+    fill(main, h("h1", {}, "Your cart"),
+      cart && cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
+      h("p", {id: "empty-cart"}, "Your cart is empty. ", h("a", {href: "/", "data-link": true}, "Keep shopping")));
+    return;
+  }
+  if (cart.status === "CHECKED_OUT") { showOrder(cart.order); return; }
+  const q = cart.quote;
+  const priced = Object.fromEntries(((q && q.lines) || []).map((l) => [l.variant_id, l]));
+  const rows = cart.lines.map((l) => {
+    const p = priced[l.variant_id];
+    const left = h("span", {class: "countdown"});
+    countdown(left, l.expires_at);
+    return h("tr", {dataset: {variantId: l.variant_id}},
+      h("td", {class: "hide-sm"}, l.image_url ? img({src: l.image_url, alt: "", style: "width:56px;height:56px;object-fit:contain"}) : null),
+      h("td", {}, h("a", {href: `/product/${l.product_id}`, "data-link": true}, l.title),
+        h("div", {style: "color:var(--muted);font-size:.85rem"}, Object.entries(l.attributes).map(([k, v]) => `${k}: ${v}`).join(", ")),
+        left),
+      h("td", {class: "num"}, l.quantity),
+      h("td", {class: "num"}, p ? cents(p.unit_cents, q.currency) : "–"),
+      h("td", {class: "num"}, p ? cents(p.total_cents, q.currency) : "–"),
+      h("td", {}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
+        e.target.disabled = true;
+        try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(err.message); }
+        route();
+      }}, "Remove")));
+  });
+  const couponInput = h("input", {id: "coupon", name: "coupon", value: cart.coupon || "", maxlength: "64",
+                                  autocomplete: "off", style: "width:10em"});
+  const couponError = h("p", {class: "error", id: "coupon-error", role: "alert"});
+  const couponForm = h("form", {id: "coupon-form", onsubmit: async (e) => {
+    e.preventDefault();
+    couponError.textContent = "";
+    try {
+      if (couponInput.value.trim()) await api("/cart/coupon", {method: "PUT", json: {code: couponInput.value.trim()}});
+      else await api("/cart/coupon", {method: "DELETE"});
+      route();
+    } catch (err) { couponError.textContent = err.fields.coupon || err.fields.code || err.message; }
+  }}, h("label", {for: "coupon"}, "Coupon "), couponInput, " ", h("button", {class: "secondary", type: "submit"}, "Apply"));
+  const listTotal = q ? q.lines.reduce((a, l) => a + listCents(l) * l.quantity, 0) : 0;
+  const summary = h("div", {class: "summary", id: "summary"},
+    q ? h("dl", {},
+      h("dt", {}, "Items at list price"), h("dd", {id: "sum-list"}, cents(listTotal, q.currency)),
+      h("dt", {}, "Deals"), h("dd", {id: "sum-deals"}, cents(q.subtotal_cents - listTotal, q.currency)),
+      h("dt", {}, "Coupon" + (q.coupon ? ` ${q.coupon}` : "")), h("dd", {id: "sum-coupon"}, cents(-q.discount_cents, q.currency)),
+      h("dt", {class: "total"}, "Total"), h("dd", {class: "total", id: "sum-total"}, cents(q.total_cents, q.currency)))
+      : h("p", {class: "error"}, cart.quote_error || "No price right now."),
+    couponForm, couponError,
+    h("button", {id: "checkout", disabled: !q, onclick: async (e) => {
+      e.target.disabled = true;
+      try { showOrder(await api("/cart/checkout", {method: "POST"})); refreshCartCount(); } catch (err) {
+        toast(err.message); e.target.disabled = false;
+      }
+    }}, "Check out"));
+  fill(main, h("h1", {}, "Your cart"),
+    cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
+    h("table", {class: "cart", id: "cart-lines"},
+      h("thead", {}, h("tr", {}, h("th", {class: "hide-sm"}, h("span", {class: "sr-only"}, "Image")), h("th", {}, "Item"),
+        h("th", {class: "num"}, "Qty"), h("th", {class: "num"}, "Unit"), h("th", {class: "num"}, "Total"),
+        h("th", {}, h("span", {class: "sr-only"}, "Remove")))),
+      h("tbody", {}, rows)),
+    summary);
+}
+
+function listCents(line) {  // the unit's list price: the first step of its breakdown
+  const first = (line.breakdown || [])[0];
+  return first && typeof first.unit_cents === "number" ? first.unit_cents : line.unit_cents;
+}
+
+function showOrder(order) {
+  fill(main, h("h1", {}, "Thank you!"),
+    h("p", {id: "order"}, "Order ", h("strong", {id: "order-id"}, order.order_id), " is placed: ",
+      h("strong", {id: "order-total"}, cents(order.total_cents, order.currency)), "."),
+    h("ul", {}, order.lines.map((l) => h("li", {}, `${l.quantity} × ${l.title}`))),
+    h("p", {}, h("a", {href: "/", "data-link": true}, "Keep shopping")));
+}
+
+route();

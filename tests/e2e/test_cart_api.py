@@ -1,0 +1,192 @@
+"""The shoppers' cart API over HTTP: a cart per token (cookie or header), holds that reserve
+stock at once and give it back on removal, a coupon, checkout that sells the holds at the
+quoted price, and the errors (a 4xx naming the field, nothing held or written)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+from tests.integration.conftest import check_invariants, make_catalog
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+async def _variant(pool: asyncpg.Pool, price: int, units: int) -> int:
+    v = secrets.randbits(60)
+    await make_catalog(pool, {v: {"WH_01": units}})
+    await pool.execute("UPDATE product_variants SET price_cents = $2 WHERE variant_id = $1",
+                       v, price)
+    return v
+
+
+async def _available(client: httpx.AsyncClient, v: int) -> int:
+    r = await client.get(f"/api/v1/inventory/{v}", headers=AUTH)
+    assert r.status_code == 200, r.text
+    return int(r.json()["available"])
+
+
+async def _new_cart(app_url: str) -> httpx.AsyncClient:
+    """A shopper: a client with its own cookie jar, and a cart."""
+    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    r = await shopper.post("/api/v1/cart")
+    assert r.status_code == 201, r.text
+    assert shopper.cookies.get("aisle_cart") == r.json()["cart_token"]
+    return shopper
+
+
+async def _add(shopper: httpx.AsyncClient, v: int, quantity: int = 1,
+               key: str | None = None) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    return await shopper.post("/api/v1/cart/items", headers=headers,
+                              json={"variant_id": v, "quantity": quantity})
+
+
+async def test_add_holds_stock_at_once_and_remove_gives_it_back(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    v = await _variant(pool, 2_500, 10)
+    shopper = await _new_cart(app_url)
+    try:
+        r = await _add(shopper, v, 3, key="add-1")
+        assert r.status_code == 200, r.text
+        cart = r.json()
+        [line] = cart["lines"]
+        assert (line["variant_id"], line["quantity"]) == (str(v), 3)
+        assert line["expires_at"] > cart["quote"]["priced_at"][:19]  # a hold for a while
+        assert cart["quote"]["total_cents"] == 7_500
+        assert await _available(client, v) == 7  # held now, not at checkout
+        again = await _add(shopper, v, 3, key="add-1")  # a retry of the same add
+        assert again.status_code == 200 and again.json()["lines"][0]["quantity"] == 3
+        assert await _available(client, v) == 7  # held once
+        more = await _add(shopper, v, 2)
+        assert more.json()["lines"][0]["quantity"] == 5 and await _available(client, v) == 5
+        gone = await shopper.delete(f"/api/v1/cart/items/{v}")
+        assert gone.status_code == 200 and gone.json()["lines"] == []
+        assert await _available(client, v) == 10
+        await check_invariants(pool)
+    finally:
+        await shopper.aclose()
+
+
+async def test_a_shopper_never_sees_or_changes_another_shoppers_cart(
+        app_url: str, pool: asyncpg.Pool) -> None:
+    v = await _variant(pool, 1_000, 5)
+    alice, bob = await _new_cart(app_url), await _new_cart(app_url)
+    try:
+        assert (await _add(alice, v, 2)).status_code == 200
+        mine = (await bob.get("/api/v1/cart")).json()
+        theirs = (await alice.get("/api/v1/cart")).json()
+        assert mine["lines"] == [] and mine["cart_id"] != theirs["cart_id"]
+        # bob removing alice's variant touches only his own (empty) cart
+        r = await bob.delete(f"/api/v1/cart/items/{v}")
+        assert r.status_code == 422 and "variant_id" in r.json()["error"]["fields"]
+        assert (await alice.get("/api/v1/cart")).json()["lines"][0]["quantity"] == 2
+        # a token that is no cart's, and none at all
+        async with httpx.AsyncClient(base_url=app_url) as stranger:
+            r = await stranger.get("/api/v1/cart",
+                                   headers={"X-Cart-Token": secrets.token_urlsafe(24)})
+            assert r.status_code == 404 and r.json()["error"]["code"] == "cart_not_found"
+            assert (await stranger.get("/api/v1/cart")).status_code == 404
+            r = await stranger.get("/api/v1/cart", headers={"X-Cart-Token": "short"})
+            assert r.status_code == 422, r.text
+            # the token works as a header too (clients without cookies)
+            token = alice.cookies["aisle_cart"]
+            r = await stranger.get("/api/v1/cart", headers={"X-Cart-Token": token})
+            assert r.json()["lines"][0]["variant_id"] == str(v)
+    finally:
+        await alice.aclose()
+        await bob.aclose()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"variant_id": 1, "quantity": 0}, "quantity"),
+    ({"variant_id": 1, "quantity": 21}, "quantity"),
+    ({"variant_id": "x"}, "variant_id"),
+    ({"quantity": 1}, "variant_id"),
+    ({"variant_id": 1, "quantity": 1, "extra": 1}, "extra"),
+])
+async def test_bad_adds_name_the_field_and_hold_nothing(
+        app_url: str, pool: asyncpg.Pool, body: dict[str, Any], field: str) -> None:
+    shopper = await _new_cart(app_url)
+    try:
+        r = await shopper.post("/api/v1/cart/items", json=body)
+        assert r.status_code == 422, r.text
+        assert any(field in k for k in r.json()["error"]["fields"]), r.text
+        assert (await shopper.get("/api/v1/cart")).json()["lines"] == []
+    finally:
+        await shopper.aclose()
+
+
+async def test_short_stock_and_unknown_variants_are_refused_whole(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    v = await _variant(pool, 1_000, 2)
+    shopper = await _new_cart(app_url)
+    try:
+        r = await _add(shopper, v, 3)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "insufficient_stock"
+        assert r.json()["error"]["items"][0]["variant_id"] == str(v)
+        r = await _add(shopper, secrets.randbits(60), 1)
+        assert r.status_code == 404, r.text
+        assert (await shopper.get("/api/v1/cart")).json()["lines"] == []
+        assert await _available(client, v) == 2
+        held = await pool.fetchval("SELECT count(*) FROM shopper_cart_holds h JOIN "
+                                   "shopper_carts c USING (cart_id) WHERE c.token_hash = "
+                                   "sha256(convert_to($1, 'UTF8'))",
+                                   shopper.cookies["aisle_cart"])
+        assert held == 0
+    finally:
+        await shopper.aclose()
+
+
+async def test_coupon_then_checkout_sells_the_holds_at_the_quote_once(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    a, b = await _variant(pool, 4_000, 5), await _variant(pool, 1_500, 5)
+    code = "C" + secrets.token_hex(4).upper()
+    await pool.execute(
+        """INSERT INTO coupons (code, scope, kind, amount, per_customer_limit, global_limit,
+                                expires_at)
+           VALUES ($1, 'cart', 'fixed', 500, 1, 10, now() + interval '1 day')""", code)
+    shopper = await _new_cart(app_url)
+    try:
+        await _add(shopper, a, 2)
+        await _add(shopper, b, 1)
+        bad = await shopper.put("/api/v1/cart/coupon", json={"code": "NOPE1234"})
+        assert bad.status_code == 422 and "coupon" in bad.json()["error"]["fields"], bad.text
+        cart = (await shopper.put("/api/v1/cart/coupon", json={"code": code.lower()})).json()
+        assert cart["coupon"] == code
+        assert (cart["quote"]["subtotal_cents"], cart["quote"]["discount_cents"],
+                cart["quote"]["total_cents"]) == (9_500, 500, 9_000)
+        r = await shopper.post("/api/v1/cart/checkout")
+        assert r.status_code == 200, r.text
+        order = r.json()
+        assert order["total_cents"] == 9_000 and len(order["lines"]) == 2
+        again = await shopper.post("/api/v1/cart/checkout")
+        assert again.json() == order  # the same order, not a second one
+        assert await pool.fetchval("SELECT times_used FROM coupons WHERE code = $1", code) == 1
+        sold = await pool.fetch("SELECT variant_id, sold, reserved FROM stock "
+                                "WHERE variant_id = ANY($1::bigint[]) ORDER BY variant_id",
+                                [a, b])
+        assert {r["variant_id"]: (r["sold"], r["reserved"]) for r in sold} == {
+            a: (2, 0), b: (1, 0)}
+        late = await _add(shopper, a, 1)
+        assert late.status_code == 409 and late.json()["error"]["code"] == "cart_checked_out"
+        assert (await shopper.get("/api/v1/cart")).json()["status"] == "CHECKED_OUT"
+        fresh = await shopper.post("/api/v1/cart")  # a new cart for the next order
+        assert fresh.status_code == 201 and fresh.json()["lines"] == []
+        await check_invariants(pool)
+    finally:
+        await shopper.aclose()
+
+
+async def test_checkout_of_an_empty_cart_is_refused(app_url: str) -> None:
+    shopper = await _new_cart(app_url)
+    try:
+        r = await shopper.post("/api/v1/cart/checkout")
+        assert r.status_code == 422 and "cart" in r.json()["error"]["fields"], r.text
+    finally:
+        await shopper.aclose()
