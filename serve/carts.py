@@ -145,9 +145,9 @@ class CartService:
 
     async def _quote(self, cart_id: str, lines: list[CartLineJson],
                      coupon: str | None) -> QuotePayload:
-        q = await self.quotes.make([(int(x["variant_id"]), x["quantity"]) for x in lines],
-                                   coupon, _customer(cart_id))
-        return _payload(q)
+        items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
+        return _payload(await self.quotes.make(items, coupon, _customer(cart_id),
+                                               held=dict(items)))
 
     async def add(self, token: str, variant_id: int, quantity: int,
                   key: str | None) -> ShopperCartJson:
@@ -231,8 +231,9 @@ class CartService:
         async with self.pool.acquire() as conn:
             signed = await store.accepted_quote(conn, reference)
         if signed is None:
-            made = await self.quotes.make([(int(x["variant_id"]), x["quantity"])
-                                           for x in lines], row.coupon, _customer(row.cart_id))
+            items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
+            made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
+                                          held=dict(items))
             q = read_quote(made["quote_token"], self.quotes.secret, now)
             async with self.pool.acquire() as conn:
                 await accept_quote(conn, q, reference)  # coupon redeemed here, once

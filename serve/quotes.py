@@ -11,8 +11,9 @@ compensation) and the shopper is told so.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -65,7 +66,10 @@ class QuoteService:
         return self._secret
 
     async def make(self, items: list[tuple[int, int]], coupon: str | None,
-                   customer_id: str | None) -> QuoteJson:
+                   customer_id: str | None,
+                   held: Mapping[int, int] | None = None) -> QuoteJson:
+        """`held`: units of the product seller's stock the caller holds already (a shopper's
+        cart): they count as available to it."""
         if coupon is not None and customer_id is None:
             raise ValidationFailed({"customer_id": "required with a coupon (per-customer "
                                                    "limits)"}, "customer_id missing")
@@ -81,7 +85,11 @@ class QuoteService:
             if vp is None:
                 problems[f"items.{i}.variant_id"] = "no such variant for sale"
                 continue
-            winner = buy_box(vp.offers).winner
+            offers = vp.offers
+            if held and held.get(variant):
+                offers = tuple(dataclasses.replace(o, available=o.available + held[variant])
+                               if o.seller_id == vp.item.seller_id else o for o in offers)
+            winner = buy_box(offers).winner
             if winner is None or winner.available < quantity:
                 problems[f"items.{i}.quantity"] = (
                     f"only {winner.available if winner else 0} available")

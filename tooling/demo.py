@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             for note in notes:
                 print(note)
             print(f"aisle ready on {url}")
+            print(f"shop:  open {url}/ in a browser (search, product pages, cart, checkout)")
             print(f"try:  curl -s '{url}/api/v1/products/search?q=running+shoes+under+%2450"
                   "&page_size=3' | head -c 600; echo")
             print(f"      curl -s {url}/api/v1/categories | head -c 400; echo")

@@ -342,7 +342,11 @@ async function productPage(id) {
 
   function showImages(urls) {
     const all = urls.length ? urls : p.images;
-    if (!all.length) { big.removeAttribute("src"); fill(thumbs); return; }
+    if (!all.length) {
+      big.hidden = true;
+      fill(thumbs, h("div", {class: "thumb none", role: "img", "aria-label": "no image"}, "no image"));
+      return;
+    }
     big.hidden = false;
     big.src = all[0];
     fill(thumbs, ...all.slice(0, 8).map((u, i) => h("button", {

@@ -139,6 +139,9 @@ async def test_short_stock_and_unknown_variants_are_refused_whole(
                                    "sha256(convert_to($1, 'UTF8'))",
                                    shopper.cookies["aisle_cart"])
         assert held == 0
+        # every last unit held by this cart: it is still priced (the holds are its own)
+        r = await _add(shopper, v, 2)
+        assert r.status_code == 200 and r.json()["quote"]["total_cents"] == 2_000, r.text
     finally:
         await shopper.aclose()
 

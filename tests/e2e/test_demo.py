@@ -59,6 +59,12 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         assert f"aisle ready on http://127.0.0.1:{port}\n" in lines, "".join(lines)
         assert any("catalog esci: loaded 6764 products" in x for x in lines), "".join(lines)
         url = f"http://127.0.0.1:{port}"
+        rest = proc.stdout.readline()
+        assert rest == f"shop:  open {url}/ in a browser (search, product pages, cart, "\
+                       "checkout)\n", rest
+        shop = httpx.get(url + "/")  # the storefront: its page and its script
+        assert shop.status_code == 200 and '<script src="/static/app.js"' in shop.text
+        assert httpx.get(url + "/static/app.js").status_code == 200
         roots = [c["name"] for c in httpx.get(url + "/api/v1/categories").json()["categories"]]
         assert "Home & Kitchen" in roots and "Clothing, Shoes & Jewelry" in roots
         auth = {"Authorization": f"Bearer {KEY}"}

@@ -1,0 +1,251 @@
+"""The storefront in a real browser (Debian's Chromium driven by Playwright): search -> facet
+-> sort -> back -> product -> variant -> add to cart -> cart -> checkout, each step checked
+against the JSON API; typeahead by keyboard; a phone-width page. Screenshots are saved under
+.test-artifacts/storefront/ (AISLE_TEST_ARTIFACTS moves it).
+
+scripts/test installs Chromium (apt, as root) and Playwright when it can; without them these
+tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.conftest import Seller
+
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="Playwright for Python is not installed (scripts/test "
+    "installs it with the test extras)")
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed (scripts/test installs it with apt when it "
+                "runs as root): browser tests skipped", allow_module_level=True)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("AISLE_TEST_ARTIFACTS", ROOT / ".test-artifacts")) / "storefront"
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+TIMEOUT_MS = 30_000
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+async def _api_search(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    r = await client.get("/api/v1/products/search", params={"page_size": 24, **params})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+@pytest.fixture
+async def shop(client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool,
+               category_ids: dict[str, int]) -> dict[str, Any]:
+    """Three products of a fresh tag: a shoe in 2 colors x 2 sizes (one variant with 3 units,
+    one sold out), another shoe, socks; stock set through the inventory API; indexed."""
+    tag = "sf" + secrets.token_hex(3)
+    await pool.execute("""INSERT INTO warehouses (warehouse_id, name, region)
+                          VALUES ('WH_01', 'one', 'eu') ON CONFLICT DO NOTHING""")
+    cat = category_ids["Headphones"]
+
+    def variants(rows: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
+        return [{"sku": f"SF-{secrets.token_hex(5)}", "attributes": {"color": c, "size": s},
+                 "price_cents": p} for c, s, p in rows]
+
+    bodies = [
+        {"title": f"Trail running shoe {tag}", "brand": "Northpeak", "category_id": cat,
+         "description": "Grippy trail shoe",
+         "variants": variants([("Black", "42", 8_900), ("Black", "43", 8_900),
+                               ("White", "42", 9_500), ("White", "43", 9_500)])},
+        {"title": f"Road running shoe {tag}", "brand": "Swiftly", "category_id": cat,
+         "variants": variants([("Blue", "42", 6_000)])},
+        {"title": f"Running socks {tag}", "brand": "Northpeak", "category_id": cat,
+         "variants": variants([("Grey", "M", 1_200)])},
+    ]
+    units = [[3, 10, 10, 0], [20], [50]]
+    products = []
+    for body, stock in zip(bodies, units, strict=True):
+        r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+        assert r.status_code == 201, r.text
+        made = r.json()
+        for v, n in zip(made["variants"], stock, strict=True):
+            if n:
+                r = await client.patch(f"/api/v1/inventory/{v['variant_id']}", headers=INTERNAL,
+                                       json={"operation": "ADJUST", "quantity_delta": n,
+                                             "warehouse_id": "WH_01", "reason": "restock"})
+                assert r.status_code == 200, r.text
+        products.append(made)
+    for _ in range(300):  # indexed, with the stock the partitions published
+        found = await _api_search(client, q=tag)
+        if found["total"] == 3 and all(x["in_stock"] for x in found["results"]):
+            break
+        await __import__("asyncio").sleep(0.1)
+    assert found["total"] == 3, found
+    return {"tag": tag, "products": products}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _shot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+async def _result_ids(page: Any) -> list[str]:
+    ids: list[str] = await page.eval_on_selector_all(
+        "#results > li", "els => els.map(e => e.dataset.productId)")
+    return ids
+
+
+async def test_search_facet_sort_product_variant_cart_checkout(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool, shop: dict[str, Any],
+        browser: Any) -> None:
+    tag, trail = shop["tag"], shop["products"][0]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # search: the grid shows what the API answers, in its order
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    api = await _api_search(client, q=tag)
+    assert await _result_ids(page) == [r["product_id"] for r in api["results"]]
+    assert await page.text_content("#count") == f"3 results for “{tag}”"
+    first = page.locator(f'#results > li[data-product-id="{trail["product_id"]}"]')
+    assert _money(8_900 / 100) in (await first.locator(".price").text_content() or "")
+    await _shot(page, "search")
+
+    # a facet: brand Northpeak (its count as the API's), the URL says so
+    northpeak = next(b for b in api["facets"]["brands"] if b["name"] == "Northpeak")
+    label = page.locator("label", has_text="Northpeak")
+    assert (await label.locator(".count").text_content()) == str(northpeak["count"])
+    await label.click()
+    await page.wait_for_url(re.compile(r"brand=Northpeak"))
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 2")
+    filtered = await _api_search(client, q=tag, brand="Northpeak")
+    assert sorted(await _result_ids(page)) == sorted(r["product_id"] for r in
+                                                     filtered["results"])
+
+    # a sort: highest price first, as the API orders it
+    await page.select_option("#sort", "price_desc")
+    await page.wait_for_url(re.compile(r"sort=price_desc"))
+    by_price = await _api_search(client, q=tag, brand="Northpeak", sort="price_desc")
+    await page.wait_for_function(
+        "ids => [...document.querySelectorAll('#results > li')].map(e => e.dataset.productId)"
+        ".join() === ids", arg=",".join(r["product_id"] for r in by_price["results"]))
+
+    # the back button: the sort is undone, the facet kept
+    await page.go_back()
+    await page.wait_for_url(re.compile(r"brand=Northpeak(?!.*sort=)"))
+    assert await page.input_value("#sort") == "relevance"
+    assert await page.is_checked("#f-brand-Northpeak")
+
+    # the product page: title, the variant picker updates price and stock
+    await page.click(f'#results a.title[href="/product/{trail["product_id"]}"]')
+    await page.wait_for_url(f"**/product/{trail['product_id']}*")
+    await page.wait_for_selector("#add-to-cart")
+    pdp = (await client.get(f"/api/v1/products/{trail['product_id']}")).json()
+    assert (await page.text_content("h1")) == pdp["title"]
+    by_attrs = {(v["attributes"]["color"], v["attributes"]["size"]): v for v in pdp["variants"]}
+    await page.click("#variants label:has-text('White')")
+    await page.click("#variants label:has-text('43')")
+    white43 = by_attrs[("White", "43")]
+    assert _money(white43["price"]["amount"]) in (await page.text_content("#price") or "")
+    assert (await page.text_content("#stock")) == "Out of stock"
+    assert await page.is_disabled("#add-to-cart")
+    await page.click("#variants label:has-text('Black')")
+    await page.click("#variants label:has-text('42')")
+    black42 = by_attrs[("Black", "42")]
+    assert black42["inventory"]["quantity_hint"] == "3"
+    assert _money(black42["price"]["amount"]) in (await page.text_content("#price") or "")
+    assert (await page.text_content("#stock")) == "Only 3 left"
+    assert "variant=" + black42["variant_id"] in page.url  # shareable
+    await _shot(page, "product")
+
+    # add to cart: 2 units held at once
+    await page.fill("#qty", "2")
+    await page.click("#add-to-cart")
+    await page.wait_for_function("document.querySelector('#cart-count').textContent === '2'")
+    stock = (await client.get(f"/api/v1/inventory/{black42['variant_id']}",
+                              headers=INTERNAL)).json()
+    assert (stock["available"], stock["warehouses"]["WH_01"]["reserved"]) == (1, 2)
+
+    # the cart page: the line, its hold's countdown, the quote's total
+    await page.click("a.cart-link")
+    await page.wait_for_selector("#summary")
+    token = next(c["value"] for c in await context.cookies() if c["name"] == "aisle_cart")
+    cart = (await client.get("/api/v1/cart", headers={"X-Cart-Token": token})).json()
+    [line] = cart["lines"]
+    row = page.locator(f'#cart-lines tr[data-variant-id="{line["variant_id"]}"]')
+    assert pdp["title"] in (await row.text_content() or "")
+    assert re.search(r"held for 1[45]:\d\d", await row.locator(".countdown").text_content()
+                     or "")
+    total = _money(cart["quote"]["total_cents"] / 100)
+    assert (await page.text_content("#sum-total")) == total == _money(2 * 89.0)
+    await _shot(page, "cart")
+
+    # checkout: the order, the units sold
+    await page.click("#checkout")
+    await page.wait_for_selector("#order-id")
+    assert (await page.text_content("#order-total")) == total
+    done = (await client.get("/api/v1/cart", headers={"X-Cart-Token": token})).json()
+    assert done["status"] == "CHECKED_OUT"
+    assert (await page.text_content("#order-id")) == done["order"]["order_id"]
+    sold = await pool.fetchval("SELECT sold FROM stock WHERE variant_id = $1",
+                               int(black42["variant_id"]))
+    assert sold == 2
+    await _shot(page, "order")
+    assert errors == []
+    await context.close()
+
+
+async def test_typeahead_by_keyboard_and_a_phone_width_page(
+        app_url: str, client: httpx.AsyncClient, shop: dict[str, Any], browser: Any) -> None:
+    tag = shop["tag"]
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{app_url}/")
+    await page.wait_for_selector("#results > li, #no-results")
+    await page.focus("#q")
+    await page.keyboard.type(f"{tag} trail ru")
+    await page.wait_for_selector("#suggestions li")
+    want = (await client.get("/api/v1/products/suggest",
+                             params={"q": f"{tag} trail ru", "limit": 8})).json()
+    shown = await page.eval_on_selector_all("#suggestions li", "els => els.map(e => e.textContent)")
+    assert shown == [s["text"] for s in want["suggestions"]] and shown
+    await page.keyboard.press("ArrowDown")
+    assert await page.get_attribute("#q", "aria-activedescendant") == "sg-0"
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(r"/search\?q="))
+    await page.wait_for_selector("#results > li")
+    # phone width: filters fold behind a button that says whether they are open
+    assert not await page.is_visible("#facets")
+    await page.click(".filters-toggle")
+    assert await page.is_visible("#facets")
+    assert await page.get_attribute(".filters-toggle", "aria-expanded") == "true"
+    await _shot(page, "search-phone")
+    await page.close()
