@@ -61,6 +61,7 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         settings.inventory_partitions, settings.database_url, redis_url=settings.redis_url,
         options=PartitionOptions(low_stock_threshold=settings.low_stock_threshold,
                                  scheduling=settings.inventory_scheduling))
+    await inventory.owners()  # the slot map read, every partition started (or found) now
     cfg = BuilderConfig(settings.database_url, settings.redis_url,
                         data_dir_abs(settings.data_dir), settings.index_shards, settings.es_url,
                         text_vectors_max=settings.text_vectors_max,

@@ -1,4 +1,5 @@
-"""Rate limits shared through Redis: search per client address, the seller API per key;
+"""Rate limits shared through Redis: search and the cart API per client address, the seller
+API per key;
 429 with Retry-After and RateLimit-* headers and the usual JSON error; the internal token is
 exempt; with Redis down each replica still limits on its own."""
 
@@ -27,7 +28,8 @@ NOW = time.time()  # one minute window for the whole test: none ends in the midd
 async def gateway(settings: Settings) -> Services:
     # another Gateway replica on the session's database and Redis, with small limits
     services = await build_services(settings.replace(rate_limit_search=LIMIT,
-                                                     rate_limit_seller=LIMIT), None)
+                                                     rate_limit_seller=LIMIT,
+                                                     rate_limit_cart=LIMIT), None)
     services.limiter.clock = lambda: NOW
     return services
 
@@ -67,6 +69,20 @@ async def test_search_is_limited_per_address_across_replicas(
     assert internal.status_code == 200  # the internal token is exempt
     other = client(two_replicas[0], address + "1")
     assert (await other.get("/api/v1/products/search")).status_code == 200
+
+
+async def test_the_cart_api_is_limited_per_address(two_replicas: list[Services]) -> None:
+    address = f"10.7.{secrets.randbits(8)}.{secrets.randbits(8)}"
+    a, b = (client(s, address) for s in two_replicas)
+    made = await a.post("/api/v1/cart")
+    assert made.status_code == 201, made.text
+    token = {"X-Cart-Token": made.json()["cart_token"]}
+    codes = [(await (b if i % 2 else a).get("/api/v1/cart", headers=token)).status_code
+             for i in range(LIMIT)]
+    assert codes == [200] * (LIMIT - 1) + [429]  # the cart made counted too, over both
+    assert (await a.post("/api/v1/cart/checkout", headers=token)).status_code == 429
+    assert (await client(two_replicas[1], address + "9").get(
+        "/api/v1/cart", headers=token)).status_code == 200  # another address
 
 
 async def test_the_seller_api_is_limited_per_key(two_replicas: list[Services],

@@ -242,6 +242,17 @@ async def test_typeahead_by_keyboard_and_a_phone_width_page(
     await page.keyboard.press("Enter")
     await page.wait_for_url(re.compile(r"/search\?q="))
     await page.wait_for_selector("#results > li")
+    # the notices are the API's: did-you-mean (a link to that search), relaxed, widened
+    api = await _api_search(client, q=await page.input_value("#q"))
+    shown_dym = await page.locator("#did-you-mean a").all_text_contents()
+    assert shown_dym == ([api["did_you_mean"]] if api["did_you_mean"] else [])
+    assert await page.locator("#relaxed").count() == (1 if api["relaxed"] else 0)
+    assert await page.locator("#widened").count() == (1 if api["widened"] else 0)
+    if shown_dym:
+        await page.click("#did-you-mean a")
+        await page.wait_for_function("v => document.querySelector('#q').value === v",
+                                     arg=api["did_you_mean"])
+        await page.wait_for_selector("#results > li")
     # phone width: filters fold behind a button that says whether they are open
     assert not await page.is_visible("#facets")
     await page.click(".filters-toggle")
