@@ -41,6 +41,14 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw.strip()
 
 
+def _base_url(raw: str) -> str:
+    """A path on aisle (`/media`) or an absolute http(s) URL (a CDN), without a trailing /."""
+    value = raw.strip().rstrip("/") or "/media"
+    if not (value.startswith("/") or value.startswith(("http://", "https://"))):
+        raise ConfigError(f"AISLE_MEDIA_BASE_URL: {raw!r} is neither a path nor an http(s) URL")
+    return value
+
+
 def _token(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -66,6 +74,9 @@ class Settings:
     internal_token: str | None = None
     demo_seller_key: str | None = None
     max_body_bytes: int = 1 << 20
+    image_max_bytes: int = 10 << 20  # a seller image upload
+    media_dir: Path | None = None  # uploaded images' store (None: <data_dir>/media)
+    media_base_url: str = "/media"  # where their thumbnails are served (a CDN's URL)
     max_variants: int = 100
     max_images: int = 20
     low_stock_threshold: int = 5  # LOW_STOCK ("Almost gone!") at or below this many units
@@ -114,6 +125,10 @@ class Settings:
             internal_token=_token(env, "AISLE_INTERNAL_TOKEN"),
             demo_seller_key=_token(env, "AISLE_DEMO_SELLER_KEY"),
             max_body_bytes=_int(env, "AISLE_MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
+            image_max_bytes=_int(env, "AISLE_IMAGE_MAX_BYTES", 10 << 20, 1024, 100 << 20),
+            media_dir=(Path(env["AISLE_MEDIA_DIR"]).expanduser()
+                       if env.get("AISLE_MEDIA_DIR", "").strip() else None),
+            media_base_url=_base_url(env.get("AISLE_MEDIA_BASE_URL", "/media")),
             max_variants=_int(env, "AISLE_MAX_VARIANTS", 100, 1, 10_000),
             max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
             low_stock_threshold=_int(env, "AISLE_LOW_STOCK_THRESHOLD", 5, 0, 1_000_000),

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -203,3 +204,69 @@ def check_product(product: ProductIn, limits: Limits) -> None:
             fields[f"images.{i}.variant_sku"] = "names no variant of this product"
     if fields:
         raise ValidationFailed(fields)
+
+
+# -- versions ------------------------------------------------------------------------------
+class _SnapshotProduct(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    title: str
+    description: str = ""
+    category_id: int | None = None
+    brand: str | None = None
+    external_id: str | None = None
+    status: str = "ACTIVE"
+
+
+class _SnapshotVariant(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    variant_id: int
+    sku: str
+    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
+    price_cents: int
+    compare_price_cents: int | None = None
+    weight_grams: int | None = None
+    status: str = "ACTIVE"
+
+
+class _SnapshotImage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    variant_id: int | None = None
+    url: str
+    position: int | None = None
+    alt_text: str = ""
+
+
+class ProductSnapshot(BaseModel):
+    """A product version as stored (`product_versions.snapshot`: the rows, as JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+    product: _SnapshotProduct
+    variants: list[_SnapshotVariant] = Field(default_factory=list)
+    images: list[_SnapshotImage] = Field(default_factory=list)
+
+    def as_product(self) -> ProductIn:
+        """The version as a seller would write it (restoring it writes this as the next
+        version: variants matched by SKU keep their ids). ValidationFailed if it no longer
+        passes today's rules (e.g. its category is gone)."""
+        sku_of = {v.variant_id: v.sku for v in self.variants}
+        p = self.product
+        try:
+            return ProductIn.model_validate({
+                "title": p.title, "description": p.description, "category_id": p.category_id,
+                "brand": p.brand, "external_id": p.external_id,
+                "status": p.status if p.status in ("DRAFT", "ACTIVE", "INACTIVE") else "ACTIVE",
+                "variants": [{"sku": v.sku, "attributes": v.attributes,
+                              "price_cents": v.price_cents,
+                              "compare_price_cents": v.compare_price_cents,
+                              "weight_grams": v.weight_grams,
+                              "status": v.status if v.status in ("ACTIVE", "INACTIVE")
+                              else "INACTIVE"} for v in self.variants],
+                "images": [{"url": i.url, "position": i.position, "alt_text": i.alt_text,
+                            "variant_sku": sku_of.get(i.variant_id) if i.variant_id else None}
+                           for i in self.images
+                           if i.variant_id is None or i.variant_id in sku_of],
+            })
+        except ValidationError as exc:
+            raise ValidationFailed(
+                {"version": f"cannot be restored as it is: {exc.errors()[0]['msg']}"},
+                "the version does not pass today's rules") from exc

@@ -115,22 +115,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 DEFAULT_MAX_BODY = 1 << 20
+DEFAULT_UPLOAD_BYTES = 10 << 20
+_UPLOAD_PATH = re.compile(r"^/api/v1/seller/products/[0-9]+/images$")
 
 
 class BodyGuard:
     """Buffers request bodies of writes; 413 past `limit` bytes (AISLE_MAX_BODY_BYTES), 400
-    if not UTF-8."""
+    if not UTF-8. Image uploads (multipart to .../images) may be binary, up to
+    `upload_limit` bytes (AISLE_IMAGE_MAX_BYTES, plus room for the form)."""
 
-    def __init__(self, app: ASGIApp, limit: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp, limit: int = DEFAULT_MAX_BODY,
+                 upload_limit: int = DEFAULT_UPLOAD_BYTES) -> None:
         self.app = app
         self.limit = limit
+        self.upload_limit = upload_limit + (64 << 10)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = self.limit
         headers = dict(scope["headers"])
+        upload = (scope["method"] == "POST" and _UPLOAD_PATH.match(scope["path"]) is not None
+                  and headers.get(b"content-type", b"").startswith(b"multipart/form-data"))
+        limit = self.upload_limit if upload else self.limit
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _send_error(send, 413, "payload_too_large", f"body exceeds {limit} bytes")
@@ -147,7 +154,8 @@ class BodyGuard:
                 await _send_error(send, 413, "payload_too_large", f"body exceeds {limit} bytes")
                 return
         try:
-            bytes(body).decode("utf-8")
+            if not upload:
+                bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
             await _send_error(send, 400, "invalid_encoding",
                               f"body is not valid UTF-8 (byte {exc.start})")

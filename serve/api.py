@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from serve._errors import DEFAULT_MAX_BODY, BodyGuard, install_error_handlers
+from serve._errors import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_UPLOAD_BYTES,
+    BodyGuard,
+    install_error_handlers,
+)
 from serve.observability import RequestMetrics
 from serve.openapi import install_openapi
 from serve.routes import (
@@ -16,16 +21,19 @@ from serve.routes import (
     catalog,
     experiments,
     inventory,
+    media,
     operations,
     pages,
     rankers,
     search,
     seller,
+    sellers,
     storefront,
 )
 
 
-def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
+             upload_bytes: int = DEFAULT_UPLOAD_BYTES) -> FastAPI:
     api = FastAPI(
         title="aisle",
         version="0.1.0",
@@ -33,10 +41,10 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
         "inventory. Errors are JSON: {\"error\": {\"code\", \"message\", \"fields\"}}.",
     )
     install_error_handlers(api)
-    api.add_middleware(BodyGuard, limit=max_body_bytes)
+    api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
-    for area in (seller, catalog, inventory, search, pages, cart, rankers, experiments,
-                 operations, storefront):
+    for area in (seller, media, sellers, catalog, inventory, search, pages, cart, rankers,
+                 experiments, operations, storefront):
         api.include_router(area.router)
     install_openapi(api)
     return api

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from fastapi import FastAPI
 from ray import serve
@@ -20,6 +21,7 @@ from actors.repricer import repricer_actor
 from actors.search_index import open_index
 from adapters.cache import Cache, create_cache_redis
 from adapters.experiment_metrics import ExperimentMetrics
+from adapters.media_store import LocalStore
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.category_tree import CategoryTree
@@ -33,10 +35,12 @@ from adapters.search import NoLiveIndex
 from adapters.settings import Settings
 from domain.catalog import Limits
 from domain.errors import ConfigError
+from domain.images import ImageLimits
 from serve.api import make_api
 from serve.carts import CartService
 from serve.experiments import ExperimentRouter
 from serve.jobs import Jobs
+from serve.media import MediaService
 from serve.observability import StatsExporter
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
@@ -89,12 +93,16 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         pool, inventory,
         settings.quote_key() if settings.quote_secret or settings.internal_token else None,
         settings.quote_ttl_s)
+    catalog = CatalogRepository(pool, ids)
     return Services(
         settings=settings, pool=pool, redis=create_redis(settings.redis_url), ids=ids,
         limits=Limits(settings.max_variants, settings.max_images),
-        catalog=CatalogRepository(pool, ids), inventory=inventory, search=search,
+        catalog=catalog, inventory=inventory, search=search,
         pages=pages, quotes=quotes, builder=builder,
         carts=CartService(pool, inventory, quotes, settings.reservation_ttl_s),
+        media=MediaService(pool, catalog, LocalStore(Path(data_dir_abs(
+            settings.media_dir or settings.data_dir / "media"))), settings.media_base_url,
+            ImageLimits(max_bytes=settings.image_max_bytes)),
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
         jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)))
 
@@ -119,7 +127,8 @@ class Gateway:
         self.exporter.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        api = make_api(self.services.settings.max_body_bytes)
+        api = make_api(self.services.settings.max_body_bytes,
+                       self.services.settings.image_max_bytes)
         api.state.services = self.services
         return api
 

@@ -27,6 +27,7 @@ from domain.catalog import Limits
 from domain.errors import Unauthorized
 from serve.carts import CartService
 from serve.jobs import Jobs
+from serve.media import MediaService
 from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.search import SearchService
@@ -47,6 +48,7 @@ class Services:
     pages: ProductPages
     quotes: QuoteService
     carts: CartService  # shoppers' carts (the storefront's)
+    media: MediaService  # seller image uploads
     builder: ActorHandle  # the index builder (actors/index_builder.py)
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
     jobs: Jobs  # long internal operations, in the background
@@ -74,10 +76,10 @@ def bearer(authorization: str | None) -> str:
 async def current_seller(request: Request,
                          authorization: Annotated[str | None, Header()] = None) -> int:
     """Seller of the request's API key."""
-    row = await services_of(request).catalog.seller_for_key(bearer(authorization))
-    if row is None:
+    found = await services_of(request).catalog.seller_for_key(bearer(authorization))
+    if found is None:
         raise Unauthorized("invalid API key")
-    return int(row["seller_id"])
+    return found[0]
 
 
 async def require_internal(request: Request,

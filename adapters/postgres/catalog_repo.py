@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from adapters.postgres import Conn
+from adapters.postgres import Conn, seller_accounts
 from adapters.postgres.outbox import OUTBOX_CHANNEL
 from adapters.postgres.worker_lease import LeasedSnowflake
-from domain.catalog import ProductIn
+from domain.catalog import ImageIn, ProductIn
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 from domain.sellers import hash_api_key
 
@@ -81,11 +81,10 @@ class CatalogRepository:
         self.ids = ids
 
     # -- sellers ---------------------------------------------------------------------------
-    async def seller_for_key(self, api_key: str) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(
-            "SELECT seller_id, name FROM sellers WHERE api_key_hash = $1 AND status = 'ACTIVE'",
-            hash_api_key(api_key),
-        )
+    async def seller_for_key(self, api_key: str) -> tuple[int, str] | None:
+        """(seller id, name) of an active seller's unrevoked key."""
+        async with self.pool.acquire() as conn:
+            return await seller_accounts.seller_for_key(conn, api_key)
 
     async def create_seller(self, name: str, api_key: str, rating: float | None = None) -> int:
         """Creates the seller, or gives the key's existing seller (idempotent by key)."""
@@ -183,12 +182,52 @@ class CatalogRepository:
                                 "version": version})
             return {"product_id": str(product_id), "status": "DELETED", "version": version}
 
+    async def change_images(
+        self, seller_id: int, product_id: int, add: ImageIn | None, variant_id: int | None,
+        remove_urls: list[str], also: Callable[[Conn], Awaitable[None]],
+    ) -> int:
+        """Adds an image and/or removes images (by url) as a new version of the product, with
+        `also` (the upload's own rows) in the same transaction: snapshot, version + 1,
+        outbox `product.updated`. The new version."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._lock_owned(conn, seller_id, product_id)
+            await conn.execute(_SNAPSHOT, product_id)
+            version = await conn.fetchval(
+                "UPDATE products SET version = version + 1, updated_at = now() "
+                "WHERE product_id = $1 RETURNING version", product_id)
+            if remove_urls:
+                await conn.execute(
+                    "DELETE FROM product_images WHERE product_id = $1 AND url = ANY($2)",
+                    product_id, remove_urls)
+            if add is not None:
+                await conn.execute(_INSERT_IMAGES, product_id, [variant_id], [add.url],
+                                   [add.position or 0], [add.alt_text])
+            await also(conn)
+            await conn.execute(_OUTBOX, "product.updated", product_id, version,
+                               {"product_id": str(product_id), "seller_id": str(seller_id),
+                                "version": version})
+            return int(version)
+
+    async def owned(self, seller_id: int, product_id: int) -> None:
+        """404 if there is no such product, 403 if it is another seller's."""
+        async with self.pool.acquire() as conn:
+            await self._lock_owned(conn, seller_id, product_id, lock=False)
+
+    async def variant_of(self, product_id: int, sku: str) -> int:
+        """The id of the product's variant with this SKU (ValidationFailed otherwise)."""
+        found = await self.pool.fetchval(
+            "SELECT variant_id FROM product_variants WHERE product_id = $1 AND sku = $2",
+            product_id, sku)
+        if found is None:
+            raise ValidationFailed({"variant_sku": "no variant of this product has it"})
+        return int(found)
+
     async def _lock_owned(
-        self, conn: Conn, seller_id: int, product_id: int
+        self, conn: Conn, seller_id: int, product_id: int, lock: bool = True,
     ) -> asyncpg.Record:
         row = await conn.fetchrow(
-            "SELECT seller_id, version, status FROM products WHERE product_id = $1 FOR UPDATE",
-            product_id,
+            "SELECT seller_id, version, status FROM products WHERE product_id = $1"
+            + (" FOR UPDATE" if lock else ""), product_id,
         )
         if row is None or row["status"] == "DELETED":
             raise NotFound(f"product {product_id} not found")

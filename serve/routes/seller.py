@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
+from adapters.postgres import product_history as history
+from adapters.postgres.product_history import Version
 from domain.catalog import ProductIn, check_product
 from domain.errors import PreconditionRequired, ValidationFailed
 from serve.services import Json, Seller, Svc, limit_seller
@@ -85,3 +87,53 @@ async def list_products(
     items, next_cursor = await svc.catalog.list_products(seller_id, status, limit, cursor)
     return {"items": items,
             "next_cursor": str(next_cursor) if next_cursor is not None else None}
+
+
+# -- history -------------------------------------------------------------------------------
+VersionPath = Annotated[int, Path(ge=1, le=10**9, description="a version of the product")]
+
+
+def _version_json(product_id: int, v: Version, current: int) -> Json:
+    return {"product_id": str(product_id), "version": v.version,
+            "written_at": v.at.isoformat(), "current": v.version == current,
+            "title": v.snapshot.product.title, "status": v.snapshot.product.status}
+
+
+@router.get("/api/v1/seller/products/{product_id}/versions")
+async def list_versions(svc: Svc, seller_id: Seller, product_id: ProductPath) -> Json:
+    """Every version of the product, newest first (the current one included)."""
+    async with svc.pool.acquire() as conn:
+        found = await history.versions(conn, seller_id, product_id)
+    current = found[0].version
+    return {"product_id": str(product_id), "current_version": current,
+            "versions": [_version_json(product_id, v, current) for v in found]}
+
+
+@router.get("/api/v1/seller/products/{product_id}/versions/{version}")
+async def get_version(svc: Svc, seller_id: Seller, product_id: ProductPath,
+                      version: VersionPath) -> Json:
+    """One version as it was written: the product as a PUT body would carry it."""
+    async with svc.pool.acquire() as conn:
+        v, current = await history.version(conn, seller_id, product_id, version)
+    return {**_version_json(product_id, v, current),
+            "product": v.snapshot.as_product().model_dump(exclude={"version"})}
+
+
+@router.post("/api/v1/seller/products/{product_id}/versions/{version}/restore")
+async def restore_version(
+    svc: Svc, seller_id: Seller, product_id: ProductPath, version: VersionPath,
+    response: Response, if_match: Annotated[str | None, Header()] = None,
+) -> Json:
+    """Writes that version again as a new one (the current version + 1), through the same
+    path as a PUT: one transaction, the outbox, search and product pages follow. Send the
+    current version in If-Match (428 without, 409 if it moved)."""
+    expected = expected_version(if_match, None)
+    if expected is None:
+        raise PreconditionRequired("send the current version in If-Match")
+    async with svc.pool.acquire() as conn:
+        v, _ = await history.version(conn, seller_id, product_id, version)
+    body = v.snapshot.as_product()
+    check_product(body, svc.limits)
+    product = await svc.catalog.update_product(seller_id, product_id, body, expected)
+    _etag(response, product["version"])
+    return {**product, "restored_from": version}

@@ -1,0 +1,127 @@
+"""Seller image uploads over HTTP: decoded to validate (4xx naming `file`, nothing stored or
+written), stored, thumbnails made by Ray tasks, shown as a new product version; the same bytes
+again are the same image; deleting removes the files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from PIL import Image
+
+from adapters.settings import Settings
+from domain.images import EICAR
+from tests.e2e.conftest import Seller
+from tests.e2e.test_seller_api import body, create
+
+
+def picture(size: tuple[int, int] = (800, 600), shade: int = 0) -> bytes:
+    img = Image.new("RGB", size)
+    img.putdata([((x + shade) % 256, (y * 3) % 256, (x * y) % 256)
+                 for y in range(size[1]) for x in range(size[0])])
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _files(settings: Settings) -> set[Path]:
+    root = (settings.media_dir or settings.data_dir / "media").expanduser().resolve()
+    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+async def _upload(client: httpx.AsyncClient, seller: Seller, pid: str, data: bytes,
+                  wait: bool = True, **form: str) -> httpx.Response:
+    return await client.post(f"/api/v1/seller/products/{pid}/images",
+                             params={"wait": "true"} if wait else {}, headers=seller.auth,
+                             files={"file": ("photo.png", data, "image/png")}, data=form)
+
+
+async def _state(pool: asyncpg.Pool, pid: str) -> tuple[int, int, int]:
+    """(product version, uploads, product images)."""
+    row = await pool.fetchrow(
+        """SELECT p.version, (SELECT count(*) FROM media_images m WHERE m.product_id = p.product_id)
+                  AS uploads,
+                  (SELECT count(*) FROM product_images i WHERE i.product_id = p.product_id)
+                  AS images
+           FROM products p WHERE p.product_id = $1""", int(pid))
+    return (row["version"], row["uploads"], row["images"])
+
+
+async def test_upload_thumbnails_show_retry_and_delete(
+        client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,
+        category_ids: dict[str, int]) -> None:
+    p = await create(client, seller, {**body(category_ids["Headphones"]), "images": []})
+    pid, data = p["product_id"], picture()
+    r = await _upload(client, seller, pid, data, alt_text="Front view")
+    assert r.status_code == 201, r.text
+    img = r.json()
+    assert (img["status"], img["width"], img["height"], img["alt_text"]) == (
+        "READY", 800, 600, "Front view")
+    for size, url in img["thumbnails"].items():  # served by aisle, cached for good
+        got = await client.get(url)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+        assert "immutable" in got.headers["cache-control"]
+        assert max(Image.open(io.BytesIO(got.content)).size) == min(int(size), 800)
+    # the product has it: a new version, through the outbox to pages and search
+    product = (await client.get(f"/api/v1/seller/products/{pid}", headers=seller.auth)).json()
+    assert product["version"] == 2
+    assert [i["url"] for i in product["images"]] == [img["url"]] == [img["thumbnails"]["600"]]
+    events = [r["event_type"] for r in await pool.fetch(
+        "SELECT event_type FROM outbox WHERE aggregate_id = $1 ORDER BY event_id", int(pid))]
+    assert events == ["product.created", "product.updated"]
+    page = (await client.get(f"/api/v1/products/{pid}")).json()
+    assert page["images"] == [img["url"]]
+
+    # the same bytes again (a retry): the same image, nothing twice
+    again = await _upload(client, seller, pid, data, wait=False)
+    assert again.status_code == 201 and again.json()["image_id"] == img["image_id"]
+    assert await _state(pool, pid) == (2, 1, 1)
+    listed = (await client.get(f"/api/v1/seller/products/{pid}/images",
+                               headers=seller.auth)).json()
+    assert [i["image_id"] for i in listed["images"]] == [img["image_id"]]
+
+    # delete: gone from the product (a new version) and from storage
+    before = _files(settings)
+    r = await client.delete(f"/api/v1/seller/products/{pid}/images/{img['image_id']}",
+                            headers=seller.auth)
+    assert r.status_code == 200 and r.json()["version"] == 3, r.text
+    assert await _state(pool, pid) == (3, 0, 0)
+    assert len(before - _files(settings)) == 5  # the original and 4 thumbnails
+    assert (await client.get(img["thumbnails"]["300"])).status_code == 404
+
+
+@pytest.mark.parametrize(("data", "form", "field", "why"), [
+    (b"just some text", {}, "file", "is not an image"),
+    (picture() + EICAR, {}, "file", "virus scan"),
+    (picture((30, 30)), {}, "file", "at least"),
+    (picture()[:2000], {}, "file", "does not decode"),
+    (picture(), {"variant_sku": "NO-SUCH-SKU"}, "variant_sku", "no variant"),
+    (picture(), {"position": "-1"}, "position", ""),
+])
+async def test_bad_uploads_are_refused_whole(
+        client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,
+        category_ids: dict[str, int], data: bytes, form: dict[str, str], field: str,
+        why: str) -> None:
+    p = await create(client, seller, {**body(category_ids["Headphones"]), "images": []})
+    files = _files(settings)
+    r = await _upload(client, seller, p["product_id"], data, **form)
+    assert r.status_code == 422, r.text
+    fields: dict[str, Any] = r.json()["error"]["fields"]
+    assert any(field in k and why in v for k, v in fields.items()), r.text
+    assert await _state(pool, p["product_id"]) == (1, 0, 0)  # no row, no version
+    assert _files(settings) == files  # no file
+
+
+async def test_uploads_need_the_products_seller(
+        client: httpx.AsyncClient, seller: Seller, other_seller: Seller,
+        category_ids: dict[str, int]) -> None:
+    p = await create(client, seller, {**body(category_ids["Headphones"]), "images": []})
+    r = await _upload(client, other_seller, p["product_id"], picture())
+    assert r.status_code == 403, r.text
+    r = await client.post(f"/api/v1/seller/products/{p['product_id']}/images",
+                          headers=seller.auth, data={"alt_text": "no file"})
+    assert r.status_code == 422 and "file" in str(r.json()["error"]["fields"]), r.text

@@ -1,0 +1,111 @@
+"""Seller accounts over HTTP: the platform makes a seller (its first key shown once), issues,
+rotates and revokes keys, edits the profile product pages show; shoppers read the profile."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.test_seller_api import body
+
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+def _key(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _works(client: httpx.AsyncClient, key: str) -> bool:
+    r = await client.get("/api/v1/seller/products", headers=_key(key))
+    assert r.status_code in (200, 401), r.text
+    return r.status_code == 200
+
+
+async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
+        client: httpx.AsyncClient, category_ids: dict[str, int]) -> None:
+    r = await client.post("/api/v1/internal/sellers", headers=INTERNAL,
+                          json={"name": "  Acme Audio ", "rating": 4.2})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    sid, first = made["seller_id"], made["api_key"]
+    assert made["name"] == "Acme Audio" and made["rating"] == 4.2
+    assert [k["key_id"] for k in made["keys"]] == [made["key_id"]]
+    assert first.startswith(made["keys"][0]["prefix"])  # a prefix, never the key
+    assert "api_key" not in (await client.get(f"/api/v1/internal/sellers/{sid}",
+                                              headers=INTERNAL)).json()
+    # the key works on the seller API: a product made with it is the seller's
+    p = await client.post("/api/v1/seller/products", json=body(category_ids["Headphones"]),
+                          headers=_key(first))
+    assert p.status_code == 201 and p.json()["seller_id"] == sid, p.text
+
+    # a second key: both work (rotation with overlap); then a rotation: only the new one
+    second = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL)
+              ).json()
+    assert await _works(client, first) and await _works(client, second["api_key"])
+    r = await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL,
+                          json={"revoke_others": True})
+    assert r.status_code == 201, r.text
+    third = r.json()
+    assert sorted(third["revoked"]) == sorted([made["key_id"], second["key_id"]])
+    assert not await _works(client, first) and not await _works(client, second["api_key"])
+    assert await _works(client, third["api_key"])
+    # revoke the last one: nothing works; revoking again changes nothing
+    for _ in range(2):
+        r = await client.delete(f"/api/v1/internal/sellers/{sid}/keys/{third['key_id']}",
+                                headers=INTERNAL)
+        assert r.status_code == 200 and not any(k["active"] for k in r.json()["keys"])
+    assert not await _works(client, third["api_key"])
+
+    # the profile: edited by the platform, read by shoppers and shown on product pages
+    r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
+                           json={"name": "Acme Sound", "rating": 4.8})
+    assert r.status_code == 200 and r.json()["name"] == "Acme Sound"
+    public = (await client.get(f"/api/v1/sellers/{sid}")).json()
+    assert public == {"seller_id": sid, "name": "Acme Sound", "rating": 4.8}
+    r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
+                           json={"status": "SUSPENDED"})
+    assert r.json()["status"] == "SUSPENDED"
+    assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 404
+
+
+async def test_a_legacy_key_is_revoked_by_a_rotation(client: httpx.AsyncClient,
+                                                     seller: object) -> None:
+    from tests.e2e.conftest import Seller
+    assert isinstance(seller, Seller)
+    sid = seller.seller_id
+    account = (await client.get(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL)).json()
+    assert [k["key_id"] for k in account["keys"]] == ["k-initial"]
+    assert await _works(client, seller.key)
+    new = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL,
+                             json={"revoke_others": True})).json()
+    assert new["revoked"] == ["k-initial"]
+    assert not await _works(client, seller.key) and await _works(client, new["api_key"])
+
+
+@pytest.mark.parametrize(("method", "path", "json", "field"), [
+    ("post", "/api/v1/internal/sellers", {"name": ""}, "name"),
+    ("post", "/api/v1/internal/sellers", {"name": "x", "rating": 6}, "rating"),
+    ("post", "/api/v1/internal/sellers", {"name": "a\x00b"}, "name"),
+    ("post", "/api/v1/internal/sellers", {"name": "x", "api_key": "mine"}, "api_key"),
+    ("patch", "/api/v1/internal/sellers/1", {}, "body"),
+    ("patch", "/api/v1/internal/sellers/1", {"status": "GONE"}, "status"),
+    ("post", "/api/v1/internal/sellers/1/keys", {"revoke_others": "yes please"},
+     "revoke_others"),
+])
+async def test_bad_input_names_the_field(client: httpx.AsyncClient, method: str, path: str,
+                                         json: dict[str, object], field: str) -> None:
+    r = await client.request(method.upper(), path, json=json, headers=INTERNAL)
+    assert r.status_code == 422, r.text
+    assert any(field in k for k in r.json()["error"]["fields"]), r.text
+
+
+async def test_accounts_need_the_internal_token_and_known_sellers(
+        client: httpx.AsyncClient) -> None:
+    assert (await client.post("/api/v1/internal/sellers", json={"name": "x"})).status_code == 401
+    for method, path in (("get", "/api/v1/internal/sellers/12345"),
+                         ("post", "/api/v1/internal/sellers/12345/keys"),
+                         ("delete", "/api/v1/internal/sellers/12345/keys/k0123456789abcdef"),
+                         ("get", "/api/v1/sellers/12345")):
+        r = await client.request(method.upper(), path, headers=INTERNAL)
+        assert r.status_code == 404, (path, r.text)
