@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 import pyarrow as pa
@@ -514,7 +514,13 @@ class IndexBuilderLoop:
         return sum(scores) / max(len(queries), 1)
 
 
-BUILDER_OPTIONS: dict[str, Any] = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
+class ActorOptions(TypedDict):
+    max_restarts: int
+    max_task_retries: int
+    num_cpus: float
+
+
+BUILDER_OPTIONS: ActorOptions = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0}
 IndexBuilder = ray.remote(**BUILDER_OPTIONS)(IndexBuilderLoop)
 
 

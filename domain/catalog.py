@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
@@ -207,64 +208,59 @@ def check_product(product: ProductIn, limits: Limits) -> None:
 
 
 # -- versions ------------------------------------------------------------------------------
-class _SnapshotProduct(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    title: str
-    description: str = ""
-    category_id: int | None = None
-    brand: str | None = None
-    external_id: str | None = None
-    status: str = "ACTIVE"
+JsonObject = Mapping[str, object]
 
 
-class _SnapshotVariant(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    variant_id: int
-    sku: str
-    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
-    price_cents: int
-    compare_price_cents: int | None = None
-    weight_grams: int | None = None
-    status: str = "ACTIVE"
+def _objects(value: object) -> list[JsonObject]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
-class _SnapshotImage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    variant_id: int | None = None
-    url: str
-    position: int | None = None
-    alt_text: str = ""
+@dataclasses.dataclass(frozen=True)
+class ProductSnapshot:
+    """A product version as stored (`product_versions.snapshot`: its rows, as JSON)."""
 
+    product: JsonObject
+    variants: list[JsonObject]
+    images: list[JsonObject]
 
-class ProductSnapshot(BaseModel):
-    """A product version as stored (`product_versions.snapshot`: the rows, as JSON)."""
+    @classmethod
+    def of(cls, snapshot: JsonObject) -> ProductSnapshot:
+        product = snapshot.get("product")
+        return cls(product if isinstance(product, Mapping) else {},
+                   _objects(snapshot.get("variants")), _objects(snapshot.get("images")))
 
-    model_config = ConfigDict(extra="ignore")
-    product: _SnapshotProduct
-    variants: list[_SnapshotVariant] = Field(default_factory=list)
-    images: list[_SnapshotImage] = Field(default_factory=list)
+    @property
+    def title(self) -> str:
+        return str(self.product.get("title", ""))
+
+    @property
+    def status(self) -> str:
+        return str(self.product.get("status", ""))
 
     def as_product(self) -> ProductIn:
         """The version as a seller would write it (restoring it writes this as the next
-        version: variants matched by SKU keep their ids). ValidationFailed if it no longer
-        passes today's rules (e.g. its category is gone)."""
-        sku_of = {v.variant_id: v.sku for v in self.variants}
+        version: variants matched by SKU keep their ids). ValidationFailed naming `version`
+        if it no longer passes today's rules (e.g. its category is gone)."""
+        sku_of = {v.get("variant_id"): v.get("sku") for v in self.variants}
         p = self.product
+        status = p.get("status")
         try:
             return ProductIn.model_validate({
-                "title": p.title, "description": p.description, "category_id": p.category_id,
-                "brand": p.brand, "external_id": p.external_id,
-                "status": p.status if p.status in ("DRAFT", "ACTIVE", "INACTIVE") else "ACTIVE",
-                "variants": [{"sku": v.sku, "attributes": v.attributes,
-                              "price_cents": v.price_cents,
-                              "compare_price_cents": v.compare_price_cents,
-                              "weight_grams": v.weight_grams,
-                              "status": v.status if v.status in ("ACTIVE", "INACTIVE")
+                "title": p.get("title"), "description": p.get("description") or "",
+                "category_id": p.get("category_id"), "brand": p.get("brand"),
+                "external_id": p.get("external_id"),
+                "status": status if status in ("DRAFT", "ACTIVE", "INACTIVE") else "ACTIVE",
+                "variants": [{"sku": v.get("sku"), "attributes": v.get("attributes") or {},
+                              "price_cents": v.get("price_cents"),
+                              "compare_price_cents": v.get("compare_price_cents"),
+                              "weight_grams": v.get("weight_grams"),
+                              "status": "ACTIVE" if v.get("status") == "ACTIVE"
                               else "INACTIVE"} for v in self.variants],
-                "images": [{"url": i.url, "position": i.position, "alt_text": i.alt_text,
-                            "variant_sku": sku_of.get(i.variant_id) if i.variant_id else None}
+                "images": [{"url": i.get("url"), "position": i.get("position"),
+                            "alt_text": i.get("alt_text") or "",
+                            "variant_sku": sku_of.get(i.get("variant_id"))}
                            for i in self.images
-                           if i.variant_id is None or i.variant_id in sku_of],
+                           if i.get("variant_id") is None or i.get("variant_id") in sku_of],
             })
         except ValidationError as exc:
             raise ValidationFailed(

@@ -21,7 +21,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -35,7 +35,9 @@ from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.product_pages import load_prices, load_product, top_products
 from adapters.redis_keys import last_page_key, price_key, product_key
+from adapters.search import SearchIndex
 from domain.errors import Unavailable
+from domain.inventory_api import Inventory
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
@@ -66,8 +68,8 @@ class PrewarmIn(BaseModel):
 
 
 class ProductPages:
-    def __init__(self, pool: asyncpg.Pool, cache: Cache, inventory: Any | None,
-                 index: Any | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
+    def __init__(self, pool: asyncpg.Pool, cache: Cache, inventory: Inventory | None,
+                 index: SearchIndex | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
                  categories: CategoryTree | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  local_ms: int = 0, redis_url: str | None = None) -> None:
@@ -313,10 +315,11 @@ class ProductPages:
             snaps = await self.cache.stock(own + related)
             got = {str(v): s for v, s in (snaps or {}).items()}
         missing = [v for v in own if str(v) not in got]
-        if missing and self.inventory is not None:
+        inventory = self.inventory
+        if missing and inventory is not None:
             try:
                 owners = await self._owner_reads.do(tuple(missing), lambda: asyncio.wait_for(
-                    self.inventory.stock(missing), self.owner_timeout_s))  # type: ignore[union-attr]
+                    inventory.stock(missing), self.owner_timeout_s))
             except Exception as exc:  # shown as UNKNOWN: never guessed
                 log.warning("stock of %s unavailable: %r", missing, exc)
                 owners = {}
@@ -363,8 +366,8 @@ def _sellable(row: JsonObject | None) -> bool:
             and bool(row["variants"]))
 
 
-def _brand_key(doc: JsonObject) -> str | None:
+def _brand_key(doc: Mapping[str, object]) -> str | None:
     """The hit's normalized brand: documents store `brand` as written (`brand_key` is indexed
     for filters only, not stored)."""
     brand = doc.get("brand")
-    return normalize_key(brand) if brand else None
+    return normalize_key(brand) if isinstance(brand, str) and brand else None

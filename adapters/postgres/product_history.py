@@ -51,7 +51,7 @@ async def versions(conn: Conn, seller_id: int, product_id: int) -> list[Version]
         """SELECT version, created_at AS at, snapshot FROM product_versions
            WHERE product_id = $1 AND version < $2 ORDER BY version DESC""",
         product_id, current["version"])
-    return [Version(int(r["version"]), r["at"], ProductSnapshot.model_validate(r["snapshot"]))
+    return [Version(int(r["version"]), r["at"], ProductSnapshot.of(r["snapshot"]))
             for r in [current, *older]]
 
 
@@ -67,5 +67,5 @@ async def version(conn: Conn, seller_id: int, product_id: int, n: int) -> tuple[
     if row is None:
         raise NotFound(f"product {product_id} has no version {n} (it is at {latest})",
                        current_version=latest)
-    return Version(int(row["version"]), row["at"], ProductSnapshot.model_validate(
+    return Version(int(row["version"]), row["at"], ProductSnapshot.of(
         row["snapshot"])), latest

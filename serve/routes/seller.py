@@ -96,7 +96,7 @@ VersionPath = Annotated[int, Path(ge=1, le=10**9, description="a version of the 
 def _version_json(product_id: int, v: Version, current: int) -> Json:
     return {"product_id": str(product_id), "version": v.version,
             "written_at": v.at.isoformat(), "current": v.version == current,
-            "title": v.snapshot.product.title, "status": v.snapshot.product.status}
+            "title": v.snapshot.title, "status": v.snapshot.status}
 
 
 @router.get("/api/v1/seller/products/{product_id}/versions")

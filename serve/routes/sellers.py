@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from adapters.postgres import seller_accounts as accounts
@@ -32,12 +32,6 @@ class SellerPatch(BaseModel):
     name: Name | None = None
     rating: float | None = Field(default=None, ge=0, le=5)
     status: Literal["ACTIVE", "SUSPENDED"] | None = None
-
-
-class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    revoke_others: bool = Field(default=False, description="a rotation: every other key of "
-                                                          "the seller stops working now")
 
 
 def _account(a: SellerAccount) -> Json:
@@ -82,11 +76,14 @@ async def update_seller(svc: Svc, _: Internal, seller_id: SellerPath,
 
 
 @router.post("/api/v1/internal/sellers/{seller_id}/keys", status_code=201)
-async def issue_key(svc: Svc, _: Internal, seller_id: SellerPath,
-                    body: KeyIn | None = None) -> Json:
-    """A new API key (shown once). `revoke_others: true` rotates: the others stop working."""
+async def issue_key(
+    svc: Svc, _: Internal, seller_id: SellerPath,
+    revoke_others: Annotated[bool, Query(description="a rotation: every other key of the "
+                                                     "seller stops working now")] = False,
+) -> Json:
+    """A new API key (shown once). `?revoke_others=true` rotates: the others stop working."""
     async with svc.pool.acquire() as conn:
-        issued = await accounts.issue(conn, seller_id, body.revoke_others if body else False)
+        issued = await accounts.issue(conn, seller_id, revoke_others)
     return dataclasses.asdict(issued)
 
 

@@ -44,7 +44,7 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
               ).json()
     assert await _works(client, first) and await _works(client, second["api_key"])
     r = await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL,
-                          json={"revoke_others": True})
+                          params={"revoke_others": "true"})
     assert r.status_code == 201, r.text
     third = r.json()
     assert sorted(third["revoked"]) == sorted([made["key_id"], second["key_id"]])
@@ -67,6 +67,12 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
                            json={"status": "SUSPENDED"})
     assert r.json()["status"] == "SUSPENDED"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 404
+    assert (await client.get(f"/api/v1/products/{p.json()['product_id']}")).status_code in (
+        404, 410)  # its products are not sold meanwhile
+    r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
+                           json={"status": "ACTIVE"})
+    assert r.json()["status"] == "ACTIVE"
+    assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 200
 
 
 async def test_a_legacy_key_is_revoked_by_a_rotation(client: httpx.AsyncClient,
@@ -78,9 +84,15 @@ async def test_a_legacy_key_is_revoked_by_a_rotation(client: httpx.AsyncClient,
     assert [k["key_id"] for k in account["keys"]] == ["k-initial"]
     assert await _works(client, seller.key)
     new = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL,
-                             json={"revoke_others": True})).json()
+                             params={"revoke_others": "true"})).json()
     assert new["revoked"] == ["k-initial"]
     assert not await _works(client, seller.key) and await _works(client, new["api_key"])
+
+
+async def test_a_bad_rotation_flag_names_it(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/internal/sellers/1/keys", headers=INTERNAL,
+                          params={"revoke_others": "yes please"})
+    assert r.status_code == 422 and "revoke_others" in str(r.json()["error"]["fields"])
 
 
 @pytest.mark.parametrize(("method", "path", "json", "field"), [
@@ -90,8 +102,6 @@ async def test_a_legacy_key_is_revoked_by_a_rotation(client: httpx.AsyncClient,
     ("post", "/api/v1/internal/sellers", {"name": "x", "api_key": "mine"}, "api_key"),
     ("patch", "/api/v1/internal/sellers/1", {}, "body"),
     ("patch", "/api/v1/internal/sellers/1", {"status": "GONE"}, "status"),
-    ("post", "/api/v1/internal/sellers/1/keys", {"revoke_others": "yes please"},
-     "revoke_others"),
 ])
 async def test_bad_input_names_the_field(client: httpx.AsyncClient, method: str, path: str,
                                          json: dict[str, object], field: str) -> None:
