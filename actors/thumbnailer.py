@@ -10,13 +10,17 @@ from adapters.media_store import LocalStore, StoreConfig
 from domain.images import SIZES, original_key, thumbnail_key, thumbnails
 
 
-@ray.remote(num_cpus=0.25, max_retries=2)
-def _make(cfg: StoreConfig, sha256: str, ext: str, sizes: tuple[int, ...]) -> list[int]:
+def render(cfg: StoreConfig, sha256: str, ext: str, sizes: tuple[int, ...]) -> list[int]:
+    """What one task does: read the original, write its thumbnails (also run in-process by
+    scripts/bench_images as the baseline)."""
     store = LocalStore.open(cfg)
     made = thumbnails(store.read(original_key(sha256, ext)), sizes)
     for size, data in made.items():
         store.write(thumbnail_key(sha256, size), data)
     return sorted(made)
+
+
+_make = ray.remote(num_cpus=0.5, max_retries=2)(render)
 
 
 async def make_thumbnails(cfg: StoreConfig, sha256: str, ext: str,

@@ -52,7 +52,7 @@ def statuses(method: str, path: str, operation: Doc) -> set[str]:
         out |= {"401", "403"}
     if "{" in path or method in _WRITES or path.startswith("/api/v1/cart"):
         out.add("404")  # a cart is found by its token: none, or an unknown one, is a 404
-    if "If-Match" in {p.get("name") for p in params}:
+    if "if-match" in {str(p.get("name", "")).lower() for p in params}:
         out.add("428")
     if path.startswith(RATE_LIMITED):
         out.add("429")
