@@ -11,10 +11,21 @@ import secrets
 from datetime import datetime
 
 from adapters.postgres import Conn
+from adapters.postgres.outbox import OUTBOX_CHANNEL
 from domain.errors import NotFound
 from domain.sellers import hash_api_key, new_api_key
 
 LEGACY_KEY_ID = "k-initial"  # the key in sellers.api_key_hash
+_ANNOUNCE = f"""
+WITH e AS (
+    INSERT INTO outbox (event_type, aggregate_id, aggregate_version, payload)
+    SELECT 'product.updated', p.product_id, p.version,
+           jsonb_build_object('product_id', p.product_id::text, 'seller_id', p.seller_id::text,
+                              'version', p.version, 'cause', 'seller')
+    FROM products p WHERE p.seller_id = $1 AND p.status <> 'DELETED'
+    RETURNING event_id)
+SELECT pg_notify('{OUTBOX_CHANNEL}', max(event_id)::text) FROM e HAVING count(*) > 0
+"""
 
 
 class SellerNotFound(NotFound):
@@ -81,14 +92,19 @@ async def account(conn: Conn, seller_id: int) -> SellerAccount:
 
 async def update(conn: Conn, seller_id: int, name: str | None, rating: float | None,
                  status: str | None, clear_rating: bool = False) -> SellerAccount:
-    done = await conn.fetchval(
-        """UPDATE sellers SET name = coalesce($2, name),
-                              rating = CASE WHEN $5 THEN NULL ELSE coalesce($3, rating) END,
-                              status = coalesce($4, status)
-           WHERE seller_id = $1 RETURNING seller_id""",
-        seller_id, name, rating, status, clear_rating)
-    if done is None:
-        raise SellerNotFound(f"seller {seller_id} not found")
+    """One transaction: the seller row, and a `product.updated` event per product of the
+    seller's, so that search documents and cached product pages follow (a suspended seller's
+    products leave search; their pages show the new name or rating)."""
+    async with conn.transaction():
+        done = await conn.fetchval(
+            """UPDATE sellers SET name = coalesce($2, name),
+                                  rating = CASE WHEN $5 THEN NULL ELSE coalesce($3, rating) END,
+                                  status = coalesce($4, status)
+               WHERE seller_id = $1 RETURNING seller_id""",
+            seller_id, name, rating, status, clear_rating)
+        if done is None:
+            raise SellerNotFound(f"seller {seller_id} not found")
+        await conn.execute(_ANNOUNCE, seller_id)
     return await account(conn, seller_id)
 
 

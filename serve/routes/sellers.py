@@ -64,9 +64,9 @@ async def get_seller(svc: Svc, _: Internal, seller_id: SellerPath) -> Json:
 @router.patch("/api/v1/internal/sellers/{seller_id}")
 async def update_seller(svc: Svc, _: Internal, seller_id: SellerPath,
                         body: SellerPatch) -> Json:
-    """Name, rating (product pages show them; cached pages within AISLE_PRODUCT_CACHE_SECONDS)
-    or status (SUSPENDED: its keys stop working, product pages and quotes refuse its
-    products)."""
+    """Name, rating or status (SUSPENDED: its keys stop working, its products leave search
+    and cannot be bought). Its products are announced through the outbox, so search and the
+    product pages' caches follow within a second or so."""
     if not body.model_fields_set:
         raise ValidationFailed({"body": "name, rating or status"}, "nothing to change")
     async with svc.pool.acquire() as conn:

@@ -3,6 +3,11 @@ rotates and revokes keys, edits the profile product pages show; shoppers read th
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -35,9 +40,12 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     assert "api_key" not in (await client.get(f"/api/v1/internal/sellers/{sid}",
                                               headers=INTERNAL)).json()
     # the key works on the seller API: a product made with it is the seller's
-    p = await client.post("/api/v1/seller/products", json=body(category_ids["Headphones"]),
-                          headers=_key(first))
+    tag = "acme" + secrets.token_hex(4)
+    p = await client.post("/api/v1/seller/products", headers=_key(first),
+                          json={**body(category_ids["Headphones"]), "title": f"Speaker {tag}"})
     assert p.status_code == 201 and p.json()["seller_id"] == sid, p.text
+    pid = p.json()["product_id"]
+    await _until(lambda: _page_seller(client, pid), "Acme Audio")  # indexed, page cached
 
     # a second key: both work (rotation with overlap); then a rotation: only the new one
     second = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL)
@@ -63,16 +71,48 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     assert r.status_code == 200 and r.json()["name"] == "Acme Sound"
     public = (await client.get(f"/api/v1/sellers/{sid}")).json()
     assert public == {"seller_id": sid, "name": "Acme Sound", "rating": 4.8}
+    # the product page (cached before the rename) and search follow the profile: the outbox
+    # announces
+    # the seller's products
+    await _until(lambda: _page_seller(client, pid), "Acme Sound")
+    assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
     r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
                            json={"status": "SUSPENDED"})
     assert r.json()["status"] == "SUSPENDED"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 404
-    assert (await client.get(f"/api/v1/products/{p.json()['product_id']}")).status_code in (
-        404, 410)  # its products are not sold meanwhile
+    assert (await client.get(f"/api/v1/products/{pid}")).status_code in (404, 410)
+    assert pid not in await _until(lambda: _search_ids(client, tag), None, want_out=pid)
     r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
                            json={"status": "ACTIVE"})
     assert r.json()["status"] == "ACTIVE"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 200
+    assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
+
+
+async def _page_seller(client: httpx.AsyncClient, pid: str) -> object:
+    r = await client.get(f"/api/v1/products/{pid}")
+    return r.json()["seller"]["name"] if r.status_code == 200 else None
+
+
+async def _search_ids(client: httpx.AsyncClient, q: str) -> object:
+    r = await client.get("/api/v1/products/search", params={"q": q})
+    return [x["product_id"] for x in r.json()["results"]] if r.status_code == 200 else []
+
+
+async def _until(read: Callable[[], Awaitable[object]], value: object,
+                 want_in: str | None = None, want_out: str | None = None) -> Any:
+    """What `read` gives once it equals `value` (or holds / lacks an id), within 20 s."""
+    got: object = None
+    for _ in range(200):
+        got = await read()
+        if want_in is not None and isinstance(got, list) and want_in in got:
+            return got
+        if want_out is not None and isinstance(got, list) and want_out not in got:
+            return got
+        if want_in is None and want_out is None and got == value:
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened; last: {got!r}")
 
 
 async def test_a_legacy_key_is_revoked_by_a_rotation(client: httpx.AsyncClient,
