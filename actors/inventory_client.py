@@ -78,7 +78,15 @@ MAX_OPS_PER_CALL = 512
 WARM_EVERY_S = 0.25  # snapshots missing from Redis are asked of their owners this often...
 WARM_MAX = 5_000  # ...at most this many variants at a time (more wait for a later round)
 WARM_TIMEOUT_S = 2.0
-RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError)
+
+
+class PartitionGone(RuntimeError):
+    """No actor runs for the partition (retired by a rebalance, or stopped): the map is read
+    again, which starts it if it still owns slots."""
+
+
+RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, CommitFailed, TimeoutError,
+             PartitionGone)
 
 
 class InventoryUnavailable(Unavailable):
@@ -218,17 +226,31 @@ class InventoryClient:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable(f"inventory partition {k} unavailable") from exc
                 self.retries += 1
-                if isinstance(exc, ActorDiedError):
-                    # dead for good: stopped by an operator, or retired by a rebalance (then
-                    # the map no longer names it, and its slots' owners answer)
+                if isinstance(exc, ActorDiedError | PartitionGone):
+                    # dead for good or not running: stopped by an operator (reading the map
+                    # starts it again), or retired by a rebalance (then the map no longer
+                    # names it, and its slots' owners answer)
                     owners = await self.read_map()
                     if k not in owners:
                         return Moved(())
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _existing(self, k: int) -> ActorHandle:
+        """Partition k's actor if it runs (PartitionGone otherwise). Calls never start one:
+        with a map read before a rebalance retired k, that would bring k back; partitions are
+        started from a map just read (read_map) or by a rebalance."""
+        actor = self.actors.get(k)
+        if actor is None:
+            try:
+                actor = ray.get_actor(partition_name(k, self.dsn), namespace=NAMESPACE)
+            except ValueError:
+                raise PartitionGone(f"inventory partition {k} is not running") from None
+            self.actors[k] = actor
+        return actor
+
     async def _call_many(self, k: int, cmds: list[PartitionCommand]) -> list[Reply]:
-        actor = self._actor(k)
+        actor = self._existing(k)
         try:
             replies: list[Reply] = await actor.call_many.remote(cmds)
             return replies
@@ -443,10 +465,16 @@ class InventoryClient:
                 moved += await self._move(m)
             owners = await self.read_map()
             retired = [k for k in range(partitions, before) if k not in owners]
-            for k in retired:
-                with contextlib.suppress(Exception):
-                    ray.kill(self._actor(k), no_restart=True)
-                self.actors.pop(k, None)
+            for attempt in range(2 if retired else 0):
+                if attempt:
+                    # another client that read the map just before the moves ended may have
+                    # looked a retired partition up as it stopped: stop what came back
+                    await asyncio.sleep(1.0)
+                for k in retired:
+                    self.actors.pop(k, None)
+                    with contextlib.suppress(ValueError):
+                        ray.kill(ray.get_actor(partition_name(k, self.dsn),
+                                               namespace=NAMESPACE), no_restart=True)
         return Rebalanced(before, partitions_of(owners), moved, len(moves),
                           round(loop.time() - started, 3))
 
