@@ -184,7 +184,7 @@ class CartService:
         holds = [h for h in row.holds if h.variant_id == variant_id]
         if not holds:
             raise ValidationFailed({"variant_id": "not in the cart"})
-        for h in holds:
+        async def release(h: Hold) -> None:
             try:
                 await self.inventory.release(h.reservation_id)
             except ReservationNotFound:
@@ -192,6 +192,8 @@ class CartService:
             except Conflict as exc:
                 if exc.code != "reservation_closed":  # expired already: nothing held
                     raise
+
+        await asyncio.gather(*(release(h) for h in holds))  # one round for all the holds
         async with self.pool.acquire() as conn:
             await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in holds])
         return await self.view(token)
