@@ -135,7 +135,10 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        upload = (scope["method"] == "POST" and _UPLOAD_PATH.match(scope["path"]) is not None
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # an app under a route prefix: its own path
+            path = path[len(root):]
+        upload = (scope["method"] == "POST" and _UPLOAD_PATH.match(path) is not None
                   and headers.get(b"content-type", b"").startswith(b"multipart/form-data"))
         limit = self.upload_limit if upload else self.limit
         declared = headers.get(b"content-length", b"")
