@@ -1,19 +1,20 @@
 """Thumbnails made by Ray tasks: one task per uploaded image, off the Gateway's event loop and
 spread over the cluster's CPUs. The task reads the original from the store and writes the
-renditions back (the bytes never pass through the Gateway)."""
+renditions back (the bytes never pass through the Gateway). The store is whichever the
+Gateway uses (a directory, or an S3 bucket), reopened from its picklable config."""
 
 from __future__ import annotations
 
 import ray
 
-from adapters.media_store import LocalStore, StoreConfig
+from adapters.media_store import StoreConfig, open_config
 from domain.images import SIZES, original_key, thumbnail_key, thumbnails
 
 
 def render(cfg: StoreConfig, sha256: str, ext: str, sizes: tuple[int, ...]) -> list[int]:
     """What one task does: read the original, write its thumbnails (also run in-process by
     scripts/bench_images as the baseline)."""
-    store = LocalStore.open(cfg)
+    store = open_config(cfg)
     made = thumbnails(store.read(original_key(sha256, ext)), sizes)
     for size, data in made.items():
         store.write(thumbnail_key(sha256, size), data)

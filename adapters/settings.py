@@ -9,13 +9,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, TypedDict
 from urllib.parse import urlparse
 
 from domain.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Addressing", "Settings"]
+
+Addressing = Literal["path", "virtual", "auto"]  # S3 bucket addressing (botocore's names)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -77,6 +81,13 @@ class Settings:
     image_max_bytes: int = 10 << 20  # a seller image upload
     media_dir: Path | None = None  # uploaded images' store (None: <data_dir>/media)
     media_base_url: str = "/media"  # where their thumbnails are served (a CDN's URL)
+    # uploaded images in an S3-compatible bucket instead of media_dir (None: media_dir);
+    # credentials come from boto3's usual chain (AWS_* variables, profile, role), never here
+    media_s3_bucket: str | None = None
+    media_s3_endpoint_url: str | None = None  # None: AWS S3 itself; else MinIO, R2, ...
+    media_s3_region: str | None = None  # None: boto3's (AWS_REGION / AWS_DEFAULT_REGION)
+    media_s3_prefix: str = ""  # keys' prefix in the bucket: "" or ending in "/"
+    media_s3_addressing: Addressing = "auto"
     max_variants: int = 100
     max_images: int = 20
     low_stock_threshold: int = 5  # LOW_STOCK ("Almost gone!") at or below this many units
@@ -129,6 +140,7 @@ class Settings:
             media_dir=(Path(env["AISLE_MEDIA_DIR"]).expanduser()
                        if env.get("AISLE_MEDIA_DIR", "").strip() else None),
             media_base_url=_base_url(env.get("AISLE_MEDIA_BASE_URL", "/media")),
+            **_media_s3(env),
             max_variants=_int(env, "AISLE_MAX_VARIANTS", 100, 1, 10_000),
             max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
             low_stock_threshold=_int(env, "AISLE_LOW_STOCK_THRESHOLD", 5, 0, 1_000_000),
@@ -163,6 +175,56 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PREFIX = re.compile(r"[a-z0-9._-]+(/[a-z0-9._-]+)*")
+_ADDRESSING: dict[str, Addressing] = {"path": "path", "virtual": "virtual", "auto": "auto"}
+_S3_VARS = ("AISLE_MEDIA_S3_ENDPOINT_URL", "AISLE_MEDIA_S3_REGION", "AISLE_MEDIA_S3_PREFIX",
+            "AISLE_MEDIA_S3_ADDRESSING")
+
+
+def _media_s3(env: Mapping[str, str]) -> _MediaS3:
+    """The S3 image store's settings: on when AISLE_MEDIA_S3_BUCKET is set (then
+    AISLE_MEDIA_DIR must not be); the other AISLE_MEDIA_S3_* variables need it."""
+    bucket = env.get("AISLE_MEDIA_S3_BUCKET", "").strip()
+    if not bucket:
+        stray = [n for n in _S3_VARS if env.get(n, "").strip()]
+        if stray:
+            raise ConfigError(f"{stray[0]} is set but AISLE_MEDIA_S3_BUCKET is not")
+        return {}
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(f"AISLE_MEDIA_S3_BUCKET: expected a bucket name (3-63 characters: "
+                          f"a-z, 0-9, '.', '-'), got {bucket!r}")
+    if env.get("AISLE_MEDIA_DIR", "").strip():
+        raise ConfigError("set AISLE_MEDIA_DIR or AISLE_MEDIA_S3_BUCKET, not both")
+    endpoint = _url(env, "AISLE_MEDIA_S3_ENDPOINT_URL", ("http", "https"))
+    region = env.get("AISLE_MEDIA_S3_REGION", "").strip() or None
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigError(f"AISLE_MEDIA_S3_REGION: expected a region name, got {region!r}")
+    prefix = env.get("AISLE_MEDIA_S3_PREFIX", "").strip().strip("/")
+    if prefix and (not _PREFIX.fullmatch(prefix) or ".." in prefix.split("/")):
+        raise ConfigError(f"AISLE_MEDIA_S3_PREFIX: expected path segments of a-z, 0-9, '.', "
+                          f"'_', '-' separated by '/', got {prefix!r}")
+    # unset: path-style with an endpoint (what MinIO and most S3-compatible servers want)
+    raw = env.get("AISLE_MEDIA_S3_ADDRESSING", "").strip().lower() or (
+        "path" if endpoint else "auto")
+    addressing = _ADDRESSING.get(raw)
+    if addressing is None:
+        raise ConfigError(f"AISLE_MEDIA_S3_ADDRESSING must be one of path, virtual, auto, "
+                          f"got {raw!r}")
+    return {"media_s3_bucket": bucket, "media_s3_endpoint_url": endpoint,
+            "media_s3_region": region, "media_s3_prefix": prefix + "/" if prefix else "",
+            "media_s3_addressing": addressing}
+
+
+class _MediaS3(TypedDict, total=False):
+    media_s3_bucket: str
+    media_s3_endpoint_url: str | None
+    media_s3_region: str | None
+    media_s3_prefix: str
+    media_s3_addressing: Addressing
 
 
 def _one_of(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

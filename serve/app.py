@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from fastapi import FastAPI
 from ray import serve
@@ -21,7 +20,7 @@ from actors.repricer import repricer_actor
 from actors.search_index import open_index
 from adapters.cache import Cache, create_cache_redis
 from adapters.experiment_metrics import ExperimentMetrics
-from adapters.media_store import LocalStore
+from adapters.media_store import open_store
 from adapters.postgres import connect, create_pool
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.category_tree import CategoryTree
@@ -100,9 +99,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         catalog=catalog, inventory=inventory, search=search,
         pages=pages, quotes=quotes, builder=builder,
         carts=CartService(pool, inventory, quotes, settings.reservation_ttl_s),
-        media=MediaService(pool, catalog, LocalStore(Path(data_dir_abs(
-            settings.media_dir or settings.data_dir / "media"))), settings.media_base_url,
-            ImageLimits(max_bytes=settings.image_max_bytes)),
+        media=MediaService(pool, catalog, open_store(settings), settings.media_base_url,
+                           ImageLimits(max_bytes=settings.image_max_bytes)),
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
         jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)))
 

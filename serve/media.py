@@ -19,7 +19,7 @@ from typing import TypedDict
 import asyncpg
 
 from actors.thumbnailer import make_thumbnails
-from adapters.media_store import LocalStore
+from adapters.media_store import ObjectStore
 from adapters.postgres import Conn, media_repo
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.media_repo import MediaImage
@@ -50,7 +50,7 @@ class MediaJson(TypedDict):
 class MediaService:
     pool: asyncpg.Pool
     catalog: CatalogRepository
-    store: LocalStore
+    store: ObjectStore  # a directory or an S3 bucket (adapters/media_store.open_store)
     base_url: str  # where thumbnails are served (aisle's /media, or a CDN)
     limits: ImageLimits
     _running: dict[str, asyncio.Task[MediaImage]] = dataclasses.field(default_factory=dict)

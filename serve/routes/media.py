@@ -71,7 +71,17 @@ async def delete_image(svc: Svc, seller_id: Seller, product_id: ProductPath,
 @router.get("/media/{sha256}/{name}", include_in_schema=False)
 async def media_file(svc: Svc, sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
                      name: Annotated[str, Path(pattern=r"^[0-9]{2,4}\.jpg$")]) -> Response:
-    path = svc.media.store.path(f"{sha256}/{name}")
-    if not path.is_file():
-        raise NotFound("no such image")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": CACHE_FOREVER})
+    """A thumbnail: from its file (LocalStore), or its bytes from the store (S3Store; a CDN at
+    AISLE_MEDIA_BASE_URL takes this traffic off the Gateway)."""
+    store, key = svc.media.store, f"{sha256}/{name}"
+    headers = {"Cache-Control": CACHE_FOREVER}
+    path = store.path(key)
+    if path is not None:
+        if not path.is_file():
+            raise NotFound("no such image")
+        return FileResponse(path, media_type="image/jpeg", headers=headers)
+    try:
+        data = await store.get(key)
+    except FileNotFoundError:
+        raise NotFound("no such image") from None
+    return Response(data, media_type="image/jpeg", headers=headers)
