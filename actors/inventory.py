@@ -118,7 +118,7 @@ class InventoryPartition:
     async def _recover(self) -> None:
         await self.store.reconnect()
         state = PartitionState(wall_clock_ms, self.low)
-        state.warehouses = await self.store.warehouses()
+        _set_warehouses(state, await self.store.warehouses())
         slots = await self.store.owned_slots()
         await self._load_open(state, slots)
         self.state = state
@@ -369,7 +369,7 @@ class InventoryPartition:
             self.stock_publisher.mark(need_v)
         if any(w is not None and w not in st.warehouses for c in writes
                for w in warehouses_of(c)):
-            st.warehouses = await self.store.warehouses()  # one added since we loaded them
+            _set_warehouses(st, await self.store.warehouses())  # one added since we loaded
 
     async def _process(self, batch: list[Pending]) -> None:
         batch = await self._misrouted(batch)
@@ -441,3 +441,8 @@ def _exit_when_loop_ends(task: asyncio.Task[None]) -> None:
     log.error("inventory loop ended: %r; exiting so that Ray restarts the actor",
               None if task.cancelled() else task.exception())
     os._exit(1)
+
+
+def _set_warehouses(state: PartitionState, owners: dict[str, int | None]) -> None:
+    state.warehouses = set(owners)
+    state.owned = {w: s for w, s in owners.items() if s is not None}

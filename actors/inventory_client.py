@@ -334,9 +334,11 @@ class InventoryClient:
 
     # -- stock ----------------------------------------------------------------------------
     async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
-                     key: str | None = None) -> FiguresJson:
+                     key: str | None = None, absolute: bool = False) -> FiguresJson:
+        """Adds `delta` to the warehouse's available units (with `absolute`: sets them to
+        `delta`)."""
         a = await self._call(slot_of(variant_id), Adjust(
-            key or uuid.uuid4().hex, variant_id, warehouse_id, delta, reason))
+            key or uuid.uuid4().hex, variant_id, warehouse_id, delta, reason, absolute))
         return {"available": a.available, "reserved": a.reserved, "sold": a.sold}
 
     async def stock(self, variant_ids: list[int]) -> dict[str, StockJson]:

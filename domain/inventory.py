@@ -6,7 +6,9 @@ and records what changed (`drain()`), for the actor to group-commit. Conservatio
 available + reserved + sold == initial + sum(ADJUST deltas), per variant and warehouse.
 
 Warehouse allocation when the caller names none: take from the warehouse with the most
-available (ties: lowest warehouse id), then the next, splitting the quantity as needed.
+available (ties: lowest warehouse id), then the next, splitting the quantity as needed, among
+the platform's warehouses only: a warehouse a seller owns (`owned`) holds that seller's units
+of the variants it offers, reserved only by naming it (the offer that won the buy box).
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class PartitionState:
         self.low = low_stock_threshold
         self.stock: dict[int, dict[str, Stock]] = {}
         self.warehouses: set[str] = set()
+        self.owned: dict[str, int] = {}  # warehouse -> the seller whose units it holds
         self.reservations: dict[str, Reservation] = {}
         self._deadlines: list[tuple[int, str]] = []  # heap of (expires_at_ms, reservation id)
         self._touched: dict[tuple[int, str], Stock] = {}
@@ -188,6 +191,31 @@ class PartitionState:
         rows.setdefault(warehouse_id, Stock())
         return self._move(variant_id, warehouse_id, "ADJUST", delta, None, reason, d_avail=delta)
 
+    def set_available(self, variant_id: int, warehouse_id: str, available: int,
+                      reason: str) -> Stock:
+        """ADJUST to exactly `available` units (a seller stating its stock); no movement when
+        it is so already."""
+        if not 0 <= available <= MAX_UNITS:
+            raise ValidationFailed({"quantity": f"must be 0 to {MAX_UNITS}"})
+        rows = self._rows(variant_id)
+        if warehouse_id not in self.warehouses:
+            raise ValidationFailed({"warehouse_id": f"unknown warehouse {warehouse_id!r}"})
+        have = rows.get(warehouse_id)
+        if have is not None and have.available == available:
+            return dataclasses.replace(have)
+        if have is None and available == 0:
+            return Stock()
+        return self.adjust(variant_id, warehouse_id, available - (have.available if have else 0),
+                           reason)
+
+    def sellers(self, variant_id: int) -> dict[int, int]:
+        """Units available per seller in warehouses sellers own (their offers' stock)."""
+        out: dict[int, int] = {}
+        for w, s in self.stock.get(variant_id, {}).items():
+            if w in self.owned:
+                out[self.owned[w]] = out.get(self.owned[w], 0) + s.available
+        return out
+
     def expire(self) -> list[Reservation]:
         """Releases the open reservations whose time is up (O(due), not O(all)). Closed ones
         leave memory at their deadline too: PostgreSQL has them if anyone asks again."""
@@ -244,13 +272,13 @@ class PartitionState:
         for item in items:
             if not 1 <= item.quantity <= MAX_QUANTITY:
                 raise ValidationFailed({"quantity": f"must be between 1 and {MAX_QUANTITY}"})
-            whs = sorted((w for (v, w) in left if v == item.variant_id),
+            whs = sorted((w for (v, w) in left if v == item.variant_id and w not in self.owned),
                          key=lambda w: (-left[(item.variant_id, w)], w))
             if item.warehouse_id is not None:
                 if item.warehouse_id not in self.warehouses:
                     raise ValidationFailed(
                         {"warehouse_id": f"unknown warehouse {item.warehouse_id!r}"})
-                whs = [item.warehouse_id] if item.warehouse_id in whs else []
+                whs = [item.warehouse_id] if (item.variant_id, item.warehouse_id) in left else []
             need = item.quantity
             for w in whs:
                 take = min(need, left[(item.variant_id, w)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict
 
 from domain.inventory import Status
 from domain.inventory_commands import ReservationView, VariantStock
@@ -53,7 +53,9 @@ class StockSnapshot(TypedDict):
 
     status: Status
     quantity_hint: str
-    available: int
+    available: int  # every seller's units
+    # of those, other sellers' (their offers' warehouses), by seller id; absent: none
+    sellers: NotRequired[dict[str, int]]
 
 
 class Inventory(Protocol):
@@ -69,7 +71,7 @@ class Inventory(Protocol):
     async def get(self, cart_id: str) -> CartJson: ...
 
     async def adjust(self, variant_id: int, warehouse_id: str, delta: int, reason: str,
-                     key: str | None = None) -> FiguresJson: ...
+                     key: str | None = None, absolute: bool = False) -> FiguresJson: ...
 
     async def stock(self, variant_ids: list[int]) -> dict[str, StockJson]: ...
 
@@ -99,4 +101,8 @@ def stock_json(s: VariantStock) -> StockJson:
 
 
 def snapshot(s: VariantStock) -> StockSnapshot:
-    return {"status": s.status, "quantity_hint": s.quantity_hint, "available": s.available}
+    out: StockSnapshot = {"status": s.status, "quantity_hint": s.quantity_hint,
+                          "available": s.available}
+    if s.sellers:
+        out["sellers"] = {str(seller): n for seller, n in s.sellers}
+    return out

@@ -68,6 +68,8 @@ class VariantStock:
     quantity_hint: str
     available: int
     warehouses: tuple[tuple[str, WarehouseStock], ...]  # by warehouse id
+    # of `available`, the units of sellers' own warehouses (their offers), by seller id
+    sellers: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def of(cls, state: PartitionState, variant_id: int) -> VariantStock:
@@ -75,7 +77,8 @@ class VariantStock:
         rows = state.stock[variant_id]
         return cls(status, hint, sum(s.available for s in rows.values()),
                    tuple((w, WarehouseStock(s.available, s.reserved, s.sold, s.version))
-                         for w, s in sorted(rows.items())))
+                         for w, s in sorted(rows.items())),
+                   tuple(sorted(state.sellers(variant_id).items())))
 
 
 Stocks = dict[int, VariantStock]  # the variants a partition knows, of those asked for
@@ -185,13 +188,15 @@ class Deduct(Close):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Adjust(Command[Adjusted]):
-    """Restock (+) or shrinkage (-) of a warehouse's available units."""
+    """Restock (+) or shrinkage (-) of a warehouse's available units; with `absolute`,
+    `delta` is what available becomes (a seller stating its offer's stock)."""
 
     key: str
     variant_id: int
     warehouse_id: str
     delta: int
     reason: str
+    absolute: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

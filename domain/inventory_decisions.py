@@ -49,7 +49,8 @@ def decide(st: PartitionState, cmd: Write) -> Outcome:
                 close = st.release if isinstance(cmd, Release) else st.deduct
                 return Done(ReservationView.of(close(cmd.reservation_id)))
             case Adjust():
-                s = st.adjust(cmd.variant_id, cmd.warehouse_id, cmd.delta, cmd.reason)
+                s = (st.set_available if cmd.absolute else st.adjust)(
+                    cmd.variant_id, cmd.warehouse_id, cmd.delta, cmd.reason)
                 return Done(Adjusted(s.available, s.reserved, s.sold))
             case _:
                 assert_never(cmd)

@@ -101,9 +101,10 @@ class InventoryStore:
         assert self.conn is not None, "reconnect() first"
         return self.conn
 
-    async def warehouses(self) -> set[str]:
-        rows = await self.db.fetch("SELECT warehouse_id FROM warehouses")
-        return {r["warehouse_id"] for r in rows}
+    async def warehouses(self) -> dict[str, int | None]:
+        """Every warehouse, and the seller owning it (None: the platform's)."""
+        rows = await self.db.fetch("SELECT warehouse_id, seller_id FROM warehouses")
+        return {r["warehouse_id"]: r["seller_id"] for r in rows}
 
     async def load_variants(self, ids: list[int]) -> dict[int, dict[str, Stock]]:
         """Stock rows of the variants that exist (a variant with no rows maps to {})."""
