@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+G = npt.NDArray[np.generic]
 
 _FILL_SIGMA = 0.6  # spread (log space) of filled-in prices around their category's median
 _DEFAULT_MEDIAN_CENTS = 2_499
@@ -10,13 +16,13 @@ _COMPARE_SHARE = 0.15  # products shown with a compare-at price
 _MIN_SUPPORT = 5  # known prices a group needs before its median is used
 
 
-def charm_cents(dollars: np.ndarray) -> np.ndarray:
+def charm_cents(dollars: F64) -> I64:
     """Rounded to a price ending in .99 (at least 0.99), as int64 cents."""
     whole = np.maximum(np.rint(np.asarray(dollars, dtype=np.float64)), 1.0)
     return (whole * 100 - 1).astype(np.int64)
 
 
-def group_medians(groups: list[np.ndarray], cents: np.ndarray, known: np.ndarray) -> np.ndarray:
+def group_medians(groups: list[G], cents: I64, known: B) -> F64:
     """Per row: the median known price of its most specific group with enough known prices
     (`groups` from specific to general), else of the whole catalog."""
     out = np.full(len(cents), float(np.median(cents[known])) if known.any()
@@ -33,8 +39,8 @@ def group_medians(groups: list[np.ndarray], cents: np.ndarray, known: np.ndarray
     return out
 
 
-def fill_prices(cents: np.ndarray, known: np.ndarray, groups: list[np.ndarray],
-                z: np.ndarray) -> np.ndarray:
+def fill_prices(cents: I64, known: B, groups: list[G],
+                z: F64) -> I64:
     """Unknown prices drawn log-normally around their group's median real price (z: a
     standard normal draw per row, so the fill is fixed by the caller's keys)."""
     medians = group_medians(groups, cents, known)
@@ -42,7 +48,7 @@ def fill_prices(cents: np.ndarray, known: np.ndarray, groups: list[np.ndarray],
     return np.where(known, cents, drawn).astype(np.int64)
 
 
-def compare_prices(cents: np.ndarray, u_pick: np.ndarray, u_markup: np.ndarray) -> np.ndarray:
+def compare_prices(cents: I64, u_pick: F64, u_markup: F64) -> I64:
     """A compare-at price 15-60 % above the price for a share of rows; -1 for the rest."""
     up = charm_cents(cents / 100.0 * (1.15 + 0.45 * u_markup))
     up = np.maximum(up, cents + 100)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 # scheme: (sizes, fewest, most) sizes offered per product
 SCHEMES: dict[str, tuple[list[str], int, int]] = {
@@ -30,15 +34,15 @@ def scheme_index(name: str | None) -> int:
     return -1 if name is None else NAMES.index(name)
 
 
-def size_counts(scheme: np.ndarray, u: np.ndarray) -> np.ndarray:
+def size_counts(scheme: I64, u: F64) -> I64:
     """Sizes offered per product (1 variant when the scheme is -1)."""
     s = np.maximum(scheme, 0)
     n = _LO[s] + np.floor(u * (_HI[s] - _LO[s] + 1)).astype(np.int64)
     return np.where(scheme < 0, 1, n)
 
 
-def size_values(scheme: np.ndarray, u_start: np.ndarray, parent: np.ndarray,
-                position: np.ndarray, counts: np.ndarray) -> pa.Array:
+def size_values(scheme: I64, u_start: F64, parent: I64, position: I64,
+                counts: I64) -> pa.Array:
     """The size of each variant row (null where its product has no sizes)."""
     s = np.maximum(scheme, 0)
     start = np.floor(u_start * (_LEN[s] - counts + 1)).astype(np.int64)
