@@ -117,7 +117,9 @@ def price_snapshot(variants: Iterable[tuple[Item, int | None, Sequence[Offer], D
                 "seller_rating": o.seller_rating, "own": o.seller_id == item.seller_id,
                 "list_cents": u.list_cents, "unit_cents": u.dynamic_cents,
                 "deal_id": str(u.deal.deal_id) if u.deal is not None else None,
-                "available": o.available})
+                "available": o.available,
+                # its units are in its own warehouse: the stock snapshot has them live
+                "stocked": o.warehouse_id is not None})
         out[str(item.variant_id)] = {"compare_cents": compare, "offers": priced}
     until = _ms(now) + ttl_s * 1000
     for d in used.values():
@@ -151,10 +153,14 @@ def _in_stock(snapshot: Mapping[str, Any] | None) -> bool:
 
 
 def _available(offer: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> int:
-    """Units an offer can sell now: the listing seller's from the owner's snapshot (0 when
-    unknown), another seller's from its offer."""
+    """Units an offer can sell now, from the partition owner's snapshot: the listing seller's
+    are those not in sellers' own warehouses (0 when unknown), another seller's are its
+    warehouse's (as priced, when its offer has none or the snapshot is unknown)."""
+    sellers: Mapping[str, int] = (snapshot or {}).get("sellers") or {}
     if offer["own"]:
-        return int(snapshot["available"]) if snapshot else 0
+        return int(snapshot["available"]) - sum(sellers.values()) if snapshot else 0
+    if offer.get("stocked") and snapshot is not None:
+        return int(sellers.get(str(offer["seller_id"]), 0))
     return int(offer["available"])
 
 

@@ -24,6 +24,7 @@ from serve.routes import (
     media,
     operations,
     pages,
+    pricing,
     rankers,
     search,
     seller,
@@ -43,8 +44,8 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
-    for area in (seller, media, sellers, catalog, inventory, search, pages, cart, rankers,
-                 experiments, operations, storefront):
+    for area in (seller, media, sellers, pricing, catalog, inventory, search, pages, cart,
+                 rankers, experiments, operations, storefront):
         api.include_router(area.router)
     install_openapi(api)
     return api

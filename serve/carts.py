@@ -24,12 +24,12 @@ from typing import NotRequired, TypedDict
 import asyncpg
 
 from adapters.postgres import shopper_carts as store
-from adapters.postgres.pricing_repo import accept_quote
+from adapters.postgres.pricing_repo import accept_quote, load_pricing, offer_warehouses
 from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
-from domain.pricing import SignedQuote, read_quote
+from domain.pricing import SignedQuote, buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
 from serve.quotes import QuoteService
 
@@ -47,6 +47,7 @@ class CartLineJson(TypedDict):
     quantity: int
     expires_at: str  # the earliest of its holds (ISO 8601)
     holds: list[str]  # reservation ids
+    seller_id: str | None  # whose units it holds: another seller's offer; None: the listing's
 
 
 class ShopperCartJson(TypedDict):
@@ -140,14 +141,15 @@ class CartService:
                 "sku": i.sku, "attributes": i.attributes, "image_url": i.image_url,
                 "quantity": sum(h.quantity for h in hs),
                 "expires_at": _iso(min(h.expires_at for h in hs)),
-                "holds": [h.reservation_id for h in hs]})
+                "holds": [h.reservation_id for h in hs],
+                "seller_id": None if hs[0].seller_id is None else str(hs[0].seller_id)})
         return lines
 
     async def _quote(self, cart_id: str, lines: list[CartLineJson],
                      coupon: str | None) -> QuotePayload:
         items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
         return _payload(await self.quotes.make(items, coupon, _customer(cart_id),
-                                               held=dict(items)))
+                                               held=dict(items), sellers=_sellers(lines)))
 
     async def add(self, token: str, variant_id: int, quantity: int,
                   key: str | None) -> ShopperCartJson:
@@ -164,9 +166,11 @@ class CartService:
             info = (await store.variants(conn, [variant_id])).get(variant_id)
         if info is None or not info.active:
             raise UnknownVariant(f"variant {variant_id} is not for sale")
+        # whose units: those the line holds already, else the buy box's winner's now
+        seller, warehouse = await self._source(row, variant_id)
         # the inventory key is the cart's and the shopper's key: the same add, the same hold
         got = await self.inventory.reserve(
-            [(variant_id, quantity, None)],
+            [(variant_id, quantity, warehouse)],
             key=f"cart:{row.cart_id}:{key or uuid.uuid4().hex}", ttl_s=self.hold_s)
         if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
                 (variant_id, quantity)]:
@@ -175,8 +179,32 @@ class CartService:
         async with self.pool.acquire() as conn:
             await store.add_hold(conn, row.cart_id, Hold(
                 got["reservation_id"], variant_id, quantity,
-                datetime.fromtimestamp(expires / 1000, UTC)))
+                datetime.fromtimestamp(expires / 1000, UTC), seller))
         return await self.view(token)
+
+    async def _source(self, row: CartRow, variant_id: int) -> tuple[int | None, str | None]:
+        """The seller (None: the listing seller) and warehouse (None: the platform's) an add
+        of the variant takes units from: the line's seller if the cart has the variant, else
+        the buy box's winner, when it is another seller's offer with stock of its own."""
+        for h in row.holds:
+            if h.variant_id == variant_id:
+                if h.seller_id is None:
+                    return None, None
+                async with self.pool.acquire() as conn:
+                    found = await offer_warehouses(conn, [(variant_id, h.seller_id)])
+                if (variant_id, h.seller_id) not in found:
+                    raise Conflict("the seller of this line no longer offers it: remove it "
+                                   "and add it again", "offer_withdrawn",
+                                   {"variant_id": "offer withdrawn"})
+                return h.seller_id, found[(variant_id, h.seller_id)]
+        async with self.pool.acquire() as conn:
+            inputs = await load_pricing(conn, [variant_id], datetime.now(UTC))
+        vp = inputs.variants.get(variant_id)
+        winner = buy_box(vp.offers).winner if vp is not None else None
+        if vp is None or winner is None or winner.seller_id == vp.item.seller_id \
+                or winner.warehouse_id is None:
+            return None, None
+        return winner.seller_id, winner.warehouse_id
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
@@ -235,7 +263,7 @@ class CartService:
         if signed is None:
             items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
             made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
-                                          held=dict(items))
+                                          held=dict(items), sellers=_sellers(lines))
             q = read_quote(made["quote_token"], self.quotes.secret, now)
             async with self.pool.acquire() as conn:
                 await accept_quote(conn, q, reference)  # coupon redeemed here, once
@@ -270,6 +298,12 @@ def _payload(q: QuotePayload) -> QuotePayload:
     return {"currency": q["currency"], "coupon": q["coupon"], "lines": q["lines"],
             "subtotal_cents": q["subtotal_cents"], "discount_cents": q["discount_cents"],
             "total_cents": q["total_cents"], "priced_at": q["priced_at"]}
+
+
+def _sellers(lines: list[CartLineJson]) -> dict[int, int | None]:
+    """Each line's seller, as the quote prices it (None: the listing seller)."""
+    return {int(x["variant_id"]): None if x["seller_id"] is None else int(x["seller_id"])
+            for x in lines}
 
 
 def _customer(cart_id: str) -> str:

@@ -23,6 +23,7 @@ from adapters.postgres.pricing_repo import (
     accept_quote,
     load_coupon,
     load_pricing,
+    offer_warehouses,
 )
 from domain.errors import Conflict, Unavailable, ValidationFailed
 from domain.inventory_api import CartItem, CartJson, Inventory
@@ -31,6 +32,7 @@ from domain.pricing import (
     Line,
     QuoteSummary,
     SignedQuote,
+    VerifiedQuote,
     buy_box,
     quote,
     read_quote,
@@ -67,9 +69,12 @@ class QuoteService:
 
     async def make(self, items: list[tuple[int, int]], coupon: str | None,
                    customer_id: str | None,
-                   held: Mapping[int, int] | None = None) -> QuoteJson:
-        """`held`: units of the product seller's stock the caller holds already (a shopper's
-        cart): they count as available to it."""
+                   held: Mapping[int, int] | None = None,
+                   sellers: Mapping[int, int | None] | None = None) -> QuoteJson:
+        """Each line at its buy-box winner, or, for a variant in `sellers`, at that seller's
+        offer (None: the listing seller's; a shopper's cart holds one seller's units).
+        `held`: units the caller holds already (of that seller, else of the listing seller):
+        they count as available to it."""
         if coupon is not None and customer_id is None:
             raise ValidationFailed({"customer_id": "required with a coupon (per-customer "
                                                    "limits)"}, "customer_id missing")
@@ -86,10 +91,13 @@ class QuoteService:
                 problems[f"items.{i}.variant_id"] = "no such variant for sale"
                 continue
             offers = vp.offers
+            chosen = sellers is not None and variant in sellers
+            holder = (sellers or {}).get(variant) or vp.item.seller_id
             if held and held.get(variant):
                 offers = tuple(dataclasses.replace(o, available=o.available + held[variant])
-                               if o.seller_id == vp.item.seller_id else o for o in offers)
-            winner = buy_box(offers).winner
+                               if o.seller_id == holder else o for o in offers)
+            winner = (next((o for o in offers if o.seller_id == holder), None) if chosen
+                      else buy_box(offers).winner)
             if winner is None or winner.available < quantity:
                 problems[f"items.{i}.quantity"] = (
                     f"only {winner.available if winner else 0} available")
@@ -119,6 +127,7 @@ class QuoteService:
         if q.coupon and (customer_id is None or customer_id != q.customer_id):
             raise ValidationFailed({"customer_id": "must be the customer the coupon was "
                                                    "quoted for"}, "customer mismatch")
+        items = await self._from_sellers(q, items)
         cart = await self.inventory.reserve(items, key=f"{key or 'quote'}:{q.quote_id}",
                                             ttl_s=ttl_s)
         try:
@@ -132,3 +141,20 @@ class QuoteService:
                 await self.inventory.release(cart["reservation_id"])
             raise
         return {**cart, "quote": q.summary()}
+
+    async def _from_sellers(self, q: VerifiedQuote,
+                            items: Sequence[CartItem]) -> list[CartItem]:
+        """The items with each line the quote bought from another seller's offer taken from
+        that offer's warehouse (the winning offer's stock is what is reserved)."""
+        pairs = [(int(line["variant_id"]), int(line["seller_id"])) for line in q.signed["lines"]]
+        async with self.pool.acquire() as conn:
+            stocked = await offer_warehouses(conn, pairs)
+        by_variant = {v: stocked[(v, s)] for v, s in pairs if (v, s) in stocked}
+        out: list[CartItem] = []
+        for i, (v, n, w) in enumerate(items):
+            want = by_variant.get(v)
+            if want is not None and w not in (None, want):
+                raise ValidationFailed({f"items.{i}.warehouse_id": f"the quote buys it from "
+                                        f"another seller's stock ({want})"})
+            out.append((v, n, want or w))
+        return out

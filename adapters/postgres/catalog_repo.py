@@ -16,6 +16,7 @@ import asyncpg
 
 from adapters.postgres import Conn, seller_accounts
 from adapters.postgres.outbox import OUTBOX_CHANNEL
+from adapters.postgres.pricing_admin import floors_above
 from adapters.postgres.worker_lease import LeasedSnowflake
 from domain.catalog import ImageIn, ProductIn
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
@@ -146,6 +147,7 @@ class CatalogRepository:
             )
             existing = {r["sku"]: int(r["variant_id"]) for r in rows}
             prices = {int(r["variant_id"]): int(r["price_cents"]) for r in rows}
+            await _check_floors(conn, p, existing)
             try:
                 version = await conn.fetchval(
                     """UPDATE products SET external_id = COALESCE($2, external_id), title = $3,
@@ -437,3 +439,15 @@ def _image_json(i: asyncpg.Record) -> dict[str, Any]:
         "alt_text": i["alt_text"],
         "variant_id": str(i["variant_id"]) if i["variant_id"] is not None else None,
     }
+
+
+async def _check_floors(conn: Conn, p: ProductIn, existing: dict[str, int]) -> None:
+    """A variant's price never below its dynamic pricing rule's floor (the lowest unit price
+    the platform lets it sell at): 422 naming the variant's price."""
+    asked = {existing[v.sku]: (i, v.price_cents) for i, v in enumerate(p.variants)
+             if v.sku in existing}
+    low = await floors_above(conn, {v: price for v, (_, price) in asked.items()})
+    if low:
+        raise ValidationFailed({f"variants.{asked[v][0]}.price_cents":
+                                f"below the variant's price floor ({floor} cents)"
+                                for v, floor in low.items()}, "price below its floor")

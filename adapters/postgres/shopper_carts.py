@@ -21,6 +21,7 @@ class Hold:
     variant_id: int
     quantity: int
     expires_at: datetime
+    seller_id: int | None = None  # whose units (another seller's offer); None: the listing's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,20 +58,22 @@ async def find(conn: Conn, token_hash: bytes) -> CartRow:
     if row is None:
         raise CartNotFound("no cart: POST /api/v1/cart makes one")
     holds = await conn.fetch(
-        "SELECT reservation_id, variant_id, quantity, expires_at FROM shopper_cart_holds "
+        "SELECT reservation_id, variant_id, quantity, expires_at, seller_id "
+        "FROM shopper_cart_holds "
         "WHERE cart_id = $1 ORDER BY created_at, reservation_id", row["cart_id"])
     return CartRow(row["cart_id"], row["coupon_code"], row["status"], row["order_json"],
                    tuple(Hold(h["reservation_id"], int(h["variant_id"]), h["quantity"],
-                              h["expires_at"]) for h in holds))
+                              h["expires_at"], h["seller_id"]) for h in holds))
 
 
 async def add_hold(conn: Conn, cart_id: str, hold: Hold) -> None:
     """Idempotent: the same reservation (a retried add) is recorded once."""
     await conn.execute(
         """INSERT INTO shopper_cart_holds (reservation_id, cart_id, variant_id, quantity,
-                                           expires_at)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reservation_id) DO NOTHING""",
-        hold.reservation_id, cart_id, hold.variant_id, hold.quantity, hold.expires_at)
+                                           expires_at, seller_id)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (reservation_id) DO NOTHING""",
+        hold.reservation_id, cart_id, hold.variant_id, hold.quantity, hold.expires_at,
+        hold.seller_id)
     await conn.execute("UPDATE shopper_carts SET updated_at = now() WHERE cart_id = $1",
                        cart_id)
 

@@ -29,6 +29,7 @@ class Coupon:
     per_customer_limit: int | None
     global_limit: int | None
     expires_at: datetime
+    starts_at: datetime | None = None  # None: usable at once
 
     def __post_init__(self) -> None:
         problems = kind_problems(self.kind, self.amount)
@@ -41,7 +42,12 @@ class Coupon:
         for name in ("per_customer_limit", "global_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems[name] = "must be at least 1, or none"
-        check(problems | aware(expires_at=self.expires_at))
+        problems |= aware(expires_at=self.expires_at)
+        if self.starts_at is not None:
+            problems |= aware(starts_at=self.starts_at)
+            if not problems and self.starts_at >= self.expires_at:
+                problems["expires_at"] = "must be after starts_at"
+        check(problems)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,8 @@ def normalize_code(code: str) -> str:
 
 def check_coupon_usable(coupon: Coupon, usage: CouponUsage, now: datetime) -> None:
     """Expiry and usage limits (what redemption checks again under a lock)."""
+    if coupon.starts_at is not None and now < coupon.starts_at:
+        raise CouponRejected(coupon.code, "not_started", "not valid yet")
     if now >= coupon.expires_at:
         raise CouponRejected(coupon.code, "expired", "expired")
     if coupon.global_limit is not None and usage.times_used >= coupon.global_limit:

@@ -17,7 +17,8 @@ from domain.pricing.offers import Item
 @dataclasses.dataclass(frozen=True)
 class Deal:
     """A time-boxed discount on every item in its scope, active in [starts_at, ends_at).
-    `scope_value`: the product, category or seller id as text, or the brand (any case)."""
+    `scope_value`: the product, category or seller id as text, or the brand (any case). A
+    seller's deal (`seller_id`) applies only to that seller's offers of the items in scope."""
 
     deal_id: int
     scope: Scope
@@ -26,6 +27,7 @@ class Deal:
     amount: int
     starts_at: datetime
     ends_at: datetime
+    seller_id: int | None = None  # a seller's deal: only what that seller sells
 
     def __post_init__(self) -> None:
         problems = kind_problems(self.kind, self.amount)
@@ -52,7 +54,8 @@ def best_deal(deals: Iterable[Deal], item: Item, now: datetime) -> tuple[Deal | 
     best: Deal | None = None
     price = item.list_price_cents
     for d in sorted(deals, key=lambda d: d.deal_id):
-        if d.active(now) and applies(d.scope, d.scope_value, item):
+        if d.active(now) and applies(d.scope, d.scope_value, item) \
+                and d.seller_id in (None, item.seller_id):
             p = d.price(item.list_price_cents)
             if p < price:
                 best, price = d, p

@@ -17,6 +17,9 @@ class Offer:
     price_cents: int
     available: int
     seller_rating: float | None = None
+    # the warehouse holding this seller's units (None: the listing seller's own offer, whose
+    # units are in the platform's warehouses, or an offer made before offers had stock)
+    warehouse_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from domain.pricing import (
     allocate,
     best_deal,
     buy_box,
+    check_coupon_usable,
     dynamic_price,
     listing_price,
     quote,
@@ -414,3 +415,24 @@ def test_listing_price_is_the_cheapest_buy_box_with_what_it_is_compared_with() -
     # out of stock everywhere: still the listing seller's price
     assert listing_price([(other, None, (own2,), None)], (deal,), now) == (3_600, 4_000)
     assert listing_price([], (deal,), now) is None
+
+
+def test_a_sellers_deal_discounts_only_that_sellers_sales() -> None:
+    own = Item(11, 1, 5, 10_000)
+    deal = Deal(1, "product", "1", "percent", 2_000, NOW - timedelta(hours=1),
+                NOW + timedelta(hours=1), seller_id=9)
+    assert best_deal([deal], own, NOW) == (None, 10_000)  # the listing seller's sale
+    rival = own.sold_by(Offer(9, 11, 9_000, 3))
+    assert best_deal([deal], rival, NOW) == (deal, 7_200)
+
+
+def test_a_coupon_is_not_usable_before_it_starts() -> None:
+    c = Coupon("LATER", "cart", None, "fixed", 100, 0, None, None, NOW + timedelta(days=2),
+               starts_at=NOW + timedelta(days=1))
+    with pytest.raises(CouponRejected) as e:
+        check_coupon_usable(c, CouponUsage(), NOW)
+    assert e.value.reason == "not_started"
+    check_coupon_usable(c, CouponUsage(), NOW + timedelta(days=1, seconds=1))
+    with pytest.raises(ValidationFailed) as bad:
+        Coupon("BAD", "cart", None, "fixed", 100, 0, None, None, NOW, starts_at=NOW)
+    assert "expires_at" in bad.value.fields

@@ -14,7 +14,7 @@ from adapters.postgres.pricing_repo.coupons import (
     load_coupon,
     redeem_coupon,
 )
-from adapters.postgres.pricing_repo.inputs import PricingInputs, load_pricing
+from adapters.postgres.pricing_repo.inputs import PricingInputs, load_pricing, offer_warehouses
 from adapters.postgres.pricing_repo.listings import listing_prices, listing_prices_until
 from adapters.postgres.pricing_repo.price_changes import PriceChange, record_price_change
 from adapters.postgres.pricing_repo.repricing import reprice
@@ -29,6 +29,7 @@ __all__ = [
     "listing_prices_until",
     "load_coupon",
     "load_pricing",
+    "offer_warehouses",
     "record_price_change",
     "redeem_coupon",
     "reprice",

@@ -19,7 +19,7 @@ def rating(value: SupportsFloat | None) -> float | None:
 def offer(row: asyncpg.Record) -> Offer:
     """A row with variant_id, seller_id, price_cents, available and the seller's rating."""
     return Offer(row["seller_id"], row["variant_id"], row["price_cents"], row["available"],
-                 rating(row["rating"]))
+                 rating(row["rating"]), row.get("warehouse_id"))
 
 
 def dynamic_rule(row: asyncpg.Record) -> DynamicRule:
@@ -30,4 +30,4 @@ def dynamic_rule(row: asyncpg.Record) -> DynamicRule:
 def coupon(row: asyncpg.Record) -> Coupon:
     return Coupon(row["code"], row["scope"], row["scope_value"], row["kind"], row["amount"],
                   row["min_spend_cents"], row["per_customer_limit"], row["global_limit"],
-                  row["expires_at"])
+                  row["expires_at"], row["starts_at"])

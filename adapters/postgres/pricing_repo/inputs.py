@@ -15,7 +15,9 @@ from domain.pricing import Deal, DynamicRule, Item, Offer
 class VariantPricing:
     item: Item  # as sold by the product's own seller, at the list price
     compare_price_cents: int | None
-    offers: tuple[Offer, ...]  # every seller's; the product seller's stock is its stock rows'
+    # every seller's: the product seller's stock is its rows in the platform's (unowned)
+    # warehouses, another seller's is its offer's warehouse's row
+    offers: tuple[Offer, ...]
     rule: DynamicRule | None
 
 
@@ -32,7 +34,9 @@ class PricingInputs:
 _VARIANTS = """
 SELECT v.variant_id, v.product_id, v.price_cents, v.compare_price_cents, p.seller_id,
        p.category_id, p.brand, s.rating,
-       COALESCE((SELECT sum(st.available) FROM stock st WHERE st.variant_id = v.variant_id),
+       COALESCE((SELECT sum(st.available) FROM stock st
+                 JOIN warehouses w ON w.warehouse_id = st.warehouse_id
+                 WHERE st.variant_id = v.variant_id AND w.seller_id IS NULL),
                 0)::bigint AS available
 FROM product_variants v
 JOIN products p ON p.product_id = v.product_id
@@ -52,7 +56,10 @@ SELECT start_id, array_agg(category_id) AS ids FROM up GROUP BY start_id
 """
 
 _OFFERS = """
-SELECT o.variant_id, o.seller_id, o.price_cents, o.available, s.rating
+SELECT o.variant_id, o.seller_id, o.price_cents, o.warehouse_id, s.rating,
+       CASE WHEN o.warehouse_id IS NULL THEN o.available
+            ELSE COALESCE((SELECT st.available FROM stock st WHERE st.variant_id = o.variant_id
+                           AND st.warehouse_id = o.warehouse_id), 0) END AS available
 FROM offers o JOIN sellers s ON s.seller_id = o.seller_id
 WHERE o.variant_id = ANY($1::bigint[]) AND s.status = 'ACTIVE'
 """
@@ -66,7 +73,7 @@ WHERE r.variant_id = ANY($1::bigint[]) AND r.enabled
 """
 
 _DEALS = """
-SELECT deal_id, scope, scope_value, kind, amount, starts_at, ends_at FROM deals
+SELECT deal_id, scope, scope_value, kind, amount, starts_at, ends_at, seller_id FROM deals
 WHERE starts_at <= $1 AND ends_at > $1 AND (
        (scope = 'product' AND scope_value = ANY($2::text[]))
     OR (scope = 'category' AND scope_value = ANY($3::text[]))
@@ -106,3 +113,18 @@ async def load_pricing(conn: Conn, variant_ids: Sequence[int], now: datetime) ->
         sorted({str(o.seller_id) for vp in variants.values() for o in vp.offers}))
     deals = tuple(Deal(**dict(d)) for d in deal_rows)
     return PricingInputs(variants, deals)
+
+
+async def offer_warehouses(conn: Conn, pairs: Sequence[tuple[int, int]]
+                           ) -> dict[tuple[int, int], str]:
+    """(variant, seller) -> the warehouse holding that seller's units of it, for those of the
+    pairs that are other sellers' offers with stock of their own."""
+    if not pairs:
+        return {}
+    rows = await conn.fetch(
+        """SELECT o.variant_id, o.seller_id, o.warehouse_id
+           FROM offers o JOIN unnest($1::bigint[], $2::bigint[]) AS k(v, s)
+             ON o.variant_id = k.v AND o.seller_id = k.s
+           WHERE o.warehouse_id IS NOT NULL""",
+        [v for v, _ in pairs], [s for _, s in pairs])
+    return {(r["variant_id"], r["seller_id"]): r["warehouse_id"] for r in rows}
