@@ -137,6 +137,15 @@ class InventoryPartition:
             state.load_variant(v, rows)
         for r in opened:
             state.load_reservation(r)
+        await self._known_warehouses(state, {w for r in opened for _, w, _ in r.lines})
+        await self._known_warehouses(state, {w for v in variants if state.knows(v)
+                                             for w in state.stock[v]})
+
+    async def _known_warehouses(self, state: PartitionState, seen: set[str]) -> None:
+        """Reads the warehouses (and their owners) again when rows name one added since they
+        were read: a warehouse a seller owns must never pass for the platform's."""
+        if seen - state.warehouses:
+            _set_warehouses(state, await self.store.warehouses())
 
     # -- slots ----------------------------------------------------------------------------
     async def hand_over(self, slots: list[int], target: int) -> list[int]:
@@ -364,12 +373,13 @@ class InventoryPartition:
                 need_v.update(v for v, _, _ in r.lines)
         need_v = {v for v in need_v if not st.knows(v)}
         if need_v:
-            for v, rows in (await self.store.load_variants(sorted(need_v))).items():
+            loaded = await self.store.load_variants(sorted(need_v))
+            for v, rows in loaded.items():
                 st.load_variant(v, rows)
             self.stock_publisher.mark(need_v)
-        if any(w is not None and w not in st.warehouses for c in writes
-               for w in warehouses_of(c)):
-            _set_warehouses(st, await self.store.warehouses())  # one added since we loaded
+            await self._known_warehouses(st, {w for rows in loaded.values() for w in rows})
+        await self._known_warehouses(st, {w for c in writes for w in warehouses_of(c)
+                                          if w is not None})  # one added since we loaded
 
     async def _process(self, batch: list[Pending]) -> None:
         batch = await self._misrouted(batch)

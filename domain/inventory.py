@@ -191,16 +191,18 @@ class PartitionState:
         rows.setdefault(warehouse_id, Stock())
         return self._move(variant_id, warehouse_id, "ADJUST", delta, None, reason, d_avail=delta)
 
-    def set_available(self, variant_id: int, warehouse_id: str, available: int,
+    def set_available(self, variant_id: int, warehouse_id: str, on_hand: int,
                       reason: str) -> Stock:
-        """ADJUST to exactly `available` units (a seller stating its stock); no movement when
-        it is so already."""
-        if not 0 <= available <= MAX_UNITS:
+        """A seller stating its units on hand (holds included): an ADJUST that makes available
+        `on_hand` less what open reservations hold there (never below 0; a feed re-sending
+        the same figure sells nothing twice); no movement when it is so already."""
+        if not 0 <= on_hand <= MAX_UNITS:
             raise ValidationFailed({"quantity": f"must be 0 to {MAX_UNITS}"})
         rows = self._rows(variant_id)
         if warehouse_id not in self.warehouses:
             raise ValidationFailed({"warehouse_id": f"unknown warehouse {warehouse_id!r}"})
         have = rows.get(warehouse_id)
+        available = max(0, on_hand - (have.reserved if have else 0))
         if have is not None and have.available == available:
             return dataclasses.replace(have)
         if have is None and available == 0:
@@ -208,13 +210,10 @@ class PartitionState:
         return self.adjust(variant_id, warehouse_id, available - (have.available if have else 0),
                            reason)
 
-    def sellers(self, variant_id: int) -> dict[int, int]:
-        """Units available per seller in warehouses sellers own (their offers' stock)."""
-        out: dict[int, int] = {}
-        for w, s in self.stock.get(variant_id, {}).items():
-            if w in self.owned:
-                out[self.owned[w]] = out.get(self.owned[w], 0) + s.available
-        return out
+    def offered(self, variant_id: int) -> dict[str, int]:
+        """Units available in each warehouse a seller owns (its offers' stock)."""
+        return {w: s.available for w, s in self.stock.get(variant_id, {}).items()
+                if w in self.owned}
 
     def expire(self) -> list[Reservation]:
         """Releases the open reservations whose time is up (O(due), not O(all)). Closed ones

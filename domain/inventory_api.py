@@ -54,8 +54,9 @@ class StockSnapshot(TypedDict):
     status: Status
     quantity_hint: str
     available: int  # every seller's units
-    # of those, other sellers' (their offers' warehouses), by seller id; absent: none
-    sellers: NotRequired[dict[str, int]]
+    # of those, other sellers' (in warehouses they own: their offers'), by warehouse; absent:
+    # none
+    offered: NotRequired[dict[str, int]]
 
 
 class Inventory(Protocol):
@@ -103,6 +104,6 @@ def stock_json(s: VariantStock) -> StockJson:
 def snapshot(s: VariantStock) -> StockSnapshot:
     out: StockSnapshot = {"status": s.status, "quantity_hint": s.quantity_hint,
                           "available": s.available}
-    if s.sellers:
-        out["sellers"] = {str(seller): n for seller, n in s.sellers}
+    if s.offered:
+        out["offered"] = dict(s.offered)
     return out

@@ -68,8 +68,8 @@ class VariantStock:
     quantity_hint: str
     available: int
     warehouses: tuple[tuple[str, WarehouseStock], ...]  # by warehouse id
-    # of `available`, the units of sellers' own warehouses (their offers), by seller id
-    sellers: tuple[tuple[int, int], ...] = ()
+    # of `available`, the units in warehouses sellers own (their offers), by warehouse
+    offered: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, state: PartitionState, variant_id: int) -> VariantStock:
@@ -78,7 +78,7 @@ class VariantStock:
         return cls(status, hint, sum(s.available for s in rows.values()),
                    tuple((w, WarehouseStock(s.available, s.reserved, s.sold, s.version))
                          for w, s in sorted(rows.items())),
-                   tuple(sorted(state.sellers(variant_id).items())))
+                   tuple(sorted(state.offered(variant_id).items())))
 
 
 Stocks = dict[int, VariantStock]  # the variants a partition knows, of those asked for

@@ -118,8 +118,8 @@ def price_snapshot(variants: Iterable[tuple[Item, int | None, Sequence[Offer], D
                 "list_cents": u.list_cents, "unit_cents": u.dynamic_cents,
                 "deal_id": str(u.deal.deal_id) if u.deal is not None else None,
                 "available": o.available,
-                # its units are in its own warehouse: the stock snapshot has them live
-                "stocked": o.warehouse_id is not None})
+                # the warehouse of its units (a seller's own): the stock snapshot has them live
+                "warehouse": o.warehouse_id})
         out[str(item.variant_id)] = {"compare_cents": compare, "offers": priced}
     until = _ms(now) + ttl_s * 1000
     for d in used.values():
@@ -156,11 +156,11 @@ def _available(offer: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> 
     """Units an offer can sell now, from the partition owner's snapshot: the listing seller's
     are those not in sellers' own warehouses (0 when unknown), another seller's are its
     warehouse's (as priced, when its offer has none or the snapshot is unknown)."""
-    sellers: Mapping[str, int] = (snapshot or {}).get("sellers") or {}
+    offered: Mapping[str, int] = (snapshot or {}).get("offered") or {}
     if offer["own"]:
-        return int(snapshot["available"]) - sum(sellers.values()) if snapshot else 0
-    if offer.get("stocked") and snapshot is not None:
-        return int(sellers.get(str(offer["seller_id"]), 0))
+        return int(snapshot["available"]) - sum(offered.values()) if snapshot else 0
+    if offer.get("warehouse") and snapshot is not None:
+        return int(offered.get(offer["warehouse"], 0))
     return int(offer["available"])
 
 

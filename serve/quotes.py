@@ -21,9 +21,9 @@ import asyncpg
 from adapters.postgres.pricing_repo import (
     CouponNotFound,
     accept_quote,
+    line_sources,
     load_coupon,
     load_pricing,
-    offer_warehouses,
 )
 from domain.errors import Conflict, Unavailable, ValidationFailed
 from domain.inventory_api import CartItem, CartJson, Inventory
@@ -98,6 +98,10 @@ class QuoteService:
                                if o.seller_id == holder else o for o in offers)
             winner = (next((o for o in offers if o.seller_id == holder), None) if chosen
                       else buy_box(offers).winner)
+            if chosen and winner is None:
+                raise Conflict("the seller of this line withdrew its offer: remove the line",
+                               "offer_withdrawn",
+                               {f"items.{i}.variant_id": "offer withdrawn"})
             if winner is None or winner.available < quantity:
                 problems[f"items.{i}.quantity"] = (
                     f"only {winner.available if winner else 0} available")
@@ -145,16 +149,29 @@ class QuoteService:
     async def _from_sellers(self, q: VerifiedQuote,
                             items: Sequence[CartItem]) -> list[CartItem]:
         """The items with each line the quote bought from another seller's offer taken from
-        that offer's warehouse (the winning offer's stock is what is reserved)."""
+        that offer's warehouse (the winning offer's stock is what is reserved); a line of the
+        listing seller's never from a warehouse a seller owns. 409 `offer_withdrawn` when
+        the offer a line was quoted at no longer holds stock of its own."""
         pairs = [(int(line["variant_id"]), int(line["seller_id"])) for line in q.signed["lines"]]
         async with self.pool.acquire() as conn:
-            stocked = await offer_warehouses(conn, pairs)
-        by_variant = {v: stocked[(v, s)] for v, s in pairs if (v, s) in stocked}
+            listing, stocked, owned = await line_sources(
+                conn, pairs, [w for _, _, w in items if w is not None])
+        seller_of = dict(pairs)
         out: list[CartItem] = []
         for i, (v, n, w) in enumerate(items):
-            want = by_variant.get(v)
-            if want is not None and w not in (None, want):
-                raise ValidationFailed({f"items.{i}.warehouse_id": f"the quote buys it from "
-                                        f"another seller's stock ({want})"})
-            out.append((v, n, want or w))
+            seller = seller_of.get(v)
+            if seller is not None and seller != listing.get(v):
+                want = stocked.get((v, seller))
+                if want is None:
+                    raise Conflict("the offer this line was quoted at is withdrawn (or holds "
+                                   "no stock of its own): quote again", "offer_withdrawn",
+                                   {f"items.{i}.variant_id": "offer withdrawn"})
+                if w not in (None, want):
+                    raise ValidationFailed({f"items.{i}.warehouse_id": f"the quote buys it "
+                                            f"from another seller's stock ({want})"})
+                w = want
+            elif w is not None and w in owned:
+                raise ValidationFailed({f"items.{i}.warehouse_id": "holds another seller's "
+                                        "units, not the listing seller's"})
+            out.append((v, n, w))
         return out

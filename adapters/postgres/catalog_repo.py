@@ -147,7 +147,7 @@ class CatalogRepository:
             )
             existing = {r["sku"]: int(r["variant_id"]) for r in rows}
             prices = {int(r["variant_id"]): int(r["price_cents"]) for r in rows}
-            await _check_floors(conn, p, existing)
+            await _check_floors(conn, p, existing, prices)
             try:
                 version = await conn.fetchval(
                     """UPDATE products SET external_id = COALESCE($2, external_id), title = $3,
@@ -441,11 +441,14 @@ def _image_json(i: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _check_floors(conn: Conn, p: ProductIn, existing: dict[str, int]) -> None:
-    """A variant's price never below its dynamic pricing rule's floor (the lowest unit price
-    the platform lets it sell at): 422 naming the variant's price."""
+async def _check_floors(conn: Conn, p: ProductIn, existing: dict[str, int],
+                        prices: dict[int, int]) -> None:
+    """A variant's price, when it changes, never below its dynamic pricing rule's floor (the
+    lowest unit price the platform lets it sell at): 422 naming the variant's price. An
+    unchanged price is left alone (the seller can edit the rest of a product whose floor
+    was raised above its price)."""
     asked = {existing[v.sku]: (i, v.price_cents) for i, v in enumerate(p.variants)
-             if v.sku in existing}
+             if v.sku in existing and prices.get(existing[v.sku]) != v.price_cents}
     low = await floors_above(conn, {v: price for v, (_, price) in asked.items()})
     if low:
         raise ValidationFailed({f"variants.{asked[v][0]}.price_cents":

@@ -98,10 +98,11 @@ def offer_warehouse(seller_id: int, source: StockSource) -> str:
     return f"{'s' if source == 'seller' else 'p'}-{seller_id}"
 
 
-async def prepare_offer(conn: Conn, seller_id: int, variant_id: int,
-                        source: StockSource) -> str:
-    """Checks the seller may offer the variant (on sale, another seller's product) and makes
-    sure the warehouse of its units exists; that warehouse's id."""
+async def prepare_offer(conn: Conn, seller_id: int, variant_id: int, source: StockSource,
+                        expected_version: int | None) -> str:
+    """Checks the seller may offer the variant (on sale, another seller's product; with
+    `expected_version`, its offer is at that version) and makes sure the warehouse of its
+    units exists; that warehouse's id. (`put_offer` checks the version again, under lock.)"""
     row = await conn.fetchrow(
         """SELECT p.seller_id FROM product_variants v JOIN products p USING (product_id)
            WHERE v.variant_id = $1 AND v.status = 'ACTIVE' AND p.status = 'ACTIVE'""",
@@ -112,6 +113,14 @@ async def prepare_offer(conn: Conn, seller_id: int, variant_id: int,
         raise ValidationFailed({"variant_id": "is your own product's: its price is the "
                                               "variant's (PUT /api/v1/seller/products/{id})"},
                                "an offer is for another seller's product")
+    if expected_version is not None:
+        current = await conn.fetchval(
+            "SELECT version FROM offers WHERE variant_id = $1 AND seller_id = $2",
+            variant_id, seller_id)
+        if current is None:
+            raise OfferNotFound("no offer of yours for this variant to update")
+        if current != expected_version:
+            raise stale(current, expected_version, "the offer")
     warehouse = offer_warehouse(seller_id, source)
     owner = await conn.fetchval(
         """WITH made AS (
@@ -127,10 +136,12 @@ async def prepare_offer(conn: Conn, seller_id: int, variant_id: int,
 
 
 async def put_offer(conn: Conn, seller_id: int, variant_id: int, price_cents: int,
-                    condition: str, source: StockSource,
-                    expected_version: int | None) -> tuple[OfferRecord, bool]:
+                    condition: str, source: StockSource, expected_version: int | None,
+                    quantity: int | None) -> tuple[OfferRecord, bool]:
     """Makes or replaces the seller's offer of the variant (True: made). Call
-    `prepare_offer` first."""
+    `prepare_offer` first, and set the units in the partition before this. `quantity`, the
+    units stated, is kept in the row (`available`: the audit shows it); the units sold from
+    are the warehouse's."""
     warehouse = offer_warehouse(seller_id, source)
     async with conn.transaction():
         before = await conn.fetchrow(
@@ -143,14 +154,16 @@ async def put_offer(conn: Conn, seller_id: int, variant_id: int, price_cents: in
                 raise stale(before["version"], expected_version, "the offer")
         after = await conn.fetchval(
             """INSERT INTO offers (variant_id, seller_id, price_cents, condition, stock_source,
-                                   warehouse_id)
-               VALUES ($1, $2, $3, $4, $5, $6)
+                                   warehouse_id, available)
+               VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, 0))
                ON CONFLICT (variant_id, seller_id) DO UPDATE
                SET price_cents = excluded.price_cents, condition = excluded.condition,
                    stock_source = excluded.stock_source, warehouse_id = excluded.warehouse_id,
-                   available = 0, version = offers.version + 1, updated_at = now()
+                   available = CASE WHEN $7::int IS NULL AND offers.warehouse_id IS NOT NULL
+                                    THEN offers.available ELSE COALESCE($7, 0) END,
+                   version = offers.version + 1, updated_at = now()
                RETURNING to_jsonb(offers.*)::text""",
-            variant_id, seller_id, price_cents, condition, source, warehouse)
+            variant_id, seller_id, price_cents, condition, source, warehouse, quantity)
         await _audit(conn, "offer", f"{variant_id}/{seller_id}",
                      "create" if before is None else "update", seller_actor(seller_id),
                      seller_id, None if before is None else before["j"], after)

@@ -61,6 +61,13 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat()
 
 
+def _id_text(value: str) -> str | None:
+    """An id as the database writes it (no leading zeros), or None if it is not one."""
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not 1 <= int(value) <= 2**63 - 1:
+        return None
+    return str(int(value))
+
+
 def _window(starts_at: datetime | None, ends_at: datetime, end_field: str) -> dict[str, str]:
     """Windows that make sense: ending in the future, after they start, at most a year long,
     starting within a year."""
@@ -89,7 +96,9 @@ class OfferIn(BaseModel):
         default="seller", description="seller: you ship them and state how many (`quantity`); "
         "platform: the platform's warehouse holds and counts them")
     quantity: int | None = Field(default=None, ge=0, le=1_000_000,
-                                 description="units you have now (stock_source seller)")
+                                 description="units you have on hand, holds included "
+                                 "(stock_source seller): what can be sold is this less the "
+                                 "units shoppers hold now")
 
 
 def _offer(o: OfferRecord) -> Json:
@@ -128,13 +137,15 @@ async def put_offer(svc: Svc, seller_id: Seller, variant_id: Id, body: OfferIn,
                                             "platform's warehouse, not stated by the seller"})
     expected = _version(if_match, required=False)
     async with svc.pool.acquire() as conn:
-        warehouse = await admin.prepare_offer(conn, seller_id, variant_id, body.stock_source)
+        warehouse = await admin.prepare_offer(conn, seller_id, variant_id, body.stock_source,
+                                              expected)
     if body.quantity is not None:
         await svc.inventory.adjust(variant_id, warehouse, body.quantity,
                                    f"offer stock stated by seller {seller_id}", absolute=True)
     async with svc.pool.acquire() as conn:
         o, made = await admin.put_offer(conn, seller_id, variant_id, body.price_cents,
-                                        body.condition, body.stock_source, expected)
+                                        body.condition, body.stock_source, expected,
+                                        body.quantity)
     response.status_code = 201 if made else 200
     _etag(response, o.version)
     return _offer(o)
@@ -162,12 +173,15 @@ class DealIn(BaseModel):
 
     def deal(self, seller_id: int | None) -> Deal:
         problems = _window(self.starts_at, self.ends_at, "ends_at")
-        if self.scope != "brand" and not re.fullmatch(r"[0-9]{1,19}", self.scope_value):
-            problems["scope_value"] = f"must be a {self.scope} id"
+        value = self.scope_value.strip()
+        if self.scope != "brand":
+            value = _id_text(value) or ""
+            if not value:
+                problems["scope_value"] = f"must be a {self.scope} id"
         if problems:
             raise ValidationFailed(problems)
-        return Deal(0, self.scope, self.scope_value.strip(), self.kind, self.amount,
-                    self.starts_at, self.ends_at, seller_id)
+        return Deal(0, self.scope, value, self.kind, self.amount, self.starts_at,
+                    self.ends_at, seller_id)
 
 
 def _deal(r: DealRecord) -> Json:
@@ -244,9 +258,10 @@ async def list_platform_deals(svc: Svc, _: Internal, live: Live = False) -> Json
 @platform_router.post("/api/v1/internal/pricing/deals", status_code=201)
 async def create_platform_deal(svc: Svc, _: Internal, body: DealIn, response: Response) -> Json:
     """A platform deal: every seller's sales in its scope."""
+    deal = body.deal(None)
     async with svc.pool.acquire() as conn:
-        await _check_exists(conn, body)
-        r = await admin.create_deal(conn, body.deal(None), body.name, "platform")
+        await _check_exists(conn, deal.scope, deal.scope_value)
+        r = await admin.create_deal(conn, deal, body.name, "platform")
     _etag(response, r.version)
     return _deal(r)
 
@@ -267,10 +282,10 @@ async def update_platform_deal(svc: Svc, _: Internal, deal_id: Id, body: DealIn,
     expected = _version(if_match, required=True)
     assert expected is not None
     async with svc.pool.acquire() as conn:
-        await _check_exists(conn, body)
         current = await admin.get_deal(conn, deal_id, None)
-        r = await admin.update_deal(conn, deal_id, body.deal(current.deal.seller_id),
-                                    body.name, "platform", None, expected)
+        deal = body.deal(current.deal.seller_id)
+        await _check_exists(conn, deal.scope, deal.scope_value)
+        r = await admin.update_deal(conn, deal_id, deal, body.name, "platform", None, expected)
     _etag(response, r.version)
     return _deal(r)
 
@@ -282,16 +297,16 @@ async def delete_platform_deal(svc: Svc, _: Internal, deal_id: Id) -> Json:
     return {"deal_id": str(deal_id), "deleted": True}
 
 
-async def _check_exists(conn: Conn, body: DealIn | CouponIn) -> None:
-    """The product, category or seller a scope names exists (422 naming scope_value)."""
+async def _check_exists(conn: Conn, scope: str, value: str | None) -> None:
+    """The product, category or seller a (validated) scope names exists (422 naming
+    scope_value)."""
     table = {"product": "products WHERE product_id", "category": "categories WHERE "
-             "category_id", "seller": "sellers WHERE seller_id"}.get(body.scope)
-    value = body.scope_value
-    if table is None or value is None or not re.fullmatch(r"[0-9]{1,18}", value):
-        return  # brand, cart, or a malformed id (named by the model's own check)
+             "category_id", "seller": "sellers WHERE seller_id"}.get(scope)
+    if table is None or value is None:
+        return  # brand or cart
     if not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table} = $1::bigint)",
                                int(value)):
-        raise ValidationFailed({"scope_value": f"no such {body.scope}"})
+        raise ValidationFailed({"scope_value": f"no such {scope}"})
 
 
 # -- coupons ----------------------------------------------------------------------------------
@@ -310,14 +325,16 @@ class CouponIn(BaseModel):
 
     def coupon(self, code: str) -> Coupon:
         problems = _window(self.starts_at, self.expires_at, "expires_at")
-        if (self.scope == "cart") != (self.scope_value is None):
+        value = self.scope_value
+        if (self.scope == "cart") != (value is None):
             problems["scope_value"] = "required for every scope but cart, and only then"
-        elif self.scope not in ("cart", "brand") and not re.fullmatch(
-                r"[0-9]{1,19}", self.scope_value or ""):
-            problems["scope_value"] = f"must be a {self.scope} id"
+        elif self.scope not in ("cart", "brand"):
+            value = _id_text(value or "")
+            if value is None:
+                problems["scope_value"] = f"must be a {self.scope} id"
         if problems:
             raise ValidationFailed(problems)
-        return Coupon(code, self.scope, self.scope_value, self.kind, self.amount,
+        return Coupon(code, self.scope, value, self.kind, self.amount,
                       self.min_spend_cents, self.per_customer_limit, self.global_limit,
                       self.expires_at, self.starts_at)
 
@@ -347,9 +364,10 @@ async def list_coupons(svc: Svc, _: Internal, live: Live = False) -> Json:
 async def create_coupon(svc: Svc, _: Internal, body: NewCouponIn, response: Response) -> Json:
     """A coupon code (409 if it exists): its scope, discount, minimum spend, limits (per
     customer, in all) and validity."""
+    coupon = body.coupon(normalize_code(body.code))
     async with svc.pool.acquire() as conn:
-        await _check_exists(conn, body)
-        r = await admin.create_coupon(conn, body.coupon(normalize_code(body.code)))
+        await _check_exists(conn, coupon.scope, coupon.scope_value)
+        r = await admin.create_coupon(conn, coupon)
     _etag(response, r.version)
     return _coupon(r)
 
@@ -370,9 +388,10 @@ async def update_coupon(svc: Svc, _: Internal, code: CodePath, body: CouponIn,
     is refused)."""
     expected = _version(if_match, required=True)
     assert expected is not None
+    coupon = body.coupon(normalize_code(code))
     async with svc.pool.acquire() as conn:
-        await _check_exists(conn, body)
-        r = await admin.update_coupon(conn, body.coupon(normalize_code(code)), expected)
+        await _check_exists(conn, coupon.scope, coupon.scope_value)
+        r = await admin.update_coupon(conn, coupon, expected)
     _etag(response, r.version)
     return _coupon(r)
 

@@ -163,17 +163,36 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
 
     # the seller restates its stock and price (If-Match), reads it, then withdraws it
     r = await client.put(f"/api/v1/seller/offers/{v}", headers={**_key(seller),
-                         "If-Match": '"7"'}, json={"price_cents": 29_000})
+                         "If-Match": '"7"'}, json={"price_cents": 29_000, "quantity": 99})
     assert r.status_code == 409 and r.json()["error"]["code"] == "version_conflict"
+    assert (await _warehouses(client, v))[mine] == (2, 0, 3)  # the stale write set nothing
     r = await client.put(f"/api/v1/seller/offers/{v}", headers={**_key(seller),
                          "If-Match": '"1"'}, json={"price_cents": 29_000, "quantity": 10})
     assert r.status_code == 200 and (r.json()["version"], r.json()["available"]) == (2, 10)
     listed = (await client.get("/api/v1/seller/offers", headers=_key(seller))).json()
     assert [(o["variant_id"], o["price_cents"]) for o in listed["offers"]] == [(str(v), 29_000)]
+    # the listing seller's units are never taken from the offer's warehouse
+    r = await client.post("/api/v1/reservations", headers=INTERNAL, json={
+        "items": [{"variant_id": v, "quantity": 1, "warehouse_id": mine}],
+        "quote_token": (await client.post("/api/v1/quotes", json={"items": [
+            {"variant_id": v, "quantity": 1}]})).json()["quote_token"]})
+    assert r.status_code == 201 and r.json()["lines"][0]["warehouse_id"] == mine  # its winner
+    await client.delete(f"/api/v1/reservations/{r.json()['reservation_id']}", headers=INTERNAL)
+    stale = (await client.post("/api/v1/quotes", json={"items": [
+        {"variant_id": v, "quantity": 1}]})).json()
     assert (await client.delete(f"/api/v1/seller/offers/{v}",
                                 headers=_key(seller))).status_code == 200
     assert (await client.delete(f"/api/v1/seller/offers/{v}",
                                 headers=_key(seller))).status_code == 404
+    # a quote made at the withdrawn offer reserves nothing (never the listing seller's units)
+    r = await client.post("/api/v1/reservations", headers=INTERNAL, json={
+        "items": [{"variant_id": v, "quantity": 1}], "quote_token": stale["quote_token"]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "offer_withdrawn", r.text
+    r = await client.post("/api/v1/reservations", headers=INTERNAL, json={
+        "items": [{"variant_id": v, "quantity": 1, "warehouse_id": mine}],
+        "quote_token": (await client.post("/api/v1/quotes", json={"items": [
+            {"variant_id": v, "quantity": 1}]})).json()["quote_token"]})
+    assert r.status_code == 422 and "items.0.warehouse_id" in r.json()["error"]["fields"]
     await _until(lambda: _winner(client, pid, v), (str(other_seller.seller_id), 349.99),
                  "withdrawn offer leaves the page")
     audit = (await client.get("/api/v1/seller/pricing/audit", headers=_key(seller))).json()
@@ -181,6 +200,7 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
         ("offer", "delete"), ("offer", "update"), ("offer", "create")]
     assert audit["entries"][1]["before"]["price_cents"] == 30_000
     assert audit["entries"][1]["after"]["price_cents"] == 29_000
+    assert audit["entries"][1]["after"]["available"] == 10  # the units stated
     assert audit["entries"][2]["actor"] == f"seller:{seller.seller_id}"
 
 

@@ -70,9 +70,11 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
     tag = catalog["tag"]
     body = await search(client, q=f"wireless headphones {tag}")
     assert body["page"] == 1 and body["total"] >= 4
-    # any word may match; the rare tag puts the four tagged products first (their order
-    # among themselves depends on per-shard term statistics: BM25's IDF is a shard's own)
-    assert {x["product_id"] for x in body["results"][:4]} == set(catalog["ids"])
+    # any word may match; the rare tag puts the four tagged products on the first page
+    # (not necessarily first: their order among themselves depends on per-shard term
+    # statistics, BM25's IDF is a shard's own, and the ranker also weighs sales, so a
+    # product other tests sold that matches both words can come before one of them)
+    assert set(catalog["ids"]) <= {x["product_id"] for x in body["results"]}
     body = await search(client, q=tag)
     assert body["total"] == 4
     r = body["results"][0]

@@ -200,7 +200,7 @@ def test_a_sellers_own_warehouse_is_taken_only_when_named() -> None:
         s.reserve("r1", [Item(V2, 2)], ttl_ms=1000)  # only 1 of the listing seller's
     r = s.reserve("r2", [Item(V2, 2, "s-7")], ttl_ms=1000)
     assert r.lines == [(V2, "s-7", 2)]
-    assert s.sellers(V2) == {7: 48}
+    assert s.offered(V2) == {"s-7": 48}
     assert s.reserve("r3", [Item(V2, 1)], ttl_ms=1000).lines == [(V2, "WH_01", 1)]
 
 
@@ -209,10 +209,14 @@ def test_set_available_states_the_units_exactly() -> None:
     s.warehouses |= {"s-7"}
     s.owned = {"s-7": 7}
     s.reserve("r1", [Item(V1, 3, "WH_02")], ttl_ms=1000)
-    assert s.set_available(V1, "WH_02", 9, "seller says").available == 9
+    # 9 on hand, 3 of them held: 6 more can be sold
+    assert s.set_available(V1, "WH_02", 9, "seller says").available == 6
     assert (s.stock[V1]["WH_02"].reserved, s.stock[V1]["WH_02"].initial) == (3, 4)
     before = len(s.drain().movements)
-    assert s.set_available(V1, "WH_02", 9, "again").available == 9  # no change, no movement
+    assert s.set_available(V1, "WH_02", 9, "again").available == 6  # no change, no movement
+    assert s.set_available(V1, "WH_02", 2, "fewer than held").available == 0
+    assert s.set_available(V1, "WH_02", 9, "back").available == 6
+    s.drain()
     assert s.set_available(V1, "s-7", 0, "none yet").available == 0  # no row made for 0
     assert len(s.drain().movements) == 0 and before == 2 and "s-7" not in s.stock[V1]
     assert s.set_available(V1, "s-7", 5, "five").available == 5

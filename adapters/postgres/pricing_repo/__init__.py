@@ -14,7 +14,12 @@ from adapters.postgres.pricing_repo.coupons import (
     load_coupon,
     redeem_coupon,
 )
-from adapters.postgres.pricing_repo.inputs import PricingInputs, load_pricing, offer_warehouses
+from adapters.postgres.pricing_repo.inputs import (
+    PricingInputs,
+    line_sources,
+    load_pricing,
+    offer_warehouses,
+)
 from adapters.postgres.pricing_repo.listings import listing_prices, listing_prices_until
 from adapters.postgres.pricing_repo.price_changes import PriceChange, record_price_change
 from adapters.postgres.pricing_repo.repricing import reprice
@@ -25,6 +30,7 @@ __all__ = [
     "PricingInputs",
     "Redemption",
     "accept_quote",
+    "line_sources",
     "listing_prices",
     "listing_prices_until",
     "load_coupon",

@@ -128,3 +128,18 @@ async def offer_warehouses(conn: Conn, pairs: Sequence[tuple[int, int]]
            WHERE o.warehouse_id IS NOT NULL""",
         [v for v, _ in pairs], [s for _, s in pairs])
     return {(r["variant_id"], r["seller_id"]): r["warehouse_id"] for r in rows}
+
+
+async def line_sources(conn: Conn, pairs: Sequence[tuple[int, int]], named: Sequence[str]
+                       ) -> tuple[dict[int, int], dict[tuple[int, int], str], dict[str, int]]:
+    """For quoted (variant, seller) lines: each variant's listing seller, the warehouse of
+    each pair that is another seller's stocked offer, and which of the `named` warehouses a
+    seller owns (warehouse -> seller)."""
+    listing = {r["variant_id"]: r["seller_id"] for r in await conn.fetch(
+        """SELECT v.variant_id, p.seller_id FROM product_variants v
+           JOIN products p USING (product_id) WHERE v.variant_id = ANY($1::bigint[])""",
+        sorted({v for v, _ in pairs}))}
+    owned = {r["warehouse_id"]: r["seller_id"] for r in await conn.fetch(
+        "SELECT warehouse_id, seller_id FROM warehouses WHERE warehouse_id = ANY($1::text[]) "
+        "AND seller_id IS NOT NULL", sorted(set(named)))}
+    return listing, await offer_warehouses(conn, pairs), owned

@@ -12,10 +12,13 @@ from domain.pricing import dynamic_price
 
 _REPRICING = """
 SELECT r.*, p.seller_id, v.price_cents,
-       COALESCE((SELECT sum(s.available) FROM stock s WHERE s.variant_id = r.variant_id),
-                0)::int AS stock,
+       COALESCE((SELECT sum(s.available) FROM stock s
+                 JOIN warehouses w ON w.warehouse_id = s.warehouse_id
+                 WHERE s.variant_id = r.variant_id AND w.seller_id IS NULL), 0)::int AS stock,
        COALESCE((SELECT sum(m.quantity) FROM inventory_movements m
+                 JOIN warehouses w ON w.warehouse_id = m.warehouse_id
                  WHERE m.variant_id = r.variant_id AND m.kind = 'DEDUCT'
+                   AND w.seller_id IS NULL
                    AND m.created_at > $1::timestamptz - make_interval(secs => r.window_s)),
                 0)::int AS velocity
 FROM dynamic_price_rules r
