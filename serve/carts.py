@@ -177,6 +177,10 @@ class CartService:
             raise ValidationFailed({"Idempotency-Key": "was used for another add"})
         expires = got["expires_at_ms"] or 0
         async with self.pool.acquire() as conn:
+            # whose units the hold has: a retried add gets the first try's reservation, made
+            # when the buy box may have been someone else's
+            seller = await store.warehouse_seller(conn, [x["warehouse_id"]
+                                                         for x in got["lines"]])
             await store.add_hold(conn, row.cart_id, Hold(
                 got["reservation_id"], variant_id, quantity,
                 datetime.fromtimestamp(expires / 1000, UTC), seller))

@@ -124,3 +124,12 @@ async def variants(conn: Conn, ids: list[int]) -> dict[int, VariantInfo]:
         int(r["variant_id"]), int(r["product_id"]), r["title"], r["sku"],
         {str(k): str(v) for k, v in json.loads(r["attrs"]).items()}, r["image_url"],
         bool(r["active"])) for r in rows}
+
+
+async def warehouse_seller(conn: Conn, warehouses: list[str]) -> int | None:
+    """The seller owning any of these warehouses (their offer's units), None if none does
+    (the platform's: the listing seller's units)."""
+    found = await conn.fetchval(
+        "SELECT seller_id FROM warehouses WHERE warehouse_id = ANY($1::text[]) "
+        "AND seller_id IS NOT NULL LIMIT 1", warehouses)
+    return None if found is None else int(found)
