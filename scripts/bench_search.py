@@ -11,6 +11,12 @@ requests/s, p50/p99 and the ratios. With --rebuild, also times a full index rebu
     scripts/bench_search [--datasets esci,icecat,synthetic:1000000] [--concurrency 16]
                          [--seconds 20] [--rebuild] [--rankers default,formula]
 
+--plain: also runs the same search mix against one plain process (tooling/plain_search.py:
+uvicorn + FastAPI over copies of the same tantivy shards; no Ray, Redis or PostgreSQL; BM25,
+filters, sorts, exact facets, no query understanding, re-ranking or live price/stock), in the
+same run, and prints CPU per request of the whole server process tree and requests/s of each
+with their ratios (issue 15's yardstick).
+
 --rankers: the search mix once per ranker named (the request's `ranker` parameter): `default`
 is what shoppers get (the production model: scripts/demo trains and promotes one on its first
 start with a judged catalog), `formula` the hand-written ranker; ratios are to the first. With
@@ -25,13 +31,15 @@ import contextlib
 import os
 import random
 import secrets
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from tooling.load import closed_loop, cpu_rows
+from tooling.load import closed_loop, cpu_rows, served_cpu_ms
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -151,11 +159,63 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                  + "\n".join(cpu_rows(*((f"search {r}", s) for r, s in zip(
                      rankers, searches, strict=True)), ("no-op", noop),
                      ("no-op, awaits", awaits), seconds=a.seconds)))
+    if a.plain:
+        plain = await plain_comparator(a, cat, generation_of(a, dataset))
+        aisle_ms, plain_ms = served_cpu_ms(search), served_cpu_ms(plain)
+        rows.append(f"| {dataset} | plain process, same mix | {plain['rps']:,.0f} | "
+                    f"{plain['p50']:.1f} | {plain['p99']:.1f} | {plain['errors']} | |")
+        notes.append(
+            f"\n{dataset}: aisle against one plain process (the same mix, {a.concurrency} "
+            f"connections)\n\n| | aisle (ranker={rankers[0]}) | plain | aisle/plain |\n"
+            f"|---|---:|---:|---:|\n"
+            f"| CPU ms per search, all server processes | {aisle_ms:.2f} | {plain_ms:.2f} | "
+            f"**{aisle_ms / plain_ms if plain_ms else 0:.1f}x** |\n"
+            f"| searches/s | {search['rps']:,.0f} | {plain['rps']:,.0f} | "
+            f"**{search['rps'] / plain['rps'] if plain['rps'] else 0:.2f}x** |\n"
+            f"| p50 / p99 ms | {search['p50']:.1f} / {search['p99']:.1f} | "
+            f"{plain['p50']:.1f} / {plain['p99']:.1f} | |")
     if rebuild:
         rows.append(f"| {dataset} | full rebuild | {rebuild['docs_per_s']:,} docs/s "
                     f"({rebuild['documents']:,} docs in {rebuild['seconds']} s, "
                     f"{a.rebuild_workers} workers) | | | | |")
     return rows
+
+
+def generation_of(a: argparse.Namespace, dataset: str) -> Path:
+    """The index generation the plain process copies: --plain-index, else the newest in the
+    data dir this script gave the demo."""
+    if a.plain_index is not None:
+        return Path(a.plain_index)
+    root = REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}" / "index"
+    found = sorted((g for g in root.glob("*/g*") if any(g.glob("shard-*"))),
+                   key=lambda g: g.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"--plain: no index generation under {root} (pass --plain-index)")
+    return found[-1]
+
+
+async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any],
+                           generation: Path) -> dict[str, Any]:
+    """The same search mix against tooling.plain_search on a copy of `generation`."""
+    url = f"http://127.0.0.1:{a.plain_port}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tooling.plain_search", str(generation), "--port",
+        str(a.plain_port), cwd=REPO)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            for _ in range(600):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/api/v1/noop")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit("the plain process did not start")
+        mix = query_mix(cat, random.Random(42))  # the same requests as aisle's first load
+        return await closed_loop(url, lambda: ("/api/v1/products/search", mix()),
+                                 a.concurrency, a.seconds, a.warmup)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
 
 
 def main() -> int:
@@ -169,6 +229,10 @@ def main() -> int:
     p.add_argument("--rebuild-workers", type=int, default=2)
     p.add_argument("--url", default=None, help="a running service (one dataset)")
     p.add_argument("--port", type=int, default=8792)
+    p.add_argument("--plain", action="store_true",
+                   help="also measure one plain process on the same index (see above)")
+    p.add_argument("--plain-index", default=None, help="its generation dir (with --url)")
+    p.add_argument("--plain-port", type=int, default=8799)
     p.add_argument("--rankers", default="default",
                    help="comma list: default (the production ranker), formula, a version")
     a = p.parse_args()

@@ -30,7 +30,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 TICK = os.sysconf("SC_CLK_TCK")
 # process label -> pattern of its command line (Ray workers rename themselves ray::Name)
-LABELS = (("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
+LABELS = (("plain process (comparator)", r"tooling\.plain_search"),
+          ("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
           ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
           ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
           ("redis", r"redis-server"), ("postgres", r"^postgres"),
@@ -128,3 +129,9 @@ def internal_headers() -> dict[str, str]:
     """The internal token's Authorization header, when AISLE_INTERNAL_TOKEN is set."""
     token = os.environ.get("AISLE_INTERNAL_TOKEN")
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def served_cpu_ms(load: dict[str, Any]) -> float:
+    """CPU ms per request of every server process measured (the load generator left out)."""
+    used = sum(v for k, v in load["cpu"].items() if k != "load generator (this)")
+    return used * 1000 / max(load["n"], 1)
