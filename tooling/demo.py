@@ -201,4 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault(PROXY_ENV, PROXY_CALLBACK)  # before Ray starts: its proxy reads it
+    # a demo's new database gets one inventory partition per core (at least 2), not the
+    # service's 8: each idle partition actor costs ~0.8 % of a core in Ray's own threads
+    # (docs/benchmarks.md, bench_idle: 16.8 % idle with 8 on 2 cores, 12.4 % with 2); the
+    # map of an existing data dir stays, and `scripts/inventory_partitions --set N` rescales
+    os.environ.setdefault("AISLE_INVENTORY_PARTITIONS", str(max(2, os.cpu_count() or 2)))
     raise SystemExit(main())
