@@ -161,7 +161,8 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                      ("no-op, awaits", awaits), seconds=a.seconds)))
     if a.plain:
         plain = await plain_comparator(a, cat, generation_of(a, dataset))
-        aisle_ms, plain_ms = served_cpu_ms(search), served_cpu_ms(plain)
+        aisle_ms = served_cpu_ms(search["cpu"], search["n"])
+        plain_ms = served_cpu_ms(plain["cpu"], plain["n"])
         rows.append(f"| {dataset} | plain process, same mix | {plain['rps']:,.0f} | "
                     f"{plain['p50']:.1f} | {plain['p99']:.1f} | {plain['errors']} | |")
         notes.append(

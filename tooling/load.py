@@ -11,7 +11,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,8 @@ def internal_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def served_cpu_ms(load: dict[str, Any]) -> float:
-    """CPU ms per request of every server process measured (the load generator left out)."""
-    used = sum(v for k, v in load["cpu"].items() if k != "load generator (this)")
-    return used * 1000 / max(load["n"], 1)
+def served_cpu_ms(cpu: Mapping[str, float], requests: int) -> float:
+    """CPU ms per request of every server process measured (`cpu`: a load's CPU seconds by
+    process; the load generator left out)."""
+    used = sum(v for k, v in cpu.items() if k != "load generator (this)")
+    return used * 1000 / max(requests, 1)
