@@ -130,6 +130,9 @@ async def prepare_offer(conn: Conn, seller_id: int, variant_id: int, source: Sto
            SELECT seller_id FROM made UNION ALL
            SELECT seller_id FROM warehouses WHERE warehouse_id = $1 LIMIT 1""",
         warehouse, f"seller {seller_id} ({source})", seller_id)
+    if owner is None:  # made by a concurrent first offer after this statement's snapshot
+        owner = await conn.fetchval(
+            "SELECT seller_id FROM warehouses WHERE warehouse_id = $1", warehouse)
     if owner != seller_id:
         raise Conflict(f"warehouse {warehouse} belongs to someone else", "warehouse_taken")
     return warehouse

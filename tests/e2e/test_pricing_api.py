@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import INTERNAL_TOKEN
-from tests.e2e.conftest import Seller
+from tests.e2e.conftest import Seller, make_seller
 from tests.e2e.test_seller_api import body
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -117,6 +117,14 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
     assert r.status_code == 404  # If-Match: an update of an offer that does not exist
     assert await _count(pool, "SELECT count(*) FROM pricing_audit") == audit_before
     assert await _count(pool, "SELECT count(*) FROM offers WHERE variant_id = $1", v) == 0
+
+    # a new seller's first offer sent twice at once: its warehouse is made once, both answer
+    third = await make_seller(pool, "Third Seller")
+    both = await asyncio.gather(*(client.put(f"/api/v1/seller/offers/{v}", headers=_key(third),
+                                             json={"price_cents": 90_000}) for _ in range(2)))
+    assert sorted(r.status_code for r in both) in ([200, 201], [201, 201]), [r.text for r in both]
+    assert (await client.delete(f"/api/v1/seller/offers/{v}",
+                                headers=_key(third))).status_code == 200
 
     # the offer: cheaper, refurbished, 5 units the seller ships itself
     r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
