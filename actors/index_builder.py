@@ -237,9 +237,14 @@ class IndexBuilderLoop:
         return dataclasses.replace(self._stats)
 
     async def wait_idle(self, timeout_s: float = 30.0) -> bool:
-        """True once every event committed before this call has been indexed."""
-        target = await self.outbox.head()
+        """True once every event committed before this call has been indexed (False if not
+        within `timeout_s`, which includes a restarted builder's connecting)."""
         deadline = time.monotonic() + timeout_s
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        target = await self.outbox.head()
         while time.monotonic() < deadline:
             if await self.outbox.pending(target) == 0 and await self.registry.live() is not None:
                 return True
