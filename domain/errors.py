@@ -70,9 +70,9 @@ class Conflict(AisleError):
 class VersionConflict(Conflict):
     """Optimistic concurrency: the client's version is not the current one."""
 
-    def __init__(self, current_version: int, sent_version: int) -> None:
+    def __init__(self, current_version: int, sent_version: int, what: str = "product") -> None:
         super().__init__(
-            f"product was changed: you sent version {sent_version}, current is {current_version}",
+            f"{what} was changed: you sent version {sent_version}, current is {current_version}",
             code="version_conflict",
             current_version=current_version,
         )

@@ -18,7 +18,7 @@ from typing import Literal
 import asyncpg
 
 from adapters.postgres import Conn
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from domain.pricing import Coupon, Deal, DynamicRule
 
 Actor = str  # "platform" or "seller:<id>"
@@ -40,11 +40,6 @@ class RuleNotFound(NotFound):
 
 class VariantNotForSale(NotFound):
     code = "variant_not_found"
-
-
-def stale(current: int, sent: int, what: str) -> Conflict:
-    return Conflict(f"{what} was changed: you sent version {sent}, current is {current}",
-                    code="version_conflict", current_version=current)
 
 
 def seller_actor(seller_id: int) -> Actor:
@@ -120,7 +115,7 @@ async def prepare_offer(conn: Conn, seller_id: int, variant_id: int, source: Sto
         if current is None:
             raise OfferNotFound("no offer of yours for this variant to update")
         if current != expected_version:
-            raise stale(current, expected_version, "the offer")
+            raise VersionConflict(current, expected_version, "the offer")
     warehouse = offer_warehouse(seller_id, source)
     owner = await conn.fetchval(
         """WITH made AS (
@@ -154,7 +149,7 @@ async def put_offer(conn: Conn, seller_id: int, variant_id: int, price_cents: in
             if before is None:
                 raise OfferNotFound("no offer of yours for this variant to update")
             if before["version"] != expected_version:
-                raise stale(before["version"], expected_version, "the offer")
+                raise VersionConflict(before["version"], expected_version, "the offer")
         after = await conn.fetchval(
             """INSERT INTO offers (variant_id, seller_id, price_cents, condition, stock_source,
                                    warehouse_id, available)
@@ -281,7 +276,7 @@ async def update_deal(conn: Conn, deal_id: int, d: Deal, name: str, actor: Actor
         if before is None:
             raise DealNotFound(f"deal {deal_id} not found")
         if before["version"] != expected_version:
-            raise stale(before["version"], expected_version, "the deal")
+            raise VersionConflict(before["version"], expected_version, "the deal")
         if before["seller_id"] is not None:
             await _check_seller_scope(conn, before["seller_id"], d)
         after = await conn.fetchval(
@@ -364,7 +359,7 @@ async def update_coupon(conn: Conn, c: Coupon, expected_version: int) -> CouponR
         if before is None:
             raise NotFound(f"no coupon {c.code}")
         if before["version"] != expected_version:
-            raise stale(before["version"], expected_version, "the coupon")
+            raise VersionConflict(before["version"], expected_version, "the coupon")
         if c.global_limit is not None and c.global_limit < before["times_used"]:
             raise ValidationFailed({"global_limit": f"below the {before['times_used']} uses "
                                                     f"so far"})
@@ -440,7 +435,7 @@ async def put_rule(conn: Conn, r: DynamicRule, enabled: bool,
             if before is None:
                 raise RuleNotFound(f"no rule for variant {r.variant_id}")
             if before["version"] != expected_version:
-                raise stale(before["version"], expected_version, "the rule")
+                raise VersionConflict(before["version"], expected_version, "the rule")
         values = [getattr(r, f) for f in _RULE_FIELDS]
         after = await conn.fetchval(
             f"""INSERT INTO dynamic_price_rules (variant_id, {", ".join(_RULE_FIELDS)}, enabled)

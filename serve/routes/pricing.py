@@ -27,6 +27,7 @@ from adapters.postgres.pricing_admin import (
 )
 from domain.errors import PreconditionRequired, ValidationFailed
 from domain.pricing import Coupon, Deal, DynamicRule, normalize_code
+from serve.routes.seller import _etag, expected_version
 from serve.services import Internal, Json, Seller, Svc, limit_seller
 
 seller_router = APIRouter(tags=["seller pricing"], dependencies=[Depends(limit_seller)])
@@ -39,22 +40,13 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200,
 CodePath = Annotated[str, Path(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 MAX_WINDOW = timedelta(days=366)  # a deal or coupon runs at most a year, starting within one
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-_IF_MATCH = re.compile(r'\s*(?:W/)?"?([0-9]{1,18})"?\s*', re.ASCII)
 
 
 def _version(if_match: str | None, required: bool) -> int | None:
-    if if_match is None:
-        if required:
-            raise PreconditionRequired("send the version you read in If-Match (its ETag)")
-        return None
-    m = _IF_MATCH.fullmatch(if_match)
-    if m is None:
-        raise ValidationFailed({"If-Match": 'must be a version such as "3"'})
-    return int(m.group(1))
-
-
-def _etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
+    """The version If-Match names (the seller API's parser); 428 when required and absent."""
+    if if_match is None and required:
+        raise PreconditionRequired("send the version you read in If-Match (its ETag)")
+    return expected_version(if_match, None)
 
 
 def _iso(t: datetime | None) -> str | None:

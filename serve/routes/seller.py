@@ -23,7 +23,7 @@ def expected_version(if_match: str | None, body_version: int | None) -> int | No
     if if_match is not None:
         m = _IF_MATCH.fullmatch(if_match)
         if not m:
-            raise ValidationFailed({"If-Match": 'must be a product version such as "3"'})
+            raise ValidationFailed({"If-Match": 'must be a version such as "3"'})
         header_version = int(m.group(1) or m.group(2))
     if header_version is not None and body_version is not None and header_version != body_version:
         raise ValidationFailed({"version": "differs from the If-Match header"})
