@@ -13,6 +13,7 @@ from actors import database_tag
 from actors.index_shard_client import IndexShardClient
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search import SearchIndex
+from adapters.search.local_reads import LocalReads
 from adapters.search.sharded import ShardedIndex
 
 
@@ -27,17 +28,22 @@ class IndexConfig(Protocol):
     def es_url(self) -> str | None: ...
 
 
-def open_index(cfg: IndexConfig, pool: asyncpg.Pool) -> SearchIndex:
+def open_index(cfg: IndexConfig, pool: asyncpg.Pool, local_reads: bool = False) -> SearchIndex:
+    """`local_reads`: the embedded index's searches on read-only shards in this process
+    (adapters/search/local_reads.py), for the Gateways; the index builder writes."""
     if cfg.es_url:
         from adapters.search.elastic_backend import ElasticBackend
         return ElasticBackend(cfg.es_url, GenerationRegistry(pool, "elasticsearch"))
-    return sharded_index(cfg.shards, cfg.data_dir, cfg.dsn, GenerationRegistry(pool, "tantivy"))
+    return sharded_index(cfg.shards, cfg.data_dir, cfg.dsn, GenerationRegistry(pool, "tantivy"),
+                         local_reads)
 
 
-def sharded_index(shards: int, data_dir: str | Path, dsn: str,
-                  registry: GenerationRegistry) -> ShardedIndex:
+def sharded_index(shards: int, data_dir: str | Path, dsn: str, registry: GenerationRegistry,
+                  local_reads: bool = False) -> ShardedIndex:
     """The embedded backend of the database `dsn`: its generations under
-    `<data_dir>/index/<database tag>/`, its shards the `IndexShard` actors of that database."""
+    `<data_dir>/index/<database tag>/`, its shards the `IndexShard` actors of that database
+    (with `local_reads`, searched from this process where their files are)."""
     db = database_tag(dsn)
+    actors = IndexShardClient(db)
     return ShardedIndex(shards, Path(data_dir).resolve() / "index" / db, registry,
-                        IndexShardClient(db))
+                        LocalReads(actors) if local_reads else actors)

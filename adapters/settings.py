@@ -70,6 +70,10 @@ class Settings:
     data_dir: Path = Path(".aisle-data")
     inventory_partitions: int = 8
     index_shards: int = 2
+    # where a Gateway's searches run: LOCAL, on read-only copies of the embedded index's
+    # shards opened in the Gateway process (writes stay on the shard actors); ACTORS, a Ray
+    # call to every shard actor. Elasticsearch ignores it.
+    search_reads: str = "LOCAL"
     snowflake_node: int = 0  # high 5 bits of a Snowflake worker id; low 5 bits are leased
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -128,6 +132,7 @@ class Settings:
             data_dir=Path(data_dir).expanduser() if data_dir else Path(".aisle-data"),
             inventory_partitions=_int(env, "AISLE_INVENTORY_PARTITIONS", 8, 1, 4096),
             index_shards=_int(env, "AISLE_INDEX_SHARDS", 2, 1, 256),
+            search_reads=_one_of(env, "AISLE_SEARCH_READS", ("LOCAL", "ACTORS")),
             snowflake_node=_int(env, "AISLE_SNOWFLAKE_NODE", 0, 0, 31),
             http_host=env.get("AISLE_HTTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
             http_port=_int(env, "AISLE_HTTP_PORT", 8000, 1, 65535),

@@ -181,9 +181,11 @@ def scored_tokens(d: Mapping[str, Any], az: tantivy.TextAnalyzer) -> dict[str, l
 class TantivyShard:
     """`path`: this shard's directory, inside its generation's directory (where the length
     pivots and term statistics of the generation are read from); None: in memory, with the
-    default pivots and no statistics (every idf 1)."""
+    default pivots and no statistics (every idf 1). `read_only`: searches only, no writer
+    (tantivy allows one writer per directory, and any number of readers in other processes:
+    adapters/search/local_reads.py); `reload()` then shows what the writer committed."""
 
-    def __init__(self, path: Path | str | None) -> None:
+    def __init__(self, path: Path | str | None, read_only: bool = False) -> None:
         self.schema = schema()
         self._generation_dir = Path(path).parent if path is not None else None
         made = (read_generation_file(self._generation_dir, PIVOTS_FILE)
@@ -195,7 +197,8 @@ class TantivyShard:
         self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
         self.reload_stats()
         if path is not None:
-            Path(path).mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                Path(path).mkdir(parents=True, exist_ok=True)
             self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
         else:
             self.index = tantivy.Index(self.schema)
@@ -203,7 +206,7 @@ class TantivyShard:
         self.index.register_tokenizer(PREFIX_ANALYZER, prefix_analyzer())
         self._az = analyzer()
         self._words = analyzer(stem=False)
-        self._writer = self.index.writer(WRITER_HEAP, 1)
+        self._writer = None if read_only else self.index.writer(WRITER_HEAP, 1)
         self._lock = threading.Lock()  # one writer at a time; searches never take it
         self._pending: dict[int, int | None] = {}  # product -> version since last commit
         self.index.reload()
@@ -262,8 +265,8 @@ class TantivyShard:
                 current = self._pending[pid] if pid in self._pending else stored.get(pid)
                 if current is not None and version < current:
                     continue
-                self._writer.delete_documents_by_term("product_id", pid)
-                self._writer.add_document(self._document(d))
+                self._w().delete_documents_by_term("product_id", pid)
+                self._w().add_document(self._document(d))
                 self._pending[pid] = version
                 written += 1
             return written
@@ -271,18 +274,30 @@ class TantivyShard:
     def delete(self, product_ids: Iterable[int]) -> None:
         with self._lock:
             for pid in product_ids:
-                self._writer.delete_documents_by_term("product_id", int(pid))
+                self._w().delete_documents_by_term("product_id", int(pid))
                 self._pending[int(pid)] = None
 
     def commit(self) -> None:
         with self._lock:
-            self._writer.commit()
+            self._w().commit()
             self._pending.clear()
         self.index.reload()
 
     def close(self) -> None:
+        if self._writer is None:
+            return
         with self._lock:
             self._writer.wait_merging_threads()
+
+    def reload(self) -> None:
+        """The searcher over what was last committed (by this shard or, read-only, by the
+        writer in another process)."""
+        self.index.reload()
+
+    def _w(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            raise RuntimeError("this shard was opened read-only")
+        return self._writer
 
     def _document(self, d: Mapping[str, Any]) -> tantivy.Document:
         doc = tantivy.Document()

@@ -83,9 +83,10 @@ async def index(request: pytest.FixtureRequest, ray_cluster: None, databases: An
     backend = request.param
     dsn = await databases.create()
     pool: asyncpg.Pool = await create_pool(dsn, max_size=2)
-    if backend == "tantivy":
+    if backend in ("tantivy", "tantivy-local"):  # searched through the actors, or locally
         idx: Any = sharded_index(3, Path(tmp_path_factory.mktemp("idx")), dsn,
-                                GenerationRegistry(pool, "tantivy"))
+                                GenerationRegistry(pool, "tantivy"),
+                                local_reads=backend == "tantivy-local")
     else:
         from adapters.search.elastic_backend import ElasticBackend
         idx = ElasticBackend(os.environ["ES_URL"], GenerationRegistry(pool, "elasticsearch"),
@@ -100,7 +101,7 @@ async def index(request: pytest.FixtureRequest, ray_cluster: None, databases: An
     await pool.close()
 
 
-BACKENDS = ["tantivy"] + (["elasticsearch"] if os.environ.get("ES_URL") else [])
+BACKENDS = ["tantivy", "tantivy-local"] + (["elasticsearch"] if os.environ.get("ES_URL") else [])
 pytestmark = pytest.mark.parametrize("index", BACKENDS, indirect=True)
 
 

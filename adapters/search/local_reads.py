@@ -1,0 +1,184 @@
+"""Searches on the shards' files from this process; writes through the shard actors.
+
+A search used to be a Ray call to every `IndexShard` actor of the generation: each call costs
+both sides serialisation and a hop, more than the tantivy search itself (docs/benchmarks.md,
+"aisle against one plain process"). tantivy allows one writer per index directory and any
+number of readers, in other processes too, so a Gateway opens each shard of the live
+generation read-only (`TantivyShard(read_only=True)`) and searches it in a thread of its own
+(tantivy releases the GIL while it searches); the actors keep every write.
+
+Freshness is the actors': before each read the shard's `meta.json` (which tantivy replaces
+atomically when a commit lands, before the writer's `commit` returns) is looked at (one
+`stat`), and a changed one reloads the searcher; the generation's term statistics file the
+same way. So a read that starts after an acknowledged write sees it, as on the actor.
+
+A shard whose files are not on this node (a Gateway on another node of a multi-node cluster:
+the embedded index is single-node, docs/operations.md), or a local read that fails for any
+reason: that read goes to the actor, as it did before, which answers or says why not
+(`ShardUnavailable`). A shard read here whose files have gone since (its generation was
+dropped) answers `SearchUnavailable` (503). Only the shards of the last
+`KEPT_GENERATIONS` generations read here stay open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TypeVar, cast
+
+from adapters.search import SearchUnavailable
+from adapters.search.sharded import Documents, ShardCalls
+from adapters.search.tantivy_shard import STATS_FILE, TantivyShard, TermCounts
+from domain.search import IndexQuery, IndexResult, SearchDocument
+
+log = logging.getLogger("aisle.search")
+
+KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
+T = TypeVar("T")
+_Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and size
+
+
+def _signature(path: Path) -> _Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@dataclasses.dataclass(slots=True)
+class _Open:
+    shard: TantivyShard
+    meta: _Signature
+    stats: _Signature | None
+    used: float
+
+
+class LocalReads:
+    """`ShardCalls`: searches, gets, suggestions and counts on read-only shards in this
+    process when their files are here; everything else, and any read that cannot be made
+    here, through `writes` (the shard actors' client)."""
+
+    def __init__(self, writes: ShardCalls) -> None:
+        self.writes = writes
+        self._open: dict[tuple[str, int], _Open] = {}
+        self._lock = threading.Lock()
+        self.local = 0  # reads answered here
+        self.remote = 0  # reads the actors answered (files not here, or a local read failed)
+
+    def _shard(self, generation: str, k: int, shard_dir: Path) -> TantivyShard | None:
+        """The read-only shard, reloaded if a commit or new statistics landed since it was
+        last read; None if its files are not here (or no longer)."""
+        meta = _signature(shard_dir / "meta.json")
+        key = (generation, k)
+        with self._lock:
+            opened = self._open.get(key)
+            if meta is None:
+                if opened is not None:  # read here before: the generation was dropped since
+                    del self._open[key]
+                    raise SearchUnavailable(f"index shard {generation}/{k} is gone")
+                return None
+            stats = _signature(shard_dir.parent / STATS_FILE)
+            if opened is None:
+                self._evict(generation)
+                opened = _Open(TantivyShard(shard_dir, read_only=True), meta, stats, 0.0)
+                self._open[key] = opened
+            else:
+                if opened.meta != meta:
+                    opened.shard.reload()
+                    opened.meta = meta
+                if opened.stats != stats:
+                    opened.shard.reload_stats()
+                    opened.stats = stats
+            opened.used = time.monotonic()
+            return opened.shard
+
+    def _evict(self, opening: str) -> None:
+        """Keeps the shards of at most KEPT_GENERATIONS generations (with `opening`)."""
+        last_use: dict[str, float] = {}
+        for (gen, _), o in self._open.items():
+            last_use[gen] = max(last_use.get(gen, 0.0), o.used)
+        last_use.pop(opening, None)
+        for gen in sorted(last_use, key=last_use.__getitem__)[
+                :max(0, len(last_use) - KEPT_GENERATIONS + 1)]:
+            self._forget(gen)
+
+    def _forget(self, generation: str) -> None:
+        for key in [key for key in self._open if key[0] == generation]:
+            del self._open[key]
+
+    def _here(self, generation: str, k: int, shard_dir: Path,
+              read: Callable[[TantivyShard], T]) -> tuple[bool, T | None]:
+        try:
+            shard = self._shard(generation, k, shard_dir)
+            if shard is None:
+                return False, None
+            return True, read(shard)
+        except SearchUnavailable:
+            raise
+        except Exception:  # the actor answers this one (and says why if it cannot)
+            log.debug("local read of shard %s/%d failed; asking its actor", generation, k,
+                      exc_info=True)
+            with self._lock:
+                self._open.pop((generation, k), None)
+            return False, None
+
+    async def _on(self, generation: str, k: int, shard_dir: Path,
+                  read: Callable[[TantivyShard], T], remote: Callable[[], Awaitable[T]]) -> T:
+        done, value = await asyncio.to_thread(self._here, generation, k, shard_dir, read)
+        if done:
+            self.local += 1
+            return cast(T, value)
+        self.remote += 1
+        return await remote()
+
+    # -- reads, here when the files are --------------------------------------------------
+    async def search(self, generation: str, k: int, shard_dir: Path,
+                     query: IndexQuery) -> IndexResult:
+        return await self._on(generation, k, shard_dir, lambda s: s.search(query),
+                              lambda: self.writes.search(generation, k, shard_dir, query))
+
+    async def get(self, generation: str, k: int, shard_dir: Path,
+                  product_ids: Sequence[int]) -> dict[int, SearchDocument]:
+        return await self._on(generation, k, shard_dir, lambda s: s.get(product_ids),
+                              lambda: self.writes.get(generation, k, shard_dir, product_ids))
+
+    async def count(self, generation: str, k: int, shard_dir: Path) -> int:
+        return await self._on(generation, k, shard_dir, lambda s: s.num_docs(),
+                              lambda: self.writes.count(generation, k, shard_dir))
+
+    async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
+                      last: str, limit: int) -> list[tuple[str, int]]:
+        return await self._on(
+            generation, k, shard_dir, lambda s: s.suggest(words, last, limit),
+            lambda: self.writes.suggest(generation, k, shard_dir, words, last, limit))
+
+    # -- everything else on the actors ---------------------------------------------------
+    async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
+                    deletes: Sequence[int], commit: bool) -> int:
+        return await self.writes.apply(generation, k, shard_dir, docs, deletes, commit)
+
+    async def commit(self, generation: str, k: int, shard_dir: Path) -> None:
+        await self.writes.commit(generation, k, shard_dir)
+
+    async def term_counts(self, generation: str, k: int, shard_dir: Path) -> TermCounts:
+        return await self.writes.term_counts(generation, k, shard_dir)
+
+    async def reload_stats(self, generation: str, k: int, shard_dir: Path) -> None:
+        await self.writes.reload_stats(generation, k, shard_dir)
+
+    async def stop(self, generation: str, shards: int) -> None:
+        with self._lock:
+            self._forget(generation)
+        await self.writes.stop(generation, shards)
+
+    def close(self) -> None:
+        with self._lock:
+            self._open.clear()
+        self.writes.close()
