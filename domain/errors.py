@@ -104,3 +104,9 @@ class Unavailable(AisleError):
     idempotency key."""
 
     code = "unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    """PostgreSQL failed a moment ago: the request was not tried (nothing was changed)."""
+
+    code = "database_unavailable"

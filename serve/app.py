@@ -121,7 +121,10 @@ class Gateway:
             lambda: dict(svc.limiter.refused),
             lambda: {"redis": not svc.pages.cache.available,
                      "ranker": isinstance(svc.search.ranker, RankerHandle)
-                     and svc.search.ranker.open})
+                     and svc.search.ranker.open,
+                     "search": not svc.search.index_breaker.closed,
+                     "postgres": not svc.database.closed,
+                     "postgres_pages": not svc.pages.database.closed})
         self.exporter.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

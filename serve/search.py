@@ -22,6 +22,7 @@ import numpy as np
 
 from actors.inventory_client import InventoryClient
 from adapters.cache import Cache, Loaded, loads
+from adapters.cache.breaker import Breaker
 from adapters.experiment_metrics import ExperimentMetrics, Impression
 from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
@@ -80,6 +81,8 @@ Matrix = np.ndarray  # candidates x learned features (ranking.learned_features),
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
+INDEX_TIMEOUT_S = 5.0  # one index search (every shard, merged); longer: SearchUnavailable
+INDEX_RETRY_AFTER_S = 1.0  # the index left alone after it failed (browse or a quick 503)
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -115,7 +118,12 @@ class _Steps:
         self.explained: Explained | None = None  # the first candidates' learned features
 
     async def search(self, query: IndexQuery) -> IndexResult:
-        result = await self.service.index.search_generation(self.generation, query)
+        try:
+            result = await asyncio.wait_for(
+                self.service.index.search_generation(self.generation, query), INDEX_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise SearchUnavailable(
+                f"the search index did not answer in {INDEX_TIMEOUT_S:.0f} s") from exc
         self.signals.update(result.signals)
         return result
 
@@ -231,6 +239,9 @@ class SearchService:
         self.inventory = inventory
         self.ranker = ranker
         self.cache = cache  # facet counts (the breaker and short timeouts of product pages)
+        # after the index failed (a dead shard, Elasticsearch down, a timeout), it is not
+        # asked for INDEX_RETRY_AFTER_S: a browse comes from PostgreSQL, anything else is 503
+        self.index_breaker = Breaker(INDEX_RETRY_AFTER_S, name="search index")
         self.facet_ttl_s = facet_ttl_s
         self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
         self.artifacts = SearchArtifacts(pool)
@@ -350,7 +361,13 @@ class SearchService:
         routing = await self.experiments.route(session, p.ranker)
         started = time.perf_counter()
         try:
-            return await self._search(p, explicit, explain, routing, started)
+            if not self.index_breaker.closed:
+                raise SearchUnavailable("the search index failed a moment ago; retry shortly")
+            try:
+                return await self._search(p, explicit, explain, routing, started)
+            except SearchUnavailable as exc:
+                self.index_breaker.failed("search", exc)
+                raise
         except Exception as exc:
             if routing is not None:  # the arm(s) failed this search
                 ms = (time.perf_counter() - started) * 1000
@@ -650,7 +667,14 @@ class SearchService:
             return {"q": q, "suggestions": []}
         last = "" if q.endswith(" ") else words[-1]
         full = words if q.endswith(" ") else words[:-1]
-        titles = await self.index.suggest(full, last, limit)
+        if not self.index_breaker.closed:
+            raise SearchUnavailable("the search index failed a moment ago; retry shortly")
+        try:
+            titles = await asyncio.wait_for(self.index.suggest(full, last, limit),
+                                            INDEX_TIMEOUT_S)
+        except (SearchUnavailable, TimeoutError) as exc:
+            self.index_breaker.failed("suggest", exc)
+            raise SearchUnavailable("the search index cannot suggest now") from exc
         return {"q": q, "suggestions": [{"text": t} for t in titles]}
 
 

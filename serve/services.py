@@ -19,12 +19,13 @@ from fastapi import Depends, Header, Request
 from ray.actor import ActorHandle
 
 from actors.inventory_client import InventoryClient
+from adapters.cache.breaker import Breaker
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.worker_lease import LeasedSnowflake
 from adapters.rate_limit import RateLimiter
 from adapters.settings import Settings
 from domain.catalog import Limits
-from domain.errors import Unauthorized
+from domain.errors import DatabaseUnavailable, Unauthorized
 from serve.carts import CartService
 from serve.jobs import Jobs
 from serve.media import MediaService
@@ -32,6 +33,7 @@ from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.search import SearchService
 
+DATABASE_RETRY_AFTER_S = 1.0
 Json = dict[str, Any]  # a JSON object as the API answers it (keys vary by resource)
 
 
@@ -53,6 +55,18 @@ class Services:
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
     jobs: Jobs  # long internal operations, in the background
     limiter: RateLimiter  # request rates, shared in Redis
+    # opened by a request that failed because PostgreSQL could not be reached: for a second
+    # after, requests that need it (seller, internal and cart APIs) answer 503 at once
+    # instead of each waiting for a connection (serve/_errors.py opens it)
+    database: Breaker = dataclasses.field(
+        default_factory=lambda: Breaker(DATABASE_RETRY_AFTER_S, name="PostgreSQL"))
+
+
+def database_up(svc: Services) -> None:
+    """503 `database_unavailable` at once while PostgreSQL's breaker is open."""
+    if not svc.database.closed:
+        raise DatabaseUnavailable("the database cannot be reached: nothing was changed; "
+                                  "retry shortly")
 
 
 def services_of(request: Request) -> Services:
@@ -76,7 +90,10 @@ def bearer(authorization: str | None) -> str:
 async def current_seller(request: Request,
                          authorization: Annotated[str | None, Header()] = None) -> int:
     """Seller of the request's API key."""
-    found = await services_of(request).catalog.seller_for_key(bearer(authorization))
+    svc = services_of(request)
+    token = bearer(authorization)
+    database_up(svc)
+    found = await svc.catalog.seller_for_key(token)
     if found is None:
         raise Unauthorized("invalid API key")
     return found[0]
@@ -85,8 +102,10 @@ async def current_seller(request: Request,
 async def require_internal(request: Request,
                            authorization: Annotated[str | None, Header()] = None) -> None:
     """Internal callers only (checkout, warehouse systems): the internal token."""
-    if not _is_internal(services_of(request), bearer(authorization)):
+    svc = services_of(request)
+    if not _is_internal(svc, bearer(authorization)):
         raise Unauthorized("invalid internal token")
+    database_up(svc)
 
 
 def _is_internal(svc: Services, token: str) -> bool:
@@ -121,8 +140,10 @@ async def limit_events(request: Request) -> None:
 
 
 async def limit_cart(request: Request) -> None:
-    """The shoppers' cart API: requests a minute per client address."""
+    """The shoppers' cart API: requests a minute per client address (and 503 at once while
+    PostgreSQL's breaker is open)."""
     svc = services_of(request)
+    database_up(svc)
     client = request.client.host if request.client else "unknown"
     await svc.limiter.check("cart", client, svc.settings.rate_limit_cart)
 

@@ -31,6 +31,7 @@ from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
 from serve.proxy_setup import ENV as PROXY_ENV
 
 DEMO_SELLER_ID = 1
+DASHBOARD_PORT = 8265  # Ray's own default
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="learned (default): on the first start with esci or icecat, train a "
                         "ranker on the dataset's judged queries and put it in production; "
                         "formula: keep the seed's weighted formula")
+    p.add_argument("--dashboard", action="store_true",
+                   help=f"also run Ray's dashboard (port {DASHBOARD_PORT}): actors, Serve "
+                        "replicas, logs; off by default (it costs CPU while idle)")
     return p.parse_args(argv)
 
 
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from serve import build_app
 
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = ray.init(include_dashboard=args.dashboard, dashboard_host="127.0.0.1",
+                           dashboard_port=DASHBOARD_PORT, log_to_driver=False,
+                           configure_logging=False)
         on_signal(stop)  # ray.init installs its own SIGTERM handler; ours must win
         try:
             serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
@@ -186,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
                         None)
             if port:  # Ray's Prometheus endpoint: aisle's series are ray_aisle_*
                 print(f"metrics (Prometheus): http://127.0.0.1:{port}/metrics  (alerts and "
-                      "a dashboard in config/prometheus, config/grafana; Ray's dashboard "
-                      "is off in the demo)")
+                      "a Grafana dashboard: config/prometheus, config/grafana; "
+                      "docs/operations.md)")
+            print(f"Ray's dashboard: http://{started.dashboard_url}  (it asks for Ray's "
+                  "token: ~/.ray/auth_token, or $RAY_AUTH_TOKEN)" if started.dashboard_url
+                  else f"Ray's dashboard: off (scripts/demo --dashboard serves it on "
+                       f"http://127.0.0.1:{DASHBOARD_PORT})")
             print("Ctrl-C stops everything", flush=True)
             stop.wait()
             print("stopping ...", flush=True)

@@ -62,6 +62,10 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         rest = proc.stdout.readline()
         assert rest == f"shop:  open {url}/ in a browser (search, product pages, cart, "\
                        "checkout)\n", rest
+        told = [proc.stdout.readline() for _ in range(7)]  # the curls, docs, metrics, dashboard
+        assert any(x.startswith("metrics (Prometheus): http://127.0.0.1:") for x in told), told
+        assert "Ray's dashboard: off (scripts/demo --dashboard serves it on " \
+               "http://127.0.0.1:8265)\n" in told, told
         shop = httpx.get(url + "/")  # the storefront: its page and its script
         assert shop.status_code == 200 and '<script src="/static/app.js"' in shop.text
         assert httpx.get(url + "/static/app.js").status_code == 200

@@ -50,6 +50,11 @@ def present(series: Series, name: str) -> bool:
     return any(n == name for n, _, _ in series)
 
 
+def labelled(series: Series, name: str, **labels: str) -> bool:
+    return any(n == name and all(lab.get(k) == v for k, v in labels.items())
+               for n, lab, _ in series)
+
+
 async def test_the_seed_monitoring_table_is_exported(
         client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
         pool: asyncpg.Pool) -> None:
@@ -106,8 +111,14 @@ async def test_the_seed_monitoring_table_is_exported(
             s, "ray_aisle_inventory_ops_total", op="reserve", outcome="ok") >= 1,
         "inventory accuracy": lambda s: present(s, "ray_aisle_inventory_accuracy")
         and min(v for n, _, v in s if n == "ray_aisle_inventory_accuracy") == 1.0,
-        "redis breaker closed": lambda s: present(s, "ray_aisle_breaker_open")
-        and total(s, "ray_aisle_breaker_open", dependency="redis") == 0,
+        "product page latency histogram": lambda s: grew(
+            s, "ray_aisle_http_request_ms_count", route=page_route) >= 4,
+        "index lag (events)": lambda s: present(s, "ray_aisle_index_lag_events")
+        and total(s, "ray_aisle_index_lag_events") >= 0,
+        "breakers, each closed": lambda s: all(
+            labelled(s, "ray_aisle_breaker_open", dependency=d)
+            and total(s, "ray_aisle_breaker_open", dependency=d) == 0
+            for d in ("redis", "ranker", "search", "postgres", "postgres_pages")),
     }
     deadline = time.monotonic() + 60  # Ray exports every few seconds, the Gateway every 5
     while True:

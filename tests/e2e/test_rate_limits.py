@@ -63,7 +63,10 @@ async def test_search_is_limited_per_address_across_replicas(
     assert 1 <= int(over.headers["Retry-After"]) <= 60
     assert over.headers["RateLimit-Limit"] == str(LIMIT)
     assert over.headers["RateLimit-Remaining"] == "0"
+    assert over.headers["RateLimit-Reset"] == over.headers["Retry-After"]
     assert (await b.get("/api/v1/products/search", params={"q": "x"})).status_code == 429
+    # what each replica exports as ray_aisle_rate_limited_total{scope="search"}
+    assert sum(s.limiter.refused.get("search", 0) for s in two_replicas) == 2
     internal = await a.get("/api/v1/products/search", params={"q": "x"},
                            headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
     assert internal.status_code == 200  # the internal token is exempt

@@ -114,3 +114,58 @@ async def test_while_the_index_cannot_answer_a_browse_comes_from_postgresql(
             await service.search(SearchParams(q="lamp"))
     finally:
         await pool.close()
+
+
+async def test_an_index_that_hangs_costs_a_timeout_once_then_milliseconds(
+        indexes: tuple[ShardedIndex, ShardedIndex], fresh_dsn: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search index's breaker: a search the index does not answer in time is a 503
+    (SearchUnavailable) after INDEX_TIMEOUT_S; for INDEX_RETRY_AFTER_S after, searches and
+    suggestions are 503 without asking the index (a browse comes from PostgreSQL); then the
+    index is asked again."""
+    import asyncio
+    import time
+
+    import serve.search as search_module
+    from adapters.cache.breaker import Breaker
+    from domain.search_plan import SearchParams
+    from serve.search import SearchService
+
+    one, _ = indexes
+    pool = await create_pool(fresh_dsn, max_size=2)
+    try:
+        service = SearchService(one, pool, None, None)
+        now = [0.0]
+        service.index_breaker = Breaker(search_module.INDEX_RETRY_AFTER_S,
+                                        clock=lambda: now[0])
+        assert (await service.search(SearchParams(q="lamp", page_size=5)))["total"] > 0
+        asked: list[int] = []
+        real = one.search_generation
+        hang = asyncio.Event()
+
+        async def hanging(*args: Any) -> Any:
+            asked.append(1)
+            await hang.wait()
+            return await real(*args)
+
+        monkeypatch.setattr(search_module, "INDEX_TIMEOUT_S", 0.3)
+        monkeypatch.setattr(one, "search_generation", hanging)
+        started = time.monotonic()
+        with pytest.raises(SearchUnavailable):
+            await service.search(SearchParams(q="lamp"))
+        assert 0.3 <= time.monotonic() - started < 2.0 and len(asked) == 1
+        assert not service.index_breaker.closed
+        started = time.monotonic()
+        for _ in range(5):
+            with pytest.raises(SearchUnavailable):
+                await service.search(SearchParams(q="lamp"))
+        with pytest.raises(SearchUnavailable):
+            await service.suggest("la", 5)
+        assert time.monotonic() - started < 0.3 and len(asked) == 1  # the index not asked
+        assert (await service.search(SearchParams(page_size=2)))["degraded"] is True
+        hang.set()
+        monkeypatch.setattr(one, "search_generation", real)
+        now[0] += search_module.INDEX_RETRY_AFTER_S  # the second has passed
+        assert (await service.search(SearchParams(q="lamp", page_size=5)))["total"] > 0
+    finally:
+        await pool.close()

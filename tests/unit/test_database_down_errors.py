@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import asyncpg
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
+from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from serve._errors import install_error_handlers
+from serve.services import database_up, services_of
 
 
 @pytest.mark.parametrize("exc", [ConnectionRefusedError(111, "refused"),
@@ -43,3 +47,37 @@ def test_other_failures_stay_500_and_are_not_database_down() -> None:
     assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
     assert not unavailable(KeyError("x")) and not unavailable(
         asyncpg.exceptions.UniqueViolationError("dup"))
+
+
+def test_after_a_database_failure_requests_that_need_it_answer_503_at_once() -> None:
+    """PostgreSQL's breaker: the request that found it down opens it; for a second after,
+    the seller, internal and cart APIs answer 503 without trying (no wait for a connection
+    each); then the next request tries again."""
+    now = [100.0]
+    breaker = Breaker(1.0, clock=lambda: now[0], name="PostgreSQL")
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.services = SimpleNamespace(database=breaker)
+    tried: list[int] = []
+    down = [True]
+
+    async def needs_database(request: Request) -> None:
+        database_up(services_of(request))  # type: ignore[arg-type]
+
+    @app.post("/write", dependencies=[Depends(needs_database)])
+    async def write() -> dict[str, bool]:
+        tried.append(1)
+        if down[0]:
+            raise ConnectionRefusedError(111, "refused")
+        return {"ok": True}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    first = client.post("/write")
+    assert first.status_code == 503 and len(tried) == 1 and not breaker.closed
+    second = client.post("/write")
+    assert second.status_code == 503 and second.headers["Retry-After"] == "1"
+    assert second.json()["error"]["code"] == "database_unavailable"
+    assert len(tried) == 1  # not tried while the breaker is open
+    now[0] += 1.01
+    down[0] = False
+    assert client.post("/write").json() == {"ok": True} and len(tried) == 2
