@@ -1,6 +1,6 @@
 """The storefront in a real browser (Debian's Chromium driven by Playwright): search -> facet
--> sort -> back -> product -> variant -> add to cart -> cart -> checkout, each step checked
-against the JSON API; typeahead by keyboard; a phone-width page. Screenshots are saved under
+-> sort -> back -> product -> variant -> add to cart -> cart (a line removed, a coupon refused
+and one applied) -> checkout, each step checked against the JSON API; typeahead by keyboard; a phone-width page. Screenshots are saved under
 .test-artifacts/storefront/ (AISLE_TEST_ARTIFACTS moves it).
 
 scripts/test installs Chromium (apt, as root) and Playwright when it can; without them these
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,43 @@ async def test_search_facet_sort_product_variant_cart_checkout(
                      or "")
     total = _money(cart["quote"]["total_cents"] / 100)
     assert (await page.text_content("#sum-total")) == total == _money(2 * 89.0)
+
+    # remove: a second line (socks, held through the API with the page's cart) taken out
+    # on the page gives its unit back
+    socks = shop["products"][2]["variants"][0]["variant_id"]
+    r = await client.post("/api/v1/cart/items", headers={"X-Cart-Token": token},
+                          json={"variant_id": socks, "quantity": 1})
+    assert r.status_code == 200, r.text
+    await page.reload()
+    socks_row = page.locator(f'#cart-lines tr[data-variant-id="{socks}"]')
+    await socks_row.wait_for()
+    await socks_row.get_by_role("button", name=re.compile("^Remove")).click()
+    await socks_row.wait_for(state="detached")
+    cart = (await client.get("/api/v1/cart", headers={"X-Cart-Token": token})).json()
+    assert [x["variant_id"] for x in cart["lines"]] == [line["variant_id"]]
+    held = (await client.get(f"/api/v1/inventory/{socks}", headers=INTERNAL)).json()
+    assert held["available"] == 50 and held["warehouses"]["WH_01"]["reserved"] == 0
+
+    # a coupon: an unknown code is refused on the page; a real one (10 % off the cart,
+    # made through the platform's pricing API) shows the quote's discount and total
+    await page.fill("#coupon", f"NOPE{tag}")
+    await page.click("#coupon-form button[type=submit]")
+    await page.wait_for_function("document.querySelector('#coupon-error').textContent !== ''")
+    code = f"SF{tag}".upper()[:32]
+    r = await client.post("/api/v1/internal/pricing/coupons", headers=INTERNAL, json={
+        "code": code, "kind": "percent", "amount": 1000,
+        "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()})
+    assert r.status_code == 201, r.text
+    await page.fill("#coupon", code)
+    await page.click("#coupon-form button[type=submit]")
+    await page.wait_for_function(
+        "t => document.querySelector('#sum-total').textContent === t",
+        arg=_money(2 * 89.0 * 0.9))
+    cart = (await client.get("/api/v1/cart", headers={"X-Cart-Token": token})).json()
+    assert cart["coupon"] == code and cart["quote"]["discount_cents"] == 1780
+    assert (await page.text_content("#sum-coupon")) == "-" + _money(17.80)
+    total = _money(cart["quote"]["total_cents"] / 100)
+    assert (await page.text_content("#sum-total")) == total
     await _shot(page, "cart")
 
     # checkout: the order, the units sold
