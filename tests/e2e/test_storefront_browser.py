@@ -1,7 +1,8 @@
 """The storefront in a real browser (Debian's Chromium driven by Playwright): search -> facet
 -> sort -> back -> product -> variant -> add to cart -> cart (a line removed, a coupon refused
-and one applied) -> checkout, each step checked against the JSON API; typeahead by keyboard; a phone-width page. Screenshots are saved under
-.test-artifacts/storefront/ (AISLE_TEST_ARTIFACTS moves it).
+and one applied) -> checkout, each step checked against the JSON API; typeahead by keyboard;
+a phone-width page. Screenshots are saved under .test-artifacts/storefront/
+(AISLE_TEST_ARTIFACTS moves it).
 
 scripts/test installs Chromium (apt, as root) and Playwright when it can; without them these
 tests are skipped with the reason.
@@ -12,8 +13,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
