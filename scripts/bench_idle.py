@@ -4,8 +4,9 @@ What aisle costs doing nothing: scripts/demo (esci, the formula ranker, an exist
 when there is one) left without traffic; after --settle seconds, the CPU every process of the
 tree uses over --seconds (from /proc), as a share of one core, by process kind. Then the
 comparator in the same run: a bare Ray cluster (`ray.init()` and nothing else) measured the
-same way: Ray's own floor, which no change to aisle can go below. Issue 15 asks the idle demo
-for < 3 % of one core.
+same way: Ray's own floor, which no change to aisle can go below; and Ray Serve serving one
+no-op deployment over HTTP (controller, proxy, one replica): the floor of any Serve app. Issue
+15 asks the idle demo for < 3 % of one core.
 """
 
 from __future__ import annotations
@@ -23,6 +24,37 @@ from tooling.load import cpu_seconds
 
 BARE_RAY = ("import ray, time; ray.init(include_dashboard=False, log_to_driver=False); "
             "print('ready', flush=True); time.sleep(100000)")
+BARE_SERVE = """
+import ray, time
+from ray import serve
+ray.init(include_dashboard=False, log_to_driver=False)
+
+@serve.deployment
+class NoOp:
+    async def __call__(self, request):
+        return "ok"
+
+serve.start(http_options={"host": "127.0.0.1", "port": PORT})
+serve.run(NoOp.bind(), route_prefix="/")
+print("ready", flush=True)
+time.sleep(100000)
+"""
+
+
+def comparator(code: str, settle: float, seconds: float) -> dict[str, float]:
+    """The CPU of a process tree started by `code` (which prints "ready"), idle."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "ready"
+        time.sleep(settle)
+        return measure(seconds)
+    finally:
+        proc.terminate()
+        proc.wait(60)
 
 
 def measure(seconds: float) -> dict[str, float]:
@@ -46,28 +78,22 @@ def main() -> int:
         time.sleep(a.settle)
         demo = measure(a.seconds)
     time.sleep(5)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    bare = subprocess.Popen([sys.executable, "-c", BARE_RAY], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True)
-    try:
-        assert bare.stdout is not None
-        bare.stdout.readline()  # "ready"
-        time.sleep(a.settle)
-        floor = measure(a.seconds)
-    finally:
-        bare.terminate()
-        bare.wait(60)
-    labels = sorted(set(demo) | set(floor), key=lambda k: -demo.get(k, 0.0))
+    floor = comparator(BARE_RAY, a.settle, a.seconds)
+    time.sleep(5)
+    serve_floor = comparator(BARE_SERVE.replace("PORT", str(a.port)), a.settle, a.seconds)
+    runs = (demo, floor, serve_floor)
+    labels = sorted(set().union(*runs), key=lambda k: -demo.get(k, 0.0))
     print(f"\nidle: % of one core over {a.seconds:g} s, after {a.settle:g} s without traffic\n")
-    print("| process | demo, idle | bare Ray cluster |\n|---|---:|---:|")
+    print("| process | demo, idle | bare Ray cluster | Ray Serve, one no-op deployment |\n"
+          "|---|---:|---:|---:|")
     for k in labels:
-        if max(demo.get(k, 0.0), floor.get(k, 0.0)) >= 0.05:
-            print(f"| {k} | {demo.get(k, 0.0):.2f} | {floor.get(k, 0.0):.2f} |")
-    total, base = sum(demo.values()), sum(floor.values())
-    print(f"| all | **{total:.2f}** | **{base:.2f}** |")
+        if max(r.get(k, 0.0) for r in runs) >= 0.05:
+            print(f"| {k} | " + " | ".join(f"{r.get(k, 0.0):.2f}" for r in runs) + " |")
+    total, base, serve_base = (sum(r.values()) for r in runs)
+    print(f"| all | **{total:.2f}** | **{base:.2f}** | **{serve_base:.2f}** |")
     print(f"\nidle demo {total:.1f} % of a core (issue 15 asks < 3 %); a bare Ray cluster "
-          f"{base:.1f} %; aisle's own share {total - base:.1f} %")
+          f"{base:.1f} %, Ray Serve with one no-op deployment {serve_base:.1f} %; aisle's own "
+          f"share above that {total - serve_base:.1f} %")
     return 0
 
 

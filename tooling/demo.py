@@ -43,6 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="learned (default): on the first start with esci or icecat, train a "
                         "ranker on the dataset's judged queries and put it in production; "
                         "formula: keep the seed's weighted formula")
+    p.add_argument("--ingress", choices=("proxy", "haproxy"), default="proxy",
+                   help="proxy (default): Serve's HTTP proxy actor; haproxy: Ray Serve's "
+                        "HAProxy ingress straight to the Gateway replicas (a third less CPU "
+                        "per search, docs/benchmarks.md; clients' addresses, for per-address "
+                        "rate limits, are then HAProxy's, and unparsable requests get "
+                        "HAProxy's plain 400)")
     p.add_argument("--dashboard", action="store_true",
                    help=f"also run Ray's dashboard (port {DASHBOARD_PORT}): actors, Serve "
                         "replicas, logs; off by default (it costs CPU while idle)")
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from serve import build_app
 
+        if args.ingress == "haproxy":  # read by Serve's controller and replicas: before Ray
+            os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
         started = ray.init(include_dashboard=args.dashboard, dashboard_host="127.0.0.1",
                            dashboard_port=DASHBOARD_PORT, log_to_driver=False,
                            configure_logging=False)
