@@ -224,4 +224,8 @@ if __name__ == "__main__":
     # (docs/benchmarks.md, bench_idle: 16.8 % idle with 8 on 2 cores, 12.4 % with 2); the
     # map of an existing data dir stays, and `scripts/inventory_partitions --set N` rescales
     os.environ.setdefault("AISLE_INVENTORY_PARTITIONS", str(max(2, os.cpu_count() or 2)))
+    # two Gateway replicas where there are two cores: a Gateway runs the index searches in
+    # its own process (local shard reads), under one GIL; one replica kept the demo at
+    # 0.19-0.27x the plain process's searches/s, two at 0.33-0.56x (docs/benchmarks.md)
+    os.environ.setdefault("AISLE_GATEWAY_REPLICAS", str(min(2, os.cpu_count() or 1)))
     raise SystemExit(main())
