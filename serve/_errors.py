@@ -99,9 +99,9 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     if unavailable(exc):  # the database is down: nothing was written (one transaction)
         log.warning("PostgreSQL unavailable on %s %s: %r", request.method, request.url.path,
                     exc)
-        svc = getattr(request.app.state, "services", None)
-        if svc is not None:  # the next requests that need it answer 503 at once for a while
-            svc.database.failed(f"{request.method} {request.url.path}", exc)
+        breaker = getattr(getattr(request.app.state, "services", None), "database", None)
+        if breaker is not None:  # the next requests that need it answer 503 at once a while
+            breaker.failed(f"{request.method} {request.url.path}", exc)
         return JSONResponse(error_body(
             "database_unavailable", "the database cannot be reached: nothing was changed; "
             "retry shortly (with the same Idempotency-Key where the route takes one)"),

@@ -83,6 +83,12 @@ GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generat
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
 INDEX_TIMEOUT_S = 5.0  # one index search (every shard, merged); longer: SearchUnavailable
 INDEX_RETRY_AFTER_S = 1.0  # the index left alone after it failed (browse or a quick 503)
+TIMEOUTS_TO_OPEN = 2  # searches timed out in a row before the index is left alone (one slow
+# query alone does not stop search)
+
+
+class IndexTimeout(SearchUnavailable):
+    """One index search did not answer in INDEX_TIMEOUT_S."""
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -122,7 +128,7 @@ class _Steps:
             result = await asyncio.wait_for(
                 self.service.index.search_generation(self.generation, query), INDEX_TIMEOUT_S)
         except TimeoutError as exc:
-            raise SearchUnavailable(
+            raise IndexTimeout(
                 f"the search index did not answer in {INDEX_TIMEOUT_S:.0f} s") from exc
         self.signals.update(result.signals)
         return result
@@ -242,6 +248,7 @@ class SearchService:
         # after the index failed (a dead shard, Elasticsearch down, a timeout), it is not
         # asked for INDEX_RETRY_AFTER_S: a browse comes from PostgreSQL, anything else is 503
         self.index_breaker = Breaker(INDEX_RETRY_AFTER_S, name="search index")
+        self._timeouts = 0  # index searches timed out in a row
         self.facet_ttl_s = facet_ttl_s
         self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
         self.artifacts = SearchArtifacts(pool)
@@ -364,10 +371,12 @@ class SearchService:
             if not self.index_breaker.closed:
                 raise SearchUnavailable("the search index failed a moment ago; retry shortly")
             try:
-                return await self._search(p, explicit, explain, routing, started)
+                answer = await self._search(p, explicit, explain, routing, started)
             except SearchUnavailable as exc:
-                self.index_breaker.failed("search", exc)
+                self._index_failed("search", exc)
                 raise
+            self._timeouts = 0
+            return answer
         except Exception as exc:
             if routing is not None:  # the arm(s) failed this search
                 ms = (time.perf_counter() - started) * 1000
@@ -378,6 +387,18 @@ class SearchService:
                 raise
             log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
             return await self._browse(p, explicit)
+
+    def _index_failed(self, what: str, exc: SearchUnavailable) -> None:
+        """Opens the index's breaker: not while the first generation is being built (no
+        generation yet is not a failure), and for timeouts only after TIMEOUTS_TO_OPEN in a
+        row."""
+        if isinstance(exc, NoLiveIndex):
+            return
+        if isinstance(exc, IndexTimeout):
+            self._timeouts += 1
+            if self._timeouts < TIMEOUTS_TO_OPEN:
+                return
+        self.index_breaker.failed(what, exc)
 
     async def _browse(self, p: SearchParams, explicit: Filters) -> Answer:
         total, rows = await browse(self.pool, explicit, p.sort, p.offset, p.page_size)
@@ -672,9 +693,12 @@ class SearchService:
         try:
             titles = await asyncio.wait_for(self.index.suggest(full, last, limit),
                                             INDEX_TIMEOUT_S)
-        except (SearchUnavailable, TimeoutError) as exc:
-            self.index_breaker.failed("suggest", exc)
+        except TimeoutError as exc:
+            self._index_failed("suggest", IndexTimeout("suggest timed out"))
             raise SearchUnavailable("the search index cannot suggest now") from exc
+        except SearchUnavailable as exc:
+            self._index_failed("suggest", exc)
+            raise
         return {"q": q, "suggestions": [{"text": t} for t in titles]}
 
 

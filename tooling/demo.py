@@ -226,6 +226,6 @@ if __name__ == "__main__":
     os.environ.setdefault("AISLE_INVENTORY_PARTITIONS", str(max(2, os.cpu_count() or 2)))
     # two Gateway replicas where there are two cores: a Gateway runs the index searches in
     # its own process (local shard reads), under one GIL; one replica kept the demo at
-    # 0.19-0.27x the plain process's searches/s, two at 0.33-0.56x (docs/benchmarks.md)
+    # 0.19-0.27x the plain process's searches/s, two at 0.33-0.38x (docs/benchmarks.md)
     os.environ.setdefault("AISLE_GATEWAY_REPLICAS", str(min(2, os.cpu_count() or 1)))
     raise SystemExit(main())

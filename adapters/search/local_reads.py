@@ -16,8 +16,8 @@ A shard whose files are not on this node (a Gateway on another node of a multi-n
 the embedded index is single-node, docs/operations.md), or a local read that fails for any
 reason: that read goes to the actor, as it did before, which answers or says why not
 (`ShardUnavailable`). A shard read here whose files have gone since (its generation was
-dropped) answers `SearchUnavailable` (503). Only the shards of the last
-`KEPT_GENERATIONS` generations read here stay open.
+dropped) answers `SearchUnavailable` (503), and so does its generation from then on. Only
+the shards of the last `KEPT_GENERATIONS` generations read here stay open.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -40,6 +41,7 @@ from domain.search import IndexQuery, IndexResult, SearchDocument
 log = logging.getLogger("aisle.search")
 
 KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
+READ_THREADS = 4  # searches running here at once (tantivy releases the GIL while it searches)
 T = TypeVar("T")
 _Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and size
 
@@ -61,14 +63,18 @@ class _Open:
 
 
 class LocalReads:
-    """`ShardCalls`: searches, gets, suggestions and counts on read-only shards in this
+    """`ShardCalls`: searches, gets and suggestions on read-only shards in this
     process when their files are here; everything else, and any read that cannot be made
     here, through `writes` (the shard actors' client)."""
 
     def __init__(self, writes: ShardCalls) -> None:
         self.writes = writes
         self._open: dict[tuple[str, int], _Open] = {}
+        self._gone: set[str] = set()  # generations whose files went while read here
         self._lock = threading.Lock()
+        # its own threads: a slow search never takes the ones the event loop's other work
+        # (query embeddings, file reads) runs on
+        self._threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="shard-read")
         self.local = 0  # reads answered here
         self.remote = 0  # reads the actors answered (files not here, or a local read failed)
 
@@ -79,9 +85,12 @@ class LocalReads:
         key = (generation, k)
         with self._lock:
             opened = self._open.get(key)
+            if generation in self._gone:
+                raise SearchUnavailable(f"index generation {generation} is gone")
             if meta is None:
                 if opened is not None:  # read here before: the generation was dropped since
-                    del self._open[key]
+                    self._gone.add(generation)  # (never asked of a new, empty actor)
+                    self._forget(generation)
                     raise SearchUnavailable(f"index shard {generation}/{k} is gone")
                 return None
             stats = _signature(shard_dir.parent / STATS_FILE)
@@ -131,7 +140,8 @@ class LocalReads:
 
     async def _on(self, generation: str, k: int, shard_dir: Path,
                   read: Callable[[TantivyShard], T], remote: Callable[[], Awaitable[T]]) -> T:
-        done, value = await asyncio.to_thread(self._here, generation, k, shard_dir, read)
+        done, value = await asyncio.get_running_loop().run_in_executor(
+            self._threads, self._here, generation, k, shard_dir, read)
         if done:
             self.local += 1
             return cast(T, value)
@@ -149,9 +159,6 @@ class LocalReads:
         return await self._on(generation, k, shard_dir, lambda s: s.get(product_ids),
                               lambda: self.writes.get(generation, k, shard_dir, product_ids))
 
-    async def count(self, generation: str, k: int, shard_dir: Path) -> int:
-        return await self._on(generation, k, shard_dir, lambda s: s.num_docs(),
-                              lambda: self.writes.count(generation, k, shard_dir))
 
     async def suggest(self, generation: str, k: int, shard_dir: Path, words: Sequence[str],
                       last: str, limit: int) -> list[tuple[str, int]]:
@@ -160,6 +167,11 @@ class LocalReads:
             lambda: self.writes.suggest(generation, k, shard_dir, words, last, limit))
 
     # -- everything else on the actors ---------------------------------------------------
+    async def count(self, generation: str, k: int, shard_dir: Path) -> int:
+        """Asked of the actor: /health's check that every shard's writer is there (a dead
+        one is started again by the call)."""
+        return await self.writes.count(generation, k, shard_dir)
+
     async def apply(self, generation: str, k: int, shard_dir: Path, docs: Documents,
                     deletes: Sequence[int], commit: bool) -> int:
         return await self.writes.apply(generation, k, shard_dir, docs, deletes, commit)
@@ -181,4 +193,5 @@ class LocalReads:
     def close(self) -> None:
         with self._lock:
             self._open.clear()
+        self._threads.shutdown(wait=False)
         self.writes.close()

@@ -74,6 +74,7 @@ VECTOR_FIELD = "title_vec"
 VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
+_NOT_KEPT = object()
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
@@ -195,10 +196,13 @@ class TantivyShard:
             str(k): float(v) for k, v in lengths.items()}}
         self.stats = TermStats(avg_length=self.avg_length)
         self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
+        self._vectors_kept = VECTORS_KEPT // 5 if read_only else VECTORS_KEPT  # per Gateway
         self.reload_stats()
-        if path is not None:
-            if not read_only:
-                Path(path).mkdir(parents=True, exist_ok=True)
+        if path is not None and read_only:  # never creates: the writer's files or nothing
+            self.index = tantivy.Index.open(str(path))
+            self.index.config_reader("manual")  # reloaded by its reader (local_reads.py)
+        elif path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
             self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
         else:
             self.index = tantivy.Index(self.schema)
@@ -494,11 +498,12 @@ class TantivyShard:
         out: list[bytes | None] = []
         for pid, addr, version in zip(pids, addrs, versions, strict=True):
             key = (pid, int(version or 0))
-            if key in self._vectors:
-                out.append(self._vectors[key])
+            kept = self._vectors.get(key, _NOT_KEPT)  # one lookup: another thread may clear
+            if kept is not _NOT_KEPT:
+                out.append(cast(bytes | None, kept))
                 continue
             vec = searcher.doc(addr).get_first(VECTOR_FIELD)
-            if len(self._vectors) >= VECTORS_KEPT:
+            if len(self._vectors) >= self._vectors_kept:
                 self._vectors.clear()  # rare: a catalog bigger than the cache, or many edits
             self._vectors[key] = vec
             out.append(vec)

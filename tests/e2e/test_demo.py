@@ -62,7 +62,9 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         rest = proc.stdout.readline()
         assert rest == f"shop:  open {url}/ in a browser (search, product pages, cart, "\
                        "checkout)\n", rest
-        told = [proc.stdout.readline() for _ in range(7)]  # the curls, docs, metrics, dashboard
+        told: list[str] = []  # the curls, docs, metrics, dashboard, up to "Ctrl-C ..."
+        while not told or told[-1] not in ("Ctrl-C stops everything\n", ""):
+            told.append(proc.stdout.readline())
         assert any(x.startswith("metrics (Prometheus): http://127.0.0.1:") for x in told), told
         assert "Ray's dashboard: off (scripts/demo --dashboard serves it on " \
                "http://127.0.0.1:8265)\n" in told, told
