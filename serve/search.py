@@ -13,9 +13,9 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import asyncpg
 import numpy as np
@@ -81,6 +81,7 @@ Matrix = np.ndarray  # candidates x learned features (ranking.learned_features),
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
+T = TypeVar("T")
 INDEX_TIMEOUT_S = 5.0  # one index search (every shard, merged); longer: SearchUnavailable
 INDEX_RETRY_AFTER_S = 1.0  # the index left alone after it failed (browse or a quick 503)
 TIMEOUTS_TO_OPEN = 2  # searches timed out in a row before the index is left alone (one slow
@@ -124,12 +125,8 @@ class _Steps:
         self.explained: Explained | None = None  # the first candidates' learned features
 
     async def search(self, query: IndexQuery) -> IndexResult:
-        try:
-            result = await asyncio.wait_for(
-                self.service.index.search_generation(self.generation, query), INDEX_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise IndexTimeout(
-                f"the search index did not answer in {INDEX_TIMEOUT_S:.0f} s") from exc
+        result = await self.service.index_call(
+            "search", lambda: self.service.index.search_generation(self.generation, query))
         self.signals.update(result.signals)
         return result
 
@@ -368,15 +365,7 @@ class SearchService:
         routing = await self.experiments.route(session, p.ranker)
         started = time.perf_counter()
         try:
-            if not self.index_breaker.closed:
-                raise SearchUnavailable("the search index failed a moment ago; retry shortly")
-            try:
-                answer = await self._search(p, explicit, explain, routing, started)
-            except SearchUnavailable as exc:
-                self._index_failed("search", exc)
-                raise
-            self._timeouts = 0
-            return answer
+            return await self._search(p, explicit, explain, routing, started)
         except Exception as exc:
             if routing is not None:  # the arm(s) failed this search
                 ms = (time.perf_counter() - started) * 1000
@@ -388,17 +377,31 @@ class SearchService:
             log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
             return await self._browse(p, explicit)
 
-    def _index_failed(self, what: str, exc: SearchUnavailable) -> None:
-        """Opens the index's breaker: not while the first generation is being built (no
-        generation yet is not a failure), and for timeouts only after TIMEOUTS_TO_OPEN in a
-        row."""
-        if isinstance(exc, NoLiveIndex):
-            return
-        if isinstance(exc, IndexTimeout):
+    async def index_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One call to the index behind its breaker: SearchUnavailable at once while the
+        breaker is open, IndexTimeout after INDEX_TIMEOUT_S. The breaker opens on a failure
+        (not while the first generation is being built: no generation yet is not one), and
+        on timeouts only after TIMEOUTS_TO_OPEN in a row."""
+        if not self.index_breaker.closed:
+            raise SearchUnavailable("the search index failed a moment ago; retry shortly")
+        try:
+            try:
+                answer = await asyncio.wait_for(call(), INDEX_TIMEOUT_S)
+            except TimeoutError as exc:
+                raise IndexTimeout(f"the search index did not {what} in "
+                                   f"{INDEX_TIMEOUT_S:.0f} s") from exc
+        except NoLiveIndex:
+            raise
+        except IndexTimeout as exc:
             self._timeouts += 1
-            if self._timeouts < TIMEOUTS_TO_OPEN:
-                return
-        self.index_breaker.failed(what, exc)
+            if self._timeouts >= TIMEOUTS_TO_OPEN:
+                self.index_breaker.failed(what, exc)
+            raise
+        except SearchUnavailable as exc:
+            self.index_breaker.failed(what, exc)
+            raise
+        self._timeouts = 0
+        return answer
 
     async def _browse(self, p: SearchParams, explicit: Filters) -> Answer:
         total, rows = await browse(self.pool, explicit, p.sort, p.offset, p.page_size)
@@ -688,17 +691,8 @@ class SearchService:
             return {"q": q, "suggestions": []}
         last = "" if q.endswith(" ") else words[-1]
         full = words if q.endswith(" ") else words[:-1]
-        if not self.index_breaker.closed:
-            raise SearchUnavailable("the search index failed a moment ago; retry shortly")
-        try:
-            titles = await asyncio.wait_for(self.index.suggest(full, last, limit),
-                                            INDEX_TIMEOUT_S)
-        except TimeoutError as exc:
-            self._index_failed("suggest", IndexTimeout("suggest timed out"))
-            raise SearchUnavailable("the search index cannot suggest now") from exc
-        except SearchUnavailable as exc:
-            self._index_failed("suggest", exc)
-            raise
+        titles = await self.index_call("suggest",
+                                       lambda: self.index.suggest(full, last, limit))
         return {"q": q, "suggestions": [{"text": t} for t in titles]}
 
 
