@@ -102,7 +102,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         media=MediaService(pool, catalog, open_store(settings), settings.media_base_url,
                            ImageLimits(max_bytes=settings.image_max_bytes)),
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
-        jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)))
+        jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)),
+        database=pages.database)
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=200, ray_actor_options={"num_cpus": 0.5})
@@ -123,8 +124,7 @@ class Gateway:
                      "ranker": isinstance(svc.search.ranker, RankerHandle)
                      and svc.search.ranker.open,
                      "search": not svc.search.index_breaker.closed,
-                     "postgres": not svc.database.closed,
-                     "postgres_pages": not svc.pages.database.closed})
+                     "postgres": not svc.database.closed})
         self.exporter.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

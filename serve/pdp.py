@@ -97,7 +97,7 @@ class ProductPages:
         self.local_misses = 0
         self.stale_served = 0
         # PostgreSQL failed: misses go straight to the last pages for PG_RETRY_AFTER_S
-        self.database = Breaker(PG_RETRY_AFTER_S, name="PostgreSQL (product pages)")
+        self.database = Breaker(PG_RETRY_AFTER_S, name="PostgreSQL")
         self._last_writes = SingleFlight()  # concurrent misses of a page: one write of it
         self._tasks: set[asyncio.Task[bool]] = set()
         self.invalidations = (Invalidations(redis_url, self._drop, self._drop_all)

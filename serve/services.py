@@ -33,7 +33,6 @@ from serve.pdp import ProductPages
 from serve.quotes import QuoteService
 from serve.search import SearchService
 
-DATABASE_RETRY_AFTER_S = 1.0
 Json = dict[str, Any]  # a JSON object as the API answers it (keys vary by resource)
 
 
@@ -55,11 +54,11 @@ class Services:
     repricer: ActorHandle  # the dynamic pricing pass (actors/repricer.py)
     jobs: Jobs  # long internal operations, in the background
     limiter: RateLimiter  # request rates, shared in Redis
-    # opened by a request that failed because PostgreSQL could not be reached: for a second
-    # after, requests that need it (seller, internal and cart APIs) answer 503 at once
-    # instead of each waiting for a connection (serve/_errors.py opens it)
-    database: Breaker = dataclasses.field(
-        default_factory=lambda: Breaker(DATABASE_RETRY_AFTER_S, name="PostgreSQL"))
+    # PostgreSQL's breaker, the product pages' (`pages.database`: one per replica), also
+    # opened by a request that failed because PostgreSQL could not be reached
+    # (serve/_errors.py): while open, product pages come as last assembled and the APIs that
+    # need it (seller, internal, cart) answer 503 at once instead of each waiting
+    database: Breaker
 
 
 def database_up(svc: Services) -> None:

@@ -118,7 +118,7 @@ async def test_the_seed_monitoring_table_is_exported(
         "breakers, each closed": lambda s: all(
             labelled(s, "ray_aisle_breaker_open", dependency=d)
             and total(s, "ray_aisle_breaker_open", dependency=d) == 0
-            for d in ("redis", "ranker", "search", "postgres", "postgres_pages")),
+            for d in ("redis", "ranker", "search", "postgres")),
     }
     deadline = time.monotonic() + 60  # Ray exports every few seconds, the Gateway every 5
     while True:
