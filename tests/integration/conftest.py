@@ -1,9 +1,11 @@
-"""Inventory test helpers: a small catalog, the partition client, the ledger invariants."""
+"""Inventory test helpers: a small catalog, the partition client, the ledger invariants; and
+a live search index generation for the embedded backend's tests."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,6 +14,17 @@ from actors.inventory_client import InventoryClient
 from adapters.postgres import create_pool
 
 PARTITIONS = 4
+
+
+async def live_generation(index: Any, docs: Sequence[Mapping[str, Any]],
+                          name: str = "g1") -> None:
+    """`name` made from `docs` (length pivots from the first 40), refreshed, its term
+    statistics counted, and swapped in live."""
+    await index.create_generation(name, docs[:40])
+    await index.upsert(docs, name)
+    await index.refresh(name)
+    await index.finish_generation(name)
+    await index.swap(name)
 
 
 async def make_catalog(pool: asyncpg.Pool, stock: dict[int, dict[str, int]]) -> None:

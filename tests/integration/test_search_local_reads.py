@@ -21,6 +21,7 @@ from adapters.search import SearchUnavailable
 from adapters.search.local_reads import KEPT_GENERATIONS, LocalReads
 from adapters.search.sharded import ShardedIndex
 from domain.search import Filters, IndexQuery, TextQuery
+from tests.integration.conftest import live_generation
 from tests.integration.test_search_scoring import QUERIES, make_docs
 
 DOCS = make_docs(150, seed=5)
@@ -42,10 +43,7 @@ class Pair:
 async def pair(ray_cluster: None, fresh_dsn: str, tmp_path: Path) -> AsyncIterator[Pair]:
     pool: asyncpg.Pool = await create_pool(fresh_dsn, max_size=2)
     actors = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
-    await actors.create_generation("g1", DOCS[:40])
-    await actors.upsert(DOCS, "g1")  # type: ignore[arg-type]
-    await actors.finish_generation("g1")
-    await actors.swap("g1")
+    await live_generation(actors, DOCS)
     local = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"),
                           local_reads=True)
     yield Pair(actors, local)

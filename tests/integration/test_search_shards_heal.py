@@ -22,6 +22,7 @@ from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search import SearchUnavailable
 from adapters.search.sharded import ShardedIndex
 from domain.search import Filters, IndexQuery, TextQuery
+from tests.integration.conftest import live_generation
 from tests.integration.test_search_scoring import make_docs
 
 DOCS = make_docs(120, seed=3)
@@ -33,11 +34,7 @@ async def indexes(ray_cluster: None, fresh_dsn: str,
                   tmp_path: Path) -> AsyncIterator[tuple[ShardedIndex, ShardedIndex]]:
     pool: asyncpg.Pool = await create_pool(fresh_dsn, max_size=2)
     one = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
-    await one.create_generation("g1", DOCS[:40])
-    await one.upsert(DOCS, "g1")  # type: ignore[arg-type]
-    await one.refresh("g1")
-    await one.finish_generation("g1")
-    await one.swap("g1")
+    await live_generation(one, DOCS)
     two = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
     yield one, two
     await one.drop_generation("g1")
