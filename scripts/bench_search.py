@@ -17,6 +17,13 @@ filters, sorts, exact facets, no query understanding, re-ranking or live price/s
 same run, and prints CPU per request of the whole server process tree and requests/s of each
 with their ratios (issue 15's yardstick).
 
+--concurrency 8,32 and --caches cold,warm: every load once per number of connections and per
+cache state. `cold` sends only requests this server has not answered before in the run (a
+moving window of unseen requests: query understanding, query vectors, facet counts and
+pages all miss); `warm` replays a pool of --pool requests, each answered once before the
+measured window (every cache hit). `mixed` (the default) is the seeded mix as drawn, repeats
+and all. The plain comparator gets the same treatment (its own unseen requests, the same pool).
+
 --rankers: the search mix once per ranker named (the request's `ranker` parameter): `default`
 is what shoppers get (the production model: scripts/demo trains and promotes one on its first
 start with a judged catalog), `formula` the hand-written ranker; ratios are to the first. With
@@ -39,7 +46,7 @@ from typing import Any
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from tooling.load import closed_loop, cpu_rows, served_cpu_ms
+from tooling.load import closed_loop, cpu_rows, internal_headers, served_cpu_ms
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -96,6 +103,46 @@ def query_mix(cat: dict[str, Any], rnd: random.Random) -> Callable[[], dict[str,
     return make
 
 
+def request_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, str(v)) for k, v in params.items()))
+
+
+def mode_mix(cat: dict[str, Any], mode: str, seed: int, seen: set[tuple[tuple[str, str], ...]],
+             pool: int) -> tuple[Callable[[], dict[str, Any]], list[dict[str, Any]]]:
+    """The requests of one load in cache state `mode` ("cold", "warm", "mixed") and the
+    requests to answer before its measured window (warm: the pool). `seen`: the requests the
+    server has answered in this run (cold draws only others, and adds what it sends)."""
+    mix = query_mix(cat, random.Random(seed))
+    if mode == "mixed":
+        return mix, []
+    if mode == "warm":
+        reqs = [mix() for _ in range(pool)]
+        seen.update(request_key(r) for r in reqs)
+        pick = random.Random(seed + 1)
+        return (lambda: pick.choice(reqs)), reqs
+
+    def unseen() -> dict[str, Any]:
+        for _ in range(1000):
+            params = mix()
+            if (key := request_key(params)) not in seen:
+                seen.add(key)
+                return params
+        raise SystemExit("--caches cold: the mix ran out of unseen requests")
+    return unseen, []
+
+
+async def answer_each(url: str, path: str, requests: list[dict[str, Any]],
+                      concurrency: int) -> None:
+    """Send each request once (concurrency at a time): the warm pool's first pass."""
+    queue = list(requests)
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 headers=internal_headers()) as client:
+        async def worker() -> None:
+            while queue:
+                await client.get(path, params=queue.pop())
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 def ranked_by(r: httpx.Response) -> str:
     """What ordered a search, as its answer says."""
     if r.status_code != 200:
@@ -118,65 +165,88 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
             r.raise_for_status()
             rebuild = r.json()
     rankers = a.rankers.split(",")
-    searches = []
-    for ranker in rankers:
-        mix = query_mix(cat, random.Random(42))  # the same requests for every ranker
+    seen: set[tuple[tuple[str, str], ...]] = set()  # what this server has answered
+    rows: list[str] = []
+    comparison: list[str] = []
+    for concurrency in (int(c) for c in str(a.concurrency).split(",")):
+        cells = []
+        for mode in a.caches.split(","):
+            searches = []
+            for ranker in rankers:
+                # the same requests for every ranker when mixed or warm; cold: unseen ones
+                mix, first = mode_mix(cat, mode, 42 + concurrency, seen, a.pool)
 
-        def request(mix: Callable[[], dict[str, Any]] = mix,
-                    ranker: str = ranker) -> tuple[str, dict[str, Any]]:
-            return "/api/v1/products/search", {**mix(), "ranker": ranker}
+                def request(mix: Callable[[], dict[str, Any]] = mix,
+                            ranker: str = ranker) -> tuple[str, dict[str, Any]]:
+                    return "/api/v1/products/search", {**mix(), "ranker": ranker}
 
-        searches.append(await closed_loop(url, request, a.concurrency, a.seconds, a.warmup,
-                                          tag=ranked_by))
-    search = searches[0]
-    noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), a.concurrency, a.seconds,
-                             a.warmup)
-    # the same no-op awaiting once: Serve's floor for any handler that does I/O
-    awaits = await closed_loop(url, lambda: ("/api/v1/noop", {"await": "true"}),
-                               a.concurrency, a.seconds, a.warmup)
+                await answer_each(url, "/api/v1/products/search",
+                                  [{**r, "ranker": ranker} for r in first], concurrency)
+                searches.append(await closed_loop(url, request, concurrency, a.seconds,
+                                                  a.warmup, tag=ranked_by))
+            cells.append((mode, searches))
+        noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), concurrency, a.seconds,
+                                 a.warmup)
+        # the same no-op awaiting once: Serve's floor for any handler that does I/O
+        awaits = await closed_loop(url, lambda: ("/api/v1/noop", {"await": "true"}),
+                                   concurrency, a.seconds, a.warmup)
 
-    def ratio(r: dict[str, Any]) -> float:
-        return r["rps"] / noop["rps"] if noop["rps"] else 0.0
+        def ratio(r: dict[str, Any], noop: dict[str, Any] = noop) -> float:
+            return r["rps"] / noop["rps"] if noop["rps"] else 0.0
 
-    def vs_first(i: int, s: dict[str, Any]) -> str:
-        return f" ({s['rps'] / search['rps']:.2f}x {rankers[0]})" if i else ""
-
-    rows = [f"| {dataset} ({total['total']:,} docs) | search mix, ranker={ranker}"
-            f"{vs_first(i, s)} | {s['rps']:,.0f} | {s['p50']:.1f} | {s['p99']:.1f} | "
-            f"{s['errors']} | {ratio(s):.2f} |"
-            for i, (ranker, s) in enumerate(zip(rankers, searches, strict=True))]
-    rows += [f"| {dataset} | no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | "
-            f"{noop['p99']:.1f} | {noop['errors']} | 1.00 |",
-            f"| {dataset} | no-op that awaits once | {awaits['rps']:,.0f} | "
-            f"{awaits['p50']:.1f} | {awaits['p99']:.1f} | {awaits['errors']} | "
-            f"{ratio(awaits):.2f} |"]
-    notes.append(f"\n{dataset}: what ordered the searches (the answers' `ranker`: kind, "
-                 "version; `fallback`: the chosen model could not rank)\n\n"
-                 + "\n".join(f"- ranker={r}: " + ", ".join(
-                     f"{k} {n}" for k, n in sorted(s["tags"].items()))
-                     for r, s in zip(rankers, searches, strict=True)))
-    notes.append(f"\n{dataset}: CPU per request while each load ran (ms, by process)\n\n"
-                 + "\n".join(cpu_rows(*((f"search {r}", s) for r, s in zip(
-                     rankers, searches, strict=True)), ("no-op", noop),
-                     ("no-op, awaits", awaits), seconds=a.seconds)))
-    if a.plain:
-        plain = await plain_comparator(a, cat, generation_of(a, dataset))
-        aisle_ms = served_cpu_ms(search["cpu"], search["n"])
-        plain_ms = served_cpu_ms(plain["cpu"], plain["n"])
-        rows.append(f"| {dataset} | plain process, same mix | {plain['rps']:,.0f} | "
-                    f"{plain['p50']:.1f} | {plain['p99']:.1f} | {plain['errors']} | |")
+        for mode, searches in cells:
+            search = searches[0]
+            rows += [f"| {dataset} ({total['total']:,} docs) | {concurrency} | {mode} | "
+                     f"search mix, ranker={ranker}"
+                     + (f" ({s['rps'] / search['rps']:.2f}x {rankers[0]})" if i else "")
+                     + f" | {s['rps']:,.0f} | {s['p50']:.1f} | {s['p99']:.1f} | "
+                     f"{s['errors']} | {ratio(s):.2f} |"
+                     for i, (ranker, s) in enumerate(zip(rankers, searches, strict=True))]
+            notes.append(f"\n{dataset}, {concurrency} connections, caches {mode}: what ordered "
+                         "the searches (the answers' `ranker`: kind, version; `fallback`: the "
+                         "chosen model could not rank)\n\n"
+                         + "\n".join(f"- ranker={r}: " + ", ".join(
+                             f"{k} {n}" for k, n in sorted(s["tags"].items()))
+                             for r, s in zip(rankers, searches, strict=True)))
+        rows += [f"| {dataset} | {concurrency} | | no-op ceiling | {noop['rps']:,.0f} | "
+                 f"{noop['p50']:.1f} | {noop['p99']:.1f} | {noop['errors']} | 1.00 |",
+                 f"| {dataset} | {concurrency} | | no-op that awaits once | "
+                 f"{awaits['rps']:,.0f} | {awaits['p50']:.1f} | {awaits['p99']:.1f} | "
+                 f"{awaits['errors']} | {ratio(awaits):.2f} |"]
+        notes.append(f"\n{dataset}, {concurrency} connections: CPU per request while each "
+                     "load ran (ms, by process)\n\n"
+                     + "\n".join(cpu_rows(*((f"search {r}, {mode}", s) for mode, searches in cells
+                                             for r, s in zip(rankers, searches, strict=True)),
+                                           ("no-op", noop), ("no-op, awaits", awaits),
+                                           seconds=a.seconds)))
+        if a.plain:
+            plain_seen: set[tuple[tuple[str, str], ...]] = set()
+            for mode, searches in cells:
+                search = searches[0]
+                plain = await plain_comparator(a, cat, generation_of(a, dataset), mode,
+                                               concurrency, plain_seen)
+                aisle_ms = served_cpu_ms(search["cpu"], search["n"])
+                plain_ms = served_cpu_ms(plain["cpu"], plain["n"])
+                rows.append(f"| {dataset} | {concurrency} | {mode} | plain process, same mix | "
+                            f"{plain['rps']:,.0f} | {plain['p50']:.1f} | {plain['p99']:.1f} | "
+                            f"{plain['errors']} | |")
+                comparison.append(
+                    f"| {concurrency} | {mode} | {aisle_ms:.2f} | {plain_ms:.2f} | "
+                    f"**{aisle_ms / plain_ms if plain_ms else 0:.1f}x** | "
+                    f"{search['rps']:,.0f} | {plain['rps']:,.0f} | "
+                    f"**{search['rps'] / plain['rps'] if plain['rps'] else 0:.2f}x** | "
+                    f"{search['p50']:.1f} / {search['p99']:.1f} | "
+                    f"{plain['p50']:.1f} / {plain['p99']:.1f} |")
+    if comparison:
         notes.append(
-            f"\n{dataset}: aisle against one plain process (the same mix, {a.concurrency} "
-            f"connections)\n\n| | aisle (ranker={rankers[0]}) | plain | aisle/plain |\n"
-            f"|---|---:|---:|---:|\n"
-            f"| CPU ms per search, all server processes | {aisle_ms:.2f} | {plain_ms:.2f} | "
-            f"**{aisle_ms / plain_ms if plain_ms else 0:.1f}x** |\n"
-            f"| searches/s | {search['rps']:,.0f} | {plain['rps']:,.0f} | "
-            f"**{search['rps'] / plain['rps'] if plain['rps'] else 0:.2f}x** |\n"
-            f"| p50 / p99 ms | {search['p50']:.1f} / {search['p99']:.1f} | "
-            f"{plain['p50']:.1f} / {plain['p99']:.1f} | |")
+            f"\n{dataset}: aisle (ranker={rankers[0]}) against one plain process, the same "
+            "mix (CPU: ms per search of all server processes)\n\n"
+            "| connections | caches | aisle CPU ms | plain CPU ms | **aisle/plain CPU** | "
+            "aisle searches/s | plain searches/s | **throughput ratio** | aisle p50 / p99 ms "
+            "| plain p50 / p99 ms |\n|---:|---|---:|---:|---:|---:|---:|---:|---|---|\n"
+            + "\n".join(comparison))
     if rebuild:
-        rows.append(f"| {dataset} | full rebuild | {rebuild['docs_per_s']:,} docs/s "
+        rows.append(f"| {dataset} | | | full rebuild | {rebuild['docs_per_s']:,} docs/s "
                     f"({rebuild['documents']:,} docs in {rebuild['seconds']} s, "
                     f"{a.rebuild_workers} workers) | | | | |")
     return rows
@@ -195,9 +265,11 @@ def generation_of(a: argparse.Namespace, dataset: str) -> Path:
     return found[-1]
 
 
-async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any],
-                           generation: Path) -> dict[str, Any]:
-    """The same search mix against tooling.plain_search on a copy of `generation`."""
+async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any], generation: Path,
+                           mode: str, concurrency: int,
+                           seen: set[tuple[tuple[str, str], ...]]) -> dict[str, Any]:
+    """The same search mix against tooling.plain_search on a copy of `generation`, in cache
+    state `mode` (its own unseen requests when cold, the same pool when warm)."""
     url = f"http://127.0.0.1:{a.plain_port}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tooling.plain_search", str(generation), "--port",
@@ -211,9 +283,10 @@ async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any],
                 await asyncio.sleep(0.1)
             else:
                 raise SystemExit("the plain process did not start")
-        mix = query_mix(cat, random.Random(42))  # the same requests as aisle's first load
+        mix, first = mode_mix(cat, mode, 42 + concurrency, seen, a.pool)  # as aisle's
+        await answer_each(url, "/api/v1/products/search", first, concurrency)
         return await closed_loop(url, lambda: ("/api/v1/products/search", mix()),
-                                 a.concurrency, a.seconds, a.warmup)
+                                 concurrency, a.seconds, a.warmup)
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
@@ -223,7 +296,10 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="scripts/bench_search", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="esci,icecat")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--concurrency", default="16", help="comma list, e.g. 8,32")
+    p.add_argument("--caches", default="mixed",
+                   help="comma list of cold, warm, mixed (see above)")
+    p.add_argument("--pool", type=int, default=200, help="requests replayed when warm")
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--warmup", type=float, default=3)
     p.add_argument("--rebuild", action="store_true", help="also time a full index rebuild")
@@ -239,6 +315,7 @@ def main() -> int:
     a = p.parse_args()
     rows: list[str] = []
     notes: list[str] = []
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     os.environ.setdefault("AISLE_INTERNAL_TOKEN", "bench-" + secrets.token_hex(12))
     for dataset in a.datasets.split(","):
         url = a.url or f"http://127.0.0.1:{a.port}"
@@ -249,9 +326,11 @@ def main() -> int:
         with ctx:
             rows += asyncio.run(bench(url, dataset, a, notes))
     print(f"\nsearch: closed loop, {a.concurrency} concurrent clients, {a.seconds:g} s measured "
-          f"after {a.warmup:g} s warm-up, {os.cpu_count()} cores shared by everything")
-    print("| catalog | load | requests/s | p50 ms | p99 ms | errors | search/no-op |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          f"after {a.warmup:g} s warm-up, {os.cpu_count()} cores shared by everything; "
+          f"load average (1, 5, 15 min) before the run: {load_before}")
+    print("| catalog | connections | caches | load | requests/s | p50 ms | p99 ms | errors "
+          "| search/no-op |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     print("\n".join(notes))
     return 0
