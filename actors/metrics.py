@@ -8,6 +8,7 @@ beside it:
 | `aisle_http_requests_total` | counter | route, method, status (2xx..5xx) | error rate (5xx) |
 | `aisle_http_request_ms` | histogram | route | search / PDP p99 latency |
 | `aisle_searches_total` | counter | results (`zero`, `some`) | zero-result rate |
+| `aisle_search_stage_ms` | histogram | stage (index, rerank, prices...) | |
 | `aisle_cache_lookups_total` | counter | cache, result (`hit`, `miss`) | cache hit ratio |
 | `aisle_index_lag_seconds` | gauge | | index lag (age of the oldest unindexed event) |
 | `aisle_index_lag_events` | gauge | | |
@@ -17,6 +18,8 @@ beside it:
 | `aisle_rate_limited_total` | counter | scope | |
 | `aisle_breaker_open` | gauge | dependency | breaker states |
 
+Search stages: index, embed, features, rerank (the chosen ranker's order: through the Ranker
+deployment for learned models), documents, prices, stock, facets: where search latency goes.
 Routes are the route templates (`/api/v1/products/{product_id}`), never raw paths, so the
 series stay few. A metric object is made once per process, on first use.
 """
@@ -29,6 +32,7 @@ from typing import TypeVar
 from ray.util.metrics import Counter, Gauge, Histogram
 
 SERIES = ("aisle_http_requests_total", "aisle_http_request_ms", "aisle_searches_total",
+          "aisle_search_stage_ms",
           "aisle_cache_lookups_total", "aisle_index_lag_seconds", "aisle_index_lag_events",
           "aisle_index_documents_total", "aisle_inventory_ops_total",
           "aisle_rate_limited_total", "aisle_breaker_open", "aisle_inventory_accuracy")
@@ -69,9 +73,16 @@ def http_request(route: str, method: str, status: int, ms: float) -> None:
                ("route",)).observe(ms, tags={"route": route})
 
 
-def search_answered(total: int) -> None:
+STAGE_MS: list[float] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+
+
+def search_answered(total: int, stages_ms: Mapping[str, float] = {}) -> None:
     _counter("aisle_searches_total", "searches answered, by whether any product matched",
              ("results",)).inc(1.0, tags={"results": "zero" if total == 0 else "some"})
+    h = _histogram("aisle_search_stage_ms", "wall time of each stage of a search (ms)",
+                   STAGE_MS, ("stage",))
+    for stage, ms in stages_ms.items():
+        h.observe(ms, tags={"stage": stage})
 
 
 def cache_lookups(cache: str, hits: int, misses: int) -> None:

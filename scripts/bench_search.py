@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from tooling.load import closed_loop, cpu_rows, internal_headers, served_cpu_ms
+from tooling.load import closed_loop, cpu_rows, internal_headers, served_cpu_ms, stage_rows
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -213,6 +213,10 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                  f"| {dataset} | {concurrency} | | no-op that awaits once | "
                  f"{awaits['rps']:,.0f} | {awaits['p50']:.1f} | {awaits['p99']:.1f} | "
                  f"{awaits['errors']} | {ratio(awaits):.2f} |"]
+        notes.append(f"\n{dataset}, {concurrency} connections: where a search's time went "
+                     "(the answers' Server-Timing stages)\n\n" + "\n".join(stage_rows(
+                         *((f"{r}, {mode}", s) for mode, searches in cells
+                           for r, s in zip(rankers, searches, strict=True)))))
         notes.append(f"\n{dataset}, {concurrency} connections: CPU per request while each "
                      "load ran (ms, by process)\n\n"
                      + "\n".join(cpu_rows(*((f"search {r}, {mode}", s) for mode, searches in cells

@@ -75,6 +75,7 @@ from ranking.learned_features import (
 from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
+from serve.stages import timed
 
 log = logging.getLogger("aisle.search")
 Matrix = np.ndarray  # candidates x learned features (ranking.learned_features), float64
@@ -142,11 +143,13 @@ class _Steps:
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         """`ranker` is the name the request gave; `self.choice` what it resolved to."""
         choices = [c for c in (self.choice, self.partner, self.shadow) if c is not None]
-        learned = (self.service._learned(hits, words, self.signals)
-                   if any(c.kind == "learned" for c in choices) or self.explain else None)
+        with timed("features"):
+            learned = (self.service._learned(hits, words, self.signals)
+                       if any(c.kind == "learned" for c in choices) or self.explain else None)
         if self.explain and self.explained is None and learned is not None:
             self.explained = Explained(hits, learned)
-        best = await self._ordered(hits, self.choice, learned, ranker)
+        with timed("rerank"):  # the chosen ranker's order (the Ranker deployment's, if learned)
+            best = await self._ordered(hits, self.choice, learned, ranker)
         if self.partner is not None:
             other = await self._ordered(hits, self.partner, learned, ranker, partner=True)
             best, teams = team_draft(best, other, self.seed)
@@ -386,7 +389,8 @@ class SearchService:
             raise SearchUnavailable("the search index failed a moment ago; retry shortly")
         try:
             try:
-                answer = await asyncio.wait_for(call(), INDEX_TIMEOUT_S)
+                with timed("index"):
+                    answer = await asyncio.wait_for(call(), INDEX_TIMEOUT_S)
             except TimeoutError as exc:
                 raise IndexTimeout(f"the search index did not {what} in "
                                    f"{INDEX_TIMEOUT_S:.0f} s") from exc
@@ -499,7 +503,8 @@ class SearchService:
         if plan.cached is not None:
             facets = plan.cached.facets
         else:
-            facets = await self._facets(plan.result, plan.filters)
+            with timed("facets"):
+                facets = await self._facets(plan.result, plan.filters)
             if plan.keep_facets and steps.facet_key is not None and self.cache is not None:
                 await self.cache.set(steps.facet_key, {"total": plan.result.total,
                                                        "facets": facets}, self.facet_ttl_s)
@@ -535,7 +540,8 @@ class SearchService:
             return None
         found = self._vectors.get(text)
         if found is None:
-            vec = await asyncio.to_thread(self.embedder.embed, [text])
+            with timed("embed"):
+                vec = await asyncio.to_thread(self.embedder.embed, [text])
             found = to_bytes(vec[0])
             if len(self._vectors) >= VECTORS_KEPT:
                 self._vectors.pop(next(iter(self._vectors)))
@@ -567,7 +573,8 @@ class SearchService:
         slim = [h.product_id for h in hits if "title" not in h.doc]
         if not slim:
             return hits
-        full = await self.index.get(slim, generation)
+        with timed("documents"):
+            full = await self.index.get(slim, generation)
         return [h if "title" in h.doc else Hit(h.product_id, h.score, full[h.product_id])
                 for h in hits if "title" in h.doc or h.product_id in full]
 
@@ -626,13 +633,15 @@ class SearchService:
                     for h in hits}
         variant_ids = [v for vs in variants.values() for v in vs]
         stock: dict[str, StockView] = {}
-        listed = await self._listing_prices(variants)
+        with timed("prices"):
+            listed = await self._listing_prices(variants)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
         if variant_ids and self.inventory is not None:
             try:
-                stock = await asyncio.wait_for(
-                    self.inventory.status(variant_ids, wait_for_owners=False), 2.0)
+                with timed("stock"):
+                    stock = await asyncio.wait_for(
+                        self.inventory.status(variant_ids, wait_for_owners=False), 2.0)
             except Exception:
                 log.warning("stock status unavailable; using the index's in_stock")
         out: list[ResultJson] = []

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from serve.stages import parse_header as parse_server_timing
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of `values`; NaN when there are none. Every
@@ -87,8 +89,10 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
     """`concurrency` clients each sending `request()` (path, query parameters) and waiting
     for the answer, for `warmup` then `seconds` measured: requests/s, p50/p99 (ms), errors
     (not 200, or no answer), the count of each `tag(response)` (errors tagged "error"), and
-    the CPU each process used meanwhile (`cpu_seconds` deltas)."""
+    the CPU each process used meanwhile (`cpu_seconds` deltas), and the `Server-Timing`
+    stages of the answers (stage -> ms of each answer that reached it)."""
     lat: list[float] = []
+    stages: dict[str, list[float]] = collections.defaultdict(list)
     errors = 0
     tags: collections.Counter[str] = collections.Counter()
     cpu: dict[str, float] = {}
@@ -114,6 +118,9 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
                     lat.append(done - now)
                     errors += not ok
                     tags[how] += 1
+                    if ok and (timing := r.headers.get("server-timing")):
+                        for stage, ms in parse_server_timing(timing).items():
+                            stages[stage].append(ms)
 
         async def meter() -> None:
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
@@ -125,7 +132,22 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
     return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
             "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "tags": dict(tags), "cpu": cpu}
+            "tags": dict(tags), "cpu": cpu, "stages": dict(stages)}
+
+
+def stage_rows(*loads: tuple[str, dict[str, Any]]) -> list[str]:
+    """A markdown table of each load's search stages: in how many answers, p50 / p99 ms."""
+    rows = ["| stage | " + " | ".join(f"{name}: answers, p50 / p99 ms" for name, _ in loads)
+            + " |", "|---|" + "---:|" * len(loads)]
+    names = list(dict.fromkeys(k for _, ld in loads for k in ld["stages"]))
+    for stage in names:
+        cells = []
+        for _, ld in loads:
+            v = ld["stages"].get(stage, [])
+            cells.append(f"{len(v) / max(ld['n'], 1):.0%}, {percentile(v, 50):.1f} / "
+                         f"{percentile(v, 99):.1f}" if v else "")
+        rows.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def internal_headers() -> dict[str, str]:

@@ -13,6 +13,7 @@ from domain.errors import Conflict, ValidationFailed
 from serve.routes.experiments import session_of
 from serve.search import SORTS, SearchParams, parse_attribute_params
 from serve.services import Internal, Json, Svc, limit_shopper, require_internal
+from serve.stages import Stages
 
 router = APIRouter()
 
@@ -46,7 +47,9 @@ async def search(
     token) adds the candidates and their features (feature logging for training rankers).
     A session id (`X-Session-Id` header or `aisle_session` cookie) places a `default` search
     in the running ranker experiment's arm (sticky); `ranker.experiment` names it, and
-    `search_id` is what `POST /api/v1/events` credits clicks to."""
+    `search_id` is what `POST /api/v1/events` credits clicks to. The `Server-Timing` header
+    says where the time went (ms per stage: index, embed, features, rerank, documents,
+    prices, stock, facets; only the stages this search reached)."""
     if explain:
         await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -54,14 +57,17 @@ async def search(
     brands = tuple(b.strip() for b in (brand or "").split(",") if b.strip())
     if len(brands) > 50:
         raise ValidationFailed({"brand": "at most 50 brands"}, "too many brands")
-    found = await svc.search.search(SearchParams(
-        q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
-        rating_min=rating_min, in_stock=in_stock,
-        attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
-        page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
-    metrics.search_answered(int(found["total"]))
+    stages = Stages()
+    with stages.current():
+        found = await svc.search.search(SearchParams(
+            q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
+            rating_min=rating_min, in_stock=in_stock,
+            attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
+            page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
+    metrics.search_answered(int(found["total"]), stages.ms)
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
-    return Response(dumps(found), media_type="application/json")
+    return Response(dumps(found), media_type="application/json",
+                    headers={"Server-Timing": stages.header()})
 
 
 @router.get("/api/v1/products/suggest", tags=["search"], dependencies=[Depends(limit_shopper)])

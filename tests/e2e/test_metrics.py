@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import ray
 
+from serve.stages import parse_header
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller
 from tests.integration.conftest import make_catalog
@@ -72,8 +73,13 @@ async def test_the_seed_monitoring_table_is_exported(
         await asyncio.sleep(0.1)
     searches = 0
     for q in (tag, tag, f"zzz{secrets.token_hex(4)}qqq"):  # the last finds nothing
-        assert (await client.get("/api/v1/products/search", params={"q": q})).status_code == 200
+        r = await client.get("/api/v1/products/search", params={"q": q})
+        assert r.status_code == 200
         searches += 1
+        # where the time went, by stage: the index is asked by every search
+        timing = parse_header(r.headers["Server-Timing"])
+        assert timing["index"] > 0, r.headers["Server-Timing"]
+        assert all(0 <= ms < 30_000 for ms in timing.values()), timing
     for _ in range(3):
         assert (await client.get(f"/api/v1/products/{pid}")).status_code == 200
     assert (await client.get("/api/v1/products/999999999999")).status_code == 404
@@ -94,6 +100,11 @@ async def test_the_seed_monitoring_table_is_exported(
             s, "ray_aisle_http_requests_total", route=search_route, status="2xx") >= searches,
         "search latency histogram": lambda s: grew(
             s, "ray_aisle_http_request_ms_count", route=search_route) >= searches,
+        "search stages (index)": lambda s: grew(
+            s, "ray_aisle_search_stage_ms_count", stage="index") >= searches,
+        "search stages (prices, stock)": lambda s: grew(
+            s, "ray_aisle_search_stage_ms_count", stage="prices") >= 2
+        and grew(s, "ray_aisle_search_stage_ms_count", stage="stock") >= 2,
         "product page 404": lambda s: grew(
             s, "ray_aisle_http_requests_total", route=page_route, status="4xx") >= 1,
         "zero-result searches": lambda s: grew(
