@@ -12,6 +12,9 @@ loaded from the registry), at --concurrency searches in flight, each asking for 
   in-proc   the same learned model scored in this process, one call at a time (the floor)
 
 Prints calls/s, p50 and p99 per path, and the learned path's p99 against issue 14's 20 ms.
+--transports actor,grpc: the deployment paths once per transport of the handle: `actor` is
+Serve's default (Ray actor calls, results through the object store), `grpc` Serve's
+interdeployment gRPC transport (`handle.options(_by_reference=False)`).
 A fresh Ray cluster and Serve app (one Ranker replica, as the demo runs); PostgreSQL: an
 embedded server in a temporary directory unless --dsn names one (a scratch database is made
 there and dropped).
@@ -32,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from adapters.embedded import EmbeddedPostgres
 from adapters.postgres import connect, create_pool
@@ -99,19 +103,23 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
     order = await handle.rank.remote(record.version, learned[0])
     assert order is not None and sorted(order) == list(range(a.candidates)), order
 
-    async def call_learned() -> object:
-        return await handle.rank.remote(record.version, rnd.choice(learned))
-
-    async def call_formula() -> object:
-        return await handle.rank.remote("default", rnd.choice(formula))
+    def through(h: DeploymentHandle, name: str,
+                inputs: list[np.ndarray]) -> Callable[[], Awaitable[object]]:
+        async def call() -> object:
+            return await h.rank.remote(name, rnd.choice(inputs))
+        return call
 
     async def in_process() -> object:
         return model.score(rnd.choice(learned))
 
+    paths: list[tuple[str, Callable[[], Awaitable[object]], int]] = []
+    for transport in a.transports.split(","):
+        h = handle if transport == "actor" else handle.options(_by_reference=False)
+        suffix = "" if transport == "actor" else f" ({transport})"
+        paths += [(f"learned{suffix}", through(h, record.version, learned), a.concurrency),
+                  (f"formula{suffix}", through(h, "default", formula), a.concurrency)]
     rows = []
-    for label, call, concurrency in (("learned", call_learned, a.concurrency),
-                                     ("formula", call_formula, a.concurrency),
-                                     ("in-proc", in_process, 1)):
+    for label, call, concurrency in (*paths, ("in-proc", in_process, 1)):
         await closed(call, concurrency, min(3.0, a.seconds))  # warm-up
         n, lat = await closed(call, concurrency, a.seconds)
         rows.append((label, concurrency, n / a.seconds, percentile(lat, 50),
@@ -134,6 +142,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--candidates", type=int, default=200)
+    p.add_argument("--transports", default="actor", help="comma list: actor, grpc")
     p.add_argument("--dsn", default=None, help="a PostgreSQL server (a scratch database is "
                                                "made in it and dropped)")
     a = p.parse_args()

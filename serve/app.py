@@ -76,7 +76,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     cache_redis = create_cache_redis(settings.redis_url)
     cache = Cache(cache_redis)
     search = SearchService(open_index(cfg, pool, settings.search_reads == "LOCAL"), pool,
-                           inventory, RankerHandle(ranker) if ranker else None, cache,
+                           inventory, RankerHandle(ranker, grpc=settings.ranker_transport
+                                                   == "GRPC") if ranker else None, cache,
                            settings.facet_cache_s, categories, settings.price_cache_s,
                            experiments=ExperimentRouter(ExperimentStore(pool),
                                                         ExperimentMetrics(cache_redis)))

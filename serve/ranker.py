@@ -44,11 +44,13 @@ class RankerHandle:
     """`RankerClient` through the deployment's Serve handle, with a timeout and a breaker:
     a call that fails or takes over `timeout_s` answers None (the search falls back to the
     formula and says so), and for `retry_after_s` after that the deployment is not called
-    (a dead Ranker costs searches nothing, not a timeout each)."""
+    (a dead Ranker costs searches nothing, not a timeout each). `grpc`: through Serve's
+    interdeployment gRPC transport (`_by_reference=False`: the request and the order go over
+    gRPC, not as Ray actor calls and objects; scripts/bench_ranker --transports actor,grpc)."""
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
-                 retry_after_s: float = RANK_RETRY_AFTER_S) -> None:
-        self._handle = handle
+                 retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False) -> None:
+        self._handle = handle.options(_by_reference=False) if grpc else handle
         self.timeout_s = timeout_s
         self.breaker = Breaker(retry_after_s, name="Ranker deployment")
 
