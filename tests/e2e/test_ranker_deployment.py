@@ -1,14 +1,27 @@
 """The Ranker deployment (learned models are re-ranked there, batched): one call, and many
-concurrent calls batched together, each answered with its own order."""
+concurrent calls batched together, each answered with its own order; a search over HTTP
+re-ranked there by a learned model."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 
+import asyncpg
+import httpx
 import numpy as np
 from ray import serve
 
+from adapters.postgres.ranker_registry import RankerRegistry
 from ranking import FEATURES, get_ranker, order
+from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
+from serve.stages import parse_header
+from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.conftest import Seller
+from tests.integration.test_ranker_lifecycle import PASSING, reversing_model
+
+AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 
 
 async def test_ranker_deployment_orders_each_request_of_a_batch(app_url: str) -> None:
@@ -21,3 +34,36 @@ async def test_ranker_deployment_orders_each_request_of_a_batch(app_url: str) ->
     for n, f, best in zip(names, requests, got, strict=True):
         assert best == [int(i) for i in order(get_ranker(n), f)]
         assert sorted(best) == list(range(len(f)))
+
+
+async def test_a_search_is_reranked_by_a_learned_model_in_the_ranker_deployment(
+        client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
+        pool: asyncpg.Pool) -> None:
+    """HTTP search -> Gateway -> the Ranker deployment (over the transport the Gateway is
+    configured with: gRPC by default) -> the model's order, not the formula's fallback."""
+    tag = "rk" + secrets.token_hex(3)
+    for i in range(5):
+        r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
+            "title": f"{' '.join([tag] * (i + 1))} reading lamp {i}",
+            "category_id": category_ids["Headphones"],
+            "variants": [{"sku": f"S-{tag}-{i}", "price_cents": 1_000 + i}]})
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 30
+    while (await client.get("/api/v1/products/search", params={"q": tag})).json()[
+            "total"] < 5:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    model = reversing_model()  # prefers the candidates the index put last
+    added = await RankerRegistry(pool).add("lightgbm", LEARNED_FEATURES_VERSION,
+                                           LEARNED_FEATURES, model.to_bytes(), PASSING.to_json(),
+                                           "test")
+    r = await client.get("/api/v1/products/search", headers=AUTH,
+                         params={"q": tag, "ranker": added.version, "explain": "true"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ranker"] == {"requested": added.version, "kind": "learned",
+                              "version": added.version, "fallback": False, "experiment": None}
+    index_order = [c["product_id"] for c in body["explain"]["candidates"]]
+    assert len(index_order) == 5
+    assert [x["product_id"] for x in body["results"]] == index_order[::-1]
+    assert parse_header(r.headers["Server-Timing"])["rerank"] > 0
