@@ -79,7 +79,7 @@ async def bench(url: str, a: argparse.Namespace) -> list[str]:
     ratio = pdp["rps"] / noop["rps"] if noop["rps"] else 0.0
     hit = f"{pdp['hit_ratio']:.1%}" if pdp["hit_ratio"] is not None else "-"
     rows = [
-        f"\nPDP: {a.dataset}, {len(ids):,} products, Zipf s={a.zipf_s:g}; closed loop, "
+        f"\nPDP: {a.url or a.dataset}, {len(ids):,} products, Zipf s={a.zipf_s:g}; closed loop, "
         f"{a.concurrency} concurrent clients, {a.seconds:g} s measured after {a.warmup:g} s "
         f"warm-up, {os.cpu_count()} cores shared by everything",
         "| load | requests/s | p50 ms | p99 ms | errors | cache hit ratio | PDP/no-op |",

@@ -94,7 +94,9 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
         "lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES, model.to_bytes(), {},
         "bench_ranker", "synthetic, production-sized")
     await pool.close()
-    handle = serve.run(RankerDeployment.bind(dsn), name="bench_ranker", route_prefix=None)
+    app = (RankerDeployment.options(user_config={"batch_wait_timeout_s": a.batch_wait})
+           if a.batch_wait is not None else RankerDeployment).bind(dsn)
+    handle = serve.run(app, name="bench_ranker", route_prefix=None)
     rnd = random.Random(1)
     learned = [np.random.default_rng(i).random((a.candidates, len(LEARNED_FEATURES)))
                for i in range(64)]
@@ -124,7 +126,9 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
         n, lat = await closed(call, concurrency, a.seconds)
         rows.append((label, concurrency, n / a.seconds, percentile(lat, 50),
                      percentile(lat, 99)))
-    print(f"\nRanker deployment, {a.candidates} candidates x {len(LEARNED_FEATURES)} features, "
+    wait = a.batch_wait if a.batch_wait is not None else "default"
+    print(f"\nRanker deployment (batch wait {wait}"
+          f" s), {a.candidates} candidates x {len(LEARNED_FEATURES)} features, "
           f"{a.seconds:g} s per path, model {record.version} "
           f"({len(model.to_bytes()) // 1024} KB artifact)")
     print("| path | in flight | calls/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
@@ -143,6 +147,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--candidates", type=int, default=200)
     p.add_argument("--transports", default="actor", help="comma list: actor, grpc")
+    p.add_argument("--batch-wait", type=float, default=None,
+                   help="the replica's batch_wait_timeout_s (default: the deployment's)")
     p.add_argument("--dsn", default=None, help="a PostgreSQL server (a scratch database is "
                                                "made in it and dropped)")
     a = p.parse_args()

@@ -122,7 +122,7 @@ def mode_mix(cat: dict[str, Any], mode: str, seed: int, seen: set[tuple[tuple[st
         return (lambda: pick.choice(reqs)), reqs
 
     def unseen() -> dict[str, Any]:
-        for _ in range(1000):
+        for _ in range(100_000):
             params = mix()
             if (key := request_key(params)) not in seen:
                 seen.add(key)
@@ -172,9 +172,11 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
         cells = []
         for mode in a.caches.split(","):
             searches = []
-            for ranker in rankers:
-                # the same requests for every ranker when mixed or warm; cold: unseen ones
-                mix, first = mode_mix(cat, mode, 42 + concurrency, seen, a.pool)
+            for i, ranker in enumerate(rankers):
+                # the same requests for every ranker when mixed or warm; cold: unseen ones,
+                # drawn from the same mix with a seed of each ranker's own
+                mix, first = mode_mix(cat, mode, 42 + concurrency + (
+                    1000 * i if mode == "cold" else 0), seen, a.pool)
 
                 def request(mix: Callable[[], dict[str, Any]] = mix,
                             ranker: str = ranker) -> tuple[str, dict[str, Any]]:

@@ -114,7 +114,9 @@ class RankerDeployment:
             self.rank_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
                 float(config["batch_wait_timeout_s"]))
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    # no wait for more requests: a batch is what queued while the last one was scored (at 16
+    # in flight 0 and 2 ms give the same calls/s; alone, a call answers 2.5 ms sooner)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def rank_batch(self, requests: list[tuple[str, np.ndarray]]) -> list[list[int] | None]:
         out: list[list[int] | None] = [None for _ in requests]
         for name in {n for n, _ in requests}:  # one model call per model name in the batch
