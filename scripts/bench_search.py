@@ -39,7 +39,7 @@ import os
 import random
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def query_mix(cat: dict[str, Any], rnd: random.Random) -> Callable[[], dict[str,
     return make
 
 
-def request_key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def request_key(params: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, str(v)) for k, v in params.items()))
 
 
@@ -217,7 +217,7 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                  f"{awaits['errors']} | {ratio(awaits):.2f} |"]
         notes.append(f"\n{dataset}, {concurrency} connections: where a search's time went "
                      "(the answers' Server-Timing stages)\n\n" + "\n".join(stage_rows(
-                         *((f"{r}, {mode}", s) for mode, searches in cells
+                         *((f"{r}, {mode}", s["stages"], s["n"]) for mode, searches in cells
                            for r, s in zip(rankers, searches, strict=True)))))
         notes.append(f"\n{dataset}, {concurrency} connections: CPU per request while each "
                      "load ran (ms, by process)\n\n"

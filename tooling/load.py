@@ -135,16 +135,17 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
             "tags": dict(tags), "cpu": cpu, "stages": dict(stages)}
 
 
-def stage_rows(*loads: tuple[str, dict[str, Any]]) -> list[str]:
-    """A markdown table of each load's search stages: in how many answers, p50 / p99 ms."""
-    rows = ["| stage | " + " | ".join(f"{name}: answers, p50 / p99 ms" for name, _ in loads)
+def stage_rows(*loads: tuple[str, Mapping[str, Sequence[float]], int]) -> list[str]:
+    """A markdown table of each load's search stages (name, the load's "stages", its
+    request count "n"): in how many answers, p50 / p99 ms."""
+    rows = ["| stage | " + " | ".join(f"{name}: answers, p50 / p99 ms" for name, _, _ in loads)
             + " |", "|---|" + "---:|" * len(loads)]
-    names = list(dict.fromkeys(k for _, ld in loads for k in ld["stages"]))
+    names = list(dict.fromkeys(k for _, stages, _ in loads for k in stages))
     for stage in names:
         cells = []
-        for _, ld in loads:
-            v = ld["stages"].get(stage, [])
-            cells.append(f"{len(v) / max(ld['n'], 1):.0%}, {percentile(v, 50):.1f} / "
+        for _, stages, n in loads:
+            v = stages.get(stage, [])
+            cells.append(f"{len(v) / max(n, 1):.0%}, {percentile(v, 50):.1f} / "
                          f"{percentile(v, 99):.1f}" if v else "")
         rows.append(f"| {stage} | " + " | ".join(cells) + " |")
     return rows
