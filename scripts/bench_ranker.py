@@ -116,6 +116,8 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
 
     paths: list[tuple[str, Callable[[], Awaitable[object]], int]] = []
     for transport in a.transports.split(","):
+        if transport not in ("actor", "grpc"):
+            raise SystemExit(f"--transports: actor or grpc, not {transport!r}")
         h = handle if transport == "actor" else handle.options(_by_reference=False)
         suffix = "" if transport == "actor" else f" ({transport})"
         paths += [(f"learned{suffix}", through(h, record.version, learned), a.concurrency),

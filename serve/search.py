@@ -151,7 +151,8 @@ class _Steps:
         with timed("rerank"):  # the chosen ranker's order (the Ranker deployment's, if learned)
             best = await self._ordered(hits, self.choice, learned, ranker)
         if self.partner is not None:
-            other = await self._ordered(hits, self.partner, learned, ranker, partner=True)
+            with timed("rerank"):
+                other = await self._ordered(hits, self.partner, learned, ranker, partner=True)
             best, teams = team_draft(best, other, self.seed)
             self.teams = {hits[i].product_id: t for i, t in zip(best, teams, strict=True)}
         if self.shadow is not None:

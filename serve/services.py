@@ -112,6 +112,12 @@ def _is_internal(svc: Services, token: str) -> bool:
     return expected is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
+def is_internal_caller(request: Request) -> bool:
+    """The request carries the internal token (no error when it does not)."""
+    return _is_internal(services_of(request),
+                        _bearer_or_empty(request.headers.get("authorization")))
+
+
 def _bearer_or_empty(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer` header, or "" (rate limits: no credentials
     needed)."""

@@ -11,6 +11,10 @@ to a thread) is counted too: the stages of a request are one object its tasks sh
 
     with timed("rerank"):         # anywhere below: a no-op outside a request that measures
         order = await ranker.rank(...)
+
+Tasks a request starts inherit its Stages (the context is copied): a `timed` block in a task
+that outlives the answer (a shadow ranker, a coalesced send) would add to an answer already
+sent, so time only the request's own awaits.
 """
 
 from __future__ import annotations

@@ -12,7 +12,14 @@ from adapters.cache import dumps
 from domain.errors import Conflict, ValidationFailed
 from serve.routes.experiments import session_of
 from serve.search import SORTS, SearchParams, parse_attribute_params
-from serve.services import Internal, Json, Svc, limit_shopper, require_internal
+from serve.services import (
+    Internal,
+    Json,
+    Svc,
+    is_internal_caller,
+    limit_shopper,
+    require_internal,
+)
 from serve.stages import Stages
 
 router = APIRouter()
@@ -48,8 +55,8 @@ async def search(
     A session id (`X-Session-Id` header or `aisle_session` cookie) places a `default` search
     in the running ranker experiment's arm (sticky); `ranker.experiment` names it, and
     `search_id` is what `POST /api/v1/events` credits clicks to. The `Server-Timing` header
-    says where the time went (ms per stage: index, embed, features, rerank, documents,
-    prices, stock, facets; only the stages this search reached)."""
+    (internal token only) says where the time went (ms per stage: index, embed, features,
+    rerank, documents, prices, stock, facets; only the stages this search reached)."""
     if explain:
         await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
@@ -66,8 +73,11 @@ async def search(
             page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
     metrics.search_answered(int(found["total"]), stages.ms)
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python
+    # where the time went, for internal callers only: which stages a search skipped (cached
+    # facets, a known query vector) tells what others searched recently
+    timing = stages.header() if stages.ms and is_internal_caller(request) else ""
     return Response(dumps(found), media_type="application/json",
-                    headers={"Server-Timing": stages.header()})
+                    headers={"Server-Timing": timing} if timing else None)
 
 
 @router.get("/api/v1/products/suggest", tags=["search"], dependencies=[Depends(limit_shopper)])

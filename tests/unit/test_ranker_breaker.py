@@ -51,3 +51,27 @@ async def test_failures_and_timeouts_fall_back_and_open_the_breaker() -> None:
     fake.delay = 0.0
     assert await client.rank("lgbm_1", rows) == [2, 1, 0] and not client.open
     assert client.failures == 2
+
+
+class TransportHandle(FakeHandle):
+    """Records the options a handle is derived with (`_by_reference=False`: Serve's gRPC)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.derived: list[dict[str, object]] = []
+
+    def options(self, **kwargs: object) -> TransportHandle:
+        derived = TransportHandle()
+        self.derived.append(kwargs)
+        return derived
+
+
+async def test_the_transport_is_the_one_configured() -> None:
+    base = TransportHandle()
+    grpc = RankerHandle(base, grpc=True)  # type: ignore[arg-type]
+    assert base.derived == [{"_by_reference": False}]
+    assert await grpc.rank("lgbm_1", np.zeros((2, 4))) == [1, 0]
+    assert base.calls == 0  # the call went through the derived (gRPC) handle
+    actor = TransportHandle()
+    RankerHandle(actor)  # type: ignore[arg-type]
+    assert actor.derived == []
