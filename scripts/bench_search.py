@@ -8,24 +8,26 @@ the same load against GET /api/v1/noop of the same app (the Serve + HTTP ceiling
 against the same no-op awaiting once (Serve's floor for any handler that does I/O). Prints
 requests/s, p50/p99 and the ratios. With --rebuild, also times a full index rebuild (docs/s).
 
-    scripts/bench_search [--datasets esci,icecat,synthetic:1000000] [--concurrency 16]
-                         [--seconds 20] [--rebuild] [--rankers default,formula]
+    scripts/bench_search [--datasets esci,icecat,synthetic:1000000] [--concurrency 8,32]
+                         [--caches cold,warm] [--seconds 20] [--rebuild] [--no-plain]
+                         [--rankers default,formula]
 
---plain: also runs the same search mix against one plain process (tooling/plain_search.py:
-uvicorn + FastAPI over copies of the same tantivy shards; no Ray, Redis or PostgreSQL; BM25,
-filters, sorts, exact facets, no query understanding, re-ranking or live price/stock), in the
-same run, and prints CPU per request of the whole server process tree and requests/s of each
-with their ratios (issue 15's yardstick).
+--plain (the default; --no-plain skips it): also runs the same search mix against one plain
+process (tooling/plain_search.py: uvicorn + FastAPI over copies of the same tantivy shards; no
+Ray, Redis or PostgreSQL; BM25, filters, sorts, exact facets, no query understanding,
+re-ranking or live price/stock), in the same run, and prints CPU per request of the whole
+server process tree and requests/s of each with their ratios (issue 15's yardstick).
 
---concurrency 8,32 and --caches cold,warm: every load once per number of connections and per
-cache state. `cold` sends only requests this server has not answered before in the run (a
-moving window of unseen requests): what is cached per request misses (query understanding,
-pages); caches with coarser keys can still hit (facet counts are per words and filters, not
-sort or page; query vectors per words; prices per product for 60 s), and the cheaper parts of
-the mix are used up first, so a long cold load drifts to rarer requests. `warm` replays a pool
-of --pool requests, each answered once before the measured window (every cache hit).
-`mixed` (the default) is the seeded mix as drawn, repeats and all. The plain comparator gets
-the same treatment (its own unseen requests drawn the same way, the same pool).
+--concurrency 8,32 and --caches cold,warm (the defaults): every load once per number of
+connections and per cache state. `cold` sends only requests this server has not answered
+before in the run (a moving window of unseen requests): what is cached per request misses
+(query understanding, pages); caches with coarser keys can still hit (facet counts are per
+words and filters, not sort or page; query vectors per words; prices per product for 60 s),
+and the cheaper parts of the mix are used up first, so a long cold load drifts to rarer
+requests. `warm` replays a pool of --pool requests, each answered once before the measured
+window (every cache hit). `mixed` is the seeded mix as drawn, repeats and all (what earlier
+sessions measured). The plain comparator gets the same treatment (its own unseen requests
+drawn the same way, the same pool).
 
 --rankers: the search mix once per ranker named (the request's `ranker` parameter): `default`
 is what shoppers get (the production model: scripts/demo trains and promotes one on its first
@@ -311,8 +313,8 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="scripts/bench_search", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="esci,icecat")
-    p.add_argument("--concurrency", default="16", help="comma list, e.g. 8,32")
-    p.add_argument("--caches", default="mixed",
+    p.add_argument("--concurrency", default="8,32", help="comma list, e.g. 8,32")
+    p.add_argument("--caches", default="cold,warm",
                    help="comma list of cold, warm, mixed (see above)")
     p.add_argument("--pool", type=int, default=200, help="requests replayed when warm")
     p.add_argument("--seconds", type=float, default=20)
@@ -321,13 +323,16 @@ def main() -> int:
     p.add_argument("--rebuild-workers", type=int, default=2)
     p.add_argument("--url", default=None, help="a running service (one dataset)")
     p.add_argument("--port", type=int, default=8792)
-    p.add_argument("--plain", action="store_true",
-                   help="also measure one plain process on the same index (see above)")
+    p.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
+                   help="also measure one plain process on the same index (see above; the "
+                        "default unless --url is given without --plain-index)")
     p.add_argument("--plain-index", default=None, help="its generation dir (with --url)")
     p.add_argument("--plain-port", type=int, default=8799)
     p.add_argument("--rankers", default="default",
                    help="comma list: default (the production ranker), formula, a version")
     a = p.parse_args()
+    if a.plain is None:
+        a.plain = a.url is None or a.plain_index is not None
     rows: list[str] = []
     notes: list[str] = []
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
