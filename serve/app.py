@@ -75,9 +75,10 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     categories = CategoryTree(pool, settings.category_cache_s)
     cache_redis = create_cache_redis(settings.redis_url)
     cache = Cache(cache_redis)
+    ranker_client = (RankerHandle(ranker, grpc=settings.ranker_transport == "GRPC")
+                     if ranker else None)
     search = SearchService(open_index(cfg, pool, settings.search_reads == "LOCAL"), pool,
-                           inventory, RankerHandle(ranker, grpc=settings.ranker_transport
-                                                   == "GRPC") if ranker else None, cache,
+                           inventory, ranker_client, cache,
                            settings.facet_cache_s, categories, settings.price_cache_s,
                            experiments=ExperimentRouter(ExperimentStore(pool),
                                                         ExperimentMetrics(cache_redis)))

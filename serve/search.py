@@ -91,6 +91,8 @@ TIMEOUTS_TO_OPEN = 2  # searches timed out in a row before the index is left alo
 
 class IndexTimeout(SearchUnavailable):
     """One index search did not answer in INDEX_TIMEOUT_S."""
+
+
 __all__ = ["SORTS", "SearchParams", "SearchService", "parse_attribute_params"]
 
 
@@ -143,9 +145,10 @@ class _Steps:
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         """`ranker` is the name the request gave; `self.choice` what it resolved to."""
         choices = [c for c in (self.choice, self.partner, self.shadow) if c is not None]
-        with timed("features"):
-            learned = (self.service._learned(hits, words, self.signals)
-                       if any(c.kind == "learned" for c in choices) or self.explain else None)
+        learned = None
+        if any(c.kind == "learned" for c in choices) or self.explain:
+            with timed("features"):  # only when made: a formula's search has no such stage
+                learned = self.service._learned(hits, words, self.signals)
         if self.explain and self.explained is None and learned is not None:
             self.explained = Explained(hits, learned)
         with timed("rerank"):  # the chosen ranker's order (the Ranker deployment's, if learned)

@@ -130,9 +130,9 @@ def _bearer_or_empty(authorization: str | None) -> str:
 async def limit_shopper(request: Request) -> None:
     """Search and suggest: SEARCH requests a minute per client address (internal callers
     exempt)."""
-    svc = services_of(request)
-    if _is_internal(svc, _bearer_or_empty(request.headers.get("authorization"))):
+    if is_internal_caller(request):
         return
+    svc = services_of(request)
     client = request.client.host if request.client else "unknown"
     await svc.limiter.check("search", client, svc.settings.rate_limit_search)
 
@@ -156,10 +156,10 @@ async def limit_cart(request: Request) -> None:
 async def limit_seller(request: Request) -> None:
     """The seller API: requests a minute per API key (a hash of it: keys never reach
     Redis)."""
+    if is_internal_caller(request):
+        return
     svc = services_of(request)
     authorization = request.headers.get("authorization") or ""
-    if _is_internal(svc, _bearer_or_empty(authorization)):
-        return
     key = hashlib.sha256(authorization.encode()).hexdigest()[:24]
     await svc.limiter.check("seller", key, svc.settings.rate_limit_seller)
 
