@@ -52,8 +52,17 @@ def _number(value: Any) -> float:
     return x if math.isfinite(x) else math.nan
 
 
+_NUMERIC = frozenset({float, int, bool, type(None)})
+
+
 def column(docs: Sequence[Mapping[str, Any]], field: str) -> np.ndarray:
-    return np.fromiter((_number(d.get(field)) for d in docs), dtype=np.float64, count=len(docs))
+    """`field` of each document as float64, NaN where it is not a finite number (`_number`)."""
+    values = [d.get(field) for d in docs]
+    if set(map(type, values)) <= _NUMERIC:  # the usual case, converted in one step
+        out = np.array(values, dtype=np.float64)  # None -> NaN
+        out[~np.isfinite(out)] = np.nan
+        return out
+    return np.fromiter((_number(v) for v in values), dtype=np.float64, count=len(values))
 
 
 def text_relevance(text_scores: np.ndarray) -> np.ndarray:

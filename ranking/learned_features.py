@@ -91,11 +91,14 @@ def learned_matrix(query: QueryContext, text_scores: Sequence[float],
     out[:, col["text_score_rel"]] = s / top if top > 0 else 0.0
     out[:, col["text_rank"]] = np.arange(n) / max(n - 1, 1)
     width = len(SIGNAL_NAMES)
-    sig = np.zeros((n, width), dtype=np.float64)
-    for i, v in enumerate(signals):
-        if v:
-            k = min(len(v), width)
-            sig[i, :k] = v[:k]
+    if all(v is not None and len(v) == width for v in signals):  # the usual case
+        sig = np.array(signals, dtype=np.float64).reshape(n, width)
+    else:
+        sig = np.zeros((n, width), dtype=np.float64)
+        for i, v in enumerate(signals):
+            if v:
+                k = min(len(v), width)
+                sig[i, :k] = v[:k]
     first = col[SIGNAL_NAMES[0]]
     out[:, first:first + width] = np.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0)
     dense = out[:, col["dense"]]

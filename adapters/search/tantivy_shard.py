@@ -75,10 +75,13 @@ VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 _NOT_KEPT = object()
+# text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
+Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
 SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
+CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
 SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
@@ -197,6 +200,9 @@ class TantivyShard:
         self.stats = TermStats(avg_length=self.avg_length)
         self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
         self._vectors_kept = VECTORS_KEPT // 5 if read_only else VECTORS_KEPT  # per Gateway
+        # read-only: the text clauses built over the current searcher (see _reader)
+        self._view_lock = threading.Lock()
+        self._clauses: Clauses | None = {} if read_only else None
         self.reload_stats()
         if path is not None and read_only:  # never creates: the writer's files or nothing
             self.index = tantivy.Index.open(str(path))
@@ -222,7 +228,9 @@ class TantivyShard:
             return
         data = read_generation_file(self._generation_dir, STATS_FILE)
         if data is not None:
-            self.stats = TermStats.from_json(data)
+            with self._view_lock:
+                self.stats = TermStats.from_json(data)
+                self._clauses = {} if self._clauses is not None else None
 
     def term_counts(self) -> TermCounts:
         """(live documents, {scored field: {term: live documents holding it}}): this shard's
@@ -296,7 +304,19 @@ class TantivyShard:
     def reload(self) -> None:
         """The searcher over what was last committed (by this shard or, read-only, by the
         writer in another process)."""
-        self.index.reload()
+        with self._view_lock:
+            self.index.reload()
+            self._clauses = {} if self._clauses is not None else None
+
+    def _reader(self) -> tuple[tantivy.Searcher, Clauses]:
+        """The searcher, and the text clauses built over it (`_alternative`). A read-only
+        shard's searcher changes only with `reload()` (and its idfs with `reload_stats()`),
+        which start a new set: a word's clauses (its impact levels in the shard's terms, the
+        clause objects; most of building a query) are built once per field and weight, not
+        on every search that has the word. A writer's searcher changes with its commits
+        (tantivy reloads it), so its searches build their own."""
+        with self._view_lock:
+            return self.index.searcher(), self._clauses if self._clauses is not None else {}
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
@@ -356,8 +376,8 @@ class TantivyShard:
         return out
 
     def search(self, q: IndexQuery) -> IndexResult:
-        searcher = self.index.searcher()
-        query = self._query(q, searcher)
+        searcher, clauses = self._reader()
+        query = self._query(q, searcher, clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
             res = searcher.search(query, limit=n + 1, count=True)
@@ -381,15 +401,17 @@ class TantivyShard:
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
-        signals = (self._signals(searcher, q.text, q.signals, [h.product_id for h in out],
+        signals = (self._signals(searcher, clauses, q.text, q.signals,
+                                 [h.product_id for h in out],
                                  dict(zip([int(d["product_id"]) for d in docs],
                                           [a for _, a in hits], strict=True)))
                    if q.signals is not None and out else {})
         return IndexResult(out, int(res.count or 0), facets,  # type: ignore[attr-defined]
                            signals)
 
-    def _signals(self, searcher: tantivy.Searcher, text: TextQuery, ask: SignalRequest,
-                 pids: Sequence[int], addrs: Mapping[int, Any]) -> dict[int, tuple[float, ...]]:
+    def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
+                 ask: SignalRequest, pids: Sequence[int],
+                 addrs: Mapping[int, Any]) -> dict[int, tuple[float, ...]]:
         """domain.search.SIGNALS of these products, each from a query confined to them: per
         word group and scored field (the group's best alternative in that field), the title
         phrase, and the brand, color and category read from the words."""
@@ -443,7 +465,7 @@ class TantivyShard:
                 alts = [q for n_alt, alt in enumerate(group)
                         if (toks := _tokens(alt, self._az))
                         and (q := self._alternative(
-                            searcher, field, toks,
+                            searcher, built, field, toks,
                             boost * (1.0 if n_alt == 0 else ALTERNATIVE_WEIGHT),
                             False)) is not None]
                 mine[field] = (Query.disjunction_max_query(alts, 0.0) if len(alts) > 1
@@ -563,7 +585,8 @@ class TantivyShard:
             out.append((d["title"][0], int(score)))
         return out
 
-    def _text(self, t: TextQuery, searcher: tantivy.Searcher) -> Query | None:
+    def _text(self, t: TextQuery, searcher: tantivy.Searcher,
+              built: Clauses) -> Query | None:
         """Each group: the best of its alternatives in any field (dismax); the groups all
         required or any one (`require_all`). A group with words that cannot match in this
         shard fails a query requiring every group, and is left out of the others."""
@@ -583,7 +606,8 @@ class TantivyShard:
                 weight = 1.0 if n_alt == 0 else ALTERNATIVE_WEIGHT
                 fuzzy = t.fuzzy and len(toks) == 1 and len(alt) >= FUZZY_MIN_LENGTH
                 for field, boost in fields:
-                    clause = self._alternative(searcher, field, toks, boost * weight, fuzzy)
+                    clause = self._alternative(searcher, built, field, toks, boost * weight,
+                                               fuzzy)
                     if clause is not None:
                         alts.append(clause)
             if alts:
@@ -596,11 +620,23 @@ class TantivyShard:
         occur = Occur.Must if t.require_all else Occur.Should
         return Query.boolean_query([(occur, g) for g in groups])
 
-    def _alternative(self, searcher: tantivy.Searcher, field: str, toks: Sequence[str],
-                     weight: float, fuzzy: bool) -> Query | None:
+    def _alternative(self, searcher: tantivy.Searcher, built: Clauses, field: str,
+                     toks: Sequence[str], weight: float, fuzzy: bool) -> Query | None:
         """One alternative in one field, scored from the impacts of its words; None when it
         cannot match in this shard. Several words: a phrase (positions of the plain field),
-        worth the sum of its words."""
+        worth the sum of its words. Kept in `built` (the searcher's clauses, `_reader`)."""
+        key = (field, tuple(toks), weight, fuzzy)
+        try:
+            return built[key]
+        except KeyError:
+            pass
+        if len(built) >= CLAUSES_KEPT:
+            built.clear()  # a long tail of words: start again rather than grow
+        made = built[key] = self._build_alternative(searcher, field, toks, weight, fuzzy)
+        return made
+
+    def _build_alternative(self, searcher: tantivy.Searcher, field: str, toks: Sequence[str],
+                           weight: float, fuzzy: bool) -> Query | None:
         scored = [self._impacts(searcher, field, tok, weight) for tok in dict.fromkeys(toks)]
         if len(toks) > 1:
             if any(q is None for q in scored):
@@ -657,8 +693,8 @@ class TantivyShard:
                         Query.term_set_query(s, "product_id", list(f.exclude_ids))))
         return [(o, Query.const_score_query(q, 0.0)) for o, q in out]
 
-    def _query(self, q: IndexQuery, searcher: tantivy.Searcher) -> Query:
-        text = self._text(q.text, searcher)
+    def _query(self, q: IndexQuery, searcher: tantivy.Searcher, built: Clauses) -> Query:
+        text = self._text(q.text, searcher, built)
         clauses: list[tuple[Occur, Query]] = [(Occur.Must, text if text is not None
                                                else Query.all_query())]
         clauses += self._filters(q.filters)

@@ -307,3 +307,19 @@ def test_ndcg_of_ids() -> None:
     assert ndcg_of_ids(["a", "a", "b"], judged) == pytest.approx(
         (1 + 0.1 / 2) / (1 + 0.1 / math.log2(3)))  # a repeat gains nothing
     assert ndcg_of_ids(["b", "a"], judged, k=1) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("values", [
+    [1, 2.5, None, True, False],  # numbers only: the one-step conversion
+    [1, "2", None, float("inf"), float("nan"), object()],  # anything else: value by value
+])
+def test_a_column_is_each_finite_number_or_nan(values: list[Any]) -> None:
+    from ranking.features import column
+    docs = [{"x": v} for v in values] + [{}]
+    want = []
+    for v in [*values, None]:
+        ok = isinstance(v, int | float) and math.isfinite(float(v))
+        want.append(float(v) if ok else math.nan)
+    got = column(docs, "x")
+    assert got.dtype == np.float64 and got.shape == (len(docs),)
+    np.testing.assert_array_equal(got, np.array(want))
