@@ -19,6 +19,7 @@ order documents were written in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+import numpy.typing as npt
 import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
 
@@ -41,6 +44,7 @@ from domain.search import (
     PREFIX_MAX,
     PRICE_RANGES,
     RATING_FLOORS,
+    SIGNALS,
     SLIM_FIELDS,
     TIE_BREAKER,
     Facets,
@@ -77,10 +81,45 @@ WRITER_HEAP = 64 << 20
 _NOT_KEPT = object()
 # text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
 Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
+Signals = dict[int, tuple[float, ...]]  # product -> domain.search.SIGNALS
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """One query's signals over one searcher, packed (a row per product, ~0.17 KB)."""
+
+    rows: dict[int, int]  # product -> row of values
+    values: npt.NDArray[np.float64]  # one column per signal
+
+    def of(self, pids: Sequence[int]) -> Signals:
+        rows = [self.rows[p] for p in pids]
+        return dict(zip(pids, map(tuple, self.values[rows].tolist()), strict=True))
+
+    def adding(self, found: Signals) -> _Kept:
+        """A copy that also holds `found` (entries are never changed in place: a search
+        in another thread may be reading this one)."""
+        new = [p for p in found if p not in self.rows]
+        rows = dict(self.rows) | {p: len(self.rows) + i for i, p in enumerate(new)}
+        width = self.values.shape[1]
+        more = np.array([found[p] for p in new], dtype=np.float64).reshape(len(new), width)
+        return _Kept(rows, np.vstack([self.values, more]))
+
+
+@dataclasses.dataclass
+class _View:
+    """What a read-only shard keeps per searcher (`TantivyShard._reader`): the text clauses
+    of the words searched, and the ranking signals of the queries that asked for them, by
+    (the words' groups, what the words said beyond the text), per product. Both are
+    functions of the searcher and the term statistics, so they are dropped with either."""
+
+    clauses: Clauses = dataclasses.field(default_factory=dict)
+    signals: dict[tuple[tuple[tuple[str, ...], ...], SignalRequest], _Kept] = dataclasses.field(
+        default_factory=dict)
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 
 # Searched fields and their boosts ("all"); "title" searches only the first.
 SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
+SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
 CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
 SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
@@ -200,9 +239,9 @@ class TantivyShard:
         self.stats = TermStats(avg_length=self.avg_length)
         self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
         self._vectors_kept = VECTORS_KEPT // 5 if read_only else VECTORS_KEPT  # per Gateway
-        # read-only: the text clauses built over the current searcher (see _reader)
+        # read-only: what is kept over the current searcher (see _reader)
         self._view_lock = threading.Lock()
-        self._clauses: Clauses | None = {} if read_only else None
+        self._view: _View | None = _View() if read_only else None
         self.reload_stats()
         if path is not None and read_only:  # never creates: the writer's files or nothing
             self.index = tantivy.Index.open(str(path))
@@ -230,7 +269,7 @@ class TantivyShard:
         if data is not None:
             with self._view_lock:
                 self.stats = TermStats.from_json(data)
-                self._clauses = {} if self._clauses is not None else None
+                self._view = _View() if self._view is not None else None
 
     def term_counts(self) -> TermCounts:
         """(live documents, {scored field: {term: live documents holding it}}): this shard's
@@ -306,17 +345,18 @@ class TantivyShard:
         writer in another process)."""
         with self._view_lock:
             self.index.reload()
-            self._clauses = {} if self._clauses is not None else None
+            self._view = _View() if self._view is not None else None
 
-    def _reader(self) -> tuple[tantivy.Searcher, Clauses]:
-        """The searcher, and the text clauses built over it (`_alternative`). A read-only
-        shard's searcher changes only with `reload()` (and its idfs with `reload_stats()`),
-        which start a new set: a word's clauses (its impact levels in the shard's terms, the
-        clause objects; most of building a query) are built once per field and weight, not
-        on every search that has the word. A writer's searcher changes with its commits
-        (tantivy reloads it), so its searches build their own."""
+    def _reader(self) -> tuple[tantivy.Searcher, _View]:
+        """The searcher, and what is kept over it (`_View`). A read-only shard's searcher
+        changes only with `reload()` (and its idfs with `reload_stats()`), which start a new
+        view: a word's clauses (its impact levels in the shard's terms, the clause objects;
+        most of building a query) are built once per field and weight, not on every search
+        that has the word, and a repeated query's signals are computed once per product. A
+        writer's searcher changes with its commits (tantivy reloads it), so its searches
+        keep nothing."""
         with self._view_lock:
-            return self.index.searcher(), self._clauses if self._clauses is not None else {}
+            return self.index.searcher(), self._view if self._view is not None else _View()
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
@@ -376,8 +416,8 @@ class TantivyShard:
         return out
 
     def search(self, q: IndexQuery) -> IndexResult:
-        searcher, clauses = self._reader()
-        query = self._query(q, searcher, clauses)
+        searcher, view = self._reader()
+        query = self._query(q, searcher, view.clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
             res = searcher.search(query, limit=n + 1, count=True)
@@ -401,13 +441,29 @@ class TantivyShard:
             out.sort(key=lambda h: sort_key(h.doc, q.sort))
             out = out[:n]
         facets = self._facets(searcher, query) if q.facets else Facets()
-        signals = (self._signals(searcher, clauses, q.text, q.signals,
-                                 [h.product_id for h in out],
-                                 dict(zip([int(d["product_id"]) for d in docs],
-                                          [a for _, a in hits], strict=True)))
+        signals = (self._kept_signals(searcher, view, q.text, q.signals,
+                                      [h.product_id for h in out],
+                                      dict(zip([int(d["product_id"]) for d in docs],
+                                               [a for _, a in hits], strict=True)))
                    if q.signals is not None and out else {})
         return IndexResult(out, int(res.count or 0), facets,  # type: ignore[attr-defined]
                            signals)
+
+    def _kept_signals(self, searcher: tantivy.Searcher, view: _View, text: TextQuery,
+                      ask: SignalRequest, pids: Sequence[int],
+                      addrs: Mapping[int, tantivy.DocAddress]) -> Signals:
+        """`_signals`, computed only for the products whose signals for this query `view`
+        does not keep (it keeps SIGNALS_KEPT queries' at most)."""
+        key = (text.groups, ask)
+        kept = view.signals.get(key)
+        missing = [p for p in pids if p not in kept.rows] if kept is not None else list(pids)
+        if kept is not None and not missing:
+            return kept.of(pids)
+        found = self._signals(searcher, view.clauses, text, ask, missing, addrs)
+        if len(view.signals) >= SIGNALS_KEPT:
+            view.signals.clear()
+        view.signals[key] = (kept or _Kept({}, np.zeros((0, len(SIGNALS))))).adding(found)
+        return found if kept is None else found | kept.of([p for p in pids if p not in found])
 
     def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
                  ask: SignalRequest, pids: Sequence[int],

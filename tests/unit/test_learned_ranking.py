@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 
 from adapters.search.tantivy_shard import TantivyShard
 from adapters.text_embedding import TextEmbedder, to_bytes
-from domain.search import SIGNALS, IndexQuery, SignalRequest, TextQuery
+from domain.search import SIGNALS, Filters, IndexQuery, SignalRequest, TextQuery
 from ranking.learned_features import (
     LEARNED_FEATURES,
     SIGNAL_NAMES,
@@ -176,3 +177,34 @@ def test_learned_features_do_not_change_within_a_day() -> None:
                               day + 86_400.0 + 60)
     col = LEARNED_FEATURES.index("recency")
     assert (tomorrow[:, col] < early[:, col]).all()  # a day older
+
+
+def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(tmp_path: Path) -> None:
+    """A read-only shard (what a Gateway searches) keeps each word's clauses and each
+    query's signals per product over its searcher: a repeated query, or one whose candidates
+    partly changed (a filter), answers what a shard keeping nothing answers; a commit it has
+    not reloaded is not seen, and after reload() new words, scores and signals are."""
+    path = tmp_path / "g1" / "shard-0"
+    writer = TantivyShard(path)
+    writer.apply([doc(1, "red oak desk lamp", "Acme", "red", 5),
+                  doc(2, "desk organizer with lamp", "Globex", "black", 6),
+                  doc(3, "oak desk", "Acme", "red", 5),
+                  doc(4, "walnut desk with drawers and a lamp shelf", "Acme", "red", 7)])
+    reader = TantivyShard(path, read_only=True)
+    text = TextQuery((("desk",), ("lamp", "light")), require_all=False)
+    ask = SignalRequest(brands=("acme",), colors=("red",), categories=(5,))
+
+    def answer(shard: TantivyShard, **filters: object) -> tuple[object, ...]:
+        res = shard.search(IndexQuery(text, Filters(**filters),  # type: ignore[arg-type]
+                                      limit=10, facets=False, signals=ask))
+        return [(h.product_id, h.score) for h in res.hits], res.signals
+
+    assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))
+    assert answer(reader) == answer(writer)  # some products' signals kept, some not
+    assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))  # all kept
+    writer.apply([doc(5, "desk lamp", "Acme", "red", 5),  # a new title, and a changed one
+                  doc(3, "oak desk with lamp", "Acme", "red", 5) | {"version": 2}])
+    assert 5 not in dict(answer(reader)[0])  # not reloaded: the searcher it had
+    reader.reload()
+    assert answer(reader) == answer(writer) and 5 in dict(answer(reader)[0])
+    assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))
