@@ -132,7 +132,28 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
     return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
             "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "tags": dict(tags), "cpu": cpu, "stages": dict(stages)}
+            "tags": dict(tags), "cpu": cpu, "stages": dict(stages), "latencies": lat,
+            "seconds": seconds}
+
+
+def combined(*parts: dict[str, Any]) -> dict[str, Any]:
+    """One load's result from several `closed_loop` runs of it: requests, CPU, stages and
+    tags added up, requests/s over their measured seconds together, percentiles over every
+    latency."""
+    lat = [x for p in parts for x in p["latencies"]]
+    seconds = sum(p["seconds"] for p in parts)
+    cpu: collections.Counter[str] = collections.Counter()
+    tags: collections.Counter[str] = collections.Counter()
+    stages: dict[str, list[float]] = collections.defaultdict(list)
+    for p in parts:
+        cpu.update(p["cpu"])
+        tags.update(p["tags"])
+        for stage, ms in p["stages"].items():
+            stages[stage] += ms
+    return {"rps": len(lat) / seconds if seconds else 0.0,
+            "p50": percentile(lat, 50) * 1000, "p99": percentile(lat, 99) * 1000,
+            "n": len(lat), "errors": sum(p["errors"] for p in parts), "tags": dict(tags),
+            "cpu": dict(cpu), "stages": dict(stages), "latencies": lat, "seconds": seconds}
 
 
 def stage_rows(*loads: tuple[str, Mapping[str, Sequence[float]], int]) -> list[str]:

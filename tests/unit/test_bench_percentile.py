@@ -10,3 +10,18 @@ def test_nearest_rank() -> None:
     assert (percentile(xs, 50), percentile(xs, 99), percentile(xs, 100)) == (50.0, 99.0, 100.0)
     assert percentile([7.0], 99) == 7.0
     assert math.isnan(percentile([], 50))
+
+
+def test_halves_of_a_load_combine_into_one() -> None:
+    """bench_search runs each ranker's load in two halves (A B B A): one result of both."""
+    from tooling.load import combined
+
+    def part(lat: list[float], seconds: float, cpu: float, tag: str) -> dict[str, object]:
+        return {"latencies": lat, "seconds": seconds, "errors": 1, "tags": {tag: len(lat)},
+                "cpu": {"gateway": cpu}, "stages": {"index": [x * 1000 for x in lat]}}
+
+    one = combined(part([0.01] * 50, 5.0, 1.0, "a"), part([0.1] * 50, 5.0, 2.0, "b"))
+    assert (one["n"], one["rps"], one["errors"]) == (100, 10.0, 2)
+    assert (one["p50"], one["p99"]) == (10.0, 100.0)
+    assert one["cpu"] == {"gateway": 3.0} and one["tags"] == {"a": 50, "b": 50}
+    assert len(one["stages"]["index"]) == 100
