@@ -36,7 +36,8 @@ only `formula` the demo is started with --ranker formula (no training). With sev
 ranker's --seconds run in two halves, in the order given and then reversed (A B B A; one row
 per ranker for both halves): whichever load runs first meets caches the next finds full
 (prices per product for 60 s, query understanding, facet counts), which made the first ranker
-look up to 1.7x dearer cold.
+look up to 1.7x dearer cold; the order evens out a drift over the run, while the very first
+half still meets the coldest caches (halved for the first ranker, not removed).
 """
 
 from __future__ import annotations
@@ -205,8 +206,8 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                 await answer_each(url, "/api/v1/products/search",
                                   [{**r, "ranker": ranker} for r in first], concurrency)
             # several rankers: each one's load in two halves, in the order given and then
-            # reversed (A B B A), so that none is always the first to meet what the others
-            # leave cached (prices per product, query understanding, facets, vectors)
+            # reversed (A B B A), so that none always runs before the others fill the caches
+            # (prices per product, query understanding, facets, vectors)
             order = [*range(len(rankers)), *reversed(range(len(rankers)))] \
                 if len(rankers) > 1 else [0]
             for i in order:

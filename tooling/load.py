@@ -19,6 +19,9 @@ import httpx
 
 from serve.stages import parse_header as parse_server_timing
 
+# JSON-like: a load's result (closed_loop's keys), a request's query parameters
+Json = dict[str, Any]
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of `values`; NaN when there are none. Every
@@ -67,7 +70,7 @@ def cpu_seconds() -> dict[str, float]:
     return out
 
 
-def cpu_rows(*loads: tuple[str, dict[str, Any]], seconds: float) -> list[str]:
+def cpu_rows(*loads: tuple[str, Json], seconds: float) -> list[str]:
     """A markdown table of CPU ms per request by process, one column per load (each load a
     dict with "cpu": cpu_seconds() deltas over the measured window and "n": requests)."""
     rows = ["| process | " + " | ".join(name for name, _ in loads) + " |",
@@ -83,9 +86,9 @@ def cpu_rows(*loads: tuple[str, dict[str, Any]], seconds: float) -> list[str]:
     return rows
 
 
-async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]],
+async def closed_loop(url: str, request: Callable[[], tuple[str, Json]],
                       concurrency: int, seconds: float, warmup: float,
-                      tag: Callable[[httpx.Response], str] | None = None) -> dict[str, Any]:
+                      tag: Callable[[httpx.Response], str] | None = None) -> Json:
     """`concurrency` clients each sending `request()` (path, query parameters) and waiting
     for the answer, for `warmup` then `seconds` measured: requests/s, p50/p99 (ms), errors
     (not 200, or no answer), the count of each `tag(response)` (errors tagged "error"), and
@@ -136,7 +139,7 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, dict[str, Any]]
             "seconds": seconds}
 
 
-def combined(*parts: dict[str, Any]) -> dict[str, Any]:
+def combined(*parts: Json) -> Json:
     """One load's result from several `closed_loop` runs of it: requests, CPU, stages and
     tags added up, requests/s over their measured seconds together, percentiles over every
     latency."""

@@ -120,6 +120,7 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 # Searched fields and their boosts ("all"); "title" searches only the first.
 SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
 SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
+ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
 CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
 SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
@@ -267,8 +268,9 @@ class TantivyShard:
             return
         data = read_generation_file(self._generation_dir, STATS_FILE)
         if data is not None:
+            stats = TermStats.from_json(data)  # parsed before searches wait on the lock
             with self._view_lock:
-                self.stats = TermStats.from_json(data)
+                self.stats = stats
                 self._view = _View() if self._view is not None else None
 
     def term_counts(self) -> TermCounts:
@@ -453,17 +455,21 @@ class TantivyShard:
                       ask: SignalRequest, pids: Sequence[int],
                       addrs: Mapping[int, tantivy.DocAddress]) -> Signals:
         """`_signals`, computed only for the products whose signals for this query `view`
-        does not keep (it keeps SIGNALS_KEPT queries' at most)."""
+        does not keep (it keeps SIGNALS_KEPT queries' at most, ROWS_KEPT products each: the
+        same words under many filters start again rather than grow)."""
         key = (text.groups, ask)
         kept = view.signals.get(key)
         missing = [p for p in pids if p not in kept.rows] if kept is not None else list(pids)
         if kept is not None and not missing:
             return kept.of(pids)
         found = self._signals(searcher, view.clauses, text, ask, missing, addrs)
-        if len(view.signals) >= SIGNALS_KEPT:
-            view.signals.clear()
-        view.signals[key] = (kept or _Kept({}, np.zeros((0, len(SIGNALS))))).adding(found)
-        return found if kept is None else found | kept.of([p for p in pids if p not in found])
+        out = found if kept is None else found | kept.of([p for p in pids if p not in found])
+        if kept is None or len(kept.rows) + len(found) > ROWS_KEPT:  # a new entry
+            if len(view.signals) >= SIGNALS_KEPT:
+                view.signals.clear()
+            kept = _Kept({}, np.zeros((0, len(SIGNALS))))
+        view.signals[key] = kept.adding(out)
+        return out
 
     def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
                  ask: SignalRequest, pids: Sequence[int],

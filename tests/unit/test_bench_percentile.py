@@ -20,8 +20,9 @@ def test_halves_of_a_load_combine_into_one() -> None:
         return {"latencies": lat, "seconds": seconds, "errors": 1, "tags": {tag: len(lat)},
                 "cpu": {"gateway": cpu}, "stages": {"index": [x * 1000 for x in lat]}}
 
-    one = combined(part([0.01] * 50, 5.0, 1.0, "a"), part([0.1] * 50, 5.0, 2.0, "b"))
+    one = combined(part([0.01] * 90, 3.0, 1.0, "a"), part([0.1] * 10, 7.0, 2.0, "b"))
+    # pooled: 100 requests in 10 s (not the mean of 30/s and 1.4/s), percentiles over all
     assert (one["n"], one["rps"], one["errors"]) == (100, 10.0, 2)
     assert (one["p50"], one["p99"]) == (10.0, 100.0)
-    assert one["cpu"] == {"gateway": 3.0} and one["tags"] == {"a": 50, "b": 50}
+    assert one["cpu"] == {"gateway": 3.0} and one["tags"] == {"a": 90, "b": 10}
     assert len(one["stages"]["index"]) == 100

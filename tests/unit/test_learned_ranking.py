@@ -179,7 +179,9 @@ def test_learned_features_do_not_change_within_a_day() -> None:
     assert (tomorrow[:, col] < early[:, col]).all()  # a day older
 
 
-def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scan", [1000, 1])  # 1: every signal query confined to the products
+def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(
+        tmp_path: Path, scan: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only shard (what a Gateway searches) keeps each word's clauses and each
     query's signals per product over its searcher: a repeated query, or one whose candidates
     partly changed (a filter), answers what a shard keeping nothing answers; a commit it has
@@ -194,7 +196,9 @@ def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(tmp_path: Path) 
     text = TextQuery((("desk",), ("lamp", "light")), require_all=False)
     ask = SignalRequest(brands=("acme",), colors=("red",), categories=(5,))
 
-    def answer(shard: TantivyShard, **filters: object) -> tuple[object, ...]:
+    monkeypatch.setattr("adapters.search.tantivy_shard.SIGNAL_SCAN", scan)
+
+    def answer(shard: TantivyShard, **filters: object) -> tuple[object, object]:
         res = shard.search(IndexQuery(text, Filters(**filters),  # type: ignore[arg-type]
                                       limit=10, facets=False, signals=ask))
         return [(h.product_id, h.score) for h in res.hits], res.signals
@@ -202,6 +206,9 @@ def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(tmp_path: Path) 
     assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))
     assert answer(reader) == answer(writer)  # some products' signals kept, some not
     assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))  # all kept
+    view = reader._view
+    assert view is not None and len(view.clauses) > 0
+    assert sorted(view.signals[text.groups, ask].rows) == [1, 2, 3, 4]  # kept, per product
     writer.apply([doc(5, "desk lamp", "Acme", "red", 5),  # a new title, and a changed one
                   doc(3, "oak desk with lamp", "Acme", "red", 5) | {"version": 2}])
     assert 5 not in dict(answer(reader)[0])  # not reloaded: the searcher it had

@@ -310,7 +310,7 @@ def test_ndcg_of_ids() -> None:
 
 
 @pytest.mark.parametrize("values", [
-    [1, 2.5, None, True, False],  # numbers only: the one-step conversion
+    [1, 2.5, None, True, False, float("nan"), float("inf"), -float("inf"), 10**30],  # one step
     [1, "2", None, float("inf"), float("nan"), object()],  # anything else: value by value
 ])
 def test_a_column_is_each_finite_number_or_nan(values: list[Any]) -> None:
