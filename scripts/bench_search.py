@@ -208,15 +208,14 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
             # several rankers: each one's load in two halves, in the order given and then
             # reversed (A B B A), so that none always runs before the others fill the caches
             # (prices per product, query understanding, facets, vectors)
-            order = [*range(len(rankers)), *reversed(range(len(rankers)))] \
-                if len(rankers) > 1 else [0]
-            for i in order:
+            halves = 2 if len(rankers) > 1 else 1
+            for i in [*range(len(rankers)), *reversed(range(len(rankers)))][:len(rankers) * halves]:
                 def request(mix: Callable[[], dict[str, Any]] = mixes[i],
                             ranker: str = rankers[i]) -> tuple[str, dict[str, Any]]:
                     return "/api/v1/products/search", {**mix(), "ranker": ranker}
 
                 parts[i].append(await closed_loop(
-                    url, request, concurrency, a.seconds / (2 if len(rankers) > 1 else 1),
+                    url, request, concurrency, a.seconds / halves,
                     a.warmup, tag=ranked_by))
             cells.append((mode, [combined(*p) for p in parts]))
         noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), concurrency, a.seconds,

@@ -133,9 +133,15 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, Json]],
             cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
 
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
-    return {"rps": len(lat) / seconds, "p50": percentile(lat, 50) * 1000,
+    return _result(lat, seconds, errors, tags, cpu, stages)
+
+
+def _result(lat: list[float], seconds: float, errors: int, tags: Mapping[str, int],
+            cpu: Mapping[str, float], stages: Mapping[str, list[float]]) -> Json:
+    """What `closed_loop` and `combined` answer: requests/s, p50/p99 (ms), the rest as is."""
+    return {"rps": len(lat) / seconds if seconds else 0.0, "p50": percentile(lat, 50) * 1000,
             "p99": percentile(lat, 99) * 1000, "n": len(lat), "errors": errors,
-            "tags": dict(tags), "cpu": cpu, "stages": dict(stages), "latencies": lat,
+            "tags": dict(tags), "cpu": dict(cpu), "stages": dict(stages), "latencies": lat,
             "seconds": seconds}
 
 
@@ -153,10 +159,7 @@ def combined(*parts: Json) -> Json:
         tags.update(p["tags"])
         for stage, ms in p["stages"].items():
             stages[stage] += ms
-    return {"rps": len(lat) / seconds if seconds else 0.0,
-            "p50": percentile(lat, 50) * 1000, "p99": percentile(lat, 99) * 1000,
-            "n": len(lat), "errors": sum(p["errors"] for p in parts), "tags": dict(tags),
-            "cpu": dict(cpu), "stages": dict(stages), "latencies": lat, "seconds": seconds}
+    return _result(lat, seconds, sum(p["errors"] for p in parts), tags, cpu, stages)
 
 
 def stage_rows(*loads: tuple[str, Mapping[str, Sequence[float]], int]) -> list[str]:

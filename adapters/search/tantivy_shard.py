@@ -79,6 +79,17 @@ VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 _NOT_KEPT = object()
+MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
+SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
+ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
+CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
+
+# Searched fields and their boosts ("all"); "title" searches only the first.
+SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
+SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
+TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
+    ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
+
 # text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
 Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
 Signals = dict[int, tuple[float, ...]]  # product -> domain.search.SIGNALS
@@ -90,6 +101,10 @@ class _Kept:
 
     rows: dict[int, int]  # product -> row of values
     values: npt.NDArray[np.float64]  # one column per signal
+
+    @staticmethod
+    def empty() -> _Kept:
+        return _Kept({}, np.zeros((0, len(SIGNALS))))
 
     def of(self, pids: Sequence[int]) -> Signals:
         rows = [self.rows[p] for p in pids]
@@ -115,16 +130,6 @@ class _View:
     clauses: Clauses = dataclasses.field(default_factory=dict)
     signals: dict[tuple[tuple[tuple[str, ...], ...], SignalRequest], _Kept] = dataclasses.field(
         default_factory=dict)
-MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
-
-# Searched fields and their boosts ("all"); "title" searches only the first.
-SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
-SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
-ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
-CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
-SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
-TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
-    ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
 _INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at", "tie_key")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
@@ -458,16 +463,16 @@ class TantivyShard:
         does not keep (it keeps SIGNALS_KEPT queries' at most, ROWS_KEPT products each: the
         same words under many filters start again rather than grow)."""
         key = (text.groups, ask)
-        kept = view.signals.get(key)
-        missing = [p for p in pids if p not in kept.rows] if kept is not None else list(pids)
-        if kept is not None and not missing:
+        kept = view.signals.get(key) or _Kept.empty()
+        missing = [p for p in pids if p not in kept.rows]
+        if not missing:
             return kept.of(pids)
-        found = self._signals(searcher, view.clauses, text, ask, missing, addrs)
-        out = found if kept is None else found | kept.of([p for p in pids if p not in found])
-        if kept is None or len(kept.rows) + len(found) > ROWS_KEPT:  # a new entry
-            if len(view.signals) >= SIGNALS_KEPT:
-                view.signals.clear()
-            kept = _Kept({}, np.zeros((0, len(SIGNALS))))
+        out = self._signals(searcher, view.clauses, text, ask, missing, addrs) | kept.of(
+            [p for p in pids if p in kept.rows])
+        if key not in view.signals and len(view.signals) >= SIGNALS_KEPT:
+            view.signals.clear()
+        if len(kept.rows) + len(missing) > ROWS_KEPT:
+            kept = _Kept.empty()  # the same words under many filters: start again
         view.signals[key] = kept.adding(out)
         return out
 
