@@ -21,6 +21,7 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -91,6 +92,15 @@ class TrainingSet:
         h.update(np.ascontiguousarray(self.features).tobytes())
         return h.hexdigest()[:16]
 
+    def without(self, names: Sequence[str]) -> TrainingSet:
+        """The same rows without the feature columns `names` (an ablation)."""
+        unknown = sorted(set(names) - set(self.feature_names))
+        if unknown:
+            raise ValueError(f"no feature column {', '.join(unknown)}")
+        keep = [i for i, n in enumerate(self.feature_names) if n not in names]
+        return dataclasses.replace(self, features=self.features[:, keep],
+                                   feature_names=tuple(self.feature_names[i] for i in keep))
+
     def subset(self, queries: set[str]) -> TrainingSet:
         keep = [i for i, q in enumerate(self.queries) if q in queries]
         return TrainingSet([self.queries[i] for i in keep],
@@ -149,9 +159,11 @@ def train(data: TrainingSet, params: Mapping[str, object] = PARAMS, rounds: int 
     return LgbmRanker(booster, name, data.feature_names)
 
 
-def fold_of(query: str, folds: int) -> int:
-    """A query's fold: a stable hash, so the same query is always held out together."""
-    return int.from_bytes(hashlib.sha256(query.encode()).digest()[:4], "big") % folds
+def fold_of(query: str, folds: int, split: int = 0) -> int:
+    """A query's fold: a stable hash, so the same query is always held out together. `split`
+    picks another assignment of queries to folds (0: the one training reports)."""
+    key = query if split == 0 else f"{split}:{query}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % folds
 
 
 def ranked_ids(model: LgbmRanker, data: TrainingSet, rows: np.ndarray, k: int = 10) -> list[str]:
@@ -176,14 +188,15 @@ class CVReport:
 
 def cross_validate(data: TrainingSet, judgments: Mapping[str, Mapping[str, float]],
                    folds: int = 5, params: Mapping[str, object] = PARAMS,
-                   rounds: int = ROUNDS, k: int = 10) -> CVReport:
-    """Each query scored by a model trained on the other folds' queries only. Queries judged
-    but never logged (no candidates) score 0, as they would through the API."""
+                   rounds: int = ROUNDS, k: int = 10, split: int = 0) -> CVReport:
+    """Each query scored by a model trained on the other folds' queries only (folds as
+    `fold_of(query, folds, split)`). Queries judged but never logged (no candidates) score 0,
+    as they would through the API."""
     rows = data.query_rows()
     ndcg: dict[str, float] = {}
     base: dict[str, float] = {}
     for fold in range(folds):
-        held = {q for q in rows if fold_of(q, folds) == fold}
+        held = {q for q in rows if fold_of(q, folds, split) == fold}
         if not held:
             continue
         model = train(data.subset(set(rows) - held), params, rounds)
@@ -195,3 +208,56 @@ def cross_validate(data: TrainingSet, judgments: Mapping[str, Mapping[str, float
         ndcg.setdefault(q, 0.0)
         base.setdefault(q, 0.0)
     return CVReport(ndcg, base, folds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Two feature sets cross-validated on the same judged queries, each run (a LightGBM seed
+    and a fold split) alike for both: per query, the mean nDCG@10 over the runs."""
+
+    ndcg: dict[str, float]  # query -> the candidate's mean over runs
+    against: dict[str, float]  # query -> the comparator's
+    runs: tuple[tuple[float, float], ...]  # per run: (candidate's mean, comparator's mean)
+
+    @property
+    def deltas(self) -> npt.NDArray[np.float64]:
+        return np.array([self.ndcg[q] - self.against[q] for q in sorted(self.ndcg)],
+                        dtype=np.float64)
+
+    @property
+    def delta(self) -> float:
+        return float(self.deltas.mean()) if self.ndcg else 0.0
+
+    @property
+    def standard_error(self) -> float:
+        d = self.deltas
+        return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+
+    def moved(self, by: float = 0.01) -> tuple[int, int]:
+        """(queries better by more than `by`, queries worse by more than `by`)."""
+        d = self.deltas
+        return int((d > by).sum()), int((d < -by).sum())
+
+
+def compare(candidate: TrainingSet, against: TrainingSet,
+            judgments: Mapping[str, Mapping[str, float]], seeds: Sequence[int] = (7,),
+            splits: int = 1, folds: int = 5, params: Mapping[str, object] = PARAMS,
+            rounds: int = ROUNDS) -> Comparison:
+    """Does `candidate` (a feature log with a new feature, or without some) rank better than
+    `against`? Both are cross-validated with each seed over `splits` fold assignments; the
+    difference is paired by query, so what the queries share (how hard each is) cancels, and
+    averaging runs damps what one seed or one split of 80-odd queries decides by chance."""
+    mine: dict[str, list[float]] = {}
+    theirs: dict[str, list[float]] = {}
+    runs = []
+    for seed in seeds:
+        for split in range(splits):
+            p = {**params, "seed": seed}
+            a = cross_validate(candidate, judgments, folds, p, rounds, split=split)
+            b = cross_validate(against, judgments, folds, p, rounds, split=split)
+            runs.append((a.mean, b.mean))
+            for q in judgments:
+                mine.setdefault(q, []).append(a.ndcg[q])
+                theirs.setdefault(q, []).append(b.ndcg[q])
+    return Comparison({q: float(np.mean(v)) for q, v in mine.items()},
+                      {q: float(np.mean(v)) for q, v in theirs.items()}, tuple(runs))

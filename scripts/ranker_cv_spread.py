@@ -1,4 +1,6 @@
 """scripts/ranker_cv_spread --features FILE --dataset esci|icecat [--seeds 7,11,13,17,19]
+scripts/ranker_cv_spread --features NEW --against OLD --dataset ... [--seeds 7,11,13 --splits 3]
+scripts/ranker_cv_spread --features FILE --drop NAME[,NAME] --dataset ... [--seeds ... --splits ...]
 
 How far a learned ranker's cross-validated nDCG@10 can be trusted: offline query-grouped
 5-fold CV (ranking.lgbm.cross_validate, the folds and parameters train_ranker uses) on a
@@ -6,6 +8,16 @@ feature log (scripts/log_features), once per LightGBM seed (the only thing chang
 the per-query spread of the first seed's figure: standard error and a bootstrap 95 %
 interval over queries. A target closer to the measured mean than about two standard errors
 cannot be told apart from it on these queries.
+
+Whether a feature change helps (ranking.lgbm.compare): with --against, the log of FILE (say,
+logged by a service running a new feature version) against another log of the same judged
+queries; with --drop, FILE without those feature columns against FILE whole. Each is
+cross-validated with every seed over --splits assignments of queries to folds, and the
+difference is paired by query: its mean, standard error, and how many queries moved by more
+than 0.01 each way; then the difference per run. The standard error is over queries for
+these runs only: how the queries fall into folds moves a difference on 80-odd queries by
+about as much again (docs/benchmarks.md, session 15), so a change is worth keeping when it is
+beyond about two standard errors and better in nearly every run of several seeds and splits.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ranking.judgments import DATASETS, read_judgments
-from ranking.lgbm import PARAMS, TrainingSet, cross_validate
+from ranking.lgbm import PARAMS, Comparison, TrainingSet, compare, cross_validate
 from tooling.relevance import default_data_dir, judgments_path
 
 
@@ -31,11 +43,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=None, help="folder of <dataset>/judgments.csv")
     p.add_argument("--seeds", default="7,11,13,17,19")
     p.add_argument("--target", type=float, default=None, help="a target to compare with")
+    p.add_argument("--against", type=Path, default=None,
+                   help="another feature log of the same queries: compare FILE with it")
+    p.add_argument("--drop", default="",
+                   help="feature columns to leave out of FILE (compared with FILE whole)")
+    p.add_argument("--splits", type=int, default=1,
+                   help="assignments of queries to folds per seed (comparisons)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     data = TrainingSet.from_parquet(a.features)
     judged = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                             a.dataset)
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.against is not None or a.drop:
+        if a.splits < 1:
+            p.error("--splits must be at least 1")
+        drop = [n.strip() for n in a.drop.split(",") if n.strip()]
+        try:
+            candidate = data.without(drop)
+        except ValueError as e:
+            p.error(f"--drop: {e}")
+        against = TrainingSet.from_parquet(a.against) if a.against is not None else data
+        return report_comparison(
+            compare(candidate, against, judged, seeds, a.splits),
+            f"{a.features.name}{' without ' + ', '.join(drop) if drop else ''}",
+            (a.against or a.features).name, len(seeds), a.splits)
     print(f"{a.dataset}: {len(judged)} judged queries, {len(data.gains)} logged candidates")
     print("| seed | CV nDCG@10 | index order |\n|---:|---:|---:|")
     means, first = [], None
@@ -61,6 +92,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         gap = a.target - statistics.fmean(means)
         print(f"target {a.target:.4f}: {gap:+.4f} from the seeds' mean = {gap / se:+.2f} "
               f"standard errors")
+    return 0
+
+
+def report_comparison(c: Comparison, name: str, against: str, seeds: int, splits: int) -> int:
+    runs = np.array(c.runs)
+    print(f"{len(c.ndcg)} judged queries, {seeds} seeds x {splits} fold splits = "
+          f"{len(c.runs)} runs each")
+    print("| features | CV nDCG@10 (mean of runs) | lowest run | highest run |\n"
+          "|---|---:|---:|---:|")
+    for label, col in ((name, 0), (against, 1)):
+        print(f"| {label} | {runs[:, col].mean():.4f} | {runs[:, col].min():.4f} | "
+              f"{runs[:, col].max():.4f} |")
+    better, worse = c.moved()
+    se = c.standard_error
+    print(f"\npaired by query: {c.delta:+.4f}, standard error {se:.4f}"
+          f"{f' ({c.delta / se:+.1f} SE)' if se > 0 else ''}; queries better by > 0.01: "
+          f"{better}, worse: {worse}")
+    per_run = runs[:, 0] - runs[:, 1]
+    print(f"per run (a seed and a fold split): {per_run.mean():+.4f}, sd {per_run.std():.4f}, "
+          f"range [{per_run.min():+.4f}, {per_run.max():+.4f}], better in "
+          f"{int((per_run > 0).sum())} of {len(per_run)}")
     return 0
 
 
