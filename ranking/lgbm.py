@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import lightgbm as lgb
@@ -92,12 +92,15 @@ class TrainingSet:
         h.update(np.ascontiguousarray(self.features).tobytes())
         return h.hexdigest()[:16]
 
-    def without(self, names: Sequence[str]) -> TrainingSet:
+    def without(self, names: Collection[str]) -> TrainingSet:
         """The same rows without the feature columns `names` (an ablation)."""
-        unknown = sorted(set(names) - set(self.feature_names))
+        if isinstance(names, str):
+            raise TypeError("without() takes a collection of column names, not one string")
+        drop = set(names)
+        unknown = sorted(drop - set(self.feature_names))
         if unknown:
             raise ValueError(f"no feature column {', '.join(unknown)}")
-        keep = [i for i, n in enumerate(self.feature_names) if n not in names]
+        keep = [i for i, n in enumerate(self.feature_names) if n not in drop]
         return dataclasses.replace(self, features=self.features[:, keep],
                                    feature_names=tuple(self.feature_names[i] for i in keep))
 

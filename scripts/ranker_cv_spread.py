@@ -1,6 +1,6 @@
 """scripts/ranker_cv_spread --features FILE --dataset esci|icecat [--seeds 7,11,13,17,19]
 scripts/ranker_cv_spread --features NEW --against OLD --dataset ... [--seeds 7,11,13 --splits 3]
-scripts/ranker_cv_spread --features FILE --drop NAME[,NAME] --dataset ... [--seeds ... --splits ...]
+scripts/ranker_cv_spread --features FILE --drop NAME[,NAME...] --dataset D [--seeds ... --splits N]
 
 How far a learned ranker's cross-validated nDCG@10 can be trusted: offline query-grouped
 5-fold CV (ranking.lgbm.cross_validate, the folds and parameters train_ranker uses) on a
@@ -11,12 +11,13 @@ cannot be told apart from it on these queries.
 
 Whether a feature change helps (ranking.lgbm.compare): with --against, the log of FILE (say,
 logged by a service running a new feature version) against another log of the same judged
-queries; with --drop, FILE without those feature columns against FILE whole. Each is
+queries; with --drop, FILE without those feature columns against FILE whole (or, with both,
+against OTHER). Each is
 cross-validated with every seed over --splits assignments of queries to folds, and the
 difference is paired by query: its mean, standard error, and how many queries moved by more
 than 0.01 each way; then the difference per run. The standard error is over queries for
 these runs only: how the queries fall into folds moves a difference on 80-odd queries by
-about as much again (docs/benchmarks.md, session 15), so a change is worth keeping when it is
+several times that (docs/benchmarks.md, session 15), so a change is worth keeping when it is
 beyond about two standard errors and better in nearly every run of several seeds and splits.
 """
 
@@ -46,27 +47,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--against", type=Path, default=None,
                    help="another feature log of the same queries: compare FILE with it")
     p.add_argument("--drop", default="",
-                   help="feature columns to leave out of FILE (compared with FILE whole)")
-    p.add_argument("--splits", type=int, default=1,
-                   help="assignments of queries to folds per seed (comparisons)")
+                   help="feature columns to leave out of FILE (compared with FILE whole, or "
+                   "with --against's log)")
+    p.add_argument("--splits", type=int, default=None,
+                   help="assignments of queries to folds per seed, for --against/--drop "
+                   "(default 1)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     data = TrainingSet.from_parquet(a.features)
     judged = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                             a.dataset)
     seeds = [int(s) for s in a.seeds.split(",")]
-    if a.against is not None or a.drop:
-        if a.splits < 1:
+    drop = [n.strip() for n in a.drop.split(",") if n.strip()]
+    if a.drop and not drop:
+        p.error("--drop: no column named")
+    if a.against is None and not drop:
+        if a.splits is not None:
+            p.error("--splits is for comparisons (--against or --drop)")
+    else:
+        if a.target is not None:
+            p.error("--target is for one feature log, not a comparison")
+        splits = 1 if a.splits is None else a.splits
+        if splits < 1:
             p.error("--splits must be at least 1")
-        drop = [n.strip() for n in a.drop.split(",") if n.strip()]
         try:
             candidate = data.without(drop)
         except ValueError as e:
             p.error(f"--drop: {e}")
         against = TrainingSet.from_parquet(a.against) if a.against is not None else data
+        only = set(candidate.queries) ^ set(against.queries)
+        if only:
+            print(f"warning: {len(only)} queries are logged in one file only (they score 0 "
+                  "where they are missing)", file=sys.stderr)
         return report_comparison(
-            compare(candidate, against, judged, seeds, a.splits),
+            compare(candidate, against, judged, seeds, splits),
             f"{a.features.name}{' without ' + ', '.join(drop) if drop else ''}",
-            (a.against or a.features).name, len(seeds), a.splits)
+            (a.against or a.features).name, len(seeds), splits)
     print(f"{a.dataset}: {len(judged)} judged queries, {len(data.gains)} logged candidates")
     print("| seed | CV nDCG@10 | index order |\n|---:|---:|---:|")
     means, first = [], None
@@ -110,7 +125,8 @@ def report_comparison(c: Comparison, name: str, against: str, seeds: int, splits
           f"{f' ({c.delta / se:+.1f} SE)' if se > 0 else ''}; queries better by > 0.01: "
           f"{better}, worse: {worse}")
     per_run = runs[:, 0] - runs[:, 1]
-    print(f"per run (a seed and a fold split): {per_run.mean():+.4f}, sd {per_run.std():.4f}, "
+    print(f"per run (a seed and a fold split): {per_run.mean():+.4f}, "
+          f"sd {per_run.std(ddof=1) if len(per_run) > 1 else 0.0:.4f}, "
           f"range [{per_run.min():+.4f}, {per_run.max():+.4f}], better in "
           f"{int((per_run > 0).sum())} of {len(per_run)}")
     return 0

@@ -3,6 +3,7 @@ with query-grouped cross-validation, and model artifacts."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from pathlib import Path
@@ -181,15 +182,21 @@ def test_a_comparison_pairs_queries_and_tells_a_feature_that_helps_from_one_that
     same = compare(data, data, judged, seeds=(7, 11), splits=2, folds=4, rounds=30)
     assert same.delta == 0.0 and same.moved() == (0, 0)
     assert [a for a, _ in same.runs] == [b for _, b in same.runs]
+    runs = same.runs  # seed 7 split 0, seed 7 split 1, seed 11 split 0, seed 11 split 1
+    assert runs[0] != runs[1] and runs[0] != runs[2]  # each split and each seed applied
     with pytest.raises(ValueError, match="f_missing"):
         data.without(["f_missing"])
+    with pytest.raises(TypeError):
+        data.without("f_noise")
 
 
 def test_another_fold_split_holds_out_other_queries() -> None:
     queries = [f"query {i}" for i in range(200)]
     first = [fold_of(q, 5) for q in queries]
     second = [fold_of(q, 5, split=1) for q in queries]
-    assert first == [fold_of(q, 5, split=0) for q in queries]  # split 0: what training uses
+    # split 0 is the assignment training has always used: the query's own hash
+    assert first == [fold_of(q, 5, split=0) for q in queries] == [
+        int.from_bytes(hashlib.sha256(q.encode()).digest()[:4], "big") % 5 for q in queries]
     assert set(second) == set(range(5))
     assert sum(a != b for a, b in zip(first, second, strict=True)) > 100
     data, judged = synthetic(queries=16)
