@@ -83,10 +83,10 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
 ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
 CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
-
-# Searched fields and their boosts ("all"); "title" searches only the first.
 SIGNAL_SCAN = 1000  # a ranking-signal query matching fewer documents is not confined to the hits
 SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exact in float32)
+
+# Searched fields and their boosts ("all"); "title" searches only the first.
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
 
