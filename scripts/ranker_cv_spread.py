@@ -14,10 +14,11 @@ logged by a service running a new feature version) against another log of the sa
 queries; with --drop, FILE without those feature columns against FILE whole (or, with both,
 against OTHER). Each is cross-validated with every seed over --splits assignments of queries
 to folds, and the difference is paired by query: its mean, standard error, and how many
-queries moved by more than 0.01 each way; then the difference per run. The standard error is over queries for
-these runs only: how the queries fall into folds moves a difference on 80-odd queries by
-several times that (docs/benchmarks.md, session 15), so a change is worth keeping when it is
-beyond about two standard errors and better in nearly every run of several seeds and splits.
+queries moved by more than 0.01 each way; then the difference per run. The standard error is
+over queries for these runs only: how the queries fall into folds moves a difference on 80-odd
+queries by several times that (docs/benchmarks.md, session 15), so a change is worth keeping
+when it is beyond about two standard errors and better in nearly every run of several seeds
+and splits.
 """
 
 from __future__ import annotations
