@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -17,9 +18,28 @@ from urllib.parse import urlparse
 
 from domain.errors import ConfigError
 
-__all__ = ["Addressing", "Settings"]
+__all__ = ["Addressing", "Network", "Settings"]
 
 Addressing = Literal["path", "virtual", "auto"]  # S3 bucket addressing (botocore's names)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = "127.0.0.0/8,::1"  # HAProxy on the same node (serve/haproxy_ingress.py)
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR blocks; "none" for none."""
+    raw = env.get(name, default).strip()
+    if raw.lower() == "none":
+        return ()
+    out: list[Network] = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: expected addresses or CIDR blocks separated by "
+                              f"commas (or none), got {part!r}") from None
+    return tuple(out)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -123,6 +143,9 @@ class Settings:
     rate_limit_cart: int = 600  # the shoppers' cart API, per address
     # Ray's placement of the inventory partitions: DEFAULT, or SPREAD over the cluster's nodes
     inventory_scheduling: str = "DEFAULT"
+    # peers whose X-Forwarded-For names the client (its last entry): the HAProxy ingress on
+    # the same node by default (serve/haproxy_ingress.py); a cluster adds its nodes' subnet
+    trusted_proxies: tuple[Network, ...] = _networks({}, "", TRUSTED_PROXIES)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -171,6 +194,7 @@ class Settings:
             rate_limit_cart=_int(env, "AISLE_RATE_LIMIT_CART_PER_MIN", 600, 0, 10**9),
             inventory_scheduling=_one_of(env, "AISLE_INVENTORY_SCHEDULING",
                                          ("DEFAULT", "SPREAD")),
+            trusted_proxies=_networks(env, "AISLE_TRUSTED_PROXIES", TRUSTED_PROXIES),
         )
 
     def quote_key(self) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 from typing import Annotated, Any
 
 import asyncpg
@@ -23,7 +24,7 @@ from adapters.cache.breaker import Breaker
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.worker_lease import LeasedSnowflake
 from adapters.rate_limit import RateLimiter
-from adapters.settings import Settings
+from adapters.settings import Network, Settings
 from domain.catalog import Limits
 from domain.errors import DatabaseUnavailable, Unauthorized
 from serve.carts import CartService
@@ -127,20 +128,41 @@ def _bearer_or_empty(authorization: str | None) -> str:
         return ""
 
 
+def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
+    """The client's address for per-address limits: the peer's, or, when the peer is a
+    trusted proxy (the HAProxy ingress: `AISLE_TRUSTED_PROXIES`), the last entry of
+    `X-Forwarded-For`, the one that proxy added (earlier entries are the client's word)."""
+    peer = request.client.host if request.client else ""
+    if not peer or not trusted:
+        return peer or "unknown"
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(address in net for net in trusted):
+        return peer
+    forwarded = request.headers.getlist("x-forwarded-for")
+    last = forwarded[-1].rsplit(",", 1)[-1].strip() if forwarded else ""
+    try:
+        return str(ipaddress.ip_address(last)) if last else peer
+    except ValueError:
+        return peer
+
+
 async def limit_shopper(request: Request) -> None:
     """Search and suggest: SEARCH requests a minute per client address (internal callers
     exempt)."""
     if is_internal_caller(request):
         return
     svc = services_of(request)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, svc.settings.trusted_proxies)
     await svc.limiter.check("search", client, svc.settings.rate_limit_search)
 
 
 async def limit_events(request: Request) -> None:
     """Shoppers' events (clicks, add-to-carts): requests a minute per client address."""
     svc = services_of(request)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, svc.settings.trusted_proxies)
     await svc.limiter.check("events", client, svc.settings.rate_limit_events)
 
 
@@ -149,7 +171,7 @@ async def limit_cart(request: Request) -> None:
     PostgreSQL's breaker is open)."""
     svc = services_of(request)
     database_up(svc)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, svc.settings.trusted_proxies)
     await svc.limiter.check("cart", client, svc.settings.rate_limit_cart)
 
 

@@ -27,11 +27,16 @@ from adapters.postgres.demo_setup import first_leaf_category, set_seller_key
 from adapters.postgres.migrate import migrate
 from adapters.settings import Settings
 from domain.sellers import new_api_key
+from serve.haproxy_ingress import environment as haproxy_environment
 from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
 from serve.proxy_setup import ENV as PROXY_ENV
 
 DEMO_SELLER_ID = 1
 DASHBOARD_PORT = 8265  # Ray's own default
+# a stopping Gateway replica stays reachable this long behind HAProxy (Serve's default 30 s
+# is for a cluster's reloads; on one machine HAProxy drops it within a second): so Ctrl-C
+# stops the demo in seconds, not 30
+DRAIN_S = 2.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -43,12 +48,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="learned (default): on the first start with esci or icecat, train a "
                         "ranker on the dataset's judged queries and put it in production; "
                         "formula: keep the seed's weighted formula")
-    p.add_argument("--ingress", choices=("proxy", "haproxy"), default="proxy",
-                   help="proxy (default): Serve's HTTP proxy actor; haproxy: Ray Serve's "
-                        "HAProxy ingress straight to the Gateway replicas (a third less CPU "
-                        "per search, docs/benchmarks.md; clients' addresses, for per-address "
-                        "rate limits, are then HAProxy's, and unparsable requests get "
-                        "HAProxy's plain 400)")
+    p.add_argument("--ingress", choices=("haproxy", "proxy"), default="haproxy",
+                   help="haproxy (default): Ray Serve's HAProxy ingress straight to the "
+                        "Gateway replicas, the client's address forwarded "
+                        "(serve/haproxy_ingress.py; less CPU per search, docs/benchmarks.md; "
+                        "unparsable HTTP gets HAProxy's HTML 400); proxy: Serve's HTTP proxy "
+                        "actor (also what runs where no HAProxy binary is found)")
     p.add_argument("--dashboard", action="store_true",
                    help=f"also run Ray's dashboard (port {DASHBOARD_PORT}): actors, Serve "
                         "replicas, logs; off by default (it costs CPU while idle)")
@@ -171,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         from serve import build_app
 
         if args.ingress == "haproxy":  # read by Serve's controller and replicas: before Ray
-            os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+            ingress = haproxy_environment(drain_s=DRAIN_S)
+            if ingress is None:
+                print("no HAProxy binary here (ray[serve] bundles one on Linux): Serve's "
+                      "proxy serves HTTP", flush=True)
+            for name, value in (ingress or {}).items():
+                os.environ.setdefault(name, value)
         started = ray.init(include_dashboard=args.dashboard, dashboard_host="127.0.0.1",
                            dashboard_port=DASHBOARD_PORT, log_to_driver=False,
                            configure_logging=False)

