@@ -25,6 +25,7 @@ without) anything of aisle.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import itertools
 import os
 import shutil
@@ -66,10 +67,10 @@ def _http_host(lines: list[str]) -> str | None:
             inside = line.strip() == "frontend http_frontend"
         elif inside and line.split()[:1] == ["bind"]:
             host = line.split()[1].rpartition(":")[0]
-            parts = host.split(".")
-            if len(parts) == 4 and all(p.isdigit() for p in parts) and host != "0.0.0.0":
-                return host
-            return None
+            try:
+                return None if ipaddress.IPv4Address(host).is_unspecified else host
+            except ValueError:  # every interface (":8000", "*:8000"), IPv6, a name
+                return None
     return None
 
 

@@ -128,25 +128,24 @@ def _bearer_or_empty(authorization: str | None) -> str:
         return ""
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
 def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
     """The client's address for per-address limits: the peer's, or, when the peer is a
     trusted proxy (the HAProxy ingress: `AISLE_TRUSTED_PROXIES`), the last entry of
     `X-Forwarded-For`, the one that proxy added (earlier entries are the client's word)."""
-    peer = request.client.host if request.client else ""
-    if not peer or not trusted:
-        return peer or "unknown"
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if not any(address in net for net in trusted):
+    peer = (request.client.host if request.client else "") or "unknown"
+    address = _ip(peer)
+    if address is None or not any(address in net for net in trusted):
         return peer
     forwarded = request.headers.getlist("x-forwarded-for")
-    last = forwarded[-1].rsplit(",", 1)[-1].strip() if forwarded else ""
-    try:
-        return str(ipaddress.ip_address(last)) if last else peer
-    except ValueError:
-        return peer
+    last = _ip(forwarded[-1].rsplit(",", 1)[-1].strip()) if forwarded else None
+    return peer if last is None else str(last)
 
 
 async def limit_shopper(request: Request) -> None:
