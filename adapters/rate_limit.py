@@ -23,9 +23,11 @@ LOCAL_KEPT = 100_000  # local counters kept while Redis is down (old windows dro
 
 class RateLimiter:
     def __init__(self, redis: aioredis.Redis | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 timeout_s: float = REDIS_TIMEOUT_S) -> None:
         self.redis = redis
         self.clock = clock
+        self.timeout_s = timeout_s  # for Redis's count; past it, this replica counts alone
         self._local: dict[str, int] = {}
         self.rejected = 0  # requests refused, by this replica
         self.refused: dict[str, int] = {}  # the same, by scope
@@ -50,7 +52,7 @@ class RateLimiter:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.incr(key)
                     pipe.expire(key, WINDOW_S * 2)
-                    count, _ = await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT_S)
+                    count, _ = await asyncio.wait_for(pipe.execute(), self.timeout_s)
                 return int(count)
             except Exception as exc:  # Redis down or slow: count here for now
                 log.debug("rate limit counted locally: %r", exc)

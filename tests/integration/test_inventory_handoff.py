@@ -47,7 +47,7 @@ async def test_partitions_scale_up_and_down_during_a_flash_sale(
     try:
         ops, hits = await asyncio.gather(
             workload([client, other], variants, ledger, stop, hot=hot),
-            chaos(rebalance, stop))
+            chaos(rebalance, stop, budget_s=240.0))  # a slow machine rebalances slowly
         assert hits >= MIN_HITS, hits
         assert ops >= 60 and len(ledger.final) >= 30
         assert sum(r.slots_moved for r in reports) > SLOTS  # slots really moved, many times
