@@ -29,6 +29,7 @@ import ipaddress
 import itertools
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -96,11 +97,18 @@ def bundled_binary() -> str | None:
     return shutil.which("haproxy")
 
 
-def environment(drain_s: float | None = None) -> dict[str, str] | None:
+SIDE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+
+
+def environment(drain_s: float | None = None,
+                side_host: str | None = None) -> dict[str, str] | None:
     """The variables Ray must start with for this ingress (None: no HAProxy binary here, as
     on macOS without one on PATH). `drain_s`: how long a stopping Gateway replica stays
     reachable for HAProxy to drop it (Serve's default, 30 s, is for a cluster's
-    reloads; a one-machine demo reloads in well under a second)."""
+    reloads; a one-machine demo reloads in well under a second). `side_host`: pick ports
+    free there for HAProxy's stats page and Prometheus listeners instead of Serve's fixed
+    8404 and 9101, so that two services on one machine (scripts/train_ranker --dataset
+    both runs two demos) do not both claim them."""
     binary = bundled_binary()
     if binary is None:
         return None
@@ -108,7 +116,25 @@ def environment(drain_s: float | None = None) -> dict[str, str] | None:
            BINARY_ENV: binary}
     if drain_s is not None:
         env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = str(drain_s)
+    if side_host is not None:
+        try:
+            ports = free_ports(side_host, len(SIDE_PORTS))
+        except OSError:  # an address this cannot bind (IPv6, a name): Serve's fixed ports
+            ports = []
+        env.update(zip(SIDE_PORTS, (str(p) for p in ports), strict=False))
     return env
+
+
+def free_ports(host: str, n: int) -> list[int]:
+    """`n` distinct ports nothing listens on at `host` right now (the kernel's choice)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def main(argv: list[str]) -> None:

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         from serve import build_app
 
         if args.ingress == "haproxy":  # read by Serve's controller and replicas: before Ray
-            ingress = haproxy_environment(drain_s=DRAIN_S)
+            ingress = haproxy_environment(drain_s=DRAIN_S, side_host=settings.http_host)
             if ingress is None:
                 print("no HAProxy binary here (ray[serve] bundles one on Linux): Serve's "
                       "proxy serves HTTP", flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,27 @@ def test_the_environment_names_this_wrapper_and_a_real_haproxy() -> None:
     real = env[haproxy_ingress.BINARY_ENV]
     assert Path(real).name == "haproxy" and os.access(real, os.X_OK)
     assert env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] == "2.0"
+    assert not set(haproxy_ingress.SIDE_PORTS) & set(env)  # Serve's own unless asked
+
+
+def test_two_services_on_one_machine_get_side_listener_ports_of_their_own() -> None:
+    """scripts/train_ranker --dataset both runs two demos: with Serve's fixed 8404 and 9101
+    the second HAProxy could not bind them and the demo failed to start."""
+    first = haproxy_ingress.environment(side_host="127.0.0.1")
+    if first is None:
+        pytest.skip("no HAProxy binary on this machine")
+    ports = [int(first[k]) for k in haproxy_ingress.SIDE_PORTS]
+    assert len(set(ports)) == 2 and all(p > 0 for p in ports)
+    with socket.socket() as held:  # a port in use is never chosen
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        for _ in range(20):
+            env = haproxy_ingress.environment(side_host="127.0.0.1")
+            assert env is not None
+            assert taken not in {int(env[k]) for k in haproxy_ingress.SIDE_PORTS}
+    unbindable = haproxy_ingress.environment(side_host="::1")  # not IPv4: Serve's defaults
+    assert unbindable is not None and not set(haproxy_ingress.SIDE_PORTS) & set(unbindable)
 
 
 def _request(peer: str, forwarded: list[str]) -> Request:
