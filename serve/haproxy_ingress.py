@@ -29,6 +29,7 @@ import ipaddress
 import itertools
 import os
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -149,7 +150,28 @@ def main(argv: list[str]) -> None:
     binary = os.environ.get(BINARY_ENV, "")
     if not binary or Path(binary).resolve() == Path(__file__).resolve():
         sys.exit(f"serve/haproxy_ingress.py: {BINARY_ENV} must name HAProxy's binary")
+    die_with_parent()
     os.execv(binary, [binary, *argv])
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """SIGTERM to this process (HAProxy, after the exec: the setting survives it) when the
+    process that started it, Serve's HAProxy manager actor, dies. Serve stops HAProxy when it
+    shuts down in order; when the actor is killed instead (Ray stopped under it, its worker
+    killed), HAProxy used to stay behind, still listening on the HTTP port (seen after
+    scripts/train_ranker stopped two demos). Linux only; elsewhere nothing changes."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not fatal: HAProxy runs as it would without this file
+    if os.getppid() != parent:  # the parent died before the setting took
+        sys.exit("serve/haproxy_ingress.py: Serve's HAProxy manager is gone")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ class LoggedFeatures:
         pq.write_table(self.table(), path)
 
 
+UNAVAILABLE_RETRIES = 60  # 503 answers retried per query, about a second apart
+
+
 async def collect(url: str, token: str, judgments: Judgments,
                   concurrency: int = 4) -> LoggedFeatures:
     """Every judged query's re-ranked candidates and their features, through the API."""
@@ -68,9 +71,16 @@ async def collect(url: str, token: str, judgments: Judgments,
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         async def one(q: str) -> tuple[str, dict[str, Any]]:
-            async with gate:
-                r = await client.get(SEARCH_PATH, params={"q": q, "page_size": 10,
-                                                          "explain": "true"})
+            for attempt in range(UNAVAILABLE_RETRIES + 1):
+                async with gate:
+                    r = await client.get(SEARCH_PATH, params={"q": q, "page_size": 10,
+                                                              "explain": "true"})
+                if r.status_code != 503 or attempt == UNAVAILABLE_RETRIES:
+                    break
+                # a replica that became ready after /health's answer (a service just
+                # started): what it says is temporary, so ask again, as a shopper would
+                wait = r.headers.get("Retry-After", "")
+                await asyncio.sleep(min(float(wait), 5.0) if wait.isdigit() else 1.0)
             if r.status_code != 200:
                 raise RuntimeError(f"{q!r}: HTTP {r.status_code}: {r.text[:300]}")
             found: dict[str, Any] = r.json()["explain"]

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,40 @@ def test_the_wrapper_rewrites_the_file_after_f_then_becomes_the_named_binary(
                            "-sf", "42"], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"{fake} -db -f {config} -sf 42"
     assert "option forwardfor" in config.read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_haproxy_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """Serve's HAProxy manager actor killed (not shut down in order) used to leave HAProxy
+    listening on the HTTP port; now HAProxy gets SIGTERM when its parent dies."""
+    fake = tmp_path / "fake-haproxy"  # says its pid, then runs until a signal ends it
+    fake.write_text("#!/bin/sh\necho $$ > \"$1\"\nexec sleep 60\n")
+    fake.chmod(0o755)
+    pid_file = tmp_path / "pid"
+    env = {**os.environ, haproxy_ingress.BINARY_ENV: str(fake)}
+    parent = subprocess.Popen(  # stands for the manager actor: starts HAProxy, then dies
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         "subprocess.Popen([sys.executable, *sys.argv[1:]]); time.sleep(2)",
+         haproxy_ingress.__file__, str(pid_file)], env=env)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the wrapper did not start the binary"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    assert _running(pid)  # the wrapper became the binary, which runs while its parent does
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _running(pid):
+        assert time.monotonic() < deadline, "HAProxy outlived the process that started it"
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_the_wrapper_refuses_to_run_without_the_real_binary(tmp_path: Path) -> None:
