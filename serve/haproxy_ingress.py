@@ -123,7 +123,43 @@ def environment(drain_s: float | None = None,
         except OSError:  # an address this cannot bind (IPv6, a name): Serve's fixed ports
             ports = []
         env.update(zip(SIDE_PORTS, (str(p) for p in ports), strict=False))
+        env.update(replica_port_ranges())
     return env
+
+
+# Serve's direct-ingress replica servers: ports from [min, max) of each range, taken by every
+# Ray cluster on a machine from the same start, and bound with SO_REUSEPORT
+REPLICA_PORTS = (("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT",
+                  "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", 30000, 31000),
+                 ("RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT",
+                  "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT", 40000, 41000))
+REPLICA_BLOCK = 100  # ports per service: its replicas, and those that replace them
+
+
+def replica_port_ranges() -> dict[str, str]:
+    """A block of each of Serve's replica port ranges that nothing listens on now. Two
+    services on one machine (scripts/train_ranker --dataset both) would otherwise both bind
+    their Gateways to port 30000, SO_REUSEPORT lets them, and the kernel spreads each
+    HAProxy's connections over both clusters' Gateways: a search of one catalog answered by
+    the other service (seen: /health 200 from one, searches 503 from the other)."""
+    env: dict[str, str] = {}
+    for low_name, high_name, low, high in REPLICA_PORTS:
+        base = next((b for b in range(low, high - REPLICA_BLOCK + 1, REPLICA_BLOCK)
+                     if all(_bindable(p) for p in range(b, b + REPLICA_BLOCK))), None)
+        if base is not None:
+            env[low_name], env[high_name] = str(base), str(base + REPLICA_BLOCK)
+    return env
+
+
+def _bindable(port: int) -> bool:
+    """Nothing listens on `port` (any address: a socket bound with SO_REUSEPORT refuses one
+    bound without it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_ports(host: str, n: int) -> list[int]:

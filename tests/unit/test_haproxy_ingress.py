@@ -163,6 +163,18 @@ def test_two_services_on_one_machine_get_side_listener_ports_of_their_own() -> N
             env = haproxy_ingress.environment(side_host="127.0.0.1")
             assert env is not None
             assert taken not in {int(env[k]) for k in haproxy_ingress.SIDE_PORTS}
+    # and Serve's replica ports: a block where nothing listens, not the one a service holds
+    low = int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"])
+    assert 30000 <= low < 31000 and low % 100 == 0  # 30000 unless something holds it
+    assert int(env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) == low + 100
+    assert 40000 <= int(env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"]) < 41000
+    with socket.socket() as replica:  # another cluster's Gateway, as Serve binds it
+        replica.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        replica.bind(("127.0.0.1", low))
+        replica.listen()
+        second = haproxy_ingress.environment(side_host="127.0.0.1")
+        assert second is not None
+        assert int(second["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]) > low
     unbindable = haproxy_ingress.environment(side_host="::1")  # not IPv4: Serve's defaults
     assert unbindable is not None and not set(haproxy_ingress.SIDE_PORTS) & set(unbindable)
 

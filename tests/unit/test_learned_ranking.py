@@ -23,8 +23,10 @@ from ranking.learned_features import (
 )
 from ranking.lgbm import (
     GAIN_LEVELS,
+    PARAMS,
     LgbmRanker,
     TrainingSet,
+    average,
     compare,
     cross_validate,
     fold_of,
@@ -215,6 +217,27 @@ def test_a_model_survives_its_artifact_and_bad_ones_are_refused() -> None:
     with pytest.raises(ValueError):
         LgbmRanker.from_bytes(model.to_bytes())  # trained on 2 features, not LEARNED_FEATURES
     assert data.digest() == synthetic(queries=10)[0].digest()
+
+
+def test_a_bag_of_models_is_one_model_scoring_their_mean() -> None:
+    """`train` averages BAG models, each on its own samples, into one ordinary LightGBM
+    model: it scores the mean of its members (to rounding), survives its artifact, and a
+    bag of one is exactly the model trained alone."""
+    data, _ = synthetic(queries=12)
+    params = {**PARAMS, "seed": 3}
+    members = [train(data, {**params, "seed": 3 + 1000 * k}, rounds=10, bag=1)
+               for k in range(3)]
+    bagged = train(data, params, rounds=10, bag=3)
+    x = data.features
+    mean = np.mean([m.score(x) for m in members], axis=0)
+    assert np.allclose(bagged.score(x), mean, rtol=0, atol=1e-12)
+    assert not np.allclose(members[0].score(x), members[1].score(x))  # they differ
+    assert bagged._booster.num_trees() == 30
+    again = LgbmRanker.from_bytes(bagged.to_bytes(), feature_names=data.feature_names)
+    assert np.array_equal(again.score(x), bagged.score(x))
+    assert average([members[0]._booster]).model_to_string() == members[0].to_bytes().decode()
+    with pytest.raises(ValueError, match="bag"):
+        train(data, params, rounds=10, bag=0)
 
 
 def test_learned_features_do_not_change_within_a_day() -> None:
