@@ -291,11 +291,13 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
 def generation_of(a: argparse.Namespace, dataset: str) -> Path:
     """The index generation the plain process copies: --plain-index, else the newest in the
     data dir this script gave the demo."""
-    if a.plain_index is not None:
-        return Path(a.plain_index)
-    root = REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}" / "index"
-    found = sorted((g for g in root.glob("*/g*") if any(g.glob("shard-*"))),
-                   key=lambda g: g.stat().st_mtime)
+    root = (Path(a.plain_index) if a.plain_index is not None
+            else REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}" / "index")
+    if any(root.glob("shard-*")):
+        return root  # a generation itself
+    # a data dir, its index dir or one cluster's: the newest generation below it
+    found = sorted((g for pattern in ("g*", "*/g*", "index/*/g*") for g in root.glob(pattern)
+                    if any(g.glob("shard-*"))), key=lambda g: g.stat().st_mtime)
     if not found:
         raise SystemExit(f"--plain: no index generation under {root} (pass --plain-index)")
     return found[-1]
@@ -345,7 +347,8 @@ def main() -> int:
     p.add_argument("--plain", action=argparse.BooleanOptionalAction, default=None,
                    help="also measure one plain process on the same index (see above; the "
                         "default unless --url is given without --plain-index)")
-    p.add_argument("--plain-index", default=None, help="its generation dir (with --url)")
+    p.add_argument("--plain-index", default=None,
+                   help="its generation dir, or the demo's data dir (its newest generation)")
     p.add_argument("--plain-port", type=int, default=8799)
     p.add_argument("--rankers", default="default",
                    help="comma list: default (the production ranker), formula, a version")

@@ -31,6 +31,9 @@ _WORD = re.compile(r"[0-9a-z]+")
 def copy_generation(generation: Path, into: Path) -> list[Path]:
     """The generation's shard directories and files, copied (tantivy allows one writer per
     directory, and the live service holds it): the copies' shard directories."""
+    if not any(p.is_dir() and p.name.startswith("shard-") for p in generation.iterdir()):
+        raise SystemExit(f"{generation} holds no shard-* directories: not an index generation"
+                         " (pass its g... directory)")
     target = into / generation.name
     shutil.copytree(generation, target, ignore=shutil.ignore_patterns("*.lock"))
     return sorted(p for p in target.iterdir() if p.is_dir() and p.name.startswith("shard-"))
