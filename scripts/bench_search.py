@@ -64,6 +64,7 @@ from tooling.load import (
     served_cpu_ms,
     stage_rows,
 )
+from tooling.plain_search import newest_generation
 
 STOP = {"for", "and", "with", "the", "of", "in", "a", "to", "&", "-", "/", "by"}
 
@@ -293,14 +294,10 @@ def generation_of(a: argparse.Namespace, dataset: str) -> Path:
     data dir this script gave the demo."""
     root = (Path(a.plain_index) if a.plain_index is not None
             else REPO / ".aisle-data" / f"bench-{dataset.replace(':', '-')}" / "index")
-    if any(root.glob("shard-*")):
-        return root  # a generation itself
-    # a data dir, its index dir or one cluster's: the newest generation below it
-    found = sorted((g for pattern in ("g*", "*/g*", "index/*/g*") for g in root.glob(pattern)
-                    if any(g.glob("shard-*"))), key=lambda g: g.stat().st_mtime)
-    if not found:
+    found = newest_generation(root)
+    if found is None:
         raise SystemExit(f"--plain: no index generation under {root} (pass --plain-index)")
-    return found[-1]
+    return found
 
 
 async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any], generation: Path,

@@ -28,10 +28,26 @@ from domain.search import Filters, IndexQuery, TextQuery, merge, normalize_key
 _WORD = re.compile(r"[0-9a-z]+")
 
 
+def _is_generation(path: Path) -> bool:
+    return path.is_dir() and any(p.is_dir() and p.name.startswith("shard-")
+                                 for p in path.iterdir())
+
+
+def newest_generation(root: Path) -> Path | None:
+    """`root` if it is an index generation (it holds shard-* directories), else the newest
+    generation below it: under a data dir (index/<cluster>/g...), its index dir or one
+    cluster's; None if there is none."""
+    if _is_generation(root):
+        return root
+    found = [g for pattern in ("g*", "*/g*", "index/*/g*") for g in root.glob(pattern)
+             if _is_generation(g)]
+    return max(found, key=lambda g: g.stat().st_mtime, default=None)
+
+
 def copy_generation(generation: Path, into: Path) -> list[Path]:
     """The generation's shard directories and files, copied (tantivy allows one writer per
     directory, and the live service holds it): the copies' shard directories."""
-    if not any(p.is_dir() and p.name.startswith("shard-") for p in generation.iterdir()):
+    if not _is_generation(generation):
         raise SystemExit(f"{generation} holds no shard-* directories: not an index generation"
                          " (pass its g... directory)")
     target = into / generation.name
