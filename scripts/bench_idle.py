@@ -5,7 +5,8 @@ when there is one) left without traffic; after --settle seconds, the CPU every p
 tree uses over --seconds (from /proc), as a share of one core, by process kind. Then the
 comparator in the same run: a bare Ray cluster (`ray.init()` and nothing else) measured the
 same way: Ray's own floor, which no change to aisle can go below; and Ray Serve serving one
-no-op deployment over HTTP (controller, proxy, one replica): the floor of any Serve app. Issue
+no-op deployment over HTTP (controller, proxy, one replica): the floor of any Serve app, with
+the Serve settings the demo starts Ray with (serve/quiet.py) and with Serve's defaults. Issue
 15 asks the idle demo for < 3 % of one core.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
+from serve.quiet import QUIET, quiet
 from tooling.load import cpu_seconds
 
 BARE_RAY = ("import ray, time; ray.init(include_dashboard=False, log_to_driver=False); "
@@ -41,9 +43,14 @@ time.sleep(100000)
 """
 
 
-def comparator(code: str, settle: float, seconds: float) -> dict[str, float]:
-    """The CPU of a process tree started by `code` (which prints "ready"), idle."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+def comparator(code: str, settle: float, seconds: float,
+               serve_defaults: bool = False) -> dict[str, float]:
+    """The CPU of a process tree started by `code` (which prints "ready"), idle; with the
+    demo's Serve settings (serve/quiet.py), or with Serve's defaults."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"
+           and not (serve_defaults and k in QUIET)}
+    if not serve_defaults:
+        quiet(env)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env,
                             start_new_session=True)
@@ -79,20 +86,25 @@ def main() -> int:
         demo = measure(a.seconds)
     time.sleep(5)
     floor = comparator(BARE_RAY, a.settle, a.seconds)
+    no_op = BARE_SERVE.replace("PORT", str(a.port))
     time.sleep(5)
-    serve_floor = comparator(BARE_SERVE.replace("PORT", str(a.port)), a.settle, a.seconds)
-    runs = (demo, floor, serve_floor)
+    serve_floor = comparator(no_op, a.settle, a.seconds)
+    time.sleep(5)
+    serve_defaults = comparator(no_op, a.settle, a.seconds, serve_defaults=True)
+    runs = (demo, floor, serve_floor, serve_defaults)
     labels = sorted(set().union(*runs), key=lambda k: -demo.get(k, 0.0))
     print(f"\nidle: % of one core over {a.seconds:g} s, after {a.settle:g} s without traffic\n")
-    print("| process | demo, idle | bare Ray cluster | Ray Serve, one no-op deployment |\n"
-          "|---|---:|---:|---:|")
+    print("| process | demo, idle | bare Ray cluster | Ray Serve, one no-op deployment | "
+          "the same, Serve's defaults |\n|---|---:|---:|---:|---:|")
     for k in labels:
         if max(r.get(k, 0.0) for r in runs) >= 0.05:
             print(f"| {k} | " + " | ".join(f"{r.get(k, 0.0):.2f}" for r in runs) + " |")
-    total, base, serve_base = (sum(r.values()) for r in runs)
-    print(f"| all | **{total:.2f}** | **{base:.2f}** | **{serve_base:.2f}** |")
+    total, base, serve_base, serve_default = (sum(r.values()) for r in runs)
+    print(f"| all | **{total:.2f}** | **{base:.2f}** | **{serve_base:.2f}** | "
+          f"**{serve_default:.2f}** |")
     print(f"\nidle demo {total:.1f} % of a core (issue 15 asks < 3 %); a bare Ray cluster "
-          f"{base:.1f} %, Ray Serve with one no-op deployment {serve_base:.1f} %; aisle's own "
+          f"{base:.1f} %, Ray Serve with one no-op deployment {serve_base:.1f} % "
+          f"({serve_default:.1f} % with Serve's defaults, not serve/quiet.py's); aisle's own "
           f"share above that {total - serve_base:.1f} %")
     return 0
 

@@ -30,6 +30,7 @@ from domain.sellers import new_api_key
 from serve.haproxy_ingress import environment as haproxy_environment
 from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
 from serve.proxy_setup import ENV as PROXY_ENV
+from serve.quiet import quiet
 
 DEMO_SELLER_ID = 1
 DASHBOARD_PORT = 8265  # Ray's own default
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault(PROXY_ENV, PROXY_CALLBACK)  # before Ray starts: its proxy reads it
+    quiet(os.environ)  # Serve's control loop and metrics export at a cheaper pace idle
     # a demo's new database gets one inventory partition per core (at least 2), not the
     # service's 8: each idle partition actor costs ~0.8 % of a core in Ray's own threads
     # (docs/benchmarks.md, bench_idle: 16.8 % idle with 8 on 2 cores, 12.4 % with 2); the

@@ -32,6 +32,44 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    parent: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:  # "pid (comm) state ppid ...": comm may hold spaces, the last ")" ends it
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(proc.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for c, p in parent.items() if p in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
+
+
+def _serve_controllers_settings(demo: int) -> list[tuple[str | None, str | None]]:
+    """(control loop interval, metrics export interval) in the environment of each Serve
+    controller the demo's Ray started."""
+    found = []
+    for pid in _descendants(demo):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ServeController" in cmd:
+                env = _environment(pid)
+                found.append((env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S"),
+                              env.get("RAY_SERVE_METRICS_EXPORT_INTERVAL_MS")))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.demo
 @pytest.mark.timeout(900)  # the first start builds the index with vectors and trains a ranker
 def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> None:
@@ -89,6 +127,10 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         )
         assert made.status_code == 201, made.text
         assert set(_processes_mentioning(HAPROXY)) - haproxies_before  # the default ingress
+        # Serve at serve/quiet.py's pace (cheaper idle), unless the caller's environment says
+        assert _serve_controllers_settings(proc.pid) == [(
+            env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5"),
+            env.get("RAY_SERVE_METRICS_EXPORT_INTERVAL_MS", "1000"))]
         _each_client_is_counted_apart_behind_haproxy(url)
         _unparsable_http_gets_a_400(port)
     finally:
