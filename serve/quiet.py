@@ -3,13 +3,14 @@
 
 Serve's controller runs its control loop every 0.1 s, and every replica and handle exports
 its cached metrics every 0.1 s, busy or not. Measured idle (scripts/bench_idle, esci, 2 cores,
-docs/benchmarks.md session 18): the demo 12.3 % of one core with Serve's defaults, 9.3 % with
-these (the controller 2.55 -> 0.90 %, the two Gateways 1.55 -> 1.27, the Ranker 0.57 ->
-0.43); Serve with one no-op deployment 6.7 -> 5.4 %. What they cost: the controller notices
-a dead replica, applies a new deployment version (a ranker's `user_config`) and takes
-autoscaling decisions up to 0.4 s later (Serve counts autoscaling delays in loop periods, so
-their length in seconds holds); Serve's own request metrics reach Ray's metrics agent once a
-second instead of ten times (Prometheus scrapes every 15 s). aisle's metrics are its own.
+docs/benchmarks.md session 18): the demo 12.3 % of one core with Serve's defaults, 9.0 % with
+these (the controller 2.55 -> 0.87 %, the two Gateways 1.55 -> 1.23, the Ranker 0.57 ->
+0.40); Serve with one no-op deployment 7.8 -> 5.1 % (in one run). What they cost: the
+controller notices a dead replica, applies a new deployment version (a ranker's
+`user_config`) and takes autoscaling decisions up to 0.4 s later (Serve counts autoscaling
+delays in loop periods, so their length in seconds holds); Serve's own request metrics reach
+Ray's metrics agent once a second instead of ten times (Prometheus scrapes every 15 s).
+aisle's metrics are its own.
 """
 
 from __future__ import annotations

@@ -28,31 +28,33 @@ from domain.search import Filters, IndexQuery, TextQuery, merge, normalize_key
 _WORD = re.compile(r"[0-9a-z]+")
 
 
-def _is_generation(path: Path) -> bool:
-    return path.is_dir() and any(p.is_dir() and p.name.startswith("shard-")
-                                 for p in path.iterdir())
+def _shard_dirs(path: Path) -> list[Path]:
+    """A generation's shard directories (none: `path` is not a generation)."""
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and p.name.startswith("shard-"))
 
 
 def newest_generation(root: Path) -> Path | None:
     """`root` if it is an index generation (it holds shard-* directories), else the newest
     generation below it: under a data dir (index/<cluster>/g...), its index dir or one
     cluster's; None if there is none."""
-    if _is_generation(root):
+    if _shard_dirs(root):
         return root
     found = [g for pattern in ("g*", "*/g*", "index/*/g*") for g in root.glob(pattern)
-             if _is_generation(g)]
+             if _shard_dirs(g)]
     return max(found, key=lambda g: g.stat().st_mtime, default=None)
 
 
 def copy_generation(generation: Path, into: Path) -> list[Path]:
     """The generation's shard directories and files, copied (tantivy allows one writer per
     directory, and the live service holds it): the copies' shard directories."""
-    if not _is_generation(generation):
+    if not _shard_dirs(generation):
         raise SystemExit(f"{generation} holds no shard-* directories: not an index generation"
                          " (pass its g... directory)")
     target = into / generation.name
     shutil.copytree(generation, target, ignore=shutil.ignore_patterns("*.lock"))
-    return sorted(p for p in target.iterdir() if p.is_dir() and p.name.startswith("shard-"))
+    return _shard_dirs(target)
 
 
 def make_app(shard_dirs: list[Path]) -> FastAPI:

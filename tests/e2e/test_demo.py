@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from adapters.embedded import free_port
@@ -32,40 +33,17 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _descendants(pid: int) -> list[int]:
-    parent: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:  # "pid (comm) state ppid ...": comm may hold spaces, the last ")" ends it
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            parent[int(proc.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        children = [c for c, p in parent.items() if p in frontier]
-        found += children
-        frontier = children
-    return found
-
-
-def _environment(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-    return dict(kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
-
-
 def _serve_controllers_settings(demo: int) -> list[tuple[str | None, str | None]]:
     """(control loop interval, metrics export interval) in the environment of each Serve
     controller the demo's Ray started."""
     found = []
-    for pid in _descendants(demo):
+    for child in psutil.Process(demo).children(recursive=True):
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"ServeController" in cmd:
-                env = _environment(pid)
+            if "ServeController" in " ".join(child.cmdline()):
+                env = child.environ()
                 found.append((env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S"),
                               env.get("RAY_SERVE_METRICS_EXPORT_INTERVAL_MS")))
-        except OSError:
+        except psutil.Error:  # gone meanwhile
             continue
     return found
 
