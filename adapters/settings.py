@@ -97,6 +97,9 @@ class Settings:
     # how the Gateway calls the Ranker deployment: GRPC (Serve's interdeployment gRPC
     # transport: 1.2-1.5x the calls/s of ACTOR on two cores) or ACTOR (Ray actor calls)
     ranker_transport: str = "GRPC"
+    # orders of the Ranker deployment a Gateway replica remembers by (ranker, the candidates'
+    # feature rows): the same rows are not scored again; 0: every learned search calls it
+    ranker_orders_kept: int = 4096
     snowflake_node: int = 0  # high 5 bits of a Snowflake worker id; low 5 bits are leased
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -160,6 +163,7 @@ class Settings:
             index_shards=_int(env, "AISLE_INDEX_SHARDS", 2, 1, 256),
             search_reads=_one_of(env, "AISLE_SEARCH_READS", ("LOCAL", "ACTORS")),
             ranker_transport=_one_of(env, "AISLE_RANKER_TRANSPORT", ("GRPC", "ACTOR")),
+            ranker_orders_kept=_int(env, "AISLE_RANKER_ORDERS_KEPT", 4096, 0, 1_000_000),
             snowflake_node=_int(env, "AISLE_SNOWFLAKE_NODE", 0, 0, 31),
             http_host=env.get("AISLE_HTTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
             http_port=_int(env, "AISLE_HTTP_PORT", 8000, 1, 65535),

@@ -75,8 +75,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     categories = CategoryTree(pool, settings.category_cache_s)
     cache_redis = create_cache_redis(settings.redis_url)
     cache = Cache(cache_redis)
-    ranker_client = (RankerHandle(ranker, grpc=settings.ranker_transport == "GRPC")
-                     if ranker else None)
+    ranker_client = (RankerHandle(ranker, grpc=settings.ranker_transport == "GRPC",
+                                  kept=settings.ranker_orders_kept) if ranker else None)
     search = SearchService(open_index(cfg, pool, settings.search_reads == "LOCAL"), pool,
                            inventory, ranker_client, cache,
                            settings.facet_cache_s, categories, settings.price_cache_s,
@@ -120,7 +120,9 @@ class Gateway:
         self.exporter = StatsExporter(  # this replica's counters into Ray's metrics
             lambda: {"page_local": (svc.pages.local_hits, svc.pages.local_misses)} | {
                 kind: (c["hits"], c["misses"])
-                for kind, c in svc.pages.cache.stats()["by_kind"].items()},
+                for kind, c in svc.pages.cache.stats()["by_kind"].items()} | (
+                {"ranker_orders": (svc.search.ranker.orders.hits, svc.search.ranker.orders.misses)}
+                if isinstance(svc.search.ranker, RankerHandle) else {}),
             lambda: dict(svc.limiter.refused),
             lambda: {"redis": not svc.pages.cache.available,
                      "ranker": isinstance(svc.search.ranker, RankerHandle)

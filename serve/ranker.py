@@ -11,12 +11,14 @@ the formula and says so); the other requests of the batch are not affected.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import OrderedDict
 from typing import Protocol
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -25,11 +27,13 @@ from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry, checksum
 from ranking import Ranker, get_ranker, order_of, ranker_names
 from ranking.lgbm import LgbmRanker
+from serve.stages import timed
 
 log = logging.getLogger("aisle.ranker")
 MODELS_KEPT = 8  # loaded model versions per replica (production, candidates under test)
 RANK_TIMEOUT_S = 2.0  # a re-ranking call that takes longer falls back to the formula
 RANK_RETRY_AFTER_S = 1.0  # after a failed call, the deployment is left alone this long
+ORDERS_KEPT = 4096  # orders a Gateway replica remembers (~1 KB each for 200 candidates)
 
 
 class RankerClient(Protocol):
@@ -40,19 +44,66 @@ class RankerClient(Protocol):
     async def rank(self, name: str, features: np.ndarray) -> list[int] | None: ...
 
 
+class KeptOrders:
+    """Orders a ranker gave, by (ranker name, the candidates' feature rows): a ranker scores
+    each row alone from the row and its version (a name is one artifact, never rewritten), so
+    the same rows under the same name have the same order. A repeated search whose
+    candidates' features did not change (the same stock, price, words ...) is not scored
+    again; any change to a row is a new key. At most `kept` orders, least recently used
+    dropped (0: none kept)."""
+
+    def __init__(self, kept: int = ORDERS_KEPT) -> None:
+        self.kept = kept
+        self._orders: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()  # int32s
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(name: str, features: npt.NDArray[np.float64]) -> tuple[str, bytes]:
+        rows = np.ascontiguousarray(features)
+        digest = hashlib.blake2b(rows.tobytes(), digest_size=16)
+        digest.update(f"{rows.dtype.str}{rows.shape}".encode())
+        return name, digest.digest()
+
+    def get(self, key: tuple[str, bytes]) -> list[int] | None:
+        found = self._orders.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._orders.move_to_end(key)
+        return np.frombuffer(found, dtype=np.int32).tolist()
+
+    def put(self, key: tuple[str, bytes], order: list[int]) -> None:
+        if self.kept <= 0:
+            return
+        self._orders[key] = np.asarray(order, dtype=np.int32).tobytes()
+        self._orders.move_to_end(key)
+        while len(self._orders) > self.kept:
+            self._orders.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+
 class RankerHandle:
     """`RankerClient` through the deployment's Serve handle, with a timeout and a breaker:
     a call that fails or takes over `timeout_s` answers None (the search falls back to the
     formula and says so), and for `retry_after_s` after that the deployment is not called
     (a dead Ranker costs searches nothing, not a timeout each). `grpc`: through Serve's
     interdeployment gRPC transport (`_by_reference=False`: the request and the order go over
-    gRPC, not as Ray actor calls and objects; scripts/bench_ranker --transports actor,grpc)."""
+    gRPC, not as Ray actor calls and objects; scripts/bench_ranker --transports actor,grpc).
+    The orders it got are remembered (`KeptOrders`, `kept` of them): the same candidates with
+    the same features under the same ranker are not sent again, also while the breaker is
+    open. The `ranker` stage of a search's Server-Timing is a call that went out."""
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
-                 retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False) -> None:
+                 retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False,
+                 kept: int = ORDERS_KEPT) -> None:
         self._handle = handle.options(_by_reference=False) if grpc else handle
         self.timeout_s = timeout_s
         self.breaker = Breaker(retry_after_s, name="Ranker deployment")
+        self.orders = KeptOrders(kept)
 
     @property
     def open(self) -> bool:
@@ -63,12 +114,21 @@ class RankerHandle:
         return self.breaker.failures
 
     async def rank(self, name: str, features: np.ndarray) -> list[int] | None:
+        key = KeptOrders.key(name, features)
+        kept = self.orders.get(key)
+        if kept is not None:
+            return kept
+
         async def call() -> list[int] | None:
             order: list[int] | None = await asyncio.wait_for(
                 self._handle.rank.remote(name, features), self.timeout_s)
             return order
 
-        return await self.breaker.call("rank", call)
+        with timed("ranker"):
+            order = await self.breaker.call("rank", call)
+        if order is not None:
+            self.orders.put(key, order)
+        return order
 
 
 class ModelStore:

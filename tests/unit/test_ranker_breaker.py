@@ -1,6 +1,7 @@
 """The Gateway's client of the Ranker deployment: a call that fails or is too slow answers
 None (the search falls back to the formula), and the deployment is then left alone for a
-while, so a dead Ranker costs searches no timeout each."""
+while, so a dead Ranker costs searches no timeout each. Orders it got are remembered by the
+candidates' feature rows: the same rows under the same ranker are not sent again."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from serve.ranker import RankerHandle
+from serve.ranker import KeptOrders, RankerHandle
 
 
 class FakeHandle:
@@ -36,7 +37,8 @@ class FakeHandle:
 
 async def test_failures_and_timeouts_fall_back_and_open_the_breaker() -> None:
     fake = FakeHandle()
-    client = RankerHandle(fake, timeout_s=0.05, retry_after_s=0.2)  # type: ignore[arg-type]
+    client = RankerHandle(fake, timeout_s=0.05, retry_after_s=0.2,  # type: ignore[arg-type]
+                          kept=0)  # every call goes out
     rows = np.zeros((3, 4))
     assert await client.rank("lgbm_1", rows) == [2, 1, 0]
     fake.fail = True
@@ -75,3 +77,35 @@ async def test_the_transport_is_the_one_configured() -> None:
     actor = TransportHandle()
     RankerHandle(actor)  # type: ignore[arg-type]
     assert actor.derived == []
+
+
+async def test_the_same_rows_under_the_same_ranker_are_scored_once() -> None:
+    fake = FakeHandle()
+    client = RankerHandle(fake, timeout_s=0.05, retry_after_s=10.0,  # type: ignore[arg-type]
+                          kept=2)
+    rows = np.arange(12, dtype=np.float64).reshape(3, 4)
+    assert await client.rank("lgbm_1", rows) == [2, 1, 0]
+    assert await client.rank("lgbm_1", rows.copy()) == [2, 1, 0]
+    assert fake.calls == 1  # the same rows: remembered
+    changed = rows.copy()
+    changed[1, 3] += 1e-9  # one feature of one candidate (a stock level, a price) moved
+    assert await client.rank("lgbm_1", changed) == [2, 1, 0]
+    assert fake.calls == 2
+    assert await client.rank("lgbm_2", rows) == [2, 1, 0]  # another version: its own order
+    assert fake.calls == 3
+    assert await client.rank("lgbm_1", rows[:2]) == [1, 0]  # other candidates
+    assert fake.calls == 4 and len(client.orders) == 2  # the two most recent kept
+    fake.fail = True
+    assert await client.rank("lgbm_1", np.ones((3, 4))) is None and client.open
+    assert await client.rank("lgbm_1", rows[:2]) == [1, 0]  # kept: served while open
+    assert await client.rank("lgbm_1", np.ones((3, 4))) is None  # a failure is not kept
+    assert (client.orders.hits, client.orders.misses) == (2, 6)
+
+
+def test_a_key_names_the_ranker_the_rows_and_their_shape() -> None:
+    rows = np.zeros((2, 6))
+    assert KeptOrders.key("a", rows) == KeptOrders.key("a", np.zeros((2, 6)))
+    assert KeptOrders.key("a", rows) != KeptOrders.key("b", rows)
+    assert KeptOrders.key("a", rows) != KeptOrders.key("a", np.zeros((3, 4)))  # same bytes
+    assert KeptOrders.key("a", rows) != KeptOrders.key("a", rows.astype(np.float32))
+    assert KeptOrders.key("a", np.asfortranarray(np.eye(3))) == KeptOrders.key("a", np.eye(3))
