@@ -98,6 +98,36 @@ def bundled_binary() -> str | None:
     return shutil.which("haproxy")
 
 
+# where Serve's HAProxy manager keeps its files (ray.serve._private.constants): each one in
+# a directory named after the node, under the directory of the path the variable names
+STATE_PATHS = (("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "/tmp/haproxy-serve/haproxy.cfg"),
+               ("RAY_SERVE_HAPROXY_SOCKET_PATH", "/tmp/haproxy-serve/admin.sock"),
+               ("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", "/tmp/haproxy-serve/server-state"),
+               ("RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "/tmp/haproxy-serve/metrics.sock"),
+               ("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", "/tmp/haproxy-serve/"))
+
+
+def state_dirs(node_id: str, environ: dict[str, str] | None = None) -> list[Path]:
+    """The directories Serve's HAProxy manager makes for the node `node_id` (its
+    configuration, admin and metrics sockets, server state); Serve leaves them behind when
+    it stops."""
+    env = os.environ if environ is None else environ
+    out: list[Path] = []
+    for name, default in STATE_PATHS:
+        value = env.get(name) or default
+        base = value if name.endswith("_BASE") else os.path.dirname(value)
+        path = Path(base) / node_id
+        if node_id and path not in out:
+            out.append(path)
+    return out
+
+
+def remove_state(node_id: str, environ: dict[str, str] | None = None) -> None:
+    """Removes `state_dirs(node_id)` (once Serve and its HAProxy are stopped)."""
+    for path in state_dirs(node_id, environ):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 SIDE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
 
 

@@ -28,6 +28,7 @@ from adapters.postgres.migrate import migrate
 from adapters.settings import Settings
 from domain.sellers import new_api_key
 from serve.haproxy_ingress import environment as haproxy_environment
+from serve.haproxy_ingress import remove_state as remove_haproxy_state
 from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
 from serve.proxy_setup import ENV as PROXY_ENV
 from serve.quiet import quiet
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from serve import build_app
 
+        ingress: dict[str, str] | None = None
         if args.ingress == "haproxy":  # read by Serve's controller and replicas: before Ray
             ingress = haproxy_environment(drain_s=DRAIN_S, side_host=settings.http_host)
             if ingress is None:
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                            dashboard_port=DASHBOARD_PORT, log_to_driver=False,
                            configure_logging=False)
         on_signal(stop)  # ray.init installs its own SIGTERM handler; ours must win
+        node_id = ray.get_runtime_context().get_node_id()
         try:
             serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
             serve.run(build_app(settings), name="aisle", route_prefix="/", blocking=False)
@@ -223,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             serve.shutdown()
         finally:
             ray.shutdown()
+            if ingress is not None:  # Serve leaves HAProxy's files under /tmp/haproxy-serve
+                remove_haproxy_state(node_id)
     print("stopped", flush=True)
     return 0
 

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from adapters.embedded import free_port
+from serve.haproxy_ingress import config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ak_demo-test-key-0123456789"
@@ -104,7 +105,12 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
             },
         )
         assert made.status_code == 201, made.text
-        assert set(_processes_mentioning(HAPROXY)) - haproxies_before  # the default ingress
+        ours = set(_processes_mentioning(HAPROXY)) - haproxies_before
+        assert ours  # the default ingress
+        # its files, in a directory named after the node (Serve leaves it; the demo removes it)
+        state = {config.parent for cmd in ours
+                 if (config := config_path(cmd.split())) is not None}
+        assert state and all(d.is_dir() for d in state), ours
         # Serve at serve/quiet.py's pace (cheaper idle), unless the caller's environment says
         assert _serve_controllers_settings(proc.pid) == [(
             env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5"),
@@ -121,6 +127,7 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert not (tmp_path / "redis" / "redis.pid").exists()  # redis was stopped, not left
     assert set(_processes_mentioning(HAPROXY)) <= haproxies_before  # HAProxy too
+    assert not any(d.exists() for d in state), state  # and its files
 
 
 def _each_client_is_counted_apart_behind_haproxy(url: str) -> None:

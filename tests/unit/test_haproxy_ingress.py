@@ -215,3 +215,25 @@ def test_trusted_proxies_setting() -> None:
     assert Settings.from_env({"AISLE_TRUSTED_PROXIES": "none"}).trusted_proxies == ()
     with pytest.raises(ConfigError, match=r"AISLE_TRUSTED_PROXIES.*'10\.0\.0\.0/99'"):
         Settings.from_env({"AISLE_TRUSTED_PROXIES": "10.0.0.0/99"})
+
+
+def test_the_state_directories_are_the_nodes_own_and_follow_serves_variables(
+        tmp_path: Path) -> None:
+    from ray.serve._private import constants  # the defaults must be Serve's own
+
+    for name, default in haproxy_ingress.STATE_PATHS:
+        assert getattr(constants, name).rstrip("/") == default.rstrip("/"), name
+    assert haproxy_ingress.state_dirs("n1", {}) == [Path("/tmp/haproxy-serve/n1")]
+    assert haproxy_ingress.state_dirs("", {}) == []  # never the base directory itself
+    moved = {"RAY_SERVE_HAPROXY_SOCKET_PATH": str(tmp_path / "sockets" / "admin.sock"),
+             "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(tmp_path / "state")}
+    dirs = haproxy_ingress.state_dirs("n1", moved)
+    assert dirs == [Path("/tmp/haproxy-serve/n1"), tmp_path / "sockets" / "n1",
+                    tmp_path / "state" / "n1"]
+    for d in [*dirs[1:], tmp_path / "sockets" / "n2"]:
+        d.mkdir(parents=True)
+        (d / "admin.sock").write_text("")
+    haproxy_ingress.remove_state("n1", moved)
+    assert not (tmp_path / "sockets" / "n1").exists()
+    assert not (tmp_path / "state" / "n1").exists()
+    assert (tmp_path / "sockets" / "n2" / "admin.sock").exists()  # another node's: kept
