@@ -93,9 +93,10 @@ class RankerHandle:
     (a dead Ranker costs searches nothing, not a timeout each). `grpc`: through Serve's
     interdeployment gRPC transport (`_by_reference=False`: the request and the order go over
     gRPC, not as Ray actor calls and objects; scripts/bench_ranker --transports actor,grpc).
-    The orders it got are remembered (`KeptOrders`, `kept` of them): the same candidates with
-    the same features under the same ranker are not sent again, also while the breaker is
-    open. The `ranker` stage of a search's Server-Timing is a call that went out."""
+    The orders it got for learned versions are remembered (`KeptOrders`, `kept` of them):
+    the same candidates with the same features under the same version are not sent again,
+    also while the breaker is open. The `ranker` stage of a search's Server-Timing is a call
+    that went out."""
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
                  retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False,
@@ -114,8 +115,11 @@ class RankerHandle:
         return self.breaker.failures
 
     async def rank(self, name: str, features: np.ndarray) -> list[int] | None:
-        key = KeptOrders.key(name, features)
-        kept = self.orders.get(key)
+        # a learned version's order only: a formula's rows carry the second it was asked
+        # (they would never repeat) and a formula may be registered anew under its name
+        key = (KeptOrders.key(name, features)
+               if self.orders.kept > 0 and name not in ranker_names() else None)
+        kept = self.orders.get(key) if key is not None else None
         if kept is not None:
             return kept
 
@@ -126,7 +130,7 @@ class RankerHandle:
 
         with timed("ranker"):
             order = await self.breaker.call("rank", call)
-        if order is not None:
+        if order is not None and key is not None:
             self.orders.put(key, order)
         return order
 

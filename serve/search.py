@@ -75,7 +75,7 @@ from ranking.learned_features import (
 from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
-from serve.stages import timed
+from serve.stages import timed, untimed
 
 log = logging.getLogger("aisle.search")
 Matrix = np.ndarray  # candidates x learned features (ranking.learned_features), float64
@@ -179,7 +179,8 @@ class _Steps:
                       shown: list[int]) -> ShadowOrder:
         started = time.perf_counter()
         try:
-            mine = await self.service._order(hits, choice, learned)
+            with untimed():  # this task may outlive the answer: its calls are not the answer's
+                mine = await self.service._order(hits, choice, learned)
         except Exception:
             log.exception("shadow ranker %s failed", choice.name)
             mine = None

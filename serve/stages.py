@@ -14,7 +14,7 @@ to a thread) is counted too: the stages of a request are one object its tasks sh
 
 Tasks a request starts inherit its Stages (the context is copied): a `timed` block in a task
 that outlives the answer (a shadow ranker, a coalesced send) would add to an answer already
-sent, so time only the request's own awaits.
+sent, so time only the request's own awaits, and run such a task's work `untimed()`.
 """
 
 from __future__ import annotations
@@ -75,3 +75,14 @@ def parse_header(value: str) -> dict[str, float]:
             if name and key == "dur":
                 out[name] = out.get(name, 0.0) + float(v)
     return out
+
+
+@contextlib.contextmanager
+def untimed() -> Iterator[None]:
+    """Nothing in the block is timed for the request (work of a task that may outlive its
+    answer: the task's own copy of the context is changed, not the request's)."""
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)

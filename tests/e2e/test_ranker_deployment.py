@@ -78,6 +78,7 @@ async def test_a_search_is_reranked_by_a_learned_model_in_the_ranker_deployment(
         assert again.json()["ranker"]["version"] == added.version
         if "ranker" not in parse_header(again.headers["Server-Timing"]):
             break
+        await asyncio.sleep(0.2)  # let what may still be landing (stock, statistics) settle
     else:
         raise AssertionError("every repeated search called the Ranker deployment again")
     assert [x["product_id"] for x in again.json()["results"]] == index_order[::-1]

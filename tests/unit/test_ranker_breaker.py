@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from serve.ranker import KeptOrders, RankerHandle
+from serve.stages import Stages, untimed
 
 
 class FakeHandle:
@@ -109,3 +110,43 @@ def test_a_key_names_the_ranker_the_rows_and_their_shape() -> None:
     assert KeptOrders.key("a", rows) != KeptOrders.key("a", np.zeros((3, 4)))  # same bytes
     assert KeptOrders.key("a", rows) != KeptOrders.key("a", rows.astype(np.float32))
     assert KeptOrders.key("a", np.asfortranarray(np.eye(3))) == KeptOrders.key("a", np.eye(3))
+
+
+def test_the_least_recently_used_order_is_dropped_first() -> None:
+    orders = KeptOrders(2)
+    a, b, c = (KeptOrders.key("v", np.full((1, 2), x)) for x in (1.0, 2.0, 3.0))
+    orders.put(a, [0])
+    orders.put(b, [0])
+    assert orders.get(a) == [0]  # used: now the most recent
+    orders.put(c, [0])
+    assert orders.get(b) is None and orders.get(a) == [0] and orders.get(c) == [0]
+
+
+async def test_formulas_and_a_memo_of_none_are_not_remembered_nor_counted() -> None:
+    fake = FakeHandle()
+    client = RankerHandle(fake, kept=8)  # type: ignore[arg-type]
+    rows = np.zeros((3, 4))
+    for _ in range(2):  # a formula sent to the deployment: its rows hold the second asked
+        assert await client.rank("text", rows) == [2, 1, 0]
+    assert fake.calls == 2 and len(client.orders) == 0
+    off = RankerHandle(fake, kept=0)  # type: ignore[arg-type]
+    for _ in range(2):
+        assert await off.rank("lgbm_1", rows) == [2, 1, 0]
+    assert fake.calls == 4 and (off.orders.hits, off.orders.misses) == (0, 0)
+
+
+async def test_a_call_that_went_out_is_the_ranker_stage_and_a_shadow_adds_nothing() -> None:
+    client = RankerHandle(FakeHandle(), kept=8)  # type: ignore[arg-type]
+    rows = np.ones((3, 4))
+    first, again, shadow = Stages(), Stages(), Stages()
+    with first.current():
+        await client.rank("lgbm_1", rows)
+    with again.current():
+        await client.rank("lgbm_1", rows)  # remembered: nothing went out
+    with shadow.current():
+        async def shadowed() -> None:  # a task of the request that may outlive its answer
+            with untimed():
+                await client.rank("lgbm_2", rows)
+
+        await asyncio.get_running_loop().create_task(shadowed())
+    assert "ranker" in first.ms and "ranker" not in again.ms and shadow.ms == {}
