@@ -94,6 +94,9 @@ class Settings:
     # shards opened in the Gateway process (writes stay on the shard actors); ACTORS, a Ray
     # call to every shard actor. Elasticsearch ignores it.
     search_reads: str = "LOCAL"
+    # LOCAL reads of a shard of up to this many documents run in the Gateway's event loop
+    # (a thread hop cost more than such a search); bigger shards on read threads; 0: always
+    search_inline_max_docs: int = 100_000
     # how the Gateway calls the Ranker deployment: GRPC (Serve's interdeployment gRPC
     # transport: 1.2-1.5x the calls/s of ACTOR on two cores) or ACTOR (Ray actor calls)
     ranker_transport: str = "GRPC"
@@ -104,6 +107,10 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     gateway_replicas: int = 1
+    # Ray Serve's per-request access log line in the Gateway and Ranker replicas (a file and
+    # stderr, which Ray's log monitor then reads): off by default, it cost a tenth of a
+    # search's Gateway CPU (docs/benchmarks.md); requests are counted in the metrics either way
+    serve_access_log: bool = False
     pg_pool_max: int = 10
     internal_token: str | None = None
     demo_seller_key: str | None = None
@@ -162,12 +169,15 @@ class Settings:
             inventory_partitions=_int(env, "AISLE_INVENTORY_PARTITIONS", 8, 1, 4096),
             index_shards=_int(env, "AISLE_INDEX_SHARDS", 2, 1, 256),
             search_reads=_one_of(env, "AISLE_SEARCH_READS", ("LOCAL", "ACTORS")),
+            search_inline_max_docs=_int(env, "AISLE_SEARCH_INLINE_MAX_DOCS", 100_000, 0,
+                                        10**9),
             ranker_transport=_one_of(env, "AISLE_RANKER_TRANSPORT", ("GRPC", "ACTOR")),
             ranker_orders_kept=_int(env, "AISLE_RANKER_ORDERS_KEPT", 4096, 0, 1_000_000),
             snowflake_node=_int(env, "AISLE_SNOWFLAKE_NODE", 0, 0, 31),
             http_host=env.get("AISLE_HTTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
             http_port=_int(env, "AISLE_HTTP_PORT", 8000, 1, 65535),
             gateway_replicas=_int(env, "AISLE_GATEWAY_REPLICAS", 1, 1, 1024),
+            serve_access_log=_one_of(env, "AISLE_SERVE_ACCESS_LOG", ("OFF", "ON")) == "ON",
             pg_pool_max=_int(env, "AISLE_PG_POOL_MAX", 10, 1, 1000),
             internal_token=_token(env, "AISLE_INTERNAL_TOKEN"),
             demo_seller_key=_token(env, "AISLE_DEMO_SELLER_KEY"),

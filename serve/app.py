@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import LoggingConfig
 
 from actors.index_builder import BuilderConfig, builder_actor, data_dir_abs
 from actors.inventory import PartitionOptions
@@ -77,7 +78,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
     cache = Cache(cache_redis)
     ranker_client = (RankerHandle(ranker, grpc=settings.ranker_transport == "GRPC",
                                   kept=settings.ranker_orders_kept) if ranker else None)
-    search = SearchService(open_index(cfg, pool, settings.search_reads == "LOCAL"), pool,
+    search = SearchService(open_index(cfg, pool, settings.search_reads == "LOCAL",
+                                       settings.search_inline_max_docs), pool,
                            inventory, ranker_client, cache,
                            settings.facet_cache_s, categories, settings.price_cache_s,
                            experiments=ExperimentRouter(ExperimentStore(pool),
@@ -145,6 +147,8 @@ def build_app(args: Settings | Mapping[str, str] | None = None) -> serve.Applica
         settings = args
     else:
         settings = Settings.from_env({**os.environ, **(args or {})})
+    logs = LoggingConfig(enable_access_log=settings.serve_access_log)
+    ranker = RankerDeployment.options(logging_config=logs)  # type: ignore[attr-defined]
     return Gateway.options(  # type: ignore[attr-defined]
-        num_replicas=settings.gateway_replicas
-    ).bind(settings, RankerDeployment.bind(settings.database_url))  # type: ignore[attr-defined]
+        num_replicas=settings.gateway_replicas, logging_config=logs
+    ).bind(settings, ranker.bind(settings.database_url))

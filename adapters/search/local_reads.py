@@ -42,6 +42,13 @@ log = logging.getLogger("aisle.search")
 
 KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
 READ_THREADS = 4  # searches running here at once (tantivy releases the GIL while it searches)
+# Reads of a shard of at most this many documents run in the calling (event-loop) thread: a
+# few milliseconds of CPU at most, and handing them to a read thread cost more than that. A
+# read thread holding the GIL makes the event loop wait for it after every system call
+# (Python's GIL convoy), which under load cost the Gateway ~15 % of its CPU per search and a
+# third of its cold searches/s (docs/benchmarks.md, session 20). Bigger shards, and the first
+# read of a shard (opening it reads files), go to the read threads.
+INLINE_MAX_DOCS = 100_000
 T = TypeVar("T")
 _Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and size
 
@@ -60,6 +67,7 @@ class _Open:
     meta: _Signature
     stats: _Signature | None
     used: float
+    docs: int  # documents in the shard when it was last opened or reloaded
 
 
 class LocalReads:
@@ -67,8 +75,9 @@ class LocalReads:
     process when their files are here; everything else, and any read that cannot be made
     here, through `writes` (the shard actors' client)."""
 
-    def __init__(self, writes: ShardCalls) -> None:
+    def __init__(self, writes: ShardCalls, inline_max_docs: int = INLINE_MAX_DOCS) -> None:
         self.writes = writes
+        self.inline_max_docs = inline_max_docs
         self._open: dict[tuple[str, int], _Open] = {}
         self._gone: set[str] = set()  # generations whose files went while read here
         self._lock = threading.Lock()
@@ -77,6 +86,7 @@ class LocalReads:
         self._threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="shard-read")
         self.local = 0  # reads answered here
         self.remote = 0  # reads the actors answered (files not here, or a local read failed)
+        self.inlined = 0  # reads made in the caller's thread (small shards open here)
 
     def _shard(self, generation: str, k: int, shard_dir: Path) -> TantivyShard | None:
         """The read-only shard, reloaded if a commit or new statistics landed since it was
@@ -96,12 +106,14 @@ class LocalReads:
             stats = _signature(shard_dir.parent / STATS_FILE)
             if opened is None:
                 self._evict(generation)
-                opened = _Open(TantivyShard(shard_dir, read_only=True), meta, stats, 0.0)
+                shard = TantivyShard(shard_dir, read_only=True)
+                opened = _Open(shard, meta, stats, 0.0, shard.num_docs())
                 self._open[key] = opened
             else:
                 if opened.meta != meta:
                     opened.shard.reload()
                     opened.meta = meta
+                    opened.docs = opened.shard.num_docs()
                 if opened.stats != stats:
                     opened.shard.reload_stats()
                     opened.stats = stats
@@ -138,10 +150,20 @@ class LocalReads:
                 self._open.pop((generation, k), None)
             return False, None
 
+    def inline(self, generation: str, k: int) -> bool:
+        """Whether a read of this shard runs in the caller's thread: it is open here already
+        and small (`inline_max_docs`)."""
+        opened = self._open.get((generation, k))
+        return opened is not None and opened.docs <= self.inline_max_docs
+
     async def _on(self, generation: str, k: int, shard_dir: Path,
                   read: Callable[[TantivyShard], T], remote: Callable[[], Awaitable[T]]) -> T:
-        done, value = await asyncio.get_running_loop().run_in_executor(
-            self._threads, self._here, generation, k, shard_dir, read)
+        if self.inline(generation, k):
+            self.inlined += 1
+            done, value = self._here(generation, k, shard_dir, read)
+        else:
+            done, value = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._here, generation, k, shard_dir, read)
         if done:
             self.local += 1
             return cast(T, value)

@@ -14,6 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from actors import database_tag
+from actors.index_shard_client import IndexShardClient
 from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
@@ -78,6 +80,28 @@ async def test_local_reads_answer_as_the_actors_do(pair: Pair) -> None:
     assert await pair.local.count() == len(DOCS)  # counts ask the actors (/health's check)
     assert await pair.local.suggest([], "la", 5) == await pair.actors.suggest([], "la", 5)
     assert pair.reads.local > 0 and pair.reads.remote == 0  # none of them went to an actor
+
+
+async def test_small_shards_are_read_in_the_callers_thread(pair: Pair, tmp_path: Path,
+                                                           fresh_dsn: str) -> None:
+    """Open and small: searched in the event loop's thread (no hand-off to a read thread);
+    the first read of a shard opens it on a read thread; inline_max_docs=0 never inlines. The
+    answers are the same either way."""
+    q = query(QUERIES[0])
+    first = await answer(pair.local, q)
+    assert pair.reads.inlined == 0  # opening the shards: on the read threads
+    assert await answer(pair.local, q) == first
+    assert pair.reads.inlined == SHARDS
+    pool: asyncpg.Pool = await create_pool(fresh_dsn, max_size=2)
+    reads = LocalReads(IndexShardClient(database_tag(fresh_dsn)), inline_max_docs=0)
+    threaded = ShardedIndex(SHARDS, pair.local.root, GenerationRegistry(pool, "tantivy"), reads)
+    try:
+        for _ in range(2):
+            assert await answer(threaded, q) == first
+        assert reads.inlined == 0 and reads.local == 2 * SHARDS
+    finally:
+        await threaded.close()
+        await pool.close()
 
 
 async def test_an_acknowledged_write_is_seen_by_the_next_local_search(pair: Pair) -> None:
