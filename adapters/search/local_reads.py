@@ -43,11 +43,12 @@ log = logging.getLogger("aisle.search")
 KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
 READ_THREADS = 4  # searches running here at once (tantivy releases the GIL while it searches)
 # Reads of a shard of at most this many documents run in the calling (event-loop) thread: a
-# few milliseconds of CPU at most, and handing them to a read thread cost more than that. A
-# read thread holding the GIL makes the event loop wait for it after every system call
-# (Python's GIL convoy), which under load cost the Gateway ~15 % of its CPU per search and a
-# third of its cold searches/s (docs/benchmarks.md, session 20). Bigger shards, and the first
-# read of a shard (opening it reads files), go to the read threads.
+# few milliseconds of CPU at most. A read thread holding the GIL made the event loop wait for
+# it after every system call (Python's GIL convoy), which under load cost the Gateway a fifth
+# of its CPU per cold search and a quarter of its cold searches/s (docs/benchmarks.md, session
+# 20). Bigger shards, and any read with file work first (opening a shard, reloading it after
+# a commit), go to the read threads. The limit is per shard: a search's shards are then read
+# one after another in the loop.
 INLINE_MAX_DOCS = 100_000
 T = TypeVar("T")
 _Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and size
@@ -138,29 +139,60 @@ class LocalReads:
               read: Callable[[TantivyShard], T]) -> tuple[bool, T | None]:
         try:
             shard = self._shard(generation, k, shard_dir)
-            if shard is None:
-                return False, None
-            return True, read(shard)
         except SearchUnavailable:
             raise
         except Exception:  # the actor answers this one (and says why if it cannot)
-            log.debug("local read of shard %s/%d failed; asking its actor", generation, k,
-                      exc_info=True)
-            with self._lock:
-                self._open.pop((generation, k), None)
+            return self._failed(generation, k)
+        if shard is None:
             return False, None
+        return self._read(generation, k, shard, read)
 
-    def inline(self, generation: str, k: int) -> bool:
-        """Whether a read of this shard runs in the caller's thread: it is open here already
-        and small (`inline_max_docs`)."""
-        opened = self._open.get((generation, k))
-        return opened is not None and opened.docs <= self.inline_max_docs
+    def _read(self, generation: str, k: int, shard: TantivyShard,
+              read: Callable[[TantivyShard], T]) -> tuple[bool, T | None]:
+        try:
+            return True, read(shard)
+        except SearchUnavailable:
+            raise
+        except Exception:
+            return self._failed(generation, k)
+
+    def _failed(self, generation: str, k: int) -> tuple[bool, None]:
+        log.debug("local read of shard %s/%d failed; asking its actor", generation, k,
+                  exc_info=True)
+        with self._lock:
+            self._open.pop((generation, k), None)
+        return False, None
+
+    def ready(self, generation: str, k: int, shard_dir: Path) -> TantivyShard | None:
+        """The shard, when a read of it can run in the caller's thread: open here, small
+        (`inline_max_docs`), and nothing to do on files first (no commit or new statistics
+        since it was last read, no other thread opening or reloading a shard right now).
+        None: the read goes to a read thread."""
+        if self.inline_max_docs <= 0:
+            return None
+        key = (generation, k)
+        opened = self._open.get(key)
+        if opened is None or opened.docs > self.inline_max_docs:
+            return None
+        meta = _signature(shard_dir / "meta.json")
+        stats = _signature(shard_dir.parent / STATS_FILE)
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if (self._open.get(key) is not opened or generation in self._gone
+                    or opened.meta != meta or opened.stats != stats):
+                return None
+            opened.used = time.monotonic()
+            return opened.shard
+        finally:
+            self._lock.release()
 
     async def _on(self, generation: str, k: int, shard_dir: Path,
                   read: Callable[[TantivyShard], T], remote: Callable[[], Awaitable[T]]) -> T:
-        if self.inline(generation, k):
+        shard = self.ready(generation, k, shard_dir)
+        if shard is not None:
             self.inlined += 1
-            done, value = self._here(generation, k, shard_dir, read)
+            done, value = self._read(generation, k, shard, read)
         else:
             done, value = await asyncio.get_running_loop().run_in_executor(
                 self._threads, self._here, generation, k, shard_dir, read)

@@ -82,26 +82,35 @@ async def test_local_reads_answer_as_the_actors_do(pair: Pair) -> None:
     assert pair.reads.local > 0 and pair.reads.remote == 0  # none of them went to an actor
 
 
-async def test_small_shards_are_read_in_the_callers_thread(pair: Pair, tmp_path: Path,
-                                                           fresh_dsn: str) -> None:
-    """Open and small: searched in the event loop's thread (no hand-off to a read thread);
-    the first read of a shard opens it on a read thread; inline_max_docs=0 never inlines. The
-    answers are the same either way."""
+async def test_small_shards_are_read_in_the_callers_thread(pair: Pair, fresh_dsn: str) -> None:
+    """Open, small and unchanged on disk: searched in the event loop's thread (no hand-off to
+    a read thread). Opening a shard, reloading it after a commit, a shard above
+    inline_max_docs, or inline_max_docs=0: on a read thread. The answers are alike."""
     q = query(QUERIES[0])
     first = await answer(pair.local, q)
     assert pair.reads.inlined == 0  # opening the shards: on the read threads
     assert await answer(pair.local, q) == first
     assert pair.reads.inlined == SHARDS
+    await pair.actors.upsert([DOCS[0] | {"version": 2}])  # type: ignore[list-item]
+    assert await answer(pair.local, q) == first  # the written shard reloads on a thread
+    assert pair.reads.inlined == 2 * SHARDS - 1
+    smallest = min(o.docs for o in pair.reads._open.values())
     pool: asyncpg.Pool = await create_pool(fresh_dsn, max_size=2)
-    reads = LocalReads(IndexShardClient(database_tag(fresh_dsn)), inline_max_docs=0)
-    threaded = ShardedIndex(SHARDS, pair.local.root, GenerationRegistry(pool, "tantivy"), reads)
-    try:
-        for _ in range(2):
-            assert await answer(threaded, q) == first
-        assert reads.inlined == 0 and reads.local == 2 * SHARDS
-    finally:
-        await threaded.close()
-        await pool.close()
+    for limit in (0, smallest - 1, smallest):
+        reads = LocalReads(IndexShardClient(database_tag(fresh_dsn)), inline_max_docs=limit)
+        index = ShardedIndex(SHARDS, pair.local.root, GenerationRegistry(pool, "tantivy"),
+                             reads)
+        try:
+            for _ in range(2):
+                assert await answer(index, q) == first
+            assert reads.local == 2 * SHARDS
+            # the second search's reads of shards of at most `limit` documents
+            small = sum(o.docs <= limit for o in reads._open.values())
+            assert reads.inlined == (0 if limit < smallest else small)
+            assert limit < smallest or small >= 1
+        finally:
+            await index.close()
+    await pool.close()
 
 
 async def test_an_acknowledged_write_is_seen_by_the_next_local_search(pair: Pair) -> None:

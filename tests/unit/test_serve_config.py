@@ -11,6 +11,7 @@ import yaml
 from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
+from adapters.settings import Settings
 from domain.errors import ConfigError
 from serve.app import Gateway, build_app
 from serve.ranker import RankerDeployment
@@ -41,7 +42,9 @@ def _access_logs(app: Application) -> dict[str, bool]:
 
 
 def test_serve_access_log_is_off_unless_asked() -> None:
-    assert _access_logs(build_app({})) == {"Gateway": False, "Ranker": False}
+    assert _access_logs(build_app(Settings.from_env({}))) == {"Gateway": False, "Ranker": False}
+    assert _access_logs(build_app({"AISLE_SERVE_ACCESS_LOG": "OFF"})) == {
+        "Gateway": False, "Ranker": False}
     on = build_app({"AISLE_SERVE_ACCESS_LOG": "on"})
     assert _access_logs(on) == {"Gateway": True, "Ranker": True}
     with pytest.raises(ConfigError, match="AISLE_SERVE_ACCESS_LOG"):
