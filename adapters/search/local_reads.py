@@ -54,6 +54,10 @@ T = TypeVar("T")
 _Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and size
 
 
+class _NotInline(Exception):
+    """This read cannot run in the caller's thread now; a read thread makes it."""
+
+
 def _signature(path: Path) -> _Signature | None:
     try:
         st = os.stat(path)
@@ -87,14 +91,20 @@ class LocalReads:
         self._threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="shard-read")
         self.local = 0  # reads answered here
         self.remote = 0  # reads the actors answered (files not here, or a local read failed)
-        self.inlined = 0  # reads made in the caller's thread (small shards open here)
+        self.inlined = 0  # reads settled in the caller's thread (small shards open here)
 
-    def _shard(self, generation: str, k: int, shard_dir: Path) -> TantivyShard | None:
+    def _shard(self, generation: str, k: int, shard_dir: Path,
+               inline: bool = False) -> TantivyShard | None:
         """The read-only shard, reloaded if a commit or new statistics landed since it was
-        last read; None if its files are not here (or no longer)."""
+        last read; None if its files are not here (or no longer). `inline` (a read in the
+        caller's thread): _NotInline instead of any file work (opening, reloading), for a
+        shard above `inline_max_docs`, or while another thread holds the lock."""
         meta = _signature(shard_dir / "meta.json")
+        stats = _signature(shard_dir.parent / STATS_FILE)
         key = (generation, k)
-        with self._lock:
+        if not self._lock.acquire(blocking=not inline):
+            raise _NotInline
+        try:
             opened = self._open.get(key)
             if generation in self._gone:
                 raise SearchUnavailable(f"index generation {generation} is gone")
@@ -104,7 +114,9 @@ class LocalReads:
                     self._forget(generation)
                     raise SearchUnavailable(f"index shard {generation}/{k} is gone")
                 return None
-            stats = _signature(shard_dir.parent / STATS_FILE)
+            if inline and (opened is None or opened.docs > self.inline_max_docs
+                           or opened.meta != meta or opened.stats != stats):
+                raise _NotInline
             if opened is None:
                 self._evict(generation)
                 shard = TantivyShard(shard_dir, read_only=True)
@@ -120,6 +132,8 @@ class LocalReads:
                     opened.stats = stats
             opened.used = time.monotonic()
             return opened.shard
+        finally:
+            self._lock.release()
 
     def _evict(self, opening: str) -> None:
         """Keeps the shards of at most KEPT_GENERATIONS generations (with `opening`)."""
@@ -135,67 +149,36 @@ class LocalReads:
         for key in [key for key in self._open if key[0] == generation]:
             del self._open[key]
 
-    def _here(self, generation: str, k: int, shard_dir: Path,
-              read: Callable[[TantivyShard], T]) -> tuple[bool, T | None]:
+    def _here(self, generation: str, k: int, shard_dir: Path, read: Callable[[TantivyShard], T],
+              inline: bool = False) -> tuple[bool, T | None] | None:
+        """(read here, its value); (False, None): the actor is to answer; None (`inline`
+        only): not in the caller's thread, on a read thread instead (`_shard`)."""
         try:
-            shard = self._shard(generation, k, shard_dir)
+            shard = self._shard(generation, k, shard_dir, inline)
+            if shard is None:
+                return False, None
+            return True, read(shard)
+        except _NotInline:
+            return None
         except SearchUnavailable:
             raise
         except Exception:  # the actor answers this one (and says why if it cannot)
-            return self._failed(generation, k)
-        if shard is None:
+            log.debug("local read of shard %s/%d failed; asking its actor", generation, k,
+                      exc_info=True)
+            with self._lock:
+                self._open.pop((generation, k), None)
             return False, None
-        return self._read(generation, k, shard, read)
-
-    def _read(self, generation: str, k: int, shard: TantivyShard,
-              read: Callable[[TantivyShard], T]) -> tuple[bool, T | None]:
-        try:
-            return True, read(shard)
-        except SearchUnavailable:
-            raise
-        except Exception:
-            return self._failed(generation, k)
-
-    def _failed(self, generation: str, k: int) -> tuple[bool, None]:
-        log.debug("local read of shard %s/%d failed; asking its actor", generation, k,
-                  exc_info=True)
-        with self._lock:
-            self._open.pop((generation, k), None)
-        return False, None
-
-    def ready(self, generation: str, k: int, shard_dir: Path) -> TantivyShard | None:
-        """The shard, when a read of it can run in the caller's thread: open here, small
-        (`inline_max_docs`), and nothing to do on files first (no commit or new statistics
-        since it was last read, no other thread opening or reloading a shard right now).
-        None: the read goes to a read thread."""
-        if self.inline_max_docs <= 0:
-            return None
-        key = (generation, k)
-        opened = self._open.get(key)
-        if opened is None or opened.docs > self.inline_max_docs:
-            return None
-        meta = _signature(shard_dir / "meta.json")
-        stats = _signature(shard_dir.parent / STATS_FILE)
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            if (self._open.get(key) is not opened or generation in self._gone
-                    or opened.meta != meta or opened.stats != stats):
-                return None
-            opened.used = time.monotonic()
-            return opened.shard
-        finally:
-            self._lock.release()
 
     async def _on(self, generation: str, k: int, shard_dir: Path,
                   read: Callable[[TantivyShard], T], remote: Callable[[], Awaitable[T]]) -> T:
-        shard = self.ready(generation, k, shard_dir)
-        if shard is not None:
+        here = (self._here(generation, k, shard_dir, read, inline=True)
+                if self.inline_max_docs > 0 else None)
+        if here is not None:
             self.inlined += 1
-            done, value = self._read(generation, k, shard, read)
         else:
-            done, value = await asyncio.get_running_loop().run_in_executor(
+            here = await asyncio.get_running_loop().run_in_executor(
                 self._threads, self._here, generation, k, shard_dir, read)
+        done, value = here or (False, None)
         if done:
             self.local += 1
             return cast(T, value)
