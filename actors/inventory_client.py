@@ -14,7 +14,7 @@ import hashlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TypeVar
 
@@ -380,17 +380,20 @@ class InventoryClient:
             raise got.error()
         return got.value  # type: ignore[return-value]  # ReadStock answers Stocks
 
-    async def status(self, variant_ids: list[int],
-                     wait_for_owners: bool = True) -> dict[str, StockView]:
+    async def status(self, variant_ids: list[int], wait_for_owners: bool = True,
+                     cached: Mapping[int, StockView] | None = None) -> dict[str, StockView]:
         """Shoppers' view, in bulk: {variant: {status, quantity_hint, available}}. One Redis
-        MGET; variants missing there (or all, if Redis fails) are read from their owners.
-        Unknown variants are left out."""
-        cached: dict[int, StockView] = {}
-        if self.redis is not None:
-            try:
-                cached = await asyncio.wait_for(stock_cache.fetch(self.redis, variant_ids), 0.5)
-            except Exception as exc:  # Redis down: the owners answer
-                log.warning("stock cache unavailable: %r", exc)
+        MGET (none when the caller read the snapshots already: `cached`, the ones it found);
+        variants missing there (or all, if Redis fails) are read from their owners. Unknown
+        variants are left out."""
+        if cached is None:
+            cached = {}
+            if self.redis is not None:
+                try:
+                    cached = await asyncio.wait_for(
+                        stock_cache.fetch(self.redis, variant_ids), 0.5)
+                except Exception as exc:  # Redis down: the owners answer
+                    log.warning("stock cache unavailable: %r", exc)
         out: dict[str, StockView] = {str(v): snap for v, snap in cached.items()}
         missing = [v for v in variant_ids if v not in cached]
         if missing and not wait_for_owners:

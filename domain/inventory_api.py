@@ -4,7 +4,7 @@ fake in tests), and its answers: JSON-ready, as the HTTP API and the stock cache
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NotRequired, Protocol, TypedDict
 
@@ -76,8 +76,9 @@ class Inventory(Protocol):
 
     async def stock(self, variant_ids: list[int]) -> dict[str, StockJson]: ...
 
-    async def status(self, variant_ids: list[int],
-                     wait_for_owners: bool = True) -> dict[str, StockView]: ...
+    async def status(self, variant_ids: list[int], wait_for_owners: bool = True,
+                     cached: Mapping[int, StockView] | None = None
+                     ) -> dict[str, StockView]: ...
 
 
 def cart_json(cart_id: str, parts: Sequence[ReservationView]) -> CartJson:

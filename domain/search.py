@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeVar
 
 Sort = Literal["relevance", "price_asc", "price_desc", "rating", "newest"]
 SORTS: tuple[str, ...] = ("relevance", "price_asc", "price_desc", "rating", "newest")
@@ -23,6 +24,7 @@ PRICE_RANGES: tuple[tuple[float, float | None], ...] = (
     (0, 25), (25, 50), (50, 100), (100, 200), (200, 500), (500, 1000), (1000, None),
 )
 RATING_FLOORS: tuple[int, ...] = (4, 3, 2, 1)
+K = TypeVar("K", str, int)
 FACET_SIZE = 20  # buckets returned per terms facet (brands, attribute values)
 CATEGORY_FACET_SIZE = 1000  # category ids counted; the API keeps the ones it shows
 FACET_ATTRIBUTES: tuple[str, ...] = ("color", "size")  # attribute facets always computed
@@ -193,12 +195,29 @@ class Facets:
             (self.brands, other.brands), (self.price_ranges, other.price_ranges),
             (self.ratings, other.ratings), (self.categories, other.categories))
         for mine, theirs in pairs:
-            for k, n in theirs.items():
-                mine[k] = mine.get(k, 0) + n
+            _add_counts(mine, theirs)
         for name, values in other.attributes.items():
-            mine_values = self.attributes.setdefault(name, {})
-            for k, n in values.items():
-                mine_values[k] = mine_values.get(k, 0) + n
+            _add_counts(self.attributes.setdefault(name, {}), values)
+
+
+def _add_counts(mine: dict[K, int], theirs: Mapping[K, int]) -> None:
+    if not mine:  # the first shard's: copied whole (hundreds of buckets per facet)
+        mine.update(theirs)
+        return
+    for k, n in theirs.items():
+        mine[k] = mine.get(k, 0) + n
+
+
+def top_buckets(counts: Mapping[K, int], n: int) -> list[tuple[K, int]]:
+    """The `n` largest counts, ties by key: as sorting every bucket would give, without
+    sorting the hundreds below the n-th count."""
+    if len(counts) > n:
+        floor = heapq.nlargest(n, counts.values())[-1]
+        kept = [(k, c) for k, c in counts.items() if c >= floor]
+    else:
+        kept = list(counts.items())
+    kept.sort(key=lambda x: (-x[1], x[0]))
+    return kept[:n]
 
 
 @dataclasses.dataclass(slots=True)

@@ -21,6 +21,7 @@ import asyncpg
 import numpy as np
 
 from actors.inventory_client import InventoryClient
+from adapters import stock_cache
 from adapters.cache import Cache, Loaded, loads
 from adapters.cache.breaker import Breaker
 from adapters.experiment_metrics import ExperimentMetrics, Impression
@@ -54,6 +55,7 @@ from domain.search import (
     finite,
     normalize_key,
     price_range_label,
+    top_buckets,
 )
 from domain.search_plan import (
     PLAIN,
@@ -605,11 +607,13 @@ class SearchService:
             log.exception("ranker %s unavailable", choice.name)
             return None
 
-    async def _listing_prices(self, variants: Mapping[int, list[int]]) -> dict[int, Any]:
+    async def _listing_prices(self, variants: Mapping[int, list[int]]
+                              ) -> tuple[dict[int, Any], dict[int, StockView] | None]:
         """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
         deals, rules), for products with their variants: from the Redis snapshots (one MGET),
         the products missing there priced together from PostgreSQL and stored (a lease keeps
-        a price read before a change from being stored after the change's invalidation)."""
+        a price read before a change from being stored after the change's invalidation).
+        And the variants' stock snapshots, read in the same MGET (None: not read)."""
         product_of = {listing_key(p): p for p, vs in variants.items() if vs}
 
         async def load(keys: list[str]) -> Loaded:
@@ -624,12 +628,18 @@ class SearchService:
                     for k in keys}
 
         if not product_of:
-            return {}
+            return {}, None
+        snapshots = None
         if self.cache is not None and self.price_ttl_s > 0:
-            values, _, _ = await self.cache.get_or_load(list(product_of), load)
+            ids = [v for vs in variants.values() for v in vs]
+            values, _, raw = await self.cache.get_or_load(
+                list(product_of), load, [stock_cache.key(v) for v in ids])
+            if raw is not None:
+                snapshots = {v: loads(r) for v, r in zip(ids, raw, strict=True)
+                             if r is not None}
         else:
             values = {k: v for k, (v, _) in (await load(list(product_of))).items()}
-        return {product_of[k]: v for k, v in values.items()}
+        return {product_of[k]: v for k, v in values.items()}, snapshots
 
     async def _hydrate(self, hits: Sequence[Hit]) -> list[ResultJson]:
         """Live price (the pricing engine's, through its short-lived snapshots: buy box, deals,
@@ -638,15 +648,15 @@ class SearchService:
                     for h in hits}
         variant_ids = [v for vs in variants.values() for v in vs]
         stock: dict[str, StockView] = {}
-        with timed("prices"):
-            listed = await self._listing_prices(variants)
+        with timed("prices"):  # the stock snapshots come in the same round trip
+            listed, snapshots = await self._listing_prices(variants)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
         if variant_ids and self.inventory is not None:
             try:
                 with timed("stock"):
-                    stock = await asyncio.wait_for(
-                        self.inventory.status(variant_ids, wait_for_owners=False), 2.0)
+                    stock = await asyncio.wait_for(self.inventory.status(
+                        variant_ids, wait_for_owners=False, cached=snapshots), 2.0)
             except Exception:
                 log.warning("stock status unavailable; using the index's in_stock")
         out: list[ResultJson] = []
@@ -686,16 +696,15 @@ class SearchService:
         categories = sorted(({"id": str(c), "name": cats[c]["name"], "count": f.categories[c]}
                              for c in shown), key=lambda x: (-x["count"], x["name"]))
         return {
-            "brands": [{"name": b, "count": n} for b, n in
-                       sorted(f.brands.items(), key=lambda x: (-x[1], x[0]))[:FACET_SIZE]],
+            "brands": [{"name": b, "count": n} for b, n in top_buckets(f.brands, FACET_SIZE)],
             "price_ranges": [{"range": label, "count": f.price_ranges[label]}
                              for label in (price_range_label(lo, hi) for lo, hi in PRICE_RANGES)
                              if f.price_ranges.get(label)],
             "categories": categories[:FACET_SIZE],
             "ratings": [{"min": r, "label": f"{r} stars & up", "count": f.ratings[r]}
                         for r in RATING_FLOORS if f.ratings.get(r)],
-            "attributes": {name: [{"value": v, "count": n} for v, n in
-                                  sorted(values.items(), key=lambda x: (-x[1], x[0]))[:FACET_SIZE]]
+            "attributes": {name: [{"value": v, "count": n}
+                                  for v, n in top_buckets(values, FACET_SIZE)]
                            for name, values in f.attributes.items()},
         }
 

@@ -42,6 +42,7 @@ log = logging.getLogger("aisle.search")
 
 KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
 READ_THREADS = 4  # searches running here at once (tantivy releases the GIL while it searches)
+FILES_KEPT = 256  # shards whose file paths are kept (made once: every read checks them)
 # Reads of a shard of at most this many documents run in the calling (event-loop) thread: a
 # few milliseconds of CPU at most. A read thread holding the GIL made the event loop wait for
 # it after every system call (Python's GIL convoy), which under load cost the Gateway a fifth
@@ -58,7 +59,7 @@ class _NotInline(Exception):
     """This read cannot run in the caller's thread now; a read thread makes it."""
 
 
-def _signature(path: Path) -> _Signature | None:
+def _signature(path: str) -> _Signature | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -84,6 +85,8 @@ class LocalReads:
         self.writes = writes
         self.inline_max_docs = inline_max_docs
         self._open: dict[tuple[str, int], _Open] = {}
+        # per shard: its directory, and the paths of the files whose changes it checks
+        self._files: dict[tuple[str, int], tuple[Path, str, str]] = {}
         self._gone: set[str] = set()  # generations whose files went while read here
         self._lock = threading.Lock()
         # its own threads: a slow search never takes the ones the event loop's other work
@@ -99,9 +102,14 @@ class LocalReads:
         last read; None if its files are not here (or no longer). `inline` (a read in the
         caller's thread): _NotInline instead of any file work (opening, reloading), for a
         shard above `inline_max_docs`, or while another thread holds the lock."""
-        meta = _signature(shard_dir / "meta.json")
-        stats = _signature(shard_dir.parent / STATS_FILE)
         key = (generation, k)
+        files = self._files.get(key)
+        if files is None or files[0] != shard_dir:
+            if len(self._files) >= FILES_KEPT:
+                self._files.clear()  # generations come and go: a few shards each
+            files = self._files[key] = (shard_dir, str(shard_dir / "meta.json"),
+                                        str(shard_dir.parent / STATS_FILE))
+        meta, stats = _signature(files[1]), _signature(files[2])
         if not self._lock.acquire(blocking=not inline):
             raise _NotInline
         try:

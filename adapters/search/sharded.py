@@ -41,6 +41,7 @@ from domain.search_documents import rows_of
 from domain.text_scoring import DEFAULT_AVG_LENGTH, TermStats, pivots
 
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
+DIRS_KEPT = 256  # shard directories kept (made once: every search asks for them)
 Documents: TypeAlias = pa.RecordBatch | Sequence[SearchDocument]
 
 
@@ -93,9 +94,16 @@ class ShardedIndex:
         self.calls = calls
         self._counts: dict[str, int] = {}
         self._live: tuple[float, str | None] = (0.0, None)
+        self._dirs: dict[tuple[str, int], Path] = {}
 
     def _dir(self, generation: str, k: int) -> Path:
-        return self.root / generation / f"shard-{k}"
+        """The shard's directory (made once: every search asks for it)."""
+        found = self._dirs.get((generation, k))
+        if found is None:
+            if len(self._dirs) >= DIRS_KEPT:
+                self._dirs.clear()
+            found = self._dirs[generation, k] = self.root / generation / f"shard-{k}"
+        return found
 
     async def _n(self, generation: str) -> int:
         """Shards of `generation`: the configured count may have changed since it was built

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis.asyncio
 
+from adapters import stock_cache
 from adapters.settings import Settings
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller
@@ -260,6 +261,47 @@ async def test_result_prices_are_read_from_their_snapshot(client: httpx.AsyncCli
             q=tag, brand="sony", sort="price_asc")
         assert now["results"][0]["price"] == {"amount": 39.99, "currency": "USD", "was": None}
     finally:
+        await r.aclose()
+
+
+async def test_result_stock_comes_in_the_prices_round_trip(client: httpx.AsyncClient,
+                                                            catalog: dict[str, Any],
+                                                            pool: asyncpg.Pool,
+                                                            settings: Settings) -> None:
+    """A page's stock snapshots are read in the MGET of its price snapshots (one Redis round
+    trip for both, seen by MONITOR), and shown as read there."""
+    tag = catalog["tag"]
+    assert settings.redis_url is not None
+    bose = (await search(client, q=tag, brand="bose"))["results"][0]  # prices cached now
+    variant = await pool.fetchval(
+        "SELECT variant_id FROM product_variants WHERE product_id = $1", int(bose["product_id"]))
+    stock_key = stock_cache.key(variant)
+    r = redis.asyncio.from_url(settings.redis_url)
+    seen: list[tuple[str, ...]] = []
+    try:
+        for _ in range(100):  # the owner publishes its snapshot (asked by the search)
+            if await r.exists(stock_key):
+                break
+            await asyncio.sleep(0.1)
+        await r.set(stock_key, json.dumps({"status": "LOW_STOCK", "quantity_hint": "2",
+                                           "available": 2}), ex=60)
+
+        async def watch() -> None:
+            async with r.monitor() as m:
+                async for c in m.listen():
+                    seen.append(tuple(str(c["command"]).split()))
+
+        watching = asyncio.create_task(watch())
+        await asyncio.sleep(0.3)  # MONITOR is on
+        found = (await search(client, q=tag, brand="bose"))["results"][0]
+        await asyncio.sleep(0.3)
+        watching.cancel()
+        assert found["available"] == 2 and found["in_stock"] is True  # the marker, as read
+        reads = [c for c in seen if c and c[0].upper() == "MGET" and stock_key in c]
+        assert len(reads) == 1, reads  # read once, with the price: not a second MGET
+        assert f"aisle:listing:{bose['product_id']}" in reads[0]
+    finally:
+        await r.delete(stock_key)
         await r.aclose()
 
 

@@ -1,0 +1,33 @@
+"""Facet counts merged across shards and cut to the buckets shown."""
+
+from __future__ import annotations
+
+import random
+
+from domain.search import Facets, top_buckets
+
+
+def test_top_buckets_are_what_sorting_every_bucket_gives() -> None:
+    rnd = random.Random(7)
+    for trial in range(300):
+        size = rnd.randrange(0, 60)
+        counts = {f"b{i}": rnd.randrange(1, 6) for i in range(size)}  # many ties
+        n = rnd.randrange(1, 25)
+        want = sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:n]
+        assert top_buckets(counts, n) == want, (trial, counts, n)
+    assert top_buckets({3: 1, 1: 1, 2: 5}, 2) == [(2, 5), (1, 1)]  # integer keys too
+
+
+def test_facets_add_up_across_shards_without_changing_the_parts() -> None:
+    one = Facets(brands={"Sony": 2, "Bose": 1}, categories={7: 2},
+                 attributes={"color": {"black": 2}})
+    two = Facets(brands={"Sony": 3, "Acme": 4}, categories={7: 1, 8: 1},
+                 attributes={"color": {"black": 1, "white": 1}, "size": {"m": 1}})
+    merged = Facets()
+    merged.add(one)
+    merged.add(two)
+    assert merged.brands == {"Sony": 5, "Bose": 1, "Acme": 4}
+    assert merged.categories == {7: 3, 8: 1}
+    assert merged.attributes == {"color": {"black": 3, "white": 1}, "size": {"m": 1}}
+    assert one.brands == {"Sony": 2, "Bose": 1}  # the first part was copied, not taken
+    assert one.attributes == {"color": {"black": 2}}
