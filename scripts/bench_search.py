@@ -16,7 +16,12 @@ requests/s, p50/p99 and the ratios. With --rebuild, also times a full index rebu
 process (tooling/plain_search.py: uvicorn + FastAPI over copies of the same tantivy shards; no
 Ray, Redis or PostgreSQL; BM25, filters, sorts, exact facets, no query understanding,
 re-ranking or live price/stock), in the same run, and prints CPU per request of the whole
-server process tree and requests/s of each with their ratios (issue 15's yardstick).
+server process tree and requests/s of each with their ratios (issue 15's yardstick). Its load
+runs between the two halves of aisle's (A P A: this machine's speed moves by a third over a
+few minutes, and a load minutes after the other met another machine); it idles, started once,
+while aisle is measured. Each side's CPU is its own: aisle's processes (Ray's, PostgreSQL and
+Redis included) for aisle, the plain process alone for it (aisle's idle CPU meanwhile is not
+the comparator's cost).
 
 --concurrency 8,32 and --caches cold,warm (the defaults): every load once per number of
 connections and per cache state. `cold` sends only requests this server has not answered
@@ -49,7 +54,7 @@ import os
 import random
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +62,7 @@ import httpx
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
 from tooling.load import (
+    PLAIN_PROCESS,
     closed_loop,
     combined,
     cpu_rows,
@@ -188,6 +194,15 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                                   headers={"Authorization": f"Bearer {token}"}, timeout=3600)
             r.raise_for_status()
             rebuild = r.json()
+    async with contextlib.AsyncExitStack() as stack:
+        plain_url = (await stack.enter_async_context(plain_process(
+            a, generation_of(a, dataset))) if a.plain else None)
+        return await loads(url, dataset, a, notes, cat, total, rebuild, plain_url)
+
+
+async def loads(url: str, dataset: str, a: argparse.Namespace, notes: list[str],
+                cat: dict[str, Any], total: dict[str, Any], rebuild: dict[str, Any] | None,
+                plain_url: str | None) -> list[str]:
     rankers = a.rankers.split(",")
     seen: set[tuple[tuple[str, str], ...]] = set()  # what this server has answered
     plain_seen: set[tuple[tuple[str, str], ...]] = set()  # and the plain process
@@ -195,6 +210,7 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
     comparison: list[str] = []
     for concurrency in (int(c) for c in str(a.concurrency).split(",")):
         cells = []
+        plain_cells: list[dict[str, Any]] = []
         for mode in a.caches.split(","):
             parts: list[list[dict[str, Any]]] = [[] for _ in rankers]
             mixes = []
@@ -206,11 +222,28 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                 mixes.append(mix)
                 await answer_each(url, "/api/v1/products/search",
                                   [{**r, "ranker": ranker} for r in first], concurrency)
+            if plain_url is not None:  # the same requests as the first ranker's
+                plain_mix, first = mode_mix(cat, mode, 42 + concurrency, plain_seen, a.pool)
+                await answer_each(plain_url, "/api/v1/products/search", first, concurrency)
             # several rankers: each one's load in two halves, in the order given and then
             # reversed (A B B A), so that none always runs before the others fill the caches
-            # (prices per product, query understanding, facets, vectors)
-            halves = 2 if len(rankers) > 1 else 1
-            for i in [*range(len(rankers)), *reversed(range(len(rankers)))][:len(rankers) * halves]:
+            # (prices per product, query understanding, facets, vectors); the plain process
+            # in the middle (A P A, A B P B A): the machine's speed drifts by a third over
+            # minutes (other tenants), and a drift over the load then weighs on both alike
+            halves = 2 if len(rankers) > 1 or plain_url is not None else 1
+            order: list[int | None] = [*range(len(rankers)), *reversed(range(len(rankers)))][
+                :len(rankers) * halves]
+            if plain_url is not None:
+                order.insert(len(rankers), None)
+            plain_part: dict[str, Any] | None = None
+            for i in order:
+                if i is None:
+                    assert plain_url is not None
+                    plain_part = await closed_loop(
+                        plain_url, lambda mix=plain_mix: ("/api/v1/products/search", mix()),
+                        concurrency, a.seconds, a.warmup)
+                    continue
+
                 def request(mix: Callable[[], dict[str, Any]] = mixes[i],
                             ranker: str = rankers[i]) -> tuple[str, dict[str, Any]]:
                     return "/api/v1/products/search", {**mix(), "ranker": ranker}
@@ -219,6 +252,8 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                     url, request, concurrency, a.seconds / halves,
                     a.warmup, tag=ranked_by))
             cells.append((mode, [combined(*p) for p in parts]))
+            if plain_part is not None:
+                plain_cells.append(plain_part)
         noop = await closed_loop(url, lambda: ("/api/v1/noop", {}), concurrency, a.seconds,
                                  a.warmup)
         # the same no-op awaiting once: Serve's floor for any handler that does I/O
@@ -257,13 +292,11 @@ async def bench(url: str, dataset: str, a: argparse.Namespace, notes: list[str])
                                              for r, s in zip(rankers, searches, strict=True)),
                                            ("no-op", noop), ("no-op, awaits", awaits),
                                            seconds=a.seconds)))
-        if a.plain:
-            for mode, searches in cells:
+        if plain_cells:
+            for (mode, searches), plain in zip(cells, plain_cells, strict=True):
                 search = searches[0]
-                plain = await plain_comparator(a, cat, generation_of(a, dataset), mode,
-                                               concurrency, plain_seen)
                 aisle_ms = served_cpu_ms(search["cpu"], search["n"])
-                plain_ms = served_cpu_ms(plain["cpu"], plain["n"])
+                plain_ms = served_cpu_ms(plain["cpu"], plain["n"], only=PLAIN_PROCESS)
                 rows.append(f"| {dataset} | {concurrency} | {mode} | plain process, same mix | "
                             f"{plain['rps']:,.0f} | {plain['p50']:.1f} | {plain['p99']:.1f} | "
                             f"{plain['errors']} | |")
@@ -300,11 +333,10 @@ def generation_of(a: argparse.Namespace, dataset: str) -> Path:
     return found
 
 
-async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any], generation: Path,
-                           mode: str, concurrency: int,
-                           seen: set[tuple[tuple[str, str], ...]]) -> dict[str, Any]:
-    """The same search mix against tooling.plain_search on a copy of `generation`, in cache
-    state `mode` (its own unseen requests when cold, the same pool when warm)."""
+@contextlib.asynccontextmanager
+async def plain_process(a: argparse.Namespace, generation: Path) -> AsyncIterator[str]:
+    """tooling.plain_search on a copy of `generation`, for the whole run (idle between its
+    loads): its URL."""
     url = f"http://127.0.0.1:{a.plain_port}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tooling.plain_search", str(generation), "--port",
@@ -318,10 +350,7 @@ async def plain_comparator(a: argparse.Namespace, cat: dict[str, Any], generatio
                 await asyncio.sleep(0.1)
             else:
                 raise SystemExit("the plain process did not start")
-        mix, first = mode_mix(cat, mode, 42 + concurrency, seen, a.pool)  # as aisle's
-        await answer_each(url, "/api/v1/products/search", first, concurrency)
-        return await closed_loop(url, lambda: ("/api/v1/products/search", mix()),
-                                 concurrency, a.seconds, a.warmup)
+        yield url
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)

@@ -35,7 +35,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 TICK = os.sysconf("SC_CLK_TCK")
 # process label -> pattern of its command line (Ray workers rename themselves ray::Name)
-LABELS = (("plain process (comparator)", r"tooling\.plain_search"),
+PLAIN_PROCESS = "plain process (comparator)"
+LABELS = ((PLAIN_PROCESS, r"tooling\.plain_search"),
           ("gateway", r"ServeReplica:aisle:Gateway"), ("serve proxy", r"ProxyActor"),
           ("ranker", r"ServeReplica:aisle:Ranker"), ("inventory partitions", r"InventoryPart"),
           ("index shards", r"IndexShard"), ("index builder", r"IndexBuilder"),
@@ -184,8 +185,12 @@ def internal_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def served_cpu_ms(cpu: Mapping[str, float], requests: int) -> float:
-    """CPU ms per request of every server process measured (`cpu`: a load's CPU seconds by
-    process; the load generator left out)."""
-    used = sum(v for k, v in cpu.items() if k != "load generator (this)")
+def served_cpu_ms(cpu: Mapping[str, float], requests: int, only: str | None = None) -> float:
+    """CPU ms per request of the server's processes (`cpu`: a load's CPU seconds by process):
+    every process measured but the load generator and the plain comparator (idle while
+    aisle is measured), or those of one label (`only`: the comparator's own, while aisle's
+    idle processes are not its cost)."""
+    used = sum(v for k, v in cpu.items()
+               if (k == only if only is not None
+                   else k not in ("load generator (this)", PLAIN_PROCESS)))
     return used * 1000 / max(requests, 1)

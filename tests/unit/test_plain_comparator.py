@@ -36,3 +36,14 @@ def test_a_directory_without_shards_is_refused(tmp_path: Path) -> None:
     copied = copy_generation(g, tmp_path / "copy")
     assert [p.name for p in copied] == ["shard-0", "shard-1"]
     assert (copied[0] / "meta.json").read_text() == "{}"
+
+
+def test_each_side_is_charged_its_own_processes_cpu() -> None:
+    """aisle: every process measured but the load generator and the (idle) comparator; the
+    comparator: its own process alone, not aisle's idle actors meanwhile."""
+    from tooling.load import PLAIN_PROCESS, served_cpu_ms
+
+    cpu = {"gateway": 1.0, "redis": 0.25, "load generator (this)": 0.5, PLAIN_PROCESS: 0.125}
+    assert served_cpu_ms(cpu, 100) == 12.5
+    assert served_cpu_ms(cpu, 100, only=PLAIN_PROCESS) == 1.25
+    assert served_cpu_ms({}, 0) == 0.0
