@@ -9,7 +9,7 @@ writes the entry. Entries expire (`TTL_S`) as a safety net for a write that fail
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import redis.asyncio as aioredis
 
@@ -34,5 +34,14 @@ async def fetch(redis: aioredis.Redis, variant_ids: Iterable[int]) -> dict[int, 
     ids = list(dict.fromkeys(variant_ids))
     if not ids:
         return {}
-    raw = await redis.mget([key(v) for v in ids])
-    return {v: json.loads(r) for v, r in zip(ids, raw, strict=True) if r is not None}
+    return read(ids, await redis.mget(keys(ids)))
+
+
+def keys(variant_ids: Sequence[int]) -> list[str]:
+    """The entries of these variants, to read in one MGET (or in a caller's MGET)."""
+    return [key(v) for v in variant_ids]
+
+
+def read(variant_ids: Sequence[int], raw: Sequence[bytes | str | None]) -> dict[int, StockView]:
+    """The snapshots among an MGET's answers for `keys(variant_ids)` (misses left out)."""
+    return {v: json.loads(r) for v, r in zip(variant_ids, raw, strict=True) if r is not None}

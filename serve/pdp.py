@@ -221,12 +221,12 @@ class ProductPages:
         guess = self._stock_ids.get(product_id)
         values, how, raw = await self.cache.get_or_load(
             keys, lambda missing: self._load(product_id, missing),
-            [stock_cache.key(v) for v in guess[0] + guess[1]] if guess else (), tag=token)
+            stock_cache.keys(guess[0] + guess[1]) if guess else (), tag=token)
         meta = values[keys[0]]
         own, related = stock_ids(meta)
         if guess == (own, related) and raw is not None:
-            stock = await self._stock(own, [], {str(v): loads(r) for v, r in zip(
-                own + related, raw, strict=True) if r is not None})
+            stock = await self._stock(own, [], {str(v): snap for v, snap in stock_cache.read(
+                own + related, raw).items()})
         else:
             self._remember(product_id, own, related)
             stock = await self._stock(own, related) if own else {}

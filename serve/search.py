@@ -607,13 +607,14 @@ class SearchService:
             log.exception("ranker %s unavailable", choice.name)
             return None
 
-    async def _listing_prices(self, variants: Mapping[int, list[int]]
+    async def _listing_prices(self, variants: Mapping[int, list[int]], stock_of: Sequence[int]
                               ) -> tuple[dict[int, Any], dict[int, StockView] | None]:
         """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
         deals, rules), for products with their variants: from the Redis snapshots (one MGET),
         the products missing there priced together from PostgreSQL and stored (a lease keeps
         a price read before a change from being stored after the change's invalidation).
-        And the variants' stock snapshots, read in the same MGET (None: not read)."""
+        And the stock snapshots of the variants `stock_of`, read in the same MGET (None: not
+        read)."""
         product_of = {listing_key(p): p for p, vs in variants.items() if vs}
 
         async def load(keys: list[str]) -> Loaded:
@@ -631,12 +632,10 @@ class SearchService:
             return {}, None
         snapshots = None
         if self.cache is not None and self.price_ttl_s > 0:
-            ids = [v for vs in variants.values() for v in vs]
             values, _, raw = await self.cache.get_or_load(
-                list(product_of), load, [stock_cache.key(v) for v in ids])
+                list(product_of), load, stock_cache.keys(stock_of))
             if raw is not None:
-                snapshots = {v: loads(r) for v, r in zip(ids, raw, strict=True)
-                             if r is not None}
+                snapshots = stock_cache.read(stock_of, raw)
         else:
             values = {k: v for k, (v, _) in (await load(list(product_of))).items()}
         return {product_of[k]: v for k, v in values.items()}, snapshots
@@ -649,7 +648,7 @@ class SearchService:
         variant_ids = [v for vs in variants.values() for v in vs]
         stock: dict[str, StockView] = {}
         with timed("prices"):  # the stock snapshots come in the same round trip
-            listed, snapshots = await self._listing_prices(variants)
+            listed, snapshots = await self._listing_prices(variants, variant_ids)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
         if variant_ids and self.inventory is not None:
