@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -42,7 +43,6 @@ log = logging.getLogger("aisle.search")
 
 KEPT_GENERATIONS = 2  # generations whose shards stay open here (the live one, and a swap's)
 READ_THREADS = 4  # searches running here at once (tantivy releases the GIL while it searches)
-FILES_KEPT = 256  # shards whose file paths are kept (made once: every read checks them)
 # Reads of a shard of at most this many documents run in the calling (event-loop) thread: a
 # few milliseconds of CPU at most. A read thread holding the GIL made the event loop wait for
 # it after every system call (Python's GIL convoy), which under load cost the Gateway a fifth
@@ -57,6 +57,12 @@ _Signature = tuple[int, int, int]  # a file's inode, modification time (ns) and 
 
 class _NotInline(Exception):
     """This read cannot run in the caller's thread now; a read thread makes it."""
+
+
+@functools.lru_cache(maxsize=256)
+def _watched(shard_dir: Path) -> tuple[str, str]:
+    """The files whose changes a read of the shard checks (made once: every read asks)."""
+    return str(shard_dir / "meta.json"), str(shard_dir.parent / STATS_FILE)
 
 
 def _signature(path: str) -> _Signature | None:
@@ -85,8 +91,6 @@ class LocalReads:
         self.writes = writes
         self.inline_max_docs = inline_max_docs
         self._open: dict[tuple[str, int], _Open] = {}
-        # per shard: its directory, and the paths of the files whose changes it checks
-        self._files: dict[tuple[str, int], tuple[Path, str, str]] = {}
         self._gone: set[str] = set()  # generations whose files went while read here
         self._lock = threading.Lock()
         # its own threads: a slow search never takes the ones the event loop's other work
@@ -103,13 +107,8 @@ class LocalReads:
         caller's thread): _NotInline instead of any file work (opening, reloading), for a
         shard above `inline_max_docs`, or while another thread holds the lock."""
         key = (generation, k)
-        files = self._files.get(key)
-        if files is None or files[0] != shard_dir:
-            if len(self._files) >= FILES_KEPT:
-                self._files.clear()  # generations come and go: a few shards each
-            files = self._files[key] = (shard_dir, str(shard_dir / "meta.json"),
-                                        str(shard_dir.parent / STATS_FILE))
-        meta, stats = _signature(files[1]), _signature(files[2])
+        meta_file, stats_file = _watched(shard_dir)
+        meta, stats = _signature(meta_file), _signature(stats_file)
         if not self._lock.acquire(blocking=not inline):
             raise _NotInline
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import shutil
 import time
 from collections import defaultdict
@@ -41,7 +42,6 @@ from domain.search_documents import rows_of
 from domain.text_scoring import DEFAULT_AVG_LENGTH, TermStats, pivots
 
 LIVE_CACHE_S = 0.5  # how long a replica trusts its idea of the live generation
-DIRS_KEPT = 256  # shard directories kept (made once: every search asks for them)
 Documents: TypeAlias = pa.RecordBatch | Sequence[SearchDocument]
 
 
@@ -80,6 +80,13 @@ def shard_of(product_id: int, shards: int) -> int:
     return bucket_of(product_id, shards)
 
 
+@functools.lru_cache(maxsize=256)
+def _shard_dir(root: Path, generation: str, k: int) -> Path:
+    """A shard's directory (made once: every search asks for it, and the same object then
+    finds local_reads' paths of it at once)."""
+    return root / generation / f"shard-{k}"
+
+
 class ShardedIndex:
     """`SearchIndex` over tantivy shards. `shards`: the count new generations get (each keeps
     the count it was made with); `root`: the directory holding one directory per generation."""
@@ -94,16 +101,9 @@ class ShardedIndex:
         self.calls = calls
         self._counts: dict[str, int] = {}
         self._live: tuple[float, str | None] = (0.0, None)
-        self._dirs: dict[tuple[str, int], Path] = {}
 
     def _dir(self, generation: str, k: int) -> Path:
-        """The shard's directory (made once: every search asks for it)."""
-        found = self._dirs.get((generation, k))
-        if found is None:
-            if len(self._dirs) >= DIRS_KEPT:
-                self._dirs.clear()
-            found = self._dirs[generation, k] = self.root / generation / f"shard-{k}"
-        return found
+        return _shard_dir(self.root, generation, k)
 
     async def _n(self, generation: str) -> int:
         """Shards of `generation`: the configured count may have changed since it was built
