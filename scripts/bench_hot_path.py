@@ -1,0 +1,229 @@
+"""Pieces of a search's Gateway CPU, timed in-process (deterministic where a whole load on a
+shared machine is not), each against its comparator in the same run:
+
+- the route walk: matching `/api/v1/products/search` in the Gateway's route table (every
+  request walks it twice: Starlette's routing, and Ray Serve naming the route for its
+  metrics), in the table's order against the order before session 21 (shoppers' routers
+  after the seller, pricing and inventory ones);
+- facet counts: merging two shards' counts and picking the 20 buckets shown (domain.search:
+  Facets.add, top_buckets) against adding every bucket one by one and sorting them all, on
+  the shards of an index generation (--index: a generation, or the demo's data dir);
+- one Redis MGET of 40 stock snapshots (--redis-url), the caller's CPU;
+- the query embedding of the learned rankers (adapters/text_embedding.py): tokenizing and
+  the model's run on short queries;
+- with --url (a running demo) and --redis-url (its Redis): Redis commands per search over
+  `--searches` distinct keyword searches (`INFO commandstats`).
+
+    scripts/bench_hot_path --index /tmp/pd [--redis-url redis://127.0.0.1:6379]
+                           [--url http://127.0.0.1:8000 --searches 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import redis.asyncio as aioredis
+from starlette.routing import Match
+
+from adapters.search.tantivy_shard import TantivyShard
+from domain.search import FACET_SIZE, Facets, Filters, IndexQuery, TextQuery, top_buckets
+from serve.api import make_api
+from serve.routes import (
+    cart,
+    catalog,
+    experiments,
+    inventory,
+    operations,
+    pages,
+    pricing,
+    rankers,
+    search,
+    seller,
+    sellers,
+    storefront,
+)
+from serve.routes import media as media_routes
+from tooling.plain_search import newest_generation
+
+BEFORE_ORDER = (seller, media_routes, sellers, pricing, catalog, inventory, search, pages, cart,
+                rankers, experiments, operations, storefront)
+WORDS = (
+    "black", "white", "wireless", "usb", "cable", "case", "phone", "shoes", "women", "men",
+    "kids", "water", "bottle", "led", "light", "kitchen", "knife", "dog", "toy", "cat", "bag",
+    "leather", "boots", "lamp", "desk", "chair", "table", "cover", "charger", "stand", "holder",
+    "set", "pack", "mini", "large", "small",
+)
+
+
+def per_call_us(fn: Callable[[], object], n: int) -> float:
+    fn()
+    started = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - started) * 1e6 / n
+
+
+def route_walk(n: int) -> list[str]:
+    now, before = make_api(), make_api()
+    position = {id(m.router): i for i, m in enumerate(BEFORE_ORDER)}
+    before.router.routes.sort(key=lambda r: position.get(
+        id(getattr(r, "original_router", None)), -1))  # FastAPI's own routes stay first
+    out = []
+    for label, api in (("now", now), ("before session 21", before)):
+        scope = {"type": "http", "path": "/api/v1/products/search", "method": "GET",
+                 "root_path": "", "query_string": b"", "headers": [], "app": api}
+        tried = next(i for i, r in enumerate(api.router.routes, 1)
+                     if r.matches(scope)[0] == Match.FULL)
+
+        def walk(api: Any = api, scope: dict[str, Any] = scope) -> None:
+            for r in api.router.routes:
+                if r.matches(scope)[0] == Match.FULL:
+                    return
+        out.append(f"| route walk to the search, {label} (entry {tried}) | "
+                   f"{per_call_us(walk, n):.1f} us |")
+    return out
+
+
+def facets(generation: Path, n: int) -> list[str]:
+    shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
+    parts = []
+    for words in ("shoes", "water bottle", "black", "women", "usb", "case", "light", "set"):
+        found = []
+        for s in shards:
+            searcher, view = s._reader()
+            q = s._query(IndexQuery(TextQuery(tuple((w,) for w in words.split())), Filters(),
+                                    "relevance", 0, 20), searcher, view.clauses)
+            found.append(s._facets(searcher, q))
+        parts.append(found)
+
+    def before() -> None:
+        for found in parts:
+            merged = Facets()
+            for f in found:
+                for mine, theirs in ((merged.brands, f.brands), (merged.categories,
+                                                                  f.categories)):
+                    for k, c in theirs.items():
+                        mine[k] = mine.get(k, 0) + c
+                for name, values in f.attributes.items():
+                    mv = merged.attributes.setdefault(name, {})
+                    for k, c in values.items():
+                        mv[k] = mv.get(k, 0) + c
+            for counts in (merged.brands, *merged.attributes.values()):
+                sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:FACET_SIZE]
+
+    def now() -> None:
+        for found in parts:
+            merged = Facets()
+            for f in found:
+                merged.add(f)
+            for counts in (merged.brands, *merged.attributes.values()):
+                top_buckets(counts, FACET_SIZE)
+    k = len(parts)
+    return [f"| facets of two shards merged and shown, now | {per_call_us(now, n) / k:.1f} us |",
+            f"| the same, every bucket added and sorted (before) | "
+            f"{per_call_us(before, n) / k:.1f} us |"]
+
+
+async def one_mget(url: str, n: int) -> list[str]:
+    r = aioredis.from_url(url)
+    keys = [f"aisle:bench-hot-path:{i}" for i in range(40)]
+    try:
+        await r.mset({k: b'{"status":"IN_STOCK","quantity_hint":"50+","available":70}'
+                      for k in keys})
+        for _ in range(100):
+            await r.mget(keys)
+        started = time.process_time()
+        for _ in range(n):
+            await r.mget(keys)
+        us = (time.process_time() - started) * 1e6 / n
+    finally:
+        await r.delete(*keys)
+        await r.aclose()
+    return [f"| one Redis MGET of 40 snapshots (the caller's CPU) | {us:.1f} us |"]
+
+
+def embedding(n: int) -> list[str]:
+    import numpy as np
+
+    from adapters.text_embedding import TextEmbedder
+    e = TextEmbedder()
+    e.embed(["warm up"])
+    qs = ["wireless headphones", "black leather boots women", "usb c cable 6ft",
+          "kitchen knife set", "dog chew toy large", "led desk lamp"]
+    i = iter(range(10**9))
+    tok = e._tokenizer
+    enc = tok.encode_batch([qs[0]])
+    ids = np.array([x.ids for x in enc], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.array([x.attention_mask for x in enc],
+                                                         dtype=np.int64),
+            "token_type_ids": np.zeros_like(ids)}
+    return [f"| query embedding, whole (short queries) | "
+            f"{per_call_us(lambda: e.embed([qs[next(i) % len(qs)]]), n):.0f} us |",
+            f"| its tokenizing | "
+            f"{per_call_us(lambda: tok.encode_batch([qs[next(i) % len(qs)]]), n):.0f} us |",
+            f"| its model run, {ids.shape[1]} tokens | "
+            f"{per_call_us(lambda: e._session.run(None, feed), n):.0f} us |"]
+
+
+async def commands_per_search(url: str, redis_url: str, searches: int) -> list[str]:
+    r = redis.Redis.from_url(redis_url)
+
+    def calls() -> dict[str, int]:
+        return {k.removeprefix("cmdstat_"): v["calls"]
+                for k, v in r.info("commandstats").items()}
+    rnd = random.Random(5)
+    qs = list(dict.fromkeys(" ".join(rnd.sample(WORDS, rnd.choice([1, 2, 3])))
+                            for _ in range(searches * 5)))[:searches]
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        before = calls()
+        todo = list(qs)
+
+        async def worker() -> None:
+            while todo:
+                got = await client.get("/api/v1/products/search", params={"q": todo.pop()})
+                got.raise_for_status()
+        await asyncio.gather(*(worker() for _ in range(8)))
+        after = calls()
+    r.close()
+    d = {k: (after[k] - before.get(k, 0)) / len(qs) for k in after if k != "info"}
+    return [f"| Redis {k.upper()} per search ({len(qs)} searches) | {v:.2f} |"
+            for k, v in sorted(d.items(), key=lambda x: -x[1]) if v > 0]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench_hot_path", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--index", type=Path, default=None,
+                   help="an index generation, or a data dir holding one (facets)")
+    p.add_argument("--redis-url", default=None, help="a Redis to time MGET against")
+    p.add_argument("--url", default=None, help="a running demo (Redis commands per search)")
+    p.add_argument("--searches", type=int, default=600)
+    p.add_argument("--repeat", type=int, default=2000)
+    a = p.parse_args()
+    rows = route_walk(a.repeat)
+    if a.index is not None:
+        generation = newest_generation(a.index)
+        if generation is None:
+            raise SystemExit(f"no index generation under {a.index}")
+        rows += facets(generation, max(1, a.repeat // 10))
+    if a.redis_url:
+        rows += asyncio.run(one_mget(a.redis_url, a.repeat))
+    rows += embedding(max(1, a.repeat // 10))
+    if a.url and a.redis_url:
+        rows += asyncio.run(commands_per_search(a.url, a.redis_url, a.searches))
+    print("| piece | CPU per call (process time) |\n|---|---:|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
