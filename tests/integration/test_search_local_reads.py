@@ -85,7 +85,9 @@ async def test_local_reads_answer_as_the_actors_do(pair: Pair) -> None:
 async def test_small_shards_are_read_in_the_callers_thread(pair: Pair, fresh_dsn: str) -> None:
     """Open, small and unchanged on disk: searched in the event loop's thread (no hand-off to
     a read thread). Opening a shard, reloading it after a commit, a shard above
-    inline_max_docs, or inline_max_docs=0: on a read thread. The answers are alike."""
+    inline_max_docs, or inline_max_docs=0: on a read thread. The answers are alike. (A CI
+    run failed on this test's old exact count after a write: which other shards' inline
+    tries meet the reload's lock is timing, so only bounds are asserted there.)"""
     q = query(QUERIES[0])
     first = await answer(pair.local, q)
     assert pair.reads.inlined == 0  # opening the shards: on the read threads
@@ -93,7 +95,12 @@ async def test_small_shards_are_read_in_the_callers_thread(pair: Pair, fresh_dsn
     assert pair.reads.inlined == SHARDS
     await pair.actors.upsert([DOCS[0] | {"version": 2}])  # type: ignore[list-item]
     assert await answer(pair.local, q) == first  # the written shard reloads on a thread
-    assert pair.reads.inlined == 2 * SHARDS - 1
+    # (the other shard too, when its inline try finds the reload holding the lock: the event
+    # loop never waits for it)
+    assert SHARDS <= pair.reads.inlined <= 2 * SHARDS - 1
+    reloaded = pair.reads.inlined
+    assert await answer(pair.local, q) == first  # unchanged since: all in the caller's thread
+    assert pair.reads.inlined == reloaded + SHARDS
     smallest = min(o.docs for o in pair.reads._open.values())
     pool: asyncpg.Pool = await create_pool(fresh_dsn, max_size=2)
     for limit in (0, smallest - 1, smallest):
