@@ -11,7 +11,10 @@ loaded from the registry), at --concurrency searches in flight, each asking for 
             what the deployment itself costs)
   in-proc   the same learned model scored in this process, one call at a time (the floor)
 
-Prints calls/s, p50 and p99 per path, and the learned path's p99 against issue 14's 20 ms.
+Prints calls/s, p50 and p99 per path, and the learned path's p99 against issue 14's 20 ms;
+for the deployment's paths also the replica's own part of each call (`RankReply`: waiting in
+the replica for its batch, and the batch's scoring): the rest of a call's time is the handle's
+transport and the caller's event loop.
 --transports actor,grpc: the deployment paths once per transport of the handle: `actor` is
 Serve's default (Ray actor calls, results through the object store), `grpc` Serve's
 interdeployment gRPC transport (`handle.options(_by_reference=False)`).
@@ -45,7 +48,7 @@ from adapters.postgres.scratch import temp_database
 from ranking import FEATURES
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
-from serve.ranker import RankerDeployment
+from serve.ranker import RankerDeployment, RankReply
 from tooling.load import percentile
 
 
@@ -68,18 +71,23 @@ def synthetic_model(seed: int = 7) -> LgbmRanker:
 
 
 async def closed(call: Callable[[], Awaitable[object]], concurrency: int,
-                 seconds: float) -> tuple[int, list[float]]:
+                 seconds: float) -> tuple[int, list[float], list[float]]:
+    """Calls answered, their latencies (ms), and the replica's part of each (ms, for the
+    calls answered with a `RankReply`)."""
     latencies: list[float] = []
+    inside: list[float] = []
     stop = time.monotonic() + seconds
 
     async def worker() -> None:
         while time.monotonic() < stop:
             t = time.perf_counter()
-            await call()
+            reply = await call()
             latencies.append((time.perf_counter() - t) * 1000)
+            if isinstance(reply, RankReply):
+                inside.append(reply.queued_ms + reply.scored_ms)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(latencies), latencies
+    return len(latencies), latencies, inside
 
 
 async def run(dsn: str, a: argparse.Namespace) -> None:
@@ -102,8 +110,8 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
                for i in range(64)]
     formula = [np.random.default_rng(i).random((a.candidates, len(FEATURES)))
                for i in range(64)]
-    order = await handle.rank.remote(record.version, learned[0])
-    assert order is not None and sorted(order) == list(range(a.candidates)), order
+    first: RankReply = await handle.rank.remote(record.version, learned[0])
+    assert first.order is not None and sorted(first.order) == list(range(a.candidates)), first
 
     def through(h: DeploymentHandle, name: str,
                 inputs: list[np.ndarray]) -> Callable[[], Awaitable[object]]:
@@ -125,17 +133,20 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
     rows = []
     for label, call, concurrency in (*paths, ("in-proc", in_process, 1)):
         await closed(call, concurrency, min(3.0, a.seconds))  # warm-up
-        n, lat = await closed(call, concurrency, a.seconds)
+        n, lat, inside = await closed(call, concurrency, a.seconds)
         rows.append((label, concurrency, n / a.seconds, percentile(lat, 50),
-                     percentile(lat, 99)))
+                     percentile(lat, 99),
+                     f"{percentile(inside, 50):.2f} / {percentile(inside, 99):.2f}"
+                     if inside else ""))
     wait = a.batch_wait if a.batch_wait is not None else "default"
     print(f"\nRanker deployment (batch wait {wait}"
           f" s), {a.candidates} candidates x {len(LEARNED_FEATURES)} features, "
           f"{a.seconds:g} s per path, model {record.version} "
           f"({len(model.to_bytes()) // 1024} KB artifact)")
-    print("| path | in flight | calls/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
-    for label, concurrency, rate, p50, p99 in rows:
-        print(f"| {label} | {concurrency} | {rate:.0f} | {p50:.2f} | {p99:.2f} |")
+    print("| path | in flight | calls/s | p50 ms | p99 ms | in the replica: p50 / p99 ms |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    for label, concurrency, rate, p50, p99, inside in rows:
+        print(f"| {label} | {concurrency} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {inside} |")
     p99 = rows[0][4]
     print(f"\nlearned p99 {p99:.2f} ms at {a.concurrency} in flight: "
           f"{'under' if p99 < 20 else 'OVER'} issue 14's 20 ms; "

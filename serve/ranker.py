@@ -11,8 +11,10 @@ the formula and says so); the other requests of the batch are not affected.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from typing import Protocol
 
@@ -27,6 +29,7 @@ from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry, checksum
 from ranking import Ranker, get_ranker, order_of, ranker_names
 from ranking.lgbm import LgbmRanker
+from serve import stages
 from serve.stages import timed
 
 log = logging.getLogger("aisle.ranker")
@@ -34,6 +37,18 @@ MODELS_KEPT = 8  # loaded model versions per replica (production, candidates und
 RANK_TIMEOUT_S = 2.0  # a re-ranking call that takes longer falls back to the formula
 RANK_RETRY_AFTER_S = 1.0  # after a failed call, the deployment is left alone this long
 ORDERS_KEPT = 4096  # orders a Gateway replica remembers (~1 KB each for 200 candidates)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RankReply:
+    """The Ranker deployment's answer to one call: the order (None: that ranker cannot be
+    used), and the replica's own account of the call's time: waiting in the replica for its
+    batch (`queued_ms`) and the batch being scored (`scored_ms`). The caller's round trip
+    minus these is the transport and the caller's own waits (its event loop)."""
+
+    order: list[int] | None
+    queued_ms: float = 0.0
+    scored_ms: float = 0.0
 
 
 class RankerClient(Protocol):
@@ -96,7 +111,8 @@ class RankerHandle:
     The orders it got for learned versions are remembered (`KeptOrders`, `kept` of them):
     the same candidates with the same features under the same version are not sent again,
     also while the breaker is open. The `ranker` stage of a search's Server-Timing is a call
-    that went out."""
+    that went out (the Gateway's round trip); `ranker_queue` and `ranker_score` are the
+    replica's part of it (`RankReply`)."""
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
                  retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False,
@@ -123,13 +139,17 @@ class RankerHandle:
         if kept is not None:
             return kept
 
-        async def call() -> list[int] | None:
-            order: list[int] | None = await asyncio.wait_for(
+        async def call() -> RankReply:
+            reply: RankReply = await asyncio.wait_for(
                 self._handle.rank.remote(name, features), self.timeout_s)
-            return order
+            return reply
 
         with timed("ranker"):
-            order = await self.breaker.call("rank", call)
+            reply = await self.breaker.call("rank", call)
+        order = reply.order if reply is not None else None
+        if reply is not None:
+            stages.add("ranker_queue", reply.queued_ms)
+            stages.add("ranker_score", reply.scored_ms)
         if order is not None and key is not None:
             self.orders.put(key, order)
         return order
@@ -181,10 +201,13 @@ class RankerDeployment:
     # no wait for more requests: a batch is what queued while the last one was scored (at 16
     # in flight 0 and 2 ms give the same calls/s; alone, a call answers 2.5 ms sooner)
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
-    async def rank_batch(self, requests: list[tuple[str, np.ndarray]]) -> list[list[int] | None]:
+    async def rank_batch(self, requests: list[tuple[str, np.ndarray, float]]
+                         ) -> list[RankReply]:
+        """Each request: (ranker name, features, when the replica got it: perf_counter)."""
+        started = time.perf_counter()
         out: list[list[int] | None] = [None for _ in requests]
-        for name in {n for n, _ in requests}:  # one model call per model name in the batch
-            mine = [i for i, (n, _) in enumerate(requests) if n == name]
+        for name in {n for n, _, _ in requests}:  # one model call per model name in the batch
+            mine = [i for i, (n, _, _) in enumerate(requests) if n == name]
             try:
                 ranker = await self.models.get(name)
                 scores = ranker.score(np.vstack([requests[i][1] for i in mine]))
@@ -196,8 +219,10 @@ class RankerDeployment:
                 n = len(requests[i][1])
                 out[i] = [int(j) for j in order_of(scores[start:start + n])]
                 start += n
-        return out
+        scored_ms = (time.perf_counter() - started) * 1000
+        return [RankReply(order, (started - got) * 1000, scored_ms)
+                for order, (_, _, got) in zip(out, requests, strict=True)]
 
-    async def rank(self, name: str, features: np.ndarray) -> list[int] | None:
-        order: list[int] | None = await self.rank_batch((name, features))
-        return order
+    async def rank(self, name: str, features: np.ndarray) -> RankReply:
+        reply: RankReply = await self.rank_batch((name, features, time.perf_counter()))
+        return reply

@@ -65,6 +65,14 @@ def timed(stage: str) -> Iterator[None]:
         stages.add(stage, (time.perf_counter() - started) * 1000)
 
 
+def add(stage: str, ms: float) -> None:
+    """Adds `ms` measured elsewhere (another process's own account of its part) to `stage`
+    of the request being measured, if any."""
+    stages = _current.get()
+    if stages is not None:
+        stages.add(stage, ms)
+
+
 def parse_header(value: str) -> dict[str, float]:
     """A `Server-Timing` header back into {stage: ms} (what benchmarks read)."""
     out: dict[str, float] = {}

@@ -32,9 +32,13 @@ async def test_ranker_deployment_orders_each_request_of_a_batch(app_url: str) ->
     names = ["text" if i % 2 else "default" for i in range(len(requests))]
     got = await asyncio.gather(*(handle.rank.remote(n, f)
                                  for n, f in zip(names, requests, strict=True)))
-    for n, f, best in zip(names, requests, got, strict=True):
-        assert best == [int(i) for i in order(get_ranker(n), f)]
-        assert sorted(best) == list(range(len(f)))
+    for n, f, reply in zip(names, requests, got, strict=True):
+        assert reply.order == [int(i) for i in order(get_ranker(n), f)]
+        assert sorted(reply.order) == list(range(len(f)))
+        # the replica's own account: its wait for a batch and the batch's scoring
+        assert reply.queued_ms >= 0 and reply.scored_ms > 0
+    # 50 calls at once cannot all be in the first batch: some waited in the replica
+    assert max(r.queued_ms for r in got) > 0
 
 
 async def test_a_search_is_reranked_by_a_learned_model_in_the_ranker_deployment(
@@ -67,7 +71,10 @@ async def test_a_search_is_reranked_by_a_learned_model_in_the_ranker_deployment(
     index_order = [c["product_id"] for c in body["explain"]["candidates"]]
     assert len(index_order) == 5
     assert [x["product_id"] for x in body["results"]] == index_order[::-1]
-    assert parse_header(r.headers["Server-Timing"])["ranker"] > 0  # the call went out
+    timing = parse_header(r.headers["Server-Timing"])
+    assert timing["ranker"] > 0  # the call went out
+    # and the replica's part of that round trip is named beside it
+    assert 0 < timing["ranker_queue"] + timing["ranker_score"] <= timing["ranker"]
     # the same search again: the same candidates with the same features, so the Gateway
     # answers with the order it remembers, without calling the Ranker (a row that changed
     # meanwhile, e.g. a stock level landing, is a new key: hence a few tries)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from serve.ranker import KeptOrders, RankerHandle
+from serve.ranker import KeptOrders, RankerHandle, RankReply
 from serve.stages import Stages, untimed
 
 
@@ -27,11 +27,11 @@ class FakeHandle:
     def remote(self, name: str, features: np.ndarray) -> Any:
         self.calls += 1
 
-        async def answer() -> list[int]:
+        async def answer() -> RankReply:
             await asyncio.sleep(self.delay)
             if self.fail:
                 raise RuntimeError("replica died")
-            return list(range(len(features)))[::-1]
+            return RankReply(list(range(len(features)))[::-1], 0.25, 0.5)
 
         return answer()
 
@@ -150,3 +150,5 @@ async def test_a_call_that_went_out_is_the_ranker_stage_and_a_shadow_adds_nothin
 
         await asyncio.get_running_loop().create_task(shadowed())
     assert "ranker" in first.ms and "ranker" not in again.ms and shadow.ms == {}
+    # the replica's own account of the call, beside the round trip
+    assert (first.ms["ranker_queue"], first.ms["ranker_score"]) == (0.25, 0.5)
