@@ -6,7 +6,7 @@ tree uses over --seconds (from /proc), as a share of one core, by process kind. 
 comparator in the same run: a bare Ray cluster (`ray.init()` and nothing else) measured the
 same way: Ray's own floor, which no change to aisle can go below; and Ray Serve serving one
 no-op deployment over HTTP (controller, proxy, one replica): the floor of any Serve app, with
-the Serve settings the demo starts Ray with (serve/quiet.py) and with Serve's defaults. Issue
+the Serve settings the demo starts Ray with (serve/ray_env.py) and with Serve's defaults. Issue
 15 asks the idle demo for < 3 % of one core.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from serve.quiet import QUIET, quiet
+from serve.ray_env import SERVE_ENV, serve_env
 from tooling.load import cpu_seconds
 
 BARE_RAY = ("import ray, time; ray.init(include_dashboard=False, log_to_driver=False); "
@@ -46,11 +46,11 @@ time.sleep(100000)
 def comparator(code: str, settle: float, seconds: float,
                serve_defaults: bool = False) -> dict[str, float]:
     """The CPU of a process tree started by `code` (which prints "ready"), idle; with the
-    demo's Serve settings (serve/quiet.py), or with Serve's defaults."""
+    demo's Serve settings (serve/ray_env.py), or with Serve's defaults."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"
-           and not (serve_defaults and k in QUIET)}
+           and not (serve_defaults and k in SERVE_ENV)}
     if not serve_defaults:
-        quiet(env)
+        serve_env(env)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env,
                             start_new_session=True)
@@ -104,7 +104,7 @@ def main() -> int:
           f"**{serve_default:.2f}** |")
     print(f"\nidle demo {total:.1f} % of a core (issue 15 asks < 3 %); a bare Ray cluster "
           f"{base:.1f} %, Ray Serve with one no-op deployment {serve_base:.1f} % "
-          f"({serve_default:.1f} % with Serve's defaults, not serve/quiet.py's); aisle's own "
+          f"({serve_default:.1f} % with Serve's defaults, not serve/ray_env.py's); aisle's own "
           f"share above that {total - serve_base:.1f} %")
     return 0
 

@@ -101,8 +101,10 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     from serve.proxy_setup import CALLBACK, ENV
+    from serve.ray_env import ONE_LOOP, serve_env
 
     os.environ.setdefault(ENV, CALLBACK)  # Serve's proxy answers unparsable requests in JSON
+    serve_env(os.environ, ONE_LOOP)  # where the demo's replicas run their code (not its pace)
     ray.init(
         num_cpus=8,
         include_dashboard=False,

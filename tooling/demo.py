@@ -31,7 +31,7 @@ from serve.haproxy_ingress import environment as haproxy_environment
 from serve.haproxy_ingress import remove_state as remove_haproxy_state
 from serve.proxy_setup import CALLBACK as PROXY_CALLBACK
 from serve.proxy_setup import ENV as PROXY_ENV
-from serve.quiet import quiet
+from serve.ray_env import serve_env
 
 DEMO_SELLER_ID = 1
 DASHBOARD_PORT = 8265  # Ray's own default
@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault(PROXY_ENV, PROXY_CALLBACK)  # before Ray starts: its proxy reads it
-    quiet(os.environ)  # Serve's control loop and metrics export at a cheaper pace idle
+    # Serve's control loop and metrics export at a cheaper pace idle; a replica's requests,
+    # user code and handle calls on one event loop
+    serve_env(os.environ)
     # a demo's new database gets one inventory partition per core (at least 2), not the
     # service's 8: each idle partition actor costs ~0.8 % of a core in Ray's own threads
     # (docs/benchmarks.md, bench_idle: 16.8 % idle with 8 on 2 cores, 12.4 % with 2); the

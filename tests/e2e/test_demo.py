@@ -15,6 +15,7 @@ import pytest
 
 from adapters.embedded import free_port
 from serve.haproxy_ingress import config_path
+from serve.ray_env import SERVE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ak_demo-test-key-0123456789"
@@ -34,16 +35,15 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _serve_controllers_settings(demo: int) -> list[tuple[str | None, str | None]]:
-    """(control loop interval, metrics export interval) in the environment of each Serve
-    controller the demo's Ray started."""
+def _serve_settings(demo: int, process: str) -> list[dict[str, str | None]]:
+    """serve/ray_env.py's settings in the environment of each process of the demo's Ray whose
+    command line names `process`."""
     found = []
     for child in psutil.Process(demo).children(recursive=True):
         try:
-            if "ServeController" in " ".join(child.cmdline()):
+            if process in " ".join(child.cmdline()):
                 env = child.environ()
-                found.append((env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S"),
-                              env.get("RAY_SERVE_METRICS_EXPORT_INTERVAL_MS")))
+                found.append({name: env.get(name) for name in SERVE_ENV})
         except psutil.Error:  # gone meanwhile
             continue
     return found
@@ -111,10 +111,12 @@ def test_demo_serves_the_sample_catalog_and_stops_cleanly(tmp_path: Path) -> Non
         state = {config.parent for cmd in ours
                  if (config := config_path(cmd.split())) is not None}
         assert state and all(d.is_dir() for d in state), ours
-        # Serve at serve/quiet.py's pace (cheaper idle), unless the caller's environment says
-        assert _serve_controllers_settings(proc.pid) == [(
-            env.get("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", "0.5"),
-            env.get("RAY_SERVE_METRICS_EXPORT_INTERVAL_MS", "1000"))]
+        # Serve at serve/ray_env.py's pace (cheaper idle) and its Gateways' code on one event
+        # loop, unless the caller's environment says otherwise
+        wanted = {name: env.get(name, value) for name, value in SERVE_ENV.items()}
+        assert _serve_settings(proc.pid, "ServeController") == [wanted]
+        gateways = _serve_settings(proc.pid, "ServeReplica:aisle:Gateway")
+        assert gateways and all(g == wanted for g in gateways), gateways
         _each_client_is_counted_apart_behind_haproxy(url)
         _unparsable_http_gets_a_400(port)
     finally:
