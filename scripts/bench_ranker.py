@@ -12,12 +12,10 @@ loaded from the registry), at --concurrency searches in flight, each asking for 
   in-proc   the same learned model scored in this process, one call at a time (the floor)
 
 Prints calls/s, p50 and p99 per path, and the learned path's p99 against issue 14's 20 ms;
-for the deployment's paths also the replica's own part of each call (`RankReply`: waiting in
-the replica for its batch, and the batch's scoring): the rest of a call's time is the handle's
-transport and the caller's event loop.
---transports actor,grpc: the deployment paths once per transport of the handle: `actor` is
-Serve's default (Ray actor calls, results through the object store), `grpc` Serve's
-interdeployment gRPC transport (`handle.options(_by_reference=False)`).
+for the deployment's paths also the handler's part of each call (`RankReply`: from reaching
+the Ranker's handler to its batch being scored, and the batch's scoring): the rest of a
+call's time is the handle's transport, Serve's handling in the replica before the handler,
+and the caller's event loop.
 A fresh Ray cluster and Serve app (one Ranker replica, as the demo runs); PostgreSQL: an
 embedded server in a temporary directory unless --dsn names one (a scratch database is made
 there and dropped).
@@ -27,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from ranking import FEATURES
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
 from serve.ranker import RankerDeployment, RankReply
+from serve.ray_env import serve_env
 from tooling.load import percentile
 
 
@@ -143,7 +143,7 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
           f" s), {a.candidates} candidates x {len(LEARNED_FEATURES)} features, "
           f"{a.seconds:g} s per path, model {record.version} "
           f"({len(model.to_bytes()) // 1024} KB artifact)")
-    print("| path | in flight | calls/s | p50 ms | p99 ms | in the replica: p50 / p99 ms |\n"
+    print("| path | in flight | calls/s | p50 ms | p99 ms | in the handler: p50 / p99 ms |\n"
           "|---|---:|---:|---:|---:|---:|")
     for label, concurrency, rate, p50, p99, inside in rows:
         print(f"| {label} | {concurrency} | {rate:.0f} | {p50:.2f} | {p99:.2f} | {inside} |")
@@ -165,6 +165,7 @@ def main() -> int:
     p.add_argument("--dsn", default=None, help="a PostgreSQL server (a scratch database is "
                                                "made in it and dropped)")
     a = p.parse_args()
+    serve_env(os.environ)  # the Serve settings the demo runs with (before Ray starts)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="bench-ranker-") as tmp:
         embedded = None if a.dsn else EmbeddedPostgres(Path(tmp) / "pg")

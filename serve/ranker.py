@@ -42,9 +42,10 @@ ORDERS_KEPT = 4096  # orders a Gateway replica remembers (~1 KB each for 200 can
 @dataclasses.dataclass(frozen=True, slots=True)
 class RankReply:
     """The Ranker deployment's answer to one call: the order (None: that ranker cannot be
-    used), and the replica's own account of the call's time: waiting in the replica for its
-    batch (`queued_ms`) and the batch being scored (`scored_ms`). The caller's round trip
-    minus these is the transport and the caller's own waits (its event loop)."""
+    used), and the handler's account of the call's time: from reaching the handler to its
+    batch being scored (`queued_ms`), and the batch's scoring (`scored_ms`). The caller's
+    round trip minus these is the transport, Serve's own handling in the replica before the
+    handler, and the caller's own waits (its event loop)."""
 
     order: list[int] | None
     queued_ms: float = 0.0
