@@ -113,7 +113,7 @@ class RankerHandle:
     the same candidates with the same features under the same version are not sent again,
     also while the breaker is open. The `ranker` stage of a search's Server-Timing is a call
     that went out (the Gateway's round trip); `ranker_queue` and `ranker_score` are the
-    replica's part of it (`RankReply`)."""
+    Ranker handler's part of it (`RankReply`)."""
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = RANK_TIMEOUT_S,
                  retry_after_s: float = RANK_RETRY_AFTER_S, grpc: bool = False,
