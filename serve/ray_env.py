@@ -20,9 +20,11 @@ busy loop. With both off, a replica's requests, its user code and its handle cal
 replica's main loop (the two flags `RAY_SERVE_THROUGHPUT_OPTIMIZED` sets, without its other
 changes: logs, garbage collection). Measured in A/B pairs on the demo (docs/benchmarks.md
 session 22): a Gateway's CPU per search -6 to -14 % and searches/s +10 to +19 %. What it
-costs: user code that blocks the loop blocks the replica's own work too (health checks,
-metrics pushes); aisle's handlers hand blocking work to threads, except reads of small
-shards, milliseconds each (adapters/search/local_reads.py).
+costs: the slowest requests wait behind more work (product pages at 1M products, 8
+connections: p99 +13-14 ms; the search's p99 did not rise), and user code that blocks the
+loop blocks the replica's own work too (health checks, metrics pushes); aisle's handlers
+hand blocking work to threads, except reads of small shards, milliseconds each
+(adapters/search/local_reads.py).
 """
 
 from __future__ import annotations
