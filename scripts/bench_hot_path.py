@@ -36,26 +36,13 @@ from starlette.routing import Match
 
 from adapters.search.tantivy_shard import TantivyShard
 from domain.search import FACET_SIZE, Facets, Filters, IndexQuery, TextQuery, top_buckets
-from serve.api import make_api
-from serve.routes import (
-    cart,
-    catalog,
-    experiments,
-    inventory,
-    operations,
-    pages,
-    pricing,
-    rankers,
-    search,
-    seller,
-    sellers,
-    storefront,
-)
-from serve.routes import media as media_routes
+from serve.api import ROUTE_AREAS, make_api
 from tooling.plain_search import newest_generation
 
-BEFORE_ORDER = (seller, media_routes, sellers, pricing, catalog, inventory, search, pages, cart,
-                rankers, experiments, operations, storefront)
+_AREA = {m.__name__.rsplit(".", 1)[1]: m for m in ROUTE_AREAS}
+BEFORE_ORDER = tuple(_AREA[name] for name in (  # the routers' order before session 21
+    "seller", "media", "sellers", "pricing", "catalog", "inventory", "search", "pages", "cart",
+    "rankers", "experiments", "operations", "storefront"))
 WORDS = (
     "black", "white", "wireless", "usb", "cable", "case", "phone", "shoes", "women", "men",
     "kids", "water", "bottle", "led", "light", "kitchen", "knife", "dog", "toy", "cat", "bag",

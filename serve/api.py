@@ -35,6 +35,10 @@ from serve.routes import (
     storefront,
 )
 
+# the routers in the order they are matched (see above)
+ROUTE_AREAS = (search, pages, cart, storefront, catalog, seller, media, sellers, pricing,
+               inventory, rankers, experiments, operations)
+
 
 def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
              upload_bytes: int = DEFAULT_UPLOAD_BYTES) -> FastAPI:
@@ -47,8 +51,7 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
     install_error_handlers(api)
     api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
-    for area in (search, pages, cart, storefront, catalog, seller, media, sellers, pricing,
-                 inventory, rankers, experiments, operations):
+    for area in ROUTE_AREAS:
         api.include_router(area.router)
     install_openapi(api)
     return api
