@@ -29,8 +29,7 @@ from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry, checksum
 from ranking import Ranker, get_ranker, order_of, ranker_names
 from ranking.lgbm import LgbmRanker
-from serve import stages
-from serve.stages import timed
+from serve.stages import add_timing, timed
 
 log = logging.getLogger("aisle.ranker")
 MODELS_KEPT = 8  # loaded model versions per replica (production, candidates under test)
@@ -147,13 +146,13 @@ class RankerHandle:
 
         with timed("ranker"):
             reply = await self.breaker.call("rank", call)
-        order = reply.order if reply is not None else None
-        if reply is not None:
-            stages.add("ranker_queue", reply.queued_ms)
-            stages.add("ranker_score", reply.scored_ms)
-        if order is not None and key is not None:
-            self.orders.put(key, order)
-        return order
+        if reply is None:
+            return None
+        add_timing("ranker_queue", reply.queued_ms)
+        add_timing("ranker_score", reply.scored_ms)
+        if reply.order is not None and key is not None:
+            self.orders.put(key, reply.order)
+        return reply.order
 
 
 class ModelStore:

@@ -65,7 +65,7 @@ def timed(stage: str) -> Iterator[None]:
         stages.add(stage, (time.perf_counter() - started) * 1000)
 
 
-def add(stage: str, ms: float) -> None:
+def add_timing(stage: str, ms: float) -> None:
     """Adds `ms` measured elsewhere (another process's own account of its part) to `stage`
     of the request being measured, if any."""
     stages = _current.get()
