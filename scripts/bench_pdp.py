@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 from eval_relevance import REPO, running_service  # scripts/ is on sys.path: our own folder
 
-from tooling.load import closed_loop, cpu_rows
+from tooling.load import closed_loop, cpu_rows, tag_rows
 
 
 async def product_ids(client: httpx.AsyncClient, limit: int) -> list[str]:
@@ -89,6 +89,8 @@ async def bench(url: str, a: argparse.Namespace) -> list[str]:
         f"| no-op ceiling | {noop['rps']:,.0f} | {noop['p50']:.1f} | {noop['p99']:.1f} | "
         f"{noop['errors']} | | 1.00 |",
         f"\nX-Cache of the measured PDP requests: {pdp['cache']}",
+        "\nThe PDP requests by X-Cache (the p99 is the slowest 1 %: which kinds are they?):",
+        *tag_rows(pdp, "X-Cache"),
         "\nCPU per request while each load ran (ms of CPU per request, by process):",
         *cpu_rows(("PDP", pdp), ("no-op", noop), seconds=a.seconds)]
     return rows

@@ -92,10 +92,14 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, Json]],
                       tag: Callable[[httpx.Response], str] | None = None) -> Json:
     """`concurrency` clients each sending `request()` (path, query parameters) and waiting
     for the answer, for `warmup` then `seconds` measured: requests/s, p50/p99 (ms), errors
-    (not 200, or no answer), the count of each `tag(response)` (errors tagged "error"), and
-    the CPU each process used meanwhile (`cpu_seconds` deltas), and the `Server-Timing`
-    stages of the answers (stage -> ms of each answer that reached it)."""
+    (not 200, or no answer), the count of each `tag(response)` (errors tagged "error") and
+    the latencies of each tag's requests, the CPU each process used meanwhile
+    (`cpu_seconds` deltas), and the `Server-Timing` stages of the answers (stage -> ms of
+    each answer that reached it; `tag_stages`: the same per tag)."""
     lat: list[float] = []
+    by_tag: dict[str, list[float]] = collections.defaultdict(list)
+    tag_stages: dict[str, dict[str, list[float]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list))
     stages: dict[str, list[float]] = collections.defaultdict(list)
     errors = 0
     tags: collections.Counter[str] = collections.Counter()
@@ -120,11 +124,13 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, Json]],
                 done = time.perf_counter()
                 if now >= measure_from:
                     lat.append(done - now)
+                    by_tag[how].append(done - now)
                     errors += not ok
                     tags[how] += 1
                     if ok and (timing := r.headers.get("server-timing")):
                         for stage, ms in parse_server_timing(timing).items():
                             stages[stage].append(ms)
+                            tag_stages[how][stage].append(ms)
 
         async def meter() -> None:
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
@@ -134,7 +140,9 @@ async def closed_loop(url: str, request: Callable[[], tuple[str, Json]],
             cpu.update({k: after[k] - before.get(k, 0.0) for k in after})
 
         await asyncio.gather(meter(), *(worker() for _ in range(concurrency)))
-    return _result(lat, seconds, errors, tags, cpu, stages)
+    return _result(lat, seconds, errors, tags, cpu, stages) | {
+        "tag_latencies": dict(by_tag),
+        "tag_stages": {k: dict(v) for k, v in tag_stages.items()}}
 
 
 def _result(lat: list[float], seconds: float, errors: int, tags: Mapping[str, int],
@@ -155,12 +163,37 @@ def combined(*parts: Json) -> Json:
     cpu: collections.Counter[str] = collections.Counter()
     tags: collections.Counter[str] = collections.Counter()
     stages: dict[str, list[float]] = collections.defaultdict(list)
+    by_tag: dict[str, list[float]] = collections.defaultdict(list)
+    tag_stages: dict[str, dict[str, list[float]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list))
     for p in parts:
         cpu.update(p["cpu"])
         tags.update(p["tags"])
         for stage, ms in p["stages"].items():
             stages[stage] += ms
-    return _result(lat, seconds, sum(p["errors"] for p in parts), tags, cpu, stages)
+        for tag, tag_lat in p.get("tag_latencies", {}).items():
+            by_tag[tag] += tag_lat
+        for tag, st in p.get("tag_stages", {}).items():
+            for stage, ms in st.items():
+                tag_stages[tag][stage] += ms
+    return _result(lat, seconds, sum(p["errors"] for p in parts), tags, cpu, stages) | {
+        "tag_latencies": dict(by_tag), "tag_stages": {k: dict(v) for k, v in tag_stages.items()}}
+
+
+def tag_rows(load: Json, name: str = "tag") -> list[str]:
+    """A markdown table of one `closed_loop` load's requests by tag: share, p50 / p99 ms,
+    and each Server-Timing stage those requests reached (how many, p50 / p99 ms)."""
+    n = max(load["n"], 1)
+    rows = [f"| {name} | requests | p50 / p99 ms | stages: share of them, p50 / p99 ms |",
+            "|---|---:|---:|---|"]
+    for tag, lat in sorted(load["tag_latencies"].items(), key=lambda kv: -len(kv[1])):
+        stages = load["tag_stages"].get(tag, {})
+        cells = "; ".join(f"{s} {len(v) / len(lat):.0%}, {percentile(v, 50):.1f} / "
+                          f"{percentile(v, 99):.1f}" for s, v in stages.items())
+        rows.append(f"| {tag} | {len(lat):,} ({len(lat) / n:.1%}) | "
+                    f"{percentile(lat, 50) * 1000:.1f} / {percentile(lat, 99) * 1000:.1f} | "
+                    f"{cells} |")
+    return rows
 
 
 def stage_rows(*loads: tuple[str, Mapping[str, Sequence[float]], int]) -> list[str]:

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from serve.pdp import PrewarmIn
 from serve.routes.seller import ProductPath
-from serve.services import Internal, Json, Svc
+from serve.services import Internal, Json, Svc, is_internal_caller
+from serve.stages import Stages
 
 router = APIRouter()
 
 
 @router.get("/api/v1/products/{product_id}", tags=["catalog"])
-async def product_page(svc: Svc, product_id: ProductPath) -> Response:
+async def product_page(svc: Svc, product_id: ProductPath, request: Request) -> Response:
     """The product detail page: product, variants with price, stock and images, the buy
     box, seller, reviews summary, related products, badges, deals. 404 `product_not_found`
     (unknown, deleted, draft) or `product_unavailable` (taken off sale). The `X-Cache`
     header says whether Redis had it (hit), it was loaded (miss) or Redis was unavailable
     (bypass), or this process had the whole page from the last second (local). While
     PostgreSQL cannot be reached, a page whose parts are not in Redis is the page as last
-    assembled (kept a day), with `stale: true` and `X-Cache: stale`; 503 if there is none."""
+    assembled (kept a day), with `stale: true` and `X-Cache: stale`; 503 if there is none.
+    Internal callers also get where the time went (`Server-Timing`: `page_cache` the Redis
+    read and whatever it had to load, within it `page_db` and `page_related`; `page_stock`,
+    `page_owners`)."""
     local = svc.pages.local(product_id)  # no await: Serve then skips its extra calls
     if local is not None:
         return Response(local, media_type="application/json", headers={"X-Cache": "local"})
-    data, how = await svc.pages.encoded(product_id)
-    return Response(data, media_type="application/json", headers={"X-Cache": how})
+    if not is_internal_caller(request):
+        data, how = await svc.pages.encoded(product_id)
+        return Response(data, media_type="application/json", headers={"X-Cache": how})
+    stages = Stages()
+    with stages.current():
+        data, how = await svc.pages.encoded(product_id)
+    return Response(data, media_type="application/json",
+                    headers={"X-Cache": how, "Server-Timing": stages.header()})
 
 
 @router.post("/api/v1/internal/cache/prewarm", tags=["internal"], status_code=202,
