@@ -41,6 +41,7 @@ from domain.inventory_api import Inventory
 from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
+from serve.stages import timed
 
 log = logging.getLogger("aisle.pdp")
 JsonObject = dict[str, Any]  # a page, a row, a report: JSON objects (keys in the docs)
@@ -219,9 +220,10 @@ class ProductPages:
         keys = [product_key(product_id), price_key(product_id)]
         # the stock keys this page needed last time come in the same MGET (one round trip)
         guess = self._stock_ids.get(product_id)
-        values, how, raw = await self.cache.get_or_load(
-            keys, lambda missing: self._load(product_id, missing),
-            stock_cache.keys(guess[0] + guess[1]) if guess else (), tag=token)
+        with timed("page_cache"):
+            values, how, raw = await self.cache.get_or_load(
+                keys, lambda missing: self._load(product_id, missing),
+                stock_cache.keys(guess[0] + guess[1]) if guess else (), tag=token)
         meta = values[keys[0]]
         own, related = stock_ids(meta)
         if guess == (own, related) and raw is not None:
@@ -250,13 +252,16 @@ class ProductPages:
         row = prices = None
         if not self.database.closed:  # a dead database costs no timeout
             raise ConnectionError("PostgreSQL failed less than a second ago")
-        async with self.pool.acquire() as conn:
-            if pk in keys:
-                row = await load_product(conn, product_id)
-            if ck in keys and (pk not in keys or _sellable(row)):
-                prices = await load_prices(conn, product_id, now)
+        with timed("page_db"):
+            async with self.pool.acquire() as conn:
+                if pk in keys:
+                    row = await load_product(conn, product_id)
+                if ck in keys and (pk not in keys or _sellable(row)):
+                    prices = await load_prices(conn, product_id, now)
         if pk in keys:
-            related, related_ok = await self._related(row) if _sellable(row) else ([], True)
+            with timed("page_related"):
+                related, related_ok = (await self._related(row) if _sellable(row)
+                                       else ([], True))
             meta = metadata(row, related, related_ok, now.timestamp())
             ttl = (NEGATIVE_TTL_S if "gone" in meta
                    else self.product_ttl_s if related_ok else NO_RELATED_TTL_S)
@@ -265,10 +270,10 @@ class ProductPages:
             if prices is None:  # not on sale: nothing to price (remembered like the 404;
                 out[ck] = ({}, NEGATIVE_TTL_S * 1000)  # a catalog event drops it sooner)
             else:
-                vs = prices.pricing.variants.values()
+                vs = prices.variants.values()
                 snapshot, ttl_ms = price_snapshot(
                     ((v.item, v.compare_price_cents, v.offers, v.rule) for v in vs),
-                    prices.pricing.deals, prices.seller_names, prices.deal_names,
+                    prices.deals, prices.seller_names, prices.deal_names,
                     prices.next_deal_start, now, self.price_ttl_s)
                 out[ck] = (snapshot, ttl_ms)
         return out
@@ -312,14 +317,17 @@ class ProductPages:
         `got` has them already); the product's variants without one come from their owners
         (who publish them then)."""
         if got is None:
-            snaps = await self.cache.stock(own + related)
+            with timed("page_stock"):
+                snaps = await self.cache.stock(own + related)
             got = {str(v): s for v, s in (snaps or {}).items()}
         missing = [v for v in own if str(v) not in got]
         inventory = self.inventory
         if missing and inventory is not None:
             try:
-                owners = await self._owner_reads.do(tuple(missing), lambda: asyncio.wait_for(
-                    inventory.stock(missing), self.owner_timeout_s))
+                with timed("page_owners"):
+                    owners = await self._owner_reads.do(
+                        tuple(missing),
+                        lambda: asyncio.wait_for(inventory.stock(missing), self.owner_timeout_s))
             except Exception as exc:  # shown as UNKNOWN: never guessed
                 log.warning("stock of %s unavailable: %r", missing, exc)
                 owners = {}

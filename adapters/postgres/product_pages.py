@@ -1,17 +1,16 @@
 """What a product page is made of, read from PostgreSQL: the product with its seller, reviews
-summary, active variants and images (metadata), and the inputs of its prices (the pricing
-engine's, via pricing_repo.load_pricing, plus the names shown and when the price may change
-next). Each is one read on one connection; the caches in serve/pdp.py sit in front of it."""
+summary, active variants and images (metadata: one statement), and the inputs of its prices
+(the pricing engine's, with the names shown and when the price may change next:
+pricing_repo.load_product_pricing, three statements). The caches in serve/pdp.py sit in front
+of them."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from adapters.postgres import Conn
-from adapters.postgres.pricing_repo import PricingInputs, load_pricing
+from adapters.postgres.pricing_repo import PricingInputs, load_product_pricing
 
 _PRODUCT = """
 SELECT p.product_id, p.seller_id, p.external_id, p.title, p.description, p.category_id,
@@ -55,33 +54,10 @@ async def load_product(conn: Conn, product_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-@dataclasses.dataclass(frozen=True)
-class PriceInputs:
-    pricing: PricingInputs  # sellable variants only (product, variant and seller ACTIVE)
-    seller_names: dict[int, str]  # every offer's seller
-    deal_names: dict[int, str]
-    next_deal_start: datetime | None  # the next deal in scope to start: prices change then
-
-
-async def load_prices(conn: Conn, product_id: int, now: datetime) -> PriceInputs:
-    variant_ids: Sequence[int] = [r["variant_id"] for r in await conn.fetch(
-        "SELECT variant_id FROM product_variants WHERE product_id = $1 AND status = 'ACTIVE'",
-        product_id)]
-    pricing = await load_pricing(conn, variant_ids, now)
-    sellers = sorted({o.seller_id for vp in pricing.variants.values() for o in vp.offers})
-    names = {r["seller_id"]: r["name"] for r in await conn.fetch(
-        "SELECT seller_id, name FROM sellers WHERE seller_id = ANY($1::bigint[])", sellers)}
-    deals = {r["deal_id"]: r["name"] for r in await conn.fetch(
-        "SELECT deal_id, name FROM deals WHERE deal_id = ANY($1::bigint[])",
-        [d.deal_id for d in pricing.deals])} if pricing.deals else {}
-    items = [vp.item for vp in pricing.variants.values()]
-    next_start = await conn.fetchval(
-        _NEXT_DEAL, now,
-        sorted({str(i.product_id) for i in items}),
-        sorted({str(c) for i in items for c in i.category_ids}),
-        sorted({i.brand.lower() for i in items if i.brand}),
-        [str(s) for s in sellers]) if items else None
-    return PriceInputs(pricing, names, deals, next_start)
+async def load_prices(conn: Conn, product_id: int, now: datetime) -> PricingInputs:
+    """The inputs of the product's prices: its sellable variants' (none when it is not on
+    sale), with the names shown and when the next deal in scope starts (prices change then)."""
+    return await load_product_pricing(conn, product_id, now)
 
 
 async def top_products(conn: Conn, limit: int) -> list[int]:

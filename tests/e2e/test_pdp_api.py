@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from adapters.postgres import pricing_repo
+from serve.stages import parse_header as parse_server_timing
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller
 
@@ -136,6 +137,19 @@ async def test_product_page_has_the_seed_shape(client: httpx.AsyncClient,
     assert pid not in related and shop["empty"]["product_id"] not in related
     again = await pdp(client, pid)  # this Gateway's own copy of the page
     assert again.headers["x-cache"] == "local" and again.json() == page
+
+
+async def test_internal_callers_see_where_a_page_took_its_time(
+        client: httpx.AsyncClient, shop: dict[str, Any]) -> None:
+    """A page loaded for an internal caller names its parts in `Server-Timing` (PostgreSQL's
+    and the index's inside the cache's); a shopper's page carries no such header."""
+    r = await client.get(f"/api/v1/products/{shop['other']['product_id']}", headers=INTERNAL)
+    assert r.status_code == 200 and r.headers["x-cache"] == "miss", r.headers
+    stages = parse_server_timing(r.headers["server-timing"])
+    assert {"page_cache", "page_db", "page_related", "page_stock"} <= set(stages), stages
+    assert stages["page_db"] + stages["page_related"] <= stages["page_cache"]
+    shopper = await pdp(client, shop["same"]["product_id"])
+    assert shopper.status_code == 200 and "server-timing" not in shopper.headers
 
 
 async def test_a_deal_shows_the_price_before_it(client: httpx.AsyncClient, pool: asyncpg.Pool,

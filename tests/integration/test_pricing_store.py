@@ -200,6 +200,39 @@ async def test_load_pricing_feeds_a_quote(pg: asyncpg.Pool) -> None:
     q = quote([Line(vp.item.sold_by(box.winner), 2)], inputs.deals, inputs.rules, None, None,
               NOW)
     assert q.lines[0].unit.dynamic_cents == 8_820 and q.total_cents == 17_640
+    # the names shown beside the prices, and when the next deal in scope starts
+    assert inputs.seller_names == {SELLER: "Owner", RIVAL: "Rival"}
+    assert set(inputs.deal_names) == {d.deal_id for d in inputs.deals}
+    assert inputs.next_deal_start == NOW + timedelta(hours=1)
+    async with pg.acquire() as conn:  # a product page's: the same, by the product
+        assert await repo.load_product_pricing(conn, PRODUCT, NOW) == inputs
+
+
+async def test_listing_prices_hold_until_a_deal_in_scope_starts(pg: asyncpg.Pool) -> None:
+    """Until the first deal they were priced with ends or the next one in scope starts; a
+    disabled rule is not loaded; a product off sale has nothing to price."""
+    await pg.execute(
+        """INSERT INTO deals (name, scope, scope_value, kind, amount, starts_at, ends_at) VALUES
+           ('Spring', 'brand', 'sony', 'percent', 1000, $1, $2),
+           ('Later', 'product', $3, 'percent', 2000, $4, $2),
+           ('Elsewhere', 'brand', 'acme', 'percent', 2000, $5, $2)""",
+        NOW - timedelta(hours=1), NOW + timedelta(hours=3), str(PRODUCT),
+        NOW + timedelta(minutes=30), NOW + timedelta(minutes=10))
+    await pg.execute(
+        """INSERT INTO dynamic_price_rules (variant_id, floor_cents, ceiling_cents, low_stock,
+               high_stock, hot_velocity, cold_velocity, step_up_bp, step_down_bp, enabled)
+           VALUES ($1, 9200, 11000, 5, 100, 10, 1, 500, 500, false)""", VARIANT)
+    async with pg.acquire() as conn:
+        inputs = await repo.load_product_pricing(conn, PRODUCT, NOW)
+        shown, until = await repo.listing_prices_until(conn, [VARIANT], NOW)
+    assert [inputs.deal_names[d.deal_id] for d in inputs.deals] == ["Spring"]
+    assert inputs.variants[VARIANT].rule is None
+    assert inputs.next_deal_start == NOW + timedelta(minutes=30)  # not the other brand's
+    assert shown[PRODUCT][0] == 9_000 and until == NOW + timedelta(minutes=30)
+    await pg.execute("UPDATE products SET status = 'INACTIVE'")
+    async with pg.acquire() as conn:
+        off = await repo.load_product_pricing(conn, PRODUCT, NOW)
+    assert (off.variants, off.deals, off.next_deal_start) == ({}, (), None)
 
 
 async def test_load_coupon_reports_usage(pg: asyncpg.Pool) -> None:

@@ -18,6 +18,7 @@ from adapters.postgres.pricing_repo.inputs import (
     PricingInputs,
     line_sources,
     load_pricing,
+    load_product_pricing,
     offer_warehouses,
 )
 from adapters.postgres.pricing_repo.listings import listing_prices, listing_prices_until
@@ -35,6 +36,7 @@ __all__ = [
     "listing_prices_until",
     "load_coupon",
     "load_pricing",
+    "load_product_pricing",
     "offer_warehouses",
     "record_price_change",
     "redeem_coupon",

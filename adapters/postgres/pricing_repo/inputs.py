@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
+import asyncpg
+
 from adapters.postgres import Conn
 from adapters.postgres.pricing_repo._rows import dynamic_rule, offer
 from domain.pricing import Deal, DynamicRule, Item, Offer
@@ -25,38 +27,47 @@ class VariantPricing:
 class PricingInputs:
     variants: dict[int, VariantPricing]  # sellable ones only: others are simply absent
     deals: tuple[Deal, ...]  # active at `now` and in scope of at least one of them
+    seller_names: dict[int, str] = dataclasses.field(default_factory=dict)  # every offer's
+    deal_names: dict[int, str] = dataclasses.field(default_factory=dict)  # the deals'
+    next_deal_start: datetime | None = None  # the next deal in scope to start: prices change
 
     @property
     def rules(self) -> list[DynamicRule]:
         return [v.rule for v in self.variants.values() if v.rule is not None]
 
 
+# the variants with their product's facts, the category's ancestors (itself included), the
+# seller's name and rating, the platform's stock and the enabled rule (one row per variant)
 _VARIANTS = """
 SELECT v.variant_id, v.product_id, v.price_cents, v.compare_price_cents, p.seller_id,
-       p.category_id, p.brand, s.rating,
+       p.category_id, p.brand, s.rating, s.name AS seller_name,
        COALESCE((SELECT sum(st.available) FROM stock st
                  JOIN warehouses w ON w.warehouse_id = st.warehouse_id
                  WHERE st.variant_id = v.variant_id AND w.seller_id IS NULL),
-                0)::bigint AS available
+                0)::bigint AS available,
+       ARRAY(WITH RECURSIVE up (category_id, parent_id) AS (
+                 SELECT c.category_id, c.parent_id FROM categories c
+                 WHERE c.category_id = p.category_id
+                 UNION ALL
+                 SELECT c.category_id, c.parent_id FROM up
+                 JOIN categories c ON c.category_id = up.parent_id)
+             SELECT category_id FROM up) AS category_ids,
+       r.enabled AS has_rule, r.floor_cents, r.ceiling_cents, r.low_stock, r.high_stock,
+       r.hot_velocity, r.cold_velocity, r.step_up_bp, r.step_down_bp, r.window_s
 FROM product_variants v
 JOIN products p ON p.product_id = v.product_id
 JOIN sellers s ON s.seller_id = p.seller_id
-WHERE v.variant_id = ANY($1::bigint[])
+LEFT JOIN dynamic_price_rules r ON r.variant_id = v.variant_id AND r.enabled
+WHERE {which}
   AND v.status = 'ACTIVE' AND p.status = 'ACTIVE' AND s.status = 'ACTIVE'
+ORDER BY v.variant_id
 """
-
-_ANCESTORS = """
-WITH RECURSIVE up (start_id, category_id, parent_id) AS (
-    SELECT category_id, category_id, parent_id FROM categories WHERE category_id = ANY($1::int[])
-    UNION ALL
-    SELECT up.start_id, c.category_id, c.parent_id
-    FROM up JOIN categories c ON c.category_id = up.parent_id
-)
-SELECT start_id, array_agg(category_id) AS ids FROM up GROUP BY start_id
-"""
+_OF_VARIANTS = _VARIANTS.format(which="v.variant_id = ANY($1::bigint[])")
+_OF_PRODUCT = _VARIANTS.format(which="v.product_id = $1")
 
 _OFFERS = """
 SELECT o.variant_id, o.seller_id, o.price_cents, o.warehouse_id, s.rating,
+       s.name AS seller_name,
        CASE WHEN o.warehouse_id IS NULL THEN o.available
             ELSE COALESCE((SELECT st.available FROM stock st WHERE st.variant_id = o.variant_id
                            AND st.warehouse_id = o.warehouse_id), 0) END AS available
@@ -64,55 +75,68 @@ FROM offers o JOIN sellers s ON s.seller_id = o.seller_id
 WHERE o.variant_id = ANY($1::bigint[]) AND s.status = 'ACTIVE'
 """
 
-_RULES = """
-SELECT r.*, p.seller_id
-FROM dynamic_price_rules r
-JOIN product_variants v ON v.variant_id = r.variant_id
-JOIN products p ON p.product_id = v.product_id
-WHERE r.variant_id = ANY($1::bigint[]) AND r.enabled
-"""
-
+# the deals active at $1 in scope (with their names), and when the next one in scope starts:
+# one row at least (the next start; NULL deal columns when none is active)
 _DEALS = """
-SELECT deal_id, scope, scope_value, kind, amount, starts_at, ends_at, seller_id FROM deals
-WHERE starts_at <= $1 AND ends_at > $1 AND (
-       (scope = 'product' AND scope_value = ANY($2::text[]))
-    OR (scope = 'category' AND scope_value = ANY($3::text[]))
-    OR (scope = 'brand' AND lower(scope_value) = ANY($4::text[]))
-    OR (scope = 'seller' AND scope_value = ANY($5::text[])))
+WITH scoped AS (
+    SELECT deal_id, name, scope, scope_value, kind, amount, starts_at, ends_at, seller_id
+    FROM deals
+    WHERE ends_at > $1 AND (
+           (scope = 'product' AND scope_value = ANY($2::text[]))
+        OR (scope = 'category' AND scope_value = ANY($3::text[]))
+        OR (scope = 'brand' AND lower(scope_value) = ANY($4::text[]))
+        OR (scope = 'seller' AND scope_value = ANY($5::text[])))
+)
+SELECT d.*, n.next_start
+FROM (SELECT min(starts_at) AS next_start FROM scoped WHERE starts_at > $1) n
+LEFT JOIN scoped d ON d.starts_at <= $1
+ORDER BY d.deal_id
 """
 
 
 async def load_pricing(conn: Conn, variant_ids: Sequence[int], now: datetime) -> PricingInputs:
     """Everything `quote` and `unit_price` need for these variants: list price, product facts
     (category with its ancestors, brand, seller), every offer, the rule, and the deals active
-    at `now` that touch any of them. An `offers` row of the product's own seller replaces the
-    offer made from the variant row."""
-    ids = sorted(set(variant_ids))
-    rows = await conn.fetch(_VARIANTS, ids)
+    at `now` that touch any of them; with the sellers' and deals' names and when the next
+    deal in scope starts. An `offers` row of the product's own seller replaces the offer made
+    from the variant row. Three statements (none when no variant is sellable)."""
+    return await _pricing(conn, await conn.fetch(_OF_VARIANTS, sorted(set(variant_ids))), now)
+
+
+async def load_product_pricing(conn: Conn, product_id: int, now: datetime) -> PricingInputs:
+    """`load_pricing` of the product's active variants (a product page's prices)."""
+    return await _pricing(conn, await conn.fetch(_OF_PRODUCT, product_id), now)
+
+
+async def _pricing(conn: Conn, rows: Sequence[asyncpg.Record], now: datetime) -> PricingInputs:
+    if not rows:  # nothing sellable: no offer, rule or deal can touch it
+        return PricingInputs({}, ())
     ids = [r["variant_id"] for r in rows]
-    cats = sorted({r["category_id"] for r in rows if r["category_id"] is not None})
-    ancestors = {r["start_id"]: frozenset(r["ids"]) for r in await conn.fetch(_ANCESTORS, cats)}
     offers: dict[int, dict[int, Offer]] = {r["variant_id"]: {r["seller_id"]: offer(r)}
                                            for r in rows}
+    names = {r["seller_id"]: r["seller_name"] for r in rows}
     for o in await conn.fetch(_OFFERS, ids):
         offers[o["variant_id"]][o["seller_id"]] = offer(o)
-    rules = {r["variant_id"]: dynamic_rule(r) for r in await conn.fetch(_RULES, ids)}
+        names[o["seller_id"]] = o["seller_name"]
     variants: dict[int, VariantPricing] = {}
     for r in rows:
         v = r["variant_id"]
         item = Item(v, r["product_id"], r["seller_id"], r["price_cents"],
-                    ancestors.get(r["category_id"], frozenset()), r["brand"])
-        variants[v] = VariantPricing(item, r["compare_price_cents"],
-                                     tuple(offers[v].values()), rules.get(v))
+                    frozenset(r["category_ids"]), r["brand"])
+        variants[v] = VariantPricing(item, r["compare_price_cents"], tuple(offers[v].values()),
+                                     dynamic_rule(r) if r["has_rule"] else None)
     items = [vp.item for vp in variants.values()]
     deal_rows = await conn.fetch(
         _DEALS, now,
         sorted({str(i.product_id) for i in items}),
         sorted({str(c) for i in items for c in i.category_ids}),
         sorted({i.brand.lower() for i in items if i.brand}),
-        sorted({str(o.seller_id) for vp in variants.values() for o in vp.offers}))
-    deals = tuple(Deal(**dict(d)) for d in deal_rows)
-    return PricingInputs(variants, deals)
+        sorted({str(s) for s in names}))
+    active = [d for d in deal_rows if d["deal_id"] is not None]
+    deals = tuple(Deal(d["deal_id"], d["scope"], d["scope_value"], d["kind"], d["amount"],
+                       d["starts_at"], d["ends_at"], d["seller_id"]) for d in active)
+    return PricingInputs(variants, deals, names, {d["deal_id"]: d["name"] for d in active},
+                         deal_rows[0]["next_start"])
 
 
 async def offer_warehouses(conn: Conn, pairs: Sequence[tuple[int, int]]

@@ -21,8 +21,9 @@ async def listing_prices(conn: Conn, variant_ids: Sequence[int],
 
 async def listing_prices_until(conn: Conn, variant_ids: Sequence[int], now: datetime
                                ) -> tuple[dict[int, tuple[int, int | None]], datetime | None]:
-    """`listing_prices`, and when the first deal they were priced with ends (None: no deal
-    touched them): the moment they may stop being true without any write."""
+    """`listing_prices`, and when the first deal they were priced with ends or the next deal
+    in scope starts (None: no deal touches them): the moment they may stop being true without
+    any write."""
     if not variant_ids:
         return {}, None
     inputs = await load_pricing(conn, variant_ids, now)
@@ -35,4 +36,7 @@ async def listing_prices_until(conn: Conn, variant_ids: Sequence[int], now: date
         shown = listing_price(variants, inputs.deals, now)
         if shown is not None:
             out[pid] = shown
-    return out, min((d.ends_at for d in inputs.deals), default=None)
+    changes = [d.ends_at for d in inputs.deals]
+    if inputs.next_deal_start is not None:
+        changes.append(inputs.next_deal_start)
+    return out, min(changes, default=None)
