@@ -245,24 +245,32 @@ class ProductPages:
 
     async def _load(self, product_id: int, keys: list[str]) -> Loaded:
         """The missing parts from PostgreSQL (one connection), related products from the
-        index; each with the lifetime it may be cached for (ms)."""
+        index (searched while the prices are read); each with the lifetime it may be cached
+        for (ms)."""
         now = self.clock()
         out: Loaded = {}
         pk, ck = product_key(product_id), price_key(product_id)
         row = prices = None
+        related: asyncio.Task[tuple[list[JsonObject], bool]] | None = None
         if not self.database.closed:  # a dead database costs no timeout
             raise ConnectionError("PostgreSQL failed less than a second ago")
-        with timed("page_db"):
+        try:
             async with self.pool.acquire() as conn:
                 if pk in keys:
-                    row = await load_product(conn, product_id)
+                    with timed("page_db"):
+                        row = await load_product(conn, product_id)
+                    if _sellable(row):
+                        related = asyncio.get_running_loop().create_task(self._related(row))
                 if ck in keys and (pk not in keys or _sellable(row)):
-                    prices = await load_prices(conn, product_id, now)
+                    with timed("page_db"):
+                        prices = await load_prices(conn, product_id, now)
+            if pk in keys:
+                found, related_ok = await related if related is not None else ([], True)
+        finally:
+            if related is not None and not related.done():  # PostgreSQL failed meanwhile
+                related.cancel()
         if pk in keys:
-            with timed("page_related"):
-                related, related_ok = (await self._related(row) if _sellable(row)
-                                       else ([], True))
-            meta = metadata(row, related, related_ok, now.timestamp())
+            meta = metadata(row, found, related_ok, now.timestamp())
             ttl = (NEGATIVE_TTL_S if "gone" in meta
                    else self.product_ttl_s if related_ok else NO_RELATED_TTL_S)
             out[pk] = (meta, min(ttl, self.product_ttl_s) * 1000)
@@ -280,15 +288,23 @@ class ProductPages:
 
     async def _related(self, row: JsonObject | None) -> tuple[list[JsonObject], bool]:
         """Products of the same category with similar titles (the title's and the brand's
-        words), those of the same brand first, in stock by the index, this one excluded;
-        without a category, those of the same brand. One index search; ([], False) while the
-        index cannot answer (the metadata is then kept a short while only)."""
+        words, in titles), those of the same brand first, in stock by the index, this one
+        excluded; without a category, those of the same brand. One index search over titles
+        only (half the CPU of searching every text field: at 1M products most of a page's
+        load); ([], False) while the index cannot answer (the metadata is then kept a short
+        while only)."""
         if self.index is None or row is None:
             return [], True
+        with timed("page_related"):
+            return await self._similar(self.index, row)
+
+    async def _similar(self, index: SearchIndex, row: JsonObject
+                       ) -> tuple[list[JsonObject], bool]:
         pid = int(row["product_id"])
         words = [w for w in tokenize(row["title"]) if len(w) > _SHORT_WORD][:12]
         words += tokenize(row["brand"] or "")
-        text = TextQuery(tuple((w,) for w in dict.fromkeys(words)), require_all=False)
+        text = TextQuery(tuple((w,) for w in dict.fromkeys(words)), require_all=False,
+                         fields="title")
         if row["category_id"] is not None:
             filters = Filters(category_ids=(int(row["category_id"]),), in_stock=True,
                               exclude_ids=(pid,))
@@ -298,7 +314,7 @@ class ProductPages:
         else:
             return [], True
         try:
-            result = await asyncio.wait_for(self.index.search(IndexQuery(
+            result = await asyncio.wait_for(index.search(IndexQuery(
                 text, filters, limit=2 * RELATED_CANDIDATES, facets=False)), INDEX_TIMEOUT_S)
         except Exception as exc:  # no live index yet, or shards restarting: none for now
             log.info("related products of %d unavailable: %r", pid, exc)

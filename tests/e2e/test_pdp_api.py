@@ -142,12 +142,13 @@ async def test_product_page_has_the_seed_shape(client: httpx.AsyncClient,
 async def test_internal_callers_see_where_a_page_took_its_time(
         client: httpx.AsyncClient, shop: dict[str, Any]) -> None:
     """A page loaded for an internal caller names its parts in `Server-Timing` (PostgreSQL's
-    and the index's inside the cache's); a shopper's page carries no such header."""
+    and the index's within the cache's); a shopper's page carries no such header."""
     r = await client.get(f"/api/v1/products/{shop['other']['product_id']}", headers=INTERNAL)
     assert r.status_code == 200 and r.headers["x-cache"] == "miss", r.headers
     stages = parse_server_timing(r.headers["server-timing"])
     assert {"page_cache", "page_db", "page_related", "page_stock"} <= set(stages), stages
-    assert stages["page_db"] + stages["page_related"] <= stages["page_cache"]
+    # inside the load (the related products are searched while the prices are read)
+    assert max(stages["page_db"], stages["page_related"]) <= stages["page_cache"]
     shopper = await pdp(client, shop["same"]["product_id"])
     assert shopper.status_code == 200 and "server-timing" not in shopper.headers
 
