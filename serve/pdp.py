@@ -288,11 +288,12 @@ class ProductPages:
 
     async def _related(self, row: JsonObject | None) -> tuple[list[JsonObject], bool]:
         """Products of the same category with similar titles (the title's and the brand's
-        words, in titles), those of the same brand first, in stock by the index, this one
-        excluded; without a category, those of the same brand. One index search over titles
-        only (half the CPU of searching every text field: at 1M products most of a page's
-        load); ([], False) while the index cannot answer (the metadata is then kept a short
-        while only)."""
+        words, in titles: a product sharing no word with this title is not one, whatever its
+        brand), those of the same brand first, in stock by the index, this one excluded;
+        without a category, those of the same brand (their every field). One index search,
+        over titles only in a category (half the CPU of searching every text field: at 1M
+        products most of a page's load); ([], False) while the index cannot answer (the
+        metadata is then kept a short while only)."""
         if self.index is None or row is None:
             return [], True
         with timed("page_related"):
@@ -303,8 +304,10 @@ class ProductPages:
         pid = int(row["product_id"])
         words = [w for w in tokenize(row["title"]) if len(w) > _SHORT_WORD][:12]
         words += tokenize(row["brand"] or "")
+        # in a category, titles only; by brand alone (no category), the brand's words must
+        # find the brand's products in every field, as the filter asks
         text = TextQuery(tuple((w,) for w in dict.fromkeys(words)), require_all=False,
-                         fields="title")
+                         fields="title" if row["category_id"] is not None else "all")
         if row["category_id"] is not None:
             filters = Filters(category_ids=(int(row["category_id"]),), in_stock=True,
                               exclude_ids=(pid,))

@@ -84,6 +84,12 @@ MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on
 # scores at the cut (common: scores are sums of a few impact levels) seldom costs a second
 # search of the whole query; the extra hits cost microseconds to sort
 FIRST_FETCH = 4
+
+
+def _first_fetch(n: int) -> int:
+    """Hits fetched first for a relevance page of n: FIRST_FETCH x (n + 1), within MAX_TIES
+    (a deeper page fetches n + 1, as the second searches would never pass MAX_TIES either)."""
+    return max(n + 1, min(MAX_TIES, FIRST_FETCH * (n + 1)))
 SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
 ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
 CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
@@ -431,7 +437,7 @@ class TantivyShard:
         query = self._query(q, searcher, view.clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
-            res = searcher.search(query, limit=FIRST_FETCH * (n + 1), count=True)
+            res = searcher.search(query, limit=_first_fetch(n), count=True)
             hits = self._by_relevance(searcher, query, n, res.hits)
         else:
             field, order = _SORT_FIELD[q.sort]
@@ -604,12 +610,12 @@ class TantivyShard:
 
     def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
                       found: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
-        """The top n of `found` (the best FIRST_FETCH x (n + 1) by score, as tantivy answers)
+        """The top n of `found` (the best `_first_fetch(n)` by score, as tantivy answers)
         in the merge order: score, then tie key. When the n-th and the last found score alike,
         more are fetched until the run of equal scores ends, so the cut does not fall on
         whichever tied document tantivy met first (every document scoring above the last one
         found is among them). Only the hits down to the end of the n-th's run are ordered."""
-        limit = FIRST_FETCH * (n + 1)
+        limit = _first_fetch(n)
         while (n > 0 and len(found) == limit and found[n - 1][0] == found[-1][0]
                and limit < MAX_TIES):
             limit = min(MAX_TIES, limit * 4)

@@ -43,3 +43,11 @@ def test_pages_through_a_long_run_of_equal_scores(shard: TantivyShard, first_fet
             text, Filters(), offset=o, limit=size, facets=False)).hits[o:]]
             for o in range(0, 120, size)]
         assert [p for page in pages for p in page] == expected[:len(pages) * size], size
+
+
+def test_the_first_fetch_stays_within_the_tie_window() -> None:
+    """A page deeper than MAX_TIES fetches what it did before (n + 1: its cut is never
+    searched again either); others FIRST_FETCH times the page, up to MAX_TIES."""
+    assert ts._first_fetch(20) == ts.FIRST_FETCH * 21
+    assert ts._first_fetch(ts.MAX_TIES // 2) == ts.MAX_TIES
+    assert ts._first_fetch(ts.MAX_TIES) == ts.MAX_TIES + 1
