@@ -33,7 +33,8 @@ from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, lo
 from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
-from adapters.postgres.product_pages import load_prices, load_product, top_products
+from adapters.postgres.pricing_repo import load_product_pricing
+from adapters.postgres.product_pages import load_product, top_products
 from adapters.redis_keys import last_page_key, price_key, product_key
 from adapters.search import SearchIndex
 from domain.errors import Unavailable
@@ -263,7 +264,7 @@ class ProductPages:
                         related = asyncio.get_running_loop().create_task(self._related(row))
                 if ck in keys and (pk not in keys or _sellable(row)):
                     with timed("page_db"):
-                        prices = await load_prices(conn, product_id, now)
+                        prices = await load_product_pricing(conn, product_id, now)
             if pk in keys:
                 found, related_ok = await related if related is not None else ([], True)
         finally:

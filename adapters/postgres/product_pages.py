@@ -6,11 +6,9 @@ of them."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from adapters.postgres import Conn
-from adapters.postgres.pricing_repo import PricingInputs, load_product_pricing
 
 _PRODUCT = """
 SELECT p.product_id, p.seller_id, p.external_id, p.title, p.description, p.category_id,
@@ -36,28 +34,12 @@ LEFT JOIN reviews_summary r ON r.product_id = p.product_id
 WHERE p.product_id = $1
 """
 
-_NEXT_DEAL = """
-SELECT min(starts_at) FROM deals
-WHERE starts_at > $1 AND (
-       (scope = 'product' AND scope_value = ANY($2::text[]))
-    OR (scope = 'category' AND scope_value = ANY($3::text[]))
-    OR (scope = 'brand' AND lower(scope_value) = ANY($4::text[]))
-    OR (scope = 'seller' AND scope_value = ANY($5::text[])))
-"""
-
-
 async def load_product(conn: Conn, product_id: int) -> dict[str, Any] | None:
     """The product row with its seller, reviews summary, active variants (in display order)
     and images (`[variant_id or None, url]` in display order), whatever its status; None if
     there is no such product."""
     row = await conn.fetchrow(_PRODUCT, product_id)
     return dict(row) if row is not None else None
-
-
-async def load_prices(conn: Conn, product_id: int, now: datetime) -> PricingInputs:
-    """The inputs of the product's prices: its sellable variants' (none when it is not on
-    sale), with the names shown and when the next deal in scope starts (prices change then)."""
-    return await load_product_pricing(conn, product_id, now)
 
 
 async def top_products(conn: Conn, limit: int) -> list[int]:

@@ -82,14 +82,8 @@ _NOT_KEPT = object()
 MAX_TIES = 10_000  # documents with the same sort value fetched to break ties on product_id
 # relevance: the first fetch takes this many times the hits wanted, so that a run of equal
 # scores at the cut (common: scores are sums of a few impact levels) seldom costs a second
-# search of the whole query; the extra hits cost microseconds to sort
+# search of the whole query; hits past the cut's run are not ordered
 FIRST_FETCH = 4
-
-
-def _first_fetch(n: int) -> int:
-    """Hits fetched first for a relevance page of n: FIRST_FETCH x (n + 1), within MAX_TIES
-    (a deeper page fetches n + 1, as the second searches would never pass MAX_TIES either)."""
-    return max(n + 1, min(MAX_TIES, FIRST_FETCH * (n + 1)))
 SIGNALS_KEPT = 256  # per read-only shard: queries whose signals are kept (~35 KB each)
 ROWS_KEPT = 1_000  # products kept per query (~0.17 MB at most)
 CLAUSES_KEPT = 20_000  # per read-only shard: (field, words, weight, fuzzy) -> clause
@@ -103,6 +97,12 @@ TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
 # text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
 Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
 Signals = dict[int, tuple[float, ...]]  # product -> domain.search.SIGNALS
+
+
+def _first_fetch(n: int) -> int:
+    """Hits fetched first for a relevance page of n: FIRST_FETCH x (n + 1), within MAX_TIES
+    (a deeper page fetches n + 1, as the second searches would never pass MAX_TIES either)."""
+    return max(n + 1, min(MAX_TIES, FIRST_FETCH * (n + 1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,12 +437,12 @@ class TantivyShard:
         query = self._query(q, searcher, view.clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
-            res = searcher.search(query, limit=_first_fetch(n), count=True)
-            hits = self._by_relevance(searcher, query, n, res.hits)
+            hits, total = self._by_relevance(searcher, query, n)
         else:
             field, order = _SORT_FIELD[q.sort]
             res = searcher.search(query, limit=max(n, 1), count=True, order_by_field=field,
                                   order=order)
+            total = int(res.count or 0)  # type: ignore[attr-defined]
             hits = [(float(s), a) for s, a in res.hits]
             if len(hits) == n and n > 0:
                 hits = self._with_ties(searcher, query, field, hits)
@@ -463,8 +463,7 @@ class TantivyShard:
                                       dict(zip([int(d["product_id"]) for d in docs],
                                                [a for _, a in hits], strict=True)))
                    if q.signals is not None and out else {})
-        return IndexResult(out, int(res.count or 0), facets,  # type: ignore[attr-defined]
-                           signals)
+        return IndexResult(out, total, facets, signals)
 
     def _kept_signals(self, searcher: tantivy.Searcher, view: _View, text: TextQuery,
                       ask: SignalRequest, pids: Sequence[int],
@@ -608,20 +607,22 @@ class TantivyShard:
             out.append(vec)
         return out
 
-    def _by_relevance(self, searcher: tantivy.Searcher, query: Query, n: int,
-                      found: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
-        """The top n of `found` (the best `_first_fetch(n)` by score, as tantivy answers)
-        in the merge order: score, then tie key. When the n-th and the last found score alike,
+    def _by_relevance(self, searcher: tantivy.Searcher, query: Query,
+                      n: int) -> tuple[list[tuple[float, Any]], int]:
+        """The top n by relevance in the merge order: score, then tie key; and how many match.
+        The first fetch is `_first_fetch(n)`. When the n-th and the last found score alike,
         more are fetched until the run of equal scores ends, so the cut does not fall on
         whichever tied document tantivy met first (every document scoring above the last one
         found is among them). Only the hits down to the end of the n-th's run are ordered."""
         limit = _first_fetch(n)
+        res = searcher.search(query, limit=limit, count=True)
+        total, found = int(res.count or 0), res.hits  # type: ignore[attr-defined]
         while (n > 0 and len(found) == limit and found[n - 1][0] == found[-1][0]
                and limit < MAX_TIES):
             limit = min(MAX_TIES, limit * 4)
             found = searcher.search(query, limit=limit, count=False).hits
         if n <= 0 or not found:
-            return []
+            return [], total
         end = min(n, len(found))
         cut = found[end - 1][0]
         while end < len(found) and found[end][0] == cut:
@@ -631,7 +632,7 @@ class TantivyShard:
         ties = searcher.fast_field_values("tie_key", addrs)
         pids = searcher.fast_field_values("product_id", addrs)
         order = sorted(range(len(hits)), key=lambda i: (-hits[i][0], ties[i] or 0, pids[i] or 0))
-        return [hits[i] for i in order[:n]]
+        return [hits[i] for i in order[:n]], total
 
     def _with_ties(self, searcher: tantivy.Searcher, query: Query, field: str,
                    hits: list[tuple[float, Any]]) -> list[tuple[float, Any]]:

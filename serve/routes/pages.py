@@ -27,14 +27,13 @@ async def product_page(svc: Svc, product_id: ProductPath, request: Request) -> R
     local = svc.pages.local(product_id)  # no await: Serve then skips its extra calls
     if local is not None:
         return Response(local, media_type="application/json", headers={"X-Cache": "local"})
-    if not is_internal_caller(request):
-        data, how = await svc.pages.encoded(product_id)
-        return Response(data, media_type="application/json", headers={"X-Cache": how})
     stages = Stages()
     with stages.current():
         data, how = await svc.pages.encoded(product_id)
-    return Response(data, media_type="application/json",
-                    headers={"X-Cache": how, "Server-Timing": stages.header()})
+    headers = {"X-Cache": how}
+    if stages.ms and is_internal_caller(request):  # as searches: shoppers do not get it
+        headers["Server-Timing"] = stages.header()
+    return Response(data, media_type="application/json", headers=headers)
 
 
 @router.post("/api/v1/internal/cache/prewarm", tags=["internal"], status_code=202,
