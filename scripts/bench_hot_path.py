@@ -8,6 +8,12 @@ shared machine is not), each against its comparator in the same run:
 - facet counts: merging two shards' counts and picking the 20 buckets shown (domain.search:
   Facets.add, top_buckets) against adding every bucket one by one and sorting them all, on
   the shards of an index generation (--index: a generation, or the demo's data dir);
+- relevance pages: searching the index's shards for 1-3 words of its own titles (pages of
+  20 and 200, and product pages' related-products searches: a title's words over titles in
+  its category), the first fetch at FIRST_FETCH x the page (now) against 1x (before session
+  23: a run of equal scores at the cut cost a second search), the same hits required of both
+  (the 1x path also orders only down to the cut's run, so it is a little cheaper than the
+  code before was);
 - one Redis MGET of 40 stock snapshots (--redis-url), the caller's CPU;
 - the query embedding of the learned rankers (adapters/text_embedding.py): tokenizing and
   the model's run on short queries;
@@ -32,9 +38,12 @@ from typing import Any
 import httpx
 import redis
 import redis.asyncio as aioredis
+import tantivy
 from starlette.routing import Match
 
+from adapters.search import tantivy_shard
 from adapters.search.tantivy_shard import TantivyShard
+from domain.query import tokenize
 from domain.search import FACET_SIZE, Facets, Filters, IndexQuery, TextQuery, top_buckets
 from serve.api import ROUTE_AREAS, make_api
 from tooling.plain_search import newest_generation
@@ -120,6 +129,51 @@ def facets(generation: Path, n: int) -> list[str]:
             f"{per_call_us(before, n) / k:.1f} us |"]
 
 
+def relevance_pages(generation: Path, queries: int) -> list[str]:
+    shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
+    rnd = random.Random(23)
+    wanted: list[IndexQuery] = []
+    for s in shards:  # titles and categories of documents spread over each shard
+        searcher, _ = s._reader()
+        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
+        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
+            d = searcher.doc(addr).to_dict()
+            words = [w for w in tokenize(d["title"][0]) if len(w) > 2]
+            if not words:
+                continue
+            k = rnd.choice((1, 2, 3))
+            text = TextQuery(tuple((w,) for w in words[:k]), require_all=False)
+            wanted += [IndexQuery(text, Filters(), limit=20, facets=False, slim=True,
+                                  full_docs=20),
+                       IndexQuery(text, Filters(), limit=200, facets=False, slim=True,
+                                  full_docs=20)]
+            if d.get("category_ids"):
+                related = TextQuery(tuple((w,) for w in dict.fromkeys(words[:12])),
+                                    require_all=False, fields="title")
+                wanted.append(IndexQuery(related, Filters(
+                    category_ids=(int(d["category_ids"][0]),), in_stock=True), limit=32,
+                    facets=False))
+
+    def run(first_fetch: int) -> tuple[float, list[list[tuple[int, float]]]]:
+        tantivy_shard.FIRST_FETCH = first_fetch
+        started = time.process_time()
+        out = [[(h.product_id, h.score) for s in shards for h in s.search(q).hits]
+               for q in wanted]
+        return (time.process_time() - started) * 1000 / len(wanted), out
+
+    now_fetch = tantivy_shard.FIRST_FETCH
+    try:
+        run(now_fetch)  # searchers and clauses warmed once for both
+        (now_ms, now_hits), (before_ms, before_hits) = run(now_fetch), run(1)
+    finally:
+        tantivy_shard.FIRST_FETCH = now_fetch
+    same = sum(a == b for a, b in zip(now_hits, before_hits, strict=True))
+    return [f"| a relevance search of {len(shards)} shards, first fetch {now_fetch}x the page "
+            f"(now; {len(wanted)} searches) | {now_ms * 1000:.0f} us |",
+            f"| the same, first fetch 1x (before; the same hits in {same} of {len(wanted)}) | "
+            f"{before_ms * 1000:.0f} us |"]
+
+
 async def one_mget(url: str, n: int) -> list[str]:
     r = aioredis.from_url(url)
     keys = [f"aisle:bench-hot-path:{i}" for i in range(40)]
@@ -194,6 +248,8 @@ def main() -> int:
     p.add_argument("--redis-url", default=None, help="a Redis to time MGET against")
     p.add_argument("--url", default=None, help="a running demo (Redis commands per search)")
     p.add_argument("--searches", type=int, default=600)
+    p.add_argument("--queries", type=int, default=200,
+                   help="documents whose titles make the relevance searches (--index)")
     p.add_argument("--repeat", type=int, default=2000)
     a = p.parse_args()
     rows = route_walk(a.repeat)
@@ -202,6 +258,7 @@ def main() -> int:
         if generation is None:
             raise SystemExit(f"no index generation under {a.index}")
         rows += facets(generation, max(1, a.repeat // 10))
+        rows += relevance_pages(generation, a.queries)
     if a.redis_url:
         rows += asyncio.run(one_mget(a.redis_url, a.repeat))
     rows += embedding(max(1, a.repeat // 10))
