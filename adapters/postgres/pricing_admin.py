@@ -10,8 +10,10 @@ the product, the version read is current) is checked here, under the row's lock.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Literal
 
@@ -91,6 +93,18 @@ def offer_warehouse(seller_id: int, source: StockSource) -> str:
     how many it has) or the platform's for it (`platform`: the platform's warehouse counts
     them through the internal inventory API)."""
     return f"{'s' if source == 'seller' else 'p'}-{seller_id}"
+
+
+@contextlib.asynccontextmanager
+async def offer_lock(conn: Conn, seller_id: int, variant_id: int) -> AsyncIterator[None]:
+    """One seller's writes of its offer of one variant, one at a time (a PostgreSQL advisory
+    lock held by `conn` until the block ends; a connection that dies lets it go)."""
+    key = f"offer:{variant_id}:{seller_id}"
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
 
 async def prepare_offer(conn: Conn, seller_id: int, variant_id: int, source: StockSource,

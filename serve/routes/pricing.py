@@ -128,13 +128,16 @@ async def put_offer(svc: Svc, seller_id: Seller, variant_id: Id, body: OfferIn,
         raise ValidationFailed({"quantity": "platform-held units are counted by the "
                                             "platform's warehouse, not stated by the seller"})
     expected = _version(if_match, required=False)
-    async with svc.pool.acquire() as conn:
+    # the check, the units (in the partition) and the offer row are three writes: one
+    # seller's writes of one offer take turns, so a request refused for its version sets no
+    # units, and the units left are those of the offer row written last
+    async with svc.pool.acquire() as conn, admin.offer_lock(conn, seller_id, variant_id):
         warehouse = await admin.prepare_offer(conn, seller_id, variant_id, body.stock_source,
                                               expected)
-    if body.quantity is not None:
-        await svc.inventory.adjust(variant_id, warehouse, body.quantity,
-                                   f"offer stock stated by seller {seller_id}", absolute=True)
-    async with svc.pool.acquire() as conn:
+        if body.quantity is not None:
+            await svc.inventory.adjust(variant_id, warehouse, body.quantity,
+                                       f"offer stock stated by seller {seller_id}",
+                                       absolute=True)
         o, made = await admin.put_offer(conn, seller_id, variant_id, body.price_cents,
                                         body.condition, body.stock_source, expected,
                                         body.quantity)

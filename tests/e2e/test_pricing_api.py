@@ -212,6 +212,33 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
     assert audit["entries"][2]["actor"] == f"seller:{seller.seller_id}"
 
 
+async def test_two_writes_of_one_offer_at_once_leave_the_units_of_the_one_acknowledged(
+        client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
+        other_seller: Seller, category_ids: dict[str, int]) -> None:
+    """Two PUTs of the same offer at the same version: one is written (200), the other
+    refused (409) without setting any units; the units left are those acknowledged."""
+    tag = "race" + secrets.token_hex(4)
+    _, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    mine = f"s-{seller.seller_id}"
+    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
+                         json={"price_cents": 30_000, "quantity": 5})
+    assert r.status_code == 201, r.text
+    version = r.json()["version"]
+    for round_ in range(6):
+        wanted = (20 + 2 * round_, 21 + 2 * round_)
+        both = await asyncio.gather(*(client.put(
+            f"/api/v1/seller/offers/{v}", headers={**_key(seller), "If-Match": f'"{version}"'},
+            json={"price_cents": 30_000, "quantity": q}) for q in wanted))
+        assert sorted(r.status_code for r in both) == [200, 409], [r.text for r in both]
+        [won] = [r.json() for r in both if r.status_code == 200]
+        assert won["version"] == version + 1
+        version = won["version"]
+        assert won["available"] in wanted
+        assert (await _warehouses(client, v))[mine] == (won["available"], 0, 0), round_
+    assert (await client.delete(f"/api/v1/seller/offers/{v}",
+                                headers=_key(seller))).status_code == 200
+
+
 async def test_deals_by_sellers_and_the_platform(
         client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
         other_seller: Seller, category_ids: dict[str, int]) -> None:
