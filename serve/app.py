@@ -104,7 +104,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         pages=pages, quotes=quotes, builder=builder,
         carts=CartService(pool, inventory, quotes, settings.reservation_ttl_s),
         media=MediaService(pool, catalog, open_store(settings), settings.media_base_url,
-                           ImageLimits(max_bytes=settings.image_max_bytes)),
+                           ImageLimits(max_bytes=settings.image_max_bytes),
+                           settings.max_images),
         repricer=repricer_actor(settings.database_url, settings.reprice_interval_s),
         jobs=Jobs(JobStore(pool)), limiter=RateLimiter(create_cache_redis(settings.redis_url)),
         database=pages.database)

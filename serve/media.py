@@ -24,7 +24,7 @@ from adapters.postgres import Conn, media_repo
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.media_repo import MediaImage
 from domain.catalog import ImageIn
-from domain.errors import AisleError
+from domain.errors import AisleError, ValidationFailed
 from domain.images import SIZES, ImageLimits, inspect, original_key, thumbnail_key
 
 log = logging.getLogger("aisle.media")
@@ -53,6 +53,7 @@ class MediaService:
     store: ObjectStore  # a directory or an S3 bucket (adapters/media_store.open_store)
     base_url: str  # where thumbnails are served (aisle's /media, or a CDN)
     limits: ImageLimits
+    max_images: int = 20  # per product (AISLE_MAX_IMAGES), as the product API's
     _running: dict[str, asyncio.Task[MediaImage]] = dataclasses.field(default_factory=dict)
 
     def urls(self, sha256: str) -> dict[str, str]:
@@ -71,6 +72,11 @@ class MediaService:
         variant_id = (await self.catalog.variant_of(product_id, variant_sku)
                       if variant_sku else None)
         facts = await asyncio.to_thread(inspect, data, self.limits)  # 422 naming `file`
+        shown = await self.catalog.image_urls(product_id)
+        if (len(shown) >= self.max_images
+                and self.urls(facts.sha256)[str(DISPLAY_SIZE)] not in shown):
+            raise ValidationFailed({"file": f"the product has {len(shown)} images: "
+                                            f"at most {self.max_images}"})
         await self.store.put(original_key(facts.sha256, facts.ext), data)
         image_id = "i" + hashlib.sha256(f"{product_id}:{facts.sha256}".encode()).hexdigest()[:24]
         async with self.pool.acquire() as conn:
@@ -106,7 +112,7 @@ class MediaService:
                 seller_id, row.product_id,
                 ImageIn.model_construct(url=url, position=row.position, alt_text=row.alt_text,
                                         variant_sku=None),
-                row.variant_id, [], ready)
+                row.variant_id, [], ready, self.max_images)
         except AisleError as exc:  # the product was deleted meanwhile: never shown
             async with self.pool.acquire() as conn:
                 await media_repo.mark_failed(conn, row.image_id, exc.message)

@@ -187,12 +187,28 @@ class CatalogRepository:
     async def change_images(
         self, seller_id: int, product_id: int, add: ImageIn | None, variant_id: int | None,
         remove_urls: list[str], also: Callable[[Conn], Awaitable[None]],
+        max_images: int | None = None,
     ) -> int:
         """Adds an image and/or removes images (by url) as a new version of the product, with
         `also` (the upload's own rows) in the same transaction: snapshot, version + 1,
-        outbox `product.updated`. The new version."""
+        outbox `product.updated`. The new version. An image the product shows already is not
+        added again (nothing else to do: no new version); one beyond `max_images` is refused
+        (422 naming `file`)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, seller_id, product_id)
+            if add is not None:
+                shown = await conn.fetch(
+                    "SELECT url FROM product_images WHERE product_id = $1", product_id)
+                urls = {r["url"] for r in shown} - set(remove_urls)
+                if add.url in urls:
+                    add = None
+                elif max_images is not None and len(urls) >= max_images:
+                    raise ValidationFailed({"file": f"the product has {len(urls)} images: "
+                                                    f"at most {max_images}"})
+            if add is None and not remove_urls:
+                await also(conn)
+                return int(await conn.fetchval(
+                    "SELECT version FROM products WHERE product_id = $1", product_id))
             await conn.execute(_SNAPSHOT, product_id)
             version = await conn.fetchval(
                 "UPDATE products SET version = version + 1, updated_at = now() "
@@ -209,6 +225,12 @@ class CatalogRepository:
                                {"product_id": str(product_id), "seller_id": str(seller_id),
                                 "version": version})
             return int(version)
+
+    async def image_urls(self, product_id: int) -> set[str]:
+        """The urls of the images the product shows."""
+        async with self.pool.acquire() as conn:
+            return {r["url"] for r in await conn.fetch(
+                "SELECT url FROM product_images WHERE product_id = $1", product_id)}
 
     async def owned(self, seller_id: int, product_id: int) -> None:
         """404 if there is no such product, 403 if it is another seller's."""

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
+from domain.catalog import SKU_PATTERN, clean_text
 from domain.errors import NotFound, ValidationFailed
 from serve.media import MediaJson
 from serve.services import Json, Seller, Svc, limit_seller
@@ -32,6 +33,15 @@ async def upload_image(
     `file`), scanned, stored; thumbnails (150/300/600/1200 px) are made by Ray tasks, then the
     image joins the product (a new version: search and product pages follow). 202 while
     PROCESSING (`?wait=true`: 201 when READY). The same bytes again: the same image."""
+    bad: dict[str, str] = {}  # the text rules of a product's images (domain.catalog)
+    try:
+        alt_text = clean_text(alt_text).strip()
+    except ValueError as exc:
+        bad["alt_text"] = str(exc)
+    if variant_sku is not None and not SKU_PATTERN.fullmatch(variant_sku):
+        bad["variant_sku"] = "must be a variant's SKU: 1-64 of letters, digits, . _ - /"
+    if bad:
+        raise ValidationFailed(bad)
     data = await file.read(svc.settings.image_max_bytes + 1)
     if len(data) > svc.settings.image_max_bytes:
         raise ValidationFailed({"file": f"is larger than {svc.settings.image_max_bytes} bytes"})

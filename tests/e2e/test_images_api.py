@@ -101,6 +101,9 @@ async def test_upload_thumbnails_show_retry_and_delete(
     (picture()[:2000], {}, "file", "does not decode"),
     (picture(), {"variant_sku": "NO-SUCH-SKU"}, "variant_sku", "no variant"),
     (picture(), {"position": "-1"}, "position", ""),
+    (picture(), {"alt_text": "front\x00view"}, "alt_text", "control character U+0000"),
+    (picture(), {"alt_text": "front \u202eweiv"}, "alt_text", "control character U+202E"),
+    (picture(), {"variant_sku": "WH5\x00BLK"}, "variant_sku", "SKU"),
 ])
 async def test_bad_uploads_are_refused_whole(
         client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,
@@ -125,3 +128,18 @@ async def test_uploads_need_the_products_seller(
     r = await client.post(f"/api/v1/seller/products/{p['product_id']}/images",
                           headers=seller.auth, data={"alt_text": "no file"})
     assert r.status_code == 422 and "file" in str(r.json()["error"]["fields"]), r.text
+
+
+async def test_uploads_stop_at_the_products_image_limit(
+        client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,
+        category_ids: dict[str, int]) -> None:
+    """A product with as many images as a product may have takes no upload (422 naming
+    `file`, nothing stored or written), as the product API refuses one more."""
+    images = [{"url": f"https://img.example.com/{i}.jpg"} for i in range(settings.max_images)]
+    p = await create(client, seller, {**body(category_ids["Headphones"]), "images": images})
+    files = _files(settings)
+    r = await _upload(client, seller, p["product_id"], picture(shade=7))
+    assert r.status_code == 422, r.text
+    assert f"at most {settings.max_images}" in r.json()["error"]["fields"]["file"], r.text
+    assert await _state(pool, p["product_id"]) == (1, 0, settings.max_images)
+    assert _files(settings) == files

@@ -7,10 +7,11 @@ import asyncio
 import asyncpg
 import pytest
 
+from adapters.postgres import Conn
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.settings import Settings
-from domain.catalog import ProductIn
+from domain.catalog import ImageIn, ProductIn
 from domain.errors import VersionConflict
 from domain.sellers import new_api_key
 
@@ -52,6 +53,28 @@ async def test_two_updates_of_the_same_version_one_wins(repo: CatalogRepository)
         "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'product.updated'",
         pid)
     assert events == 1
+
+
+async def test_one_image_finished_twice_at_once_is_shown_once(repo: CatalogRepository) -> None:
+    """Two Gateways finishing the same upload (a retried request): the image joins the
+    product once, one new version; each finisher's own rows are still written."""
+    seller = await repo.create_seller("Imager", new_api_key())
+    pid = int((await repo.create_product(seller, _body("pictured", "RACE-IMG")))["product_id"])
+    image = ImageIn.model_construct(url="https://img.example.com/a.jpg", position=0,
+                                    alt_text="", variant_sku=None)
+    finished: list[int] = []
+
+    async def also(conn: Conn) -> None:
+        finished.append(1)
+
+    versions = await asyncio.gather(*(repo.change_images(seller, pid, image, None, [], also)
+                                      for _ in range(3)))
+    assert sorted(versions) == [2, 2, 2] and len(finished) == 3
+    assert await repo.pool.fetchval(
+        "SELECT count(*) FROM product_images WHERE product_id = $1", pid) == 1
+    assert await repo.pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND event_type = 'product.updated'",
+        pid) == 1
 
 
 async def test_two_creates_racing_for_one_sku_one_wins(repo: CatalogRepository) -> None:
