@@ -29,9 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import DATASETS, read_judgments
-from tooling.ranker_training import API, RankerService, ndcg_by_query, who
+from tooling.ranker_training import API, RankerService, ServiceRefused, ndcg_by_query, who
 from tooling.relevance import default_data_dir, judgments_path
 
 
@@ -221,9 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rankers: set AISLE_INTERNAL_TOKEN (the service's internal token)", file=sys.stderr)
         return 1
     s = RankerService(a.url.rstrip("/"), token)
-    return {"list": cmd_list, "show": cmd_show, "evaluate": cmd_evaluate,
-            "promote": cmd_promote, "rollback": cmd_rollback,
-            "experiment": cmd_experiment}[a.cmd](s, a)
+    command = {"list": cmd_list, "show": cmd_show, "evaluate": cmd_evaluate,
+               "promote": cmd_promote, "rollback": cmd_rollback,
+               "experiment": cmd_experiment}[a.cmd]
+    try:
+        return command(s, a)
+    except ServiceRefused as exc:  # the service's own reason, not a traceback
+        print(f"rankers: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"rankers: no answer from {a.url}: {exc!r}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

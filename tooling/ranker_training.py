@@ -98,6 +98,23 @@ async def collect(url: str, token: str, judgments: Judgments,
     return LoggedFeatures(names, version, rows)
 
 
+class ServiceRefused(RuntimeError):
+    """The service answered an error (4xx/5xx): its JSON error's message and fields."""
+
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        self.status = status
+        try:
+            err = json.loads(text)["error"]
+            message = str(err.get("message") or err.get("code") or text[:300])
+            fields = err.get("fields") or {}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            message, fields = text[:300], {}
+        detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(
+            fields, dict) else ""
+        super().__init__(f"{method} {path}: HTTP {status}: {message}"
+                         + (f" ({detail})" if detail else ""))
+
+
 class RankerService:
     """The internal ranker API of a running aisle."""
 
@@ -110,7 +127,7 @@ class RankerService:
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         r = self.client.request(method, path, json=body)
         if r.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: HTTP {r.status_code}: {r.text[:600]}")
+            raise ServiceRefused(method, path, r.status_code, r.text)
         return r.json()
 
     def production(self) -> str:

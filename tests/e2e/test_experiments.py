@@ -260,12 +260,16 @@ async def test_events_are_validated_and_recorded_without_an_experiment(
     assert r.status_code == 422 and "X-Session-Id" in r.json()["error"]["fields"]
 
 
-def rankers_cli(app_url: str, *args: str) -> str:
+def rankers_cli(app_url: str, *args: str, refused: bool = False) -> str:
+    """The command's output (refused: its error, which must be one line, no traceback)."""
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, str(root / "scripts" / "rankers.py"), "--url", app_url, *args],
         capture_output=True, text=True, timeout=60, cwd=root,
         env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN, "PYTHONPATH": str(root)})
+    if refused:
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        return done.stderr
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -292,3 +296,11 @@ async def test_experiments_from_the_command_line(
     out = await asyncio.to_thread(rankers_cli, app_url, "experiment", "stop", name)
     assert out.startswith("stopped: ") and " stopped " in out
     assert name in await asyncio.to_thread(rankers_cli, app_url, "experiment", "list")
+    # what the service refuses is said in one line: its status, message and fields
+    err = await asyncio.to_thread(rankers_cli, app_url, "experiment", "stop", name,
+                                  refused=True)
+    assert err.startswith("rankers: POST ") and "HTTP 409" in err, err
+    err = await asyncio.to_thread(rankers_cli, app_url, "show", "lgbm_999999", refused=True)
+    assert "HTTP 404" in err, err
+    err = await asyncio.to_thread(rankers_cli, "http://127.0.0.1:9", "list", refused=True)
+    assert err.startswith("rankers: no answer from http://127.0.0.1:9"), err
