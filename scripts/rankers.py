@@ -33,7 +33,15 @@ import httpx
 
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import DATASETS, read_judgments
-from tooling.ranker_training import API, RankerService, ServiceRefused, ndcg_by_query, who
+from tooling.ranker_training import (
+    API,
+    RankerService,
+    ServiceRefused,
+    cross_validated,
+    ndcg_by_query,
+    production_by_query,
+    who,
+)
 from tooling.relevance import default_data_dir, judgments_path
 
 
@@ -77,13 +85,16 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
     judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                                a.dataset)
     queries = sorted(judgments)
-    production = s.production()
-    prod = ndcg_by_query(s.url, judgments, queries, "default")
+    production, prod = production_by_query(s, judgments, queries, a.dataset)
     mine = ndcg_by_query(s.url, judgments, queries, a.version)
+    if not any(mine.values()) and not any(prod.values()):
+        print(f"rankers: no judged {a.dataset} product is found by any search of {s.url}: "
+              f"is it serving the {a.dataset} catalog? Nothing recorded.", file=sys.stderr)
+        return 1
     metrics = ModelMetrics.from_json(m["metrics"]) if m["metrics"].get("datasets") else \
         ModelMetrics({})
-    before = metrics.datasets.get(a.dataset)
-    cv = {q: v[0] for q, v in before.per_query.items()} if before else mine
+    before = cross_validated(m, a.dataset)  # kept: its own figures stay its score
+    cv = before or mine
     per_query = {q: (cv.get(q, 0.0), prod[q]) for q in queries}
     d = DatasetMetrics(sum(v[0] for v in per_query.values()) / len(queries),
                        sum(prod.values()) / len(queries), production, per_query)

@@ -1,0 +1,84 @@
+"""What a candidate's cross-validated figures are held against: a learned production's own
+cross-validated figures (its figure through the API is in-sample: it was trained on those
+queries), the formula's through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
+from tooling import ranker_training
+from tooling.ranker_training import API, cross_validated, production_by_query
+
+QUERIES = ["blue mug", "usb cable", "yoga mat"]
+
+
+def record(folds: int, per_query: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    d = DatasetMetrics(sum(v[0] for v in per_query.values()) / len(per_query), 0.5, FORMULA,
+                       per_query)
+    return {"version": "lgbm_6", "metrics": ModelMetrics({"esci": d}, "abc", folds).to_json()}
+
+
+class FakeService:
+    """The two calls production_by_query makes of a RankerService."""
+
+    url = "http://aisle.invalid"
+
+    def __init__(self, production: str, records: Mapping[str, dict[str, Any]]) -> None:
+        self._production = production
+        self.records = records
+
+    def production(self) -> str:
+        return self._production
+
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        assert method == "GET"
+        return self.records[path.removeprefix(f"{API}/")]
+
+
+@pytest.fixture
+def through_the_api(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """ndcg_by_query answers 0.9 for every query (an in-sample figure) and logs its calls."""
+    asked: list[str] = []
+
+    def fake(url: str, judgments: object, queries: Sequence[str], ranker: str
+             ) -> dict[str, float]:
+        asked.append(ranker)
+        return dict.fromkeys(queries, 0.9)
+
+    monkeypatch.setattr(ranker_training, "ndcg_by_query", fake)
+    return asked
+
+
+def test_a_learned_production_is_held_to_its_cross_validated_figures(
+        through_the_api: list[str]) -> None:
+    cv = {"blue mug": (0.6, 0.5), "usb cable": (0.7, 0.4), "yoga mat": (0.5, 0.5)}
+    service = FakeService("lgbm_6", {"lgbm_6": record(5, cv)})
+    production, per = production_by_query(service, {}, QUERIES, "esci")  # type: ignore[arg-type]
+    assert (production, per) == ("lgbm_6", {"blue mug": 0.6, "usb cable": 0.7, "yoga mat": 0.5})
+    assert through_the_api == []
+
+
+@pytest.mark.parametrize("production, records", [
+    (FORMULA, {}),  # trained on nothing: its figure through the API is out-of-sample
+    ("lgbm_2", {"lgbm_2": record(0, {q: (0.6, 0.5) for q in QUERIES})}),  # no CV figures
+    ("lgbm_3", {"lgbm_3": record(5, {"blue mug": (0.6, 0.5)})}),  # not of these queries
+])
+def test_otherwise_production_is_measured_through_the_api(
+        through_the_api: list[str], production: str,
+        records: Mapping[str, dict[str, Any]]) -> None:
+    service = FakeService(production, records)
+    found, per = production_by_query(service, {}, QUERIES, "esci")  # type: ignore[arg-type]
+    assert (found, per) == (production, dict.fromkeys(QUERIES, 0.9))
+    assert through_the_api == ["default"]
+
+
+def test_cross_validated_figures_of_a_record() -> None:
+    cv = {"blue mug": (0.6, 0.5)}
+    assert cross_validated(record(5, cv), "esci") == {"blue mug": 0.6}
+    assert cross_validated(record(5, cv), "icecat") is None
+    assert cross_validated(record(0, cv), "esci") is None  # evaluated, not cross-validated
+    assert cross_validated({"metrics": {}}, "esci") is None
