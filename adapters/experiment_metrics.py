@@ -31,9 +31,13 @@ class Impression:
     arm: str | None  # the A/B arm (None: interleaved, see `teams`)
     teams: Mapping[int, Team]  # product -> the team that placed it (interleaving)
     team_arms: tuple[str, str] | None = None  # interleaving: the arms of teams a and b
+    shown: frozenset[int] | None = None  # the page's products (None: an older record)
 
     def arm_of(self, product_id: int) -> tuple[str | None, Team | None]:
-        """The arm credited with a result of this search, and its team (interleaving)."""
+        """The arm credited with a result of this search, and its team (interleaving); none
+        for a product the search did not show."""
+        if self.shown is not None and product_id not in self.shown:
+            return None, None
         team = self.teams.get(product_id)
         if self.arm is not None or team is None or self.team_arms is None:
             return self.arm, team
@@ -42,15 +46,18 @@ class Impression:
     def to_json(self) -> str:
         return json.dumps({"experiment": self.experiment, "arm": self.arm,
                            "teams": {str(k): v for k, v in self.teams.items()},
-                           "team_arms": self.team_arms})
+                           "team_arms": self.team_arms,
+                           "shown": None if self.shown is None else sorted(self.shown)})
 
     @staticmethod
     def from_json(raw: bytes | str) -> Impression:
         d = json.loads(raw)
         arms = d.get("team_arms")
+        shown = d.get("shown")
         return Impression(d["experiment"], d["arm"],
                           {int(k): v for k, v in (d.get("teams") or {}).items()},
-                          (arms[0], arms[1]) if arms else None)
+                          (arms[0], arms[1]) if arms else None,
+                          None if shown is None else frozenset(int(x) for x in shown))
 
 
 class ExperimentMetrics:

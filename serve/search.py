@@ -482,7 +482,8 @@ class SearchService:
         pair = routing.interleaved
         await self.experiments.metrics.remember(search_id, Impression(
             e.name, routing.arm.name if routing.arm else None, teams,
-            (pair[0].name, pair[1].name) if pair else None))
+            (pair[0].name, pair[1].name) if pair else None,
+            frozenset(h.product_id for h in page)))
         shadowed = steps.shadowed
         if shadowed is not None:
             async def shadow_counted() -> None:

@@ -140,19 +140,25 @@ class ExperimentStore:
 
     async def counts(self, name: str, team_arms: tuple[str, str]) -> dict[str, EventCounts]:
         """Per arm: clicks and add-to-carts credited to it, and searches it won (the arm whose
-        team got more of the search's clicks; interleaving only: `team_arms` are the arms of
-        teams a and b)."""
+        team got more of the search's clicked products; interleaving only: `team_arms` are
+        the arms of teams a and b). A product clicked (or added) twice from one search
+        counts once: every event is kept, a repeat is not credited again."""
         rows = await self.pool.fetch(
-            """SELECT arm, count(*) FILTER (WHERE kind = 'click') AS clicks,
-                      count(*) FILTER (WHERE kind = 'add_to_cart') AS carts
+            """SELECT arm,
+                      count(DISTINCT (search_id, product_id)) FILTER (WHERE kind = 'click')
+                          AS clicks,
+                      count(DISTINCT (search_id, product_id)) FILTER (
+                          WHERE kind = 'add_to_cart') AS carts
                FROM search_events WHERE experiment = $1 AND arm IS NOT NULL GROUP BY arm""",
             name)
         wins = await self.pool.fetch(
             """SELECT winner, count(*) AS n FROM (
-                   SELECT CASE WHEN count(*) FILTER (WHERE team = 'a')
-                                    > count(*) FILTER (WHERE team = 'b') THEN 'a'
-                               WHEN count(*) FILTER (WHERE team = 'b')
-                                    > count(*) FILTER (WHERE team = 'a') THEN 'b' END AS winner
+                   SELECT CASE WHEN count(DISTINCT product_id) FILTER (WHERE team = 'a')
+                                    > count(DISTINCT product_id) FILTER (WHERE team = 'b')
+                                    THEN 'a'
+                               WHEN count(DISTINCT product_id) FILTER (WHERE team = 'b')
+                                    > count(DISTINCT product_id) FILTER (WHERE team = 'a')
+                                    THEN 'b' END AS winner
                    FROM search_events
                    WHERE experiment = $1 AND kind = 'click' AND team IS NOT NULL
                    GROUP BY search_id) s

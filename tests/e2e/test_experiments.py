@@ -122,6 +122,13 @@ async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
                 if i % 3 == 0:
                     await click(client, found, kind="add_to_cart")
                     carts[arm] += 1
+                if i % 4 == 0:  # the same click again: recorded, credited once
+                    await click(client, found)
+                if i % 5 == 0:  # a product the search did not show: credited to no arm
+                    r = await client.post("/api/v1/events", json={
+                        "type": "click", "search_id": found["search_id"], "product_id": "7",
+                        "position": 1})
+                    assert r.status_code == 202 and r.json()["arm"] is None, r.text
     assert set(arm_of.values()) == {"control", "treatment"}  # 24 sessions reach both arms
     # without a session, or asking for a ranker by name: not in the experiment
     assert (await search(client, q=words))["ranker"]["experiment"] is None
