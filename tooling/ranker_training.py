@@ -157,12 +157,15 @@ def ndcg_by_query(url: str, judgments: Judgments, queries: Sequence[str],
     return score_run(ranker, {q: judgments[q] for q in queries}, found, 10).ndcg
 
 
-def cross_validated(record: Mapping[str, Any], dataset: str) -> dict[str, float] | None:
+def cross_validated(record: Mapping[str, object], dataset: str) -> dict[str, float] | None:
     """A registered model's cross-validated nDCG@10 per judged query of `dataset`, from its
     record (`GET /api/v1/internal/rankers/{version}`): None when it has none (a model not
     trained by train_ranker, or not on that dataset)."""
-    metrics = record.get("metrics") or {}
-    if not metrics.get("folds") or dataset not in (metrics.get("datasets") or {}):
+    metrics = record.get("metrics")
+    if not isinstance(metrics, Mapping) or not metrics.get("folds"):
+        return None
+    sets = metrics.get("datasets")
+    if not isinstance(sets, Mapping) or dataset not in sets:
         return None
     found = ModelMetrics.from_json(metrics).datasets[dataset]
     return {q: v[0] for q, v in found.per_query.items()}
