@@ -45,14 +45,24 @@ class ModelMetrics:
 
     @staticmethod
     def from_json(data: Mapping[str, object]) -> ModelMetrics:
+        """ValueError naming what is wrong when `data` is not metrics as `to_json` writes."""
         sets = data.get("datasets") or {}
         if not isinstance(sets, Mapping):
             raise ValueError("metrics.datasets must be an object")
         out = {}
         for name, d in sets.items():
-            per = {str(q): (float(v[0]), float(v[1])) for q, v in d["per_query"].items()}
-            out[str(name)] = DatasetMetrics(float(d["ndcg"]), float(d["baseline_ndcg"]),
-                                            str(d["baseline"]), per)
+            try:
+                per: dict[str, tuple[float, float]] = {}
+                for q, v in d["per_query"].items():
+                    if len(v) != 2:
+                        raise ValueError(f"per_query[{q!r}] must be [model, production]")
+                    per[str(q)] = (float(v[0]), float(v[1]))
+                out[str(name)] = DatasetMetrics(float(d["ndcg"]), float(d["baseline_ndcg"]),
+                                                str(d["baseline"]), per)
+            except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+                raise ValueError(
+                    f"datasets.{name}: needs ndcg, baseline_ndcg (numbers), baseline (a "
+                    f"ranker) and per_query (query -> [model, production]): {exc!r}") from exc
         folds = data.get("folds", 0)
         return ModelMetrics(out, str(data.get("training_data", "")),
                             int(folds) if isinstance(folds, int) else 0)

@@ -62,6 +62,20 @@ def _record(r: asyncpg.Record) -> ModelRecord:
                        r["note"])
 
 
+def production_before(changes: Sequence[tuple[str, str, str, bool]]) -> str | None:
+    """The version a rollback brings back. Production is a stack: every stage change in
+    order, (version, from_stage, to_stage, made by a rollback), replayed (a promotion pushes
+    its version, a rollback pops the version it took down); the version under the top
+    (None: the formula)."""
+    stack: list[str] = []
+    for version, from_stage, to_stage, rollback in changes:
+        if to_stage == "production" and (not rollback or not stack or stack[-1] != version):
+            stack.append(version)
+        elif from_stage == "production" and rollback and stack and stack[-1] == version:
+            stack.pop()
+    return stack[-2] if len(stack) >= 2 else None
+
+
 class RankerRegistry:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -142,29 +156,36 @@ class RankerRegistry:
                 "SELECT version FROM ranker_models WHERE stage = 'production'")
             if current is None:
                 raise Conflict("no learned model is in production", code="nothing_to_roll_back")
-            before = await conn.fetchval(
-                """SELECT c.version FROM ranker_stage_changes c
-                   WHERE c.to_stage = 'production' AND c.version <> $1
-                     AND c.change_id < (SELECT max(change_id) FROM ranker_stage_changes
-                                        WHERE version = $1 AND to_stage = 'production')
-                   ORDER BY c.change_id DESC LIMIT 1""", current)
+            changes = await conn.fetch(
+                """SELECT version, from_stage, to_stage, rollback FROM ranker_stage_changes
+                   WHERE 'production' IN (from_stage, to_stage) ORDER BY change_id""")
+            before = production_before([(r["version"], r["from_stage"], r["to_stage"],
+                                         r["rollback"]) for r in changes])
             await conn.execute(
                 "UPDATE ranker_models SET stage = 'archived' WHERE version = $1", current)
             await self._log(conn, current, "production", "archived", by, False,
-                            reason or "rollback")
+                            reason or "rollback", rollback=True)
             if before is not None:
                 await conn.execute(
                     "UPDATE ranker_models SET stage = 'production' WHERE version = $1", before)
                 await self._log(conn, before, "archived", "production", by, False,
-                                reason or "rollback")
-            return str(current), str(before) if before is not None else None
+                                reason or "rollback", rollback=True)
+            return str(current), before
 
     async def archive(self, version: str, by: str, reason: str | None = None) -> None:
+        """A candidate archived (one archived already: nothing to do); the production model
+        is taken down by a rollback or a promotion, not archived (409)."""
         async with self.pool.acquire() as conn, conn.transaction():
             stage = await conn.fetchval(
-                "UPDATE ranker_models SET stage = 'archived' WHERE version = $1 "
-                "AND stage = 'candidate' RETURNING stage", version)
-            if stage is not None:
+                "SELECT stage FROM ranker_models WHERE version = $1 FOR UPDATE", version)
+            if stage is None:
+                raise RankerNotFound(f"no ranker model {version!r}")
+            if stage == "production":
+                raise Conflict(f"{version} is in production: roll back or promote another "
+                               "model first", code="in_production")
+            if stage == "candidate":
+                await conn.execute(
+                    "UPDATE ranker_models SET stage = 'archived' WHERE version = $1", version)
                 await self._log(conn, version, "candidate", "archived", by, False, reason)
 
     async def history(self, version: str | None = None) -> list[StageChange]:
@@ -176,9 +197,9 @@ class RankerRegistry:
 
     @staticmethod
     async def _log(conn: Conn, version: str, from_stage: str, to_stage: str,
-                   by: str, forced: bool, reason: str | None) -> None:
+                   by: str, forced: bool, reason: str | None, *, rollback: bool = False) -> None:
         await conn.execute(
             """INSERT INTO ranker_stage_changes (version, from_stage, to_stage, changed_by,
-                                                 forced, reason)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            version, from_stage, to_stage, by, forced, reason)
+                                                 forced, reason, rollback)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            version, from_stage, to_stage, by, forced, reason, rollback)

@@ -71,6 +71,10 @@ async def register_model(svc: Svc, _: Internal, body: ModelIn) -> Json:
         LgbmRanker.from_bytes(artifact, feature_names=body.features)
     except ValueError as exc:
         raise ValidationFailed({"artifact_b64": str(exc)}, "model does not load") from exc
+    try:
+        ModelMetrics.from_json(body.metrics)
+    except ValueError as exc:
+        raise ValidationFailed({"metrics": f"not model metrics: {exc}"}) from exc
     record = await _registry(svc).add(body.kind, body.feature_set, body.features, artifact,
                                       body.metrics, body.created_by, body.note, body.stage)
     return _json(record)
@@ -94,8 +98,8 @@ async def show_model(svc: Svc, _: Internal, version: VersionPath) -> Json:
 async def set_metrics(svc: Svc, _: Internal, version: VersionPath, body: MetricsIn) -> Json:
     try:
         ModelMetrics.from_json(body.metrics)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValidationFailed({"metrics": f"not model metrics: {exc!r}"}) from exc
+    except ValueError as exc:
+        raise ValidationFailed({"metrics": f"not model metrics: {exc}"}) from exc
     await _registry(svc).get(version)
     await _registry(svc).set_metrics(version, body.metrics)
     return _json(await _registry(svc).get(version))
@@ -112,6 +116,8 @@ async def promote_model(svc: Svc, _: Internal, version: VersionPath, body: Promo
     except ValueError as exc:
         raise Conflict(f"{version} does not load: {exc}", code="model_broken") from exc
     production = await registry.production()
+    if production is not None and production.version == version:
+        raise Conflict(f"{version} is in production already", code="in_production")
     verdict = gate(ModelMetrics.from_json(record.metrics),
                    production.version if production else FORMULA)
     if not verdict.ok and not body.force:

@@ -20,6 +20,7 @@ from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_registry import GenerationRegistry
+from domain.errors import Conflict
 from domain.search import SearchDocument
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
@@ -154,3 +155,25 @@ async def test_an_explicit_version_ranks_and_a_corrupt_artifact_is_refused(
     assert found["ranker"]["fallback"] is True  # the formula ordered it instead
     assert [r["product_id"] for r in found["results"]] == ["1", "2", "3", "4", "5"]
     assert np.isfinite(model.score(np.zeros((1, len(LEARNED_FEATURES))))).all()
+
+
+async def test_rollbacks_undo_promotions_newest_first(
+        world: tuple[asyncpg.Pool, list[SearchService]]) -> None:
+    """A promoted over B: rollback brings B back; a second rollback goes to what was before
+    B (the formula), not to A again. The production model cannot be archived."""
+    pool, _ = world
+    registry = RankerRegistry(pool)
+    a, b = [await registry.add("lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES,
+                               reversing_model().to_bytes(), PASSING.to_json(), "test",
+                               note=name) for name in ("a", "b")]
+    assert await registry.promote(b.version, "test") is None
+    assert await registry.promote(a.version, "test", forced=True) == b.version
+    with pytest.raises(Conflict, match="in production"):
+        await registry.archive(a.version, "test")
+    assert await registry.rollback("test") == (a.version, b.version)
+    assert await registry.rollback("test") == (b.version, None)
+    assert await registry.production() is None
+    with pytest.raises(Conflict, match="no learned model"):
+        await registry.rollback("test")
+    assert [(c.from_stage, c.to_stage) for c in await registry.history(a.version)] == [
+        ("candidate", "production"), ("production", "archived")]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.postgres.ranker_registry import production_before
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from tooling import ranker_training
 from tooling.ranker_training import API, cross_validated, production_by_query
@@ -82,3 +83,36 @@ def test_cross_validated_figures_of_a_record() -> None:
     assert cross_validated(record(5, cv), "icecat") is None
     assert cross_validated(record(0, cv), "esci") is None  # evaluated, not cross-validated
     assert cross_validated({"metrics": {}}, "esci") is None
+
+
+def test_rollbacks_walk_back_through_the_promotions() -> None:
+    """Production is a stack of promotions: a second rollback goes further back, it does not
+    bring back the model the first one took down."""
+    promote_a = [("A", "candidate", "production", False)]
+    promote_b = [("A", "production", "archived", False), ("B", "candidate", "production", False)]
+    rollback_b = [("B", "production", "archived", True), ("A", "archived", "production", True)]
+    assert production_before([]) is None
+    assert production_before(promote_a) is None  # rolling back A: the formula
+    assert production_before(promote_a + promote_b) == "A"
+    assert production_before(promote_a + promote_b + rollback_b) is None  # not B again
+    to_formula = [("A", "production", "archived", True)]
+    promote_c = [("C", "candidate", "production", False)]
+    assert production_before(promote_a + to_formula + promote_c) is None  # not A again
+    promote_a_again = [("B", "production", "archived", False),
+                       ("A", "archived", "production", False)]
+    assert production_before(promote_a + promote_b + promote_a_again) == "B"  # undo that
+
+
+@pytest.mark.parametrize("metrics", [
+    {"datasets": {"esci": {"ndcg": 0.5, "baseline_ndcg": 0.4, "baseline": FORMULA,
+                           "per_query": {"q": [1]}}}},
+    {"datasets": {"esci": {"ndcg": 0.5, "baseline_ndcg": 0.4, "baseline": FORMULA,
+                           "per_query": []}}},
+    {"datasets": {"esci": {"ndcg": "high", "baseline_ndcg": 0.4, "baseline": FORMULA,
+                           "per_query": {}}}},
+    {"datasets": {"esci": 3}},
+    {"datasets": ["esci"]},
+])
+def test_malformed_metrics_are_a_value_error(metrics: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="datasets"):
+        ModelMetrics.from_json(metrics)
