@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.errors import NotFound
+from domain.inventory import stock_status
 from domain.pricing import (
     CURRENCY,
     Deal,
@@ -36,6 +37,7 @@ from domain.pricing import (
 from domain.search_documents import DAY_S, badges
 
 RELATED_LIMIT = 8
+LOW_STOCK = 5  # LOW_STOCK at or below this many units (AISLE_LOW_STOCK_THRESHOLD)
 # variant fields the seed shows beside attributes ("color": "Black"): an attribute with one of
 # these names stays only under `attributes`
 _VARIANT_FIELDS = frozenset({"variant_id", "sku", "attributes", "price", "inventory", "images",
@@ -164,8 +166,22 @@ def _available(offer: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> 
     return int(offer["available"])
 
 
+def _inventory(snapshot: Mapping[str, Any] | None, offers: Sequence[Mapping[str, Any]],
+               low_stock: int) -> dict[str, Any]:
+    """What a shopper can buy of the variant now: the units of its offers (the listing
+    seller's and those of sellers offering it), not units left in the warehouse of a seller
+    whose offer is withdrawn. The owner's status as it is when every unit is on offer."""
+    if not snapshot:
+        return {"status": "UNKNOWN", "quantity_hint": None}
+    buyable = sum(max(_available(o, snapshot), 0) for o in offers)
+    if buyable == int(snapshot["available"]):
+        return {"status": snapshot["status"], "quantity_hint": snapshot["quantity_hint"]}
+    status, hint = stock_status(buyable, low_stock)
+    return {"status": status, "quantity_hint": hint}
+
+
 def _variant(v: Mapping[str, Any], p: Mapping[str, Any],
-             snap: Mapping[str, Any] | None) -> dict[str, Any]:
+             snap: Mapping[str, Any] | None, low_stock: int = LOW_STOCK) -> dict[str, Any]:
     by_seller = {o["seller_id"]: o for o in p["offers"]}
     vid = int(v["variant_id"])
     # the pricing engine's buy box over the offers' own prices, as a quote picks the offer it
@@ -182,8 +198,7 @@ def _variant(v: Mapping[str, Any], p: Mapping[str, Any],
     out.update({k: val for k, val in v["attributes"].items() if k not in _VARIANT_FIELDS})
     out.update({
         "price": _offer_json(shown, compare, _available(shown, snap) > 0)["price"],
-        "inventory": {"status": snap["status"], "quantity_hint": snap["quantity_hint"]}
-        if snap else {"status": "UNKNOWN", "quantity_hint": None},
+        "inventory": _inventory(snap, p["offers"], low_stock),
         "images": v["images"],
         "buy_box": {
             "winner": _offer_json(winner, compare, True) if winner is not None else None,
@@ -194,7 +209,7 @@ def _variant(v: Mapping[str, Any], p: Mapping[str, Any],
 
 def page(meta: Mapping[str, Any], prices: Mapping[str, Any],
          stock: Mapping[str, Mapping[str, Any]], category_path: Sequence[str],
-         related_limit: int = RELATED_LIMIT) -> dict[str, Any]:
+         related_limit: int = RELATED_LIMIT, low_stock: int = LOW_STOCK) -> dict[str, Any]:
     """The PDP answer. `stock`: variant id (text) -> the owner's snapshot {status,
     quantity_hint, available}; a variant without one shows status UNKNOWN, and the listing
     seller's offer of it cannot win the buy box."""
@@ -203,7 +218,7 @@ def page(meta: Mapping[str, Any], prices: Mapping[str, Any],
         raise cls("product not found" if cls is ProductNotFound
                   else "product is no longer available")
     priced = prices.get("variants", {})
-    variants = [_variant(v, priced[v["variant_id"]], stock.get(v["variant_id"]))
+    variants = [_variant(v, priced[v["variant_id"]], stock.get(v["variant_id"]), low_stock)
                 for v in meta["variants"] if v["variant_id"] in priced]
     if not variants:  # none sellable any more (the price snapshot is the newer read)
         raise ProductUnavailable("product is no longer available")

@@ -90,7 +90,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         await search.ready()
     pages = ProductPages(pool, cache, inventory, search.index, settings.product_cache_s,
                          settings.price_cache_s, categories,
-                         local_ms=settings.page_local_cache_ms, redis_url=settings.redis_url)
+                         local_ms=settings.page_local_cache_ms, redis_url=settings.redis_url,
+                         low_stock=settings.low_stock_threshold)
     pages.start()
     quotes = QuoteService(
         pool, inventory,

@@ -39,7 +39,14 @@ from adapters.redis_keys import last_page_key, price_key, product_key
 from adapters.search import SearchIndex
 from domain.errors import Unavailable
 from domain.inventory_api import Inventory
-from domain.product_page import RELATED_LIMIT, metadata, page, price_snapshot, stock_ids
+from domain.product_page import (
+    LOW_STOCK,
+    RELATED_LIMIT,
+    metadata,
+    page,
+    price_snapshot,
+    stock_ids,
+)
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
 from serve.stages import timed
@@ -74,8 +81,10 @@ class ProductPages:
                  index: SearchIndex | None, product_ttl_s: int = 600, price_ttl_s: int = 60,
                  categories: CategoryTree | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 local_ms: int = 0, redis_url: str | None = None) -> None:
+                 local_ms: int = 0, redis_url: str | None = None,
+                 low_stock: int = LOW_STOCK) -> None:
         self.pool = pool
+        self.low_stock = low_stock
         self.cache = cache
         self.inventory = inventory  # InventoryClient (stock of variants without a snapshot)
         self.index = index  # the search index (related products); None: none shown
@@ -236,7 +245,7 @@ class ProductPages:
         path = await self.categories.path(meta.get("category_id"))
         prices = values[keys[1]] or {}
         until = int(prices.get("valid_until_ms") or time.time() * 1000 + NEGATIVE_TTL_S * 1000)
-        return page(meta, prices, stock, path), how, until
+        return page(meta, prices, stock, path, low_stock=self.low_stock), how, until
 
     def _remember(self, product_id: int, own: list[int], related: list[int]) -> None:
         self._stock_ids.pop(product_id, None)

@@ -171,3 +171,24 @@ def test_product_price_is_the_cheapest_variants_as_in_search() -> None:
     # variant 101 (50.00) is sold out: still the product's price, as search shows it; the
     # buy box shown is the one of the variant that can be bought
     assert out["price"]["amount"] == 50.0 and out["buy_box"]["variant_id"] == "100"
+
+
+def test_inventory_counts_the_units_on_offer_only() -> None:
+    """Units left in the warehouse of a seller whose offer is withdrawn (s-9 here) are not
+    shown: a shopper could not buy them."""
+    meta = metadata(row(), [], True, NOW.timestamp())
+    snap, _ = prices([])
+    snap["variants"]["100"]["offers"][1]["warehouse"] = "s-2"  # the rival ships its own
+
+    def shown(available: int, offered: dict[str, int], status: str = "IN_STOCK"
+              ) -> dict[str, Any]:
+        s = {**stock(9), "100": {"status": status, "quantity_hint": str(available),
+                                 "available": available, "offered": offered}}
+        return dict(page(meta, snap, s, [], low_stock=5)["variants"][0]["inventory"])
+
+    # every unit on offer: the owner's snapshot as it is
+    assert shown(9, {"s-2": 5}) == {"status": "IN_STOCK", "quantity_hint": "9"}
+    # 10 more in a withdrawn seller's warehouse: the owner's 4 and the rival's 5 only
+    assert shown(19, {"s-2": 5, "s-9": 10}) == {"status": "IN_STOCK", "quantity_hint": "9"}
+    assert shown(33, {"s-2": 1, "s-9": 30}) == {"status": "LOW_STOCK", "quantity_hint": "3"}
+    assert shown(30, {"s-9": 30}) == {"status": "OUT_OF_STOCK", "quantity_hint": "0"}
