@@ -166,15 +166,15 @@ def _available(offer: Mapping[str, Any], snapshot: Mapping[str, Any] | None) -> 
     return int(offer["available"])
 
 
-def _inventory(snapshot: Mapping[str, Any] | None, offers: Sequence[Mapping[str, Any]],
-               low_stock: int) -> dict[str, Any]:
+def _inventory(snapshot: Mapping[str, object] | None,
+               offers: Sequence[Mapping[str, object]], low_stock: int) -> dict[str, object]:
     """What a shopper can buy of the variant now: the units of its offers (the listing
     seller's and those of sellers offering it), not units left in the warehouse of a seller
     whose offer is withdrawn. The owner's status as it is when every unit is on offer."""
     if not snapshot:
         return {"status": "UNKNOWN", "quantity_hint": None}
     buyable = sum(max(_available(o, snapshot), 0) for o in offers)
-    if buyable == int(snapshot["available"]):
+    if buyable == snapshot["available"]:
         return {"status": snapshot["status"], "quantity_hint": snapshot["quantity_hint"]}
     status, hint = stock_status(buyable, low_stock)
     return {"status": status, "quantity_hint": hint}
