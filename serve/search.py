@@ -58,6 +58,7 @@ from domain.search import (
     top_buckets,
 )
 from domain.search_plan import (
+    INDEX_ORDER,
     PLAIN,
     CachedFacets,
     SearchParams,
@@ -65,6 +66,7 @@ from domain.search_plan import (
     facet_identity,
     may_rerank,
     plan_search,
+    reranks,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
 from ranking.experiments import SHADOW, Team, interleave_seed, team_draft, top_agreement
@@ -372,7 +374,10 @@ class SearchService:
         attribute filters) is answered from PostgreSQL with `degraded: true`; anything else
         is a quick 503."""
         explicit = await self._explicit(p)
-        routing = await self.experiments.route(session, p.ranker)
+        # a search no ranker orders (a sort, no words, a page past the re-ranked depth) is
+        # no experiment's: its arm's figures would be the sort's
+        routing = (await self.experiments.route(session, p.ranker) if may_rerank(p)
+                   else None)
         started = time.perf_counter()
         try:
             return await self._search(p, explicit, explain, routing, started)
@@ -517,10 +522,17 @@ class SearchService:
                 await self.cache.set(steps.facet_key, {"total": plan.result.total,
                                                        "facets": facets}, self.facet_ttl_s)
         search_id = secrets.token_hex(8)
+        ranked = reranks(p, plan.words) or (p.sort == "relevance"
+                                            and p.ranker in (PLAIN, INDEX_ORDER))
+        if routing is not None and not ranked:  # its words read as filters only
+            routing = None
         if routing is not None:
             await self._counted(routing, steps, hits, plan.total, started, search_id)
         ranker_json: dict[str, object] = choice.to_json() | {"fallback": steps.fallback}
-        if steps.partner is not None:
+        if not ranked:  # what ordered it: the sort asked for, or the index
+            ranker_json = {"requested": p.ranker, "version": None, "fallback": False,
+                           "kind": "sort" if p.sort != "relevance" else "index"}
+        elif steps.partner is not None:
             ranker_json = {"requested": p.ranker, "kind": "interleaved", "version": None,
                            "fallback": steps.fallback or steps.partner_fallback,
                            "arms": [choice.to_json(), steps.partner.to_json()]}

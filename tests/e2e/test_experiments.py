@@ -130,6 +130,12 @@ async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
                         "position": 1})
                     assert r.status_code == 202 and r.json()["arm"] is None, r.text
     assert set(arm_of.values()) == {"control", "treatment"}  # 24 sessions reach both arms
+    # what no ranker orders is no arm's, and says what ordered it (not counted below)
+    found = await search(client, f"sess-{name}-0", q=words, sort="price_asc")
+    assert found["ranker"] == {"requested": "default", "kind": "sort", "version": None,
+                               "fallback": False, "experiment": None}
+    found = await search(client, f"sess-{name}-0", q="")
+    assert (found["ranker"]["kind"], found["ranker"]["experiment"]) == ("index", None)
     # without a session, or asking for a ranker by name: not in the experiment
     assert (await search(client, q=words))["ranker"]["experiment"] is None
     assert (await search(client, "someone", q=words, ranker="text"))["ranker"][
