@@ -21,7 +21,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,13 +29,13 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
-from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, dumps, loads
+from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, announce, dumps, loads
 from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import load_product_pricing
 from adapters.postgres.product_pages import load_product, top_products
-from adapters.redis_keys import last_page_key, price_key, product_key
+from adapters.redis_keys import last_page_key, price_key, product_key, stale_keys
 from adapters.search import SearchIndex
 from domain.errors import Unavailable
 from domain.inventory_api import Inventory
@@ -175,6 +175,21 @@ class ProductPages:
             self._announced.move_to_end(p)
         while len(self._announced) > ANNOUNCED_KEPT:  # a forgotten one reads as 0: a page
             self._announced.popitem(last=False)  # read across it is not kept either
+
+    async def written(self, product_ids: Sequence[int]) -> None:
+        """A write of these products was acknowledged: their pages go now (the Redis keys,
+        then every Gateway's copy), so that whoever wrote reads the write; the index builder
+        drops them again once they are indexed (a page read before the write committed may be
+        kept meanwhile). Redis away: the keys expire as usual."""
+        self._drop(list(product_ids))
+        redis = self.cache.redis
+        if redis is None or not product_ids:
+            return
+        try:
+            await redis.delete(*stale_keys(product_ids))
+            await announce(redis, product_ids)
+        except Exception as exc:
+            log.warning("pages of %s not dropped after a write: %r", list(product_ids), exc)
 
     def _drop_all(self) -> None:
         self._seq += 1

@@ -141,6 +141,7 @@ async def put_offer(svc: Svc, seller_id: Seller, variant_id: Id, body: OfferIn,
         o, made = await admin.put_offer(conn, seller_id, variant_id, body.price_cents,
                                         body.condition, body.stock_source, expected,
                                         body.quantity)
+    await svc.pages.written([o.product_id])  # its buy box
     response.status_code = 201 if made else 200
     _etag(response, o.version)
     return _offer(o)

@@ -55,6 +55,7 @@ async def update_product(
             "send the version you read, in If-Match or the body's version field")
     check_product(body, svc.limits)
     product = await svc.catalog.update_product(seller_id, product_id, body, version)
+    await svc.pages.written([product_id])  # the seller's next read shows its write
     _etag(response, product["version"])
     return product
 
@@ -64,8 +65,10 @@ async def delete_product(
     svc: Svc, seller_id: Seller, product_id: ProductPath,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Json:
-    return await svc.catalog.delete_product(seller_id, product_id,
-                                            expected_version(if_match, None))
+    deleted = await svc.catalog.delete_product(seller_id, product_id,
+                                               expected_version(if_match, None))
+    await svc.pages.written([product_id])
+    return deleted
 
 
 @router.get("/api/v1/seller/products/{product_id}")
@@ -135,5 +138,6 @@ async def restore_version(
     body = v.snapshot.as_product()
     check_product(body, svc.limits)
     product = await svc.catalog.update_product(seller_id, product_id, body, expected)
+    await svc.pages.written([product_id])
     _etag(response, product["version"])
     return {**product, "restored_from": version}

@@ -192,6 +192,26 @@ async def test_seller_update_and_price_change_show_within_a_second(
     assert page["price"]["amount"] == 39.99
 
 
+async def test_a_seller_reads_its_own_write_at_once(
+        client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]) -> None:
+    """The page right after an acknowledged PUT shows it (not the copy cached before), on
+    every try; the index builder's invalidation comes later."""
+    made = await create(client, seller, body("Read your writes lamp", "Acme",
+                                             category_ids["Headphones"], 2_999))
+    pid, version, sku = made["product_id"], made["version"], made["variants"][0]["sku"]
+    for n in range(5):
+        for _ in range(2):  # cached: in Redis and in the Gateways' copies
+            assert (await pdp(client, pid)).status_code == 200
+        title = f"Read your writes lamp, edition {n}"
+        r = await client.put(f"/api/v1/seller/products/{pid}", headers=seller.auth | {
+            "If-Match": f'"{version}"'}, json=body(title, "Acme", category_ids["Headphones"],
+                                                  2_999, sku=sku))
+        assert r.status_code == 200, r.text
+        version = r.json()["version"]
+        page = (await pdp(client, pid)).json()
+        assert (page["title"], page["version"]) == (title, version), n
+
+
 async def test_not_found_unavailable_and_bad_ids(client: httpx.AsyncClient, seller: Seller,
                                                  shop: dict[str, Any]) -> None:
     r = await pdp(client, str(secrets.randbits(62)))
