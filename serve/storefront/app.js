@@ -66,6 +66,33 @@ function newKey() {
           : Date.now().toString(36) + Math.random().toString(36).slice(2)).replace(/[^\w-]/g, "");
 }
 
+// -- a shopper's session and what it does with results --------------------------------------
+// The session id (cookie `aisle_session`, 30 days) keeps a shopper in one arm of a ranker
+// experiment; clicks on results and add-to-carts of a product reached from a search go back
+// to the search API (`POST /api/v1/events`), credited to the arm that showed them.
+const SESSION_COOKIE = "aisle_session";
+(function ensureSession() {
+  if (document.cookie.split("; ").some((c) => c.startsWith(SESSION_COOKIE + "="))) return;
+  document.cookie = `${SESSION_COOKIE}=${newKey()}; path=/; max-age=${30 * 86400}; SameSite=Lax`;
+})();
+
+function sendEvent(type, searchId, productId, position) {
+  if (!searchId) return;
+  fetch(API + "/events", {method: "POST", keepalive: true, credentials: "same-origin",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({type, search_id: searchId, product_id: String(productId), position})})
+    .catch(() => {});  // an event lost is a count lost, never a shopper's problem
+}
+
+function cameFrom(productId) {  // the search result this product page was opened from
+  try { return JSON.parse(sessionStorage.getItem("aisle_from_" + productId)); } catch (e) { return null; }
+}
+
+function resultClicked(productId, searchId, position) {
+  try { sessionStorage.setItem("aisle_from_" + productId, JSON.stringify({searchId, position})); } catch (e) { /* private mode */ }
+  sendEvent("click", searchId, productId, position);
+}
+
 class ApiError extends Error {
   constructor(status, body) {
     super((body && body.error && body.error.message) || `HTTP ${status}`);
@@ -264,7 +291,9 @@ async function searchPage(params) {
     const next = new URLSearchParams(params); next.set("sort", e.target.value); next.delete("page");
     go("/search?" + next.toString());
   }}, SORTS.map(([v, label]) => h("option", {value: v, selected: (params.get("sort") || "relevance") === v}, label)));
-  const grid = h("ul", {class: "grid", id: "results", "aria-label": "Results"}, res.results.map(resultCard));
+  const first = (res.page - 1) * res.page_size;
+  const grid = h("ul", {class: "grid", id: "results", "aria-label": "Results"},
+                 res.results.map((r, i) => resultCard(r, res.search_id, first + i + 1)));
   const pages = Math.min(Math.ceil(res.total / PAGE_SIZE), 50);
   fill(main, h("div", {class: "layout"}, facets, h("section", {"aria-labelledby": "count"},
     h("div", {class: "toolbar"},
@@ -289,15 +318,16 @@ const RELAXED = {
     "showing every match of the words instead.",
 };
 
-function resultCard(r) {
+function resultCard(r, searchId, position) {
   const deal = (r.badges || []).find((b) => /deal/i.test(b));
   const url = `/product/${r.product_id}`;
   const st = {status: r.in_stock ? "IN_STOCK" : "OUT_OF_STOCK", available: r.available};
+  const clicked = searchId ? () => resultClicked(r.product_id, searchId, position) : null;
   return h("li", {class: "card", dataset: {productId: r.product_id}},
-    h("a", {href: url, "data-link": true, tabindex: "-1", "aria-hidden": "true"},
+    h("a", {href: url, "data-link": true, tabindex: "-1", "aria-hidden": "true", onclick: clicked},
       r.thumbnail_url ? img({class: "thumb", src: r.thumbnail_url, alt: "", loading: "lazy"})
                       : h("div", {class: "thumb none"}, "no image")),
-    h("a", {class: "title", href: url, "data-link": true}, r.title),
+    h("a", {class: "title", href: url, "data-link": true, onclick: clicked}, r.title),
     h("div", {class: "price"}, money(r.price.amount, r.price.currency),
       r.price.was ? h("span", {class: "was"}, money(r.price.was, r.price.currency)) : null),
     h("div", {}, deal ? h("span", {class: "badge deal"}, "Deal") : null,
@@ -337,7 +367,7 @@ async function productPage(id) {
   const stock = h("div", {id: "stock"});
   const seller = h("p", {id: "seller"});
   const qty = h("input", {id: "qty", type: "number", min: "1", max: "20", value: "1", style: "width:4em"});
-  const add = h("button", {id: "add-to-cart", onclick: () => addToCart(current, Number(qty.value) || 1)}, "Add to cart");
+  const add = h("button", {id: "add-to-cart", onclick: () => addToCart(current, Number(qty.value) || 1, p.product_id)}, "Add to cart");
   const picker = h("div", {class: "options", id: "variants"});
 
   function showImages(urls) {
@@ -454,7 +484,7 @@ async function ensureCart() {
   }
 }
 
-async function addToCart(variant, quantity) {
+async function addToCart(variant, quantity, productId) {
   const button = document.getElementById("add-to-cart");
   button.disabled = true;
   const key = newKey();
@@ -471,6 +501,8 @@ async function addToCart(variant, quantity) {
       }
     }
     setCartCount(cart);
+    const from = cameFrom(productId);
+    if (from) sendEvent("add_to_cart", from.searchId, productId, from.position);
     toast(`Added to cart: held for you for ${Math.round(holdSeconds(cart, variant.variant_id) / 60)} minutes`);
   } catch (e) {
     toast(e.code === "insufficient_stock" ? "Not enough stock left" : e.message);

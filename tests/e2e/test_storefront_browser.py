@@ -10,6 +10,7 @@ tests are skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -167,6 +168,7 @@ async def test_search_facet_sort_product_variant_cart_checkout(
     assert await page.is_checked("#f-brand-Northpeak")
 
     # the product page: title, the variant picker updates price and stock
+    position = (await _result_ids(page)).index(trail["product_id"]) + 1
     await page.click(f'#results a.title[href="/product/{trail["product_id"]}"]')
     await page.wait_for_url(f"**/product/{trail['product_id']}*")
     await page.wait_for_selector("#add-to-cart")
@@ -195,6 +197,21 @@ async def test_search_facet_sort_product_variant_cart_checkout(
     stock = (await client.get(f"/api/v1/inventory/{black42['variant_id']}",
                               headers=INTERNAL)).json()
     assert (stock["available"], stock["warehouses"]["WH_01"]["reserved"]) == (1, 2)
+
+    # the shopper's session (a cookie, what ranker experiments split by) and what it did
+    # with the results went back as events of the search that showed the product
+    session = next(c["value"] for c in await context.cookies() if c["name"] == "aisle_session")
+    events: list[Any] = []
+    for _ in range(50):
+        events = await pool.fetch(
+            "SELECT kind, search_id, position, session_id FROM search_events "
+            "WHERE product_id = $1 ORDER BY kind", int(trail["product_id"]))
+        if len(events) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [(e["kind"], e["position"], e["session_id"]) for e in events] == [
+        ("add_to_cart", position, session), ("click", position, session)], events
+    assert events[0]["search_id"] == events[1]["search_id"]
 
     # the cart page: the line, its hold's countdown, the quote's total
     await page.click("a.cart-link")
