@@ -72,10 +72,20 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     errs = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errs):
         detail = next(e for e in errs if e.get("type") == "json_invalid")
-        return JSONResponse(
-            error_body("invalid_json", f"body is not valid JSON: {detail.get('ctx', {})}"),
-            status_code=400,
-        )
+        loc = tuple(detail.get("loc", ()))
+        why = str((detail.get("ctx") or {}).get("error") or "not JSON")
+        at = f" at character {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+        message = f"body is not valid JSON: {why}{at}"
+        return JSONResponse(error_body("invalid_json", message, {"body": message}),
+                            status_code=400)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    whole = [e for e in errs if tuple(e.get("loc", ())) == ("body",)
+             and e.get("type") in ("dict_type", "model_attributes_type", "model_type")]
+    if whole and kind != "application/json" and not kind.endswith("+json"):
+        message = (f"the body must be JSON (Content-Type: application/json), "
+                   f"not {kind or 'without a Content-Type'}")
+        return JSONResponse(error_body("unsupported_media_type", message,
+                                       {"Content-Type": message}), status_code=415)
     fields: dict[str, str] = {}
     for e in errs:
         fields.setdefault(_field_key(tuple(e.get("loc", ("body",)))), _message(e))

@@ -394,6 +394,13 @@ async def test_unreadable_bodies(
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_encoding"
     r = await client.post("/api/v1/seller/products", content=b'{"title": ', headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert r.json()["error"]["fields"]["body"].startswith("body is not valid JSON: "), r.text
+    assert "{'error'" not in r.text and "at character" in r.text  # said plainly, and where
+    valid = body(category_ids["Audio"])  # JSON sent as text: the content type is what's wrong
+    r = await client.post("/api/v1/seller/products", content=json.dumps(valid),
+                          headers={**seller.auth, "Content-Type": "text/plain"})
+    assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
+    assert "text/plain" in r.json()["error"]["fields"]["Content-Type"], r.text
     huge = body(category_ids["Audio"], description="x" * (2 << 20))
     r = await client.post("/api/v1/seller/products", json=huge, headers=seller.auth)
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
