@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from domain.inventory import MAX_QUANTITY, MAX_REASON
 
@@ -34,7 +34,7 @@ class InventoryPatch(BaseModel):
 
     operation: Literal["RESERVE", "RELEASE", "DEDUCT", "ADJUST"]
     warehouse_id: WarehouseId | None = None
-    quantity_delta: int | None = Field(default=None, ge=-MAX_QUANTITY, le=MAX_QUANTITY)
+    quantity_delta: StrictInt | None = Field(default=None, ge=-MAX_QUANTITY, le=MAX_QUANTITY)
     reservation_id: ReservationId | None = None
     reason: Reason | None = None
     ttl_seconds: TtlSeconds | None = None
@@ -67,7 +67,7 @@ class CartItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant_id: VariantId
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
     warehouse_id: WarehouseId | None = None
 
 
@@ -87,7 +87,7 @@ class QuoteItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant_id: VariantId
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
 
 
 class QuoteIn(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Header, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from adapters.postgres.shopper_carts import CartNotFound
 from serve.carts import MAX_QUANTITY, OrderJson, ShopperCartJson
@@ -24,7 +24,7 @@ IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_le
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     variant_id: int = Field(ge=1, le=2**63 - 1)
-    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    quantity: StrictInt = Field(default=1, ge=1, le=MAX_QUANTITY)
 
 
 class CouponIn(BaseModel):

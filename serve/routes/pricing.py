@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from adapters.postgres import Conn
 from adapters.postgres import pricing_admin as admin
@@ -82,12 +90,12 @@ def _window(starts_at: datetime | None, ends_at: datetime, end_field: str) -> di
 # -- offers -----------------------------------------------------------------------------------
 class OfferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    price_cents: int = Field(ge=1, le=10**11, description="one unit, in cents")
+    price_cents: StrictInt = Field(ge=1, le=10**11, description="one unit, in cents")
     condition: Literal["new", "refurbished", "used"] = "new"
     stock_source: Literal["seller", "platform"] = Field(
         default="seller", description="seller: you ship them and state how many (`quantity`); "
         "platform: the platform's warehouse holds and counts them")
-    quantity: int | None = Field(default=None, ge=0, le=1_000_000,
+    quantity: StrictInt | None = Field(default=None, ge=0, le=1_000_000,
                                  description="units you have on hand, holds included "
                                  "(stock_source seller): what can be sold is this less the "
                                  "units shoppers hold now")
@@ -163,7 +171,7 @@ class DealIn(BaseModel):
     scope_value: str = Field(min_length=1, max_length=200, pattern=_PRINTABLE,
                              description="product, category or seller id; or the brand")
     kind: Literal["percent", "fixed"]
-    amount: int = Field(ge=1, le=10**11, description="basis points (1500 = 15%) or cents")
+    amount: StrictInt = Field(ge=1, le=10**11, description="basis points (1500 = 15%) or cents")
     starts_at: AwareDatetime
     ends_at: AwareDatetime
 
@@ -312,10 +320,10 @@ class CouponIn(BaseModel):
     scope_value: str | None = Field(default=None, min_length=1, max_length=200,
                                     pattern=_PRINTABLE)
     kind: Literal["percent", "fixed"]
-    amount: int = Field(ge=1, le=10**11, description="basis points (1500 = 15%) or cents")
+    amount: StrictInt = Field(ge=1, le=10**11, description="basis points (1500 = 15%) or cents")
     min_spend_cents: Cents = 0
-    per_customer_limit: int | None = Field(default=None, ge=1, le=10**6)
-    global_limit: int | None = Field(default=None, ge=1, le=10**9)
+    per_customer_limit: StrictInt | None = Field(default=None, ge=1, le=10**6)
+    global_limit: StrictInt | None = Field(default=None, ge=1, le=10**9)
     starts_at: AwareDatetime | None = None
     expires_at: AwareDatetime
 
@@ -404,14 +412,14 @@ class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     floor_cents: Cents
     ceiling_cents: Cents
-    low_stock: int = Field(ge=0, le=10**9)
-    high_stock: int = Field(ge=1, le=10**9)
-    hot_velocity: int = Field(ge=1, le=10**9)
-    cold_velocity: int = Field(ge=0, le=10**9)
-    step_up_bp: int = Field(ge=0, le=5000)
-    step_down_bp: int = Field(ge=0, le=5000)
-    window_s: int = Field(default=86_400, ge=60, le=90 * 86_400)
-    enabled: bool = True
+    low_stock: StrictInt = Field(ge=0, le=10**9)
+    high_stock: StrictInt = Field(ge=1, le=10**9)
+    hot_velocity: StrictInt = Field(ge=1, le=10**9)
+    cold_velocity: StrictInt = Field(ge=0, le=10**9)
+    step_up_bp: StrictInt = Field(ge=0, le=5000)
+    step_down_bp: StrictInt = Field(ge=0, le=5000)
+    window_s: StrictInt = Field(default=86_400, ge=60, le=90 * 86_400)
+    enabled: StrictBool = True
 
 
 def _rule(r: RuleRecord) -> Json:

@@ -106,6 +106,8 @@ async def test_a_shopper_never_sees_or_changes_another_shoppers_cart(
 @pytest.mark.parametrize(("body", "field"), [
     ({"variant_id": 1, "quantity": 0}, "quantity"),
     ({"variant_id": 1, "quantity": 21}, "quantity"),
+    ({"variant_id": 1, "quantity": "2"}, "quantity"),  # a number, not a string
+    ({"variant_id": 1, "quantity": 1.5}, "quantity"),
     ({"variant_id": "x"}, "variant_id"),
     ({"quantity": 1}, "variant_id"),
     ({"variant_id": 1, "quantity": 1, "extra": 1}, "extra"),

@@ -105,6 +105,8 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
         (v, {"price_cents": 100, "stock_source": "platform", "quantity": 3}, seller, 422,
          "quantity"),
         (v, {"price_cents": 100, "quantity": -1}, seller, 422, "quantity"),
+        (v, {"price_cents": "100"}, seller, 422, "price_cents"),  # a number, not a string
+        (v, {"price_cents": 100, "quantity": "5"}, seller, 422, "quantity"),
         (v, {"price_cents": 100}, other_seller, 422, "variant_id"),  # its own product
     ]:
         r = await client.put(f"/api/v1/seller/offers/{path}", headers=_key(who), json=payload)
