@@ -242,6 +242,10 @@ async def _check_seller_scope(conn: Conn, seller_id: int, d: Deal) -> None:
             int(d.scope_value), seller_id)
         if not sells:
             raise ValidationFailed({"scope_value": "not a product you sell"})
+    if d.scope == "category" and not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM categories WHERE category_id = $1::bigint)",
+            int(d.scope_value)):
+        raise ValidationFailed({"scope_value": "no such category"})
 
 
 async def create_deal(conn: Conn, d: Deal, name: str, actor: Actor) -> DealRecord:

@@ -330,7 +330,9 @@ class CouponIn(BaseModel):
     def coupon(self, code: str) -> Coupon:
         problems = _window(self.starts_at, self.expires_at, "expires_at")
         value = self.scope_value
-        if (self.scope == "cart") != (value is None):
+        if self.scope == "brand" and value is not None:
+            value = value.strip()
+        if (self.scope == "cart") != (value is None) or value == "":
             problems["scope_value"] = "required for every scope but cart, and only then"
         elif self.scope not in ("cart", "brand"):
             value = _id_text(value or "")

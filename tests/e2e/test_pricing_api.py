@@ -263,6 +263,7 @@ async def test_deals_by_sellers_and_the_platform(
          "scope_value"),
         (other_seller, {}, "scope_value"),  # not a product it sells
         (seller, {"scope": "category", "scope_value": "shoes"}, "scope_value"),
+        (seller, {"scope": "category", "scope_value": "999999"}, "scope_value"),  # none such
     ]:
         r = await client.post("/api/v1/seller/deals", headers=_key(who),
                               json={**deal, **change})
@@ -360,6 +361,7 @@ async def test_coupons_are_made_limited_and_ended_by_the_platform(
                                                      "amount"),
                           ({"scope": "product"}, "scope_value"),
                           ({"scope": "category", "scope_value": "999999999"}, "scope_value"),
+                          ({"scope": "brand", "scope_value": "  "}, "scope_value"),
                           ({"expires_at": _at(days=-1)}, "expires_at"),
                           ({"starts_at": _at(days=8)}, "expires_at"),
                           ({"global_limit": 0}, "global_limit")]:
