@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from adapters.postgres.experiments import ExperimentRecord, SearchEvent
 from domain.errors import ValidationFailed
+from domain.search_plan import PLAIN
 from ranking.experiments import (
     SHADOW,
     Arm,
@@ -133,6 +134,10 @@ async def start_experiment(svc: Svc, _: Internal, body: ExperimentIn) -> Json:
 
 
 async def _servable(svc: Svc, ranker: str, field: str) -> None:
+    if ranker == PLAIN:  # another search (titles only, words as typed), not an order of it
+        raise ValidationFailed({field: f"{PLAIN} is plain BM25 over titles, a baseline for "
+                                       "offline comparisons, not a ranker an arm can serve"},
+                               "ranker not servable")
     try:
         await svc.search.rankers.choose(ranker)
     except ValidationFailed as exc:
