@@ -73,7 +73,8 @@ def cmd_show(s: RankerService, a: argparse.Namespace) -> int:
         for name, d in metrics.datasets.items():
             harmed = d.harmed()
             print(f"  {name}: {len(harmed)} of {len(d.per_query)} queries harmed by > 0.1"
-                  + "".join(f"\n    {q!r}: {delta:+.3f}" for q, delta in harmed[:10]))
+                  + "".join(f"\n    {q!r}: {delta:+.3f}" for q, delta in harmed[:10])
+                  + (f"\n    and {len(harmed) - 10} more" if len(harmed) > 10 else ""))
     for c in m["history"]:
         print(f"  {c['at'][:19]} {c['from']} -> {c['to']} by {c['by']}"
               f"{' (forced)' if c['forced'] else ''}{': ' + c['reason'] if c['reason'] else ''}")
@@ -156,8 +157,11 @@ def _experiment_line(e: dict[str, Any]) -> str:
 def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
     base = "/api/v1/internal/experiments"
     if a.action == "list":
-        for e in s.call("GET", base)["experiments"]:
+        found = s.call("GET", base)["experiments"]
+        for e in found:
             print(_experiment_line(e))
+        if not found:
+            print("no experiments (scripts/rankers experiment start NAME --arm ... --arm ...)")
         return 0
     if not a.name:
         print(f"experiment {a.action}: name the experiment", file=sys.stderr)
