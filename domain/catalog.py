@@ -102,6 +102,8 @@ class VariantIn(BaseModel):
             k = _line(key)
             if not 1 <= len(k) <= 64:
                 raise ValueError(f"attribute name {key!r} must be 1-64 characters")
+            if k in out:  # " color " and "color": one name, two values
+                raise ValueError(f"attribute {k!r} is named twice")
             vals = [val] if isinstance(val, str) else val
             if not 1 <= len(vals) <= 50:
                 raise ValueError(f"attribute {k!r} must have 1-50 values")

@@ -56,6 +56,9 @@ def test_a_valid_product_passes_and_is_normalized() -> None:
      "variants.0.weight_grams"),
     (product(variants=[{"sku": "A", "price_cents": 1, "attributes": {"color": ""}}]),
      "variants.0.attributes"),
+    (product(variants=[{"sku": "A", "price_cents": 1,
+                        "attributes": {"color": "Red", " color ": "Blue"}}]),
+     "variants.0.attributes"),  # one name twice once trimmed: not one value silently dropped
     (product(images=[{"url": "ftp://x/y.jpg"}]), "images.0.url"),
     (product(images=[{"url": "https://x/y.jpg", "alt_text": "a\x01"}]), "images.0.alt_text"),
     (product(status="DELETED"), "status"),
