@@ -173,7 +173,9 @@ def _inventory(snapshot: Mapping[str, object] | None,
     whose offer is withdrawn. The owner's status as it is when every unit is on offer."""
     if not snapshot:
         return {"status": "UNKNOWN", "quantity_hint": None}
-    buyable = sum(max(_available(o, snapshot), 0) for o in offers)
+    # units the partition holds for each offer (an offer without a warehouse has none there)
+    buyable = sum(max(_available(o, snapshot), 0) for o in offers
+                  if o["own"] or o.get("warehouse"))
     if buyable == snapshot["available"]:
         return {"status": snapshot["status"], "quantity_hint": snapshot["quantity_hint"]}
     status, hint = stock_status(buyable, low_stock)

@@ -31,6 +31,16 @@ class Version:
     snapshot: ProductSnapshot
 
 
+# an older version's snapshot is made when the next one replaces it: it was written when it
+# replaced the version before it (its snapshot's time), or with the product (version 1)
+_OLDER = """SELECT v.version, v.snapshot,
+                   COALESCE((SELECT max(w.created_at) FROM product_versions w
+                             WHERE w.product_id = v.product_id AND w.version < v.version),
+                            p.created_at) AS at
+            FROM product_versions v JOIN products p ON p.product_id = v.product_id
+            WHERE v.product_id = $1"""
+
+
 async def _owned(conn: Conn, seller_id: int, product_id: int) -> int:
     """The current version of a product of this seller's (404 / 403 otherwise)."""
     row = await conn.fetchrow(
@@ -48,9 +58,7 @@ async def versions(conn: Conn, seller_id: int, product_id: int) -> list[Version]
     current = await conn.fetchrow(_CURRENT, product_id)
     assert current is not None
     older = await conn.fetch(
-        """SELECT version, created_at AS at, snapshot FROM product_versions
-           WHERE product_id = $1 AND version < $2 ORDER BY version DESC""",
-        product_id, current["version"])
+        _OLDER + " AND v.version < $2 ORDER BY v.version DESC", product_id, current["version"])
     return [Version(int(r["version"]), r["at"], ProductSnapshot.of(r["snapshot"]))
             for r in [current, *older]]
 
@@ -61,9 +69,7 @@ async def version(conn: Conn, seller_id: int, product_id: int, n: int) -> tuple[
     if n == latest:
         row = await conn.fetchrow(_CURRENT, product_id)
     else:
-        row = await conn.fetchrow(
-            "SELECT version, created_at AS at, snapshot FROM product_versions "
-            "WHERE product_id = $1 AND version = $2", product_id, n)
+        row = await conn.fetchrow(_OLDER + " AND v.version = $2", product_id, n)
     if row is None:
         raise NotFound(f"product {product_id} has no version {n} (it is at {latest})",
                        current_version=latest)

@@ -3,6 +3,10 @@ an old version restored as a new one (through the write path: outbox, search, pa
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+
+import asyncpg
 import httpx
 import pytest
 
@@ -21,14 +25,16 @@ async def _put(client: httpx.AsyncClient, seller: Seller, pid: str, payload: dic
 
 async def test_versions_are_listed_read_and_restored_as_a_new_version(
         client: httpx.AsyncClient, seller: Seller, other_seller: Seller,
-        category_ids: dict[str, int]) -> None:
+        category_ids: dict[str, int], pool: asyncpg.Pool) -> None:
     original = body(category_ids["Headphones"])
     p = await create(client, seller, original)
     pid = p["product_id"]
     v2 = {**original, "title": "Renamed headphones", "variants": original["variants"][:1],
           "images": []}
+    await asyncio.sleep(0.3)  # each version written at its own moment
     await _put(client, seller, pid, v2, 1)
     v3 = {**v2, "brand": "Other brand"}
+    await asyncio.sleep(0.3)
     await _put(client, seller, pid, v3, 2)
 
     base = f"/api/v1/seller/products/{pid}/versions"
@@ -37,6 +43,12 @@ async def test_versions_are_listed_read_and_restored_as_a_new_version(
     assert [(v["version"], v["title"], v["current"]) for v in listed["versions"]] == [
         (3, "Renamed headphones", True), (2, "Renamed headphones", False),
         (1, original["title"], False)]
+    # when each was written: version 1 with the product, each later one by its PUT
+    written = [datetime.fromisoformat(v["written_at"]) for v in listed["versions"]]
+    assert written[2] < written[1] < written[0], written
+    created = await pool.fetchval("SELECT created_at FROM products WHERE product_id = $1",
+                                  int(pid))
+    assert written[2] == created
 
     first = (await client.get(f"{base}/1", headers=seller.auth)).json()
     assert first["version"] == 1 and not first["current"]
