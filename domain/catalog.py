@@ -65,6 +65,12 @@ def _line(value: str) -> str:
     return clean_text(value).strip()
 
 
+def fitted_line(value: str, max_length: int) -> str:
+    """One line of text as the catalog keeps it (clean_text, trimmed), at most `max_length`
+    characters once normalized (ValueError naming the problem)."""
+    return _fits(_line(value), max_length)
+
+
 def _category_id(v: object) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31:
         return v

@@ -10,6 +10,7 @@ HARM (the harmed queries are listed either way).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 MAX_HARMED_SHARE = 0.10
@@ -59,6 +60,10 @@ class ModelMetrics:
                     per[str(q)] = (float(v[0]), float(v[1]))
                 out[str(name)] = DatasetMetrics(float(d["ndcg"]), float(d["baseline_ndcg"]),
                                                 str(d["baseline"]), per)
+                numbers = [out[str(name)].ndcg, out[str(name)].baseline_ndcg,
+                           *(x for pair in per.values() for x in pair)]
+                if not all(math.isfinite(x) for x in numbers):
+                    raise ValueError("every figure must be a finite number")
             except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
                 raise ValueError(
                     f"datasets.{name}: needs ndcg, baseline_ndcg (numbers), baseline (a "

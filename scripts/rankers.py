@@ -42,7 +42,7 @@ from tooling.ranker_training import (
     production_by_query,
     who,
 )
-from tooling.relevance import default_data_dir, judgments_path
+from tooling.relevance import EvalError, default_data_dir, judgments_path
 
 
 def _cv(m: dict[str, Any]) -> str:
@@ -86,9 +86,8 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
     judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                                a.dataset)
     queries = sorted(judgments)
-    production, prod = production_by_query(s, judgments, queries, a.dataset)
     mine = ndcg_by_query(s.url, judgments, queries, a.version)
-    if not any(mine.values()) and not any(prod.values()):
+    if not any(mine.values()):
         print(f"rankers: no judged {a.dataset} product is found by any search of {s.url}: "
               f"is it serving the {a.dataset} catalog? Nothing recorded.", file=sys.stderr)
         return 1
@@ -96,6 +95,13 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
         ModelMetrics({})
     before = cross_validated(m, a.dataset)  # kept: its own figures stay its score
     cv = before or mine
+    # like with like: cross-validated figures against production's own (when it has them),
+    # figures through the API against production's through the API
+    if before is not None:
+        production, prod = production_by_query(s, judgments, queries, a.dataset)
+    else:
+        production = s.production()
+        prod = ndcg_by_query(s.url, judgments, queries, "default")
     per_query = {q: (cv.get(q, 0.0), prod[q]) for q in queries}
     d = DatasetMetrics(sum(v[0] for v in per_query.values()) / len(queries),
                        sum(prod.values()) / len(queries), production, per_query)
@@ -243,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "experiment": cmd_experiment}[a.cmd]
     try:
         return command(s, a)
-    except ServiceRefused as exc:  # the service's own reason, not a traceback
+    except (ServiceRefused, EvalError, ValueError) as exc:  # a reason, not a traceback
         print(f"rankers: {exc}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:

@@ -113,9 +113,11 @@ class MediaService:
                 ImageIn.model_construct(url=url, position=row.position, alt_text=row.alt_text,
                                         variant_sku=None),
                 row.variant_id, [], ready, self.max_images)
-        except AisleError as exc:  # the product was deleted meanwhile: never shown
+        except AisleError as exc:  # deleted meanwhile, or another upload took the last place
+            why = (exc.fields.get("file") if isinstance(exc, ValidationFailed) else None
+                   ) or exc.message
             async with self.pool.acquire() as conn:
-                await media_repo.mark_failed(conn, row.image_id, exc.message)
+                await media_repo.mark_failed(conn, row.image_id, why)
         async with self.pool.acquire() as conn:
             return await media_repo.get(conn, row.product_id, row.image_id)
 

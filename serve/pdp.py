@@ -183,13 +183,13 @@ class ProductPages:
         kept meanwhile). Redis away: the keys expire as usual."""
         self._drop(list(product_ids))
         redis = self.cache.redis
-        if redis is None or not product_ids:
-            return
+        if not product_ids or not await self.cache.delete(stale_keys(product_ids)):
+            return  # no Redis, or its breaker open: no wait on it (the keys expire as usual)
+        assert redis is not None
         try:
-            await redis.delete(*stale_keys(product_ids))
             await announce(redis, product_ids)
         except Exception as exc:
-            log.warning("pages of %s not dropped after a write: %r", list(product_ids), exc)
+            log.warning("pages of %s not announced after a write: %r", list(product_ids), exc)
 
     def _drop_all(self) -> None:
         self._seq += 1

@@ -20,6 +20,7 @@ import dataclasses
 import getpass
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -179,11 +180,15 @@ def production_by_query(service: RankerService, judgments: Judgments, queries: S
     on esci): its own cross-validated figures stand for it. The formula, trained on nothing,
     and a model without such figures are measured through the API."""
     production = service.production()
-    if production != FORMULA:
-        per = cross_validated(service.call("GET", f"{API}/{production}"), dataset)
-        if per is not None and set(queries) <= set(per):
-            return production, {q: per[q] for q in queries}
-    return production, ndcg_by_query(service.url, judgments, queries, "default")
+    per = (cross_validated(service.call("GET", f"{API}/{production}"), dataset)
+           if production != FORMULA else None) or {}
+    missing = [q for q in queries if q not in per]  # judged since it was trained: in-sample
+    measured = ndcg_by_query(service.url, judgments, missing, "default") if missing else {}
+    if per and missing:
+        print(f"{dataset}: production ({production}) has no cross-validated figure for "
+              f"{len(missing)} of {len(queries)} queries: those measured through the API",
+              file=sys.stderr)
+    return production, {q: per[q] if q in per else measured[q] for q in queries}
 
 
 def _key(dataset: str, query: str, many: bool) -> str:

@@ -197,13 +197,13 @@ class CatalogRepository:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, seller_id, product_id)
             if add is not None:
-                shown = await conn.fetch(
+                shown = [r["url"] for r in await conn.fetch(
                     "SELECT url FROM product_images WHERE product_id = $1", product_id)
-                urls = {r["url"] for r in shown} - set(remove_urls)
-                if add.url in urls:
+                    if r["url"] not in remove_urls]
+                if add.url in shown:
                     add = None
-                elif max_images is not None and len(urls) >= max_images:
-                    raise ValidationFailed({"file": f"the product has {len(urls)} images: "
+                elif max_images is not None and len(shown) >= max_images:
+                    raise ValidationFailed({"file": f"the product has {len(shown)} images: "
                                                     f"at most {max_images}"})
             if add is None and not remove_urls:
                 await also(conn)
@@ -226,11 +226,11 @@ class CatalogRepository:
                                 "version": version})
             return int(version)
 
-    async def image_urls(self, product_id: int) -> set[str]:
-        """The urls of the images the product shows."""
+    async def image_urls(self, product_id: int) -> list[str]:
+        """The urls of the images the product shows (one per image: a url may be twice)."""
         async with self.pool.acquire() as conn:
-            return {r["url"] for r in await conn.fetch(
-                "SELECT url FROM product_images WHERE product_id = $1", product_id)}
+            return [r["url"] for r in await conn.fetch(
+                "SELECT url FROM product_images WHERE product_id = $1", product_id)]
 
     async def owned(self, seller_id: int, product_id: int) -> None:
         """404 if there is no such product, 403 if it is another seller's."""

@@ -95,12 +95,24 @@ def offer_warehouse(seller_id: int, source: StockSource) -> str:
     return f"{'s' if source == 'seller' else 'p'}-{seller_id}"
 
 
+OFFER_LOCK_WAIT = "5s"  # what one write of an offer waits for another before a 409
+
+
 @contextlib.asynccontextmanager
 async def offer_lock(conn: Conn, seller_id: int, variant_id: int) -> AsyncIterator[None]:
     """One seller's writes of its offer of one variant, one at a time (a PostgreSQL advisory
-    lock held by `conn` until the block ends; a connection that dies lets it go)."""
+    lock held by `conn` until the block ends; a connection that dies lets it go). A write
+    meeting another in progress waits for it up to OFFER_LOCK_WAIT, then is refused (409
+    `offer_busy`, retry): a pooled connection is never held waiting for longer."""
     key = f"offer:{variant_id}:{seller_id}"
-    await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+    await conn.execute(f"SET lock_timeout = '{OFFER_LOCK_WAIT}'")
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+    except asyncpg.exceptions.LockNotAvailableError as exc:
+        raise Conflict("another write of this offer is in progress: retry",
+                       "offer_busy") from exc
+    finally:
+        await conn.execute("RESET lock_timeout")
     try:
         yield
     finally:
@@ -196,8 +208,9 @@ async def list_offers(conn: Conn, seller_id: int) -> list[OfferRecord]:
     return [_offer(r) for r in rows]
 
 
-async def delete_offer(conn: Conn, seller_id: int, variant_id: int) -> None:
-    """Withdraws the offer (its units stay in its warehouse: holds on them still complete)."""
+async def delete_offer(conn: Conn, seller_id: int, variant_id: int) -> int:
+    """Withdraws the offer (its units stay in its warehouse: holds on them still complete);
+    the variant's product."""
     async with conn.transaction():
         before = await conn.fetchval(
             "DELETE FROM offers o WHERE variant_id = $1 AND seller_id = $2 "
@@ -206,6 +219,8 @@ async def delete_offer(conn: Conn, seller_id: int, variant_id: int) -> None:
             raise OfferNotFound(f"no offer of yours for variant {variant_id}")
         await _audit(conn, "offer", f"{variant_id}/{seller_id}", "delete",
                      seller_actor(seller_id), seller_id, before, None)
+        return int(await conn.fetchval(
+            "SELECT product_id FROM product_variants WHERE variant_id = $1", variant_id))
 
 
 # -- deals ------------------------------------------------------------------------------------

@@ -176,8 +176,9 @@ class RankerRegistry:
         """A candidate archived (one archived already: nothing to do); the production model
         is taken down by a rollback or a promotion, not archived (409)."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("LOCK TABLE ranker_models IN SHARE ROW EXCLUSIVE MODE")
             stage = await conn.fetchval(
-                "SELECT stage FROM ranker_models WHERE version = $1 FOR UPDATE", version)
+                "SELECT stage FROM ranker_models WHERE version = $1", version)
             if stage is None:
                 raise RankerNotFound(f"no ranker model {version!r}")
             if stage == "production":

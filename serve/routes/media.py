@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from domain.catalog import SKU_PATTERN, clean_text
+from domain.catalog import SKU_PATTERN, fitted_line
 from domain.errors import NotFound, ValidationFailed
 from serve.media import MediaJson
 from serve.services import Json, Seller, Svc, limit_seller
@@ -34,8 +34,8 @@ async def upload_image(
     image joins the product (a new version: search and product pages follow). 202 while
     PROCESSING (`?wait=true`: 201 when READY). The same bytes again: the same image."""
     bad: dict[str, str] = {}  # the text rules of a product's images (domain.catalog)
-    try:
-        alt_text = clean_text(alt_text).strip()
+    try:  # its length once normalized, as a product's image (NFC can lengthen a text)
+        alt_text = fitted_line(alt_text, 300)
     except ValueError as exc:
         bad["alt_text"] = str(exc)
     if variant_sku is not None and not SKU_PATTERN.fullmatch(variant_sku):

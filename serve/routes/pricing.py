@@ -42,7 +42,7 @@ seller_router = APIRouter(tags=["seller pricing"], dependencies=[Depends(limit_s
 platform_router = APIRouter(tags=["platform pricing"])
 
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Cents = Annotated[int, Field(ge=0, le=10**11)]
+Cents = Annotated[StrictInt, Field(ge=0, le=10**11)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200,
                                         pattern=r"^[^\x00-\x1f\x7f]*$")]
 CodePath = Annotated[str, Path(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -158,8 +158,9 @@ async def put_offer(svc: Svc, seller_id: Seller, variant_id: Id, body: OfferIn,
 @seller_router.delete("/api/v1/seller/offers/{variant_id}")
 async def delete_offer(svc: Svc, seller_id: Seller, variant_id: Id) -> Json:
     """Withdraws the offer (holds already made on its units still complete)."""
-    async with svc.pool.acquire() as conn:
-        await admin.delete_offer(conn, seller_id, variant_id)
+    async with svc.pool.acquire() as conn, admin.offer_lock(conn, seller_id, variant_id):
+        product_id = await admin.delete_offer(conn, seller_id, variant_id)
+    await svc.pages.written([product_id])  # its buy box
     return {"variant_id": str(variant_id), "deleted": True}
 
 
@@ -182,6 +183,8 @@ class DealIn(BaseModel):
             value = _id_text(value) or ""
             if not value:
                 problems["scope_value"] = f"must be a {self.scope} id"
+        elif not value:
+            problems["scope_value"] = "must be a brand"
         if problems:
             raise ValidationFailed(problems)
         return Deal(0, self.scope, value, self.kind, self.amount, self.starts_at,

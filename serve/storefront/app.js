@@ -84,12 +84,17 @@ function sendEvent(type, searchId, productId, position) {
     .catch(() => {});  // an event lost is a count lost, never a shopper's problem
 }
 
-function cameFrom(productId) {  // the search result this product page was opened from
-  try { return JSON.parse(sessionStorage.getItem("aisle_from_" + productId)); } catch (e) { return null; }
+const CREDIT_MS = 3600 * 1000;  // a search's results are credited for an hour (its impression)
+
+function cameFrom(productId) {  // the search result this product was opened from, lately
+  try {
+    const from = JSON.parse(sessionStorage.getItem("aisle_from_" + productId));
+    return from && Date.now() - from.at < CREDIT_MS ? from : null;
+  } catch (e) { return null; }
 }
 
 function resultClicked(productId, searchId, position) {
-  try { sessionStorage.setItem("aisle_from_" + productId, JSON.stringify({searchId, position})); } catch (e) { /* private mode */ }
+  try { sessionStorage.setItem("aisle_from_" + productId, JSON.stringify({searchId, position, at: Date.now()})); } catch (e) { /* private mode */ }
   sendEvent("click", searchId, productId, position);
 }
 

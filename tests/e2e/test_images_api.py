@@ -104,6 +104,7 @@ async def test_upload_thumbnails_show_retry_and_delete(
     (picture(), {"alt_text": "front\x00view"}, "alt_text", "control character U+0000"),
     (picture(), {"alt_text": "front \u202eweiv"}, "alt_text", "control character U+202E"),
     (picture(), {"variant_sku": "WH5\x00BLK"}, "variant_sku", "SKU"),
+    (picture(), {"alt_text": "\u0344" * 300}, "alt_text", "at most 300"),  # 600 once NFC
 ])
 async def test_bad_uploads_are_refused_whole(
         client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,

@@ -264,6 +264,7 @@ async def test_deals_by_sellers_and_the_platform(
         (other_seller, {}, "scope_value"),  # not a product it sells
         (seller, {"scope": "category", "scope_value": "shoes"}, "scope_value"),
         (seller, {"scope": "category", "scope_value": "999999"}, "scope_value"),  # none such
+        (seller, {"scope": "brand", "scope_value": "  "}, "scope_value"),
     ]:
         r = await client.post("/api/v1/seller/deals", headers=_key(who),
                               json={**deal, **change})

@@ -66,7 +66,6 @@ def test_a_learned_production_is_held_to_its_cross_validated_figures(
 @pytest.mark.parametrize("production, records", [
     (FORMULA, {}),  # trained on nothing: its figure through the API is out-of-sample
     ("lgbm_2", {"lgbm_2": record(0, {q: (0.6, 0.5) for q in QUERIES})}),  # no CV figures
-    ("lgbm_3", {"lgbm_3": record(5, {"blue mug": (0.6, 0.5)})}),  # not of these queries
 ])
 def test_otherwise_production_is_measured_through_the_api(
         through_the_api: list[str], production: str,
@@ -74,6 +73,14 @@ def test_otherwise_production_is_measured_through_the_api(
     service = FakeService(production, records)
     found, per = production_by_query(service, {}, QUERIES, "esci")  # type: ignore[arg-type]
     assert (found, per) == (production, dict.fromkeys(QUERIES, 0.9))
+    assert through_the_api == ["default"]
+
+
+def test_queries_judged_since_are_measured_through_the_api(
+        through_the_api: list[str]) -> None:
+    service = FakeService("lgbm_3", {"lgbm_3": record(5, {"blue mug": (0.6, 0.5)})})
+    _, per = production_by_query(service, {}, QUERIES, "esci")  # type: ignore[arg-type]
+    assert per == {"blue mug": 0.6, "usb cable": 0.9, "yoga mat": 0.9}
     assert through_the_api == ["default"]
 
 
@@ -111,6 +118,8 @@ def test_rollbacks_walk_back_through_the_promotions() -> None:
     {"datasets": {"esci": {"ndcg": "high", "baseline_ndcg": 0.4, "baseline": FORMULA,
                            "per_query": {}}}},
     {"datasets": {"esci": 3}},
+    {"datasets": {"esci": {"ndcg": float("nan"), "baseline_ndcg": 0.4, "baseline": FORMULA,
+                           "per_query": {}}}},
     {"datasets": ["esci"]},
 ])
 def test_malformed_metrics_are_a_value_error(metrics: dict[str, Any]) -> None:
