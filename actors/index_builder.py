@@ -37,7 +37,7 @@ from ray.actor import ActorHandle
 
 from actors import database_tag, metrics, named
 from actors.search_index import open_index
-from adapters.cache import announce
+from adapters.cache import drop_pages
 from adapters.postgres import Conn, connect, create_pool
 from adapters.postgres import search_docs as sd
 from adapters.postgres.outbox import OUTBOX_CHANNEL, OutboxConsumer, OutboxEvent
@@ -46,7 +46,6 @@ from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.postgres.search_registry import INDEX_FORMAT, Generation, GenerationRegistry
 from adapters.postgres.vocabulary import build_vocabulary
 from adapters.redis import create_redis
-from adapters.redis_keys import stale_keys
 from adapters.search import SearchIndex
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.search import IndexQuery, TextQuery
@@ -395,8 +394,7 @@ class IndexBuilderLoop:
         if self.redis is not None and product_ids:
             with contextlib.suppress(Exception):  # the keys expire anyway; never block indexing
                 # product pages and listing prices (price.changed lands here too)
-                await self.redis.delete(*stale_keys(product_ids))
-                await announce(self.redis, product_ids)  # then the Gateways' page copies
+                await drop_pages(self.redis, product_ids)  # then the Gateways' copies
         self._stats.documents += batch.num_rows
         self._stats.deleted += len(gone)
 

@@ -29,13 +29,13 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters import stock_cache
-from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, announce, dumps, loads
+from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, drop_pages, dumps, loads
 from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.pricing_repo import load_product_pricing
 from adapters.postgres.product_pages import load_product, top_products
-from adapters.redis_keys import last_page_key, price_key, product_key, stale_keys
+from adapters.redis_keys import last_page_key, price_key, product_key
 from adapters.search import SearchIndex
 from domain.errors import Unavailable
 from domain.inventory_api import Inventory
@@ -183,13 +183,8 @@ class ProductPages:
         kept meanwhile). Redis away: the keys expire as usual."""
         self._drop(list(product_ids))
         redis = self.cache.redis
-        if not product_ids or not await self.cache.delete(stale_keys(product_ids)):
-            return  # no Redis, or its breaker open: no wait on it (the keys expire as usual)
-        assert redis is not None
-        try:
-            await announce(redis, product_ids)
-        except Exception as exc:
-            log.warning("pages of %s not announced after a write: %r", list(product_ids), exc)
+        if redis is not None and product_ids:  # behind the breaker: Redis away, no wait
+            await self.cache.breaker.call("delete", lambda: drop_pages(redis, product_ids))
 
     def _drop_all(self) -> None:
         self._seq += 1

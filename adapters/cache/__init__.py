@@ -12,7 +12,7 @@ builder announces changed products, so in-process copies of their pages can be d
 
 from adapters.cache.cache_aside import Cache
 from adapters.cache.connection import create_cache_redis
-from adapters.cache.invalidations import Invalidations, announce
+from adapters.cache.invalidations import Invalidations, announce, drop_pages
 from adapters.cache.single_flight import SingleFlight
 from adapters.cache.values import Loaded, dumps, loads
 
@@ -23,6 +23,7 @@ __all__ = [
     "SingleFlight",
     "announce",
     "create_cache_redis",
+    "drop_pages",
     "dumps",
     "loads",
 ]

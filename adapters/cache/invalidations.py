@@ -8,12 +8,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import redis.asyncio as aioredis
 
 from adapters.cache.breaker import RETRY_AFTER_S
-from adapters.redis_keys import INVALIDATIONS, invalidated_ids, invalidation_message
+from adapters.redis_keys import (
+    INVALIDATIONS,
+    invalidated_ids,
+    invalidation_message,
+    stale_keys,
+)
 
 log = logging.getLogger("aisle.cache")
 
@@ -24,6 +29,14 @@ async def announce(redis: aioredis.Redis, product_ids: Iterable[int]) -> None:
     ids = invalidation_message(product_ids)
     if ids:
         await redis.publish(INVALIDATIONS, ids)
+
+
+async def drop_pages(redis: aioredis.Redis, product_ids: Sequence[int]) -> None:
+    """After a change of these products: their Redis keys deleted (pages, prices, listing
+    prices), then every process told to drop its own copies of their pages."""
+    if product_ids:
+        await redis.delete(*stale_keys(product_ids))
+        await announce(redis, product_ids)
 
 
 class Invalidations:
