@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Protocol
+from typing import Literal, Protocol
 
 from domain.errors import ValidationFailed
 from domain.query import QueryUnderstanding, explicit_only, merge, text_query, tokenize
@@ -145,6 +145,15 @@ def may_rerank(p: SearchParams) -> bool:
 def reranks(p: SearchParams, words: Words) -> bool:
     return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
             and bool(words.text.groups) and p.offset < RERANK_DEPTH)
+
+
+def ordered_by(p: SearchParams, words: Words) -> Literal["ranker", "sort", "index"]:
+    """What orders the answer: the ranker asked for (a re-rank, or bm25_title and text,
+    which are orders of the index's relevance), a sort, or the index alone (no words, a page
+    past the re-ranked depth)."""
+    if p.sort != "relevance":
+        return "sort"
+    return "ranker" if reranks(p, words) or p.ranker in (PLAIN, INDEX_ORDER) else "index"
 
 
 def first_query(p: SearchParams, words: Words) -> IndexQuery:

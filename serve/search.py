@@ -58,15 +58,14 @@ from domain.search import (
     top_buckets,
 )
 from domain.search_plan import (
-    INDEX_ORDER,
     PLAIN,
     CachedFacets,
     SearchParams,
     Words,
     facet_identity,
     may_rerank,
+    ordered_by,
     plan_search,
-    reranks,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
 from ranking.experiments import SHADOW, Team, interleave_seed, team_draft, top_agreement
@@ -522,16 +521,15 @@ class SearchService:
                 await self.cache.set(steps.facet_key, {"total": plan.result.total,
                                                        "facets": facets}, self.facet_ttl_s)
         search_id = secrets.token_hex(8)
-        ranked = reranks(p, plan.words) or (p.sort == "relevance"
-                                            and p.ranker in (PLAIN, INDEX_ORDER))
-        if routing is not None and not ranked:  # its words read as filters only
+        by = ordered_by(p, plan.words)
+        if routing is not None and by != "ranker":  # its words read as filters only
             routing = None
         if routing is not None:
             await self._counted(routing, steps, hits, plan.total, started, search_id)
         ranker_json: dict[str, object] = choice.to_json() | {"fallback": steps.fallback}
-        if not ranked:  # what ordered it: the sort asked for, or the index
+        if by != "ranker":  # what ordered it: the sort asked for, or the index
             ranker_json = {"requested": p.ranker, "version": None, "fallback": False,
-                           "kind": "sort" if p.sort != "relevance" else "index"}
+                           "kind": by}
         elif steps.partner is not None:
             ranker_json = {"requested": p.ranker, "kind": "interleaved", "version": None,
                            "fallback": steps.fallback or steps.partner_fallback,
