@@ -212,15 +212,15 @@ async def delete_offer(conn: Conn, seller_id: int, variant_id: int) -> int:
     """Withdraws the offer (its units stay in its warehouse: holds on them still complete);
     the variant's product."""
     async with conn.transaction():
-        before = await conn.fetchval(
-            "DELETE FROM offers o WHERE variant_id = $1 AND seller_id = $2 "
-            "RETURNING to_jsonb(o.*)::text", variant_id, seller_id)
-        if before is None:
+        gone = await conn.fetchrow(
+            "DELETE FROM offers o USING product_variants v "
+            "WHERE o.variant_id = $1 AND o.seller_id = $2 AND v.variant_id = o.variant_id "
+            "RETURNING to_jsonb(o.*)::text AS j, v.product_id", variant_id, seller_id)
+        if gone is None:
             raise OfferNotFound(f"no offer of yours for variant {variant_id}")
         await _audit(conn, "offer", f"{variant_id}/{seller_id}", "delete",
-                     seller_actor(seller_id), seller_id, before, None)
-        return int(await conn.fetchval(
-            "SELECT product_id FROM product_variants WHERE variant_id = $1", variant_id))
+                     seller_actor(seller_id), seller_id, gone["j"], None)
+        return int(gone["product_id"])
 
 
 # -- deals ------------------------------------------------------------------------------------
