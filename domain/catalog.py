@@ -120,6 +120,13 @@ class VariantIn(BaseModel):
         return out
 
 
+def shop_path(url: str) -> bool:
+    """A url that is a path on this shop (`/media/...`): uploaded images are served there
+    unless a CDN serves them (AISLE_MEDIA_BASE_URL). A product may show one only if it is an
+    upload of that product."""
+    return url.startswith("/") and not url.startswith("//")
+
+
 class ImageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -132,9 +139,12 @@ class ImageIn(BaseModel):
     @classmethod
     def _url(cls, v: str) -> str:
         v = _fits(_line(v), 500)
+        if " " not in v and "\\" not in v and shop_path(v):
+            return v  # an upload's: that it is one of this product's is checked on writing
         parts = urlparse(v)
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in v:
-            raise ValueError("must be an absolute http(s) URL")
+            raise ValueError("must be an absolute http(s) URL, or the url of an image "
+                             "uploaded to this product")
         return v
 
     @field_validator("alt_text")

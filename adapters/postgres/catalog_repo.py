@@ -18,7 +18,7 @@ from adapters.postgres import Conn, seller_accounts
 from adapters.postgres.outbox import OUTBOX_CHANNEL
 from adapters.postgres.pricing_admin import floors_above
 from adapters.postgres.worker_lease import LeasedSnowflake
-from domain.catalog import ImageIn, ProductIn
+from domain.catalog import ImageIn, ProductIn, shop_path
 from domain.errors import Conflict, Forbidden, NotFound, ValidationFailed, VersionConflict
 from domain.sellers import hash_api_key
 
@@ -267,6 +267,17 @@ class CatalogRepository:
             "SELECT EXISTS (SELECT 1 FROM categories WHERE category_id = $1)", p.category_id
         ):
             fields["category_id"] = f"unknown category {p.category_id}"
+        paths = {i.url for i in p.images if shop_path(i.url)}
+        if paths:  # uploads of this product (locked with it: a deletion waits for the write)
+            uploaded = {r["url"] for r in await conn.fetch(
+                """SELECT url FROM media_images WHERE product_id = $1 AND status = 'READY'
+                   AND url = ANY($2::text[])""", product_id, sorted(paths))}
+            for n, img in enumerate(p.images):
+                if img.url in paths and img.url not in uploaded:
+                    fields[f"images.{n}.url"] = (
+                        "names no image uploaded to this product (POST "
+                        f"/api/v1/seller/products/{product_id}/images adds one; other images "
+                        "need an absolute http(s) URL)")
         if fields:
             raise ValidationFailed(fields)
         taken = await conn.fetch(

@@ -144,3 +144,71 @@ async def test_uploads_stop_at_the_products_image_limit(
     assert f"at most {settings.max_images}" in r.json()["error"]["fields"]["file"], r.text
     assert await _state(pool, p["product_id"]) == (1, 0, settings.max_images)
     assert _files(settings) == files
+
+
+async def test_uploaded_images_survive_product_writes_history_and_restore(
+        client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool,
+        category_ids: dict[str, int]) -> None:
+    """An upload's url is a path on the shop (`/media/...` unless a CDN serves them): a PUT
+    may keep it (it names an image uploaded to this product), so a seller can change the
+    title without losing the photo; the version history shows it and a restore brings it
+    back. A path no upload of this product has is refused naming the field, nothing written."""
+    payload = {**body(category_ids["Headphones"]), "images": []}
+    p = await create(client, seller, payload)
+    pid, base = p["product_id"], f"/api/v1/seller/products/{p['product_id']}"
+    r = await _upload(client, seller, pid, picture(shade=11), alt_text="Front view")
+    assert r.status_code == 201, r.text
+    mine = r.json()["url"]
+    assert mine.startswith("/media/")
+    cdn = "https://img.example.com/side.jpg"
+    kept = [{"url": mine, "alt_text": "Front view"}, {"url": cdn}]
+    r = await client.put(base, json={**payload, "title": "Renamed", "images": kept, "version": 2},
+                         headers=seller.auth)
+    assert r.status_code == 200, r.text
+    assert [i["url"] for i in r.json()["images"]] == [mine, cdn]
+    assert r.json()["version"] == 3
+    page = (await client.get(f"/api/v1/products/{pid}")).json()
+    assert (page["title"], page["images"]) == ("Renamed", [mine, cdn])
+    # history reads the version as a PUT body, and restoring it brings the photo back
+    v3 = await client.get(f"{base}/versions/3", headers=seller.auth)
+    assert v3.status_code == 200, v3.text
+    assert [i["url"] for i in v3.json()["product"]["images"]] == [mine, cdn]
+    r = await client.put(base, json={**payload, "images": [], "version": 3}, headers=seller.auth)
+    assert r.status_code == 200 and r.json()["images"] == [], r.text
+    r = await client.post(f"{base}/versions/3/restore", headers={**seller.auth, "If-Match": "4"})
+    assert r.status_code == 200, r.text
+    assert [i["url"] for i in r.json()["images"]] == [mine, cdn]
+    assert await _state(pool, pid) == (5, 1, 2)
+
+    # a path that is no upload of this product: refused whole, naming the field
+    elsewhere = await create(client, seller, {**body(category_ids["Headphones"]), "images": []})
+    foreign = [{"url": cdn}, {"url": mine}]
+    for target, who, images, version in (
+            (base, seller, [{"url": cdn}, {"url": "/media/" + "0" * 64 + "/600.jpg"}], 5),
+            (f"/api/v1/seller/products/{elsewhere['product_id']}", seller, foreign, 1),
+            (f"/api/v1/seller/products/{elsewhere['product_id']}", seller,
+             [{"url": cdn}, {"url": "//evil.example.com/x.jpg"}], 1),
+            (f"/api/v1/seller/products/{elsewhere['product_id']}", seller,
+             [{"url": cdn}, {"url": "/media/a b.jpg"}], 1)):
+        r = await client.put(target, json={**payload, "variants": [
+            {**payload["variants"][0], "sku": f"OTHER-{version}-{len(images[1]['url'])}"}],
+            "images": images, "version": version}, headers=who.auth)
+        assert r.status_code == 422, r.text
+        fields = r.json()["error"]["fields"]
+        assert "images.1.url" in fields and "images.0.url" not in fields, r.text
+    r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
+        **body(category_ids["Headphones"]), "images": [{"url": mine}]})
+    assert r.status_code == 422 and "images.0.url" in r.json()["error"]["fields"], r.text
+    assert await _state(pool, pid) == (5, 1, 2)
+    assert await _state(pool, elsewhere["product_id"]) == (1, 0, 0)
+
+    # once the upload is deleted, its path is refused: a restore of a version that showed it
+    # says why (422 naming the image), and nothing is written
+    image_id = (await client.get(f"{base}/images", headers=seller.auth)).json()["images"][0]
+    r = await client.delete(f"{base}/images/{image_id['image_id']}", headers=seller.auth)
+    assert r.status_code == 200, r.text
+    version = r.json()["version"]
+    r = await client.post(f"{base}/versions/3/restore",
+                          headers={**seller.auth, "If-Match": str(version)})
+    assert r.status_code == 422 and "images.0.url" in r.json()["error"]["fields"], r.text
+    assert await _state(pool, pid) == (version, 0, 1)

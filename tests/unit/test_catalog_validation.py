@@ -60,11 +60,20 @@ def test_a_valid_product_passes_and_is_normalized() -> None:
                         "attributes": {"color": "Red", " color ": "Blue"}}]),
      "variants.0.attributes"),  # one name twice once trimmed: not one value silently dropped
     (product(images=[{"url": "ftp://x/y.jpg"}]), "images.0.url"),
+    (product(images=[{"url": "//x.example/y.jpg"}]), "images.0.url"),  # another host
+    (product(images=[{"url": "/media/a b.jpg"}]), "images.0.url"),
+    (product(images=[{"url": "media/y.jpg"}]), "images.0.url"),
     (product(images=[{"url": "https://x/y.jpg", "alt_text": "a\x01"}]), "images.0.alt_text"),
     (product(status="DELETED"), "status"),
 ])
 def test_field_rules(body: dict[str, Any], field: str) -> None:
     assert field in errors_of(body)
+
+
+def test_a_path_on_the_shop_passes_the_body_rules() -> None:
+    """An upload's url (`/media/<sha256>/600.jpg`): whether it is one of this product's
+    uploads is the catalog's check on writing (tests/e2e/test_images_api.py)."""
+    assert errors_of(product(images=[{"url": "/media/" + "ab" * 32 + "/600.jpg"}])) == {}
 
 
 def test_cross_field_rules_report_every_bad_field() -> None:
