@@ -39,8 +39,8 @@ def last_page_key(product_id: int) -> str:
 
 
 def listing_key(product_id: int) -> str:
-    """A product's listing price snapshot: [cents, was cents] as the pricing engine shows it
-    in results (null: no sellable variant)."""
+    """A product's listing price snapshot: [cents, was cents, {variant: warehouses of its
+    live offers}] as the pricing engine shows it in results (null: no sellable variant)."""
     return f"aisle:listing:{product_id}"
 
 

@@ -4,7 +4,7 @@ fake in tests), and its answers: JSON-ready, as the HTTP API and the stock cache
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NotRequired, Protocol, TypedDict
 
@@ -57,6 +57,18 @@ class StockSnapshot(TypedDict):
     # of those, other sellers' (in warehouses they own: their offers'), by warehouse; absent:
     # none
     offered: NotRequired[dict[str, int]]
+
+
+def buyable(snapshot: Mapping[str, object], offered_from: Collection[str]) -> int:
+    """Units of a variant shoppers can buy now, from its owner's snapshot: the listing
+    seller's (every unit not in another seller's warehouse) and those in the warehouses of
+    `offered_from`, the sellers whose offers of it are live; not units left where an offer
+    was withdrawn."""
+    offered = snapshot.get("offered")
+    total = snapshot.get("available")
+    gone = (sum(n for w, n in offered.items() if w not in offered_from and isinstance(n, int))
+            if isinstance(offered, Mapping) else 0)
+    return max((total if isinstance(total, int) else 0) - gone, 0)
 
 
 class Inventory(Protocol):

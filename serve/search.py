@@ -28,7 +28,7 @@ from adapters.experiment_metrics import ExperimentMetrics, Impression
 from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.experiments import ExperimentStore
-from adapters.postgres.pricing_repo import listing_prices_until
+from adapters.postgres.pricing_repo import listings
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.postgres.search_registry import INDEX_FORMAT, GenerationRegistry
@@ -36,7 +36,7 @@ from adapters.redis_keys import facets_key, listing_key
 from adapters.search import NoLiveIndex, SearchIndex, SearchUnavailable
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import ValidationFailed
-from domain.inventory_api import StockView
+from domain.inventory_api import StockView, buyable
 from domain.query import (
     CatalogVocabulary,
     QueryUnderstanding,
@@ -620,8 +620,10 @@ class SearchService:
 
     async def _listing_prices(self, variants: Mapping[int, list[int]], stock_of: Sequence[int]
                               ) -> tuple[dict[int, Any], dict[int, StockView] | None]:
-        """product -> [cents, was cents] (or None) as the pricing engine shows it now (buy box,
-        deals, rules), for products with their variants: from the Redis snapshots (one MGET),
+        """product -> [cents, was cents, {variant: warehouses of its live offers}] (or None)
+        as the pricing engine shows it now (buy box, deals, rules; the warehouses for
+        `domain.inventory_api.buyable`), for products with their variants: from the Redis
+        snapshots (one MGET),
         the products missing there priced together from PostgreSQL and stored (a lease keeps
         a price read before a change from being stored after the change's invalidation).
         And the stock snapshots of the variants `stock_of`, read in the same MGET (None: not
@@ -631,13 +633,15 @@ class SearchService:
         async def load(keys: list[str]) -> Loaded:
             now = datetime.now(UTC)
             async with self.pool.acquire() as conn:
-                shown, until = await listing_prices_until(
+                found = await listings(
                     conn, [v for k in keys for v in variants[product_of[k]]], now)
             ttl_ms = self.price_ttl_s * 1000
-            if until is not None:  # never past the end of a deal it was priced with
-                ttl_ms = min(ttl_ms, int((until - now).total_seconds() * 1000))
-            return {k: (list(shown[product_of[k]]) if product_of[k] in shown else None, ttl_ms)
-                    for k in keys}
+            if found.until is not None:  # never past the end of a deal it was priced with
+                ttl_ms = min(ttl_ms, int((found.until - now).total_seconds() * 1000))
+            shown = found.prices
+            return {k: ([*shown[p], {str(v): list(found.offered_from[v]) for v in variants[p]
+                                     if v in found.offered_from}]
+                        if (p := product_of[k]) in shown else None, ttl_ms) for k in keys}
 
         if not product_of:
             return {}, None
@@ -662,6 +666,11 @@ class SearchService:
             listed, snapshots = await self._listing_prices(variants, variant_ids)
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
+        # variant -> warehouses of its live offers, for the products priced (a snapshot
+        # stored before they were kept has none: its units counted whole, as then)
+        offered_from = {int(v): ws for x in listed.values() if x is not None and len(x) > 2
+                        for v, ws in x[2].items()}
+        priced = {pid for pid, x in listed.items() if x is not None and len(x) > 2}
         if variant_ids and self.inventory is not None:
             try:
                 with timed("stock"):
@@ -673,12 +682,15 @@ class SearchService:
         for h in hits:
             d = h.doc
             amount, was = prices.get(h.product_id, (d["price"], finite(d.get("price_was"))))
-            vs = [stock.get(str(v)) for v in d.get("variant_ids") or ()]
-            known = [s for s in vs if s is not None]
-            in_stock = (any(s["status"] != "OUT_OF_STOCK" for s in known) if known
-                        else bool(d["in_stock"]))
-            available = sum(a for s in known if isinstance(a := s.get("available"), int)
-                            ) if known else None
+            known = [(int(v), s) for v in d.get("variant_ids") or ()
+                     if (s := stock.get(str(v))) is not None]
+            in_stock, available = bool(d["in_stock"]), None
+            if known:  # units on sale: not those left where an offer was withdrawn
+                units = [buyable(s, offered_from.get(v, ())) if h.product_id in priced
+                         else s.get("available") for v, s in known]
+                available = sum(n for n in units if isinstance(n, int))
+                in_stock = any(s["status"] != "OUT_OF_STOCK" if n == s.get("available")
+                               else bool(n) for (_, s), n in zip(known, units, strict=True))
             out.append({
                 "product_id": str(h.product_id),
                 "external_id": d.get("external_id"),

@@ -77,6 +77,13 @@ async def _listed(client: httpx.AsyncClient, tag: str) -> object:
     return hits[0]["price"]["amount"] if hits else None
 
 
+async def _stocked(client: httpx.AsyncClient, tag: str) -> object:
+    """The first search result's (in_stock, available)."""
+    r = await client.get("/api/v1/products/search", params={"q": tag})
+    hits = r.json()["results"] if r.status_code == 200 else []
+    return (hits[0]["in_stock"], hits[0]["available"]) if hits else None
+
+
 async def _warehouses(client: httpx.AsyncClient, v: int) -> dict[str, Any]:
     r = await client.get(f"/api/v1/inventory/{v}", headers=INTERNAL)
     assert r.status_code == 200, r.text
@@ -142,6 +149,8 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
                         "offer on the product page")
     await _until(lambda: _listed(client, tag), 300.0, "offer in search")
     assert took < 20
+    # search counts the offer's units with the listing seller's
+    await _until(lambda: _stocked(client, tag), (True, 7), "offer's units in search")
 
     # a shopper's cart holds the winner's units, not the listing seller's
     shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
@@ -205,6 +214,10 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
     assert r.status_code == 422 and "items.0.warehouse_id" in r.json()["error"]["fields"]
     await _until(lambda: _winner(client, pid, v), (str(other_seller.seller_id), 349.99),
                  "withdrawn offer leaves the page")
+    # its 10 units left in its warehouse are no longer for sale: search shows the listing
+    # seller's 2 (as the product page does), not 12
+    assert (await _warehouses(client, v))[mine] == (10, 0, 3)
+    await _until(lambda: _stocked(client, tag), (True, 2), "withdrawn units leave search")
     audit = (await client.get("/api/v1/seller/pricing/audit", headers=_key(seller))).json()
     assert [(e["entity"], e["action"]) for e in audit["entries"]] == [
         ("offer", "delete"), ("offer", "update"), ("offer", "create")]

@@ -224,7 +224,8 @@ async def test_listing_prices_hold_until_a_deal_in_scope_starts(pg: asyncpg.Pool
            VALUES ($1, 9200, 11000, 5, 100, 10, 1, 500, 500, false)""", VARIANT)
     async with pg.acquire() as conn:
         inputs = await repo.load_product_pricing(conn, PRODUCT, NOW)
-        shown, until = await repo.listing_prices_until(conn, [VARIANT], NOW)
+        listed = await repo.listings(conn, [VARIANT], NOW)
+        shown, until = listed.prices, listed.until
     assert [inputs.deal_names[d.deal_id] for d in inputs.deals] == ["Spring"]
     assert inputs.variants[VARIANT].rule is None
     assert inputs.next_deal_start == NOW + timedelta(minutes=30)  # not the other brand's

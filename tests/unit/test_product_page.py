@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from domain.inventory_api import buyable
 from domain.pricing import Deal, DynamicRule, Item, Offer
 from domain.product_page import (
     ProductNotFound,
@@ -192,3 +193,16 @@ def test_inventory_counts_the_units_on_offer_only() -> None:
     assert shown(19, {"s-2": 5, "s-9": 10}) == {"status": "IN_STOCK", "quantity_hint": "9"}
     assert shown(33, {"s-2": 1, "s-9": 30}) == {"status": "LOW_STOCK", "quantity_hint": "3"}
     assert shown(30, {"s-9": 30}) == {"status": "OUT_OF_STOCK", "quantity_hint": "0"}
+
+
+def test_buyable_units_leave_out_warehouses_of_withdrawn_offers() -> None:
+    """What search results count (`domain.inventory_api.buyable`): the listing seller's units
+    and those of live offers' warehouses, as the product page above."""
+    snap = {"status": "IN_STOCK", "quantity_hint": "19", "available": 19,
+            "offered": {"s-2": 5, "s-9": 10}}
+    assert buyable(snap, ("s-2", "s-9")) == 19
+    assert buyable(snap, ("s-2",)) == 9  # s-9 withdrew: the owner's 4 and s-2's 5
+    assert buyable(snap, ()) == 4
+    assert buyable({"status": "IN_STOCK", "quantity_hint": "7", "available": 7}, ()) == 7
+    assert buyable({"status": "OUT_OF_STOCK", "quantity_hint": "0", "available": 0,
+                    "offered": {"s-9": 0}}, ()) == 0

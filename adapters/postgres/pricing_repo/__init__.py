@@ -21,19 +21,20 @@ from adapters.postgres.pricing_repo.inputs import (
     load_product_pricing,
     offer_warehouses,
 )
-from adapters.postgres.pricing_repo.listings import listing_prices, listing_prices_until
+from adapters.postgres.pricing_repo.listings import Listings, listing_prices, listings
 from adapters.postgres.pricing_repo.price_changes import PriceChange, record_price_change
 from adapters.postgres.pricing_repo.repricing import reprice
 
 __all__ = [
     "CouponNotFound",
+    "Listings",
     "PriceChange",
     "PricingInputs",
     "Redemption",
     "accept_quote",
     "line_sources",
     "listing_prices",
-    "listing_prices_until",
+    "listings",
     "load_coupon",
     "load_pricing",
     "load_product_pricing",
