@@ -51,6 +51,10 @@ class Forbidden(AisleError):
     code = "forbidden"
 
 
+class SellerSuspended(Forbidden):
+    code = "seller_suspended"
+
+
 class NotFound(AisleError):
     code = "not_found"
 

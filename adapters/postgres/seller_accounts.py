@@ -12,7 +12,7 @@ from datetime import datetime
 
 from adapters.postgres import Conn
 from adapters.postgres.outbox import OUTBOX_CHANNEL
-from domain.errors import NotFound
+from domain.errors import NotFound, SellerSuspended
 from domain.sellers import hash_api_key, new_api_key
 
 LEGACY_KEY_ID = "k-initial"  # the key in sellers.api_key_hash
@@ -57,14 +57,21 @@ class IssuedKey:
 
 
 async def seller_for_key(conn: Conn, api_key: str) -> tuple[int, str] | None:
-    """(seller id, name) of an active seller's unrevoked key."""
+    """(seller id, name) of an active seller's unrevoked key; SellerSuspended when the
+    seller of an unrevoked key is suspended (the key holder is told why it stopped working)."""
     row = await conn.fetchrow(
-        """SELECT s.seller_id, s.name FROM seller_api_keys k JOIN sellers s USING (seller_id)
-           WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND s.status = 'ACTIVE'
+        """SELECT s.seller_id, s.name, s.status FROM seller_api_keys k
+           JOIN sellers s USING (seller_id)
+           WHERE k.key_hash = $1 AND k.revoked_at IS NULL
            UNION ALL
-           SELECT seller_id, name FROM sellers WHERE api_key_hash = $1 AND status = 'ACTIVE'
+           SELECT seller_id, name, status FROM sellers WHERE api_key_hash = $1
            LIMIT 1""", hash_api_key(api_key))
-    return None if row is None else (int(row["seller_id"]), str(row["name"]))
+    if row is None:
+        return None
+    if row["status"] != "ACTIVE":
+        raise SellerSuspended(f"seller {row['seller_id']} is suspended: its API keys are "
+                              "refused until the platform reinstates it")
+    return (int(row["seller_id"]), str(row["name"]))
 
 
 async def create(conn: Conn, seller_id: int, name: str, rating: float | None) -> IssuedKey:

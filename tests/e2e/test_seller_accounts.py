@@ -76,10 +76,17 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     # the seller's products
     await _until(lambda: _page_seller(client, pid), "Acme Sound")
     assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
+    fourth = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL)
+              ).json()["api_key"]
     r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
                            json={"status": "SUSPENDED"})
     assert r.json()["status"] == "SUSPENDED"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 404
+    # a suspended seller's key is told why it stopped working (not "invalid API key")
+    r = await client.get("/api/v1/seller/products", headers=_key(fourth))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "seller_suspended", r.text
+    assert (await client.get("/api/v1/seller/products", headers=_key(third["api_key"]))
+            ).status_code == 401  # a revoked key stays just invalid
     # the cached page goes when the outbox's announcement reaches the page cache (not at once)
     assert await _until(lambda: _page_gone(client, pid), True)
     assert pid not in await _until(lambda: _search_ids(client, tag), None, want_out=pid)
@@ -87,7 +94,12 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
                            json={"status": "ACTIVE"})
     assert r.json()["status"] == "ACTIVE"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 200
+    assert await _works(client, fourth)
     assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
+    # revoking a key the seller does not have: 404, as for an unknown seller
+    for path in (f"{sid}/keys/k0000000000000000", "1/keys/k0000000000000000"):
+        r = await client.delete(f"/api/v1/internal/sellers/{path}", headers=INTERNAL)
+        assert r.status_code == 404, (path, r.text)
 
 
 async def _page_seller(client: httpx.AsyncClient, pid: str) -> object:
