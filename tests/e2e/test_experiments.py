@@ -279,11 +279,14 @@ async def test_events_are_validated_and_recorded_without_an_experiment(
     assert r.status_code == 422 and "X-Session-Id" in r.json()["error"]["fields"]
 
 
-def rankers_cli(app_url: str, *args: str, refused: bool = False) -> str:
-    """The command's output (refused: its error, which must be one line, no traceback)."""
+def rankers_cli(app_url: str, *args: str, refused: bool = False, url_last: bool = False
+                ) -> str:
+    """The command's output (refused: its error, which must be one line, no traceback).
+    `url_last`: --url after the subcommand's arguments (either place works)."""
     root = Path(__file__).resolve().parents[2]
+    where = [*args, "--url", app_url] if url_last else ["--url", app_url, *args]
     done = subprocess.run(
-        [sys.executable, str(root / "scripts" / "rankers.py"), "--url", app_url, *args],
+        [sys.executable, str(root / "scripts" / "rankers.py"), *where],
         capture_output=True, text=True, timeout=60, cwd=root,
         env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN, "PYTHONPATH": str(root)})
     if refused:
@@ -314,7 +317,8 @@ async def test_experiments_from_the_command_line(
     assert "shadow weighted:" in out
     out = await asyncio.to_thread(rankers_cli, app_url, "experiment", "stop", name)
     assert out.startswith("stopped: ") and " stopped " in out
-    assert name in await asyncio.to_thread(rankers_cli, app_url, "experiment", "list")
+    assert name in await asyncio.to_thread(rankers_cli, app_url, "experiment", "list",
+                                           url_last=True)
     # what the service refuses is said in one line: its status, message and fields
     err = await asyncio.to_thread(rankers_cli, app_url, "experiment", "stop", name,
                                   refused=True)
