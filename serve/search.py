@@ -623,9 +623,9 @@ class SearchService:
         """product -> [cents, was cents, {variant: warehouses of its live offers}] (or None)
         as the pricing engine shows it now (buy box, deals, rules; the warehouses for
         `domain.inventory_api.buyable`), for products with their variants: from the Redis
-        snapshots (one MGET),
-        the products missing there priced together from PostgreSQL and stored (a lease keeps
-        a price read before a change from being stored after the change's invalidation).
+        snapshots (one MGET), the products missing there priced together from PostgreSQL and
+        stored (a lease keeps a price read before a change from being stored after the
+        change's invalidation).
         And the stock snapshots of the variants `stock_of`, read in the same MGET (None: not
         read)."""
         product_of = {listing_key(p): p for p, vs in variants.items() if vs}
