@@ -148,6 +148,12 @@ async def documents(conn: Conn, rows: Sequence[dict[str, Any]],
     return record_batch(docs)
 
 
+def canary_query(title: str, words: int = 6) -> TextQuery:
+    """The first `words` words of a title that can match (a word of punctuation alone, such
+    as "-" or "|", is no word: required, it would match nothing), every one required."""
+    return TextQuery(tuple((w,) for w in title.split() if any(c.isalnum() for c in w))[:words])
+
+
 @ray.remote(num_cpus=0)
 def build_range(cfg: BuilderConfig, generation: str, after: int, upto: int,
                 vectors: bool = False) -> int:
@@ -474,9 +480,11 @@ class IndexBuilderLoop:
             docs = await self.index.get([pid], name)
             if pid not in docs:
                 continue  # no active variant: not searchable, fine
-            words = tuple((w,) for w in title.split()[:6])
+            query = canary_query(title)
+            if not query.groups:
+                continue  # nothing to search it by
             res = await self.index.search_generation(
-                name, IndexQuery(TextQuery(words), limit=50, facets=False))
+                name, IndexQuery(query, limit=50, facets=False))
             if pid not in {h.product_id for h in res.hits}:
                 problems.append(f"canary {pid} not found by its title")
         if self.cfg.gate_judgments and built:
