@@ -48,6 +48,7 @@ from adapters.postgres.vocabulary import build_vocabulary
 from adapters.redis import create_redis
 from adapters.search import SearchIndex
 from adapters.text_embedding import TextEmbedder, to_bytes
+from domain.errors import GenerationRefused, RebuildUnderWay
 from domain.search import IndexQuery, TextQuery
 from domain.search_documents import document, record_batch
 from domain.text_scoring import SAMPLE_SIZE
@@ -192,6 +193,7 @@ class IndexBuilderLoop:
         self._dropped_at = 0.0  # monotonic time of the last look for retired generations
         self._ready = asyncio.Event()
         self._stats = BuilderStats()
+        self._building: str | None = None  # the generation a full build is making
         self._metrics_at = 0.0
         self._metrics_documents = 0
         self._deals_looked = -float("inf")
@@ -409,10 +411,25 @@ class IndexBuilderLoop:
         not moved (a seam for tests: a crash here must lose nothing)."""
 
     # -- full builds ---------------------------------------------------------------------
+    def building(self) -> str | None:
+        """The generation a full build is making now (None: no build under way)."""
+        return self._building
+
     async def full_build(self, workers: int | None = None, swap: bool = True) -> BuildReport:
-        """A new generation from a scan of PostgreSQL, checked, then made live."""
+        """A new generation from a scan of PostgreSQL, checked, then made live. One at a time:
+        RebuildUnderWay while another runs; GenerationRefused (its problems) if it fails its
+        checks (marked FAILED, the live generation unchanged)."""
+        if self._building is not None:
+            raise RebuildUnderWay(f"generation {self._building} is being built: one full build "
+                                  "at a time", generation=self._building)
+        name = self._building = f"g{int(time.time() * 1000)}"
+        try:
+            return await self._full_build(name, workers, swap)
+        finally:
+            self._building = None
+
+    async def _full_build(self, name: str, workers: int | None, swap: bool) -> BuildReport:
         started = time.monotonic()
-        name = f"g{int(time.time() * 1000)}"
         async with self.pool.acquire() as conn:
             sample = await sd.text_sample(conn, SAMPLE_SIZE)
             bounds = await sd.id_ranges(conn, workers or self.cfg.workers)
@@ -428,7 +445,10 @@ class IndexBuilderLoop:
             built = int(sum(counts))
             problems = await self._check(name, built)
             if problems:
-                raise RuntimeError(f"generation {name} failed its checks: {problems}")
+                raise GenerationRefused(f"generation {name} failed its checks: "
+                                        f"{'; '.join(problems)} (the live one is unchanged)",
+                                        generation=name, problems=problems)
+            await self.registry.counted(name, built)
             vocabulary = await build_vocabulary(self.pool)
             await self.artifacts.put(name, VOCABULARY, await asyncio.to_thread(
                 vocabulary.to_bytes))

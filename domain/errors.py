@@ -71,6 +71,26 @@ class Conflict(AisleError):
         self.fields = fields or {}
 
 
+class GenerationRefused(Conflict):
+    """A rebuilt index generation failed its checks (`problems`): not made live."""
+
+    code = "generation_refused"  # on the class too: raised in an actor, Ray's copy reads it
+
+    def __init__(self, message: str, generation: str = "",
+                 problems: list[str] | None = None) -> None:
+        super().__init__(message, "generation_refused", generation=generation,
+                         problems=problems or [])
+
+
+class RebuildUnderWay(Conflict):
+    """A full index build is running (one at a time)."""
+
+    code = "rebuild_under_way"
+
+    def __init__(self, message: str, generation: str = "") -> None:
+        super().__init__(message, "rebuild_under_way", generation=generation)
+
+
 class VersionConflict(Conflict):
     """Optimistic concurrency: the client's version is not the current one."""
 

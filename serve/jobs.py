@@ -12,10 +12,11 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+import ray
 from fastapi import Response
 
 from adapters.postgres.jobs import JobRecord, JobStore
-from domain.errors import NotFound
+from domain.errors import AisleError, NotFound
 
 log = logging.getLogger("aisle.jobs")
 Result = Mapping[str, object]
@@ -24,6 +25,24 @@ Work = Callable[[], Awaitable[Result]]
 
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class JobFailed(AisleError):
+    """A job another replica ran failed (its record's reason; a 500 that says why)."""
+
+    code = "job_failed"
+
+
+def failure(exc: BaseException) -> str:
+    """Why a job failed, for its record: a domain error's code and message; another error's
+    type and message, the one raised in an actor rather than Ray's wrapping of it (a
+    traceback with terminal colours)."""
+    if isinstance(exc, AisleError):
+        return f"{exc.code}: {exc.message}"
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {cause}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Jobs:
@@ -51,7 +70,7 @@ class Jobs:
             result = await work()
         except Exception as exc:  # recorded: the job's status says why it failed
             log.warning("job %s failed: %r", job_id, exc)
-            await self.store.fail(job_id, f"{type(exc).__name__}: {exc}"[:2000])
+            await self.store.fail(job_id, failure(exc)[:2000])
             raise
         await self.store.succeed(job_id, result)
         return result
@@ -82,5 +101,5 @@ class Jobs:
         while (job := await self.get(job_id)).status == "running":  # noqa: ASYNC110  # another replica runs it: its record is all there is
             await asyncio.sleep(poll_s)
         if job.status == "failed":
-            raise RuntimeError(job.error)
+            raise JobFailed(f"job {job_id} failed: {job.error}")
         return job.result or {}

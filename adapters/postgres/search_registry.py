@@ -111,6 +111,11 @@ class GenerationRegistry:
                 name, documents)
             return previous
 
+    async def counted(self, name: str, documents: int) -> None:
+        """The documents a generation was built with (shown in the index status)."""
+        await self.pool.execute("UPDATE search_generations SET documents = $2 WHERE name = $1 "
+                                "AND backend = $3", name, documents, self.backend)
+
     async def retired_before(self, seconds: float) -> list[str]:
         """Generations retired more than `seconds` ago (not dropped yet)."""
         rows = await self.pool.fetch(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from actors import metrics
 from adapters.cache import dumps
-from domain.errors import Conflict, ValidationFailed
+from domain.errors import Conflict, RebuildUnderWay, ValidationFailed
 from serve.routes.experiments import session_of
 from serve.search import SORTS, SearchParams, parse_attribute_params
 from serve.services import (
@@ -97,7 +97,15 @@ async def rebuild_index(svc: Svc, _: Internal, response: Response,
     """Builds a new index generation beside the live one, checks it, swaps it in (the
     previous one is kept for rollback). A background job (202 with its record; status at
     GET /api/v1/internal/jobs/{job_id}); `wait=true` answers its report once done (200). The
-    job goes on if the caller hangs up."""
+    job goes on if the caller hangs up. 409 `rebuild_under_way` while one runs; a generation
+    that fails its checks is not made live: the job fails with `generation_refused` and its
+    problems (with `wait=true`, the 409 itself)."""
+
+    building = await svc.builder.building.remote()
+    if building is not None:  # one at a time (the builder refuses a second one too)
+        raise RebuildUnderWay(f"generation {building} is being built: follow its job "
+                              "(GET /api/v1/internal/jobs?kind=index.rebuild)",
+                              generation=building)
 
     async def build() -> Json:
         return dataclasses.asdict(await svc.builder.full_build.remote(workers))

@@ -39,11 +39,23 @@ async def test_a_rebuild_goes_on_when_its_caller_hangs_up(client: httpx.AsyncCli
             break
         await asyncio.sleep(0.1)
     assert len(jobs) == len(before) + 1
+    # a second rebuild meanwhile is refused: at once (409) once the builder has begun, or
+    # by the builder (its job fails saying so); never a second generation building
+    again = await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL)
+    if again.status_code == 409:
+        assert again.json()["error"]["code"] == "rebuild_under_way", again.text
+    else:
+        assert again.status_code == 202, again.text
+        second = await finished(client, again.json()["job_id"])
+        assert second["status"] == "failed" and second["error"].startswith(
+            "rebuild_under_way: generation g"), second
     job = await finished(client, jobs[0]["job_id"])
     assert job["status"] == "succeeded", job["error"]
     assert job["kind"] == "index.rebuild" and job["result"]["documents"] >= 0
     status = (await client.get("/api/v1/internal/search/status", headers=INTERNAL)).json()
     assert job["result"]["generation"] in json.dumps(status)  # built, and it is live now
+    [live] = [g for g in status["generations"] if g["status"] == "LIVE"]
+    assert live["documents"] == job["result"]["documents"]  # what it was built with
     assert (await client.get("/health")).status_code == 200
 
 

@@ -19,6 +19,7 @@ from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.search_registry import GenerationRegistry
 from adapters.search.sharded import ShardedIndex
+from domain.errors import GenerationRefused, RebuildUnderWay
 from domain.search import Filters, IndexQuery, TextQuery
 
 SHARDS = 2
@@ -427,6 +428,30 @@ async def test_the_previous_generation_is_kept_current_and_older_ones_dropped(
     assert not (env.index.root / first).exists()
 
 
+async def test_one_full_build_at_a_time_and_its_documents_counted(env: Env) -> None:
+    """A second full build while one runs is refused (`rebuild_under_way`, naming the one
+    building) and leaves nothing behind; the live generation records its documents."""
+    for n in range(3):
+        await add_product(env.pool, env.seller, f"Walnut desk lamp {n}")
+    assert await env.builder.start.remote()
+    first = env.builder.full_build.remote()
+    for _ in range(200):  # until the first one has begun
+        if await env.builder.building.remote() is not None:
+            break
+        await asyncio.sleep(0.05)
+    building = await env.builder.building.remote()
+    assert building is not None
+    with pytest.raises(RebuildUnderWay) as second:
+        await env.builder.full_build.remote()
+    assert second.value.data["generation"] == building
+    report = await first
+    assert report.generation == building and await env.builder.building.remote() is None
+    made = {g.name: g for g in await env.index.registry.all()}
+    assert made[building].status == "LIVE" and made[building].documents == report.documents
+    assert report.documents == 3
+    assert [g.status for g in made.values()].count("BUILDING") == 0
+
+
 async def test_a_rebuild_that_ranks_judged_queries_worse_is_not_swapped_in(
         env: Env, tmp_path: Path) -> None:
     """With judged queries configured (AISLE_INDEX_GATE_JUDGMENTS), a rebuilt generation must
@@ -447,8 +472,10 @@ async def test_a_rebuild_that_ranks_judged_queries_worse_is_not_swapped_in(
     assert (await env.builder.stats.remote()).last_gate == {
         "generation": good.generation, "ndcg": 1.0, "live": live, "live_ndcg": 1.0}
     await env.pool.execute("UPDATE products SET title = 'Oak chair' WHERE product_id = $1", a)
-    with pytest.raises(ray.exceptions.RayTaskError, match="judged icecat queries fell"):
+    with pytest.raises(GenerationRefused, match="judged icecat queries fell") as refused:
         await env.builder.full_build.remote()
+    assert refused.value.code == "generation_refused"  # the API's 409 and the job's record
+    assert [p for p in refused.value.data["problems"] if "judged" in p]
     status = {g.name: g.status for g in await env.index.registry.all()}
     assert await env.index.registry.live() == good.generation
     assert sorted(status.values()).count("FAILED") == 1
