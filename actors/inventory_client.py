@@ -428,25 +428,28 @@ class InventoryClient:
                          failed[0])
 
     # -- partitions -----------------------------------------------------------------------
-    async def _each(self) -> list[ActorHandle]:
-        """The actor of every partition the map names, in partition order."""
-        return [self._actor(k) for k in range(await self.partitions())]
+    async def _each(self, call: Callable[[ActorHandle], Awaitable[T]]) -> list[T]:
+        """`call` on the actor of every partition the map names now, in partition order. An
+        operator's reads: the map is read again (another replica may have rebalanced since
+        this one last looked), and a partition that died is found again by its name."""
+        n = partitions_of(await self.read_map())
+        return list(await asyncio.gather(
+            *(self._ask(partial(lambda k: call(self._actor(k)), k)) for k in range(n))))
 
     async def stats(self) -> list[PartitionStats]:
-        return list(await asyncio.gather(*(a.stats.remote() for a in await self._each())))
+        found: list[PartitionStats] = await self._each(lambda a: a.stats.remote())
+        return found
 
     async def nodes(self) -> list[str]:
         """The Ray node of each partition, in partition order."""
-        found: list[str] = await asyncio.gather(
-            *(a.node_id.remote() for a in await self._each()))
+        found: list[str] = await self._each(lambda a: a.node_id.remote())
         return found
 
     async def reconcile(self, limit: int | None = None) -> list[tuple[int, int]]:
         """Per partition: (variants compared with PostgreSQL, variants that differ) now
         (partitions also do it by themselves while idle: `aisle_inventory_accuracy`)."""
-        found: list[tuple[int, int]] = await asyncio.gather(
-            *(a.reconcile.remote(limit) for a in await self._each()))
-        return [tuple(x) for x in found]  # type: ignore[misc]
+        found: list[list[int]] = await self._each(lambda a: a.reconcile.remote(limit))
+        return [(x[0], x[1]) for x in found]
 
     async def set_partitions(self, partitions: int) -> Rebalanced:
         """Moves hash slots between partition actors until `partitions` partitions hold
@@ -511,6 +514,10 @@ class InventoryClient:
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable("inventory partition unavailable") from exc
+                if isinstance(exc, ActorDiedError):
+                    # dead for good: stopped by a rebalance another replica ran (and maybe
+                    # started again there under its name); calls find it anew by name
+                    self.actors.clear()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

@@ -81,5 +81,16 @@ async def test_partitions_scale_up_and_down_during_a_flash_sale(
         still_open = [c for c, s in ledger.final.items() if s == "OPEN"]
         for cart in still_open[:10]:
             assert (await other.release(cart))["status"] == "RELEASED"
+
+        # the other replica, told nothing of a rebalance: an operator's reads there follow
+        # the map as it is now, and it rebalances in its turn (partitions this one stopped
+        # are started anew there, not called through the handles it kept)
+        await client.set_partitions(1)
+        assert [s["slots"] for s in await other.stats()] == [SLOTS]
+        assert len(await other.nodes()) == 1
+        assert (await other.set_partitions(3)).partitions == 3
+        owners = await inventory_slots.read_map(fresh_dsn, PARTITIONS)
+        assert [s["slots"] for s in await client.stats()] == [
+            Counter(owners)[k] for k in range(3)]
     finally:
         other.shutdown()
