@@ -54,5 +54,13 @@ def main() -> int:
     return 0
 
 
+def run() -> int:
+    try:
+        return main()
+    except httpx.HTTPError as exc:  # one line, not a traceback
+        print(f"inventory_partitions: no answer from the service: {exc!r}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
