@@ -39,3 +39,5 @@ def test_cluster_yaml_starts_every_node_with_them() -> None:
         (start,) = [c for c in config[key] if "ray start" in c]
         for name, value in SERVE_ENV.items():
             assert f"{name}={value} " in start, (key, name)
+        # every node's metrics on the port docs/operations.md tells Prometheus to scrape
+        assert "--metrics-export-port=8080" in start.split(), key
