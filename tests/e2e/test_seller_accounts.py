@@ -95,6 +95,12 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     assert r.json()["status"] == "ACTIVE"
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 200
     assert await _works(client, fourth)
+    for null in ({"name": None}, {"status": None}, {"name": None, "rating": 4.0}):
+        r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL, json=null)
+        assert r.status_code == 422 and set(r.json()["error"]["fields"]) == (
+            {k for k, v in null.items() if v is None}), r.text
+    r = await client.get(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL)
+    assert (r.json()["name"], r.json()["rating"]) == ("Acme Sound", 4.8)  # nothing written
     assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
     # revoking a key the seller does not have: 404, as for an unknown seller
     for path in (f"{sid}/keys/k0000000000000000", "1/keys/k0000000000000000"):
