@@ -69,8 +69,9 @@ async def update_seller(svc: Svc, _: Internal, seller_id: SellerPath,
     product pages' caches follow within a second or so."""
     if not body.model_fields_set:
         raise ValidationFailed({"body": "name, rating or status"}, "nothing to change")
-    nulls: dict[str, str] = {f: "must not be null (a rating may be: it clears it)" for f in ("name", "status")
-             if f in body.model_fields_set and getattr(body, f) is None}
+    why = "must not be null (a rating may be: it clears it)"
+    nulls: dict[str, str] = {f: why for f in ("name", "status")
+                             if f in body.model_fields_set and getattr(body, f) is None}
     if nulls:  # was a 200 that changed nothing
         raise ValidationFailed(nulls)
     async with svc.pool.acquire() as conn:
