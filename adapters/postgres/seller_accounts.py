@@ -145,9 +145,12 @@ async def _issue(conn: Conn, seller_id: int, revoke_others: bool) -> IssuedKey:
 async def revoke(conn: Conn, seller_id: int, key_id: str) -> SellerAccount:
     """Revokes one key (at once: the next request with it is a 401). Revoking a revoked key
     changes nothing."""
-    if key_id == LEGACY_KEY_ID:
-        await conn.execute("UPDATE sellers SET api_key_hash = NULL WHERE seller_id = $1",
-                           seller_id)
+    if key_id == LEGACY_KEY_ID:  # listed only while it exists: revoked, it is gone (404)
+        found = await conn.fetchval(
+            "UPDATE sellers SET api_key_hash = NULL WHERE seller_id = $1 "
+            "AND api_key_hash IS NOT NULL RETURNING 1", seller_id)
+        if found is None:
+            raise NotFound(f"seller {seller_id} has no key {key_id}")
     else:
         found = await conn.fetchval(
             """UPDATE seller_api_keys SET revoked_at = coalesce(revoked_at, now())

@@ -103,7 +103,8 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     assert (r.json()["name"], r.json()["rating"]) == ("Acme Sound", 4.8)  # nothing written
     assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
     # revoking a key the seller does not have: 404, as for an unknown seller
-    for path in (f"{sid}/keys/k0000000000000000", "1/keys/k0000000000000000"):
+    for path in (f"{sid}/keys/k0000000000000000", "1/keys/k0000000000000000",
+                 f"{sid}/keys/k-initial"):  # made through the API: it never had that key
         r = await client.delete(f"/api/v1/internal/sellers/{path}", headers=INTERNAL)
         assert r.status_code == 404, (path, r.text)
 
