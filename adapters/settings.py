@@ -42,6 +42,23 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network,
     return tuple(out)
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    """An address to listen on: an IP address, or a host name that resolves to one."""
+    raw = (env.get(name) or "").strip() or default
+    try:
+        ipaddress.ip_address(raw)
+        return raw
+    except ValueError:
+        pass
+    if len(raw) <= 253 and not raw[0].isdigit() and all(
+            _HOST_LABEL.fullmatch(label) for label in raw.split(".")):
+        return raw
+    raise ConfigError(f"{name}: expected an IP address or a host name, got {raw!r}")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -174,7 +191,7 @@ class Settings:
             ranker_transport=_one_of(env, "AISLE_RANKER_TRANSPORT", ("GRPC", "ACTOR")),
             ranker_orders_kept=_int(env, "AISLE_RANKER_ORDERS_KEPT", 4096, 0, 1_000_000),
             snowflake_node=_int(env, "AISLE_SNOWFLAKE_NODE", 0, 0, 31),
-            http_host=env.get("AISLE_HTTP_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            http_host=_host(env, "AISLE_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "AISLE_HTTP_PORT", 8000, 1, 65535),
             gateway_replicas=_int(env, "AISLE_GATEWAY_REPLICAS", 1, 1, 1024),
             serve_access_log=_one_of(env, "AISLE_SERVE_ACCESS_LOG", ("OFF", "ON")) == "ON",

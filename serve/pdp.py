@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters import stock_cache
 from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, drop_pages, dumps, loads
@@ -74,6 +74,12 @@ class PrewarmIn(BaseModel):
         default_factory=list, max_length=10_000)
     top: int = Field(default=0, ge=0, le=10_000,
                      description="also the N products most sold, then most reviewed")
+
+    @model_validator(mode="after")
+    def _something(self) -> PrewarmIn:
+        if not self.product_ids and self.top == 0:  # a job that would warm nothing
+            raise ValueError("name product_ids, or top > 0")
+        return self
 
 
 class ProductPages:

@@ -41,9 +41,20 @@ DASHBOARD_PORT = 8265  # Ray's own default
 DRAIN_S = 2.0
 
 
+def _port(text: str) -> int:
+    """A TCP port, checked before anything starts (not once PostgreSQL and Ray are up)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {port}")
+    return port
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__)
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default 8000)")
+    p.add_argument("--port", type=_port, default=None, help="HTTP port (default 8000)")
     p.add_argument("--dataset", default="esci", help="esci | icecat | synthetic:N | PATH")
     p.add_argument("--data-dir", type=Path, default=None, help="where embedded servers keep data")
     p.add_argument("--ranker", choices=("learned", "formula"), default="learned",

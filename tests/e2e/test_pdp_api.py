@@ -282,6 +282,9 @@ async def test_prewarm_and_cache_stats(client: httpx.AsyncClient, shop: dict[str
     r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL,
                           json={"product_ids": [2**63]})  # past BIGINT: used to answer 500
     assert r.status_code == 422 and "product_ids.0" in r.json()["error"]["fields"], r.text
+    for nothing in ({}, {"product_ids": [], "top": 0}):  # a job that would warm nothing
+        r = await client.post("/api/v1/internal/cache/prewarm", headers=INTERNAL, json=nothing)
+        assert r.status_code == 422 and "product_ids" in r.text, r.text
     before = (await client.get("/api/v1/internal/cache/stats", headers=INTERNAL)).json()
     for pid in ids:
         assert (await pdp(client, pid)).headers["x-cache"] == "hit"

@@ -28,6 +28,9 @@ def test_values_are_parsed_and_typed() -> None:
     ("AISLE_INVENTORY_PARTITIONS", "many", "AISLE_INVENTORY_PARTITIONS: expected an integer"),
     ("AISLE_INVENTORY_PARTITIONS", "0", "between 1 and 4096"),
     ("AISLE_HTTP_PORT", "70000", "AISLE_HTTP_PORT"),
+    ("AISLE_HTTP_HOST", "not a host!!", "AISLE_HTTP_HOST: expected an IP address"),
+    ("AISLE_HTTP_HOST", "999.1.1.1", "AISLE_HTTP_HOST"),
+    ("AISLE_HTTP_HOST", "-bad.example", "AISLE_HTTP_HOST"),
     ("DATABASE_URL", "mysql://x", "DATABASE_URL: expected a URL with scheme postgres"),
     ("REDIS_URL", "localhost:6379", "REDIS_URL"),
     ("ES_URL", "es:9200", "ES_URL"),
@@ -39,6 +42,11 @@ def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
                                                           expect: str) -> None:
     with pytest.raises(ConfigError, match=expect):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "127.0.0.1", "localhost", "gw-1.shop.internal"])
+def test_listen_addresses(host: str) -> None:
+    assert Settings.from_env({"AISLE_HTTP_HOST": f" {host} "}).http_host == host
 
 
 def test_product_page_cache_lifetimes() -> None:
@@ -68,3 +76,14 @@ def test_the_index_relevance_gate_names_a_dataset_and_an_existing_file(
     for bad in (f"amazon:{judged}", str(judged), f"esci:{tmp_path / 'missing.csv'}"):
         with pytest.raises(ConfigError, match="AISLE_INDEX_GATE_JUDGMENTS"):
             Settings.from_env({"AISLE_INDEX_GATE_JUDGMENTS": bad})
+
+
+@pytest.mark.parametrize(("given", "port"), [("8001", 8001), ("0", None), ("70000", None),
+                                             ("x", None)])
+def test_the_demos_port_is_checked_before_anything_starts(given: str, port: int | None) -> None:
+    from tooling.demo import parse_args
+    if port is None:
+        with pytest.raises(SystemExit):  # argparse's message naming --port, exit 2
+            parse_args(["--port", given])
+    else:
+        assert parse_args(["--port", given]).port == port
