@@ -15,6 +15,8 @@ import sys
 
 import httpx
 
+from tooling.cli import run
+
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="scripts/inventory_partitions", description=__doc__,
@@ -54,13 +56,5 @@ def main() -> int:
     return 0
 
 
-def run() -> int:
-    try:
-        return main()
-    except httpx.HTTPError as exc:  # one line, not a traceback
-        print(f"inventory_partitions: no answer from the service: {exc!r}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run("inventory_partitions", main))

@@ -20,6 +20,8 @@ import sys
 
 import httpx
 
+from tooling.cli import run
+
 
 def product_ids(text: str) -> list[int]:
     try:
@@ -52,13 +54,5 @@ def main() -> int:
     return 0 if r.status_code == 200 else 1
 
 
-def run() -> int:
-    try:
-        return main()
-    except httpx.HTTPError as exc:  # one line, not a traceback
-        print(f"prewarm: no answer from the service: {exc!r}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run("prewarm", main))

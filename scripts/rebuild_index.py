@@ -17,6 +17,8 @@ import sys
 
 import httpx
 
+from tooling.cli import run
+
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="scripts/rebuild_index", description=__doc__,
@@ -45,13 +47,5 @@ def main() -> int:
     return 0 if r.status_code == 200 else 1
 
 
-def run() -> int:
-    try:
-        return main()
-    except httpx.HTTPError as exc:  # one line, not a traceback
-        print(f"rebuild_index: no answer from the service: {exc!r}", file=sys.stderr)
-        return 1
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run("rebuild_index", main))
