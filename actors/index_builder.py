@@ -194,6 +194,7 @@ class IndexBuilderLoop:
         self._ready = asyncio.Event()
         self._stats = BuilderStats()
         self._building: str | None = None  # the generation a full build is making
+        self._build_lock = asyncio.Lock()  # one full build at a time
         self._metrics_at = 0.0
         self._metrics_documents = 0
         self._deals_looked = -float("inf")
@@ -316,10 +317,10 @@ class IndexBuilderLoop:
         if await self.outbox.exists() and await self.registry.live() is not None:
             if (await self.registry.live_format() or 0) < INDEX_FORMAT:
                 log.info("the live search index predates format %d: full build", INDEX_FORMAT)
-                await self.full_build()
+                await self.full_build(wait=True)
             return
         start = await self.outbox.start_point()
-        await self.full_build()
+        await self.full_build(wait=True)
         await self.outbox.begin(start)
 
     async def _process_once(self) -> bool:
@@ -330,7 +331,7 @@ class IndexBuilderLoop:
                 return False
             full, products = await self._products_of(conn, events)
             if full:
-                await self.full_build()
+                await self.full_build(wait=True)
             elif products:
                 await self.apply(conn, sorted(products))
             await self.outbox.commit(conn, events[-1])
@@ -379,7 +380,7 @@ class IndexBuilderLoop:
             if after is None:  # an index from before documents were priced by the engine
                 # (deals, offers, rules): build it again; boundaries from before that build
                 log.info("search documents predate engine prices: full build")
-                await self.full_build()
+                await self.full_build(wait=True)
             elif after < upto:
                 scopes = await sd.deal_scopes_between(conn, after, upto)
             if scopes:
@@ -415,18 +416,21 @@ class IndexBuilderLoop:
         """The generation a full build is making now (None: no build under way)."""
         return self._building
 
-    async def full_build(self, workers: int | None = None, swap: bool = True) -> BuildReport:
+    async def full_build(self, workers: int | None = None, swap: bool = True,
+                         wait: bool = False) -> BuildReport:
         """A new generation from a scan of PostgreSQL, checked, then made live. One at a time:
-        RebuildUnderWay while another runs; GenerationRefused (its problems) if it fails its
-        checks (marked FAILED, the live generation unchanged)."""
-        if self._building is not None:
+        while another runs, RebuildUnderWay (an operator's request), or with `wait` (the
+        builder's own: a catalog load, a stale format) this one after it; GenerationRefused
+        (its problems) if it fails its checks (marked FAILED, the live generation unchanged)."""
+        if self._building is not None and not wait:
             raise RebuildUnderWay(f"generation {self._building} is being built: one full build "
                                   "at a time", generation=self._building)
-        name = self._building = f"g{int(time.time() * 1000)}"
-        try:
-            return await self._full_build(name, workers, swap)
-        finally:
-            self._building = None
+        async with self._build_lock:
+            name = self._building = f"g{int(time.time() * 1000)}"
+            try:
+                return await self._full_build(name, workers, swap)
+            finally:
+                self._building = None
 
     async def _full_build(self, name: str, workers: int | None, swap: bool) -> BuildReport:
         started = time.monotonic()

@@ -428,26 +428,50 @@ class InventoryClient:
                          failed[0])
 
     # -- partitions -----------------------------------------------------------------------
-    async def _each(self, call: Callable[[ActorHandle], Awaitable[T]]) -> list[T]:
+    async def _each(self, call: Callable[[ActorHandle], Awaitable[T]],
+                    timeout_s: float | None = None) -> list[T]:
         """`call` on the actor of every partition the map names now, in partition order. An
         operator's reads: the map is read again (another replica may have rebalanced since
-        this one last looked), and a partition that died is found again by its name."""
-        n = partitions_of(await self.read_map())
-        return list(await asyncio.gather(
-            *(self._ask(partial(lambda k: call(self._actor(k)), k)) for k in range(n))))
+        this one last looked); a partition that died or is gone meanwhile (stopped by a
+        rebalance elsewhere) means the map moved: read it again. Never starts a partition
+        (the map just read starts those it names)."""
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + self.deadline, 0.05
+        while True:
+            n = partitions_of(await self.read_map())
+            try:
+                return list(await asyncio.gather(*(
+                    asyncio.wait_for(call(self._existing(k)), timeout_s) for k in range(n))))
+            except RETRYABLE as exc:
+                if loop.time() + delay >= give_up:
+                    raise InventoryUnavailable("inventory partitions unavailable") from exc
+                if isinstance(exc, ActorDiedError | PartitionGone):
+                    self.actors.clear()  # found again by name, from the map read next
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def stats(self) -> list[PartitionStats]:
-        found: list[PartitionStats] = await self._each(lambda a: a.stats.remote())
+        found: list[PartitionStats] = await self._each(lambda a: a.stats.remote(), self.timeout)
         return found
 
     async def nodes(self) -> list[str]:
         """The Ray node of each partition, in partition order."""
-        found: list[str] = await self._each(lambda a: a.node_id.remote())
+        found: list[str] = await self._each(lambda a: a.node_id.remote(), self.timeout)
         return found
+
+    async def report(self) -> list[tuple[PartitionStats, str]]:
+        """(stats, Ray node) of each partition, in partition order: one read of the map."""
+        async def both(a: ActorHandle) -> tuple[PartitionStats, str]:
+            got: tuple[PartitionStats, str] = tuple(  # type: ignore[assignment]
+                await asyncio.gather(a.stats.remote(), a.node_id.remote()))
+            return got
+
+        return await self._each(both, self.timeout)
 
     async def reconcile(self, limit: int | None = None) -> list[tuple[int, int]]:
         """Per partition: (variants compared with PostgreSQL, variants that differ) now
-        (partitions also do it by themselves while idle: `aisle_inventory_accuracy`)."""
+        (partitions also do it by themselves while idle: `aisle_inventory_accuracy`). No
+        timeout: a large sample takes its time, and a call sent again would do it twice."""
         found: list[list[int]] = await self._each(lambda a: a.reconcile.remote(limit))
         return [(x[0], x[1]) for x in found]
 

@@ -42,7 +42,7 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network,
     return tuple(out)
 
 
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")  # "_": container names
 
 
 def _host(env: Mapping[str, str], name: str, default: str) -> str:
@@ -53,8 +53,9 @@ def _host(env: Mapping[str, str], name: str, default: str) -> str:
         return raw
     except ValueError:
         pass
-    if len(raw) <= 253 and not raw[0].isdigit() and all(
-            _HOST_LABEL.fullmatch(label) for label in raw.split(".")):
+    labels = raw.split(".")
+    if (len(raw) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+            and not all(label.isdigit() for label in labels)):  # "999.1.1.1" is no name
         return raw
     raise ConfigError(f"{name}: expected an IP address or a host name, got {raw!r}")
 

@@ -22,7 +22,10 @@ WITH e AS (
     SELECT 'product.updated', p.product_id, p.version,
            jsonb_build_object('product_id', p.product_id::text, 'seller_id', p.seller_id::text,
                               'version', p.version, 'cause', 'seller')
-    FROM products p WHERE p.seller_id = $1 AND p.status <> 'DELETED'
+    FROM products p
+    WHERE p.status <> 'DELETED' AND (p.seller_id = $1 OR p.product_id IN (
+        SELECT v.product_id FROM offers o JOIN product_variants v USING (variant_id)
+        WHERE o.seller_id = $1))
     RETURNING event_id)
 SELECT pg_notify('{OUTBOX_CHANNEL}', max(event_id)::text) FROM e HAVING count(*) > 0
 """
@@ -100,8 +103,9 @@ async def account(conn: Conn, seller_id: int) -> SellerAccount:
 async def update(conn: Conn, seller_id: int, name: str | None, rating: float | None,
                  status: str | None, clear_rating: bool = False) -> SellerAccount:
     """One transaction: the seller row, and a `product.updated` event per product of the
-    seller's, so that search documents and cached product pages follow (a suspended seller's
-    products leave search; their pages show the new name or rating)."""
+    seller's or offered by it, so that search documents and cached product pages and listing
+    prices follow (a suspended seller's products leave search, its offers' units and prices
+    leave other sellers' listings; pages show the new name or rating)."""
     async with conn.transaction():
         done = await conn.fetchval(
             """UPDATE sellers SET name = coalesce($2, name),

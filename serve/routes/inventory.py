@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from typing import Annotated
@@ -131,10 +130,10 @@ class PartitionsIn(BaseModel):
 async def get_partitions(svc: Svc, _: Internal) -> Json:
     """The partition actors and the hash slots each owns (with what it holds in memory and
     its Ray node), and the latest slot handoffs."""
-    stats, nodes = await asyncio.gather(svc.inventory.stats(), svc.inventory.nodes())
-    return {"partitions": len(stats), "slots": SLOTS,
+    found = await svc.inventory.report()
+    return {"partitions": len(found), "slots": SLOTS,
             "owners": [{"partition": k, "node_id": node, **s}
-                       for k, (s, node) in enumerate(zip(stats, nodes, strict=True))],
+                       for k, (s, node) in enumerate(found)],
             "moves": [dataclasses.asdict(m)
                       for m in await inventory_slots.moves(svc.inventory.dsn, 20)]}
 

@@ -103,9 +103,9 @@ async def rebuild_index(svc: Svc, _: Internal, response: Response,
 
     building = await svc.builder.building.remote()
     if building is not None:  # one at a time (the builder refuses a second one too)
-        raise RebuildUnderWay(f"generation {building} is being built: follow its job "
-                              "(GET /api/v1/internal/jobs?kind=index.rebuild)",
-                              generation=building)
+        raise RebuildUnderWay(f"generation {building} is being built: try again once "
+                              "GET /api/v1/internal/search/status no longer shows it "
+                              "BUILDING", generation=building)
 
     async def build() -> Json:
         return dataclasses.asdict(await svc.builder.full_build.remote(workers))

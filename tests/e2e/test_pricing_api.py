@@ -151,6 +151,12 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
     assert took < 20
     # search counts the offer's units with the listing seller's
     await _until(lambda: _stocked(client, tag), (True, 7), "offer's units in search")
+    # its seller suspended: its units leave the listing too (announced), and come back
+    for status, want in (("SUSPENDED", (True, 2)), ("ACTIVE", (True, 7))):
+        r = await client.patch(f"/api/v1/internal/sellers/{seller.seller_id}",
+                               headers=INTERNAL, json={"status": status})
+        assert r.status_code == 200, r.text
+        await _until(lambda: _stocked(client, tag), want, f"seller {status} in search")
 
     # a shopper's cart holds the winner's units, not the listing seller's
     shopper = httpx.AsyncClient(base_url=app_url, timeout=30)

@@ -44,7 +44,8 @@ def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
         Settings.from_env({name: value})
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "127.0.0.1", "localhost", "gw-1.shop.internal"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "127.0.0.1", "localhost", "gw-1.shop.internal",
+                                  "3com.example", "aisle_gateway_1"])
 def test_listen_addresses(host: str) -> None:
     assert Settings.from_env({"AISLE_HTTP_HOST": f" {host} "}).http_host == host
 
