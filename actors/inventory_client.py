@@ -440,8 +440,9 @@ class InventoryClient:
         while True:
             n = partitions_of(await self.read_map())
             try:
+                actors = [self._existing(k) for k in range(n)]  # all found before any call
                 return list(await asyncio.gather(*(
-                    asyncio.wait_for(call(self._existing(k)), timeout_s) for k in range(n))))
+                    asyncio.wait_for(call(a), timeout_s) for a in actors)))
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable("inventory partitions unavailable") from exc

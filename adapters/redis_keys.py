@@ -6,7 +6,7 @@ what lives in Redis and who drops it.
 | `aisle:product:{id}` | product page metadata | product pages (cache-aside) | index builder, TTL |
 | `aisle:price:{id}` | product page prices | product pages | index builder, TTL |
 | `aisle:lastpage:{id}` | last assembled page (stale while PG is down) | product pages | TTL 1 d |
-| `aisle:listing:{id}` | [cents, was cents, {variant: live offer warehouses}] as results show it | search | index builder, TTL |
+| `aisle:listing:{id}` | [cents, was, {variant: live offer warehouses}] | search | builder, TTL |
 | `aisle:facets:{generation}:{digest}` | facet counts of words + filters | search | TTL |
 | `aisle:stock:{variant id}` | stock status snapshot | the owning partition actor | TTL |
 | `aisle:rl:{scope}:{client}:{window}` | requests counted in a rate-limit window | Gateways | TTL |
