@@ -24,6 +24,7 @@ from typing import Any
 
 from domain.errors import NotFound
 from domain.inventory import stock_status
+from domain.inventory_api import buyable
 from domain.pricing import (
     CURRENCY,
     Deal,
@@ -173,12 +174,13 @@ def _inventory(snapshot: Mapping[str, object] | None,
     whose offer is withdrawn. The owner's status as it is when every unit is on offer."""
     if not snapshot:
         return {"status": "UNKNOWN", "quantity_hint": None}
-    # units the partition holds for each offer (an offer without a warehouse has none there)
-    buyable = sum(max(_available(o, snapshot), 0) for o in offers
-                  if o["own"] or o.get("warehouse"))
-    if buyable == snapshot["available"]:
+    # the owner's units and those of the offers' warehouses (an offer without a warehouse
+    # has none there), as search results count them
+    units = buyable(snapshot, {str(o["warehouse"]) for o in offers
+                               if not o["own"] and o.get("warehouse")})
+    if units == snapshot["available"]:
         return {"status": snapshot["status"], "quantity_hint": snapshot["quantity_hint"]}
-    status, hint = stock_status(buyable, low_stock)
+    status, hint = stock_status(units, low_stock)
     return {"status": status, "quantity_hint": hint}
 
 
