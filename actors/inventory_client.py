@@ -433,23 +433,15 @@ class InventoryClient:
         """`call` on the actor of every partition the map names now, in partition order. An
         operator's reads: the map is read again (another replica may have rebalanced since
         this one last looked); a partition that died or is gone meanwhile (stopped by a
-        rebalance elsewhere) means the map moved: read it again. Never starts a partition
-        (the map just read starts those it names)."""
-        loop = asyncio.get_running_loop()
-        give_up, delay = loop.time() + self.deadline, 0.05
-        while True:
+        rebalance elsewhere) means the map moved: `_ask` reads it again. Never starts a
+        partition (the map just read starts those it names)."""
+        async def once() -> list[T]:
             n = partitions_of(await self.read_map())
-            try:
-                actors = [self._existing(k) for k in range(n)]  # all found before any call
-                return list(await asyncio.gather(*(
-                    asyncio.wait_for(call(a), timeout_s) for a in actors)))
-            except RETRYABLE as exc:
-                if loop.time() + delay >= give_up:
-                    raise InventoryUnavailable("inventory partitions unavailable") from exc
-                if isinstance(exc, ActorDiedError | PartitionGone):
-                    self.actors.clear()  # found again by name, from the map read next
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            actors = [self._existing(k) for k in range(n)]  # all found before any call
+            return list(await asyncio.gather(*(
+                asyncio.wait_for(call(a), timeout_s) for a in actors)))
+
+        return await self._ask(once, bounded=False)
 
     async def stats(self) -> list[PartitionStats]:
         found: list[PartitionStats] = await self._each(lambda a: a.stats.remote(), self.timeout)
@@ -527,21 +519,21 @@ class InventoryClient:
         taken: int = await self._actor(k).adopt.remote()
         return taken
 
-    async def _ask(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _ask(self, call: Callable[[], Awaitable[T]], bounded: bool = True) -> T:
         """An administrative call to an actor, tried again while the actor restarts (the
-        calls used with it are idempotent)."""
+        calls used with it are idempotent); each try within the call timeout if `bounded`."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.deadline
         delay = 0.05
         while True:
             try:
-                return await asyncio.wait_for(call(), self.timeout)
+                return await asyncio.wait_for(call(), self.timeout if bounded else None)
             except RETRYABLE as exc:
                 if loop.time() + delay >= give_up:
                     raise InventoryUnavailable("inventory partition unavailable") from exc
-                if isinstance(exc, ActorDiedError):
-                    # dead for good: stopped by a rebalance another replica ran (and maybe
-                    # started again there under its name); calls find it anew by name
+                if isinstance(exc, ActorDiedError | PartitionGone):
+                    # dead for good or gone: stopped by a rebalance another replica ran (and
+                    # maybe started again there under its name); calls find it anew by name
                     self.actors.clear()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
