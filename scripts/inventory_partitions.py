@@ -15,7 +15,7 @@ import sys
 
 import httpx
 
-from tooling.cli import run
+from tooling.cli import answer, run
 
 
 def main() -> int:
@@ -35,14 +35,14 @@ def main() -> int:
         if a.partitions is not None:
             r = client.put(path, json={"partitions": a.partitions})
             if r.status_code == 200 and not a.json:
-                d = r.json()
+                d = answer(r)
                 print(f"{d['partitions_before']} -> {d['partitions']} partitions: "
                       f"{d['slots_moved']} slots moved in {d['handoffs']} handoffs, "
                       f"{d['seconds']} s")
             r = r if r.status_code != 200 or a.json else client.get(path)
         else:
             r = client.get(path)
-    body = r.json()
+    body = answer(r)
     if r.status_code != 200 or a.json or "owners" not in body:
         print(json.dumps(body, indent=2))
         return 0 if r.status_code == 200 else 1

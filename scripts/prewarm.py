@@ -20,7 +20,7 @@ import sys
 
 import httpx
 
-from tooling.cli import run
+from tooling.cli import answer, run
 
 
 def product_ids(text: str) -> list[int]:
@@ -50,7 +50,7 @@ def main() -> int:
                       timeout=600) as client:
         r = client.post("/api/v1/internal/cache/prewarm", params={"wait": "true"},
                         json={"product_ids": a.products, "top": a.top})
-    print(json.dumps(r.json(), indent=2))
+    print(json.dumps(answer(r), indent=2))
     return 0 if r.status_code == 200 else 1
 
 

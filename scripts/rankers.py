@@ -33,6 +33,7 @@ import httpx
 
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import DATASETS, read_judgments
+from tooling.cli import NotJson, answer
 from tooling.ranker_training import (
     API,
     RankerService,
@@ -118,7 +119,7 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
 def cmd_promote(s: RankerService, a: argparse.Namespace) -> int:
     r = s.client.post(f"{API}/{a.version}/promote",
                       json={"by": who(), "force": a.force, "reason": a.reason})
-    body = r.json()
+    body = answer(r)
     if r.status_code != 200:
         err = body["error"]
         print(f"refused: {err['message']}")
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "experiment": cmd_experiment}[a.cmd]
     try:
         return command(s, a)
-    except (ServiceRefused, EvalError, ValueError) as exc:  # a reason, not a traceback
+    except (ServiceRefused, EvalError, ValueError, NotJson) as exc:  # a reason, not a traceback
         print(f"rankers: {exc}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:

@@ -17,7 +17,7 @@ import sys
 
 import httpx
 
-from tooling.cli import run
+from tooling.cli import answer, run
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
             # GET /api/v1/internal/jobs/{job_id})
             r = client.post("/api/v1/internal/search/rebuild",
                             params={"workers": a.workers, "wait": "true"})
-    print(json.dumps(r.json(), indent=2))
+    print(json.dumps(answer(r), indent=2))
     return 0 if r.status_code == 200 else 1
 
 

@@ -1,18 +1,47 @@
-"""What operators' scripts share: a service that does not answer is one line, not a
-traceback."""
+"""What operators' scripts share: a service that does not answer, or answers with something
+other than JSON (an ingress's HTML 503), is one line, not a traceback."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
+# JSON-like: a service's answer, a load's result, a request's query parameters
+Json = dict[str, Any]
+
+
+class NotJson(Exception):
+    """The service answered, but not with JSON (a proxy's error page, a wrong --url)."""
+
+    def __init__(self, r: httpx.Response) -> None:
+        text = " ".join(r.text.split())[:160]
+        super().__init__(
+            f"HTTP {r.status_code} from {r.request.url} is not a JSON object: {text!r}")
+
+
+def answer(r: httpx.Response) -> Json:
+    """`r`'s JSON body; NotJson (one line from `run`) when it has none."""
+    try:
+        body = r.json()
+    except json.JSONDecodeError:
+        raise NotJson(r) from None
+    if not isinstance(body, dict):
+        raise NotJson(r)
+    return body
+
 
 def run(prog: str, main: Callable[[], int]) -> int:
-    """`main()`'s exit status; 1 with one line on stderr when the service gives no answer."""
+    """`main()`'s exit status; 1 with one line on stderr when the service gives no answer or
+    one that is not JSON."""
     try:
         return main()
     except httpx.HTTPError as exc:
         print(f"{prog}: no answer from the service: {exc!r}", file=sys.stderr)
+        return 1
+    except NotJson as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1

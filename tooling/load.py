@@ -13,14 +13,11 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from serve.stages import parse_header as parse_server_timing
-
-# JSON-like: a load's result (closed_loop's keys), a request's query parameters
-Json = dict[str, Any]
+from tooling.cli import Json
 
 
 def percentile(values: Sequence[float], p: float) -> float:

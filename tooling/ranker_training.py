@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import Judgments
 from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
+from tooling.cli import answer
 from tooling.relevance import SEARCH_PATH, TIMEOUT, fetch, score_run
 
 API = "/api/v1/internal/rankers"
@@ -109,7 +110,7 @@ class ServiceRefused(RuntimeError):
             message = str(err.get("message") or err.get("code") or text[:300])
             fields = err.get("fields") or {}
         except (ValueError, KeyError, TypeError, AttributeError):
-            message, fields = text[:300], {}
+            message, fields = repr(" ".join(text.split())[:300]), {}  # an HTML page: one line
         detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(
             fields, dict) else ""
         super().__init__(f"{method} {path}: HTTP {status}: {message}"
@@ -129,7 +130,7 @@ class RankerService:
         r = self.client.request(method, path, json=body)
         if r.status_code >= 400:
             raise ServiceRefused(method, path, r.status_code, r.text)
-        return r.json()
+        return answer(r)
 
     def production(self) -> str:
         found: str | None = self.call("GET", API)["production"]
@@ -148,8 +149,7 @@ class RankerService:
                 reason: str | None = None) -> tuple[bool, dict[str, Any]]:
         r = self.client.post(f"{API}/{version}/promote",
                              json={"by": who(), "force": force, "reason": reason})
-        body: dict[str, Any] = r.json()
-        return r.status_code == 200, body
+        return r.status_code == 200, answer(r)
 
 
 def ndcg_by_query(url: str, judgments: Judgments, queries: Sequence[str],

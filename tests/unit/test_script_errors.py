@@ -3,9 +3,12 @@ no traceback (as scripts/rankers)."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,46 @@ def test_no_service_is_one_line(script: str, args: list[str]) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith(f"{script}: no answer from the service"), done.stderr
+
+
+class _Html503(http.server.BaseHTTPRequestHandler):
+    """An ingress in front of a service that is down: an HTML error page."""
+
+    def _page(self) -> None:
+        page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available</body></html>"
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_GET = do_POST = do_PUT = _page
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def html_503() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html503)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("script, args", [
+    ("rebuild_index", ["--status"]),
+    ("inventory_partitions", []),
+    ("prewarm", ["--top", "1"]),
+    ("rankers", ["promote", "lgbm_1"]),
+    ("rankers", ["list"]),
+])
+def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *args, "--url", html_503],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"{script}: "), done.stderr
+    assert "503" in done.stderr and "No server is available" in done.stderr, done.stderr
