@@ -86,8 +86,10 @@ class VariantIn(BaseModel):
 
     sku: str = Field(min_length=1, max_length=64)
     attributes: dict[str, str | list[str]] = Field(default_factory=dict)
-    price_cents: StrictInt = Field(ge=0, le=MAX_PRICE_CENTS)
-    compare_price_cents: StrictInt | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    # a listed variant costs something (0 is a seller's slip, not a giveaway: offers and
+    # price changes refuse it too)
+    price_cents: StrictInt = Field(ge=1, le=MAX_PRICE_CENTS)
+    compare_price_cents: StrictInt | None = Field(default=None, ge=1, le=MAX_PRICE_CENTS)
     weight_grams: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
     status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
 

@@ -78,12 +78,13 @@ async def _services(request: Request) -> Services:  # a dependency that never su
     return services_of(request)
 
 
-def bearer(authorization: str | None) -> str:
+def bearer(authorization: str | None, what: str = "api key") -> str:
+    """The token of an `Authorization: Bearer <what>` header (`what` names it in the 401)."""
     if not authorization:
-        raise Unauthorized("missing Authorization: Bearer <api key>")
+        raise Unauthorized(f"missing Authorization: Bearer <{what}>")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization must be 'Bearer <api key>'")
+        raise Unauthorized(f"Authorization must be 'Bearer <{what}>'")
     return token.strip()
 
 
@@ -103,7 +104,7 @@ async def require_internal(request: Request,
                            authorization: Annotated[str | None, Header()] = None) -> None:
     """Internal callers only (checkout, warehouse systems): the internal token."""
     svc = services_of(request)
-    if not _is_internal(svc, bearer(authorization)):
+    if not _is_internal(svc, bearer(authorization, "internal token")):
         raise Unauthorized("invalid internal token")
     database_up(svc)
 

@@ -176,7 +176,11 @@ async def test_bad_input_names_the_field(client: httpx.AsyncClient, method: str,
 
 async def test_accounts_need_the_internal_token_and_known_sellers(
         client: httpx.AsyncClient) -> None:
-    assert (await client.post("/api/v1/internal/sellers", json={"name": "x"})).status_code == 401
+    r = await client.post("/api/v1/internal/sellers", json={"name": "x"})
+    assert r.status_code == 401 and "<internal token>" in r.json()["error"]["message"], r.text
+    r = await client.post("/api/v1/internal/sellers", json={"name": "x"},
+                          headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and "<internal token>" in r.json()["error"]["message"], r.text
     for method, path in (("get", "/api/v1/internal/sellers/12345"),
                          ("post", "/api/v1/internal/sellers/12345/keys"),
                          ("delete", "/api/v1/internal/sellers/12345/keys/k0123456789abcdef"),

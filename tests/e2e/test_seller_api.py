@@ -241,7 +241,7 @@ async def test_authentication_and_ownership(
     )
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "unauthorized"
     basic = await client.get("/api/v1/seller/products", headers={"Authorization": "Basic abc"})
-    assert basic.status_code == 401
+    assert basic.status_code == 401 and "<api key>" in basic.json()["error"]["message"]
     p = await create(client, seller, payload)
     url = f"/api/v1/seller/products/{p['product_id']}"
     theirs = {**other_seller.auth, "If-Match": "1"}

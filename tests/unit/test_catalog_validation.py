@@ -49,6 +49,7 @@ def test_a_valid_product_passes_and_is_normalized() -> None:
     (product(category_id=True), "category_id"),
     (product(category_id="CAT_x"), "category_id"),
     (product(variants=[{"sku": "A", "price_cents": -5}]), "variants.0.price_cents"),
+    (product(variants=[{"sku": "A", "price_cents": 0}]), "variants.0.price_cents"),
     (product(variants=[{"sku": "A", "price_cents": "5"}]), "variants.0.price_cents"),
     (product(variants=[{"sku": "A", "price_cents": 10**13}]), "variants.0.price_cents"),
     (product(variants=[{"sku": "-A", "price_cents": 1}]), "variants.0.sku"),
