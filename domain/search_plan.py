@@ -157,7 +157,8 @@ def ordered_by(p: SearchParams, words: Words) -> Literal["ranker", "sort", "inde
 
 
 def first_query(p: SearchParams, words: Words) -> IndexQuery:
-    """Re-ranked: the top RERANK_DEPTH candidates (or down to the page); otherwise the page.
+    """Re-ranked: the top RERANK_DEPTH candidates (and, for a page across that depth, the
+    index's next ones down to the page's end); otherwise the page.
     Hits come slim (fast fields: enough to merge shards and re-rank) except each shard's
     first page_size; the page's other documents are fetched after (a deep page or a sort's
     ties would otherwise load hundreds of stored documents per shard)."""
@@ -183,9 +184,22 @@ def relaxations(query: IndexQuery, words: Words,
     return steps
 
 
+def widens(p: SearchParams, words: Words, filters: Filters, explicit: Filters,
+           relaxed: str | None, matches: int) -> bool:
+    """Few products pass the filters read from the words (`matches`, fewer than a page): the
+    answer is those, then the best matches of every word typed without those filters. Decided
+    the same way on every page of the search (not by the page's offset), so that its pages
+    share one list and one total."""
+    return (relaxed is None and filters != explicit and matches < p.page_size
+            and p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
+            and bool(words.text.groups))
+
+
 def widening(query: IndexQuery, words: Words, explicit: Filters) -> IndexQuery:
-    """The best matches of every word typed, without the filters read from the words."""
-    return dataclasses.replace(query, filters=explicit, offset=0, facets=False,
+    """The best matches of every word typed, without the filters read from the words (as
+    many as are re-ranked: a widened answer is at most RERANK_DEPTH long)."""
+    return dataclasses.replace(query, filters=explicit, offset=0, limit=RERANK_DEPTH,
+                               facets=False,
                                text=dataclasses.replace(words.text, groups=words.every_word))
 
 
@@ -221,22 +235,29 @@ async def plan_search(p: SearchParams, explicit: Filters,
                 break
     hits = result.hits
     if rerank and hits:
-        hits = await steps.rerank(hits, p.ranker, words)
+        # the top RERANK_DEPTH re-ranked, whatever the page: a page across that depth goes on
+        # in the index's order (re-ranking more for it would order the first ones anew, and
+        # its page would repeat some products of the page before and skip others)
+        hits = await steps.rerank(hits[:RERANK_DEPTH], p.ranker, words) + hits[RERANK_DEPTH:]
     widened = None
     total = result.total
     counted = result
-    if (relaxed is None and filters != explicit and rerank
-            and result.total < p.offset + p.page_size):
-        # few products pass the filters read from the words: show them first, then the best
-        # matches of every word typed without those filters ("more results")
+    if widens(p, words, filters, explicit, relaxed, result.total):
+        # show the few first, then the best matches of every word typed without the filters
+        # read from the words ("more results"), up to RERANK_DEPTH in all
         more = await steps.search(widening(query, words, explicit))
-        seen = {h.product_id for h in hits}
-        extra = [h for h in more.hits if h.product_id not in seen]
-        if rerank and extra:
-            extra = await steps.rerank(extra, p.ranker, words)
-        hits = hits + extra
-        widened = Widened(result.total, more.total - result.total)
-        total = max(more.total, result.total)
+        if rerank:
+            seen = {h.product_id for h in hits}
+            extra = [h for h in more.hits if h.product_id not in seen]
+            extra = extra[:max(RERANK_DEPTH - len(hits), 0)]
+            if extra:
+                extra = await steps.rerank(extra, p.ranker, words)
+            hits = hits + extra
+            total = len(hits)
+        else:  # a page past the re-ranked depth: past every widened match
+            hits = []
+            total = min(max(more.total, result.total), RERANK_DEPTH)
+        widened = Widened(result.total, total - result.total)
     if rerank or widened:
         hits = hits[p.offset:p.offset + p.page_size]
     return PlannedSearch(hits, total, counted, filters, words,

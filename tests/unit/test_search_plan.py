@@ -187,3 +187,76 @@ async def test_few_matches_of_inferred_filters_are_widened(
     assert got.hits[0].product_id == 100
     assert len(got.hits) == 10 and got.total == 31
     assert len(steps.reranked) == 2  # the filtered matches, then the others
+
+
+MANY = ([doc(i, f"brass desk lamp {i}", "Globex") for i in range(1, 260)]
+        + [doc(1000, "acme desk lamp", "Acme")])
+
+
+@pytest.fixture
+async def many() -> MemoryIndex:
+    idx = MemoryIndex()
+    await idx.create_generation("g1")
+    await idx.upsert(MANY, "g1")
+    await idx.swap("g1")
+    return idx
+
+
+@pytest.fixture(scope="module")
+def many_qu() -> QueryUnderstanding:
+    v = CatalogVocabulary()
+    for d in MANY:
+        v.add(d["title"], d["brand"])
+    return QueryUnderstanding(v.freeze())
+
+
+async def every_page(index: MemoryIndex, qu: QueryUnderstanding, q: str,
+                     page_size: int) -> tuple[list[int], set[int], list[PlannedSearch]]:
+    """Every page of a search until one comes back empty: the ids in page order, their
+    totals, and the plans."""
+    ids: list[int] = []
+    plans = []
+    for page in range(1, MAX_WINDOW // page_size + 1):
+        got, _ = await plan(index, qu, q=q, page=page, page_size=page_size)
+        plans.append(got)
+        if not got.hits:
+            break
+        ids += [h.product_id for h in got.hits]
+    return ids, {p.total for p in plans}, plans
+
+
+@pytest.mark.parametrize("page_size", [20, 24, 30, 7])
+async def test_pages_of_any_size_share_one_order(
+        many: MemoryIndex, many_qu: QueryUnderstanding, page_size: int) -> None:
+    """Paging through a re-ranked search shows each match once, whether or not the page size
+    divides the re-ranked depth (a page across it once re-ranked more candidates than the
+    page before, repeating some and skipping others)."""
+    ids, totals, _ = await every_page(many, many_qu, "desk lamp", page_size)
+    assert totals == {len(MANY)}
+    assert len(ids) == len(set(ids)) == len(MANY)
+    single, _ = await plan(many, many_qu, q="desk lamp", page_size=100)
+    assert ids[:100] == [h.product_id for h in single.hits]
+
+
+@pytest.mark.parametrize("page_size", [20, 24, 7])
+async def test_a_widened_search_has_one_list_and_one_total_on_every_page(
+        many: MemoryIndex, many_qu: QueryUnderstanding, page_size: int) -> None:
+    """"acme lamp": one product passes the brand read from the words; every page says the
+    same total, the pages together show exactly that many products, once each, the Acme
+    lamp first, and a page past the end is empty (it once said 1 and showed nothing)."""
+    ids, totals, plans = await every_page(many, many_qu, "acme lamp", page_size)
+    assert totals == {RERANK_DEPTH}
+    assert all(p.widened is not None and p.widened.inferred_filter_matches == 1
+               for p in plans)
+    assert ids[0] == 1000 and len(ids) == len(set(ids)) == RERANK_DEPTH
+    assert not plans[-1].hits and plans[-1].widened is not None
+
+
+async def test_a_page_that_fills_with_the_inferred_filters_matches_is_not_widened(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """Widening is decided by the matches, not by the page: "globex lamp" passes 30, so no
+    page of it widens (the last one once did), and its pages end at 30."""
+    for page in (1, 2, 3, 4):
+        got, _ = await plan(index, qu, q="globex lamp", page=page, page_size=10)
+        assert got.widened is None and got.total == 30
+        assert len(got.hits) == (10 if page <= 3 else 0)
