@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from domain.errors import ValidationFailed
 from domain.query import QueryUnderstanding, explicit_only, merge, text_query, tokenize
-from domain.search import Filters, Hit, IndexQuery, IndexResult, SignalRequest, TextQuery
+from domain.search import (
+    Facets,
+    Filters,
+    Hit,
+    IndexQuery,
+    IndexResult,
+    SignalRequest,
+    TextQuery,
+)
 
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
@@ -88,6 +97,7 @@ class PlannedSearch:
     keep_facets: bool  # counts over the words as asked: worth keeping for the next search
     relaxed: str | None = None
     widened: Widened | None = None
+    counted_query: IndexQuery | None = None  # the query whose matches `result` counts
 
 
 class SearchSteps(Protocol):
@@ -210,6 +220,11 @@ async def plan_search(p: SearchParams, explicit: Filters,
         raise ValidationFailed({
             "page": f"page * page_size must be at most {MAX_WINDOW}"}, "page too deep")
     words = read_words(p, explicit, understanding)
+    if p.q.strip() and not words.text.groups and words.filters == explicit:
+        # words with nothing to search or read ("😀", "%", "(("): nothing matches them; they
+        # are not a blank search box (which browses the catalog)
+        return PlannedSearch([], 0, IndexResult([], 0, Facets()), words.filters, words, None,
+                             keep_facets=False)
     query = first_query(p, words)
     rerank = reranks(p, words)
     # Facet counts over every match are the shards' largest cost: cached, and trusted only
@@ -224,11 +239,13 @@ async def plan_search(p: SearchParams, explicit: Filters,
         result = await steps.search(query)
     relaxed = None
     filters = words.filters
+    counted_query = query
     if result.total == 0 and words.text.groups and p.ranker != PLAIN:
         for how, relaxed_query in relaxations(query, words, explicit):
             result = await steps.search(relaxed_query)
             if result.total:
                 relaxed = how
+                counted_query = relaxed_query
                 if how == "inferred_filters_dropped":
                     filters, applied = explicit_only(explicit)
                     words = dataclasses.replace(words, applied=applied)
@@ -262,4 +279,59 @@ async def plan_search(p: SearchParams, explicit: Filters,
         hits = hits[p.offset:p.offset + p.page_size]
     return PlannedSearch(hits, total, counted, filters, words,
                          cached if relaxed is None else None, keep_facets=relaxed is None,
-                         relaxed=relaxed, widened=widened)
+                         relaxed=relaxed, widened=widened, counted_query=counted_query)
+
+
+# -- facets of filters a shopper may widen -------------------------------------------------
+# A shop's facets offer the other values of a filtered group (a second brand, another price
+# range): a group's counts are made over the matches of every OTHER filter. Categories are
+# not among them (a category filter drills down: its facet lists the subcategories).
+FacetGroup = tuple[str, str]  # ("brands" | "price" | "rating", "") or ("attribute", name)
+
+
+def _without(filters: Filters, group: FacetGroup) -> Filters:
+    kind, name = group
+    if kind == "brands":
+        return dataclasses.replace(filters, brands=())
+    if kind == "price":
+        return dataclasses.replace(filters, price_min=None, price_max=None)
+    if kind == "rating":
+        return dataclasses.replace(filters, rating_min=None)
+    return dataclasses.replace(filters, attributes=tuple(
+        (n, v) for n, v in filters.attributes if n != name))
+
+
+def facet_groups(filters: Filters) -> list[FacetGroup]:
+    """The filtered groups whose facets count the matches of the other filters."""
+    out: list[FacetGroup] = []
+    if filters.brands:
+        out.append(("brands", ""))
+    if filters.price_min is not None or filters.price_max is not None:
+        out.append(("price", ""))
+    if filters.rating_min is not None:
+        out.append(("rating", ""))
+    out += [("attribute", name) for name, _ in filters.attributes]
+    return out
+
+
+def facet_query(counted: IndexQuery, filters: Filters, group: FacetGroup) -> IndexQuery:
+    """Counts for `group`: the counted query without that group's filter (no page, no
+    signals: only its facet counts are read)."""
+    return dataclasses.replace(counted, filters=_without(filters, group), offset=0, limit=1,
+                               facets=True, slim=True, full_docs=0, signals=None)
+
+
+def with_group_counts(facets: Facets, counts: Sequence[tuple[FacetGroup, Facets]]) -> Facets:
+    """`facets` with each group's counts taken from its own facet query's."""
+    out = Facets(dict(facets.brands), dict(facets.price_ranges), dict(facets.ratings),
+                 dict(facets.categories), {k: dict(v) for k, v in facets.attributes.items()})
+    for (kind, name), theirs in counts:
+        if kind == "brands":
+            out.brands = dict(theirs.brands)
+        elif kind == "price":
+            out.price_ranges = dict(theirs.price_ranges)
+        elif kind == "rating":
+            out.ratings = dict(theirs.ratings)
+        else:
+            out.attributes[name] = dict(theirs.attributes.get(name, {}))
+    return out

@@ -48,6 +48,7 @@ from domain.search import (
     PRICE_RANGES,
     RATING_FLOORS,
     SORTS,
+    Facets,
     Filters,
     Hit,
     IndexQuery,
@@ -60,12 +61,16 @@ from domain.search import (
 from domain.search_plan import (
     PLAIN,
     CachedFacets,
+    PlannedSearch,
     SearchParams,
     Words,
+    facet_groups,
     facet_identity,
+    facet_query,
     may_rerank,
     ordered_by,
     plan_search,
+    with_group_counts,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
 from ranking.experiments import SHADOW, Team, interleave_seed, team_draft, top_agreement
@@ -516,7 +521,7 @@ class SearchService:
             facets = plan.cached.facets
         else:
             with timed("facets"):
-                facets = await self._facets(plan.result, plan.filters)
+                facets = await self._facets(await self._offered(steps, plan), plan.filters)
             if plan.keep_facets and steps.facet_key is not None and self.cache is not None:
                 await self.cache.set(steps.facet_key, {"total": plan.result.total,
                                                        "facets": facets}, self.facet_ttl_s)
@@ -707,8 +712,20 @@ class SearchService:
             })
         return out
 
-    async def _facets(self, result: IndexResult, filters: Filters) -> Answer:
-        f = result.facets
+    async def _offered(self, steps: _Steps, plan: PlannedSearch) -> Facets:
+        """The facet counts to show: each filtered group (brands, price, rating, an
+        attribute) counted over the matches of the other filters, so that the shop offers
+        its other values (one more count per filtered group, concurrently; the answer's
+        facets are then cached as a whole)."""
+        groups = facet_groups(plan.filters) if plan.counted_query is not None else []
+        if not groups or plan.counted_query is None:
+            return plan.result.facets
+        found = await asyncio.gather(*(
+            steps.search(facet_query(plan.counted_query, plan.filters, g)) for g in groups))
+        return with_group_counts(plan.result.facets,
+                                 [(g, r.facets) for g, r in zip(groups, found, strict=True)])
+
+    async def _facets(self, f: Facets, filters: Filters) -> Answer:
         cats = await self.categories.rows(f.categories)  # with any added since
         if filters.category_ids:
             parents = set(filters.category_ids)
@@ -723,8 +740,8 @@ class SearchService:
                              for label in (price_range_label(lo, hi) for lo, hi in PRICE_RANGES)
                              if f.price_ranges.get(label)],
             "categories": categories[:FACET_SIZE],
-            "ratings": [{"min": r, "label": f"{r} stars & up", "count": f.ratings[r]}
-                        for r in RATING_FLOORS if f.ratings.get(r)],
+            "ratings": [{"min": r, "label": f"{r} star{'' if r == 1 else 's'} & up",
+                         "count": f.ratings[r]} for r in RATING_FLOORS if f.ratings.get(r)],
             "attributes": {name: [{"value": v, "count": n}
                                   for v, n in top_buckets(values, FACET_SIZE)]
                            for name, values in f.attributes.items()},

@@ -20,9 +20,12 @@ from domain.search_plan import (
     PlannedSearch,
     SearchParams,
     Words,
+    facet_groups,
     facet_identity,
+    facet_query,
     may_rerank,
     plan_search,
+    with_group_counts,
 )
 
 
@@ -260,3 +263,38 @@ async def test_a_page_that_fills_with_the_inferred_filters_matches_is_not_widene
         got, _ = await plan(index, qu, q="globex lamp", page=page, page_size=10)
         assert got.widened is None and got.total == 30
         assert len(got.hits) == (10 if page <= 3 else 0)
+
+
+@pytest.mark.parametrize("q", ["😀", "%", "((((", "- | -"])
+async def test_words_with_nothing_to_search_match_nothing(
+        index: MemoryIndex, qu: QueryUnderstanding, q: str) -> None:
+    """A query of symbols only is not a blank search box: nothing matches it (it answered the
+    whole catalog); a blank one still browses, and words read as filters still filter."""
+    got, _ = await plan(index, qu, q=q)
+    assert got.total == 0 and got.hits == [] and index.searches == []
+    blank, _ = await plan(index, qu, q="   ")
+    assert blank.total == len(DOCS)
+    cheap, _ = await plan(index, qu, q="under $20")
+    assert 0 < cheap.total < len(DOCS)
+
+
+async def test_a_filtered_groups_facets_count_the_other_filters_matches(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """brand=acme on "desk lamp": the brand facet offers Globex too (30), counted over the
+    matches of the other filters (price here), while the other groups count the filtered
+    matches; categories are not widened (they drill down)."""
+    explicit = Filters(brands=("acme",), price_max=30.0)
+    got, _ = await plan(index, qu, explicit=explicit, q="desk lamp", brands=("acme",),
+                        price_max=30.0)
+    assert got.total == 1 and got.counted_query is not None
+    assert set(got.result.facets.brands.values()) == {1}
+    groups = facet_groups(got.filters)
+    assert groups == [("brands", ""), ("price", "")]
+    counts = [(g, (await index.search(facet_query(got.counted_query, got.filters, g))).facets)
+              for g in groups]
+    shown = with_group_counts(got.result.facets, counts)
+    brands = dict(shown.brands)
+    assert len(brands) == 2 and sorted(brands.values()) == [1, 20]  # Globex lamps <= $30: 20
+    assert sum(shown.price_ranges.values()) == 1  # Acme lamps at any price: the one
+    assert shown.categories == got.result.facets.categories
+    assert facet_groups(Filters(category_ids=(1,))) == []
