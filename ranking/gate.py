@@ -10,7 +10,6 @@ HARM (the harmed queries are listed either way).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 
 MAX_HARMED_SHARE = 0.10
@@ -46,31 +45,56 @@ class ModelMetrics:
 
     @staticmethod
     def from_json(data: Mapping[str, object]) -> ModelMetrics:
-        """ValueError naming what is wrong when `data` is not metrics as `to_json` writes."""
-        sets = data.get("datasets") or {}
+        """ValueError naming what is wrong when `data` is not metrics as `to_json` writes:
+        every figure an nDCG in [0, 1], each dataset's means those of its per-query figures
+        (a gate decided on numbers nobody measured is no gate)."""
+        sets = data.get("datasets", {})
         if not isinstance(sets, Mapping):
-            raise ValueError("metrics.datasets must be an object")
+            raise ValueError("metrics.datasets must be an object (dataset -> figures)")
         out = {}
         for name, d in sets.items():
             try:
-                per: dict[str, tuple[float, float]] = {}
-                for q, v in d["per_query"].items():
-                    if len(v) != 2:
-                        raise ValueError(f"per_query[{q!r}] must be [model, production]")
-                    per[str(q)] = (float(v[0]), float(v[1]))
-                out[str(name)] = DatasetMetrics(float(d["ndcg"]), float(d["baseline_ndcg"]),
-                                                str(d["baseline"]), per)
-                numbers = [out[str(name)].ndcg, out[str(name)].baseline_ndcg,
-                           *(x for pair in per.values() for x in pair)]
-                if not all(math.isfinite(x) for x in numbers):
-                    raise ValueError("every figure must be a finite number")
+                out[str(name)] = _dataset(d)
             except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
                 raise ValueError(
                     f"datasets.{name}: needs ndcg, baseline_ndcg (numbers), baseline (a "
-                    f"ranker) and per_query (query -> [model, production]): {exc!r}") from exc
+                    f"ranker) and per_query (query -> [model, production]): {exc}") from exc
         folds = data.get("folds", 0)
-        return ModelMetrics(out, str(data.get("training_data", "")),
-                            int(folds) if isinstance(folds, int) else 0)
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 0:
+            raise ValueError("metrics.folds must be a whole number, 0 or more")
+        training = data.get("training_data", "")
+        if not isinstance(training, str):
+            raise ValueError("metrics.training_data must be a string (a hash)")
+        return ModelMetrics(out, training, folds)
+
+
+def _ndcg(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+        raise ValueError(f"{what} must be an nDCG, 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _dataset(d: Mapping[str, object]) -> DatasetMetrics:
+    raw = d["per_query"]
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError("per_query must name the queries measured (query -> [model, "
+                         "production])")
+    per: dict[str, tuple[float, float]] = {}
+    for q, v in raw.items():
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise ValueError(f"per_query[{q!r}] must be [model, production]")
+        per[str(q)] = (_ndcg(v[0], f"per_query[{q!r}][0]"), _ndcg(v[1], f"per_query[{q!r}][1]"))
+    ndcg, baseline_ndcg = _ndcg(d["ndcg"], "ndcg"), _ndcg(d["baseline_ndcg"], "baseline_ndcg")
+    for what, figure, i in (("ndcg", ndcg, 0), ("baseline_ndcg", baseline_ndcg, 1)):
+        mean = sum(pair[i] for pair in per.values()) / len(per)
+        if abs(figure - mean) > 1e-6:
+            raise ValueError(f"{what} {figure} is not the mean of per_query's ({mean:.6f})")
+    baseline = d["baseline"]
+    if not isinstance(baseline, str) or not baseline:
+        raise ValueError("baseline must name a ranker (a version, or formula)")
+    return DatasetMetrics(ndcg, baseline_ndcg, baseline, per)
 
 
 @dataclasses.dataclass(frozen=True)

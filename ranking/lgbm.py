@@ -153,6 +153,11 @@ class LgbmRanker:
         if booster.num_feature() != len(feature_names):
             raise ValueError(f"model has {booster.num_feature()} features, "
                              f"expected {len(feature_names)}")
+        named = booster.feature_name()  # LightGBM's Column_<i> when trained without names
+        if (any(not n.startswith("Column_") for n in named)
+                and list(named) != list(feature_names)):
+            raise ValueError(f"model was trained on {', '.join(named)}; "
+                             f"expected {', '.join(feature_names)}")
         return LgbmRanker(booster, name, feature_names)
 
 

@@ -11,11 +11,12 @@ import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from adapters.postgres.ranker_registry import ModelRecord, RankerRegistry, StageChange
 from domain.errors import Conflict, ValidationFailed
 from ranking.gate import FORMULA, ModelMetrics, gate
+from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import LgbmRanker
 from serve.services import Internal, Json, Svc
 
@@ -36,7 +37,7 @@ class ModelIn(BaseModel):
 
 class PromoteIn(BaseModel):
     by: str = Field(min_length=1, max_length=100)
-    force: bool = False
+    force: StrictBool = False  # true or false ("yes" or 1 is no answer to "skip the gate?")
     reason: str | None = Field(None, max_length=1000)
 
 
@@ -67,17 +68,27 @@ async def register_model(svc: Svc, _: Internal, body: ModelIn) -> Json:
         artifact = base64.b64decode(body.artifact_b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValidationFailed({"artifact_b64": "not base64"}) from exc
+    if body.feature_set == LEARNED_FEATURES_VERSION and tuple(body.features) != LEARNED_FEATURES:
+        raise ValidationFailed({"features": f"feature set {LEARNED_FEATURES_VERSION} is "
+                                f"{', '.join(LEARNED_FEATURES)}, in that order"},
+                               "features disagree with their feature set")
     try:
         LgbmRanker.from_bytes(artifact, feature_names=body.features)
     except ValueError as exc:
         raise ValidationFailed({"artifact_b64": str(exc)}, "model does not load") from exc
+    record = await _registry(svc).add(body.kind, body.feature_set, body.features, artifact,
+                                      _metrics(body.metrics), body.created_by, body.note,
+                                      body.stage)
+    return _json(record)
+
+
+def _metrics(raw: dict[str, object]) -> dict[str, object]:
+    """Metrics as `ModelMetrics` reads them, written back as it writes them (never as sent:
+    a figure sent as text would be stored as text); 422 naming what is wrong."""
     try:
-        ModelMetrics.from_json(body.metrics)
+        return ModelMetrics.from_json(raw).to_json()
     except ValueError as exc:
         raise ValidationFailed({"metrics": f"not model metrics: {exc}"}) from exc
-    record = await _registry(svc).add(body.kind, body.feature_set, body.features, artifact,
-                                      body.metrics, body.created_by, body.note, body.stage)
-    return _json(record)
 
 
 @router.get("/api/v1/internal/rankers")
@@ -96,12 +107,9 @@ async def show_model(svc: Svc, _: Internal, version: VersionPath) -> Json:
 
 @router.put("/api/v1/internal/rankers/{version}/metrics")
 async def set_metrics(svc: Svc, _: Internal, version: VersionPath, body: MetricsIn) -> Json:
-    try:
-        ModelMetrics.from_json(body.metrics)
-    except ValueError as exc:
-        raise ValidationFailed({"metrics": f"not model metrics: {exc}"}) from exc
+    metrics = _metrics(body.metrics)
     await _registry(svc).get(version)
-    await _registry(svc).set_metrics(version, body.metrics)
+    await _registry(svc).set_metrics(version, metrics)
     return _json(await _registry(svc).get(version))
 
 
@@ -115,11 +123,20 @@ async def promote_model(svc: Svc, _: Internal, version: VersionPath, body: Promo
         LgbmRanker.from_bytes(artifact, version, record.features)
     except ValueError as exc:
         raise Conflict(f"{version} does not load: {exc}", code="model_broken") from exc
+    if (record.feature_set, tuple(record.features)) != (LEARNED_FEATURES_VERSION,
+                                                          LEARNED_FEATURES):
+        # searches could not score it (they would fall back to the formula): not even forced
+        raise Conflict(f"{version} scores features {record.feature_set}; searches make "
+                       f"{LEARNED_FEATURES_VERSION}: train it again", code="features_not_served")
     production = await registry.production()
     if production is not None and production.version == version:
         raise Conflict(f"{version} is in production already", code="in_production")
-    verdict = gate(ModelMetrics.from_json(record.metrics),
-                   production.version if production else FORMULA)
+    try:
+        metrics = ModelMetrics.from_json(record.metrics)
+    except ValueError as exc:  # recorded before metrics were checked as they are now
+        raise Conflict(f"{version}'s metrics do not read ({exc}): evaluate it again",
+                       code="gate_refused", reasons=[str(exc)], harmed={}) from exc
+    verdict = gate(metrics, production.version if production else FORMULA)
     if not verdict.ok and not body.force:
         raise Conflict(f"{version} did not pass the offline gate", code="gate_refused",
                        reasons=verdict.reasons, harmed=verdict.harmed)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from ranking.gate import ModelMetrics
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from tests.conftest import INTERNAL_TOKEN
 from tests.integration.test_ranker_lifecycle import reversing_model
@@ -20,7 +21,17 @@ BAD_METRICS: list[dict[str, Any]] = [
                            "per_query": {"q": [1]}}}},
     {"datasets": {"esci": {"ndcg": 0.5, "baseline_ndcg": 0.4, "baseline": "formula",
                            "per_query": []}}},
+    # hand-written figures passed the gate: no queries measured, or not their mean
+    {"datasets": {"esci": {"ndcg": 0.99, "baseline_ndcg": 0.0, "baseline": "formula",
+                           "per_query": {}}}},
+    {"datasets": {"esci": {"ndcg": 0.99, "baseline_ndcg": 0.5, "baseline": "formula",
+                           "per_query": {"q": [0.6, 0.5]}}}},
+    {"datasets": {"esci": {"ndcg": 0.6, "baseline_ndcg": "0.5", "baseline": "formula",
+                           "per_query": {"q": [0.6, 0.5]}}}},
+    {"datasets": []}, {"folds": -3},
 ]
+GOOD_METRICS = {"datasets": {"esci": {"ndcg": 0.6, "baseline_ndcg": 0.5, "baseline": "formula",
+                                      "per_query": {"q": [0.6, 0.5]}}}, "folds": 5}
 
 
 def model_body(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -62,3 +73,30 @@ async def test_refusals_of_the_ranker_api(client: httpx.AsyncClient) -> None:
             assert r.status_code == 200, r.text
     shown = (await client.get(f"{API}/{a}", headers=INTERNAL)).json()
     assert shown["stage"] == "archived"
+
+
+async def test_models_searches_cannot_score_are_refused(client: httpx.AsyncClient) -> None:
+    """A model over another feature set registers (history) but is never promoted, not even
+    forced (searches would fall back to the formula while the registry named it); the
+    current feature set with other columns, or an artifact trained on other columns, does
+    not register; `force` is true or false, not "yes"."""
+    before = len((await client.get(API, headers=INTERNAL)).json()["models"])
+    reordered = model_body({}) | {"features": list(LEARNED_FEATURES)[::-1]}
+    r = await client.post(API, headers=INTERNAL, json=reordered)
+    assert r.status_code == 422 and "features" in r.json()["error"]["fields"], r.text
+    other = model_body({}) | {"feature_set": "lf0", "features": list(LEARNED_FEATURES)[::-1]}
+    r = await client.post(API, headers=INTERNAL, json=other)  # the artifact names its columns
+    assert r.status_code == 422 and "artifact_b64" in r.json()["error"]["fields"], r.text
+    assert len((await client.get(API, headers=INTERNAL)).json()["models"]) == before
+    old = (await client.post(API, headers=INTERNAL, json=model_body(GOOD_METRICS) | {
+        "feature_set": "lf0"})).json()["version"]
+    r = await client.post(f"{API}/{old}/promote", headers=INTERNAL,
+                          json={"by": "test", "force": True, "reason": "test"})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "features_not_served"), r.text
+    good = (await client.post(API, headers=INTERNAL, json=model_body(GOOD_METRICS))).json()
+    assert good["metrics"] == ModelMetrics.from_json(GOOD_METRICS).to_json()
+    for force in ("yes", 1, "on"):
+        r = await client.post(f"{API}/{good['version']}/promote", headers=INTERNAL,
+                              json={"by": "test", "force": force})
+        assert r.status_code == 422 and "force" in r.json()["error"]["fields"], r.text
+    assert (await client.get(API, headers=INTERNAL)).json()["production"] != good["version"]

@@ -18,8 +18,9 @@ QUERIES = ["blue mug", "usb cable", "yoga mat"]
 
 
 def record(folds: int, per_query: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
-    d = DatasetMetrics(sum(v[0] for v in per_query.values()) / len(per_query), 0.5, FORMULA,
-                       per_query)
+    n = len(per_query)
+    d = DatasetMetrics(sum(v[0] for v in per_query.values()) / n,
+                       sum(v[1] for v in per_query.values()) / n, FORMULA, per_query)
     return {"version": "lgbm_6", "metrics": ModelMetrics({"esci": d}, "abc", folds).to_json()}
 
 
@@ -121,7 +122,36 @@ def test_rollbacks_walk_back_through_the_promotions() -> None:
     {"datasets": {"esci": {"ndcg": float("nan"), "baseline_ndcg": 0.4, "baseline": FORMULA,
                            "per_query": {}}}},
     {"datasets": ["esci"]},
+    {"datasets": []},
+    {"datasets": {"esci": {"ndcg": 0.99, "baseline_ndcg": 0.0, "baseline": "lgbm_6",
+                           "per_query": {}}}},  # no queries measured: nothing to gate on
+    {"datasets": {"esci": {"ndcg": 0.99, "baseline_ndcg": 0.5, "baseline": FORMULA,
+                           "per_query": {"q": [0.6, 0.5]}}}},  # not the mean of its queries
+    {"datasets": {"esci": {"ndcg": -5, "baseline_ndcg": 0.5, "baseline": FORMULA,
+                           "per_query": {"q": [-5, 0.5]}}}},
+    {"datasets": {"esci": {"ndcg": 2, "baseline_ndcg": 0.5, "baseline": FORMULA,
+                           "per_query": {"q": [2, 0.5]}}}},
+    {"datasets": {"esci": {"ndcg": True, "baseline_ndcg": 0.5, "baseline": FORMULA,
+                           "per_query": {"q": [True, 0.5]}}}},
+    {"datasets": {"esci": {"ndcg": 0.6, "baseline_ndcg": "0.5", "baseline": FORMULA,
+                           "per_query": {"q": [0.6, 0.5]}}}},
 ])
 def test_malformed_metrics_are_a_value_error(metrics: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="datasets"):
         ModelMetrics.from_json(metrics)
+
+
+@pytest.mark.parametrize("metrics, word", [
+    ({"folds": -3}, "folds"), ({"folds": "x"}, "folds"), ({"folds": True}, "folds"),
+    ({"training_data": 5}, "training_data"),
+])
+def test_malformed_metrics_name_the_field(metrics: dict[str, Any], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        ModelMetrics.from_json(metrics)
+
+
+def test_measured_metrics_read_back_as_written() -> None:
+    written = ModelMetrics.from_json(record(5, {"blue mug": (0.6, 0.5), "yoga mat": (1, 0)})[
+        "metrics"])
+    assert ModelMetrics.from_json(written.to_json()) == written
+    assert written.datasets["esci"].baseline_ndcg == 0.25 and written.folds == 5
