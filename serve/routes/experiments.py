@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from adapters.postgres.experiments import ExperimentRecord, SearchEvent
 from domain.errors import ValidationFailed
@@ -37,15 +37,17 @@ NamePath = Annotated[str, Path(pattern=NAME)]
 
 def session_of(request: Request) -> str | None:
     """The shopper's session id: the `X-Session-Id` header, else the `aisle_session` cookie
-    (None: neither). 422 when it is not 1 to 128 of [A-Za-z0-9._:-]."""
-    for field, value in (("X-Session-Id", request.headers.get(SESSION_HEADER)),
-                         (SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))):
-        if value is not None:
-            if not _SESSION.match(value):
-                raise ValidationFailed({field: "1 to 128 characters of A-Z a-z 0-9 . _ : -"},
-                                       "bad session id")
-            return value
-    return None
+    (None: neither). A header that is not 1 to 128 of [A-Za-z0-9._:-] is 422 (the client
+    sent it); such a cookie is no session (a shopper cannot mend a cookie, and it must not
+    stop their searches)."""
+    header = request.headers.get(SESSION_HEADER)
+    if header is not None:
+        if not _SESSION.match(header):
+            raise ValidationFailed({"X-Session-Id": "1 to 128 characters of A-Z a-z 0-9 . _ : -"},
+                                   "bad session id")
+        return header
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie if cookie is not None and _SESSION.match(cookie) else None
 
 
 class ArmIn(BaseModel):
@@ -80,7 +82,7 @@ class EventIn(BaseModel):
     type: Literal["click", "add_to_cart"]
     search_id: str = Field(pattern="^[0-9a-f]{16}$", description="the search's `search_id`")
     product_id: str = Field(pattern="^[0-9]{1,19}$")
-    position: int | None = Field(None, ge=1, le=10_000, description="1 = first result")
+    position: StrictInt | None = Field(None, ge=1, le=10_000, description="1 = first result")
     session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,128}$",
                                    description="default: X-Session-Id or the aisle_session "
                                                "cookie")

@@ -270,13 +270,23 @@ async def test_events_are_validated_and_recorded_without_an_experiment(
             ({"type": "click", "search_id": found["search_id"], "product_id": "x"},
              "product_id"),
             ({"type": "click", "search_id": found["search_id"], "product_id": "1",
-              "position": 0}, "position")):
+              "position": 0}, "position"),
+            ({"type": "click", "search_id": found["search_id"], "product_id": "1",
+              "position": "3"}, "position")):
         r = await client.post("/api/v1/events", json=body)
         assert r.status_code == 422, r.text
         assert any(field in k for k in r.json()["error"]["fields"]), r.text
     r = await client.get("/api/v1/products/search", params={"q": words},
                          headers={"X-Session-Id": "bad session!"})
     assert r.status_code == 422 and "X-Session-Id" in r.json()["error"]["fields"]
+    # a cookie the shopper cannot mend is no session, not a refused search
+    for cookie in ("abc%20def", "x" * 129):
+        client.cookies.set("aisle_session", cookie)
+        try:
+            r = await client.get("/api/v1/products/search", params={"q": words})
+        finally:
+            client.cookies.delete("aisle_session")
+        assert r.status_code == 200 and r.json()["results"], r.text
 
 
 def rankers_cli(app_url: str, *args: str, refused: bool = False, url_last: bool = False
