@@ -6,6 +6,7 @@ and bodies that are not UTF-8 (400) before any route sees them.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -129,19 +130,29 @@ def install_error_handlers(app: FastAPI) -> None:
 
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_UPLOAD_BYTES = 10 << 20
+MODEL_BODY_BYTES = 64 << 20  # a ranker's registration: its artifact, base64 (up to 50 MB)
 _UPLOAD_PATH = re.compile(r"^/api/v1/seller/products/[0-9]+/images$")
+_MODEL_PATH = "/api/v1/internal/rankers"
 
 
 class BodyGuard:
     """Buffers request bodies of writes; 413 past `limit` bytes (AISLE_MAX_BODY_BYTES), 400
     if not UTF-8. Image uploads (multipart to .../images) may be binary, up to
-    `upload_limit` bytes (AISLE_IMAGE_MAX_BYTES, plus room for the form)."""
+    `upload_limit` bytes (AISLE_IMAGE_MAX_BYTES, plus room for the form); a ranker's
+    registration with the internal token, up to MODEL_BODY_BYTES (a model of a few hundred
+    trees is over a megabyte)."""
 
     def __init__(self, app: ASGIApp, limit: int = DEFAULT_MAX_BODY,
-                 upload_limit: int = DEFAULT_UPLOAD_BYTES) -> None:
+                 upload_limit: int = DEFAULT_UPLOAD_BYTES,
+                 internal_token: str | None = None) -> None:
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit + (64 << 10)
+        self.internal = (f"Bearer {internal_token}".encode() if internal_token else None)
+
+    def _model(self, path: str, headers: dict[bytes, bytes]) -> bool:
+        return (self.internal is not None and path == _MODEL_PATH
+                and hmac.compare_digest(headers.get(b"authorization", b""), self.internal))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -153,7 +164,9 @@ class BodyGuard:
             path = path[len(root):]
         upload = (scope["method"] == "POST" and _UPLOAD_PATH.match(path) is not None
                   and headers.get(b"content-type", b"").startswith(b"multipart/form-data"))
-        limit = self.upload_limit if upload else self.limit
+        limit = (self.upload_limit if upload
+                 else max(self.limit, MODEL_BODY_BYTES) if scope["method"] == "POST"
+                 and self._model(path, headers) else self.limit)
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _send_error(send, 413, "payload_too_large", f"body exceeds {limit} bytes")

@@ -41,7 +41,8 @@ ROUTE_AREAS = (search, pages, cart, storefront, catalog, seller, media, sellers,
 
 
 def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
-             upload_bytes: int = DEFAULT_UPLOAD_BYTES) -> FastAPI:
+             upload_bytes: int = DEFAULT_UPLOAD_BYTES,
+             internal_token: str | None = None) -> FastAPI:
     api = FastAPI(
         title="aisle",
         version="0.1.0",
@@ -49,7 +50,8 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
         "inventory. Errors are JSON: {\"error\": {\"code\", \"message\", \"fields\"}}.",
     )
     install_error_handlers(api)
-    api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes)
+    api.add_middleware(BodyGuard, limit=max_body_bytes, upload_limit=upload_bytes,
+                       internal_token=internal_token)
     api.add_middleware(RequestMetrics)  # outermost: every answer counted, 413s included
     for area in ROUTE_AREAS:
         api.include_router(area.router)

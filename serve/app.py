@@ -137,7 +137,8 @@ class Gateway:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = make_api(self.services.settings.max_body_bytes,
-                       self.services.settings.image_max_bytes)
+                       self.services.settings.image_max_bytes,
+                       self.services.settings.internal_token)
         api.state.services = self.services
         return api
 

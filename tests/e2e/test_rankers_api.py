@@ -5,12 +5,15 @@ registered or changed), the production model promoted again or archived (409
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 import httpx
+import pyarrow as pa
 
 from ranking.gate import ModelMetrics
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
+from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
 from tests.conftest import INTERNAL_TOKEN
 from tests.integration.test_ranker_lifecycle import reversing_model
 
@@ -100,3 +103,30 @@ async def test_models_searches_cannot_score_are_refused(client: httpx.AsyncClien
                               json={"by": "test", "force": force})
         assert r.status_code == 422 and "force" in r.json()["error"]["fields"], r.text
     assert (await client.get(API, headers=INTERNAL)).json()["production"] != good["version"]
+
+
+def noisy_model(rounds: int) -> LgbmRanker:
+    """A model of 5 x `rounds` trees over random features and grades (big, not good)."""
+    rnd = random.Random(7)
+    rows = [{"query": f"q{q}", "external_id": f"{q}-{r}", "rank": r,
+             "gain": GAIN_LEVELS[rnd.randrange(len(GAIN_LEVELS))],
+             **{name: rnd.random() for name in LEARNED_FEATURES}}
+            for q in range(30) for r in range(20)]
+    table = pa.Table.from_pylist(rows).replace_schema_metadata(
+        {"feature_version": LEARNED_FEATURES_VERSION})
+    return train(TrainingSet.from_table(table), rounds=rounds)
+
+
+async def test_a_model_over_a_megabyte_registers(client: httpx.AsyncClient) -> None:
+    """5 x 150 trees: ~1.2 MB of model, ~1.6 MB of base64 (the body limit of other writes is
+    1 MiB: such a model got 413)."""
+    artifact = noisy_model(150).to_bytes()
+    body = model_body({}) | {"artifact_b64": base64.b64encode(artifact).decode()}
+    assert len(body["artifact_b64"]) > 1 << 20
+    r = await client.post(API, headers=INTERNAL, json=body, timeout=120)
+    assert r.status_code == 201, r.text[:300]
+    shown = (await client.get(f"{API}/{r.json()['version']}", headers=INTERNAL)).json()
+    assert shown["checksum"] == r.json()["checksum"] and shown["stage"] == "candidate"
+    r = await client.post("/api/v1/seller/products", json={"x": "y" * (2 << 20)},
+                          headers=INTERNAL)
+    assert r.status_code == 413, r.text[:300]  # elsewhere, the usual limit

@@ -53,3 +53,25 @@ async def test_the_default_limit_is_a_mebibyte() -> None:
     assert (await guarded.post("/", content=b"x" * _errors.DEFAULT_MAX_BODY)).status_code == 200
     assert (await guarded.post("/", content=b"x" * (_errors.DEFAULT_MAX_BODY + 1))
             ).status_code == 413
+
+
+async def test_a_rankers_registration_with_the_internal_token_may_be_larger() -> None:
+    """A model of a few hundred trees is over a megabyte of base64: its registration (POST
+    /api/v1/internal/rankers with the internal token) may be up to MODEL_BODY_BYTES; without
+    the token, elsewhere or otherwise, the usual limit."""
+    guarded = httpx.AsyncClient(transport=httpx.ASGITransport(
+        app=BodyGuard(echo, limit=64, internal_token="t0ken")), base_url="http://t")
+    big = b"x" * (3 << 20)
+    token = {"Authorization": "Bearer t0ken"}
+    r = await guarded.post("/api/v1/internal/rankers", content=big, headers=token)
+    assert r.status_code == 200 and len(r.content) == len(big)
+    for method, path, headers in (
+            ("POST", "/api/v1/internal/rankers", {}),
+            ("POST", "/api/v1/internal/rankers", {"Authorization": "Bearer t0kem"}),
+            ("PUT", "/api/v1/internal/rankers/lgbm_1/metrics", token),
+            ("POST", "/api/v1/seller/products", token)):
+        r = await guarded.request(method, path, content=big, headers=headers)
+        assert r.status_code == 413, (method, path, headers)
+    too_big = b"x" * (_errors.MODEL_BODY_BYTES + 1)
+    r = await guarded.post("/api/v1/internal/rankers", content=too_big, headers=token)
+    assert r.status_code == 413
