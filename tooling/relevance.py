@@ -72,17 +72,28 @@ def score_run(name: str, judgments: Judgments, results: Mapping[str, Sequence[st
     return RankerRun(name, ndcg, zero)
 
 
-async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int) -> list[str]:
+async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int,
+                  tries: int = 3) -> list[str]:
     params: dict[str, str | int] = {"q": query, "page_size": k, "ranker": ranker}
-    try:
-        response = await client.get(SEARCH_PATH, params=params)
-    except httpx.HTTPError as exc:
-        raise EvalError(f"{ranker} / {query!r}: {exc!r} (is the service running on "
-                        f"{client.base_url}? see --start)") from exc
-    if response.status_code != 200:
-        raise EvalError(f"{ranker} / {query!r}: HTTP {response.status_code}: "
-                        f"{response.text[:300]}")
-    return result_ids(response.json(), k)
+    for attempt in range(tries):
+        try:
+            response = await client.get(SEARCH_PATH, params=params)
+        except httpx.HTTPError as exc:
+            raise EvalError(f"{ranker} / {query!r}: {exc!r} (is the service running on "
+                            f"{client.base_url}? see --start)") from exc
+        if response.status_code != 200:
+            raise EvalError(f"{ranker} / {query!r}: HTTP {response.status_code}: "
+                            f"{response.text[:300]}")
+        body = response.json()
+        said = body.get("ranker") if isinstance(body, dict) else None
+        if not (isinstance(said, dict) and said.get("fallback") is True):
+            return result_ids(body, k)
+        if attempt + 1 < tries:  # a Ranker busy past its deadline: once more, a little later
+            await asyncio.sleep(0.5 * (attempt + 1))
+    # the model could not score it: that order was the formula's, not the ranker's
+    raise EvalError(f"{ranker} / {query!r}: the search fell back to the formula {tries} times "
+                    f"(its model did not score it: see the Ranker's log), so a figure would be "
+                    f"the formula's")
 
 
 async def fetch(url: str, queries: Sequence[str], ranker: str, k: int,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 from tooling import relevance
@@ -110,3 +111,20 @@ def test_missing_judgments_file(ev: ModuleType, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert ev.main(["--dataset", "icecat", "--data-dir", str(tmp_path)]) == 1
     assert "no judgments at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fallback, raises", [(False, False), (True, True)])
+async def test_a_search_that_fell_back_is_no_figure_of_the_ranker(
+        fallback: bool, raises: bool) -> None:
+    """A model that cannot score searches is ordered by the formula (`fallback: true`):
+    evaluating it then measured the formula under its name (a unit test of the parsing: the
+    service is a canned answer)."""
+    answer = {"results": [{"external_id": "A1"}, {"external_id": "B2"}],
+              "ranker": {"requested": "lgbm_9", "version": "lgbm_9", "fallback": fallback}}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        if raises:
+            with pytest.raises(relevance.EvalError, match="fell back"):
+                await relevance._search(client, "mug", "lgbm_9", 10)
+        else:
+            assert await relevance._search(client, "mug", "lgbm_9", 10) == ["A1", "B2"]
