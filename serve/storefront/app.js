@@ -129,9 +129,18 @@ function toast(text) {
   toast.timer = setTimeout(() => { t.hidden = true; }, 3500);
 }
 
+// Navigation keeps a keyboard user's place: the control that changed the page has the focus
+// again once it is redrawn (a facet, the sort; a pager link: the results' heading), and Back
+// returns to where the page was scrolled.
+if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+
 function go(url, replace = false) {
+  const from = document.activeElement;
+  const focus = from && from.closest && from.closest(".pager, .chips") ? "count"
+    : (from && from !== document.body && from.id) || null;
+  if (!replace) history.replaceState({...(history.state || {}), scrollY: window.scrollY}, "");
   history[replace ? "replaceState" : "pushState"]({}, "", url);
-  route();
+  route({focus});
 }
 
 document.addEventListener("click", (e) => {
@@ -140,15 +149,17 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   go(a.getAttribute("href"));
 });
-window.addEventListener("popstate", route);
+window.addEventListener("popstate", (e) => route({scrollY: (e.state && e.state.scrollY) || 0}));
 
 // -- search box with typeahead -------------------------------------------------------------
 const form = document.getElementById("search-form");
 const input = document.getElementById("q");
 const list = document.getElementById("suggestions");
-let suggestTimer = null, active = -1;
+let suggestTimer = null, suggestSeq = 0, active = -1;
 
 function closeSuggestions() {
+  clearTimeout(suggestTimer);
+  suggestSeq++;  // a request still on its way answers nobody: the list stays closed
   list.hidden = true;
   fill(list);
   input.setAttribute("aria-expanded", "false");
@@ -166,10 +177,11 @@ input.addEventListener("input", () => {
   clearTimeout(suggestTimer);
   const q = input.value;
   if (q.trim().length < 2) { closeSuggestions(); return; }
+  const seq = ++suggestSeq;
   suggestTimer = setTimeout(async () => {
     try {
       const got = await api("/products/suggest?" + new URLSearchParams({q, limit: 8}));
-      if (input.value !== q) return;
+      if (seq !== suggestSeq || input.value !== q || document.activeElement !== input) return;
       fill(list, ...got.suggestions.map((s, i) => h("li", {
         id: `sg-${i}`, role: "option", "aria-selected": "false",
         onmousedown: (e) => { e.preventDefault(); input.value = s.text; submitSearch(s.text); },
@@ -196,7 +208,7 @@ input.addEventListener("keydown", (e) => {
 input.addEventListener("blur", () => setTimeout(closeSuggestions, 100));
 
 // -- routing -----------------------------------------------------------------------------
-async function route() {
+async function route(opts = {}) {
   timers.forEach(clearInterval);
   timers = [];
   const path = location.pathname;
@@ -209,6 +221,19 @@ async function route() {
     fill(main, h("p", {class: "error", role: "alert"},
                            e instanceof ApiError ? e.message : "Something went wrong."));
     console.error(e);
+  }
+  if (opts.scrollY !== undefined) {
+    window.scrollTo(0, opts.scrollY);
+  } else if (opts.focus) {
+    const el = opts.focus !== "count" && document.getElementById(opts.focus);
+    if (el) el.focus();
+    else {
+      window.scrollTo(0, 0);
+      const heading = document.getElementById("count") || main;
+      heading.focus({preventScroll: true});
+    }
+  } else {
+    window.scrollTo(0, 0);
   }
   refreshCartCount();
 }
@@ -292,6 +317,7 @@ async function searchPage(params) {
   if (res.widened) notices.push(h("p", {class: "notice", id: "widened"},
     `Only ${res.widened.inferred_filter_matches} result${res.widened.inferred_filter_matches === 1 ? "" : "s"} ` +
     `matched what we read from your words (a color, a price…): ${res.widened.more_results} more are shown without it.`));
+  const chips = await activeFilters(params);
   const sort = h("select", {id: "sort", onchange: (e) => {
     const next = new URLSearchParams(params); next.set("sort", e.target.value); next.delete("page");
     go("/search?" + next.toString());
@@ -302,7 +328,7 @@ async function searchPage(params) {
   const pages = Math.min(Math.ceil(res.total / PAGE_SIZE), 50);
   fill(main, h("div", {class: "layout"}, facets, h("section", {"aria-labelledby": "count"},
     h("div", {class: "toolbar"},
-      h("h1", {id: "count", style: "font-size:1.05rem;margin:0"},
+      h("h1", {id: "count", tabindex: "-1", style: "font-size:1.05rem;margin:0"},
         `${res.total.toLocaleString()} result${res.total === 1 ? "" : "s"}`,
         params.get("q") ? ` for “${params.get("q")}”` : ""),
       h("button", {class: "filters-toggle secondary", "aria-controls": "facets", "aria-expanded": "false",
@@ -312,9 +338,65 @@ async function searchPage(params) {
                      e.target.setAttribute("aria-expanded", String(open));
                    }}, "Filters"),
       h("label", {}, "Sort by ", sort)),
+    chips,
     notices,
-    res.results.length ? grid : h("p", {id: "no-results"}, "Nothing found. Try other words or fewer filters."),
+    res.results.length ? grid : res.total > 0
+      ? h("p", {id: "no-results"}, "No results on this page. ",
+          h("a", {href: withPage(params, 1), "data-link": true}, "Back to the first page"))
+      : h("p", {id: "no-results"}, "Nothing found. Try other words or fewer filters."),
     pager(params, res.page, pages))));
+}
+
+function withPage(params, page) {
+  const next = new URLSearchParams(params);
+  next.set("page", String(page));
+  return "/search?" + next.toString();
+}
+
+let categoryNames = null;  // category id -> "A > B" (the tree, read once)
+async function categoryLabel(value) {
+  if (!categoryNames) {
+    categoryNames = api("/categories").then((got) => {
+      const names = new Map();
+      const walk = (nodes) => nodes.forEach((c) => {
+        names.set(String(c.category_id), c.path.join(" › ") || c.name);
+        walk(c.children || []);
+      });
+      walk(got.categories || []);
+      return names;
+    }).catch(() => new Map());
+  }
+  const id = String(value).replace(/^CAT_/i, "");
+  return (await categoryNames).get(id) || value;
+}
+
+function priceLabel(key) {  // "25-50" -> "$25 – $50", "1000-" -> "$1000 and up"
+  const [lo, hi] = key.split("-");
+  return hi ? `$${lo} – $${hi}` : `$${lo} and up`;
+}
+
+// The filters in force, each a button that removes it (a category filter's facet lists its
+// subcategories, so this is the way back out of it), and "Clear filters".
+async function activeFilters(params) {
+  const chips = [];
+  for (const key of ["category", ...MULTI, "price", "rating_min"]) {
+    const raw = params.get(key);
+    if (!raw) continue;
+    const multi = MULTI.includes(key);
+    for (const value of multi ? raw.split(",").filter(Boolean) : [raw]) {
+      const label = key === "category" ? `Category: ${await categoryLabel(value)}`
+        : key === "price" ? `Price: ${priceLabel(value)}`
+        : key === "rating_min" ? `${value}★ & up`
+        : key === "brand" ? value : `${key[0].toUpperCase() + key.slice(1)}: ${value}`;
+      chips.push(h("button", {type: "button", class: "chip secondary", "aria-label": `Remove filter ${label}`,
+                              onclick: () => go(withParam(params, key, value, multi))}, label, " ×"));
+    }
+  }
+  if (!chips.length) return null;
+  const kept = new URLSearchParams();
+  for (const k of ["q", "sort"]) if (params.get(k)) kept.set(k, params.get(k));
+  chips.push(h("a", {href: "/search?" + kept.toString(), "data-link": true, id: "clear-filters"}, "Clear filters"));
+  return h("div", {class: "chips", id: "active-filters", "aria-label": "Filters in force"}, chips);
 }
 
 const RELAXED = {
@@ -372,7 +454,15 @@ async function productPage(id) {
   const stock = h("div", {id: "stock"});
   const seller = h("p", {id: "seller"});
   const qty = h("input", {id: "qty", type: "number", min: "1", max: "20", value: "1", style: "width:4em"});
-  const add = h("button", {id: "add-to-cart", onclick: () => addToCart(current, Number(qty.value) || 1, p.product_id)}, "Add to cart");
+  const add = h("button", {id: "add-to-cart", onclick: () => {
+    const n = Number(qty.value);
+    if (!Number.isInteger(n) || n < 1 || n > 20) {  // never a unit the shopper did not ask for
+      toast("Quantity: a whole number from 1 to 20");
+      qty.focus();
+      return;
+    }
+    addToCart(current, n, p.product_id);
+  }}, "Add to cart");
   const picker = h("div", {class: "options", id: "variants"});
 
   function showImages(urls) {
@@ -482,11 +572,32 @@ async function loadRelated(ids, section) {
 }
 
 // -- cart ----------------------------------------------------------------------------------
-async function ensureCart() {
+// Whether this browser has made a cart (its token is an httpOnly cookie the page cannot see):
+// without one, pages do not ask for it (every page view was a 404 in the console).
+const CART_FLAG = "aisle_has_cart";
+function hasCart(yes) {
+  try {
+    if (yes === true) localStorage.setItem(CART_FLAG, "1");
+    else if (yes === false) localStorage.removeItem(CART_FLAG);
+    return localStorage.getItem(CART_FLAG) === "1";
+  } catch (e) { return true; }  // no storage: ask
+}
+
+async function myCart() {  // the cart, or null when this browser has none
+  if (!hasCart()) return null;
   try { return await api("/cart"); } catch (e) {
     if (e.status !== 404) throw e;
-    return api("/cart", {method: "POST"});
+    hasCart(false);
+    return null;
   }
+}
+
+async function ensureCart() {
+  const cart = await myCart();
+  if (cart) return cart;
+  const made = await api("/cart", {method: "POST"});
+  hasCart(true);
+  return made;
 }
 
 async function addToCart(variant, quantity, productId) {
@@ -527,7 +638,7 @@ function setCartCount(cart) {
 }
 
 async function refreshCartCount() {
-  try { setCartCount(await api("/cart")); } catch (e) { setCartCount(null); }
+  try { setCartCount(await myCart()); } catch (e) { setCartCount(null); }
 }
 
 function countdown(el, until) {
@@ -543,11 +654,7 @@ function countdown(el, until) {
 
 async function cartPage() {
   document.title = "Cart · aisle";
-  let cart;
-  try { cart = await api("/cart"); } catch (e) {
-    if (e.status !== 404) throw e;
-    cart = null;
-  }
+  const cart = await myCart();
   if (!cart || (cart.status === "OPEN" && !cart.lines.length)) {
     fill(main, h("h1", {}, "Your cart"),
       cart && cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,

@@ -316,3 +316,98 @@ async def test_typeahead_by_keyboard_and_a_phone_width_page(
     assert await page.get_attribute(".filters-toggle", "aria-expanded") == "true"
     await _shot(page, "search-phone")
     await page.close()
+
+
+async def test_a_shoppers_place_filters_and_small_screens(
+        app_url: str, client: httpx.AsyncClient, seller: Seller, shop: dict[str, Any],
+        category_ids: dict[str, int], browser: Any) -> None:
+    """What a shopper noticed: a second brand can be ticked (the brand facet offers the
+    others), a category filter can be removed, focus stays on the control a keyboard user
+    changed, Back returns to where the list was scrolled, the typeahead stays shut after
+    Enter, quantity 0 adds nothing, a title of one endless word stays in its card, and a
+    visitor without a cart sees no error in the console."""
+    tag = shop["tag"]
+    long_word = "Ultra" + "x" * 400 + " " + tag  # one word of 405 letters, then the tag
+    r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
+        "title": long_word, "brand": "Northpeak", "category_id": category_ids["Headphones"],
+        "variants": [{"sku": f"SF-{secrets.token_hex(5)}", "price_cents": 4_200}]})
+    assert r.status_code == 201, r.text
+    for _ in range(300):
+        if (await _api_search(client, q=tag))["total"] == 4:
+            break
+        await asyncio.sleep(0.1)
+    assert (await _api_search(client, q=tag))["total"] == 4
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+
+    # a facet by keyboard: the focus stays on it, and the other brand is still offered
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    await page.focus("#f-brand-Northpeak")
+    await page.keyboard.press("Space")
+    await page.wait_for_url(re.compile(r"brand=Northpeak"))
+    await page.wait_for_function(
+        "document.activeElement && document.activeElement.id === 'f-brand-Northpeak'"
+        " && document.querySelector('#f-brand-Northpeak').checked")
+    assert await page.locator("#f-brand-Swiftly").count() == 1
+    await page.check("#f-brand-Swiftly")
+    await page.wait_for_url(re.compile(r"brand=Northpeak%2CSwiftly"))
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 4")
+
+    # the long title stays inside its card, and the page does not grow sideways
+    for width in (1280, 375):
+        await page.set_viewport_size({"width": width, "height": 800})
+        wide = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, (width, wide)
+    await page.set_viewport_size({"width": 1280, "height": 900})
+
+    # a category filter: a chip removes it (its facet lists only its subcategories)
+    head = category_ids["Headphones"]
+    await page.goto(f"{app_url}/search?q={tag}&category={head}")
+    chip = page.locator("#active-filters button", has_text="Category:")
+    await chip.wait_for()
+    await chip.click()
+    await page.wait_for_url(re.compile(rf"^(?!.*category=).*q={tag}"))
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 4")
+    assert await page.locator("#active-filters").count() == 0
+
+    # Back from a product returns to where the list was scrolled
+    await page.set_viewport_size({"width": 390, "height": 500})
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    last = page.locator("#results > li a.title").last
+    await last.scroll_into_view_if_needed()
+    scrolled = await page.evaluate("window.scrollY")
+    assert scrolled > 100
+    await last.click()
+    await page.wait_for_selector("#add-to-cart")
+    await page.go_back()
+    await page.wait_for_selector("#results > li")
+    await page.wait_for_function(f"Math.abs(window.scrollY - {scrolled}) <= 2")
+
+    # quantity 0 adds nothing
+    await page.goto(f"{app_url}/product/{shop['products'][1]['product_id']}")
+    await page.wait_for_selector("#add-to-cart")
+    await page.fill("#qty", "0")
+    await page.click("#add-to-cart")
+    await page.wait_for_function(
+        "document.querySelector('#toast').textContent.includes('Quantity')")
+    assert await page.text_content("#cart-count") == "0"
+
+    # typed fast and Enter at once: the suggestions stay shut once the results are there
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await page.goto(f"{app_url}/")
+    await page.focus("#q")
+    await page.keyboard.type(f"{tag} trail", delay=20)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(r"/search\?q="))
+    await page.wait_for_selector("#results > li")
+    await asyncio.sleep(1.0)  # past the typeahead's pause and its request
+    assert await page.is_hidden("#suggestions")
+    assert await page.get_attribute("#q", "aria-expanded") == "false"
+    assert console == [], console
+    await context.close()
