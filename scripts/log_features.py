@@ -22,8 +22,9 @@ from pathlib import Path
 from eval_relevance import running_service  # scripts/ is on sys.path: our own folder
 
 from ranking.judgments import DATASETS, read_judgments
-from tooling.ranker_training import collect
-from tooling.relevance import REPO, default_data_dir, judgments_path
+from tooling.cli import run
+from tooling.ranker_training import collect, judged
+from tooling.relevance import REPO, EvalError, default_data_dir, judgments_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,12 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           ("--ranker", "formula")) if a.start
           else contextlib.nullcontext()):
         logged = asyncio.run(collect(a.url.rstrip("/"), token, judgments))
+    found = judged(a.dataset, a.url, logged)
     logged.write(out)
-    judged = sum(1 for r in logged.rows if r["gain"] > 0)
-    print(f"{out}: {len(logged.rows)} candidates of {len(judgments)} queries ({judged} with a "
+    print(f"{out}: {len(logged.rows)} candidates of {len(judgments)} queries ({found} with a "
           f"gain), {len(logged.names)} features ({logged.version})")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # a refusal, a wrong catalog or token, an --out that cannot be written: one line
+    raise SystemExit(run("log_features", main, (EvalError, RuntimeError, OSError)))

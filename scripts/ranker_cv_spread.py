@@ -36,13 +36,22 @@ from ranking.lgbm import PARAMS, Comparison, TrainingSet, compare, cross_validat
 from tooling.relevance import default_data_dir, judgments_path
 
 
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated whole numbers, got {text!r}") from None
+    return seeds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/ranker_cv_spread", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", type=Path, required=True, help="scripts/log_features output")
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--data-dir", type=Path, default=None, help="folder of <dataset>/judgments.csv")
-    p.add_argument("--seeds", default="7,11,13,17,19")
+    p.add_argument("--seeds", type=seed_list, default=[7, 11, 13, 17, 19],
+                   help="comma-separated whole numbers (default 7,11,13,17,19)")
     p.add_argument("--target", type=float, default=None, help="a target to compare with")
     p.add_argument("--against", type=Path, default=None,
                    help="another feature log of the same queries: compare FILE with it")
@@ -53,10 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="assignments of queries to folds per seed, for --against/--drop "
                    "(default 1)")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
-    data = TrainingSet.from_parquet(a.features)
+    for path in (a.features, a.against):
+        if path is not None and not path.is_file():
+            p.error(f"no feature log at {path} (scripts/log_features writes one)")
+    try:
+        data = TrainingSet.from_parquet(a.features)
+    except Exception as exc:  # pyarrow's own errors for a file that is not a feature log
+        p.error(f"{a.features}: not a feature log: {exc}")
     judged = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                             a.dataset)
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds: list[int] = a.seeds
     drop = [n.strip() for n in a.drop.split(",") if n.strip()]
     if a.drop and not drop:
         p.error("--drop: no column named")
@@ -73,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             candidate = data.without(drop)
         except ValueError as e:
             p.error(f"--drop: {e}")
-        against = TrainingSet.from_parquet(a.against) if a.against is not None else data
+        try:
+            against = TrainingSet.from_parquet(a.against) if a.against is not None else data
+        except Exception as exc:  # pyarrow's own errors for a file that is not a feature log
+            p.error(f"{a.against}: not a feature log: {exc}")
         only = set(candidate.queries) ^ set(against.queries)
         if only:
             print(f"warning: {len(only)} queries are logged in one file only (they score 0 "

@@ -84,6 +84,10 @@ def cmd_show(s: RankerService, a: argparse.Namespace) -> int:
 
 def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
     m = s.call("GET", f"{API}/{a.version}")
+    if m["stage"] == "production":  # measured against itself, its record would be lost
+        print(f"rankers: {a.version} is production: evaluate measures a model against "
+              f"production; its record stays as it was when it was promoted", file=sys.stderr)
+        return 1
     judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
                                a.dataset)
     queries = sorted(judgments)
@@ -120,14 +124,14 @@ def cmd_promote(s: RankerService, a: argparse.Namespace) -> int:
     r = s.client.post(f"{API}/{a.version}/promote",
                       json={"by": who(), "force": a.force, "reason": a.reason})
     body = answer(r)
-    if r.status_code != 200:
+    if r.status_code != 200:  # the refusal on stderr, the reasons and harmed queries under it
         err = body["error"]
-        print(f"refused: {err['message']}")
+        print(f"rankers: refused: {err['message']}", file=sys.stderr)
         for reason in err.get("reasons", []):
-            print(f"  - {reason}")
+            print(f"  - {reason}", file=sys.stderr)
         for name, harmed in (err.get("harmed") or {}).items():
             for q, delta in harmed[:20]:
-                print(f"  {name} {q!r}: {delta:+.3f}")
+                print(f"  {name} {q!r}: {delta:+.3f}", file=sys.stderr)
         return 1
     gate = body["gate"]
     print(f"{a.version} is in production (was {body['previous'] or FORMULA})"
@@ -139,6 +143,12 @@ def cmd_rollback(s: RankerService, a: argparse.Namespace) -> int:
     body = s.call("POST", f"{API}/rollback", {"by": who(), "reason": a.reason})
     print(f"rolled back {body['rolled_back']}; production is "
           f"{body['production'] or FORMULA + ' (no learned model)'}")
+    return 0
+
+
+def cmd_archive(s: RankerService, a: argparse.Namespace) -> int:
+    m = s.call("POST", f"{API}/{a.version}/archive", {"by": who(), "reason": a.reason})
+    print(f"{m['version']} is {m['stage']}")
     return 0
 
 
@@ -231,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pr.add_argument("--reason", default=None)
     rb = sub.add_parser("rollback", parents=[url])
     rb.add_argument("--reason", default=None)
+    ar = sub.add_parser("archive", parents=[url], help="retire a model (not production)")
+    ar.add_argument("version")
+    ar.add_argument("--reason", default=None)
     ex = sub.add_parser("experiment", parents=[url],
                         help="ranker experiments: A/B, interleaving, shadow")
     ex.add_argument("action", choices=("start", "list", "show", "stop"))
@@ -245,13 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--min-requests", type=int, default=100)
     ex.add_argument("--reason", default=None)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if a.cmd == "promote" and a.force and not (a.reason or "").strip():
+        p.error("--force needs --reason (it is recorded with the promotion)")
     token = os.environ.get("AISLE_INTERNAL_TOKEN", "")
     if not token:
         print("rankers: set AISLE_INTERNAL_TOKEN (the service's internal token)", file=sys.stderr)
         return 1
     s = RankerService(a.url.rstrip("/"), token)
     command = {"list": cmd_list, "show": cmd_show, "evaluate": cmd_evaluate,
-               "promote": cmd_promote, "rollback": cmd_rollback,
+               "promote": cmd_promote, "rollback": cmd_rollback, "archive": cmd_archive,
                "experiment": cmd_experiment}[a.cmd]
     try:
         return command(s, a)

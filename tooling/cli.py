@@ -34,14 +34,17 @@ def answer(r: httpx.Response) -> Json:
     return body
 
 
-def run(prog: str, main: Callable[[], int]) -> int:
+def run(prog: str, main: Callable[[], int],
+        expected: tuple[type[Exception], ...] = ()) -> int:
     """`main()`'s exit status; 1 with one line on stderr when the service gives no answer or
-    one that is not JSON."""
+    one that is not JSON, or `main` fails with one of the `expected` errors (a refusal, a
+    file that cannot be written: a reason, not a traceback)."""
+    refusals: tuple[type[Exception], ...] = (NotJson, *expected)
     try:
         return main()
     except httpx.HTTPError as exc:
         print(f"{prog}: no answer from the service: {exc!r}", file=sys.stderr)
         return 1
-    except NotJson as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+    except refusals as exc:
+        print(f"{prog}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
 from ranking.judgments import Judgments
 from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
 from tooling.cli import answer
-from tooling.relevance import SEARCH_PATH, TIMEOUT, fetch, score_run
+from tooling.relevance import SEARCH_PATH, TIMEOUT, EvalError, fetch, score_run
 
 API = "/api/v1/internal/rankers"
 
@@ -238,6 +238,16 @@ def train_and_register(dataset: str, service: RankerService, judgments: Judgment
     return train_many({dataset: (service, judgments)}, folds, promote, out, say)
 
 
+def judged(dataset: str, url: str, logged: LoggedFeatures) -> int:
+    """How many logged candidates are judged products; EvalError when none is (the service
+    holds another catalog than `dataset`'s: its figures would all be 0)."""
+    found = sum(1 for r in logged.rows if r["gain"] > 0)
+    if logged.rows and not found:
+        raise EvalError(f"{dataset}: none of the {len(logged.rows)} candidates {url} found is "
+                        f"a product judged relevant: does it serve the {dataset} catalog?")
+    return found
+
+
 def train_many(sources: Mapping[str, tuple[RankerService, Judgments]], folds: int = 5,
                promote: bool = False, out: Path | None = None,
                say: Callable[[str], None] = print) -> Trained:
@@ -251,6 +261,7 @@ def train_many(sources: Mapping[str, tuple[RankerService, Judgments]], folds: in
         say(f"{dataset}: logging features of {len(judgments)} judged queries through "
             f"{service.url}")
         logged = asyncio.run(collect(service.url, service.token, judgments))
+        judged(dataset, service.url, logged)
         say(f"  {len(logged.rows)} candidates, {len(logged.names)} features ({logged.version})")
         if names and logged.names != names:
             raise RuntimeError(f"{dataset}: the services log different features")

@@ -4,8 +4,13 @@ registered or changed), the production model promoted again or archived (409
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +20,11 @@ from ranking.gate import ModelMetrics
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
 from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.test_experiments import rankers_cli
 from tests.integration.test_ranker_lifecycle import reversing_model
 
 API = "/api/v1/internal/rankers"
+ROOT = Path(__file__).resolve().parents[2]
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 BAD_METRICS: list[dict[str, Any]] = [
     {"datasets": {"esci": {"ndcg": 0.5, "baseline_ndcg": 0.4, "baseline": "formula",
@@ -130,3 +137,40 @@ async def test_a_model_over_a_megabyte_registers(client: httpx.AsyncClient) -> N
     r = await client.post("/api/v1/seller/products", json={"x": "y" * (2 << 20)},
                           headers=INTERNAL)
     assert r.status_code == 413, r.text[:300]  # elsewhere, the usual limit
+
+
+async def test_the_rankers_command_archives_and_refuses_on_stderr(
+        app_url: str, client: httpx.AsyncClient) -> None:
+    """`scripts/rankers archive V`; `promote` refused by the gate says so on stderr (it
+    printed to stdout); `evaluate` of the production model is refused (it overwrote the
+    record it was promoted on with a comparison against itself); `--force` needs a reason."""
+    made = [(await client.post(API, headers=INTERNAL, json=model_body({}))).json()["version"]
+            for _ in range(2)]
+    a, b = made
+    done = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "scripts/rankers.py", "--url", app_url, "promote", a],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN})
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert done.stderr.startswith("rankers: refused:") and "not measured" in done.stderr
+    forced = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "scripts/rankers.py", "--url", app_url, "promote", a, "--force"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN})
+    assert forced.returncode == 2 and "--reason" in forced.stderr
+    r = await client.post(f"{API}/{a}/promote", headers=INTERNAL,
+                          json={"by": "test", "force": True, "reason": "test"})
+    assert r.status_code == 200, r.text
+    try:
+        said = await asyncio.to_thread(rankers_cli, app_url, "evaluate", a, "--dataset",
+                                       "esci", refused=True)
+        assert "is production" in said
+        shown = (await client.get(f"{API}/{a}", headers=INTERNAL)).json()
+        assert shown["metrics"] == {"training_data": "", "folds": 0, "datasets": {}}
+        out = await asyncio.to_thread(rankers_cli, app_url, "archive", b, "--reason", "old")
+        assert f"{b} is archived" in out
+        assert (await client.get(f"{API}/{b}", headers=INTERNAL)).json()["stage"] == "archived"
+    finally:
+        while (await client.get(API, headers=INTERNAL)).json()["production"] in made:
+            r = await client.post(f"{API}/rollback", headers=INTERNAL, json={"by": "test"})
+            assert r.status_code == 200, r.text

@@ -73,3 +73,39 @@ def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str])
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith(f"{script}: "), done.stderr
     assert "503" in done.stderr and "No server is available" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("script, args", [
+    ("train_ranker", ["--dataset", "esci"]),
+    ("log_features", ["--dataset", "esci", "--out", "/tmp/aisle-unused.parquet"]),
+])
+def test_ml_scripts_without_a_service_are_one_line(script: str, args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--url", "http://127.0.0.1:9",
+         *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"{script}: "), done.stderr
+
+
+@pytest.mark.parametrize("folds", ["0", "1", "-2", "x", "21"])
+def test_train_ranker_folds_are_2_to_20(folds: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_ranker.py"), "--dataset", "esci",
+         "--folds", folds], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "--folds" in done.stderr, done.stderr
+
+
+def test_a_feature_log_of_another_catalog_is_refused() -> None:
+    """Candidates none of which is a judged product: the service holds another catalog
+    (training on it registered models of CV 0.0000)."""
+    from tooling.ranker_training import LoggedFeatures, judged
+    from tooling.relevance import EvalError
+
+    rows = [{"query": "q", "external_id": "X", "rank": 0, "gain": 0.0, "f": 1.0}]
+    with pytest.raises(EvalError, match="does it serve the icecat catalog"):
+        judged("icecat", "http://h", LoggedFeatures(["f"], "lf2", rows))
+    assert judged("icecat", "http://h", LoggedFeatures(
+        ["f"], "lf2", [*rows, {**rows[0], "external_id": "Y", "gain": 1.0}])) == 1
