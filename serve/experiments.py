@@ -120,8 +120,9 @@ class ExperimentRouter:
         await self.guard(e)
 
     async def guard(self, e: Experiment) -> list[tuple[str, str]]:
-        """Stops each live arm (and the shadow) whose counters breach the guardrails;
-        returns the (arm, reason) stopped now."""
+        """Stops each live arm (and the shadow) whose counters breach the guardrails, and
+        the experiment once no arm is left to show; returns the (arm, reason) stopped now
+        (arm "": the experiment)."""
         names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
         stopped = []
         try:
@@ -132,8 +133,22 @@ class ExperimentRouter:
                     log.warning("experiment %s: guardrail stopped arm %s: %s", e.name, name,
                                 why)
                     stopped.append((name, why))
+            if not self._serves(e, {name for name, _ in stopped}):
+                # no arm left to show: the experiment is over (it stayed running, blocking
+                # the next one, with nothing to measure)
+                await self.store.stop(e.name, "guardrails", "every arm stopped by its "
+                                      "guardrails" + "".join(f"; {w}" for _, w in stopped))
+                log.warning("experiment %s stopped: no arm left", e.name)
+                stopped.append(("", "experiment stopped: no arm left"))
         except Exception as exc:
             log.warning("guardrails of %s not checked: %r", e.name, exc)
         if stopped:
             self.forget()
         return stopped
+
+    @staticmethod
+    def _serves(e: Experiment, stopping: set[str]) -> bool:
+        """Whether `e` still shows searches once the arms in `stopping` are stopped too: an
+        A/B test while any arm is live, an interleaving while both are."""
+        live = [a.name for a in e.arms if e.live(a.name) and a.name not in stopping]
+        return bool(live) if e.kind == "ab" else len(live) == len(e.arms)

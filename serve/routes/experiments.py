@@ -196,14 +196,17 @@ async def stop_experiment(svc: Svc, _: Internal, name: NamePath, body: StopIn) -
 async def post_event(svc: Svc, request: Request, body: EventIn) -> Json:
     """A shopper's click or add-to-cart on a search result, named by the search's
     `search_id` and the product. Credited to the experiment arm (or interleaving team) that
-    showed it when the search was in an experiment within the hour; recorded either way."""
+    showed it when the search was in an experiment within the hour that still runs;
+    recorded either way."""
     if int(body.product_id) > 2**63 - 1:
         raise ValidationFailed({"product_id": "at most 9223372036854775807"}, "bad product id")
     session = body.session_id or session_of(request)
     router_ = svc.search.experiments
     shown = await router_.metrics.impression(body.search_id)
     experiment = arm = team = None
-    if shown is not None:
+    running = await router_.current() if shown is not None else None
+    if shown is not None and running is not None and running.name == shown.experiment:
+        # credited while its experiment runs: a stopped one's figures stay as they were
         experiment = shown.experiment
         arm, team = shown.arm_of(int(body.product_id))
     await router_.store.record(SearchEvent(body.type, body.search_id, int(body.product_id),

@@ -151,9 +151,16 @@ async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
         assert by_arm[arm]["errors"] == 0 and by_arm[arm]["zero_result_rate"] == 0
         assert isinstance(by_arm[arm]["p99_ms"], (int, float))
     # stopped: every search goes back to production's ranker
+    before = await search(client, f"sess-{name}-0", q=words)  # shown while it ran
+    assert before["ranker"]["experiment"]["name"] == name
     r = await client.post(f"{API}/{name}/stop", json={"by": "test"}, headers=INTERNAL)
     assert r.status_code == 200 and r.json()["status"] == "stopped"
     assert (await search(client, "sess-x", q=words))["ranker"]["experiment"] is None
+    # a click after the stop is recorded, not credited: a stopped experiment's figures stay
+    await asyncio.sleep(1.2)  # every replica has read the stop
+    assert (await click(client, before))["arm"] is None
+    after = {a["name"]: a["clicks"] for a in (await show(client, name))["arms"]}
+    assert after == {arm: clicks[arm] for arm in ("control", "treatment")}
 
 
 async def test_interleaving_credits_the_team_that_placed_the_click(
@@ -223,6 +230,8 @@ async def test_a_guardrail_stops_an_arm_that_breaches_it(
         await asyncio.sleep(0.2)
     for arm in found["arms"]:
         assert "p99" in arm["stopped"] and arm["requests"] >= 3, arm
+    # no arm left: the experiment is over, and the next one may start
+    assert found["status"] == "stopped" and "guardrails" in (found["stop_reason"] or ""), found
     deadline = time.monotonic() + 5  # every replica reads the stop within a second
     while (await search(client, f"s-{name}-0", q=words))["ranker"]["experiment"] is not None:
         assert time.monotonic() < deadline
