@@ -25,6 +25,21 @@ from serve.stages import Stages
 router = APIRouter()
 
 
+def _list_param(name: str) -> bool:
+    return name in ("brand", "color", "size") or name.startswith("attr.")
+
+
+def _merged(request: Request) -> dict[str, str]:
+    """The query's parameters, a list filter given more than once as one comma list
+    (`brand=HP&brand=Lenovo` is `brand=HP,Lenovo`: the last one alone was kept); any other
+    parameter given twice is 422 naming it (which one was meant?)."""
+    qp = request.query_params
+    twice = sorted(k for k in set(qp.keys()) if len(qp.getlist(k)) > 1 and not _list_param(k))
+    if twice:
+        raise ValidationFailed({k: "given more than once" for k in twice}, "repeated parameter")
+    return {k: ",".join(qp.getlist(k)) for k in set(qp.keys())}
+
+
 @router.get("/api/v1/products/search", tags=["search"], dependencies=[Depends(limit_shopper)])
 async def search(
     svc: Svc,
@@ -61,7 +76,8 @@ async def search(
         await require_internal(request, authorization)
     if price_min is not None and price_max is not None and price_min > price_max:
         raise ValidationFailed({"price_min": "must not be above price_max"}, "bad price range")
-    brands = tuple(b.strip() for b in (brand or "").split(",") if b.strip())
+    params = _merged(request)
+    brands = tuple(b.strip() for b in params.get("brand", "").split(",") if b.strip())
     if len(brands) > 50:
         raise ValidationFailed({"brand": "at most 50 brands"}, "too many brands")
     stages = Stages()
@@ -69,7 +85,7 @@ async def search(
         found = await svc.search.search(SearchParams(
             q=q, category=category, price_min=price_min, price_max=price_max, brands=brands,
             rating_min=rating_min, in_stock=in_stock,
-            attributes=parse_attribute_params(request.query_params), sort=sort, page=page,
+            attributes=parse_attribute_params(params), sort=sort, page=page,
             page_size=page_size, ranker=ranker), explain=explain, session=session_of(request))
     metrics.search_answered(int(found["total"]), stages.ms)
     # encoded here: FastAPI's generic encoder walks ~10 KB of answer in Python

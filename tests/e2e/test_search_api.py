@@ -89,6 +89,12 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
     # explicit filters
     sony = await search(client, q=tag, brand="sony")
     assert {x["price"]["amount"] for x in sony["results"]} == {199.99, 49.99}
+    # a list filter given twice is one list (the last one alone was kept); q twice is refused
+    r = await client.get("/api/v1/products/search",
+                         params=[("q", tag), ("brand", "sony"), ("brand", "bose")])
+    assert r.status_code == 200 and r.json()["total"] == 3, r.text
+    r = await client.get("/api/v1/products/search", params=[("q", tag), ("q", "other")])
+    assert r.status_code == 422 and "q" in r.json()["error"]["fields"], r.text
     # a filtered group's facet offers its other values, counted without its own filter
     # (a shop's second brand, another price range); the other groups count what passes it
     assert sony["facets"]["brands"] == body["facets"]["brands"]
