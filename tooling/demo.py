@@ -41,6 +41,10 @@ DASHBOARD_PORT = 8265  # Ray's own default
 DRAIN_S = 2.0
 
 
+# the sample search printed at start: one that finds something in that catalog
+SAMPLE_QUERY = {"esci": "running+shoes+under+%2450", "icecat": "wireless+mouse+under+%2450"}
+
+
 def _port(text: str) -> int:
     """A TCP port, checked before anything starts (not once PostgreSQL and Ray are up)."""
     try:
@@ -213,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(note)
             print(f"aisle ready on {url}")
             print(f"shop:  open {url}/ in a browser (search, product pages, cart, checkout)")
-            print(f"try:  curl -s '{url}/api/v1/products/search?q=running+shoes+under+%2450"
+            sample = SAMPLE_QUERY.get(args.dataset, SAMPLE_QUERY["esci"])
+            print(f"try:  curl -s '{url}/api/v1/products/search?q={sample}"
                   "&page_size=3' | head -c 600; echo")
             print(f"      curl -s {url}/api/v1/categories | head -c 400; echo")
             print(f"      curl -s -X POST {url}/api/v1/seller/products "
