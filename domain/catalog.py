@@ -261,28 +261,33 @@ class ProductSnapshot:
         """The version as a seller would write it (restoring it writes this as the next
         version: variants matched by SKU keep their ids). ValidationFailed naming `version`
         if it no longer passes today's rules (e.g. its category is gone)."""
-        sku_of = {v.get("variant_id"): v.get("sku") for v in self.variants}
-        p = self.product
-        status = p.get("status")
         try:
-            return ProductIn.model_validate({
-                "title": p.get("title"), "description": p.get("description") or "",
-                "category_id": p.get("category_id"), "brand": p.get("brand"),
-                "external_id": p.get("external_id"),
-                "status": status if status in ("DRAFT", "ACTIVE", "INACTIVE") else "ACTIVE",
-                "variants": [{"sku": v.get("sku"), "attributes": v.get("attributes") or {},
-                              "price_cents": v.get("price_cents"),
-                              "compare_price_cents": v.get("compare_price_cents"),
-                              "weight_grams": v.get("weight_grams"),
-                              "status": "ACTIVE" if v.get("status") == "ACTIVE"
-                              else "INACTIVE"} for v in self.variants],
-                "images": [{"url": i.get("url"), "position": i.get("position"),
-                            "alt_text": i.get("alt_text") or "",
-                            "variant_sku": sku_of.get(i.get("variant_id"))}
-                           for i in self.images
-                           if i.get("variant_id") is None or i.get("variant_id") in sku_of],
-            })
+            return ProductIn.model_validate(self.as_body())
         except ValidationError as exc:
             raise ValidationFailed(
                 {"version": f"cannot be restored as it is: {exc.errors()[0]['msg']}"},
                 "the version does not pass today's rules") from exc
+
+    def as_body(self) -> dict[str, object]:
+        """The version as a PUT body, unchecked (a version written under older rules, a
+        price of 0, is still shown as it was)."""
+        sku_of = {v.get("variant_id"): v.get("sku") for v in self.variants}
+        p = self.product
+        status = p.get("status")
+        return {
+            "title": p.get("title"), "description": p.get("description") or "",
+            "category_id": p.get("category_id"), "brand": p.get("brand"),
+            "external_id": p.get("external_id"),
+            "status": status if status in ("DRAFT", "ACTIVE", "INACTIVE") else "ACTIVE",
+            "variants": [{"sku": v.get("sku"), "attributes": v.get("attributes") or {},
+                          "price_cents": v.get("price_cents"),
+                          "compare_price_cents": v.get("compare_price_cents"),
+                          "weight_grams": v.get("weight_grams"),
+                          "status": "ACTIVE" if v.get("status") == "ACTIVE"
+                          else "INACTIVE"} for v in self.variants],
+            "images": [{"url": i.get("url"), "position": i.get("position"),
+                        "alt_text": i.get("alt_text") or "",
+                        "variant_sku": sku_of.get(i.get("variant_id"))}
+                       for i in self.images
+                       if i.get("variant_id") is None or i.get("variant_id") in sku_of],
+        }

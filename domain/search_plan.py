@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from domain.errors import ValidationFailed
 from domain.query import QueryUnderstanding, explicit_only, merge, text_query, tokenize
+from domain.query.merge import EXPLICIT
 from domain.search import (
+    FACET_ATTRIBUTES,
     Facets,
     Filters,
     Hit,
@@ -220,7 +222,7 @@ async def plan_search(p: SearchParams, explicit: Filters,
         raise ValidationFailed({
             "page": f"page * page_size must be at most {MAX_WINDOW}"}, "page too deep")
     words = read_words(p, explicit, understanding)
-    if p.q.strip() and not words.text.groups and words.filters == explicit:
+    if p.q.strip() and not tokenize(p.q):
         # words with nothing to search or read ("😀", "%", "(("): nothing matches them; they
         # are not a blank search box (which browses the catalog)
         return PlannedSearch([], 0, IndexResult([], 0, Facets()), words.filters, words, None,
@@ -263,17 +265,20 @@ async def plan_search(p: SearchParams, explicit: Filters,
         # show the few first, then the best matches of every word typed without the filters
         # read from the words ("more results"), up to RERANK_DEPTH in all
         more = await steps.search(widening(query, words, explicit))
+        # the few: this search's hits when it re-ranks (all of them: fewer than a page);
+        # on a page past the re-ranked depth, asked again from the first (the same list)
+        few = hits if rerank else (await steps.search(dataclasses.replace(
+            query, offset=0, limit=p.page_size, facets=False, signals=None))).hits
+        seen = {h.product_id for h in few}
+        extra = [h for h in more.hits if h.product_id not in seen]
+        extra = extra[:max(RERANK_DEPTH - len(few), 0)]
+        total = len(few) + len(extra)  # counted alike on every page
         if rerank:
-            seen = {h.product_id for h in hits}
-            extra = [h for h in more.hits if h.product_id not in seen]
-            extra = extra[:max(RERANK_DEPTH - len(hits), 0)]
             if extra:
                 extra = await steps.rerank(extra, p.ranker, words)
-            hits = hits + extra
-            total = len(hits)
+            hits = few + extra
         else:  # a page past the re-ranked depth: past every widened match
             hits = []
-            total = min(max(more.total, result.total), RERANK_DEPTH)
         widened = Widened(result.total, total - result.total)
     if rerank or widened:
         hits = hits[p.offset:p.offset + p.page_size]
@@ -284,9 +289,12 @@ async def plan_search(p: SearchParams, explicit: Filters,
 
 # -- facets of filters a shopper may widen -------------------------------------------------
 # A shop's facets offer the other values of a filtered group (a second brand, another price
-# range): a group's counts are made over the matches of every OTHER filter. Categories are
-# not among them (a category filter drills down: its facet lists the subcategories).
-FacetGroup = tuple[str, str]  # ("brands" | "price" | "rating", "") or ("attribute", name)
+# range): a group's counts are made over the matches of every OTHER filter. Only filters the
+# shopper set (the URL's: the shop shows them ticked), and only groups the index counts
+# (brands, price, rating, FACET_ATTRIBUTES). Categories are not among them (a category
+# filter drills down: its facet lists the subcategories).
+FacetKind = Literal["brands", "price", "rating", "attribute"]
+FacetGroup = tuple[FacetKind, str]  # (kind, the attribute's name; "" for the others)
 
 
 def _without(filters: Filters, group: FacetGroup) -> Filters:
@@ -301,16 +309,23 @@ def _without(filters: Filters, group: FacetGroup) -> Filters:
         (n, v) for n, v in filters.attributes if n != name))
 
 
-def facet_groups(filters: Filters) -> list[FacetGroup]:
-    """The filtered groups whose facets count the matches of the other filters."""
+def facet_groups(filters: Filters, applied: Mapping[str, object]) -> list[FacetGroup]:
+    """The groups the shopper filtered (`applied`: the answer's applied_filters, each with
+    its source) whose facets count the matches of the other filters."""
+    def explicit(entry: object) -> bool:
+        return isinstance(entry, Mapping) and entry.get("source") == EXPLICIT
+
     out: list[FacetGroup] = []
-    if filters.brands:
+    if filters.brands and explicit(applied.get("brands")):
         out.append(("brands", ""))
-    if filters.price_min is not None or filters.price_max is not None:
+    if explicit(applied.get("price_min")) or explicit(applied.get("price_max")):
         out.append(("price", ""))
-    if filters.rating_min is not None:
+    if filters.rating_min is not None and explicit(applied.get("rating_min")):
         out.append(("rating", ""))
-    out += [("attribute", name) for name, _ in filters.attributes]
+    named = applied.get("attributes")
+    out += [("attribute", name) for name, _ in filters.attributes
+            if name in FACET_ATTRIBUTES and isinstance(named, Mapping)
+            and explicit(named.get(name))]
     return out
 
 

@@ -68,6 +68,15 @@ class ModelMetrics:
         return ModelMetrics(out, training, folds)
 
 
+def recorded(data: Mapping[str, object]) -> ModelMetrics | None:
+    """A stored record's metrics, or None when they do not read as metrics now (a record
+    written before they were checked as they are: evaluate the model again)."""
+    try:
+        return ModelMetrics.from_json(data)
+    except ValueError:
+        return None
+
+
 def _ndcg(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be a number, got {value!r}")

@@ -45,6 +45,7 @@ from adapters.search import tantivy_shard
 from adapters.search.tantivy_shard import TantivyShard
 from domain.query import tokenize
 from domain.search import FACET_SIZE, Facets, Filters, IndexQuery, TextQuery, top_buckets
+from domain.search_plan import facet_query
 from serve.api import ROUTE_AREAS, make_api
 from tooling.plain_search import newest_generation
 
@@ -174,6 +175,44 @@ def relevance_pages(generation: Path, queries: int) -> list[str]:
             f"{before_ms * 1000:.0f} us |"]
 
 
+def offered_facets(generation: Path, queries: int) -> list[str]:
+    """A cold search filtered by one brand: the index's work for the page's candidates and
+    their facet counts (before session 26), against that plus the brand facet counted without
+    the brand filter (now: domain.search_plan.facet_query, so the shop offers other brands)."""
+    shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
+    rnd = random.Random(29)
+    pairs: list[tuple[IndexQuery, IndexQuery]] = []
+    for s in shards:
+        searcher, _ = s._reader()
+        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
+        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
+            d = searcher.doc(addr).to_dict()
+            words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:2]
+            brand = (d.get("brand_key") or [None])[0]
+            if not words or not brand:
+                continue
+            filters = Filters(brands=(brand,))
+            main = IndexQuery(TextQuery(tuple((w,) for w in words), require_all=False),
+                              filters, limit=200, facets=True, slim=True, full_docs=20)
+            pairs.append((main, facet_query(main, filters, ("brands", ""))))
+
+    def run(both: bool) -> float:
+        started = time.process_time()
+        for main, extra in pairs:
+            for shard in shards:
+                shard.search(main)
+                if both:
+                    shard.search(extra)
+        return (time.process_time() - started) * 1000 / len(pairs)
+
+    run(True)  # searchers and clauses warmed once for both
+    before, now = run(False), run(True)
+    return [f"| a brand-filtered search of {len(shards)} shards with facets (before; "
+            f"{len(pairs)} searches) | {before * 1000:.0f} us |",
+            f"| the same and the brand facet without the brand filter (now) | "
+            f"{now * 1000:.0f} us ({now / before:.2f}x) |"]
+
+
 async def one_mget(url: str, n: int) -> list[str]:
     r = aioredis.from_url(url)
     keys = [f"aisle:bench-hot-path:{i}" for i in range(40)]
@@ -259,6 +298,7 @@ def main() -> int:
             raise SystemExit(f"no index generation under {a.index}")
         rows += facets(generation, max(1, a.repeat // 10))
         rows += relevance_pages(generation, a.queries)
+        rows += offered_facets(generation, a.queries)
     if a.redis_url:
         rows += asyncio.run(one_mget(a.redis_url, a.repeat))
     rows += embedding(max(1, a.repeat // 10))

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
+from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import DATASETS, read_judgments
 from tooling.cli import NotJson, answer
 from tooling.ranker_training import (
@@ -47,9 +47,11 @@ from tooling.relevance import EvalError, default_data_dir, judgments_path
 
 
 def _cv(m: dict[str, Any]) -> str:
-    sets = (m.get("metrics") or {}).get("datasets") or {}
-    return " ".join(f"{k} {v['ndcg']:.4f} (prod {v['baseline_ndcg']:.4f})"
-                    for k, v in sorted(sets.items())) or "-"
+    metrics = recorded(m.get("metrics") or {})
+    if metrics is None:  # a record from before metrics were checked
+        return "(metrics unreadable: evaluate it again)"
+    return " ".join(f"{k} {d.ndcg:.4f} (prod {d.baseline_ndcg:.4f})"
+                    for k, d in sorted(metrics.datasets.items())) or "-"
 
 
 def cmd_list(s: RankerService, a: argparse.Namespace) -> int:
@@ -70,8 +72,10 @@ def cmd_show(s: RankerService, a: argparse.Namespace) -> int:
     print(f"  training data {m['metrics'].get('training_data', '-')}, "
           f"{m['metrics'].get('folds', 0)} folds; CV nDCG@10: {_cv(m)}")
     if m["metrics"].get("datasets"):
-        metrics = ModelMetrics.from_json(m["metrics"])
-        for name, d in metrics.datasets.items():
+        metrics = recorded(m["metrics"])
+        if metrics is None:
+            print("  its metrics do not read as metrics now: evaluate it again")
+        for name, d in (metrics.datasets if metrics else {}).items():
             harmed = d.harmed()
             print(f"  {name}: {len(harmed)} of {len(d.per_query)} queries harmed by > 0.1"
                   + "".join(f"\n    {q!r}: {delta:+.3f}" for q, delta in harmed[:10])
@@ -96,8 +100,7 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
         print(f"rankers: no judged {a.dataset} product is found by any search of {s.url}: "
               f"is it serving the {a.dataset} catalog? Nothing recorded.", file=sys.stderr)
         return 1
-    metrics = ModelMetrics.from_json(m["metrics"]) if m["metrics"].get("datasets") else \
-        ModelMetrics({})
+    metrics = recorded(m["metrics"]) or ModelMetrics({})  # unreadable: measured anew
     before = cross_validated(m, a.dataset)  # kept: its own figures stay its score
     cv = before or mine
     # like with like: cross-validated figures against production's own (when it has them),

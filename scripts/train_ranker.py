@@ -33,20 +33,9 @@ from pathlib import Path
 from eval_relevance import running_service  # scripts/ is on sys.path: our own folder
 
 from ranking.judgments import DATASETS, read_judgments
-from tooling.cli import run
+from tooling.cli import run, whole_number
 from tooling.ranker_training import RankerService, train_many
 from tooling.relevance import REPO, EvalError, default_data_dir, judgments_path
-
-
-def folds(text: str) -> int:
-    """Cross-validation folds: 2 to 20 (one fold trains on nothing)."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 2 <= n <= 20:
-        raise argparse.ArgumentTypeError(f"2 to 20 folds, got {n}")
-    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--icecat-url", default="http://127.0.0.1:8001",
                    help="with --dataset both: the service holding the icecat catalog")
     p.add_argument("--start", action="store_true", help="run scripts/demo for it")
-    p.add_argument("--folds", type=folds, default=5, help="2 to 20 (default 5)")
+    p.add_argument("--folds", type=whole_number(2, 20, "folds"), default=5,
+                   help="2 to 20 (default 5; one fold trains on nothing)")
     p.add_argument("--promote", action="store_true", help="promote it if it passes the gate")
     p.add_argument("--out", type=Path, default=None, help="also write the artifact here")
     p.add_argument("--data-dir", type=Path, default=None, help="folder of <dataset>/judgments.csv")
@@ -91,4 +81,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # a refusal, a wrong catalog or token, an --out that cannot be written: one line
-    raise SystemExit(run("train_ranker", main, (EvalError, RuntimeError, OSError)))
+    raise SystemExit(run("train_ranker", main, (EvalError, RuntimeError, OSError, ValueError)))

@@ -148,11 +148,15 @@ class BodyGuard:
         self.app = app
         self.limit = limit
         self.upload_limit = upload_limit + (64 << 10)
-        self.internal = (f"Bearer {internal_token}".encode() if internal_token else None)
+        self.internal = internal_token.encode() if internal_token else None
 
     def _model(self, path: str, headers: dict[bytes, bytes]) -> bool:
-        return (self.internal is not None and path == _MODEL_PATH
-                and hmac.compare_digest(headers.get(b"authorization", b""), self.internal))
+        """A ranker's registration carrying the internal token (read as the route reads it:
+        any case of "Bearer", spaces around the token)."""
+        if self.internal is None or path != _MODEL_PATH:
+            return False
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.internal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):

@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 
 from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres.experiments import ExperimentStore
+from domain.errors import Conflict
 from ranking.experiments import SHADOW, Arm, Experiment, assign, breach
 
 log = logging.getLogger("aisle.experiments")
@@ -133,13 +134,20 @@ class ExperimentRouter:
                     log.warning("experiment %s: guardrail stopped arm %s: %s", e.name, name,
                                 why)
                     stopped.append((name, why))
-            if not self._serves(e, {name for name, _ in stopped}):
-                # no arm left to show: the experiment is over (it stayed running, blocking
-                # the next one, with nothing to measure)
-                await self.store.stop(e.name, "guardrails", "every arm stopped by its "
-                                      "guardrails" + "".join(f"; {w}" for _, w in stopped))
-                log.warning("experiment %s stopped: no arm left", e.name)
-                stopped.append(("", "experiment stopped: no arm left"))
+            if stopped or any(not e.live(a.name) for a in e.arms):
+                # read again (another replica may have stopped an arm since `e` was read):
+                # with no arm left to show, the experiment is over (it stayed running,
+                # blocking the next one, with nothing to measure)
+                fresh = await self.store.get(e.name)
+                if fresh.status == "running" and not self._serves(fresh.experiment):
+                    try:
+                        await self.store.stop(e.name, "guardrails",
+                                              "every arm stopped by its guardrails")
+                    except Conflict:  # stopped meanwhile (an operator, another replica)
+                        pass
+                    else:
+                        log.warning("experiment %s stopped: no arm left", e.name)
+                        stopped.append(("", "experiment stopped: no arm left"))
         except Exception as exc:
             log.warning("guardrails of %s not checked: %r", e.name, exc)
         if stopped:
@@ -147,8 +155,8 @@ class ExperimentRouter:
         return stopped
 
     @staticmethod
-    def _serves(e: Experiment, stopping: set[str]) -> bool:
-        """Whether `e` still shows searches once the arms in `stopping` are stopped too: an
-        A/B test while any arm is live, an interleaving while both are."""
-        live = [a.name for a in e.arms if e.live(a.name) and a.name not in stopping]
+    def _serves(e: Experiment) -> bool:
+        """Whether `e` still shows searches: an A/B test while any arm is live, an
+        interleaving while both are."""
+        live = [a.name for a in e.arms if e.live(a.name)]
         return bool(live) if e.kind == "ab" else len(live) == len(e.arms)

@@ -165,8 +165,9 @@ class _Steps:
             with timed("rerank"):
                 other = await self._ordered(hits, self.partner, learned, ranker, partner=True)
             best, teams = team_draft(best, other, self.seed)
-            self.teams = {hits[i].product_id: t for i, t in zip(best, teams, strict=True)}
-        if self.shadow is not None:
+            # a widened search re-ranks twice (the few, then the others): both teams' picks
+            self.teams.update({hits[i].product_id: t for i, t in zip(best, teams, strict=True)})
+        if self.shadow is not None and self.shadowed is None:  # the first candidates'
             self.shadowed = asyncio.get_running_loop().create_task(
                 self._shadow(hits, self.shadow, learned, best))
         return [hits[i] for i in best]
@@ -713,15 +714,17 @@ class SearchService:
         return out
 
     async def _offered(self, steps: _Steps, plan: PlannedSearch) -> Facets:
-        """The facet counts to show: each filtered group (brands, price, rating, an
-        attribute) counted over the matches of the other filters, so that the shop offers
-        its other values (one more count per filtered group, concurrently; the answer's
-        facets are then cached as a whole)."""
-        groups = facet_groups(plan.filters) if plan.counted_query is not None else []
+        """The facet counts to show: each group the shopper filtered (brands, price, rating,
+        color, size) counted over the matches of the other filters, so that the shop offers
+        its other values (one more count per such group, concurrently; the answer's facets
+        are then cached as a whole)."""
+        groups = facet_groups(plan.filters, plan.words.applied)
         if not groups or plan.counted_query is None:
             return plan.result.facets
-        found = await asyncio.gather(*(
-            steps.search(facet_query(plan.counted_query, plan.filters, g)) for g in groups))
+        with untimed():  # inside the "facets" stage, not also the index's
+            found = await asyncio.gather(*(
+                steps.search(facet_query(plan.counted_query, plan.filters, g))
+                for g in groups))
         return with_group_counts(plan.result.facets,
                                  [(g, r.facets) for g, r in zip(groups, found, strict=True)])
 

@@ -3,6 +3,7 @@ other than JSON (an ingress's HTML 503), is one line, not a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -48,3 +49,17 @@ def run(prog: str, main: Callable[[], int],
     except refusals as exc:
         print(f"{prog}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+
+
+def whole_number(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from `lo` to `hi`, refused before anything starts
+    ("a port is 1 to 65535, got 0")."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{what} is {lo} to {hi}, got {n}")
+        return n
+    return parse

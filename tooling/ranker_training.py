@@ -29,7 +29,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics
+from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import Judgments
 from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
 from tooling.cli import answer
@@ -168,7 +168,10 @@ def cross_validated(record: Mapping[str, object], dataset: str) -> dict[str, flo
     sets = metrics.get("datasets")
     if not isinstance(sets, Mapping) or dataset not in sets:
         return None
-    found = ModelMetrics.from_json(metrics).datasets[dataset]
+    read = recorded(metrics)
+    if read is None:  # recorded before metrics were checked: as if it had none
+        return None
+    found = read.datasets[dataset]
     return {q: v[0] for q, v in found.per_query.items()}
 
 

@@ -72,8 +72,12 @@ def score_run(name: str, judgments: Judgments, results: Mapping[str, Sequence[st
     return RankerRun(name, ndcg, zero)
 
 
+FALLBACK_TRIES = 5  # searches a model fell back on, asked again before it is called broken
+FALLBACK_PAUSE_S = 1.5  # past the Gateway's rest from the Ranker after a failed call (1 s)
+
+
 async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int,
-                  tries: int = 3) -> list[str]:
+                  tries: int = FALLBACK_TRIES) -> list[str]:
     params: dict[str, str | int] = {"q": query, "page_size": k, "ranker": ranker}
     for attempt in range(tries):
         try:
@@ -88,8 +92,8 @@ async def _search(client: httpx.AsyncClient, query: str, ranker: str, k: int,
         said = body.get("ranker") if isinstance(body, dict) else None
         if not (isinstance(said, dict) and said.get("fallback") is True):
             return result_ids(body, k)
-        if attempt + 1 < tries:  # a Ranker busy past its deadline: once more, a little later
-            await asyncio.sleep(0.5 * (attempt + 1))
+        if attempt + 1 < tries:  # a Ranker busy past its deadline (a model loading on a
+            await asyncio.sleep(FALLBACK_PAUSE_S)  # busy machine): again, once it is asked again
     # the model could not score it: that order was the formula's, not the ranker's
     raise EvalError(f"{ranker} / {query!r}: the search fell back to the formula {tries} times "
                     f"(its model did not score it: see the Ranker's log), so a figure would be "

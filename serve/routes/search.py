@@ -34,10 +34,14 @@ def _merged(request: Request) -> dict[str, str]:
     (`brand=HP&brand=Lenovo` is `brand=HP,Lenovo`: the last one alone was kept); any other
     parameter given twice is 422 naming it (which one was meant?)."""
     qp = request.query_params
-    twice = sorted(k for k in set(qp.keys()) if len(qp.getlist(k)) > 1 and not _list_param(k))
+    keys = list(dict.fromkeys(qp.keys()))  # the URL's order (filters, cache keys follow it)
+    twice = [k for k in keys if len(qp.getlist(k)) > 1 and not _list_param(k)]
     if twice:
         raise ValidationFailed({k: "given more than once" for k in twice}, "repeated parameter")
-    return {k: ",".join(qp.getlist(k)) for k in set(qp.keys())}
+    merged = {k: ",".join(qp.getlist(k)) for k in keys}
+    if len(merged.get("brand", "")) > 2000:
+        raise ValidationFailed({"brand": "at most 2000 characters"}, "too long")
+    return merged
 
 
 @router.get("/api/v1/products/search", tags=["search"], dependencies=[Depends(limit_shopper)])

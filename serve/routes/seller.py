@@ -118,8 +118,11 @@ async def get_version(svc: Svc, seller_id: Seller, product_id: ProductPath,
     """One version as it was written: the product as a PUT body would carry it."""
     async with svc.pool.acquire() as conn:
         v, current = await history.version(conn, seller_id, product_id, version)
-    return {**_version_json(product_id, v, current),
-            "product": v.snapshot.as_product().model_dump(exclude={"version"})}
+    try:
+        body: dict[str, object] = v.snapshot.as_product().model_dump(exclude={"version"})
+    except ValidationFailed:  # written under older rules: shown as it was (not restorable)
+        body = v.snapshot.as_body()
+    return {**_version_json(product_id, v, current), "product": body}
 
 
 @router.post("/api/v1/seller/products/{product_id}/versions/{version}/restore")

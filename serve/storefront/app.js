@@ -136,8 +136,9 @@ if ("scrollRestoration" in history) history.scrollRestoration = "manual";
 
 function go(url, replace = false) {
   const from = document.activeElement;
+  // a pager or a chip: the results' heading; the search box (a new search): the top
   const focus = from && from.closest && from.closest(".pager, .chips") ? "count"
-    : (from && from !== document.body && from.id) || null;
+    : (from && from !== document.body && from !== input && from.id) || null;
   if (!replace) history.replaceState({...(history.state || {}), scrollY: window.scrollY}, "");
   history[replace ? "replaceState" : "pushState"]({}, "", url);
   route({focus});
@@ -572,31 +573,35 @@ async function loadRelated(ids, section) {
 }
 
 // -- cart ----------------------------------------------------------------------------------
-// Whether this browser has made a cart (its token is an httpOnly cookie the page cannot see):
-// without one, pages do not ask for it (every page view was a 404 in the console).
+// Whether this browser has a cart (its token is an httpOnly cookie the page cannot see):
+// "1" yes, "0" no (pages then do not ask: every page view was a 404 in the console), unset:
+// not known yet (asked once, as for a shopper whose cart predates the flag).
 const CART_FLAG = "aisle_has_cart";
-function hasCart(yes) {
+function cartFlag(value) {
   try {
-    if (yes === true) localStorage.setItem(CART_FLAG, "1");
-    else if (yes === false) localStorage.removeItem(CART_FLAG);
-    return localStorage.getItem(CART_FLAG) === "1";
-  } catch (e) { return true; }  // no storage: ask
+    if (value !== undefined) localStorage.setItem(CART_FLAG, value);
+    return localStorage.getItem(CART_FLAG);
+  } catch (e) { return null; }  // no storage: ask every time
 }
 
 async function myCart() {  // the cart, or null when this browser has none
-  if (!hasCart()) return null;
-  try { return await api("/cart"); } catch (e) {
+  if (cartFlag() === "0") return null;
+  try {
+    const cart = await api("/cart");
+    cartFlag("1");
+    return cart;
+  } catch (e) {
     if (e.status !== 404) throw e;
-    hasCart(false);
+    cartFlag("0");
     return null;
   }
 }
 
-async function ensureCart() {
+async function ensureCart() {  // an open cart: this browser's, or a new one (after a checkout)
   const cart = await myCart();
-  if (cart) return cart;
+  if (cart && cart.status === "OPEN") return cart;
   const made = await api("/cart", {method: "POST"});
-  hasCart(true);
+  cartFlag("1");
   return made;
 }
 

@@ -397,6 +397,14 @@ async def test_a_shoppers_place_filters_and_small_screens(
     await page.wait_for_function(
         "document.querySelector('#toast').textContent.includes('Quantity')")
     assert await page.text_content("#cart-count") == "0"
+    # a cart made before the page kept its flag (localStorage cleared): still shown
+    await page.fill("#qty", "1")
+    await page.click("#add-to-cart")
+    await page.wait_for_function("document.querySelector('#cart-count').textContent === '1'")
+    await page.evaluate("localStorage.clear()")
+    await page.reload()
+    await page.wait_for_selector("#add-to-cart")
+    await page.wait_for_function("document.querySelector('#cart-count').textContent === '1'")
 
     # typed fast and Enter at once: the suggestions stay shut once the results are there
     await page.set_viewport_size({"width": 1280, "height": 900})

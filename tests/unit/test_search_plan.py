@@ -276,6 +276,10 @@ async def test_words_with_nothing_to_search_match_nothing(
     assert blank.total == len(DOCS)
     cheap, _ = await plan(index, qu, q="under $20")
     assert 0 < cheap.total < len(DOCS)
+    # the same field set by the URL too: the URL's filter, the words read as nothing more
+    within, _ = await plan(index, qu, explicit=Filters(price_max=30.0), q="under $20",
+                           price_max=30.0)
+    assert within.total == len([d for d in DOCS if d["price"] <= 30.0])
 
 
 async def test_a_filtered_groups_facets_count_the_other_filters_matches(
@@ -288,7 +292,7 @@ async def test_a_filtered_groups_facets_count_the_other_filters_matches(
                         price_max=30.0)
     assert got.total == 1 and got.counted_query is not None
     assert set(got.result.facets.brands.values()) == {1}
-    groups = facet_groups(got.filters)
+    groups = facet_groups(got.filters, got.words.applied)
     assert groups == [("brands", ""), ("price", "")]
     counts = [(g, (await index.search(facet_query(got.counted_query, got.filters, g))).facets)
               for g in groups]
@@ -297,4 +301,11 @@ async def test_a_filtered_groups_facets_count_the_other_filters_matches(
     assert len(brands) == 2 and sorted(brands.values()) == [1, 20]  # Globex lamps <= $30: 20
     assert sum(shown.price_ranges.values()) == 1  # Acme lamps at any price: the one
     assert shown.categories == got.result.facets.categories
-    assert facet_groups(Filters(category_ids=(1,))) == []
+    explicit = {"source": "explicit"}
+    assert facet_groups(Filters(category_ids=(1,)), {"category_ids": explicit}) == []
+    # filters read from the words are not the shopper's ticks; unknown attributes are not
+    # counted by the index
+    assert facet_groups(Filters(brands=("acme",)), {"brands": {"source": "inferred"}}) == []
+    assert facet_groups(
+        Filters(attributes=(("material", ("wood",)), ("color", ("red",)))),
+        {"attributes": {"material": explicit, "color": explicit}}) == [("attribute", "color")]
