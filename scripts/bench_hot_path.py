@@ -44,7 +44,15 @@ from starlette.routing import Match
 from adapters.search import tantivy_shard
 from adapters.search.tantivy_shard import TantivyShard
 from domain.query import tokenize
-from domain.search import FACET_SIZE, Facets, Filters, IndexQuery, TextQuery, top_buckets
+from domain.search import (
+    FACET_SIZE,
+    Facets,
+    Filters,
+    IndexQuery,
+    TextQuery,
+    normalize_key,
+    top_buckets,
+)
 from domain.search_plan import facet_query
 from serve.api import ROUTE_AREAS, make_api
 from tooling.plain_search import newest_generation
@@ -188,7 +196,7 @@ def offered_facets(generation: Path, queries: int) -> list[str]:
         for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
             d = searcher.doc(addr).to_dict()
             words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:2]
-            brand = (d.get("brand_key") or [None])[0]
+            brand = normalize_key(d["brand"][0]) if d.get("brand") else None
             if not words or not brand:
                 continue
             filters = Filters(brands=(brand,))
