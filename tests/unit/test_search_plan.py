@@ -65,21 +65,29 @@ class Steps:
         return hits[::-1]
 
 
-@pytest.fixture
-async def index() -> MemoryIndex:
+async def memory_index(docs: list[SearchDocument]) -> MemoryIndex:
     idx = MemoryIndex()
     await idx.create_generation("g1")
-    await idx.upsert(DOCS, "g1")
+    await idx.upsert(docs, "g1")
     await idx.swap("g1")
     return idx
 
 
-@pytest.fixture(scope="module")
-def qu() -> QueryUnderstanding:
+def understanding(docs: list[SearchDocument]) -> QueryUnderstanding:
     v = CatalogVocabulary()
-    for d in DOCS:
+    for d in docs:
         v.add(d["title"], d["brand"])
     return QueryUnderstanding(v.freeze())
+
+
+@pytest.fixture
+async def index() -> MemoryIndex:
+    return await memory_index(DOCS)
+
+
+@pytest.fixture(scope="module")
+def qu() -> QueryUnderstanding:
+    return understanding(DOCS)
 
 
 async def plan(index: MemoryIndex, qu: QueryUnderstanding | None, steps: Steps | None = None,
@@ -198,19 +206,12 @@ MANY = ([doc(i, f"brass desk lamp {i}", "Globex") for i in range(1, 260)]
 
 @pytest.fixture
 async def many() -> MemoryIndex:
-    idx = MemoryIndex()
-    await idx.create_generation("g1")
-    await idx.upsert(MANY, "g1")
-    await idx.swap("g1")
-    return idx
+    return await memory_index(MANY)
 
 
 @pytest.fixture(scope="module")
 def many_qu() -> QueryUnderstanding:
-    v = CatalogVocabulary()
-    for d in MANY:
-        v.add(d["title"], d["brand"])
-    return QueryUnderstanding(v.freeze())
+    return understanding(MANY)
 
 
 async def every_page(index: MemoryIndex, qu: QueryUnderstanding, q: str,
