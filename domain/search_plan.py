@@ -147,16 +147,19 @@ def signal_request(words: Words, vector: bytes | None = None) -> SignalRequest:
                          categories=words.text.boost_category_ids, vector=vector)
 
 
+def _ranker_orders(p: SearchParams) -> bool:
+    """Relevance ordered by a re-ranking ranker (not a sort, not bm25_title or text)."""
+    return p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
+
+
 def may_rerank(p: SearchParams) -> bool:
     """Whether the search may re-rank, before its words are read (`reranks` then decides):
     work only a re-ranking needs (the query's dense vector) is skipped otherwise."""
-    return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
-            and bool(p.q.strip()) and p.offset < RERANK_DEPTH)
+    return _ranker_orders(p) and bool(p.q.strip()) and p.offset < RERANK_DEPTH
 
 
 def reranks(p: SearchParams, words: Words) -> bool:
-    return (p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
-            and bool(words.text.groups) and p.offset < RERANK_DEPTH)
+    return _ranker_orders(p) and bool(words.text.groups) and p.offset < RERANK_DEPTH
 
 
 def ordered_by(p: SearchParams, words: Words) -> Literal["ranker", "sort", "index"]:
@@ -203,8 +206,7 @@ def widens(p: SearchParams, words: Words, filters: Filters, explicit: Filters,
     the same way on every page of the search (not by the page's offset), so that its pages
     share one list and one total."""
     return (relaxed is None and filters != explicit and matches < p.page_size
-            and p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
-            and bool(words.text.groups))
+            and _ranker_orders(p) and bool(words.text.groups))
 
 
 def widening(query: IndexQuery, words: Words, explicit: Filters) -> IndexQuery:

@@ -778,15 +778,20 @@ def query_context(words: Words) -> QueryContext:
                         category_inferred=bool(words.text.boost_category_ids))
 
 
+def attribute_name(key: str) -> str | None:
+    """The attribute a query parameter filters on (`color`, `size`, `attr.<name>`), or
+    None."""
+    if key in ("color", "size"):
+        return key
+    return key[5:] if key.startswith("attr.") and len(key) > 5 else None
+
+
 def parse_attribute_params(params: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """`color=black,red`, `size=m` and `attr.<name>=a,b` query parameters."""
     out = []
     for key, raw in params.items():
-        if key in ("color", "size"):
-            name = key
-        elif key.startswith("attr.") and len(key) > 5:
-            name = key[5:]
-        else:
+        name = attribute_name(key)
+        if name is None:
             continue
         values = tuple(v.strip() for v in raw.split(",") if v.strip())
         if not values or len(values) > 20 or any(len(v) > 100 for v in values):

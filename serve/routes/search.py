@@ -11,7 +11,7 @@ from actors import metrics
 from adapters.cache import dumps
 from domain.errors import Conflict, RebuildUnderWay, ValidationFailed
 from serve.routes.experiments import session_of
-from serve.search import SORTS, SearchParams, parse_attribute_params
+from serve.search import SORTS, SearchParams, attribute_name, parse_attribute_params
 from serve.services import (
     Internal,
     Json,
@@ -26,7 +26,7 @@ router = APIRouter()
 
 
 def _list_param(name: str) -> bool:
-    return name in ("brand", "color", "size") or name.startswith("attr.")
+    return name == "brand" or attribute_name(name) is not None
 
 
 def _merged(request: Request) -> dict[str, str]:
