@@ -5,9 +5,11 @@ Actors are named per database, generation and shard (`index-<db>-<generation>-<k
 and found again by any process. Reads are coalesced per shard (adapters.coalesce, as the
 inventory client's operations): at most READS_IN_FLIGHT Ray calls to a shard at a time, and
 searches and gets that arrive meanwhile go together in the next call (`IndexShard.reads`).
-Every call has a timeout. A shard actor that died for good (killed, its node lost) is
-replaced on the next call: a new actor under the same name reopens the shard from its files;
-the call is made again once. A shard that cannot be reached answers `ShardUnavailable` (503).
+Every call has a timeout (longer for an actor's first answer: starting its worker process
+and opening the shard take seconds on a busy machine). A shard actor that died for good
+(killed, its node lost) is replaced on the next call: a new actor under the same name reopens
+the shard from its files; the call is made again once. A shard that cannot be reached
+answers `ShardUnavailable` (503).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from domain.search import IndexQuery, IndexResult, SearchDocument
 log = logging.getLogger("aisle.search")
 
 CALL_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 60.0  # an actor's first answer (its process started, its shard opened)
 READS_IN_FLIGHT = 2  # per shard
 MAX_READS_PER_CALL = 8  # run one after another in the shard: keep a slow one's company small
 T = TypeVar("T")
@@ -47,6 +50,7 @@ class IndexShardClient:
     def __init__(self, db: str) -> None:
         self.db = db
         self._actors: dict[tuple[str, int], ActorHandle] = {}
+        self._answered: set[ActorHandle | None] = set()  # answered once: CALL_TIMEOUT_S
         self._stopped: set[str] = set()  # generations stopped here: never started again
         self.replaced = 0  # shard actors started again after they died
         self._reads: Coalescer[_Key, ShardRead, ReadReply] = Coalescer(
@@ -62,17 +66,24 @@ class IndexShardClient:
                 str(shard_dir))
         return self._actors[key]
 
-    async def _wait(self, ref: Awaitable[T]) -> T:
-        return await asyncio.wait_for(ref, CALL_TIMEOUT_S)
+    def _timeout(self, generation: str, k: int) -> float:
+        actor = self._actors.get((generation, k))
+        return CALL_TIMEOUT_S if actor is not None and actor in self._answered else START_TIMEOUT_S
+
+    async def _wait(self, ref: Awaitable[T], seconds: float = CALL_TIMEOUT_S) -> T:
+        return await asyncio.wait_for(ref, seconds)
 
     async def _on(self, generation: str, k: int, shard_dir: Path,
                   call: Callable[[ActorHandle], Awaitable[T]]) -> T:
         """`call` on the shard's actor; once more on a new actor if that one died for good
         (and the shard's files are there to reopen); ShardUnavailable if it cannot answer."""
         for attempt in (1, 2):
+            timeout = self._timeout(generation, k)
             actor = self._actor(generation, k, shard_dir)
             try:
-                return await self._wait(call(actor))
+                answer = await self._wait(call(actor), timeout)
+                self._answered.add(actor)
+                return answer
             except ActorDiedError as exc:
                 if (attempt == 2 or generation in self._stopped
                         or not await asyncio.to_thread(shard_dir.exists)):
@@ -85,6 +96,7 @@ class IndexShardClient:
     def _forget(self, generation: str, k: int, dead: ActorHandle, shard_dir: Path) -> None:
         """A dead actor's handle is dropped: its name is free, the next call starts a new
         actor under it (unless another call did so already)."""
+        self._answered.discard(dead)
         if self._actors.get((generation, k)) is dead:
             del self._actors[(generation, k)]
             self.replaced += 1
@@ -103,7 +115,7 @@ class IndexShardClient:
 
     # -- reads ---------------------------------------------------------------------------
     async def _read(self, key: _Key, call: ShardRead) -> Any:
-        reply = await self._wait(self._reads.submit(key, call))
+        reply = await self._wait(self._reads.submit(key, call), self._timeout(key[0], key[1]))
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -145,7 +157,7 @@ class IndexShardClient:
     async def stop(self, generation: str, shards: int) -> None:
         self._stopped.add(generation)
         for k in range(shards):
-            self._actors.pop((generation, k), None)
+            self._answered.discard(self._actors.pop((generation, k), None))
             try:
                 actor = ray.get_actor(self._name(generation, k), namespace=NAMESPACE)
             except ValueError:
@@ -154,3 +166,4 @@ class IndexShardClient:
 
     def close(self) -> None:
         self._actors.clear()
+        self._answered.clear()
