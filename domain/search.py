@@ -154,6 +154,31 @@ class SignalRequest:
     vector: bytes | None = None  # the query's dense vector (adapters.text_embedding.to_bytes)
 
 
+# A semantic candidate's place in the index's relevance order: its text score plus this (more
+# than any text score), so that it is among a page's re-ranked candidates (search_plan.py
+# takes it off again before ranking).
+NEAR_BOOST = 10_000.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Near:
+    """Semantic candidates: the `k` products passing the filters whose titles' dense vectors
+    are closest to the query's (`vector`), whether or not they hold the words. Asked in two
+    steps. With `ids` None, each shard answers its own closest k (IndexResult.near: score =
+    cosine; `merge` keeps the k closest of all, so the answer does not depend on how the
+    catalog is sharded) and nothing else. Then the chosen `ids` join the words' matches: they
+    are counted, faceted and sorted like matches, and in the relevance order they come first
+    (NEAR_BOOST); they need pass only `filters`. The embedded index only: Elasticsearch's
+    documents carry no vectors, and it answers none."""
+
+    vector: bytes
+    k: int
+    ids: tuple[int, ...] | None = None
+    # the filters the ids passed when chosen (the URL's): they join whatever filters query
+    # understanding read from the words (which decide the words' matches only)
+    filters: Filters = Filters()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class IndexQuery:
     text: TextQuery = TextQuery()
@@ -165,6 +190,7 @@ class IndexQuery:
     slim: bool = False  # hits may carry only SLIM_FIELDS (ranking candidates); get() the rest
     full_docs: int = 0  # with slim: the first this many hits (per shard) come whole anyway
     signals: SignalRequest | None = None  # SIGNALS of every hit (IndexResult.signals)
+    near: Near | None = None  # semantic candidates (Near)
 
 
 # What ranking and merging need: enough for sort_key and ranking/features.py.
@@ -226,18 +252,29 @@ class IndexResult:
     total: int
     facets: Facets
     signals: dict[int, tuple[float, ...]] = dataclasses.field(default_factory=dict)  # SIGNALS
+    near: list[Hit] = dataclasses.field(default_factory=list)  # Near's first step: the closest
+    near_only: int = 0  # of the Near ids joined: how many match no word (counted in `total`)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # between shard actors and the Gateway, hits travel as plain tuples: pickling
         # hundreds of slotted dataclasses (one state dict each) cost twice as much
         return _index_result, ([(h.product_id, h.score, h.doc) for h in self.hits],
-                               self.total, self.facets, self.signals)
+                               self.total, self.facets, self.signals,
+                               [(h.product_id, h.score, h.doc) for h in self.near],
+                               self.near_only)
+
+    @property
+    def word_matches(self) -> int:
+        """The matches of the words and filters, without the semantic candidates joined."""
+        return self.total - self.near_only
 
 
 def _index_result(hits: list[tuple[int, float, SearchDocument]], total: int,
-                  facets: Facets, signals: dict[int, tuple[float, ...]] | None = None
-                  ) -> IndexResult:
-    return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets, signals or {})
+                  facets: Facets, signals: dict[int, tuple[float, ...]] | None = None,
+                  near: list[tuple[int, float, SearchDocument]] | None = None,
+                  near_only: int = 0) -> IndexResult:
+    return IndexResult([Hit(p, s, d) for p, s, d in hits], total, facets, signals or {},
+                       [Hit(p, s, d) for p, s, d in near or ()], near_only)
 
 
 def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
@@ -255,7 +292,12 @@ def merge(parts: Sequence[IndexResult], query: IndexQuery) -> IndexResult:
     page = hits[query.offset:query.offset + query.limit]
     signals = {h.product_id: v for p in parts for h in page
                if (v := p.signals.get(h.product_id)) is not None}
-    return IndexResult(page, sum(p.total for p in parts), facets, signals)
+    near: list[Hit] = []
+    if query.near is not None and query.near.ids is None:  # the k closest of every shard's
+        near = sorted((h for p in parts for h in p.near),
+                      key=lambda h: relevance_key(h.score, h.doc))[:query.near.k]
+    return IndexResult(page, sum(p.total for p in parts), facets, signals, near,
+                       sum(p.near_only for p in parts))
 
 
 def price_range_label(low: float, high: float | None) -> str:

@@ -21,16 +21,20 @@ from domain.query import QueryUnderstanding, explicit_only, merge, text_query, t
 from domain.query.merge import EXPLICIT
 from domain.search import (
     FACET_ATTRIBUTES,
+    NEAR_BOOST,
     Facets,
     Filters,
     Hit,
     IndexQuery,
     IndexResult,
+    Near,
     SignalRequest,
     TextQuery,
+    relevance_key,
 )
 
 RERANK_DEPTH = 200  # candidates re-ranked by the Ranker
+NEAR_CANDIDATES = 20  # semantic candidates joined to a learned ranker's matches (Near)
 MAX_WINDOW = 10_000  # deepest result reachable by paging (page * page_size)
 PLAIN = "bm25_title"  # the textbook baseline: words as typed, titles only, no re-rank
 INDEX_ORDER = "text"  # the pipeline without a re-rank
@@ -51,7 +55,8 @@ class SearchParams:
     page_size: int = 20
     ranker: str = "default"
     signals: bool = False  # the index computes ranking signals of the candidates (learned)
-    vector: bytes | None = None  # with signals: the query's dense vector
+    vector: bytes | None = None  # the query's dense vector (the `dense` signal; Near)
+    semantic: bool = False  # semantic candidates join the matches (a learned ranker shows them)
 
     @property
     def offset(self) -> int:
@@ -117,7 +122,8 @@ def facet_identity(query: IndexQuery) -> str:
     the page (a digest: the cache key's part that a generation does not already name)."""
     text = query.text
     identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
-                     text.boost_category_ids, query.filters))
+                     text.boost_category_ids, query.filters,
+                     query.near.ids if query.near is not None else None))
     return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
 
@@ -158,6 +164,46 @@ def may_rerank(p: SearchParams) -> bool:
     return _ranker_orders(p) and bool(p.q.strip()) and p.offset < RERANK_DEPTH
 
 
+def wants_vector(p: SearchParams) -> bool:
+    """Whether a learned ranker's search makes the query's dense vector: for the re-ranking's
+    `dense` signal and for the semantic candidates (`near_query`), which every page of the
+    search shares (a page past the re-ranked depth counts them too)."""
+    return _ranker_orders(p) and bool(p.q.strip())
+
+
+def near_filters(words: Words, explicit: Filters) -> Filters:
+    """What semantic candidates must pass: every filter but a brand or an attribute (color,
+    size) read from the words. A price or a rating in the words ("under $50") is what the
+    shopper asked for; a brand or color read from them leaves out the products whose brand
+    or color field says it otherwise ("Black" in the title, no color attribute)."""
+    return dataclasses.replace(words.filters, brands=explicit.brands,
+                               attributes=explicit.attributes)
+
+
+def near_query(p: SearchParams, words: Words, explicit: Filters) -> IndexQuery | None:
+    """Near's first step: the NEAR_CANDIDATES products passing `near_filters` whose titles
+    are closest to the query's vector. They join the words' matches (a re-ranking that reads
+    the `dense` signal finds among them what the words miss, "sneakers" for "running shoes",
+    and what a brand or color read from the words left out)."""
+    if not p.semantic or p.vector is None or not _ranker_orders(p) or not words.text.groups:
+        return None
+    filters = near_filters(words, explicit)
+    return IndexQuery(words.text, filters, limit=0, facets=False,
+                      near=Near(p.vector, NEAR_CANDIDATES, filters=filters))
+
+
+def in_words_order(hits: list[Hit]) -> list[Hit]:
+    """Candidates in the words' own relevance order: a semantic candidate's NEAR_BOOST (which
+    placed it among them) taken off its score, which ranking features read as its text
+    score; those that match no word come last."""
+    if not any(h.score >= NEAR_BOOST / 2 for h in hits):
+        return hits
+    out = [Hit(h.product_id, h.score - NEAR_BOOST, h.doc) if h.score >= NEAR_BOOST / 2 else h
+           for h in hits]
+    out.sort(key=lambda h: relevance_key(h.score, h.doc))
+    return out
+
+
 def reranks(p: SearchParams, words: Words) -> bool:
     return _ranker_orders(p) and bool(words.text.groups) and p.offset < RERANK_DEPTH
 
@@ -190,11 +236,11 @@ def relaxations(query: IndexQuery, words: Words,
     """When nothing matches: one edit per long word; then, if filters were read from the
     words (they may be wrong), only the URL's, with every word typed again (brand and color
     words included)."""
-    steps = [("fuzzy", dataclasses.replace(query, facets=True, text=dataclasses.replace(
+    steps = [("fuzzy", dataclasses.replace(query, facets=True, near=None, text=dataclasses.replace(
         words.text, fuzzy=True)))]
     if words.filters != explicit:
         steps.append(("inferred_filters_dropped", dataclasses.replace(
-            query, filters=explicit, facets=True, text=dataclasses.replace(
+            query, filters=explicit, facets=True, near=None, text=dataclasses.replace(
                 words.text, groups=words.every_word, fuzzy=True))))
     return steps
 
@@ -213,7 +259,7 @@ def widening(query: IndexQuery, words: Words, explicit: Filters) -> IndexQuery:
     """The best matches of every word typed, without the filters read from the words (as
     many as are re-ranked: a widened answer is at most RERANK_DEPTH long)."""
     return dataclasses.replace(query, filters=explicit, offset=0, limit=RERANK_DEPTH,
-                               facets=False,
+                               facets=False, near=None,
                                text=dataclasses.replace(words.text, groups=words.every_word))
 
 
@@ -231,6 +277,12 @@ async def plan_search(p: SearchParams, explicit: Filters,
                              keep_facets=False)
     query = first_query(p, words)
     rerank = reranks(p, words)
+    asked = near_query(p, words, explicit)
+    if asked is not None and asked.near is not None:
+        found = await steps.search(asked)
+        if found.near:
+            query = dataclasses.replace(query, near=dataclasses.replace(
+                asked.near, ids=tuple(h.product_id for h in found.near)))
     # Facet counts over every match are the shards' largest cost: cached, and trusted only
     # while the number of matches is the one they were counted over.
     cached = await steps.cached_facets(query)
@@ -244,7 +296,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
     relaxed = None
     filters = words.filters
     counted_query = query
-    if result.total == 0 and words.text.groups and p.ranker != PLAIN:
+    # nothing matches the words (semantic candidates alone are not an answer): relax them
+    if result.word_matches == 0 and words.text.groups and p.ranker != PLAIN:
         for how, relaxed_query in relaxations(query, words, explicit):
             result = await steps.search(relaxed_query)
             if result.total:
@@ -259,11 +312,12 @@ async def plan_search(p: SearchParams, explicit: Filters,
         # the top RERANK_DEPTH re-ranked, whatever the page: a page across that depth goes on
         # in the index's order (re-ranking more for it would order the first ones anew, and
         # its page would repeat some products of the page before and skip others)
-        hits = await steps.rerank(hits[:RERANK_DEPTH], p.ranker, words) + hits[RERANK_DEPTH:]
+        hits = (await steps.rerank(in_words_order(hits[:RERANK_DEPTH]), p.ranker, words)
+                + hits[RERANK_DEPTH:])
     widened = None
     total = result.total
     counted = result
-    if widens(p, words, filters, explicit, relaxed, result.total):
+    if widens(p, words, filters, explicit, relaxed, result.word_matches):
         # show the few first, then the best matches of every word typed without the filters
         # read from the words ("more results"), up to RERANK_DEPTH in all
         more = await steps.search(widening(query, words, explicit))

@@ -15,6 +15,8 @@ shared machine is not), each against its comparator in the same run:
   (the 1x path also orders only down to the cut's run, so it is a little cheaper than the
   code before was);
 - one Redis MGET of 40 stock snapshots (--redis-url), the caller's CPU;
+- semantic candidates (domain.search.Near): a learned ranker's cold search of the shards with
+  and without them;
 - the query embedding of the learned rankers (adapters/text_embedding.py): tokenizing and
   the model's run on short queries;
 - with --url (a running demo) and --redis-url (its Redis): Redis commands per search over
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import sys
 import time
@@ -49,11 +52,14 @@ from domain.search import (
     Facets,
     Filters,
     IndexQuery,
+    Near,
+    SignalRequest,
     TextQuery,
+    merge,
     normalize_key,
     top_buckets,
 )
-from domain.search_plan import facet_query
+from domain.search_plan import NEAR_CANDIDATES, facet_query
 from serve.api import ROUTE_AREAS, make_api
 from tooling.plain_search import newest_generation
 
@@ -221,6 +227,51 @@ def offered_facets(generation: Path, queries: int) -> list[str]:
             f"{now * 1000:.0f} us ({now / before:.2f}x) |"]
 
 
+def semantic_candidates(generation: Path, queries: int) -> list[str]:
+    """A learned ranker's cold search (200 candidates with their ranking signals, facets):
+    the index's work without semantic candidates (before session 27) against with them (now:
+    Near's first step on every shard, then the search with the chosen ones joined). The query
+    vectors are made before timing (the search makes one either way)."""
+    from adapters.text_embedding import TextEmbedder, to_bytes
+
+    shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
+    rnd = random.Random(31)
+    texts: list[TextQuery] = []
+    for s in shards:
+        searcher, _ = s._reader()
+        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
+        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
+            words = [w for w in tokenize(searcher.doc(addr).to_dict()["title"][0])
+                     if len(w) > 2][:rnd.choice((1, 2, 3))]
+            if words:
+                texts.append(TextQuery(tuple((w,) for w in words), require_all=False))
+    vectors = TextEmbedder().embed([" ".join(g[0] for g in t.groups) for t in texts])
+    asked = [(IndexQuery(t, Filters(), limit=200, facets=True, slim=True, full_docs=20,
+                         signals=SignalRequest(vector=to_bytes(v))), to_bytes(v))
+             for t, v in zip(texts, vectors, strict=True)]
+
+    def run(near: bool) -> tuple[float, int]:
+        joined = 0
+        started = time.process_time()
+        for main, vector in asked:
+            if near:
+                first = IndexQuery(main.text, Filters(), limit=0, facets=False,
+                                   near=Near(vector, NEAR_CANDIDATES))
+                chosen = merge([s.search(first) for s in shards], first).near
+                main = dataclasses.replace(main, near=Near(
+                    vector, NEAR_CANDIDATES, tuple(h.product_id for h in chosen)))
+            joined += sum(s.search(main).near_only for s in shards)
+        return (time.process_time() - started) * 1000 / len(asked), joined
+
+    run(True)  # searchers, clauses and every document's vector kept once for both
+    (before, _), (now, joined) = run(False), run(True)
+    return [f"| a learned ranker's search of {len(shards)} shards: 200 candidates, signals, "
+            f"facets (before; {len(asked)} searches) | {before * 1000:.0f} us |",
+            f"| the same with {NEAR_CANDIDATES} semantic candidates joined (now; "
+            f"{joined / len(asked):.1f} per search hold none of the words) | "
+            f"{now * 1000:.0f} us ({now / before:.2f}x) |"]
+
+
 async def one_mget(url: str, n: int) -> list[str]:
     r = aioredis.from_url(url)
     keys = [f"aisle:bench-hot-path:{i}" for i in range(40)]
@@ -307,6 +358,7 @@ def main() -> int:
         rows += facets(generation, max(1, a.repeat // 10))
         rows += relevance_pages(generation, a.queries)
         rows += offered_facets(generation, a.queries)
+        rows += semantic_candidates(generation, a.queries)
     if a.redis_url:
         rows += asyncio.run(one_mget(a.redis_url, a.repeat))
     rows += embedding(max(1, a.repeat // 10))

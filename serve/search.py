@@ -70,6 +70,7 @@ from domain.search_plan import (
     may_rerank,
     ordered_by,
     plan_search,
+    wants_vector,
     with_group_counts,
 )
 from ranking import feature_matrix, order, order_of, runs_in_process
@@ -511,10 +512,14 @@ class SearchService:
         choice = steps.choice
         learned = explain or any(c is not None and c.kind == "learned"
                                  for c in (choice, steps.partner, steps.shadow))
-        # the query's dense vector (4 ms of CPU) only when the candidates may be re-ranked
-        p = dataclasses.replace(p, signals=learned,
+        # semantic candidates join the matches when a learned ranker orders what is shown (a
+        # shadow's never changes it), and for explain (the candidates a model would see)
+        shown = explain or any(c is not None and c.kind == "learned"
+                               for c in (choice, steps.partner))
+        # the query's dense vector (4 ms of CPU) only when a learned ranker may use it
+        p = dataclasses.replace(p, signals=learned, semantic=shown,
                                 vector=await self._query_vector(p.q)
-                                if learned and may_rerank(p) else None)
+                                if learned and wants_vector(p) else None)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)

@@ -37,7 +37,7 @@ from adapters.search._es_requests import (
     swap_actions,
 )
 from domain.errors import AisleError, Conflict, NotFound, Unavailable
-from domain.search import IndexQuery, IndexResult, SearchDocument
+from domain.search import Facets, IndexQuery, IndexResult, SearchDocument
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -165,7 +165,10 @@ class ElasticIndex:
         return await self.search_index(self.prefix, query)
 
     async def search_index(self, index: str, query: IndexQuery) -> IndexResult:
-        """Searches one concrete index (a generation being checked) or the alias."""
+        """Searches one concrete index (a generation being checked) or the alias. Documents
+        here carry no title vectors: no semantic candidates (domain.search.Near)."""
+        if query.near is not None and query.near.ids is None:
+            return IndexResult([], 0, Facets())
         kwargs = search_body(query)
         kwargs["from_"] = kwargs.pop("from")
         if (kind := search_type(query)) is not None:

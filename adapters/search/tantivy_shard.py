@@ -33,7 +33,7 @@ import numpy.typing as npt
 import tantivy
 from tantivy import Filter, Occur, Query, TextAnalyzerBuilder, Tokenizer
 
-from adapters.text_embedding import similarity
+from adapters.text_embedding import DIMENSION, similarity
 from domain.search import (
     ALTERNATIVE_WEIGHT,
     CATEGORY_BOOST,
@@ -41,6 +41,7 @@ from domain.search import (
     FACET_ATTRIBUTES,
     FIELD_BOOSTS,
     FUZZY_MIN_LENGTH,
+    NEAR_BOOST,
     PREFIX_MAX,
     PRICE_RANGES,
     RATING_FLOORS,
@@ -52,6 +53,7 @@ from domain.search import (
     Hit,
     IndexQuery,
     IndexResult,
+    Near,
     SearchDocument,
     SignalRequest,
     TextQuery,
@@ -76,6 +78,7 @@ STATS_FILE = "term_stats.json"  # its term statistics, written once it is built
 FUZZY_WEIGHT = 0.5  # a word matched with one edit, relative to the word as typed
 VECTOR_FIELD = "title_vec"
 VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
+NEAR_MAX_DOCS = 20_000  # semantic candidates (Near) in shards of at most this many documents
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 _NOT_KEPT = object()
@@ -140,6 +143,42 @@ class _View:
     clauses: Clauses = dataclasses.field(default_factory=dict)
     signals: dict[tuple[tuple[tuple[str, ...], ...], SignalRequest], _Kept] = dataclasses.field(
         default_factory=dict)
+    vectors: _Vectors | None = None  # every document's title vector (Near)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Vectors:
+    """Every live document's title vector, for Near: its int8 values as float32 (a dot
+    product of two such vectors is an integer below 2^24, exact in float32 whatever the
+    order of the sums, so shards of any layout agree on it)."""
+
+    pids: npt.NDArray[np.int64]
+    ties: npt.NDArray[np.int64]
+    matrix: npt.NDArray[np.float32]  # (documents, DIMENSION); a document without one: zeros
+    usable: npt.NDArray[np.bool_]  # documents with a vector
+
+    def nearest(self, vector: bytes, k: int, passing: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        """The k usable documents (and `passing`) closest to `vector`: cosine, then the tie
+        key and the id (the merge order)."""
+        q = np.frombuffer(vector, dtype=np.int8).astype(np.float32)
+        ok = self.usable if passing is None else self.usable & passing
+        rows = np.flatnonzero(ok)
+        if not rows.size or k <= 0:
+            return []
+        # einsum: one thread (a BLAS product of this size wakes BLAS's threads, which then
+        # spin beside the search: twice its CPU in bench_hot_path)
+        dots = np.einsum("ij,j->i", self.matrix, q)[rows]
+        if rows.size > k:  # every row tied with the k-th comes along, then the order decides
+            kth = np.partition(-dots, k - 1)[k - 1]
+            keep = -dots <= kth
+            rows, dots = rows[keep], dots[keep]
+        sims = dots / (127.0 * 127.0)
+        order = sorted(range(rows.size), key=lambda i: (-sims[i], int(self.ties[rows[i]]),
+                                                         int(self.pids[rows[i]])))[:k]
+        return [Hit(int(self.pids[rows[i]]), float(sims[i]),
+                    cast(SearchDocument, {"product_id": int(self.pids[rows[i]]),
+                                          "tie_key": int(self.ties[rows[i]])}))
+                for i in order]
 
 _INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at", "tie_key")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
@@ -254,7 +293,9 @@ class TantivyShard:
             str(k): float(v) for k, v in lengths.items()}}
         self.stats = TermStats(avg_length=self.avg_length)
         self._vectors: dict[tuple[int, int], bytes | None] = {}  # (product, version) -> vector
-        self._vectors_kept = VECTORS_KEPT // 5 if read_only else VECTORS_KEPT  # per Gateway
+        self._vectors_kept = VECTORS_KEPT // 2 if read_only else VECTORS_KEPT  # per Gateway
+        self._commits = 0
+        self._all_vectors: tuple[int, _Vectors | None] | None = None  # a writer's, per commit
         # read-only: what is kept over the current searcher (see _reader)
         self._view_lock = threading.Lock()
         self._view: _View | None = _View() if read_only else None
@@ -349,6 +390,7 @@ class TantivyShard:
         with self._lock:
             self._w().commit()
             self._pending.clear()
+            self._commits += 1
         self.index.reload()
 
     def close(self) -> None:
@@ -434,6 +476,8 @@ class TantivyShard:
 
     def search(self, q: IndexQuery) -> IndexResult:
         searcher, view = self._reader()
+        if q.near is not None and q.near.ids is None:  # Near's first step: nothing else
+            return IndexResult([], 0, Facets(), near=self._nearest(searcher, view, q))
         query = self._query(q, searcher, view.clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
@@ -463,7 +507,80 @@ class TantivyShard:
                                       dict(zip([int(d["product_id"]) for d in docs],
                                                [a for _, a in hits], strict=True)))
                    if q.signals is not None and out else {})
-        return IndexResult(out, total, facets, signals)
+        return IndexResult(out, total, facets, signals,
+                           near_only=self._near_only(searcher, view.clauses, q, hits, n))
+
+    def _nearest(self, searcher: tantivy.Searcher, view: _View, q: IndexQuery) -> list[Hit]:
+        """Near's first step in this shard: its k documents passing the filters closest to
+        the query's vector (none in a shard of more than NEAR_MAX_DOCS documents)."""
+        assert q.near is not None
+        vectors = self._every_vector(searcher, view)
+        if vectors is None:
+            return []
+        passing = None
+        if q.filters != Filters():
+            found = searcher.search(Query.boolean_query(
+                [(Occur.Must, Query.all_query()), *self._filters(q.filters)]),
+                limit=len(vectors.pids), count=False).hits
+            ids = searcher.fast_field_values("product_id", [a for _, a in found])
+            passing = np.isin(vectors.pids, np.array([int(p) for p in ids if p is not None],
+                                                     dtype=np.int64))
+        return vectors.nearest(q.near.vector, q.near.k, passing)
+
+    def _every_vector(self, searcher: tantivy.Searcher, view: _View) -> _Vectors | None:
+        """Every live document's title vector: kept per searcher (a read-only shard's view,
+        a writer's commit); None when the shard holds more than NEAR_MAX_DOCS documents."""
+        if self._view is not None and view.vectors is not None:
+            return view.vectors
+        kept = self._all_vectors
+        if self._view is None and kept is not None and kept[0] == self._commits:
+            return kept[1]
+        commits = self._commits
+        n = int(searcher.num_docs)
+        made = None
+        if 0 < n <= NEAR_MAX_DOCS:
+            addrs = [a for _, a in searcher.search(Query.all_query(), limit=n, count=False).hits]
+            pids = [int(p or 0) for p in searcher.fast_field_values("product_id", addrs)]
+            ties = [int(t or 0) for t in searcher.fast_field_values("tie_key", addrs)]
+            vecs = self._title_vectors(searcher, pids, addrs)
+            usable = np.array([v is not None and len(v) == DIMENSION for v in vecs], dtype=bool)
+            raw = b"".join(v if v is not None and len(v) == DIMENSION else bytes(DIMENSION)
+                           for v in vecs)
+            made = _Vectors(np.array(pids, dtype=np.int64), np.array(ties, dtype=np.int64),
+                            np.frombuffer(raw, dtype=np.int8).reshape(len(addrs), DIMENSION)
+                            .astype(np.float32), usable)
+        if self._view is not None:
+            view.vectors = made
+        else:
+            self._all_vectors = (commits, made)
+        return made
+
+    def _near_only(self, searcher: tantivy.Searcher, built: Clauses, q: IndexQuery,
+                   hits: Sequence[tuple[float, tantivy.DocAddress]], n: int) -> int:
+        """How many of the Near ids joined to the words' matches pass the filters but match
+        no word (IndexResult.near_only): those scoring NEAR_BOOST and nothing more, read from
+        the top n (every chosen id is there when n is at least their number, as in every
+        search the plan makes); otherwise counted by a search of the chosen ids."""
+        if q.near is None or not q.near.ids or not q.text.groups:
+            return 0
+        if q.sort == "relevance" and n >= len(q.near.ids):
+            return sum(1 for score, _ in hits if score == NEAR_BOOST)
+        text = self._text(q.text, searcher, built)
+        if text is None:
+            return 0
+        words = Query.boolean_query([(Occur.Must, text), *self._filters(q.filters)])
+        found = searcher.search(Query.boolean_query([  # those matching the words score 1
+            (Occur.Must, Query.const_score_query(self._chosen(q.near), 0.0)),
+            (Occur.Should, Query.const_score_query(words, 1.0))]),
+            limit=len(q.near.ids), count=False).hits
+        return sum(1 for score, _ in found if score < 0.5)
+
+    def _chosen(self, near: Near) -> Query:
+        """Near's chosen ids that pass its filters, each scoring NEAR_BOOST."""
+        ids = Query.term_set_query(self.schema, "product_id", list(near.ids or ()))
+        filters = self._filters(near.filters)
+        return Query.const_score_query(
+            Query.boolean_query([(Occur.Must, ids), *filters]) if filters else ids, NEAR_BOOST)
 
     def _kept_signals(self, searcher: tantivy.Searcher, view: _View, text: TextQuery,
                       ask: SignalRequest, pids: Sequence[int],
@@ -785,6 +902,12 @@ class TantivyShard:
         if text is not None and q.text.boost_category_ids:
             clauses.append((Occur.Should, Query.const_score_query(Query.term_set_query(
                 self.schema, "category_ids", list(q.text.boost_category_ids)), CATEGORY_BOOST)))
+        if text is not None and q.near is not None and q.near.ids:
+            # the semantic candidates chosen (Near) match too, passing their own filters,
+            # first in the relevance order: NEAR_BOOST, plus the words' score if they match
+            clauses = [(Occur.Must, Query.boolean_query([
+                (Occur.Should, Query.boolean_query(clauses)),
+                (Occur.Should, self._chosen(q.near))]))]
         return Query.boolean_query(clauses)
 
     def _facets(self, searcher: tantivy.Searcher, query: Query) -> Facets:

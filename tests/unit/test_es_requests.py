@@ -39,6 +39,7 @@ from domain.search import (
     Facets,
     Filters,
     IndexQuery,
+    Near,
     TextQuery,
     price_range_label,
 )
@@ -765,3 +766,14 @@ def test_slim_candidates_ask_for_fast_fields_only() -> None:
     from domain.search import SLIM_FIELDS
     assert body_of(slim=True, limit=200)["_source"] == list(SLIM_FIELDS)
     assert "_source" not in body_of()
+
+
+async def test_semantic_candidates_are_not_asked_of_elasticsearch(
+        es: tuple[ElasticIndex, FakeServer]) -> None:
+    """Its documents carry no title vectors: Near's first step answers none, with no request
+    (a learned ranker's search then joins nothing to the words' matches)."""
+    index, server = es
+    asked = IndexQuery(TextQuery((("shoe",),)), limit=0, facets=False,
+                       near=Near(bytes(384), 20))
+    got = await index.search(asked)
+    assert got.near == [] and got.total == 0 and server.requests == []
