@@ -166,16 +166,17 @@ class Near:
     are closest to the query's (`vector`), whether or not they hold the words. Asked in two
     steps. With `ids` None, each shard answers its own closest k (IndexResult.near: score =
     cosine; `merge` keeps the k closest of all, so the answer does not depend on how the
-    catalog is sharded) and nothing else. Then the chosen `ids` join the words' matches: they
-    are counted, faceted and sorted like matches, and in the relevance order they come first
-    (NEAR_BOOST); they need pass only `filters`. The embedded index only: Elasticsearch's
-    documents carry no vectors, and it answers none."""
+    catalog is sharded, as long as no shard holds more than the index keeps vectors for:
+    tantivy_shard.NEAR_MAX_DOCS) and nothing else. Then the chosen `ids` join the words'
+    matches: they are counted, faceted and sorted like matches, and in the relevance order
+    they come first (NEAR_BOOST); they need pass only `filters`. The embedded index only:
+    Elasticsearch's documents carry no vectors, and it answers none."""
 
     vector: bytes
     k: int
     ids: tuple[int, ...] | None = None
-    # the filters the ids passed when chosen (the URL's): they join whatever filters query
-    # understanding read from the words (which decide the words' matches only)
+    # the filters the ids passed when chosen (search_plan.near_filters: all but a brand or
+    # attribute read from the words, which decide the words' matches only)
     filters: Filters = Filters()
 
 

@@ -324,7 +324,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
         # the few: this search's hits when it re-ranks (all of them: fewer than a page);
         # on a page past the re-ranked depth, asked again from the first (the same list)
         few = hits if rerank else (await steps.search(dataclasses.replace(
-            query, offset=0, limit=p.page_size, facets=False, signals=None))).hits
+            query, offset=0, limit=p.page_size + NEAR_CANDIDATES, facets=False,
+            signals=None))).hits
         seen = {h.product_id for h in few}
         extra = [h for h in more.hits if h.product_id not in seen]
         extra = extra[:max(RERANK_DEPTH - len(few), 0)]
@@ -335,7 +336,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
             hits = few + extra
         else:  # a page past the re-ranked depth: past every widened match
             hits = []
-        widened = Widened(result.total, total - result.total)
+        # semantic candidates among the few are not the inferred filters' matches
+        widened = Widened(result.word_matches, total - result.word_matches)
     if rerank or widened:
         hits = hits[p.offset:p.offset + p.page_size]
     return PlannedSearch(hits, total, counted, filters, words,

@@ -475,9 +475,10 @@ class TantivyShard:
         return out
 
     def search(self, q: IndexQuery) -> IndexResult:
+        commits = self._commits  # before the searcher: a commit meanwhile is a new count
         searcher, view = self._reader()
         if q.near is not None and q.near.ids is None:  # Near's first step: nothing else
-            return IndexResult([], 0, Facets(), near=self._nearest(searcher, view, q))
+            return IndexResult([], 0, Facets(), near=self._nearest(searcher, view, q, commits))
         query = self._query(q, searcher, view.clauses)
         n = q.offset + q.limit
         if q.sort == "relevance":
@@ -510,11 +511,12 @@ class TantivyShard:
         return IndexResult(out, total, facets, signals,
                            near_only=self._near_only(searcher, view.clauses, q, hits, n))
 
-    def _nearest(self, searcher: tantivy.Searcher, view: _View, q: IndexQuery) -> list[Hit]:
+    def _nearest(self, searcher: tantivy.Searcher, view: _View, q: IndexQuery,
+                 commits: int) -> list[Hit]:
         """Near's first step in this shard: its k documents passing the filters closest to
         the query's vector (none in a shard of more than NEAR_MAX_DOCS documents)."""
         assert q.near is not None
-        vectors = self._every_vector(searcher, view)
+        vectors = self._every_vector(searcher, view, commits)
         if vectors is None:
             return []
         passing = None
@@ -527,15 +529,16 @@ class TantivyShard:
                                                      dtype=np.int64))
         return vectors.nearest(q.near.vector, q.near.k, passing)
 
-    def _every_vector(self, searcher: tantivy.Searcher, view: _View) -> _Vectors | None:
+    def _every_vector(self, searcher: tantivy.Searcher, view: _View,
+                      commits: int) -> _Vectors | None:
         """Every live document's title vector: kept per searcher (a read-only shard's view,
-        a writer's commit); None when the shard holds more than NEAR_MAX_DOCS documents."""
+        a writer's commit: `commits`, read before the searcher was); None when the shard
+        holds more than NEAR_MAX_DOCS documents."""
         if self._view is not None and view.vectors is not None:
             return view.vectors
         kept = self._all_vectors
-        if self._view is None and kept is not None and kept[0] == self._commits:
+        if self._view is None and kept is not None and kept[0] == commits:
             return kept[1]
-        commits = self._commits
         n = int(searcher.num_docs)
         made = None
         if 0 < n <= NEAR_MAX_DOCS:

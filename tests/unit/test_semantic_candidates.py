@@ -227,7 +227,6 @@ async def test_the_facet_cache_tells_joined_products_apart() -> None:
     joined = dataclasses.replace(words, near=Near(to_bytes(QUERY), 3, (100, 101, 102)))
     other = dataclasses.replace(words, near=Near(to_bytes(QUERY), 3, (100, 101, 103)))
     assert len({facet_identity(words), facet_identity(joined), facet_identity(other)}) == 3
-    assert RERANK_DEPTH > 20  # the candidates joined always fit among the re-ranked
 
 
 async def test_a_price_read_from_the_words_holds_for_semantic_candidates_too() -> None:
@@ -248,6 +247,34 @@ async def test_a_price_read_from_the_words_holds_for_semantic_candidates_too() -
     assert first.filters.price_max == 35 and first.near is not None
     assert first.near.filters == first.filters
     branded = Words(RUNNING, Filters(brands=("acme",), attributes=(("color", ("red",)),),
-                                     price_max=35.0), {}, RUNNING.groups)
+                                     price_max=35.0, in_stock=True), {}, RUNNING.groups)
     assert search_plan.near_filters(branded, Filters(in_stock=True)) == Filters(
-        price_max=35.0)
+        price_max=35.0, in_stock=True)
+    mine = Filters(brands=("globex",), in_stock=True)
+    assert search_plan.near_filters(dataclasses.replace(branded, filters=dataclasses.replace(
+        branded.filters, brands=("globex",))), mine) == dataclasses.replace(
+        mine, price_max=35.0)  # the URL's brand holds
+
+
+async def test_a_widened_answer_counts_only_the_words_matches_as_the_filters(
+        ) -> None:
+    """"acme running shoe" on pages of 40: 30 matches pass the brand read from the words
+    (fewer than a page: widened); the 12 sneakers joined are not among them."""
+    index, qu = Shards(2), understanding()
+    got = await plan_search(params(q="acme running shoe", page_size=40), Filters(), qu,
+                            Steps(index))
+    assert got.words.filters.brands == ("acme",) and got.widened is not None
+    assert got.widened.inferred_filter_matches == 30 and got.total == 42
+    assert got.widened.more_results == 12
+
+
+def test_a_writers_vectors_follow_its_commits() -> None:
+    """A shard searched where it is written keeps every document's vector per commit: a
+    product written (or deleted) is among the closest (or gone) after the next commit."""
+    index = Shards(1)
+    shard = index.shards[0]
+    before = [h.product_id for h in nearest(index, 3)]
+    shard.apply([doc(900, "plimsoll", "Hooli", 0.99)])
+    assert [h.product_id for h in nearest(index, 3)] == [900, *before[:2]]
+    shard.apply([], deletes=[900])
+    assert [h.product_id for h in nearest(index, 3)] == before
