@@ -214,8 +214,11 @@ class IndexBuilderLoop:
         await self._abandon_unfinished()
 
     async def _embedder(self, conn: Conn) -> TextEmbedder | None:
-        """Dense title vectors are made for catalogs up to cfg.text_vectors_max products."""
-        if 0 < await sd.count_active(conn) <= self.cfg.text_vectors_max:
+        """Dense title vectors are made for catalogs up to cfg.text_vectors_max products (an
+        empty one too: a shop that starts empty and grows through the seller API gets them
+        for every product it adds; checked again at each rebuild)."""
+        if self.cfg.text_vectors_max > 0 and (
+                await sd.count_active(conn) <= self.cfg.text_vectors_max):
             return getattr(self, "embedder", None) or TextEmbedder()
         return None
 
