@@ -380,15 +380,21 @@ class SearchService:
         attribute filters) is answered from PostgreSQL with `degraded: true`; anything else
         is a quick 503."""
         explicit = await self._explicit(p)
-        # a search no ranker orders (a sort, no words, a page past the re-ranked depth) is
-        # no experiment's: its arm's figures would be the sort's
-        routing = (await self.experiments.route(session, p.ranker) if may_rerank(p)
+        # a search no ranker orders (a sort, no words) is no experiment's: its arm's figures
+        # would be the sort's. A page past the re-ranked depth is the arm's but not counted
+        # (`ordered_by` says "index"): which ranker the arm has decides what the index
+        # answers on every page (semantic candidates join a learned ranker's matches), so
+        # its total and its pages are those of the arm's first pages
+        routing = (await self.experiments.route(session, p.ranker) if wants_vector(p)
                    else None)
+        counted = routing is not None and may_rerank(p)
+        if routing is not None and not counted:
+            routing = dataclasses.replace(routing, shadow=None)  # nothing re-ranked to shadow
         started = time.perf_counter()
         try:
             return await self._search(p, explicit, explain, routing, started)
         except Exception as exc:
-            if routing is not None:  # the arm(s) failed this search
+            if routing is not None and counted:  # the arm(s) failed this search
                 ms = (time.perf_counter() - started) * 1000
                 for arm in routing.arms:
                     self.experiments.count(routing.experiment, arm.name, ms, error=True)

@@ -15,11 +15,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from adapters.postgres.ranker_registry import RankerRegistry
+from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller
+from tests.integration.test_ranker_lifecycle import PASSING, reversing_model
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 API = "/api/v1/internal/experiments"
@@ -187,6 +191,57 @@ async def test_interleaving_credits_the_team_that_placed_the_click(
     assert by_arm["formula"]["interleaving_wins"] == teams["a"]
     assert by_arm["price"]["interleaving_wins"] == teams["b"]
     assert by_arm["formula"]["requests"] == by_arm["price"]["requests"] == 20
+
+
+async def test_a_session_keeps_its_arms_ranker_past_the_reranked_depth(
+        client: httpx.AsyncClient, words: str, stopped: list[str], seller: Seller,
+        category_ids: dict[str, int], pool: asyncpg.Pool) -> None:
+    """A page past the re-ranked depth (offset >= 200) is neither re-ranked nor counted, but
+    its session's arm still decides what the index answers: a learned arm's matches are
+    joined by semantic candidates on every page, a formula arm's are the words' only. So a
+    session's total is the same on its first page and past the depth."""
+    other = "ot" + secrets.token_hex(3)  # products without the words (the catalog's others)
+    for i in range(3):
+        r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
+            "title": f"{other} reading lamp {i}", "category_id": category_ids["Headphones"],
+            "variants": [{"sku": f"S-{other}-{i}", "price_cents": 2_000 + i}]})
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 30
+    while (await search(client, q=other))["total"] < 3:
+        assert time.monotonic() < deadline, "products never became searchable"
+        await asyncio.sleep(0.1)
+    added = await RankerRegistry(pool).add(
+        "lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES, reversing_model().to_bytes(),
+        PASSING.to_json(), "test")
+    name = "deep-" + secrets.token_hex(3)
+    await start(client, name=name, kind="ab", arms=[
+        {"name": "control", "ranker": "formula"}, {"name": "learned", "ranker": added.version}])
+    stopped.append(name)
+    first: dict[str, dict[str, Any]] = {}
+    session_of: dict[str, str] = {}
+    searched = 0
+    for i in range(40):
+        session = f"sess-{name}-{i}"
+        searched += 1
+        found = await search(client, session, q=words, page_size=100)
+        arm = found["ranker"]["experiment"]["arm"]
+        if arm not in first:
+            first[arm], session_of[arm] = found, session
+        if len(first) == 2:
+            break
+    assert set(first) == {"control", "learned"}
+    assert first["control"]["total"] == 8  # the words' matches
+    assert first["learned"]["total"] > 8  # and the catalog's closest products
+    for arm, found in first.items():
+        deep = await search(client, session_of[arm], q=words, page=3, page_size=100)
+        assert deep["total"] == found["total"], arm
+        assert deep["results"] == []
+        # what the index ordered: no arm's figures
+        assert (deep["ranker"]["kind"], deep["ranker"]["experiment"]) == ("index", None)
+    await eventually_counted(client, name, searched)
+    await asyncio.sleep(0.5)  # counters are written in the background
+    counted = await show(client, name)
+    assert sum(a["requests"] for a in counted["arms"]) == searched  # the first pages only
 
 
 async def test_a_shadow_ranker_is_measured_but_never_shown(
