@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -70,3 +72,22 @@ async def category_ids(pool: asyncpg.Pool) -> dict[str, int]:
         )
         parent = ids[name]
     return ids
+
+
+@pytest.fixture
+async def unrelated(client: httpx.AsyncClient, seller: Seller,
+                    category_ids: dict[str, int]) -> str:
+    """Three searchable products sharing a made-up word of their own (so that the catalog
+    holds products besides a test's, e.g. as semantic candidates); the word."""
+    word = "ot" + secrets.token_hex(3)
+    for i in range(3):
+        r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
+            "title": f"{word} reading lamp {i}", "category_id": category_ids["Headphones"],
+            "variants": [{"sku": f"S-{word}-{i}", "price_cents": 2_000 + i}]})
+        assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 30
+    while (await client.get("/api/v1/products/search", params={"q": word})).json()[
+            "total"] < 3:
+        assert time.monotonic() < deadline, "products never became searchable"
+        await asyncio.sleep(0.1)
+    return word

@@ -194,22 +194,12 @@ async def test_interleaving_credits_the_team_that_placed_the_click(
 
 
 async def test_a_session_keeps_its_arms_ranker_past_the_reranked_depth(
-        client: httpx.AsyncClient, words: str, stopped: list[str], seller: Seller,
-        category_ids: dict[str, int], pool: asyncpg.Pool) -> None:
+        client: httpx.AsyncClient, words: str, stopped: list[str], unrelated: str,
+        pool: asyncpg.Pool) -> None:
     """A page past the re-ranked depth (offset >= 200) is neither re-ranked nor counted, but
     its session's arm still decides what the index answers: a learned arm's matches are
     joined by semantic candidates on every page, a formula arm's are the words' only. So a
     session's total is the same on its first page and past the depth."""
-    other = "ot" + secrets.token_hex(3)  # products without the words (the catalog's others)
-    for i in range(3):
-        r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
-            "title": f"{other} reading lamp {i}", "category_id": category_ids["Headphones"],
-            "variants": [{"sku": f"S-{other}-{i}", "price_cents": 2_000 + i}]})
-        assert r.status_code == 201, r.text
-    deadline = time.monotonic() + 30
-    while (await search(client, q=other))["total"] < 3:
-        assert time.monotonic() < deadline, "products never became searchable"
-        await asyncio.sleep(0.1)
     added = await RankerRegistry(pool).add(
         "lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES, reversing_model().to_bytes(),
         PASSING.to_json(), "test")
