@@ -16,7 +16,8 @@ shared machine is not), each against its comparator in the same run:
   code before was);
 - one Redis MGET of 40 stock snapshots (--redis-url), the caller's CPU;
 - semantic candidates (domain.search.Near): a learned ranker's cold search of the shards with
-  and without them;
+  and without them; their first step with a URL filter, the filter checked on the closest
+  documents first against on every document;
 - the query embedding of the learned rankers (adapters/text_embedding.py): tokenizing and
   the model's run on short queries;
 - with --url (a running demo) and --redis-url (its Redis): Redis commands per search over
@@ -265,11 +266,49 @@ def semantic_candidates(generation: Path, queries: int) -> list[str]:
 
     run(True)  # searchers, clauses and every document's vector kept once for both
     (before, _), (now, joined) = run(False), run(True)
-    return [f"| a learned ranker's search of {len(shards)} shards: 200 candidates, signals, "
+    rows = [f"| a learned ranker's search of {len(shards)} shards: 200 candidates, signals, "
             f"facets (before; {len(asked)} searches) | {before * 1000:.0f} us |",
             f"| the same with {NEAR_CANDIDATES} semantic candidates joined (now; "
             f"{joined / len(asked):.1f} per search hold none of the words) | "
             f"{now * 1000:.0f} us ({now / before:.2f}x) |"]
+    # Near's first step alone with a URL filter (the catalog's median price as price_max, a
+    # brand of the query's own matches): the filters checked on the closest first (now)
+    # against on every document of the shard (NEAR_CHECKED = 0: before session 28)
+    prices = sorted(float(h.doc.get("price") or 0) for s in shards
+                    for h in s.search(IndexQuery(limit=2_000, facets=False, slim=True)).hits)
+    median = prices[len(prices) // 2] if prices else 50.0
+    firsts = []
+    for main, vector in asked:
+        one = dataclasses.replace(main, limit=1, signals=None, facets=False)
+        top = merge([s.search(one) for s in shards], one).hits
+        brand = str(top[0].doc.get("brand_key") or "") if top else ""
+        for f in (Filters(price_max=median), Filters(brands=(brand,)) if brand else None):
+            if f is not None:
+                firsts.append(IndexQuery(main.text, f, limit=0, facets=False,
+                                         near=Near(vector, NEAR_CANDIDATES)))
+
+    def first_steps(checked: int) -> tuple[float, list[list[int]]]:
+        tantivy_shard.NEAR_CHECKED = checked
+        chosen = []
+        started = time.process_time()
+        for q in firsts:
+            chosen.append([h.product_id for h in merge([s.search(q) for s in shards], q).near])
+        return (time.process_time() - started) * 1000 / len(firsts), chosen
+
+    kept = tantivy_shard.NEAR_CHECKED
+    try:
+        (whole, a), (closest, b) = first_steps(0), first_steps(kept)
+    finally:
+        tantivy_shard.NEAR_CHECKED = kept
+    if a != b:
+        raise SystemExit("the filtered first step chose other products than the whole check")
+    return [
+        *rows,
+        f"| Near's first step with a URL filter (price_max = median, or the top match's "
+        f"brand), every document checked (before; {len(firsts)} searches) | "
+        f"{whole * 1000:.0f} us |",
+        f"| the same, the {kept} closest checked first (now; the same products chosen) | "
+        f"{closest * 1000:.0f} us ({closest / whole:.2f}x) |"]
 
 
 async def one_mget(url: str, n: int) -> list[str]:

@@ -7,10 +7,13 @@ they are never an answer on their own."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
+from adapters.search import tantivy_shard
 from adapters.search.tantivy_shard import TantivyShard
 from adapters.text_embedding import DIMENSION, to_bytes
 from domain import search_plan
@@ -89,21 +92,23 @@ def nearest(shards: Shards, k: int, filters: Filters = Filters()) -> list[Hit]:
     return merge([s.search(each) for s in shards.shards], first).near
 
 
+def cosine(d: dict[str, object]) -> float:
+    q = np.frombuffer(to_bytes(QUERY), dtype=np.int8).astype(np.int64)
+    v = np.frombuffer(d["title_vec"], dtype=np.int8).astype(np.int64)  # type: ignore[arg-type]
+    return float(v @ q) / 127 / 127
+
+
+def expected(docs: list[dict[str, object]], k: int) -> list[int]:
+    """The k documents with a vector closest to QUERY, in the merge order (worked out here)."""
+    usable = [d for d in docs if d["title_vec"] is not None]
+    usable.sort(key=lambda d: (-cosine(d), tie_key(str(d["external_id"]),
+                                                  int(str(d["product_id"])))))
+    return [int(str(d["product_id"])) for d in usable[:k]]
+
+
 @pytest.mark.parametrize("shards", [1, 3])
 def test_the_closest_products_passing_the_filters_whatever_the_shards(shards: int) -> None:
     index = Shards(shards)
-    q = np.frombuffer(to_bytes(QUERY), dtype=np.int8).astype(np.int64)
-
-    def cosine(d: dict[str, object]) -> float:
-        v = np.frombuffer(d["title_vec"], dtype=np.int8).astype(np.int64)  # type: ignore[arg-type]
-        return float(v @ q) / 127 / 127
-
-    def expected(docs: list[dict[str, object]], k: int) -> list[int]:
-        usable = [d for d in docs if d["title_vec"] is not None]
-        usable.sort(key=lambda d: (-cosine(d), tie_key(str(d["external_id"]),
-                                                      int(str(d["product_id"])))))
-        return [int(str(d["product_id"])) for d in usable[:k]]
-
     got = nearest(index, 20)
     assert [h.product_id for h in got] == expected(DOCS, 20)
     assert set(SNEAKERS) <= {h.product_id for h in got}  # the words do not matter here
@@ -112,6 +117,43 @@ def test_the_closest_products_passing_the_filters_whatever_the_shards(shards: in
     globex = nearest(index, 5, Filters(brands=("globex",)))
     assert [h.product_id for h in globex] == expected(
         [d for d in DOCS if d["brand"] == "Globex"], 5) == [100, 101]
+
+
+@pytest.mark.parametrize("checked", [1, 4, 15, 200])
+def test_filters_checked_on_the_closest_first_choose_the_same_products(
+        checked: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With filters, Near's first step checks them on the NEAR_CHECKED closest documents
+    first, and on every document only when fewer than k of those pass: the same products
+    either way (a filter that the closest pass, one that only far ones pass, one between)."""
+    monkeypatch.setattr(tantivy_shard, "NEAR_CHECKED", checked)
+    index = Shards(1)
+    cases: list[tuple[Filters, Callable[[dict[str, Any]], bool]]] = [
+        (Filters(brands=("initech",)), lambda d: d["brand"] == "Initech"),
+        (Filters(brands=("hooli", "globex")), lambda d: d["brand"] in ("Hooli", "Globex")),
+        (Filters(price_min=15.0, price_max=40.0), lambda d: 15.0 <= d["price"] <= 40.0),
+        (Filters(brands=("acme",), rating_min=4.0), lambda d: d["brand"] == "Acme")]
+    for filters, keep in cases:
+        for k in (1, 3, 8, 40):
+            want = expected([d for d in DOCS if keep(d)], k)
+            assert [h.product_id for h in nearest(index, k, filters)] == want, (filters, k)
+            assert len(want) == min(k, sum(1 for d in DOCS if keep(d) and d["title_vec"]))
+
+
+@pytest.mark.parametrize("checked", [1, 2, 3])
+def test_documents_tied_with_the_last_checked_are_checked_too(
+        checked: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight products with one vector, the closest of all: whichever NEAR_CHECKED rows the
+    first check reads, the tie key decides among them as over the whole shard."""
+    monkeypatch.setattr(tantivy_shard, "NEAR_CHECKED", checked)
+    same = vector_at(0.95)
+    tied = [doc(500 + i, f"tied shoe {i}", "Tied", None) | {"title_vec": same}
+            for i in range(8)]
+    docs = DOCS + tied
+    index = Shards(1, docs)
+    for k in (1, 2, 3):
+        want = expected(tied, k)
+        assert [h.product_id for h in nearest(index, k, Filters(brands=("tied",)))] == want
+        assert [h.product_id for h in nearest(index, k, Filters(price_max=10.0))] == want
 
 
 async def test_chosen_products_are_matches_counted_faceted_and_sorted() -> None:
