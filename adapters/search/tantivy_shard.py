@@ -79,9 +79,7 @@ FUZZY_WEIGHT = 0.5  # a word matched with one edit, relative to the word as type
 VECTOR_FIELD = "title_vec"
 VECTORS_KEPT = 50_000  # title vectors a shard keeps in memory (~1.5 KB each)
 NEAR_MAX_DOCS = 20_000  # semantic candidates (Near) in shards of at most this many documents
-# Near's first step with filters checks them on this many closest documents first (the whole
-# shard only when fewer than k of those pass)
-NEAR_CHECKED = 200
+PASSING_KEPT = 256  # filters whose matches Near's first step keeps per searcher
 ALL_TERMS = 100_000  # terms-aggregation size for exact facet counts (every bucket)
 WRITER_HEAP = 64 << 20
 _NOT_KEPT = object()
@@ -159,44 +157,32 @@ class _Vectors:
     ties: npt.NDArray[np.int64]
     matrix: npt.NDArray[np.float32]  # (documents, DIMENSION); a document without one: zeros
     usable: npt.NDArray[np.bool_]  # documents with a vector
+    # filters -> the documents passing them (the same searcher's: kept while it is; a shop's
+    # filters repeat, and reading a filter's matches is most of a filtered first step)
+    passing: dict[Filters, npt.NDArray[np.bool_]] = dataclasses.field(default_factory=dict)
 
-    def dots(self, vector: bytes) -> npt.NDArray[np.float32]:
-        """Every document's dot product with `vector` (an int8 vector's bytes)."""
-        q = np.frombuffer(vector, dtype=np.int8).astype(np.float32)
-        # einsum: one thread (a BLAS product of this size wakes BLAS's threads, which then
-        # spin beside the search: twice its CPU in bench_hot_path)
-        return np.einsum("ij,j->i", self.matrix, q)
-
-    def closest(self, dots: npt.NDArray[np.float32], m: int) -> npt.NDArray[np.intp]:
-        """The rows of the m usable documents closest (by `dots`), with every one tied with
-        the m-th: any other is further than all of them."""
-        rows = np.flatnonzero(self.usable)
-        if rows.size > m > 0:
-            kth = np.partition(-dots[rows], m - 1)[m - 1]
-            rows = rows[-dots[rows] <= kth]
-        return rows
-
-    def nearest(self, dots: npt.NDArray[np.float32], k: int,
-                passing: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        """The k usable documents (and `passing`) closest (by `dots`): cosine, then the tie
+    def nearest(self, vector: bytes, k: int, passing: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        """The k usable documents (and `passing`) closest to `vector`: cosine, then the tie
         key and the id (the merge order)."""
+        q = np.frombuffer(vector, dtype=np.int8).astype(np.float32)
         ok = self.usable if passing is None else self.usable & passing
         rows = np.flatnonzero(ok)
         if not rows.size or k <= 0:
             return []
-        found = dots[rows]
+        # einsum: one thread (a BLAS product of this size wakes BLAS's threads, which then
+        # spin beside the search: twice its CPU in bench_hot_path)
+        dots = np.einsum("ij,j->i", self.matrix, q)[rows]
         if rows.size > k:  # every row tied with the k-th comes along, then the order decides
-            kth = np.partition(-found, k - 1)[k - 1]
-            keep = -found <= kth
-            rows, found = rows[keep], found[keep]
-        sims = found / (127.0 * 127.0)
+            kth = np.partition(-dots, k - 1)[k - 1]
+            keep = -dots <= kth
+            rows, dots = rows[keep], dots[keep]
+        sims = dots / (127.0 * 127.0)
         order = sorted(range(rows.size), key=lambda i: (-sims[i], int(self.ties[rows[i]]),
                                                          int(self.pids[rows[i]])))[:k]
         return [Hit(int(self.pids[rows[i]]), float(sims[i]),
                     cast(SearchDocument, {"product_id": int(self.pids[rows[i]]),
                                           "tie_key": int(self.ties[rows[i]])}))
                 for i in order]
-
 
 _INT_FIELDS = ("product_id", "version", "seller_id", "rating_count", "created_at", "tie_key")
 _FLOAT_FIELDS = ("price", "price_was", "rating_avg", "sales_velocity", "seller_rating")
@@ -537,33 +523,20 @@ class TantivyShard:
         vectors = self._every_vector(searcher, view, commits)
         if vectors is None:
             return []
-        dots = vectors.dots(q.near.vector)
-        filters = self._filters(q.filters)
-        if not filters:
-            return vectors.nearest(dots, q.near.k, None)
-        # the filters checked on the closest NEAR_CHECKED first (a search of their ids): when
-        # k of them pass, those are the k closest passing; else on every document
-        rows = vectors.closest(dots, NEAR_CHECKED)
-        if rows.size < int(vectors.usable.sum()):
-            ids = vectors.pids[rows]
-            among = self._passing(searcher, [(Occur.Must, Query.term_set_query(
-                self.schema, "product_id", [int(p) for p in ids]))], filters, rows.size)
-            passing = np.zeros(vectors.pids.size, dtype=bool)
-            passing[rows] = np.isin(ids, among)
-            found = vectors.nearest(dots, q.near.k, passing)
-            if len(found) >= q.near.k:
-                return found
-        every = self._passing(searcher, [(Occur.Must, Query.all_query())], filters,
-                              vectors.pids.size)
-        return vectors.nearest(dots, q.near.k, np.isin(vectors.pids, every))
-
-    def _passing(self, searcher: tantivy.Searcher, which: list[tuple[Occur, Query]],
-                 filters: list[tuple[Occur, Query]], at_most: int) -> npt.NDArray[np.int64]:
-        """The ids of the documents of `which` that pass `filters`."""
-        found = searcher.search(Query.boolean_query([*which, *filters]),
-                                limit=max(1, at_most), count=False).hits
-        ids = searcher.fast_field_values("product_id", [a for _, a in found])
-        return np.array([int(p) for p in ids if p is not None], dtype=np.int64)
+        passing = None
+        if q.filters != Filters():
+            passing = vectors.passing.get(q.filters)
+            if passing is None:
+                found = searcher.search(Query.boolean_query(
+                    [(Occur.Must, Query.all_query()), *self._filters(q.filters)]),
+                    limit=len(vectors.pids), count=False).hits
+                ids = searcher.fast_field_values("product_id", [a for _, a in found])
+                passing = np.isin(vectors.pids, np.array(
+                    [int(p) for p in ids if p is not None], dtype=np.int64))
+                if len(vectors.passing) >= PASSING_KEPT:
+                    vectors.passing.clear()  # rare: a shop of many filters starts again
+                vectors.passing[q.filters] = passing
+        return vectors.nearest(q.near.vector, q.near.k, passing)
 
     def _every_vector(self, searcher: tantivy.Searcher, view: _View,
                       commits: int) -> _Vectors | None:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.search import tantivy_shard
 from adapters.search.tantivy_shard import TantivyShard
 from adapters.text_embedding import DIMENSION, to_bytes
 from domain import search_plan
@@ -119,41 +118,36 @@ def test_the_closest_products_passing_the_filters_whatever_the_shards(shards: in
         [d for d in DOCS if d["brand"] == "Globex"], 5) == [100, 101]
 
 
-@pytest.mark.parametrize("checked", [1, 4, 15, 200])
-def test_filters_checked_on_the_closest_first_choose_the_same_products(
-        checked: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With filters, Near's first step checks them on the NEAR_CHECKED closest documents
-    first, and on every document only when fewer than k of those pass: the same products
-    either way (a filter that the closest pass, one that only far ones pass, one between)."""
-    monkeypatch.setattr(tantivy_shard, "NEAR_CHECKED", checked)
+def test_a_filters_matches_kept_per_searcher_choose_as_a_fresh_read() -> None:
+    """A filter's matches are kept per searcher (Near's first step reads them once): asked
+    again, under another filter, or after another filter, the same products as worked out
+    here (a filter that the closest pass, one that only far ones pass, one between)."""
     index = Shards(1)
     cases: list[tuple[Filters, Callable[[dict[str, Any]], bool]]] = [
         (Filters(brands=("initech",)), lambda d: d["brand"] == "Initech"),
         (Filters(brands=("hooli", "globex")), lambda d: d["brand"] in ("Hooli", "Globex")),
         (Filters(price_min=15.0, price_max=40.0), lambda d: 15.0 <= d["price"] <= 40.0),
         (Filters(brands=("acme",), rating_min=4.0), lambda d: d["brand"] == "Acme")]
-    for filters, keep in cases:
-        for k in (1, 3, 8, 40):
-            want = expected([d for d in DOCS if keep(d)], k)
-            assert [h.product_id for h in nearest(index, k, filters)] == want, (filters, k)
-            assert len(want) == min(k, sum(1 for d in DOCS if keep(d) and d["title_vec"]))
+    for _ in range(2):
+        for filters, keep in cases:
+            for k in (1, 3, 8, 40):
+                want = expected([d for d in DOCS if keep(d)], k)
+                assert [h.product_id for h in nearest(index, k, filters)] == want, (filters, k)
+                assert len(want) == min(k, sum(1 for d in DOCS if keep(d) and d["title_vec"]))
+    assert nearest(index, 3) == nearest(index, 3, Filters())  # no filter: no mask
 
 
-@pytest.mark.parametrize("checked", [1, 2, 3])
-def test_documents_tied_with_the_last_checked_are_checked_too(
-        checked: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Eight products with one vector, the closest of all: whichever NEAR_CHECKED rows the
-    first check reads, the tie key decides among them as over the whole shard."""
-    monkeypatch.setattr(tantivy_shard, "NEAR_CHECKED", checked)
-    same = vector_at(0.95)
-    tied = [doc(500 + i, f"tied shoe {i}", "Tied", None) | {"title_vec": same}
-            for i in range(8)]
-    docs = DOCS + tied
-    index = Shards(1, docs)
-    for k in (1, 2, 3):
-        want = expected(tied, k)
-        assert [h.product_id for h in nearest(index, k, Filters(brands=("tied",)))] == want
-        assert [h.product_id for h in nearest(index, k, Filters(price_max=10.0))] == want
+def test_a_writers_kept_filter_matches_follow_its_commits() -> None:
+    """A product whose price comes under a filter's bound (or leaves it) is chosen (or not)
+    from the next commit on: a filter's kept matches are the searcher's they were read on."""
+    index = Shards(1)
+    cheap = Filters(price_max=25.0)
+    before = [h.product_id for h in nearest(index, 3, cheap)]
+    assert 300 not in before  # the chairs are far off
+    index.shards[0].apply([doc(300, "oak chair 0", "Hooli", 0.99, price=20.0) | {"version": 2}])
+    assert [h.product_id for h in nearest(index, 3, cheap)] == [300, *before[:2]]
+    index.shards[0].apply([doc(300, "oak chair 0", "Hooli", 0.99, price=90.0) | {"version": 3}])
+    assert [h.product_id for h in nearest(index, 3, cheap)] == before
 
 
 async def test_chosen_products_are_matches_counted_faceted_and_sorted() -> None:
