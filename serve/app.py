@@ -83,7 +83,8 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
                            inventory, ranker_client, cache,
                            settings.facet_cache_s, categories, settings.price_cache_s,
                            experiments=ExperimentRouter(ExperimentStore(pool),
-                                                        ExperimentMetrics(cache_redis)))
+                                                        ExperimentMetrics(cache_redis)),
+                           semantic_candidates=settings.semantic_candidates)
     # Serve routes to a replica once its constructor returns: with a live generation, not
     # before its query model is loaded (the first build: /health says 503 until it is)
     with contextlib.suppress(NoLiveIndex):

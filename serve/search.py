@@ -253,7 +253,8 @@ class SearchService:
                  cache: Cache | None = None, facet_ttl_s: int = 300,
                  categories: CategoryTree | None = None, price_ttl_s: int = 60,
                  rankers: RankerCatalog | None = None,
-                 experiments: ExperimentRouter | None = None) -> None:
+                 experiments: ExperimentRouter | None = None,
+                 semantic_candidates: bool = True) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
@@ -277,6 +278,7 @@ class SearchService:
         self.experiments = experiments or ExperimentRouter(ExperimentStore(pool),
                                                            ExperimentMetrics(None))
         self.embedder = TextEmbedder()  # queries' dense vectors (learned rankers)
+        self.semantic_candidates = semantic_candidates  # Near joins a learned ranker's matches
         self._vectors: dict[str, bytes] = {}
 
     # -- the live generation and its query model --------------------------------------
@@ -519,9 +521,10 @@ class SearchService:
         learned = explain or any(c is not None and c.kind == "learned"
                                  for c in (choice, steps.partner, steps.shadow))
         # semantic candidates join the matches when a learned ranker orders what is shown (a
-        # shadow's never changes it), and for explain (the candidates a model would see)
-        shown = explain or any(c is not None and c.kind == "learned"
-                               for c in (choice, steps.partner))
+        # shadow's never changes it), and for explain (the candidates a model would see),
+        # unless the operator turned them off (AISLE_SEMANTIC_CANDIDATES=OFF)
+        shown = self.semantic_candidates and (explain or any(
+            c is not None and c.kind == "learned" for c in (choice, steps.partner)))
         # the query's dense vector (4 ms of CPU) only when a learned ranker may use it
         p = dataclasses.replace(p, signals=learned, semantic=shown,
                                 vector=await self._query_vector(p.q)

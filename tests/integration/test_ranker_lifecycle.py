@@ -20,6 +20,7 @@ from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_registry import GenerationRegistry
+from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import Conflict
 from domain.search import SearchDocument
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
@@ -177,3 +178,43 @@ async def test_rollbacks_undo_promotions_newest_first(
         await registry.rollback("test")
     assert [(c.from_stage, c.to_stage) for c in await registry.history(a.version)] == [
         ("candidate", "production"), ("production", "archived")]
+
+
+async def test_semantic_candidates_join_a_learned_search_unless_turned_off(
+        ray_cluster: None, fresh_dsn: str, tmp_path: Path) -> None:
+    """A learned ranker's search is joined by the products whose titles are closest to the
+    query's dense vector (here every product: fewer than the 20 joined); an operator's
+    AISLE_SEMANTIC_CANDIDATES=OFF (`semantic_candidates=False`) leaves the words' matches."""
+    pool = await create_pool(fresh_dsn, max_size=4)
+    index = sharded_index(2, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
+    titles = ["desk lamp", "reading lamp", "table light led bulb", "bedside light",
+              "night light for kids"]
+    vectors = TextEmbedder().embed(titles)
+    docs = [SearchDocument(**(doc(pid, 1) | {"title": t, "title_vec": to_bytes(v)}))  # type: ignore[typeddict-item]
+            for pid, t, v in zip(range(1, 6), titles, vectors, strict=True)]
+    try:
+        await index.create_generation("g1", docs, vectors=True)
+        await index.upsert(docs, "g1")
+        await index.refresh("g1")
+        await index.finish_generation("g1")
+        await index.swap("g1")
+        added = await RankerRegistry(pool).add(
+            "lightgbm", LEARNED_FEATURES_VERSION, LEARNED_FEATURES,
+            reversing_model().to_bytes(), PASSING.to_json(), "test")
+        asked = SearchParams(q="lamp", ranker=added.version)
+        on = await SearchService(index, pool, None, None).search(asked)
+        off = await SearchService(index, pool, None, None, semantic_candidates=False).search(
+            asked)
+        assert on["ranker"]["kind"] == off["ranker"]["kind"] == "learned"
+        assert sorted(r["product_id"] for r in off["results"]) == ["1", "2"]
+        assert off["total"] == 2
+        assert sorted(r["product_id"] for r in on["results"]) == ["1", "2", "3", "4", "5"]
+        assert on["total"] == 5
+        # the formula's search is the words' either way
+        formula = await SearchService(index, pool, None, None).search(
+            SearchParams(q="lamp", ranker="formula"))
+        assert formula["total"] == 2
+    finally:
+        await index.drop_generation("g1")
+        await index.close()
+        await pool.close()

@@ -10,6 +10,7 @@ def test_defaults_need_nothing() -> None:
     s = Settings.from_env({})
     assert s.database_url is None and s.redis_url is None and s.es_url is None
     assert s.data_dir == Path(".aisle-data") and s.http_port == 8000
+    assert s.semantic_candidates is True
 
 
 def test_values_are_parsed_and_typed() -> None:
@@ -17,11 +18,12 @@ def test_values_are_parsed_and_typed() -> None:
         "DATABASE_URL": "postgresql://u@h:5432/db", "REDIS_URL": "redis://h:6379/1",
         "ES_URL": "http://es:9200", "AISLE_DATA_DIR": "/tmp/x",
         "AISLE_INVENTORY_PARTITIONS": "16", "AISLE_INDEX_SHARDS": " 4 ",
-        "AISLE_INTERNAL_TOKEN": "0123456789abcdef",
+        "AISLE_INTERNAL_TOKEN": "0123456789abcdef", "AISLE_SEMANTIC_CANDIDATES": "off",
     })
     assert s.database_url == "postgresql://u@h:5432/db" and s.redis_url == "redis://h:6379/1"
     assert s.inventory_partitions == 16 and s.index_shards == 4
     assert s.data_dir == Path("/tmp/x") and s.internal_token == "0123456789abcdef"
+    assert s.semantic_candidates is False
 
 
 @pytest.mark.parametrize(("name", "value", "expect"), [
@@ -37,6 +39,7 @@ def test_values_are_parsed_and_typed() -> None:
     ("AISLE_INTERNAL_TOKEN", "short", "AISLE_INTERNAL_TOKEN: expected at least 16"),
     ("AISLE_SNOWFLAKE_NODE", "32", "between 0 and 31"),
     ("AISLE_INVENTORY_SCHEDULING", "random", "AISLE_INVENTORY_SCHEDULING must be one of"),
+    ("AISLE_SEMANTIC_CANDIDATES", "maybe", "AISLE_SEMANTIC_CANDIDATES must be one of"),
 ])
 def test_malformed_values_fail_loudly_naming_the_variable(name: str, value: str,
                                                           expect: str) -> None:
