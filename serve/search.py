@@ -91,6 +91,13 @@ Matrix = np.ndarray  # candidates x learned features (ranking.learned_features),
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
+# Near's first step (the products closest to a query's vector that pass its filters) kept per
+# replica, by generation and query, for NEAR_KEPT_S: the same search again and its other
+# pages do not ask the index again. A product that comes closer meanwhile (new, or now
+# passing a filter) joins within that time; one that stops passing the filters drops at once
+# (the search checks them again on the chosen ones).
+NEAR_KEPT = 4096
+NEAR_KEPT_S = 5.0
 T = TypeVar("T")
 INDEX_TIMEOUT_S = 5.0  # one index search (every shard, merged); longer: SearchUnavailable
 INDEX_RETRY_AFTER_S = 1.0  # the index left alone after it failed (browse or a quick 503)
@@ -137,6 +144,8 @@ class _Steps:
         self.explained: Explained | None = None  # the first candidates' learned features
 
     async def search(self, query: IndexQuery) -> IndexResult:
+        if query.near is not None and query.near.ids is None:
+            return await self.service.nearest(self.generation, query)
         result = await self.service.index_call(
             "search", lambda: self.service.index.search_generation(self.generation, query))
         self.signals.update(result.signals)
@@ -254,7 +263,7 @@ class SearchService:
                  categories: CategoryTree | None = None, price_ttl_s: int = 60,
                  rankers: RankerCatalog | None = None,
                  experiments: ExperimentRouter | None = None,
-                 semantic_candidates: bool = True) -> None:
+                 semantic_candidates: bool = True, near_kept_s: float = NEAR_KEPT_S) -> None:
         self.index = index
         self.pool = pool
         self.categories = categories or CategoryTree(pool)
@@ -279,6 +288,8 @@ class SearchService:
                                                            ExperimentMetrics(None))
         self.embedder = TextEmbedder()  # queries' dense vectors (learned rankers)
         self.semantic_candidates = semantic_candidates  # Near joins a learned ranker's matches
+        self.near_kept_s = near_kept_s
+        self._near: dict[tuple[str, IndexQuery], tuple[float, tuple[Hit, ...]]] = {}
         self._vectors: dict[str, bytes] = {}
 
     # -- the live generation and its query model --------------------------------------
@@ -405,6 +416,21 @@ class SearchService:
                 raise
             log.warning("search index unavailable (%r): browsing from PostgreSQL", exc)
             return await self._browse(p, explicit)
+
+    async def nearest(self, generation: str, query: IndexQuery) -> IndexResult:
+        """Near's first step (`query.near` without ids), kept NEAR_KEPT_S per replica."""
+        key = (generation, query)
+        now = time.monotonic()
+        kept = self._near.get(key)
+        if kept is not None and now - kept[0] < self.near_kept_s:
+            return IndexResult([], 0, Facets(), near=list(kept[1]))
+        found = await self.index_call(
+            "search", lambda: self.index.search_generation(generation, query))
+        self._near.pop(key, None)  # kept in the order made: the oldest go first
+        while len(self._near) >= NEAR_KEPT:
+            self._near.pop(next(iter(self._near)))
+        self._near[key] = (now, tuple(found.near))
+        return found
 
     async def index_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One call to the index behind its breaker: SearchUnavailable at once while the

@@ -6,10 +6,12 @@ The index is the embedded one on its shard actors."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import numpy as np
@@ -20,9 +22,10 @@ from actors.search_index import sharded_index
 from adapters.postgres import create_pool
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_registry import GenerationRegistry
+from adapters.search import SearchIndex
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.errors import Conflict
-from domain.search import SearchDocument
+from domain.search import IndexQuery, IndexResult, SearchDocument
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, gate
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import GAIN_LEVELS, LgbmRanker, TrainingSet, train
@@ -180,11 +183,28 @@ async def test_rollbacks_undo_promotions_newest_first(
         ("candidate", "production"), ("production", "archived")]
 
 
+class FirstSteps:
+    """The real index, counting the semantic candidates' first steps asked of it."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self.index = index
+        self.asked = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.index, name)
+
+    async def search_generation(self, generation: str, query: IndexQuery) -> IndexResult:
+        if query.near is not None and query.near.ids is None:
+            self.asked += 1
+        return await self.index.search_generation(generation, query)
+
+
 async def test_semantic_candidates_join_a_learned_search_unless_turned_off(
         ray_cluster: None, fresh_dsn: str, tmp_path: Path) -> None:
     """A learned ranker's search is joined by the products whose titles are closest to the
     query's dense vector (here every product: fewer than the 20 joined); an operator's
-    AISLE_SEMANTIC_CANDIDATES=OFF (`semantic_candidates=False`) leaves the words' matches."""
+    AISLE_SEMANTIC_CANDIDATES=OFF (`semantic_candidates=False`) leaves the words' matches.
+    A replica keeps the closest products of a search for a few seconds."""
     pool = await create_pool(fresh_dsn, max_size=4)
     index = sharded_index(2, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
     titles = ["desk lamp", "reading lamp", "table light led bulb", "bedside light",
@@ -214,6 +234,21 @@ async def test_semantic_candidates_join_a_learned_search_unless_turned_off(
         formula = await SearchService(index, pool, None, None).search(
             SearchParams(q="lamp", ranker="formula"))
         assert formula["total"] == 2
+        # the closest products (Near's first step) are kept per replica for a few seconds:
+        # the same search again and its other pages do not ask the index for them again
+        counted = FirstSteps(index)
+        kept = SearchService(cast(SearchIndex, counted), pool, None, None, near_kept_s=60)
+        assert (await kept.search(asked))["results"] == on["results"]
+        assert (await kept.search(asked))["results"] == on["results"]
+        paged = await kept.search(dataclasses.replace(asked, page=2, page_size=2))
+        assert paged["total"] == 5
+        assert counted.asked == 1
+        await kept.search(dataclasses.replace(asked, price_max=50.0))  # other filters: asked
+        assert counted.asked == 2
+        each = SearchService(cast(SearchIndex, counted), pool, None, None, near_kept_s=0)
+        assert (await each.search(asked))["results"] == on["results"]
+        await each.search(asked)
+        assert counted.asked == 4
     finally:
         await index.drop_generation("g1")
         await index.close()
