@@ -122,7 +122,7 @@ class Settings:
     # feature rows): the same rows are not scored again; 0: every learned search calls it
     ranker_orders_kept: int = 4096
     # semantic candidates (domain.search.Near): the products closest to the query's dense
-    # vector join a learned ranker's matches (esci nDCG@10 +0.028 offline, for 1.4-1.55x
+    # vector join a learned ranker's matches (esci nDCG@10 +0.028 offline, for 1.35-1.55x
     # the index's CPU per learned search: docs/benchmarks.md session 27); OFF: never
     semantic_candidates: bool = True
     snowflake_node: int = 0  # high 5 bits of a Snowflake worker id; low 5 bits are leased

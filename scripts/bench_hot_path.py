@@ -287,24 +287,24 @@ def semantic_candidates(generation: Path, queries: int) -> list[str]:
                 firsts.append(IndexQuery(main.text, f, limit=0, facets=False,
                                          near=Near(vector, NEAR_CANDIDATES)))
 
+    def forget_filters() -> None:  # the filters' matches as if never read
+        for s in shards:
+            vectors = s._reader()[1].vectors
+            if vectors is not None:
+                vectors.passing.clear()
+
     def first_steps(kept: bool) -> tuple[float, list[list[int]]]:
         chosen = []
         spent = 0.0
         for q in firsts:
-            if not kept:  # the filters' matches as if never read (outside the timing)
-                for s in shards:
-                    vectors = s._reader()[1].vectors
-                    if vectors is not None:
-                        vectors.passing.clear()
+            if not kept:  # outside the timing
+                forget_filters()
             started = time.process_time()
             chosen.append([h.product_id for h in merge([s.search(q) for s in shards], q).near])
             spent += time.process_time() - started
         return spent * 1000 / len(firsts), chosen
 
-    for s in shards:  # a fresh start for the kept ones
-        vectors = s._reader()[1].vectors
-        if vectors is not None:
-            vectors.passing.clear()
+    forget_filters()  # a fresh start for the kept ones
     (kept, a), (each, b) = first_steps(True), first_steps(False)
     if a != b:
         raise SystemExit("kept filter matches chose other products than fresh reads")

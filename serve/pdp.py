@@ -49,6 +49,7 @@ from domain.product_page import (
 )
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
+from serve._kept import keep_until
 from serve.stages import timed
 
 log = logging.getLogger("aisle.pdp")
@@ -158,14 +159,7 @@ class ProductPages:
         return data, how
 
     def _keep(self, product_id: int, expires: float, data: bytes, now: float) -> None:
-        local = self._local
-        local.pop(product_id, None)
-        while local:  # expired copies first (the oldest are at the front), then the bound
-            oldest = next(iter(local))
-            if local[oldest][0] > now and len(local) < LOCAL_PAGES_KEPT:
-                break
-            del local[oldest]
-        local[product_id] = (expires, data)
+        keep_until(self._local, product_id, expires, data, now, LOCAL_PAGES_KEPT)
 
     def _token(self, product_id: int) -> tuple[int, int]:
         return self._gap_seq, self._announced.get(product_id, 0)

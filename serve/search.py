@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
 import asyncpg
 import numpy as np
@@ -53,6 +53,7 @@ from domain.search import (
     Hit,
     IndexQuery,
     IndexResult,
+    SearchDocument,
     finite,
     normalize_key,
     price_range_label,
@@ -81,6 +82,7 @@ from ranking.learned_features import (
     QueryContext,
     learned_matrix,
 )
+from serve._kept import keep_until
 from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
@@ -96,7 +98,7 @@ VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
 # pages do not ask the index again. A product that comes closer meanwhile (new, or now
 # passing a filter) joins within that time; one that stops passing the filters drops at once
 # (the search checks them again on the chosen ones).
-NEAR_KEPT = 4096
+NEAR_KEPT = 1024
 NEAR_KEPT_S = 5.0
 T = TypeVar("T")
 INDEX_TIMEOUT_S = 5.0  # one index search (every shard, merged); longer: SearchUnavailable
@@ -289,7 +291,9 @@ class SearchService:
         self.embedder = TextEmbedder()  # queries' dense vectors (learned rankers)
         self.semantic_candidates = semantic_candidates  # Near joins a learned ranker's matches
         self.near_kept_s = near_kept_s
-        self._near: dict[tuple[str, IndexQuery], tuple[float, tuple[Hit, ...]]] = {}
+        # (generation, first step) -> (expires, the closest: (product, cosine, tie key))
+        self._near: dict[tuple[str, IndexQuery], tuple[float, tuple[tuple[int, float, int],
+                                                                    ...]]] = {}
         self._vectors: dict[str, bytes] = {}
 
     # -- the live generation and its query model --------------------------------------
@@ -422,14 +426,16 @@ class SearchService:
         key = (generation, query)
         now = time.monotonic()
         kept = self._near.get(key)
-        if kept is not None and now - kept[0] < self.near_kept_s:
-            return IndexResult([], 0, Facets(), near=list(kept[1]))
+        if kept is not None and now < kept[0]:
+            return IndexResult([], 0, Facets(), near=[
+                Hit(p, s, cast(SearchDocument, {"product_id": p, "tie_key": t}))
+                for p, s, t in kept[1]])
         found = await self.index_call(
             "search", lambda: self.index.search_generation(generation, query))
-        self._near.pop(key, None)  # kept in the order made: the oldest go first
-        while len(self._near) >= NEAR_KEPT:
-            self._near.pop(next(iter(self._near)))
-        self._near[key] = (now, tuple(found.near))
+        if self.near_kept_s > 0:
+            keep_until(self._near, key, now + self.near_kept_s,
+                       tuple((h.product_id, h.score, int(h.doc.get("tie_key") or 0))
+                             for h in found.near), now, NEAR_KEPT)
         return found
 
     async def index_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

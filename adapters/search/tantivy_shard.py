@@ -394,8 +394,10 @@ class TantivyShard:
         with self._lock:
             self._w().commit()
             self._pending.clear()
+            # the searcher first, then the count: a search that reads the new count finds
+            # the new searcher (what it keeps per commit, `_every_vector`, is that one's)
+            self.index.reload()
             self._commits += 1
-        self.index.reload()
 
     def close(self) -> None:
         if self._writer is None:
@@ -534,7 +536,7 @@ class TantivyShard:
                 passing = np.isin(vectors.pids, np.array(
                     [int(p) for p in ids if p is not None], dtype=np.int64))
                 if len(vectors.passing) >= PASSING_KEPT:
-                    vectors.passing.clear()  # rare: a shop of many filters starts again
+                    vectors.passing.clear()  # many filters (prices are any number): again
                 vectors.passing[q.filters] = passing
         return vectors.nearest(q.near.vector, q.near.k, passing)
 

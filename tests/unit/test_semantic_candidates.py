@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,7 +128,8 @@ def test_a_filters_matches_kept_per_searcher_choose_as_a_fresh_read() -> None:
         (Filters(brands=("initech",)), lambda d: d["brand"] == "Initech"),
         (Filters(brands=("hooli", "globex")), lambda d: d["brand"] in ("Hooli", "Globex")),
         (Filters(price_min=15.0, price_max=40.0), lambda d: 15.0 <= d["price"] <= 40.0),
-        (Filters(brands=("acme",), rating_min=4.0), lambda d: d["brand"] == "Acme")]
+        (Filters(brands=("acme",), price_max=35.0),
+         lambda d: d["brand"] == "Acme" and d["price"] <= 35.0)]
     for _ in range(2):
         for filters, keep in cases:
             for k in (1, 3, 8, 40):
@@ -314,3 +316,24 @@ def test_a_writers_vectors_follow_its_commits() -> None:
     assert [h.product_id for h in nearest(index, 3)] == [900, *before[:2]]
     shard.apply([], deletes=[900])
     assert [h.product_id for h in nearest(index, 3)] == before
+
+
+def test_a_read_only_shards_kept_filter_matches_follow_its_reloads(tmp_path: Path) -> None:
+    """A Gateway's read-only copy of a shard keeps a filter's matches per reload: a product
+    the writer moves under a price bound (or out of it) is chosen (or not) once the copy
+    reloads (what LocalReads does when the shard's files change)."""
+    writer = TantivyShard(tmp_path / "shard-0")
+    writer.apply(DOCS)
+    reader = Shards(0)
+    reader.shards = [TantivyShard(tmp_path / "shard-0", read_only=True)]
+    cheap = Filters(price_max=25.0)
+    before = [h.product_id for h in nearest(reader, 3, cheap)]
+    assert 300 not in before
+    writer.apply([doc(300, "oak chair 0", "Hooli", 0.99, price=20.0) | {"version": 2}])
+    assert [h.product_id for h in nearest(reader, 3, cheap)] == before  # not reloaded yet
+    reader.shards[0].reload()
+    assert [h.product_id for h in nearest(reader, 3, cheap)] == [300, *before[:2]]
+    writer.apply([doc(300, "oak chair 0", "Hooli", 0.99, price=90.0) | {"version": 3}])
+    reader.shards[0].reload()
+    assert [h.product_id for h in nearest(reader, 3, cheap)] == before
+    writer.close()
