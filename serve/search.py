@@ -378,14 +378,18 @@ class SearchService:
 
     # -- search ------------------------------------------------------------------------
     async def _explicit(self, p: SearchParams) -> Filters:
-        """The URL's filters, normalized (a category by id or by name)."""
+        """The URL's filters, normalized (a category by id or by name; lists in one order,
+        each value once: `brand=a&brand=b` is the filter `brand=b&brand=a` is, to the facet
+        cache and to what the index keeps per filter, too)."""
+        values: dict[str, set[str]] = {}
+        for n, vs in p.attributes:
+            values.setdefault(normalize_key(n), set()).update(normalize_key(v) for v in vs)
         return Filters(
             category_ids=await self._category_ids(p.category) if p.category else (),
-            brands=tuple(normalize_key(b) for b in p.brands),
+            brands=tuple(sorted({normalize_key(b) for b in p.brands})),
             price_min=p.price_min, price_max=p.price_max, rating_min=p.rating_min,
             in_stock=p.in_stock,
-            attributes=tuple((normalize_key(n), tuple(normalize_key(v) for v in vs))
-                             for n, vs in p.attributes))
+            attributes=tuple((n, tuple(sorted(vs))) for n, vs in sorted(values.items())))
 
     async def search(self, p: SearchParams, explain: bool = False,
                      session: str | None = None) -> Answer:

@@ -16,6 +16,7 @@ import redis.asyncio
 
 from adapters import stock_cache
 from adapters.settings import Settings
+from serve.stages import parse_header
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller
 
@@ -90,9 +91,16 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
     sony = await search(client, q=tag, brand="sony")
     assert {x["price"]["amount"] for x in sony["results"]} == {199.99, 49.99}
     # a list filter given twice is one list (the last one alone was kept); q twice is refused
-    r = await client.get("/api/v1/products/search",
+    r = await client.get("/api/v1/products/search", headers=INTERNAL,
                          params=[("q", tag), ("brand", "sony"), ("brand", "bose")])
     assert r.status_code == 200 and r.json()["total"] == 3, r.text
+    # in another order (and a value twice): the same filter, its facets from the cache
+    again = await client.get("/api/v1/products/search", headers=INTERNAL, params=[
+        ("q", tag), ("brand", "Bose"), ("brand", "sony"), ("brand", "bose")])
+    assert again.status_code == 200 and again.json()["facets"] == r.json()["facets"]
+    assert again.json()["total"] == 3
+    assert "facets" in parse_header(r.headers["Server-Timing"])  # counted once
+    assert "facets" not in parse_header(again.headers["Server-Timing"])
     r = await client.get("/api/v1/products/search", params=[("q", tag), ("q", "other")])
     assert r.status_code == 422 and "q" in r.json()["error"]["fields"], r.text
     # a filtered group's facet offers its other values, counted without its own filter
