@@ -158,17 +158,17 @@ def _ranker_orders(p: SearchParams) -> bool:
     return p.sort == "relevance" and p.ranker not in (PLAIN, INDEX_ORDER)
 
 
-def may_rerank(p: SearchParams) -> bool:
-    """Whether the search may re-rank, before its words are read (`reranks` then decides):
-    work only a re-ranking needs (the query's dense vector) is skipped otherwise."""
-    return _ranker_orders(p) and bool(p.q.strip()) and p.offset < RERANK_DEPTH
-
-
 def wants_vector(p: SearchParams) -> bool:
     """Whether a learned ranker's search makes the query's dense vector: for the re-ranking's
     `dense` signal and for the semantic candidates (`near_query`), which every page of the
     search shares (a page past the re-ranked depth counts them too)."""
     return _ranker_orders(p) and bool(p.q.strip())
+
+
+def may_rerank(p: SearchParams) -> bool:
+    """Whether the search may re-rank, before its words are read (`reranks` then decides):
+    work only a re-ranking needs is skipped otherwise."""
+    return wants_vector(p) and p.offset < RERANK_DEPTH
 
 
 def near_filters(words: Words, explicit: Filters) -> Filters:

@@ -554,15 +554,15 @@ class SearchService:
         model = await self._searched()
         steps = await self._steps(p, model.generation, explain, routing)
         choice = steps.choice
-        learned = explain or any(c is not None and c.kind == "learned"
-                                 for c in (choice, steps.partner, steps.shadow))
-        # semantic candidates join the matches when a learned ranker orders what is shown (a
-        # shadow's never changes it), and for explain (the candidates a model would see),
-        # unless the operator turned them off (AISLE_SEMANTIC_CANDIDATES=OFF)
-        shown = self.semantic_candidates and (explain or any(
-            c is not None and c.kind == "learned" for c in (choice, steps.partner)))
+        # a learned ranker orders what is shown, or explain asks for the candidates a model
+        # would see: semantic candidates join the matches (unless the operator turned them
+        # off: AISLE_SEMANTIC_CANDIDATES=OFF); a learned shadow's never changes what is shown
+        shown = explain or any(c is not None and c.kind == "learned"
+                               for c in (choice, steps.partner))
+        learned = shown or (steps.shadow is not None and steps.shadow.kind == "learned")
         # the query's dense vector (4 ms of CPU) only when a learned ranker may use it
-        p = dataclasses.replace(p, signals=learned, semantic=shown,
+        p = dataclasses.replace(p, signals=learned,
+                                semantic=shown and self.semantic_candidates,
                                 vector=await self._query_vector(p.q)
                                 if learned and wants_vector(p) else None)
         plan = await plan_search(p, explicit, model.understanding, steps)

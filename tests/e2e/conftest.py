@@ -85,9 +85,13 @@ async def unrelated(client: httpx.AsyncClient, seller: Seller,
             "title": f"{word} reading lamp {i}", "category_id": category_ids["Headphones"],
             "variants": [{"sku": f"S-{word}-{i}", "price_cents": 2_000 + i}]})
         assert r.status_code == 201, r.text
+    await until_searchable(client, word, 3)
+    return word
+
+
+async def until_searchable(client: httpx.AsyncClient, q: str, n: int) -> None:
+    """Waits (up to 30 s) until a search for `q` finds at least `n` products."""
     deadline = time.monotonic() + 30
-    while (await client.get("/api/v1/products/search", params={"q": word})).json()[
-            "total"] < 3:
+    while (await client.get("/api/v1/products/search", params={"q": q})).json()["total"] < n:
         assert time.monotonic() < deadline, "products never became searchable"
         await asyncio.sleep(0.1)
-    return word

@@ -22,7 +22,7 @@ import pytest
 from adapters.postgres.ranker_registry import RankerRegistry
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from tests.conftest import INTERNAL_TOKEN
-from tests.e2e.conftest import Seller
+from tests.e2e.conftest import Seller, until_searchable
 from tests.integration.test_ranker_lifecycle import PASSING, reversing_model
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -51,10 +51,7 @@ async def words(client: httpx.AsyncClient, seller: Seller,
                               "price_cents": 1_000 + 700 * i}]}
         r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
         assert r.status_code == 201, r.text
-    deadline = time.monotonic() + 30
-    while (await search(client, q=tag))["total"] < 8:
-        assert time.monotonic() < deadline, "products never became searchable"
-        await asyncio.sleep(0.1)
+    await until_searchable(client, tag, 8)
     return tag
 
 

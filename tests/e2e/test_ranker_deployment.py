@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 
 import asyncpg
 import httpx
@@ -19,7 +18,7 @@ from ranking import FEATURES, get_ranker, order
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from serve.stages import parse_header
 from tests.conftest import INTERNAL_TOKEN
-from tests.e2e.conftest import Seller
+from tests.e2e.conftest import Seller, until_searchable
 from tests.integration.test_ranker_lifecycle import PASSING, reversing_model
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -53,11 +52,7 @@ async def test_a_search_is_reranked_by_a_learned_model_in_the_ranker_deployment(
             "category_id": category_ids["Headphones"],
             "variants": [{"sku": f"S-{tag}-{i}", "price_cents": 1_000 + i}]})
         assert r.status_code == 201, r.text
-    deadline = time.monotonic() + 30
-    while (await client.get("/api/v1/products/search", params={"q": tag})).json()[
-            "total"] < 5:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await until_searchable(client, tag, 5)
     model = reversing_model()  # prefers the candidates the index put last
     added = await RankerRegistry(pool).add("lightgbm", LEARNED_FEATURES_VERSION,
                                            LEARNED_FEATURES, model.to_bytes(), PASSING.to_json(),
