@@ -78,10 +78,12 @@ class Words:
 @dataclasses.dataclass(frozen=True)
 class CachedFacets:
     """Facet counts kept from an earlier search of the same words and filters: `total` is the
-    number of matches they were counted over; `facets` is what the answer shows."""
+    number of matches they were counted over; `facets` is what the answer shows, or None
+    where only the number was kept (a query whose answer came from another: its words matched
+    nothing and were relaxed; PlannedSearch.totals)."""
 
     total: int
-    facets: dict[str, object]
+    facets: dict[str, object] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +103,24 @@ class PlannedSearch:
     filters: Filters
     words: Words
     cached: CachedFacets | None
-    keep_facets: bool  # counts over the words as asked: worth keeping for the next search
+    keep_facets: bool  # the answer's counts are worth keeping (for `counted_query`)
     relaxed: str | None = None
     widened: Widened | None = None
-    counted_query: IndexQuery | None = None  # the query whose matches `result` counts
+    counted_query: IndexQuery | None = None  # the query whose key keeps the answer's counts
+    counted_total: int = 0  # its own number of matches (the kept counts' check)
+    # queries searched on the way whose counts were not kept: their numbers of matches, to
+    # keep alone (a repeated search then asks each of them without facets)
+    totals: tuple[tuple[IndexQuery, int], ...] = ()
+
+    def counts_to_keep(self, facets: dict[str, object]
+                       ) -> list[tuple[IndexQuery, CachedFacets]]:
+        """What the next search of the same words and filters may reuse (SearchSteps.
+        cached_facets): the answer's counts `facets` under the counted query, unless they
+        came from there, and the number of matches of each query searched on the way."""
+        out = [(q, CachedFacets(n, None)) for q, n in self.totals]
+        if self.keep_facets and self.counted_query is not None and self.cached is None:
+            out.append((self.counted_query, CachedFacets(self.counted_total, facets)))
+        return out
 
 
 class SearchSteps(Protocol):
@@ -285,28 +301,43 @@ async def plan_search(p: SearchParams, explicit: Filters,
                 asked.near, ids=tuple(h.product_id for h in found.near)))
     # Facet counts over every match are the shards' largest cost: cached, and trusted only
     # while the number of matches is the one they were counted over.
-    cached = await steps.cached_facets(query)
-    if cached is not None:
-        result = await steps.search(dataclasses.replace(query, facets=False))
-        if result.total != cached.total:  # the matches changed: count again
-            cached = None
-            result = await steps.search(query)
-    else:
-        result = await steps.search(query)
+    async def kept_counts(q: IndexQuery) -> tuple[IndexResult, CachedFacets | None]:
+        kept = await steps.cached_facets(q)
+        if kept is not None:
+            found = await steps.search(dataclasses.replace(q, facets=False))
+            if found.total == kept.total:
+                return found, kept
+        return await steps.search(q), None
+
+    result, cached = await kept_counts(query)
+    counted_total = result.total
+    totals: list[tuple[IndexQuery, int]] = []
     relaxed = None
     filters = words.filters
     counted_query = query
     # nothing matches the words (semantic candidates alone are not an answer): relax them
     if result.word_matches == 0 and words.text.groups and p.ranker != PLAIN:
         for how, relaxed_query in relaxations(query, words, explicit):
-            result = await steps.search(relaxed_query)
-            if result.total:
+            found, kept = await kept_counts(relaxed_query)
+            if found.total:
                 relaxed = how
-                counted_query = relaxed_query
+                if cached is None:
+                    totals.append((query, counted_total))
+                result, cached, counted_query, counted_total = (
+                    found, kept, relaxed_query, found.total)
                 if how == "inferred_filters_dropped":
                     filters, applied = explicit_only(explicit)
                     words = dataclasses.replace(words, applied=applied)
                 break
+            if kept is None:
+                totals.append((relaxed_query, 0))
+            # none answers: the answer is empty; its counts are those of the query's groups
+            # (service: the facets of filters a shopper may widen), kept under the query's key
+            result = found
+    if cached is not None and cached.facets is None:  # only its number of matches was kept
+        if result.total:  # the answer's own counts are wanted
+            result = await steps.search(counted_query)
+        cached = None
     hits = result.hits
     if rerank and hits:
         # the top RERANK_DEPTH re-ranked, whatever the page: a page across that depth goes on
@@ -340,9 +371,9 @@ async def plan_search(p: SearchParams, explicit: Filters,
         widened = Widened(result.word_matches, total - result.word_matches)
     if rerank or widened:
         hits = hits[p.offset:p.offset + p.page_size]
-    return PlannedSearch(hits, total, counted, filters, words,
-                         cached if relaxed is None else None, keep_facets=relaxed is None,
-                         relaxed=relaxed, widened=widened, counted_query=counted_query)
+    return PlannedSearch(hits, total, counted, filters, words, cached, keep_facets=True,
+                         relaxed=relaxed, widened=widened, counted_query=counted_query,
+                         counted_total=counted_total, totals=tuple(totals))
 
 
 # -- facets of filters a shopper may widen -------------------------------------------------

@@ -140,7 +140,6 @@ class _Steps:
         self.teams: dict[int, Team] = {}  # interleaving: product -> team that placed it
         self.shadow = shadow  # also orders the candidates, off the request path, unseen
         self.shadowed: asyncio.Task[ShadowOrder] | None = None
-        self.facet_key: str | None = None
         self.signals: dict[int, tuple[float, ...]] = {}  # of the candidates, from the index
         self.explain = explain
         self.explained: Explained | None = None  # the first candidates' learned features
@@ -155,10 +154,10 @@ class _Steps:
 
     async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
         cache = self.service.cache
-        self.facet_key = self.service._facet_key(self.generation, query)
-        if self.facet_key is None or cache is None:
+        key = self.service._facet_key(self.generation, query)
+        if key is None or cache is None:
             return None
-        raw = await cache.mget([self.facet_key])  # None: Redis down or slow (count them)
+        raw = await cache.mget([key])  # None: Redis down or slow (count them)
         value = loads(raw[0]) if raw and raw[0] else None
         return CachedFacets(int(value["total"]), value["facets"]) if value else None
 
@@ -369,6 +368,15 @@ class SearchService:
         return ids
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
+    async def _keep_counts(self, generation: str, query: IndexQuery,
+                           kept: CachedFacets) -> None:
+        """Keeps a query's facet counts (or its number of matches alone) for the next search
+        of the same words and filters (_Steps.cached_facets)."""
+        key = self._facet_key(generation, query)
+        if key is not None and self.cache is not None:
+            await self.cache.set(key, {"total": kept.total, "facets": kept.facets},
+                                 self.facet_ttl_s)
+
     def _facet_key(self, generation: str, query: IndexQuery) -> str | None:
         """Facet counts of a generation (a rebuilt index never serves the old one's counts)
         for the words and filters of `query`."""
@@ -568,14 +576,13 @@ class SearchService:
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
         results = await self._hydrate(hits)
-        if plan.cached is not None:
+        if plan.cached is not None and plan.cached.facets is not None:
             facets = plan.cached.facets
         else:
             with timed("facets"):
                 facets = await self._facets(await self._offered(steps, plan), plan.filters)
-            if plan.keep_facets and steps.facet_key is not None and self.cache is not None:
-                await self.cache.set(steps.facet_key, {"total": plan.result.total,
-                                                       "facets": facets}, self.facet_ttl_s)
+        for query, kept in plan.counts_to_keep(facets):
+            await self._keep_counts(model.generation, query, kept)
         search_id = secrets.token_hex(8)
         by = ordered_by(p, plan.words)
         if routing is not None and by != "ranker":  # its words read as filters only

@@ -155,9 +155,20 @@ async def test_spelling_and_relaxed_fallback(client: httpx.AsyncClient,
     assert "wireless" in body["did_you_mean"]
     assert f"Wireless headphones {tag}" in {x["title"] for x in body["results"][:4]}
     # nothing under $10: the filter read from the words is dropped, every word searched
-    relaxed = await search(client, q=f"{tag} under $10")
+    first = await client.get("/api/v1/products/search", headers=INTERNAL,
+                             params={"q": f"{tag} under $10"})
+    relaxed = first.json()
     assert relaxed["relaxed"] == "inferred_filters_dropped" and relaxed["total"] == 4
     assert "price_max" not in relaxed["applied_filters"]
+    assert {x["name"]: x["count"] for x in relaxed["facets"]["brands"]} == {
+        "Sony": 2, "Bose": 1, "Audio Technica": 1}
+    # asked again (another page): the relaxed answer's counts are kept, not counted again
+    again = await client.get("/api/v1/products/search", headers=INTERNAL,
+                             params={"q": f"{tag} under $10", "page_size": 2, "page": 2})
+    assert again.json()["relaxed"] == "inferred_filters_dropped"
+    assert again.json()["facets"] == relaxed["facets"] and again.json()["total"] == 4
+    assert "facets" in parse_header(first.headers["Server-Timing"])
+    assert "facets" not in parse_header(again.headers["Server-Timing"])
 
 
 async def test_updates_deletes_and_stock_reach_search(client: httpx.AsyncClient,

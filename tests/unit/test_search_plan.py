@@ -185,8 +185,37 @@ async def test_inferred_filters_are_dropped_when_nothing_passes_them(
     assert index.searches[0].filters.brands == ("acme",)
     assert got.relaxed == "inferred_filters_dropped"
     assert index.searches[-1].filters == Filters() and got.filters == Filters()
-    assert got.total > 0 and not got.keep_facets
+    assert got.total > 0 and got.counted_query == index.searches[-1]
     assert "brands" not in got.words.applied
+
+
+async def test_a_relaxed_search_again_is_counted_from_the_kept_counts(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """The relaxed answer's counts are kept under the relaxed query's key, and the words as
+    read under theirs with their number of matches alone: the same search again asks the
+    index for no facet count; once the words match something, they are counted again."""
+    steps = Steps(index)
+    got, _ = await plan(index, qu, steps, q="acme chair")
+    # the words as read, one edit (the memory index has no fuzzy matching), the URL's filters
+    assert [q.facets for q in index.searches] == [True, True, True]
+    asked, fuzzy, relaxed = index.searches
+    shown: dict[str, object] = {"brands": [{"name": "Initech", "count": 5}]}
+    kept = got.counts_to_keep(shown)
+    assert [(q, k.total, k.facets) for q, k in kept] == [
+        (fuzzy, 0, None), (asked, 0, None), (relaxed, got.total, shown)]
+    steps.cached.update((facet_identity(q), k) for q, k in kept)
+    index.searches.clear()
+    again, _ = await plan(index, qu, steps, q="acme chair", sort="price_asc")
+    assert [q.facets for q in index.searches] == [False, False, False]
+    assert again.relaxed == "inferred_filters_dropped" and again.total == got.total
+    assert again.cached == CachedFacets(got.total, shown) and again.counts_to_keep(shown) == []
+    # an Acme chair arrives: the words' key counted 0 matches, now 1: counted, not relaxed
+    await index.upsert([doc(300, "acme office chair", "Acme", 99.0)], "g1")
+    index.searches.clear()
+    fresh, _ = await plan(index, qu, steps, q="acme chair")
+    assert fresh.relaxed is None and fresh.counted_total == 1 and fresh.cached is None
+    assert [q.facets for q in index.searches[:2]] == [False, True]  # then widened: no facets
+    assert fresh.result.facets.brands == {"Acme": 1}
 
 
 async def test_few_matches_of_inferred_filters_are_widened(

@@ -193,13 +193,14 @@ class Steps:
         self.index = index
         self.asked: list[IndexQuery] = []
         self.reranked: list[list[Hit]] = []
+        self.cached: dict[str, CachedFacets] = {}  # as the service keeps them
 
     async def search(self, query: IndexQuery) -> IndexResult:
         self.asked.append(query)
         return await self.index.search(query)
 
     async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
-        return None
+        return self.cached.get(facet_identity(query))
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         self.reranked.append(hits)
@@ -258,6 +259,28 @@ async def test_semantic_candidates_alone_are_no_answer() -> None:
     assert any(q.near is not None and q.near.ids is None for q in steps.asked)  # it was asked
     fuzzy = await plan_search(params(q="shoez"), Filters(), None, Steps(index))
     assert fuzzy.relaxed == "fuzzy" and fuzzy.total == 30  # the shoes; no semantic ones
+
+
+async def test_words_that_match_nothing_keep_their_own_number_of_matches() -> None:
+    """Semantic candidates alone: the words' query counts them (its own total), the answer
+    is empty. What is kept for the next search is that query's total, not the answer's 0:
+    the same search again asks the index for no facet count (with the answer's 0 kept it
+    would count every time: its query's matches are never 0)."""
+    index, qu = Shards(2), understanding()
+    steps = Steps(index)
+    got = await plan_search(params(q="zzyzxq"), Filters(), qu, steps)
+    assert got.total == 0 and got.relaxed is None
+    joined, fuzzy = [q for q in steps.asked if q.near is None or q.near.ids is not None]
+    assert joined.near is not None and fuzzy.text.fuzzy
+    kept = got.counts_to_keep({})
+    own = (await index.search(joined)).total
+    assert own > 0 and [(q, k.total, k.facets) for q, k in kept] == [
+        (fuzzy, 0, None), (joined, own, {})]
+    steps.cached.update((facet_identity(q), k) for q, k in kept)
+    steps.asked.clear()
+    again = await plan_search(params(q="zzyzxq"), Filters(), qu, steps)
+    assert again.total == 0 and again.cached == CachedFacets(own, {})
+    assert [q.facets for q in steps.asked] == [False, False, False]  # near, words, one edit
 
 
 async def test_the_facet_cache_tells_joined_products_apart() -> None:
