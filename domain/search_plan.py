@@ -236,14 +236,16 @@ def ordered_by(p: SearchParams, words: Words) -> Literal["ranker", "sort", "inde
 def first_query(p: SearchParams, words: Words) -> IndexQuery:
     """Re-ranked: the top RERANK_DEPTH candidates (and, for a page across that depth, the
     index's next ones down to the page's end); otherwise the page.
-    Hits come slim (fast fields: enough to merge shards and re-rank) except each shard's
-    first page_size; the page's other documents are fetched after (a deep page or a sort's
-    ties would otherwise load hundreds of stored documents per shard)."""
+    Hits come slim (fast fields: enough to merge shards and re-rank), and the page's
+    documents are fetched once it is known (a deep page or a sort's ties would otherwise
+    load hundreds of stored documents per shard); except a first page in the index's order,
+    which each shard's first page_size hold. A re-ranked page may be any of the candidates:
+    loading each shard's first page_size whole cost more than fetching the page after."""
     rerank = reranks(p, words)
     depth = max(RERANK_DEPTH, p.offset + p.page_size) if rerank else p.page_size
     return IndexQuery(words.text, words.filters, p.sort, 0 if rerank else p.offset, depth,
                       facets=True, slim=True,
-                      full_docs=p.page_size if p.offset == 0 or rerank else 0,
+                      full_docs=p.page_size if p.offset == 0 and not rerank else 0,
                       signals=signal_request(words, p.vector) if rerank and p.signals else None)
 
 

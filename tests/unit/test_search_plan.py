@@ -100,8 +100,13 @@ async def test_relevance_reranks_the_top_candidates_then_cuts_the_page(
         index: MemoryIndex, qu: QueryUnderstanding) -> None:
     got, steps = await plan(index, qu, q="desk lamp", page_size=5)
     (first,) = index.searches
-    assert (first.offset, first.limit, first.slim, first.full_docs) == (0, RERANK_DEPTH, True, 5)
+    # slim, the page's documents fetched once the ranker chose it
+    assert (first.offset, first.limit, first.slim, first.full_docs) == (0, RERANK_DEPTH, True, 0)
     assert first.facets and first.text.require_all is False
+    index.searches.clear()
+    await plan(index, qu, q="desk lamp", page_size=5, sort="price_asc")
+    (by_price,) = index.searches  # the index's order: each shard's first 5 come whole
+    assert (by_price.limit, by_price.full_docs) == (5, 5)
     assert len(steps.reranked) == 1 and len(steps.reranked[0]) == 31
     assert [h.product_id for h in got.hits] == steps.reranked[0][::-1][:5]
     assert got.total == 31 and got.keep_facets and got.cached is None
