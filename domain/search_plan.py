@@ -77,13 +77,20 @@ class Words:
 
 @dataclasses.dataclass(frozen=True)
 class CachedFacets:
-    """Facet counts kept from an earlier search of the same words and filters: `total` is the
-    number of matches they were counted over; `facets` is what the answer shows, or None
-    where only the number was kept (a query whose answer came from another: its words matched
-    nothing and were relaxed; PlannedSearch.totals)."""
+    """Facet counts kept from an earlier search of the same words and filters: `total` and
+    `word_matches` (IndexResult's) are the matches they were counted over; `facets` is what
+    the answer shows, or None where only the numbers were kept (a query whose answer came
+    from another: its words matched nothing and were relaxed; PlannedSearch.totals)."""
 
     total: int
     facets: dict[str, object] | None
+    word_matches: int
+
+    def holds_for(self, result: IndexResult) -> bool:
+        """Trusted while the matches are as many, and as many of them match the words (an
+        empty answer's counts, kept where semantic candidates alone passed the filters, are
+        not those of words that came to match one of them)."""
+        return result.total == self.total and result.word_matches == self.word_matches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,20 +113,24 @@ class PlannedSearch:
     keep_facets: bool  # the answer's counts are worth keeping (for `counted_query`)
     relaxed: str | None = None
     widened: Widened | None = None
-    counted_query: IndexQuery | None = None  # the query whose key keeps the answer's counts
-    counted_total: int = 0  # its own number of matches (the kept counts' check)
-    # queries searched on the way whose counts were not kept: their numbers of matches, to
-    # keep alone (a repeated search then asks each of them without facets)
-    totals: tuple[tuple[IndexQuery, int], ...] = ()
+    counted_query: IndexQuery | None = None  # the query whose matches the counts are
+    # the answer's counts' key (facet_identity of counted_query) and that query's own
+    # numbers of matches (total, word matches): what the next search checks
+    counted_key: str = ""
+    counted_matches: tuple[int, int] = (0, 0)
+    # queries searched on the way whose counts were not kept: their keys and numbers of
+    # matches, to keep alone (a repeated search then asks each of them without facets)
+    totals: tuple[tuple[str, int, int], ...] = ()
 
-    def counts_to_keep(self, facets: dict[str, object]
-                       ) -> list[tuple[IndexQuery, CachedFacets]]:
-        """What the next search of the same words and filters may reuse (SearchSteps.
-        cached_facets): the answer's counts `facets` under the counted query, unless they
-        came from there, and the number of matches of each query searched on the way."""
-        out = [(q, CachedFacets(n, None)) for q, n in self.totals]
-        if self.keep_facets and self.counted_query is not None and self.cached is None:
-            out.append((self.counted_query, CachedFacets(self.counted_total, facets)))
+    def counts_to_keep(self, facets: dict[str, object]) -> list[tuple[str, CachedFacets]]:
+        """What the next search of the same words and filters may reuse, by facet_identity
+        (SearchSteps.cached_facets): the answer's counts `facets` under the counted query's,
+        unless they came from there, and the numbers of matches of each query searched on
+        the way."""
+        out = [(key, CachedFacets(n, None, w)) for key, n, w in self.totals]
+        if self.keep_facets and self.counted_key and self.cached is None:
+            total, words = self.counted_matches
+            out.append((self.counted_key, CachedFacets(total, facets, words)))
         return out
 
 
@@ -128,18 +139,21 @@ class SearchSteps(Protocol):
 
     async def search(self, query: IndexQuery) -> IndexResult: ...
 
-    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None: ...
+    async def cached_facets(self, identity: str) -> CachedFacets | None:
+        """Counts kept under a facet_identity (PlannedSearch.counts_to_keep)."""
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]: ...
 
 
-def facet_identity(query: IndexQuery) -> str:
-    """What facet counts depend on: the words, their fields and the filters, not the sort or
-    the page (a digest: the cache key's part that a generation does not already name)."""
+def facet_identity(query: IndexQuery, explicit: Filters) -> str:
+    """What an answer's facet counts depend on: the words, their fields and the filters, and
+    which filters the shopper set (`explicit`, the URL's: their groups are counted over the
+    other filters' matches, so that the shop offers their other values); not the sort or the
+    page (a digest: the cache key's part that a generation does not already name)."""
     text = query.text
     identity = repr((text.groups, text.require_all, text.fuzzy, text.fields,
                      text.boost_category_ids, query.filters,
-                     query.near.ids if query.near is not None else None))
+                     query.near.ids if query.near is not None else None, explicit))
     return hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()
 
 
@@ -302,18 +316,18 @@ async def plan_search(p: SearchParams, explicit: Filters,
             query = dataclasses.replace(query, near=dataclasses.replace(
                 asked.near, ids=tuple(h.product_id for h in found.near)))
     # Facet counts over every match are the shards' largest cost: cached, and trusted only
-    # while the number of matches is the one they were counted over.
+    # while the matches are as many as they were counted over (CachedFacets.holds_for).
     async def kept_counts(q: IndexQuery) -> tuple[IndexResult, CachedFacets | None]:
-        kept = await steps.cached_facets(q)
+        kept = await steps.cached_facets(facet_identity(q, explicit))
         if kept is not None:
             found = await steps.search(dataclasses.replace(q, facets=False))
-            if found.total == kept.total:
+            if kept.holds_for(found):
                 return found, kept
         return await steps.search(q), None
 
     result, cached = await kept_counts(query)
-    counted_total = result.total
-    totals: list[tuple[IndexQuery, int]] = []
+    counted_matches = (result.total, result.word_matches)
+    totals: list[tuple[str, int, int]] = []
     relaxed = None
     filters = words.filters
     counted_query = query
@@ -324,15 +338,15 @@ async def plan_search(p: SearchParams, explicit: Filters,
             if found.total:
                 relaxed = how
                 if cached is None:
-                    totals.append((query, counted_total))
-                result, cached, counted_query, counted_total = (
-                    found, kept, relaxed_query, found.total)
+                    totals.append((facet_identity(query, explicit), *counted_matches))
+                result, cached, counted_query = found, kept, relaxed_query
+                counted_matches = (found.total, found.word_matches)
                 if how == "inferred_filters_dropped":
                     filters, applied = explicit_only(explicit)
                     words = dataclasses.replace(words, applied=applied)
                 break
             if kept is None:
-                totals.append((relaxed_query, 0))
+                totals.append((facet_identity(relaxed_query, explicit), 0, 0))
             # none answers: the answer is empty; its counts are those of the query's groups
             # (service: the facets of filters a shopper may widen), kept under the query's key
             result = found
@@ -375,7 +389,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
         hits = hits[p.offset:p.offset + p.page_size]
     return PlannedSearch(hits, total, counted, filters, words, cached, keep_facets=True,
                          relaxed=relaxed, widened=widened, counted_query=counted_query,
-                         counted_total=counted_total, totals=tuple(totals))
+                         counted_key=facet_identity(counted_query, explicit),
+                         counted_matches=counted_matches, totals=tuple(totals))
 
 
 # -- facets of filters a shopper may widen -------------------------------------------------

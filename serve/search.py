@@ -66,7 +66,6 @@ from domain.search_plan import (
     SearchParams,
     Words,
     facet_groups,
-    facet_identity,
     facet_query,
     may_rerank,
     ordered_by,
@@ -152,14 +151,16 @@ class _Steps:
         self.signals.update(result.signals)
         return result
 
-    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
+    async def cached_facets(self, identity: str) -> CachedFacets | None:
         cache = self.service.cache
-        key = self.service._facet_key(self.generation, query)
+        key = self.service._facet_key(self.generation, identity)
         if key is None or cache is None:
             return None
         raw = await cache.mget([key])  # None: Redis down or slow (count them)
         value = loads(raw[0]) if raw and raw[0] else None
-        return CachedFacets(int(value["total"]), value["facets"]) if value else None
+        if not value or "word_matches" not in value:  # none, or kept by an older release
+            return None
+        return CachedFacets(int(value["total"]), value["facets"], int(value["word_matches"]))
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         """`ranker` is the name the request gave; `self.choice` what it resolved to."""
@@ -368,21 +369,24 @@ class SearchService:
         return ids
 
     # -- facet cache (the seed's 5-minute facet counts, Redis) ----------------------------
-    async def _keep_counts(self, generation: str, query: IndexQuery,
-                           kept: CachedFacets) -> None:
-        """Keeps a query's facet counts (or its number of matches alone) for the next search
-        of the same words and filters (_Steps.cached_facets)."""
-        key = self._facet_key(generation, query)
-        if key is not None and self.cache is not None:
-            await self.cache.set(key, {"total": kept.total, "facets": kept.facets},
-                                 self.facet_ttl_s)
+    async def _keep_counts(self, generation: str,
+                           kept: Sequence[tuple[str, CachedFacets]]) -> None:
+        """Keeps facet counts (or numbers of matches alone) by facet_identity, for the next
+        search of the same words and filters (_Steps.cached_facets); concurrently."""
+        cache = self.cache
+        if cache is None:
+            return
+        await asyncio.gather(*(
+            cache.set(key, {"total": c.total, "word_matches": c.word_matches,
+                            "facets": c.facets}, self.facet_ttl_s)
+            for identity, c in kept if (key := self._facet_key(generation, identity))))
 
-    def _facet_key(self, generation: str, query: IndexQuery) -> str | None:
+    def _facet_key(self, generation: str, identity: str) -> str | None:
         """Facet counts of a generation (a rebuilt index never serves the old one's counts)
-        for the words and filters of `query`."""
+        for a search's words and filters (domain.search_plan.facet_identity)."""
         if self.cache is None or self.facet_ttl_s <= 0:
             return None
-        return facets_key(generation, facet_identity(query))
+        return facets_key(generation, identity)
 
     # -- search ------------------------------------------------------------------------
     async def _explicit(self, p: SearchParams) -> Filters:
@@ -581,8 +585,7 @@ class SearchService:
         else:
             with timed("facets"):
                 facets = await self._facets(await self._offered(steps, plan), plan.filters)
-        for query, kept in plan.counts_to_keep(facets):
-            await self._keep_counts(model.generation, query, kept)
+        await self._keep_counts(model.generation, plan.counts_to_keep(facets))
         search_id = secrets.token_hex(8)
         by = ordered_by(p, plan.words)
         if routing is not None and by != "ranker":  # its words read as filters only

@@ -57,8 +57,8 @@ class Steps:
     async def search(self, query: IndexQuery) -> IndexResult:
         return await self.index.search(query)
 
-    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
-        return self.cached.get(facet_identity(query))
+    async def cached_facets(self, identity: str) -> CachedFacets | None:
+        return self.cached.get(identity)
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         self.reranked.append([h.product_id for h in hits])
@@ -159,8 +159,9 @@ async def test_cached_facets_are_reused_while_the_matches_are_as_many(
     first, steps = await plan(index, qu, explicit=globex, q="desk lamp", brands=("globex",))
     assert first.total == 30
     assert first.cached is None and first.keep_facets and first.result.facets.brands
-    key = facet_identity(index.searches[0])
-    marked = CachedFacets(first.result.total, {"brands": [{"name": "cached", "count": 1}]})
+    key = facet_identity(index.searches[0], globex)
+    marked = CachedFacets(first.result.total, {"brands": [{"name": "cached", "count": 1}]},
+                          first.result.word_matches)
     steps.cached[key] = marked
     index.searches.clear()
     again, _ = await plan(index, qu, steps, explicit=globex,
@@ -206,21 +207,61 @@ async def test_a_relaxed_search_again_is_counted_from_the_kept_counts(
     asked, fuzzy, relaxed = index.searches
     shown: dict[str, object] = {"brands": [{"name": "Initech", "count": 5}]}
     kept = got.counts_to_keep(shown)
-    assert [(q, k.total, k.facets) for q, k in kept] == [
-        (fuzzy, 0, None), (asked, 0, None), (relaxed, got.total, shown)]
-    steps.cached.update((facet_identity(q), k) for q, k in kept)
+    key = {q: facet_identity(q, Filters()) for q in (asked, fuzzy, relaxed)}
+    assert kept == [(key[fuzzy], CachedFacets(0, None, 0)), (key[asked], CachedFacets(0, None, 0)),
+                    (key[relaxed], CachedFacets(got.total, shown, got.total))]
+    steps.cached.update(kept)
     index.searches.clear()
     again, _ = await plan(index, qu, steps, q="acme chair", sort="price_asc")
     assert [q.facets for q in index.searches] == [False, False, False]
     assert again.relaxed == "inferred_filters_dropped" and again.total == got.total
-    assert again.cached == CachedFacets(got.total, shown) and again.counts_to_keep(shown) == []
+    assert again.cached == kept[-1][1] and again.counts_to_keep(shown) == []
     # an Acme chair arrives: the words' key counted 0 matches, now 1: counted, not relaxed
     await index.upsert([doc(300, "acme office chair", "Acme", 99.0)], "g1")
     index.searches.clear()
     fresh, _ = await plan(index, qu, steps, q="acme chair")
-    assert fresh.relaxed is None and fresh.counted_total == 1 and fresh.cached is None
+    assert fresh.relaxed is None and fresh.counted_matches == (1, 1) and fresh.cached is None
     assert [q.facets for q in index.searches[:2]] == [False, True]  # then widened: no facets
     assert fresh.result.facets.brands == {"Acme": 1}
+    # and it goes again: relaxed as before, the words' numbers kept anew over the answer's
+    await index.delete([300], "g1")
+    index.searches.clear()
+    gone, _ = await plan(index, qu, steps, q="acme chair")
+    assert gone.relaxed == "inferred_filters_dropped" and gone.cached == kept[-1][1]
+    assert [q.facets for q in index.searches] == [False, False, False]
+
+
+async def test_numbers_kept_alone_are_counted_when_the_words_answer(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """The words' query kept only its numbers of matches (it was relaxed before); matched as
+    many now, and answering itself: its counts are made, not shown empty."""
+    steps = Steps(index)
+    got, _ = await plan(index, qu, q="desk lamp")
+    (asked,) = index.searches
+    steps.cached[facet_identity(asked, Filters())] = CachedFacets(
+        got.result.total, None, got.result.word_matches)
+    index.searches.clear()
+    again, _ = await plan(index, qu, steps, q="desk lamp")
+    assert [q.facets for q in index.searches] == [False, True]
+    assert again.cached is None and again.result.facets == got.result.facets
+
+
+async def test_kept_counts_need_as_many_word_matches_and_the_same_shoppers_filters(
+        index: MemoryIndex, qu: QueryUnderstanding) -> None:
+    """As many matches but fewer of them matching the words (semantic candidates joined make
+    up the rest): counted again. A brand the shopper set and the same brand read from the
+    words count differently (the shopper's group offers the other brands): not one key."""
+    steps = Steps(index)
+    globex = Filters(brands=("globex",))
+    got, _ = await plan(index, qu, steps, explicit=globex, q="desk lamp", brands=("globex",))
+    (asked,) = index.searches
+    key = facet_identity(asked, globex)
+    steps.cached[key] = CachedFacets(got.result.total, {"brands": []},
+                                     got.result.word_matches - 1)
+    index.searches.clear()
+    again, _ = await plan(index, qu, steps, explicit=globex, q="desk lamp", brands=("globex",))
+    assert again.cached is None and [q.facets for q in index.searches] == [False, True]
+    assert facet_identity(asked, Filters()) != key
 
 
 async def test_few_matches_of_inferred_filters_are_widened(

@@ -199,8 +199,8 @@ class Steps:
         self.asked.append(query)
         return await self.index.search(query)
 
-    async def cached_facets(self, query: IndexQuery) -> CachedFacets | None:
-        return self.cached.get(facet_identity(query))
+    async def cached_facets(self, identity: str) -> CachedFacets | None:
+        return self.cached.get(identity)
 
     async def rerank(self, hits: list[Hit], ranker: str, words: Words) -> list[Hit]:
         self.reranked.append(hits)
@@ -274,12 +274,12 @@ async def test_words_that_match_nothing_keep_their_own_number_of_matches() -> No
     assert joined.near is not None and fuzzy.text.fuzzy
     kept = got.counts_to_keep({})
     own = (await index.search(joined)).total
-    assert own > 0 and [(q, k.total, k.facets) for q, k in kept] == [
-        (fuzzy, 0, None), (joined, own, {})]
-    steps.cached.update((facet_identity(q), k) for q, k in kept)
+    assert own > 0 and kept == [(facet_identity(fuzzy, Filters()), CachedFacets(0, None, 0)),
+                                (facet_identity(joined, Filters()), CachedFacets(own, {}, 0))]
+    steps.cached.update(kept)
     steps.asked.clear()
     again = await plan_search(params(q="zzyzxq"), Filters(), qu, steps)
-    assert again.total == 0 and again.cached == CachedFacets(own, {})
+    assert again.total == 0 and again.cached == CachedFacets(own, {}, 0)
     assert [q.facets for q in steps.asked] == [False, False, False]  # near, words, one edit
 
 
@@ -287,7 +287,7 @@ async def test_the_facet_cache_tells_joined_products_apart() -> None:
     words = IndexQuery(RUNNING, limit=10)
     joined = dataclasses.replace(words, near=Near(to_bytes(QUERY), 3, (100, 101, 102)))
     other = dataclasses.replace(words, near=Near(to_bytes(QUERY), 3, (100, 101, 103)))
-    assert len({facet_identity(words), facet_identity(joined), facet_identity(other)}) == 3
+    assert len({facet_identity(q, Filters()) for q in (words, joined, other)}) == 3
 
 
 async def test_a_price_read_from_the_words_holds_for_semantic_candidates_too() -> None:
