@@ -110,12 +110,12 @@ class PlannedSearch:
     filters: Filters
     words: Words
     cached: CachedFacets | None
-    keep_facets: bool  # the answer's counts are worth keeping (for `counted_query`)
     relaxed: str | None = None
     widened: Widened | None = None
     counted_query: IndexQuery | None = None  # the query whose matches the counts are
-    # the answer's counts' key (facet_identity of counted_query) and that query's own
-    # numbers of matches (total, word matches): what the next search checks
+    # the answer's counts' key (facet_identity of counted_query; "": none, nothing was
+    # searched) and that query's own numbers of matches (total, word matches): what the
+    # next search checks
     counted_key: str = ""
     counted_matches: tuple[int, int] = (0, 0)
     # queries searched on the way whose counts were not kept: their keys and numbers of
@@ -128,10 +128,15 @@ class PlannedSearch:
         unless they came from there, and the numbers of matches of each query searched on
         the way."""
         out = [(key, CachedFacets(n, None, w)) for key, n, w in self.totals]
-        if self.keep_facets and self.counted_key and self.cached is None:
+        if self.keep_facets and self.cached is None:
             total, words = self.counted_matches
             out.append((self.counted_key, CachedFacets(total, facets, words)))
         return out
+
+    @property
+    def keep_facets(self) -> bool:
+        """The answer's counts are worth keeping: they count a query's matches."""
+        return bool(self.counted_key)
 
 
 class SearchSteps(Protocol):
@@ -305,8 +310,7 @@ async def plan_search(p: SearchParams, explicit: Filters,
     if p.q.strip() and not tokenize(p.q):
         # words with nothing to search or read ("😀", "%", "(("): nothing matches them; they
         # are not a blank search box (which browses the catalog)
-        return PlannedSearch([], 0, IndexResult([], 0, Facets()), words.filters, words, None,
-                             keep_facets=False)
+        return PlannedSearch([], 0, IndexResult([], 0, Facets()), words.filters, words, None)
     query = first_query(p, words)
     rerank = reranks(p, words)
     asked = near_query(p, words, explicit)
@@ -317,15 +321,17 @@ async def plan_search(p: SearchParams, explicit: Filters,
                 asked.near, ids=tuple(h.product_id for h in found.near)))
     # Facet counts over every match are the shards' largest cost: cached, and trusted only
     # while the matches are as many as they were counted over (CachedFacets.holds_for).
-    async def kept_counts(q: IndexQuery) -> tuple[IndexResult, CachedFacets | None]:
-        kept = await steps.cached_facets(facet_identity(q, explicit))
+    async def kept_counts(q: IndexQuery) -> tuple[str, IndexResult, CachedFacets | None]:
+        """`q`'s facet_identity, its matches, and the counts kept for it that still hold."""
+        identity = facet_identity(q, explicit)
+        kept = await steps.cached_facets(identity)
         if kept is not None:
             found = await steps.search(dataclasses.replace(q, facets=False))
             if kept.holds_for(found):
-                return found, kept
-        return await steps.search(q), None
+                return identity, found, kept
+        return identity, await steps.search(q), None
 
-    result, cached = await kept_counts(query)
+    counted_key, result, cached = await kept_counts(query)
     counted_matches = (result.total, result.word_matches)
     totals: list[tuple[str, int, int]] = []
     relaxed = None
@@ -334,19 +340,19 @@ async def plan_search(p: SearchParams, explicit: Filters,
     # nothing matches the words (semantic candidates alone are not an answer): relax them
     if result.word_matches == 0 and words.text.groups and p.ranker != PLAIN:
         for how, relaxed_query in relaxations(query, words, explicit):
-            found, kept = await kept_counts(relaxed_query)
+            identity, found, kept = await kept_counts(relaxed_query)
             if found.total:
                 relaxed = how
                 if cached is None:
-                    totals.append((facet_identity(query, explicit), *counted_matches))
-                result, cached, counted_query = found, kept, relaxed_query
+                    totals.append((counted_key, *counted_matches))
+                counted_key, result, cached, counted_query = identity, found, kept, relaxed_query
                 counted_matches = (found.total, found.word_matches)
                 if how == "inferred_filters_dropped":
                     filters, applied = explicit_only(explicit)
                     words = dataclasses.replace(words, applied=applied)
                 break
             if kept is None:
-                totals.append((facet_identity(relaxed_query, explicit), 0, 0))
+                totals.append((identity, 0, 0))
             # none answers: the answer is empty; its counts are those of the query's groups
             # (service: the facets of filters a shopper may widen), kept under the query's key
             result = found
@@ -387,9 +393,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
         widened = Widened(result.word_matches, total - result.word_matches)
     if rerank or widened:
         hits = hits[p.offset:p.offset + p.page_size]
-    return PlannedSearch(hits, total, counted, filters, words, cached, keep_facets=True,
-                         relaxed=relaxed, widened=widened, counted_query=counted_query,
-                         counted_key=facet_identity(counted_query, explicit),
+    return PlannedSearch(hits, total, counted, filters, words, cached, relaxed=relaxed,
+                         widened=widened, counted_query=counted_query, counted_key=counted_key,
                          counted_matches=counted_matches, totals=tuple(totals))
 
 
