@@ -15,6 +15,9 @@ shared machine is not), each against its comparator in the same run:
   (the 1x path also orders only down to the cut's run, so it is a little cheaper than the
   code before was);
 - one Redis MGET of 40 stock snapshots (--redis-url), the caller's CPU;
+- sets of values matched (tantivy_shard._any_of: brand and category filters, category boosts,
+  semantic candidates joined, fetches by id): a term query per value against tantivy's term
+  set query, the same answers required;
 - semantic candidates (domain.search.Near): a learned ranker's cold search of the shards with
   and without them; their first step with a URL filter, each filter's matches kept per
   searcher against read at every search;
@@ -188,6 +191,65 @@ def relevance_pages(generation: Path, queries: int) -> list[str]:
             f"(now; {len(wanted)} searches) | {now_ms * 1000:.0f} us |",
             f"| the same, first fetch 1x (before; the same hits in {same} of {len(wanted)}) | "
             f"{before_ms * 1000:.0f} us |"]
+
+
+def value_sets(generation: Path, queries: int) -> list[str]:
+    """Searches that match "any of these values" (tantivy_shard._any_of): words with a
+    brand filter, a category filter, a category boost, 20 semantic candidates joined, and 20
+    documents fetched by id; each value a term query (now, up to TERMS_AS_CLAUSES) against
+    tantivy's term set query for every set (before session 30), the same answers required."""
+    shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
+    rnd = random.Random(37)
+    picked: list[dict[str, Any]] = []
+    for s in shards:
+        searcher, _ = s._reader()
+        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
+        picked += [searcher.doc(a).to_dict()
+                   for _, a in rnd.sample(hits, min(len(hits), queries // len(shards)))]
+    ids = [int(d["product_id"][0]) for d in picked]
+    wanted: list[IndexQuery] = []
+    for d in picked:
+        words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:rnd.choice((1, 2, 3))]
+        if not words:
+            continue
+        text = TextQuery(tuple((w,) for w in words), require_all=False)
+        cats = tuple(int(c) for c in d.get("category_ids") or ())[:2]
+        if d.get("brand"):
+            wanted.append(IndexQuery(text, Filters(brands=(normalize_key(d["brand"][0]),)),
+                                     limit=20, facets=False))
+        if cats:
+            wanted.append(IndexQuery(text, Filters(category_ids=cats), limit=20, facets=False))
+            wanted.append(IndexQuery(dataclasses.replace(text, boost_category_ids=cats),
+                                     Filters(), limit=20, facets=False))
+        wanted.append(IndexQuery(text, Filters(), limit=200, facets=False, slim=True, near=Near(
+            bytes(tantivy_shard.DIMENSION), NEAR_CANDIDATES,
+            tuple(rnd.sample(ids, NEAR_CANDIDATES)))))
+    fetches = [rnd.sample(ids, 20) for _ in range(len(picked))]
+
+    def run(clauses: int) -> tuple[float, list[object]]:
+        tantivy_shard.TERMS_AS_CLAUSES = clauses
+        started = time.process_time()
+        out: list[object] = []
+        for q in wanted:
+            found = [s.search(q) for s in shards]
+            out.append(([(h.product_id, h.score) for r in found for h in r.hits],
+                        [r.total for r in found]))
+        out += [sorted(k for s in shards for k in s.get(f)) for f in fetches]
+        return (time.process_time() - started) * 1000 / (len(wanted) + len(fetches)), out
+
+    now = tantivy_shard.TERMS_AS_CLAUSES
+    try:
+        run(now)  # searchers and clauses warmed once for both
+        (now_ms, now_out), (before_ms, before_out) = run(now), run(0)
+    finally:
+        tantivy_shard.TERMS_AS_CLAUSES = now
+    same = sum(a == b for a, b in zip(now_out, before_out, strict=True))
+    return [f"| searches matching sets of values (brand, category filters, category boosts, "
+            f"20 semantic candidates joined) and fetches of 20 ids, over {len(shards)} shards, "
+            f"tantivy's term set query (before; {len(now_out)} calls) | "
+            f"{before_ms * 1000:.0f} us |",
+            f"| the same, a term query per value (now; the same answers in {same} of "
+            f"{len(now_out)}) | {now_ms * 1000:.0f} us ({now_ms / before_ms:.2f}x) |"]
 
 
 def offered_facets(generation: Path, queries: int) -> list[str]:
@@ -405,6 +467,7 @@ def main() -> int:
         rows += relevance_pages(generation, a.queries)
         rows += offered_facets(generation, a.queries)
         rows += semantic_candidates(generation, a.queries)
+        rows += value_sets(generation, a.queries)
     if a.redis_url:
         rows += asyncio.run(one_mget(a.redis_url, a.repeat))
     rows += embedding(max(1, a.repeat // 10))
