@@ -244,6 +244,9 @@ def value_sets(generation: Path, queries: int) -> list[str]:
     finally:
         tantivy_shard.TERMS_AS_CLAUSES = now
     same = sum(a == b for a, b in zip(now_out, before_out, strict=True))
+    if same != len(now_out):
+        raise SystemExit(f"term queries answered {len(now_out) - same} of {len(now_out)} "
+                         "searches or fetches differently from the term set query")
     return [f"| searches matching sets of values (brand, category filters, category boosts, "
             f"20 semantic candidates joined) and fetches of 20 ids, over {len(shards)} shards, "
             f"tantivy's term set query (before; {len(now_out)} calls) | "

@@ -12,7 +12,7 @@ from tantivy import Query
 
 import adapters.search.tantivy_shard as ts
 from adapters.search.tantivy_shard import TantivyShard
-from domain.search import Filters, IndexQuery, Near, TextQuery
+from domain.search import SIGNALS, Filters, IndexQuery, Near, SignalRequest, TextQuery
 
 BIG = 2**60  # product ids as large as the database's
 
@@ -76,7 +76,9 @@ def test_any_of_builds_term_queries_only_for_a_few_values(shard: TantivyShard,
 def test_searches_answer_the_same_whichever_query_matches_the_values(
         shard: TantivyShard, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
     """Every use of the values' query (filters, the category boost, the chosen semantic
-    candidates, fetches by id) answers as with the term set query alone (limit 0)."""
+    candidates, fetches by id, the version check) answers as with the term set query alone
+    (limit 0). Compared with limit 0 both ways, so the expected answers are also written
+    out where they are known."""
     text = TextQuery((("oak",), ("lamp",)), require_all=False, boost_category_ids=(3, 5))
     queries = [
         IndexQuery(text, Filters(brands=("brand-1", "brand-2")), limit=50),
@@ -88,15 +90,43 @@ def test_searches_answer_the_same_whichever_query_matches_the_values(
         IndexQuery(text, Filters(), sort="price_asc", limit=30, near=Near(
             bytes(ts.DIMENSION), 2, ids=(BIG + 3, BIG + 6))),
     ]
+    some = [BIG + i for i in range(0, 600, 7)] + [BIG + 7, 12]  # a duplicate, an unknown
     monkeypatch.setattr(ts, "TERMS_AS_CLAUSES", 0)
     before = [shard.search(q) for q in queries]
-    fetched = shard.get([BIG + i for i in range(0, 600, 7)])
+    fetched, versions = shard.get(some), shard._stored_versions(some)
     monkeypatch.setattr(ts, "TERMS_AS_CLAUSES", limit)
     after = [shard.search(q) for q in queries]
-    assert shard.get([BIG + i for i in range(0, 600, 7)]) == fetched and len(fetched) == 86
+    assert shard.get(some) == fetched and shard._stored_versions(some) == versions
+    assert set(fetched) == set(versions) == set(some) - {12} and len(fetched) == 86
+    assert before[0].hits and {h.doc["brand"] for h in before[0].hits} == {"Brand 1", "Brand 2"}
     for b, a in zip(before, after, strict=True):
         assert [(h.product_id, h.score) for h in a.hits] == [
             (h.product_id, h.score) for h in b.hits]
         assert (a.total, a.near_only, a.facets) == (b.total, b.near_only, b.facets)
     assert all(b.hits for b in before)
     assert before[3].near_only > 0  # candidates joined that pass none of the words' filters
+
+
+@pytest.mark.parametrize("scan", [ts.SIGNAL_SCAN, 5])
+def test_ranking_signals_read_the_same_brands_and_categories(
+        shard: TantivyShard, monkeypatch: pytest.MonkeyPatch, scan: int) -> None:
+    """The brand and category signals (one bitmask search: each slot a constant score) are
+    1 exactly for the hits with that brand or category, whichever query matches the values;
+    with a small SIGNAL_SCAN the signal searches are confined to the page's products (the
+    values' query of their ids)."""
+    monkeypatch.setattr(ts, "SIGNAL_SCAN", scan)
+    text = TextQuery((("lamp",),), require_all=False)
+    ask = SignalRequest(brands=("brand-2", "brand-5"), categories=(3, 104))
+    q = IndexQuery(text, Filters(), limit=150, facets=False, signals=ask)
+    got = {}
+    for limit in (0, ts.TERMS_AS_CLAUSES):
+        monkeypatch.setattr(ts, "TERMS_AS_CLAUSES", limit)
+        got[limit] = shard.search(q)
+    a, b = got[0], got[ts.TERMS_AS_CLAUSES]
+    assert [h.product_id for h in a.hits] == [h.product_id for h in b.hits]
+    assert a.signals == b.signals and len(a.signals) == 150
+    brand, category = SIGNALS.index("brand_match"), SIGNALS.index("category_match")
+    for h in b.hits:
+        i = h.product_id - BIG
+        assert b.signals[h.product_id][brand] == float(i % 7 in (2, 5)), i
+        assert b.signals[h.product_id][category] == float(i % 11 == 3 or i % 5 == 4), i
