@@ -38,9 +38,9 @@ import dataclasses
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis
@@ -71,6 +71,7 @@ _AREA = {m.__name__.rsplit(".", 1)[1]: m for m in ROUTE_AREAS}
 BEFORE_ORDER = tuple(_AREA[name] for name in (  # the routers' order before session 21
     "seller", "media", "sellers", "pricing", "catalog", "inventory", "search", "pages", "cart",
     "rankers", "experiments", "operations", "storefront"))
+T = TypeVar("T")
 WORDS = (
     "black", "white", "wireless", "usb", "cable", "case", "phone", "shoes", "women", "men",
     "kids", "water", "bottle", "led", "light", "kitchen", "knife", "dog", "toy", "cat", "bag",
@@ -85,6 +86,32 @@ def per_call_us(fn: Callable[[], object], n: int) -> float:
     for _ in range(n):
         fn()
     return (time.process_time() - started) * 1e6 / n
+
+
+def sampled(shards: list[TantivyShard], queries: int,
+            rnd: random.Random) -> Iterator[dict[str, Any]]:
+    """Stored documents spread over the shards, queries // len(shards) from each shard's first
+    5,000, drawn with `rnd` one shard at a time (lazily: a caller's own draws between two
+    documents come in the same order as when each piece sampled for itself)."""
+    for s in shards:
+        searcher, _ = s._reader()
+        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
+        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
+            yield searcher.doc(addr).to_dict()
+
+
+def now_and_before(constant: str, before: object,
+                   run: Callable[[], tuple[float, T]]) -> tuple[tuple[float, T], tuple[float, T]]:
+    """`run()` with tantivy_shard's `constant` as it is, then set to `before` (one untimed run
+    first warms the searchers and clauses for both); the constant is put back."""
+    now = getattr(tantivy_shard, constant)
+    try:
+        run()
+        measured = run()
+        setattr(tantivy_shard, constant, before)
+        return measured, run()
+    finally:
+        setattr(tantivy_shard, constant, now)
 
 
 def route_walk(n: int) -> list[str]:
@@ -152,40 +179,31 @@ def relevance_pages(generation: Path, queries: int) -> list[str]:
     shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
     rnd = random.Random(23)
     wanted: list[IndexQuery] = []
-    for s in shards:  # titles and categories of documents spread over each shard
-        searcher, _ = s._reader()
-        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
-        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
-            d = searcher.doc(addr).to_dict()
-            words = [w for w in tokenize(d["title"][0]) if len(w) > 2]
-            if not words:
-                continue
-            k = rnd.choice((1, 2, 3))
-            text = TextQuery(tuple((w,) for w in words[:k]), require_all=False)
-            wanted += [IndexQuery(text, Filters(), limit=20, facets=False, slim=True,
-                                  full_docs=20),
-                       IndexQuery(text, Filters(), limit=200, facets=False, slim=True,
-                                  full_docs=20)]
-            if d.get("category_ids"):
-                related = TextQuery(tuple((w,) for w in dict.fromkeys(words[:12])),
-                                    require_all=False, fields="title")
-                wanted.append(IndexQuery(related, Filters(
-                    category_ids=(int(d["category_ids"][0]),), in_stock=True), limit=32,
-                    facets=False))
+    for d in sampled(shards, queries, rnd):  # titles and categories over each shard
+        words = [w for w in tokenize(d["title"][0]) if len(w) > 2]
+        if not words:
+            continue
+        k = rnd.choice((1, 2, 3))
+        text = TextQuery(tuple((w,) for w in words[:k]), require_all=False)
+        wanted += [IndexQuery(text, Filters(), limit=20, facets=False, slim=True,
+                              full_docs=20),
+                   IndexQuery(text, Filters(), limit=200, facets=False, slim=True,
+                              full_docs=20)]
+        if d.get("category_ids"):
+            related = TextQuery(tuple((w,) for w in dict.fromkeys(words[:12])),
+                                require_all=False, fields="title")
+            wanted.append(IndexQuery(related, Filters(
+                category_ids=(int(d["category_ids"][0]),), in_stock=True), limit=32,
+                facets=False))
 
-    def run(first_fetch: int) -> tuple[float, list[list[tuple[int, float]]]]:
-        tantivy_shard.FIRST_FETCH = first_fetch
+    def run() -> tuple[float, list[list[tuple[int, float]]]]:
         started = time.process_time()
         out = [[(h.product_id, h.score) for s in shards for h in s.search(q).hits]
                for q in wanted]
         return (time.process_time() - started) * 1000 / len(wanted), out
 
     now_fetch = tantivy_shard.FIRST_FETCH
-    try:
-        run(now_fetch)  # searchers and clauses warmed once for both
-        (now_ms, now_hits), (before_ms, before_hits) = run(now_fetch), run(1)
-    finally:
-        tantivy_shard.FIRST_FETCH = now_fetch
+    (now_ms, now_hits), (before_ms, before_hits) = now_and_before("FIRST_FETCH", 1, run)
     same = sum(a == b for a, b in zip(now_hits, before_hits, strict=True))
     return [f"| a relevance search of {len(shards)} shards, first fetch {now_fetch}x the page "
             f"(now; {len(wanted)} searches) | {now_ms * 1000:.0f} us |",
@@ -200,12 +218,7 @@ def value_sets(generation: Path, queries: int) -> list[str]:
     tantivy's term set query for every set (before session 30), the same answers required."""
     shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
     rnd = random.Random(37)
-    picked: list[dict[str, Any]] = []
-    for s in shards:
-        searcher, _ = s._reader()
-        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
-        picked += [searcher.doc(a).to_dict()
-                   for _, a in rnd.sample(hits, min(len(hits), queries // len(shards)))]
+    picked = list(sampled(shards, queries, rnd))
     ids = [int(d["product_id"][0]) for d in picked]
     wanted: list[IndexQuery] = []
     for d in picked:
@@ -226,8 +239,7 @@ def value_sets(generation: Path, queries: int) -> list[str]:
             tuple(rnd.sample(ids, NEAR_CANDIDATES)))))
     fetches = [rnd.sample(ids, 20) for _ in range(len(picked))]
 
-    def run(clauses: int) -> tuple[float, list[object]]:
-        tantivy_shard.TERMS_AS_CLAUSES = clauses
+    def run() -> tuple[float, list[object]]:
         started = time.process_time()
         out: list[object] = []
         for q in wanted:
@@ -237,12 +249,7 @@ def value_sets(generation: Path, queries: int) -> list[str]:
         out += [sorted(k for s in shards for k in s.get(f)) for f in fetches]
         return (time.process_time() - started) * 1000 / (len(wanted) + len(fetches)), out
 
-    now = tantivy_shard.TERMS_AS_CLAUSES
-    try:
-        run(now)  # searchers and clauses warmed once for both
-        (now_ms, now_out), (before_ms, before_out) = run(now), run(0)
-    finally:
-        tantivy_shard.TERMS_AS_CLAUSES = now
+    (now_ms, now_out), (before_ms, before_out) = now_and_before("TERMS_AS_CLAUSES", 0, run)
     same = sum(a == b for a, b in zip(now_out, before_out, strict=True))
     if same != len(now_out):
         raise SystemExit(f"term queries answered {len(now_out) - same} of {len(now_out)} "
@@ -262,19 +269,15 @@ def offered_facets(generation: Path, queries: int) -> list[str]:
     shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
     rnd = random.Random(29)
     pairs: list[tuple[IndexQuery, IndexQuery]] = []
-    for s in shards:
-        searcher, _ = s._reader()
-        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
-        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
-            d = searcher.doc(addr).to_dict()
-            words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:2]
-            brand = normalize_key(d["brand"][0]) if d.get("brand") else None
-            if not words or not brand:
-                continue
-            filters = Filters(brands=(brand,))
-            main = IndexQuery(TextQuery(tuple((w,) for w in words), require_all=False),
-                              filters, limit=200, facets=True, slim=True, full_docs=20)
-            pairs.append((main, facet_query(main, filters, ("brands", ""))))
+    for d in sampled(shards, queries, rnd):
+        words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:2]
+        brand = normalize_key(d["brand"][0]) if d.get("brand") else None
+        if not words or not brand:
+            continue
+        filters = Filters(brands=(brand,))
+        main = IndexQuery(TextQuery(tuple((w,) for w in words), require_all=False),
+                          filters, limit=200, facets=True, slim=True, full_docs=20)
+        pairs.append((main, facet_query(main, filters, ("brands", ""))))
 
     def run(both: bool) -> float:
         started = time.process_time()
@@ -303,14 +306,10 @@ def semantic_candidates(generation: Path, queries: int) -> list[str]:
     shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
     rnd = random.Random(31)
     texts: list[TextQuery] = []
-    for s in shards:
-        searcher, _ = s._reader()
-        hits = searcher.search(tantivy.Query.all_query(), limit=5_000).hits
-        for _, addr in rnd.sample(hits, min(len(hits), queries // len(shards))):
-            words = [w for w in tokenize(searcher.doc(addr).to_dict()["title"][0])
-                     if len(w) > 2][:rnd.choice((1, 2, 3))]
-            if words:
-                texts.append(TextQuery(tuple((w,) for w in words), require_all=False))
+    for d in sampled(shards, queries, rnd):
+        words = [w for w in tokenize(d["title"][0]) if len(w) > 2][:rnd.choice((1, 2, 3))]
+        if words:
+            texts.append(TextQuery(tuple((w,) for w in words), require_all=False))
     vectors = TextEmbedder().embed([" ".join(g[0] for g in t.groups) for t in texts])
     asked = [(IndexQuery(t, Filters(), limit=200, facets=True, slim=True, full_docs=20,
                          signals=SignalRequest(vector=to_bytes(v))), to_bytes(v))
