@@ -125,14 +125,17 @@ class _Kept:
         rows = [self.rows[p] for p in pids]
         return dict(zip(pids, map(tuple, self.values[rows].tolist()), strict=True))
 
-    def adding(self, found: Signals) -> _Kept:
-        """A copy that also holds `found` (entries are never changed in place: a search
-        in another thread may be reading this one)."""
-        new = [p for p in found if p not in self.rows]
-        rows = dict(self.rows) | {p: len(self.rows) + i for i, p in enumerate(new)}
-        width = self.values.shape[1]
-        more = np.array([found[p] for p in new], dtype=np.float64).reshape(len(new), width)
-        return _Kept(rows, np.vstack([self.values, more]))
+    def keeping(self, pids: Sequence[int]) -> _Kept:
+        """Only these products' rows (each of them held)."""
+        return _Kept({p: i for i, p in enumerate(pids)},
+                     self.values[[self.rows[p] for p in pids]])
+
+    def adding(self, pids: Sequence[int], values: npt.NDArray[np.float64]) -> _Kept:
+        """A copy that also holds these products (none held yet) with their rows `values`
+        (entries are never changed in place: a search in another thread may be reading this
+        one)."""
+        rows = dict(self.rows) | {p: len(self.rows) + i for i, p in enumerate(pids)}
+        return _Kept(rows, np.vstack([self.values, values]))
 
 
 @dataclasses.dataclass
@@ -608,59 +611,66 @@ class TantivyShard:
         missing = [p for p in pids if p not in kept.rows]
         if not missing:
             return kept.of(pids)
-        out = self._signals(searcher, view.clauses, text, ask, missing, addrs) | kept.of(
-            [p for p in pids if p in kept.rows])
         if key not in view.signals and len(view.signals) >= SIGNALS_KEPT:
             view.signals.clear()
-        if len(kept.rows) + len(missing) > ROWS_KEPT:
-            kept = _Kept.empty()  # the same words under many filters: start again
-        view.signals[key] = kept.adding(out)
-        return out
+        if len(kept.rows) + len(missing) > ROWS_KEPT:  # the same words under many filters:
+            kept = kept.keeping([p for p in pids if p in kept.rows])  # start again
+        kept = kept.adding(missing, self._signals(searcher, view.clauses, text, ask, missing,
+                                                  addrs))
+        view.signals[key] = kept
+        return kept.of(pids)
 
     def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
                  ask: SignalRequest, pids: Sequence[int],
-                 addrs: Mapping[int, Any]) -> dict[int, tuple[float, ...]]:
-        """domain.search.SIGNALS of these products, each from a query confined to them: per
-        word group and scored field (the group's best alternative in that field), the title
-        phrase, and the brand, color and category read from the words."""
-        wanted = {(a.segment_ord, a.doc): pid for pid, a in addrs.items()}
+                 addrs: Mapping[int, Any]) -> npt.NDArray[np.float64]:
+        """domain.search.SIGNALS of these products (a row each, in their order), each from a
+        query confined to them: per word group and scored field (the group's best
+        alternative in that field), the title phrase, and the brand, color and category read
+        from the words."""
+        n_pids = len(pids)
+        row_of = {pid: i for i, pid in enumerate(pids)}
+        wanted = {(a.segment_ord, a.doc): i for pid, a in addrs.items()
+                  if (i := row_of.get(pid)) is not None}
         only: list[tuple[Occur, Query]] = []
 
-        def scores(q: Query | None) -> dict[int, float]:
-            """The score of `q` for each of the products it matches. Most signal queries
+        def scores(q: Query) -> npt.NDArray[np.float64]:
+            """The score of `q` for each of the products (0: no match). Most signal queries
             match few documents: they run over the whole shard and the products are picked
             from the matches (confining a search to 200 ids costs ~0.5 ms of term lookups);
             one that matches SIGNAL_SCAN or more runs again confined to the products."""
-            if q is None:
-                return {}
+            out = np.zeros(n_pids)
             found = searcher.search(q, limit=SIGNAL_SCAN, count=False).hits
             if len(found) < SIGNAL_SCAN:
-                return {pid: float(sc) for sc, a in found
-                        if (pid := wanted.get((a.segment_ord, a.doc))) is not None}
-            if not only:
-                only.append((Occur.Must, Query.const_score_query(
-                    _any_of(self.schema, "product_id", list(pids)), 0.0)))
-            res = searcher.search(Query.boolean_query([only[0], (Occur.Must, q)]),
-                                  limit=len(pids), count=False)
-            ids = searcher.fast_field_values("product_id", [a for _, a in res.hits])
-            return {int(p): float(sc) for (sc, _), p in zip(res.hits, ids, strict=True)
-                    if p is not None}
+                picked = [(i, sc) for sc, a in found
+                          if (i := wanted.get((a.segment_ord, a.doc))) is not None]
+            else:
+                if not only:
+                    only.append((Occur.Must, Query.const_score_query(
+                        _any_of(self.schema, "product_id", list(pids)), 0.0)))
+                res = searcher.search(Query.boolean_query([only[0], (Occur.Must, q)]),
+                                      limit=n_pids, count=False)
+                ids = searcher.fast_field_values("product_id", [a for _, a in res.hits])
+                picked = [(i, sc) for (sc, _), p in zip(res.hits, ids, strict=True)
+                          if p is not None and (i := row_of.get(int(p))) is not None]
+            if picked:
+                rows, values = zip(*picked, strict=True)
+                out[list(rows)] = values
+            return out
 
-        def matched(slots: Sequence[Query | None]) -> dict[int, list[bool]]:
-            """Which of `slots` each product matches: one search per SLOTS_PER_MASK slots,
-            slot i worth 2^i (exact in a float32 score), the bits read back."""
-            out: dict[int, list[bool]] = {}
+        def matched(slots: Sequence[Query | None]) -> npt.NDArray[np.bool_]:
+            """Which of `slots` each product matches (a column per slot): one search per
+            SLOTS_PER_MASK slots, slot i worth 2^i (exact in a float32 score), the bits read
+            back."""
+            out = np.zeros((n_pids, len(slots)), dtype=bool)
             for start in range(0, len(slots), SLOTS_PER_MASK):
                 part = slots[start:start + SLOTS_PER_MASK]
                 clauses = [(Occur.Should, Query.const_score_query(q, float(1 << i)))
                            for i, q in enumerate(part) if q is not None]
                 if not clauses:
                     continue
-                for pid, mask in scores(Query.boolean_query(clauses)).items():
-                    bits = out.setdefault(pid, [False] * len(slots))
-                    m = int(mask)
-                    for i in range(len(part)):
-                        bits[start + i] = bool(m >> i & 1)
+                masks = scores(Query.boolean_query(clauses)).astype(np.int64)
+                out[:, start:start + len(part)] = (
+                    masks[:, None] >> np.arange(len(part), dtype=np.int64) & 1).astype(bool)
             return out
 
         fields = [name for name, _ in TEXT_FIELDS]
@@ -679,12 +689,13 @@ class TantivyShard:
                 mine[field] = (Query.disjunction_max_query(alts, 0.0) if len(alts) > 1
                                else alts[0] if alts else None)
             best.append(mine)
+        out = np.zeros((n_pids, len(SIGNALS)))
         # a field's score is the sum over groups of the group's best alternative there (a
         # boolean of SHOULD clauses adds its clauses' scores): one search per field
-        per_field: dict[str, Mapping[int, float]] = {}
-        for field in fields:
+        for column, field in enumerate(fields):
             clauses = [(Occur.Should, q) for g in best if (q := g[field]) is not None]
-            per_field[field] = scores(Query.boolean_query(clauses)) if clauses else {}
+            if clauses:
+                out[:, column] = scores(Query.boolean_query(clauses))
         # presence signals, all in one bitmask search (per 20): per group, a match in the
         # title and in any field; the typed words as a title phrase; the brand, color and
         # categories read from the words
@@ -704,19 +715,14 @@ class TantivyShard:
             for qs in ([q for q in g.values() if q is not None] for g in best)]
         g_n = len(groups)
         bits = matched([*extra, *(g["title"] for g in best), *any_field])
-        none = [False] * (len(extra) + 2 * g_n)
-        dense = dict.fromkeys(pids, 0.0)
-        if ask.vector is not None:
-            dense = dict(zip(pids, similarity(ask.vector, self._title_vectors(
-                searcher, pids, [addrs[pid] for pid in pids])), strict=True))
+        at = len(fields)  # coverage, coverage_title, phrase, brand, color, category, dense
         n = max(g_n, 1)
-        out = {}
-        for pid in pids:
-            b = bits.get(pid, none)
-            title, any_ = b[4:4 + g_n], b[4 + g_n:]
-            out[pid] = (*(per_field[f].get(pid, 0.0) for f in fields),
-                        sum(any_) / n, sum(title) / n, float(b[0]), float(b[1]), float(b[2]),
-                        float(b[3]), dense[pid])
+        out[:, at] = bits[:, 4 + g_n:].sum(axis=1) / n
+        out[:, at + 1] = bits[:, 4:4 + g_n].sum(axis=1) / n
+        out[:, at + 2:at + 6] = bits[:, :4]
+        if ask.vector is not None:
+            out[:, at + 6] = similarity(ask.vector, self._title_vectors(
+                searcher, pids, [addrs[pid] for pid in pids]))
         return out
 
     def _title_vectors(self, searcher: tantivy.Searcher, pids: Sequence[int],

@@ -290,3 +290,43 @@ def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(
     reader.reload()
     assert answer(reader) == answer(writer) and 5 in dict(answer(reader)[0])
     assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))
+
+
+@pytest.mark.parametrize("rows_kept", [3, 100])
+def test_signals_kept_beyond_their_limit_start_again_with_the_page_s_products(
+        tmp_path: Path, rows_kept: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same words under another filter add products to what a read-only shard keeps;
+    past ROWS_KEPT it keeps only the last page's products (those it held and those it
+    computed), and every answer holds what a shard keeping nothing answers."""
+    path = tmp_path / "g1" / "shard-0"
+    TantivyShard(path).apply([doc(1, "red oak desk lamp", "Acme", "red", 5),
+                              doc(2, "desk organizer with lamp", "Globex", "black", 6),
+                              doc(3, "oak desk", "Acme", "red", 5),
+                              doc(4, "walnut desk with a lamp shelf", "Initech", "red", 7)])
+    monkeypatch.setattr("adapters.search.tantivy_shard.ROWS_KEPT", rows_kept)
+    reader = TantivyShard(path, read_only=True)
+    text = TextQuery((("desk",), ("lamp",)), require_all=False)
+    ask = SignalRequest(brands=("acme",), colors=("red",), categories=(5,))
+
+    def signals(shard: TantivyShard, *brands: str) -> dict[int, tuple[float, ...]]:
+        return shard.search(IndexQuery(text, Filters(brands=brands), limit=10, facets=False,
+                                       signals=ask)).signals
+
+    def fresh(*brands: str) -> dict[int, tuple[float, ...]]:
+        return signals(TantivyShard(path, read_only=True), *brands)
+
+    assert signals(reader, "acme", "globex") == fresh("acme", "globex")  # 1, 2, 3 kept
+    assert signals(reader, "initech", "acme") == fresh("initech", "acme")  # 4 added
+    view = reader._view
+    assert view is not None
+    kept = sorted(view.signals[text.groups, ask].rows)
+    assert kept == ([1, 3, 4] if rows_kept == 3 else [1, 2, 3, 4])
+    assert signals(reader) == fresh() and len(fresh()) == 4
+    assert fresh()[1][SIGNALS.index("brand_match")] == 1.0
+    assert fresh()[4][SIGNALS.index("color_match")] == 1.0
+    # a word in the title and one in the brand: each group matches a field, half the title
+    both = reader.search(IndexQuery(TextQuery((("desk",), ("acme",)), require_all=False),
+                                    limit=10, facets=False, signals=ask)).signals[3]
+    assert both[SIGNALS.index("coverage")] == 1.0
+    assert both[SIGNALS.index("coverage_title")] == 0.5
+    assert both[SIGNALS.index("bm25_brand")] > 0 and both[SIGNALS.index("bm25_title")] > 0
