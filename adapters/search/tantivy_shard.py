@@ -131,7 +131,7 @@ class _Kept:
                      self.values[[self.rows[p] for p in pids]])
 
     def adding(self, pids: Sequence[int], values: npt.NDArray[np.float64]) -> _Kept:
-        """A copy that also holds these products (none held yet) with their rows `values`
+        """A copy that also holds these products (none of them held) with their rows `values`
         (entries are never changed in place: a search in another thread may be reading this
         one)."""
         rows = dict(self.rows) | {p: len(self.rows) + i for i, p in enumerate(pids)}
@@ -611,13 +611,12 @@ class TantivyShard:
         missing = [p for p in pids if p not in kept.rows]
         if not missing:
             return kept.of(pids)
+        found = self._signals(searcher, view.clauses, text, ask, missing, addrs)
         if key not in view.signals and len(view.signals) >= SIGNALS_KEPT:
             view.signals.clear()
         if len(kept.rows) + len(missing) > ROWS_KEPT:  # the same words under many filters:
             kept = kept.keeping([p for p in pids if p in kept.rows])  # start again
-        kept = kept.adding(missing, self._signals(searcher, view.clauses, text, ask, missing,
-                                                  addrs))
-        view.signals[key] = kept
+        kept = view.signals[key] = kept.adding(missing, found)
         return kept.of(pids)
 
     def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
@@ -638,7 +637,7 @@ class TantivyShard:
             match few documents: they run over the whole shard and the products are picked
             from the matches (confining a search to 200 ids costs ~0.5 ms of term lookups);
             one that matches SIGNAL_SCAN or more runs again confined to the products."""
-            out = np.zeros(n_pids)
+            got = np.zeros(n_pids)
             found = searcher.search(q, limit=SIGNAL_SCAN, count=False).hits
             if len(found) < SIGNAL_SCAN:
                 picked = [(i, sc) for sc, a in found
@@ -654,14 +653,14 @@ class TantivyShard:
                           if p is not None and (i := row_of.get(int(p))) is not None]
             if picked:
                 rows, values = zip(*picked, strict=True)
-                out[list(rows)] = values
-            return out
+                got[list(rows)] = values
+            return got
 
         def matched(slots: Sequence[Query | None]) -> npt.NDArray[np.bool_]:
             """Which of `slots` each product matches (a column per slot): one search per
             SLOTS_PER_MASK slots, slot i worth 2^i (exact in a float32 score), the bits read
             back."""
-            out = np.zeros((n_pids, len(slots)), dtype=bool)
+            got = np.zeros((n_pids, len(slots)), dtype=bool)
             for start in range(0, len(slots), SLOTS_PER_MASK):
                 part = slots[start:start + SLOTS_PER_MASK]
                 clauses = [(Occur.Should, Query.const_score_query(q, float(1 << i)))
@@ -669,9 +668,9 @@ class TantivyShard:
                 if not clauses:
                     continue
                 masks = scores(Query.boolean_query(clauses)).astype(np.int64)
-                out[:, start:start + len(part)] = (
+                got[:, start:start + len(part)] = (
                     masks[:, None] >> np.arange(len(part), dtype=np.int64) & 1).astype(bool)
-            return out
+            return got
 
         fields = [name for name, _ in TEXT_FIELDS]
         groups = [g for g in text.groups if any(_tokens(a, self._az) for a in g)]
@@ -716,6 +715,8 @@ class TantivyShard:
         g_n = len(groups)
         bits = matched([*extra, *(g["title"] for g in best), *any_field])
         at = len(fields)  # coverage, coverage_title, phrase, brand, color, category, dense
+        assert SIGNALS[at:] == ("coverage", "coverage_title", "phrase_title", "brand_match",
+                                "color_match", "category_match", "dense")
         n = max(g_n, 1)
         out[:, at] = bits[:, 4 + g_n:].sum(axis=1) / n
         out[:, at + 1] = bits[:, 4:4 + g_n].sum(axis=1) / n

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import adapters.search.tantivy_shard as ts
 from adapters.search.tantivy_shard import TantivyShard
 from adapters.text_embedding import TextEmbedder, to_bytes
 from domain.search import SIGNALS, Filters, IndexQuery, SignalRequest, TextQuery
@@ -292,7 +293,7 @@ def test_a_read_only_shard_keeps_what_it_built_until_it_reloads(
     assert answer(reader, brands=("acme",)) == answer(writer, brands=("acme",))
 
 
-@pytest.mark.parametrize("rows_kept", [3, 100])
+@pytest.mark.parametrize("rows_kept", [3, 4, 100])
 def test_signals_kept_beyond_their_limit_start_again_with_the_page_s_products(
         tmp_path: Path, rows_kept: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same words under another filter add products to what a read-only shard keeps;
@@ -320,7 +321,7 @@ def test_signals_kept_beyond_their_limit_start_again_with_the_page_s_products(
     view = reader._view
     assert view is not None
     kept = sorted(view.signals[text.groups, ask].rows)
-    assert kept == ([1, 3, 4] if rows_kept == 3 else [1, 2, 3, 4])
+    assert kept == ([1, 3, 4] if rows_kept == 3 else [1, 2, 3, 4])  # 3 + 1 > 3
     assert signals(reader) == fresh() and len(fresh()) == 4
     assert fresh()[1][SIGNALS.index("brand_match")] == 1.0
     assert fresh()[4][SIGNALS.index("color_match")] == 1.0
@@ -330,3 +331,46 @@ def test_signals_kept_beyond_their_limit_start_again_with_the_page_s_products(
     assert both[SIGNALS.index("coverage")] == 1.0
     assert both[SIGNALS.index("coverage_title")] == 0.5
     assert both[SIGNALS.index("bm25_brand")] > 0 and both[SIGNALS.index("bm25_title")] > 0
+
+
+def test_a_read_only_shard_keeps_the_signals_of_signals_kept_queries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "g1" / "shard-0"
+    TantivyShard(path).apply([doc(1, "red oak desk lamp", "Acme", "red", 5),
+                              doc(2, "desk organizer with lamp", "Globex", "black", 6)])
+    monkeypatch.setattr("adapters.search.tantivy_shard.SIGNALS_KEPT", 2)
+    reader = TantivyShard(path, read_only=True)
+    for words in ("desk", "lamp", "oak", "lamp"):
+        text = TextQuery(((words,),), require_all=False)
+        assert reader.search(IndexQuery(text, limit=10, facets=False,
+                                        signals=SignalRequest())).signals
+    assert reader._view is not None
+    assert sorted(g for (g, _) in reader._view.signals) == [(("lamp",),), (("oak",),)]
+
+
+def test_signals_of_many_words_and_of_each_field() -> None:
+    """Ten words: presence bits past one bitmask search's SLOTS_PER_MASK slots; and each
+    field's score in its own column."""
+    shard = TantivyShard(None)
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+             "india", "juliet"]
+    shard.apply([doc(1, " ".join(words), "Acme", "red", 5),
+                 doc(2, "alpha bravo", "Globex", "black", 6) | {"description": "charlie delta",
+                                                               "category_path": ["Kilo"]},
+                 doc(3, "kilo lima", "Globex", "black", 6) | {"description": "lima"}])
+    text = TextQuery(tuple((w,) for w in words), require_all=False)
+    assert 4 + 2 * len(words) > ts.SLOTS_PER_MASK
+    sig = shard.search(IndexQuery(text, limit=10, facets=False, signals=SignalRequest(
+        brands=("globex",)))).signals
+    col = {name: i for i, name in enumerate(SIGNALS)}
+    assert [sig[1][col[n]] for n in ("coverage", "coverage_title", "phrase_title")] == [
+        1.0, 1.0, 1.0]
+    assert [sig[2][col[n]] for n in ("coverage", "coverage_title", "phrase_title")] == [
+        0.4, 0.2, 0.0]
+    assert (sig[1][col["brand_match"]], sig[2][col["brand_match"]]) == (0.0, 1.0)
+    assert sig[2][col["bm25_description"]] > 0 and sig[1][col["bm25_description"]] == 0.0
+    kilo = shard.search(IndexQuery(TextQuery((("kilo",),), require_all=False), limit=10,
+                                   facets=False, signals=SignalRequest())).signals
+    assert kilo[2][col["bm25_category"]] > 0 and kilo[2][col["bm25_title"]] == 0.0
+    assert kilo[3][col["bm25_title"]] > 0 and kilo[3][col["bm25_category"]] == 0.0
+    assert kilo[3][col["bm25_description"]] == 0.0
