@@ -98,6 +98,12 @@ SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exac
 # Searched fields and their boosts ("all"); "title" searches only the first.
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
+# _signals' columns: a BM25 score per field of TEXT_FIELDS (in its order), then these
+PRESENCE_SIGNALS = ("coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
+                    "category_match", "dense")
+_WRITTEN = (*(f"bm25_{n.split('_')[0]}" for n, _ in TEXT_FIELDS), *PRESENCE_SIGNALS)
+if _WRITTEN != SIGNALS:
+    raise RuntimeError(f"domain.search.SIGNALS {SIGNALS} is not the order _signals writes")
 
 # text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
 Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
@@ -611,12 +617,12 @@ class TantivyShard:
         missing = [p for p in pids if p not in kept.rows]
         if not missing:
             return kept.of(pids)
-        found = self._signals(searcher, view.clauses, text, ask, missing, addrs)
+        made = self._signals(searcher, view.clauses, text, ask, missing, addrs)
         if key not in view.signals and len(view.signals) >= SIGNALS_KEPT:
             view.signals.clear()
         if len(kept.rows) + len(missing) > ROWS_KEPT:  # the same words under many filters:
             kept = kept.keeping([p for p in pids if p in kept.rows])  # start again
-        kept = view.signals[key] = kept.adding(missing, found)
+        kept = view.signals[key] = kept.adding(missing, made)
         return kept.of(pids)
 
     def _signals(self, searcher: tantivy.Searcher, built: Clauses, text: TextQuery,
@@ -714,15 +720,13 @@ class TantivyShard:
             for qs in ([q for q in g.values() if q is not None] for g in best)]
         g_n = len(groups)
         bits = matched([*extra, *(g["title"] for g in best), *any_field])
-        at = len(fields)  # coverage, coverage_title, phrase, brand, color, category, dense
-        assert SIGNALS[at:] == ("coverage", "coverage_title", "phrase_title", "brand_match",
-                                "color_match", "category_match", "dense")
+        at, e = len(fields), len(extra)  # PRESENCE_SIGNALS' first column; extra's slots
         n = max(g_n, 1)
-        out[:, at] = bits[:, 4 + g_n:].sum(axis=1) / n
-        out[:, at + 1] = bits[:, 4:4 + g_n].sum(axis=1) / n
-        out[:, at + 2:at + 6] = bits[:, :4]
+        out[:, at] = bits[:, e + g_n:].sum(axis=1) / n
+        out[:, at + 1] = bits[:, e:e + g_n].sum(axis=1) / n
+        out[:, at + 2:at + 2 + e] = bits[:, :e]
         if ask.vector is not None:
-            out[:, at + 6] = similarity(ask.vector, self._title_vectors(
+            out[:, at + 2 + e] = similarity(ask.vector, self._title_vectors(
                 searcher, pids, [addrs[pid] for pid in pids]))
         return out
 
