@@ -98,12 +98,13 @@ SLOTS_PER_MASK = 20  # presence signals read by one search (2^i scores stay exac
 # Searched fields and their boosts ("all"); "title" searches only the first.
 TEXT_FIELDS: tuple[tuple[str, float], ...] = tuple(
     ("brand_text" if name == "brand" else name, boost) for name, boost in FIELD_BOOSTS.items())
-# _signals' columns: a BM25 score per field of TEXT_FIELDS (in its order), then these
-PRESENCE_SIGNALS = ("coverage", "coverage_title", "phrase_title", "brand_match", "color_match",
-                    "category_match", "dense")
-_WRITTEN = (*(f"bm25_{n.split('_')[0]}" for n, _ in TEXT_FIELDS), *PRESENCE_SIGNALS)
-if _WRITTEN != SIGNALS:
-    raise RuntimeError(f"domain.search.SIGNALS {SIGNALS} is not the order _signals writes")
+# _signals' column of each signal, where domain.search.SIGNALS puts it: a scored field's BM25
+# is bm25_ and the field's first word ("brand_text": bm25_brand, "category_path": bm25_category)
+_COLUMN = {name: i for i, name in enumerate(SIGNALS)}
+_FIELD_COLUMNS = tuple((name, _COLUMN[f"bm25_{name.split('_')[0]}"]) for name, _ in TEXT_FIELDS)
+# what the words say beyond the text, in the order of their slots in _signals' bitmask search
+_WORD_MATCHES = [_COLUMN[name]
+                 for name in ("phrase_title", "brand_match", "color_match", "category_match")]
 
 # text clauses by (field, analysed words, weight, fuzzy); None: cannot match in the shard
 Clauses = dict[tuple[str, tuple[str, ...], float, bool], Query | None]
@@ -370,7 +371,7 @@ class TantivyShard:
         if not ids:
             return {}
         searcher = self.index.searcher()
-        q = _any_of(self.schema, "product_id", list(ids))
+        q = _any_of(self.schema, "product_id", ids)
         res = searcher.search(q, limit=len(ids) * 2 + 10, count=False)
         addrs = [a for _, a in res.hits]
         pids = searcher.fast_field_values("product_id", addrs)
@@ -601,7 +602,7 @@ class TantivyShard:
 
     def _chosen(self, near: Near) -> Query:
         """Near's chosen ids that pass its filters, each scoring NEAR_BOOST."""
-        ids = _any_of(self.schema, "product_id", list(near.ids or ()))
+        ids = _any_of(self.schema, "product_id", near.ids or ())
         filters = self._filters(near.filters)
         return Query.const_score_query(
             Query.boolean_query([(Occur.Must, ids), *filters]) if filters else ids, NEAR_BOOST)
@@ -651,7 +652,7 @@ class TantivyShard:
             else:
                 if not only:
                     only.append((Occur.Must, Query.const_score_query(
-                        _any_of(self.schema, "product_id", list(pids)), 0.0)))
+                        _any_of(self.schema, "product_id", pids), 0.0)))
                 res = searcher.search(Query.boolean_query([only[0], (Occur.Must, q)]),
                                       limit=n_pids, count=False)
                 ids = searcher.fast_field_values("product_id", [a for _, a in res.hits])
@@ -678,7 +679,6 @@ class TantivyShard:
                     masks[:, None] >> np.arange(len(part), dtype=np.int64) & 1).astype(bool)
             return got
 
-        fields = [name for name, _ in TEXT_FIELDS]
         groups = [g for g in text.groups if any(_tokens(a, self._az) for a in g)]
         # per group and field: the group's best alternative there (None: cannot match)
         best: list[dict[str, Query | None]] = []
@@ -697,7 +697,7 @@ class TantivyShard:
         out = np.zeros((n_pids, len(SIGNALS)))
         # a field's score is the sum over groups of the group's best alternative there (a
         # boolean of SHOULD clauses adds its clauses' scores): one search per field
-        for column, field in enumerate(fields):
+        for field, column in _FIELD_COLUMNS:
             clauses = [(Occur.Should, q) for g in best if (q := g[field]) is not None]
             if clauses:
                 out[:, column] = scores(Query.boolean_query(clauses))
@@ -708,25 +708,24 @@ class TantivyShard:
         extra: list[Query | None] = [
             Query.phrase_query(self.schema, "title", list[Any](typed)) if len(typed) > 1
             else None,
-            _any_of(self.schema, "brand_key", list(ask.brands))
+            _any_of(self.schema, "brand_key", ask.brands)
             if ask.brands else None,
             Query.boolean_query([(Occur.Should, Query.term_query(
                 self.schema, f"attributes.{ask.color_attribute}", c)) for c in ask.colors])
             if ask.colors else None,
-            _any_of(self.schema, "category_ids", list(ask.categories))
+            _any_of(self.schema, "category_ids", ask.categories)
             if ask.categories else None]
         any_field = [
             Query.disjunction_max_query(qs, 0.0) if len(qs) > 1 else qs[0] if qs else None
             for qs in ([q for q in g.values() if q is not None] for g in best)]
         g_n = len(groups)
         bits = matched([*extra, *(g["title"] for g in best), *any_field])
-        at, e = len(fields), len(extra)  # PRESENCE_SIGNALS' first column; extra's slots
-        n = max(g_n, 1)
-        out[:, at] = bits[:, e + g_n:].sum(axis=1) / n
-        out[:, at + 1] = bits[:, e:e + g_n].sum(axis=1) / n
-        out[:, at + 2:at + 2 + e] = bits[:, :e]
+        e, n = len(extra), max(g_n, 1)
+        out[:, _COLUMN["coverage"]] = bits[:, e + g_n:].sum(axis=1) / n
+        out[:, _COLUMN["coverage_title"]] = bits[:, e:e + g_n].sum(axis=1) / n
+        out[:, _WORD_MATCHES] = bits[:, :e]
         if ask.vector is not None:
-            out[:, at + 2 + e] = similarity(ask.vector, self._title_vectors(
+            out[:, _COLUMN["dense"]] = similarity(ask.vector, self._title_vectors(
                 searcher, pids, [addrs[pid] for pid in pids]))
         return out
 
@@ -899,9 +898,9 @@ class TantivyShard:
         s = self.schema
         out: list[tuple[Occur, Query]] = []
         if f.category_ids:
-            out.append((Occur.Must, _any_of(s, "category_ids", list(f.category_ids))))
+            out.append((Occur.Must, _any_of(s, "category_ids", f.category_ids)))
         if f.brands:
-            out.append((Occur.Must, _any_of(s, "brand_key", list(f.brands))))
+            out.append((Occur.Must, _any_of(s, "brand_key", f.brands)))
         if f.price_min is not None or f.price_max is not None:
             out.append((Occur.Must, Query.range_query(
                 s, "price", tantivy.FieldType.Float, f.price_min, f.price_max)))
@@ -917,7 +916,7 @@ class TantivyShard:
                 (Occur.Should, Query.term_query(s, f"attributes.{name}", v)) for v in values])))
         if f.exclude_ids:
             out.append((Occur.MustNot,
-                        _any_of(s, "product_id", list(f.exclude_ids))))
+                        _any_of(s, "product_id", f.exclude_ids)))
         return [(o, Query.const_score_query(q, 0.0)) for o, q in out]
 
     def _query(self, q: IndexQuery, searcher: tantivy.Searcher, built: Clauses) -> Query:
@@ -927,7 +926,7 @@ class TantivyShard:
         clauses += self._filters(q.filters)
         if text is not None and q.text.boost_category_ids:
             clauses.append((Occur.Should, Query.const_score_query(_any_of(
-                self.schema, "category_ids", list(q.text.boost_category_ids)), CATEGORY_BOOST)))
+                self.schema, "category_ids", q.text.boost_category_ids), CATEGORY_BOOST)))
         if text is not None and q.near is not None and q.near.ids:
             # the semantic candidates chosen (Near) match too, passing their own filters,
             # first in the relevance order: NEAR_BOOST, plus the words' score if they match
