@@ -299,8 +299,11 @@ def offered_facets(generation: Path, queries: int) -> list[str]:
 def semantic_candidates(generation: Path, queries: int) -> list[str]:
     """A learned ranker's cold search (200 candidates with their ranking signals, facets):
     the index's work without semantic candidates (before session 27) against with them (now:
-    Near's first step on every shard, then the search with the chosen ones joined). The query
-    vectors are made before timing (the search makes one either way)."""
+    Near's first step on every shard, then the search with the chosen ones joined); and the
+    same search without the ranking signals (a formula's), for what making them costs. The
+    query vectors are made before timing (the search makes one either way); the signals the
+    shards keep are forgotten before each timed run (before session 31 they were kept from
+    the warm-up run, so the signals were read, not made)."""
     from adapters.text_embedding import TextEmbedder, to_bytes
 
     shards = [TantivyShard(p, read_only=True) for p in sorted(generation.glob("shard-*"))]
@@ -315,10 +318,14 @@ def semantic_candidates(generation: Path, queries: int) -> list[str]:
                          signals=SignalRequest(vector=to_bytes(v))), to_bytes(v))
              for t, v in zip(texts, vectors, strict=True)]
 
-    def run(near: bool) -> tuple[float, int]:
+    def run(near: bool, signals: bool = True) -> tuple[float, int]:
+        for s in shards:  # cold: no signals kept
+            s._reader()[1].signals.clear()
         joined = 0
         started = time.process_time()
         for main, vector in asked:
+            if not signals:
+                main = dataclasses.replace(main, signals=None)
             if near:
                 first = IndexQuery(main.text, Filters(), limit=0, facets=False,
                                    near=Near(vector, NEAR_CANDIDATES))
@@ -329,9 +336,11 @@ def semantic_candidates(generation: Path, queries: int) -> list[str]:
         return (time.process_time() - started) * 1000 / len(asked), joined
 
     run(True)  # searchers, clauses and every document's vector kept once for both
-    (before, _), (now, joined) = run(False), run(True)
-    rows = [f"| a learned ranker's search of {len(shards)} shards: 200 candidates, signals, "
-            f"facets (before; {len(asked)} searches) | {before * 1000:.0f} us |",
+    (before, _), (now, joined), (plain, _) = run(False), run(True), run(False, signals=False)
+    rows = [f"| a search of {len(shards)} shards: 200 candidates, facets, no ranking signals "
+            f"(a formula's; {len(asked)} searches) | {plain * 1000:.0f} us |",
+            f"| a learned ranker's: the same with the candidates' ranking signals made "
+            f"(before session 27) | {before * 1000:.0f} us (+{(before - plain) * 1000:.0f} us) |",
             f"| the same with {NEAR_CANDIDATES} semantic candidates joined (now; "
             f"{joined / len(asked):.1f} per search hold none of the words) | "
             f"{now * 1000:.0f} us ({now / before:.2f}x) |"]
