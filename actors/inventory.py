@@ -386,12 +386,20 @@ class InventoryPartition:
         st = self.state
         writes = [c for c, _ in batch if isinstance(c, WRITES)]
         await self._load(batch, writes)
+        # carts over several slots with a reservation of ours due: expired, unless a close
+        # of the whole cart was decided first (then closed as that says)
+        due = st.due_carts()
+        decided = await self.store.decide_carts(dict.fromkeys(due, "EXPIRED")) if due else {}
         # -- decide: synchronous from here to the commit ------------------------------------
         outcomes: dict[str, Outcome] = {}
         for c in writes:
             if c.key not in self.recent and c.key not in outcomes:
                 outcomes[c.key] = decide(st, c)
-        st.expire()
+        # reads see the batch's writes, and what expires now as it was just before (a
+        # closed reservation leaves memory at its deadline: one loaded to be read is shown)
+        reads = {i: read(st, cmd) for i, (cmd, _) in enumerate(batch)
+                 if not isinstance(cmd, Reserve | Close | Adjust)}
+        st.expire(decided)
         changes = st.drain()
         durable = {k: o for k, o in outcomes.items()
                    if not (isinstance(o, Refused) and o.code in _NOT_REMEMBERED)}
@@ -405,13 +413,13 @@ class InventoryPartition:
             self.commits += 1
         self.recent.update(durable)
         self._count(writes, outcomes)
-        for cmd, fut in batch:
+        for i, (cmd, fut) in enumerate(batch):
             if fut.done():
                 continue
             if isinstance(cmd, Reserve | Close | Adjust):
                 fut.set_result(outcomes.get(cmd.key) or self.recent[cmd.key])
             else:
-                fut.set_result(read(st, cmd))
+                fut.set_result(reads[i])
         self._forget_oldest()
         self.stock_publisher.mark(v for v, _ in changes.stock)
         self.stock_publisher.publish(st)

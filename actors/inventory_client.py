@@ -26,10 +26,12 @@ from actors import NAMESPACE, database_tag, named
 from actors.inventory import CommitFailed, InventoryPartition, PartitionOptions
 from adapters import stock_cache
 from adapters.coalesce import Coalescer
+from adapters.postgres import cart_decisions, connect
 from adapters.postgres import inventory_slots as slot_map
+from adapters.postgres.cart_decisions import CartOutcome
 from adapters.redis import create_redis
-from domain.errors import AisleError, Unavailable, ValidationFailed
-from domain.inventory import InsufficientStock, Item, ReservationNotFound
+from domain.errors import AisleError, Conflict, Unavailable, ValidationFailed
+from domain.inventory import InsufficientStock, Item, ReservationClosed, ReservationNotFound
 from domain.inventory_api import (
     CartItem,
     CartJson,
@@ -58,6 +60,7 @@ from domain.inventory_commands import (
     Reserve,
     Stocks,
 )
+from domain.inventory_decisions import holding_problem
 from domain.inventory_slots import (
     Move,
     Rebalanced,
@@ -309,23 +312,57 @@ class InventoryClient:
 
     async def _close(self, cart: str, close: type[Release] | type[Deduct], op: str,
                      variant_id: int | None, quantity: int | None) -> CartJson:
-        """`variant_id` (and `quantity`), when given, must be what the reservation holds; the
-        slot holding it goes first, so a mismatch closes nothing."""
+        """`variant_id` (and `quantity`), when given, must be what the reservation holds:
+        checked before anything closes. A cart over several slots closes whole, as its
+        decision says (the first close decided, recorded once in PostgreSQL): each caller
+        closes every slot as decided, and one whose close lost (to another caller's, or to
+        the cart's expiry) gets 409 `reservation_closed` with the cart's status."""
         slots = _slots_of(cart)
-        results: list[ReservationView] = []
         if variant_id is not None:
             s = slot_of(variant_id)
             if s not in slots:
                 await self.get(cart)  # 404 if there is no such reservation at all
                 raise ValidationFailed(
                     {"reservation_id": f"does not hold variant {variant_id}"})
-            rid = reservation_id(cart, s)
-            results.append(await self._call(s, close(f"{op}:{rid}", rid, variant_id, quantity)))
-            slots = [x for x in slots if x != s]
-        rids = [reservation_id(cart, s) for s in slots]
-        results += await asyncio.gather(*(self._call(s, close(f"{op}:{rid}", rid))
-                                          for s, rid in zip(slots, rids, strict=True)))
-        return cart_json(cart, sorted(results, key=lambda r: r.reservation_id))
+            if len(slots) > 1:
+                held = await self._call(s, GetReservation(reservation_id(cart, s)))
+                problem = holding_problem(held.lines, variant_id, quantity)
+                if problem is not None:
+                    raise problem
+        if len(slots) == 1:  # one partition decides it alone
+            rid = reservation_id(cart, slots[0])
+            return cart_json(cart, [await self._call(slots[0], close(
+                f"{op}:{rid}", rid, variant_id, quantity))])
+        wanted: CartOutcome = "COMMITTED" if close is Deduct else "RELEASED"
+        outcome = (await self._decide({cart: wanted}))[cart]
+        if outcome == "EXPIRED":  # its partitions expire its slots when due
+            raise ReservationClosed(cart, outcome)
+        parts = await asyncio.gather(*(self._close_slot(s, reservation_id(cart, s), outcome)
+                                       for s in slots))
+        if outcome != wanted:
+            raise ReservationClosed(cart, outcome)
+        return cart_json(cart, sorted(parts, key=lambda r: r.reservation_id))
+
+    async def _close_slot(self, slot: int, rid: str, outcome: CartOutcome) -> ReservationView:
+        """One slot of a decided cart, closed as decided (or found closed so already: by the
+        caller that decided, or by its partition's expiry)."""
+        cmd = Deduct(f"deduct:{rid}", rid) if outcome == "COMMITTED" else Release(
+            f"release:{rid}", rid)
+        try:
+            return await self._call(slot, cmd)
+        except Conflict as exc:
+            if exc.code != "reservation_closed":
+                raise
+        return await self._call(slot, GetReservation(rid))
+
+    async def _decide(self, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
+        """The carts' decisions, `wanted` recorded where there is none (a short-lived
+        connection: closes of carts over several slots are a small share of calls)."""
+        conn = await connect(self.dsn, server_settings={"application_name": "aisle-carts"})
+        try:
+            return await cart_decisions.decide(conn, wanted)
+        finally:
+            await conn.close()
 
     async def get(self, cart: str) -> CartJson:
         slots = _slots_of(cart)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal, NotRequired, TypedDict
 
 from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.inventory_slots import spans_slots
 
 Status = Literal["IN_STOCK", "LOW_STOCK", "OUT_OF_STOCK"]
 MAX_QUANTITY = 1_000_000
@@ -215,19 +216,51 @@ class PartitionState:
         return {w: s.available for w, s in self.stock.get(variant_id, {}).items()
                 if w in self.owned}
 
-    def expire(self) -> list[Reservation]:
-        """Releases the open reservations whose time is up (O(due), not O(all)). Closed ones
-        leave memory at their deadline too: PostgreSQL has them if anyone asks again."""
+    def due_carts(self) -> set[str]:
+        """Carts over several slots with an open reservation here that is due: those expire
+        only as the cart's decision says (a commit of the whole cart may have come first).
+        O(due): the heap is walked only where entries are due."""
+        now, heap, found = self.clock(), self._deadlines, set()
+        todo = [0]
+        while todo:
+            i = todo.pop()
+            if i >= len(heap) or heap[i][0] > now:
+                continue
+            r = self.reservations.get(heap[i][1])
+            if r is not None and r.status == "OPEN" and r.cart_id and spans_slots(r.cart_id):
+                found.add(r.cart_id)
+            todo += (2 * i + 1, 2 * i + 2)
+        return found
+
+    def expire(self, decided: Mapping[str, str] | None = None) -> list[Reservation]:
+        """Releases the open reservations whose time is up (O(due), not O(all)). One of a
+        cart over several slots closes as `decided` (cart -> COMMITTED, RELEASED or
+        EXPIRED) says, and waits while the cart is not in it. Closed ones leave memory at
+        their deadline too: PostgreSQL has them if anyone asks again."""
         now = self.clock()
+        decided = decided or {}
         expired: list[Reservation] = []
+        waiting: list[tuple[int, str]] = []
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, rid = heapq.heappop(self._deadlines)
+            due, rid = heapq.heappop(self._deadlines)
             r = self.reservations.get(rid)
             if r is None:
                 continue
-            if r.status == "OPEN":
+            if r.status == "OPEN" and r.cart_id and spans_slots(r.cart_id):
+                outcome = decided.get(r.cart_id)
+                if outcome is None:
+                    waiting.append((due, rid))
+                    continue
+                if outcome == "COMMITTED":
+                    self.deduct(rid)
+                else:
+                    expired.append(self.release(
+                        rid, kind="RELEASE" if outcome == "RELEASED" else "EXPIRE"))
+            elif r.status == "OPEN":
                 expired.append(self.release(rid, kind="EXPIRE"))
             del self.reservations[rid]
+        for entry in waiting:
+            heapq.heappush(self._deadlines, entry)
         return expired
 
     def drain(self) -> Changes:

@@ -3,6 +3,7 @@ what a batch needs first, then decides every command of it without an await)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import assert_never
 
 from domain.errors import AisleError, ValidationFailed
@@ -119,9 +120,19 @@ def _check_holds(st: PartitionState, reservation_id: str, variant_id: int,
     r = st.reservations.get(reservation_id)
     if r is None:
         return  # the close itself reports it
-    held = sum(q for v, _, q in r.lines if v == variant_id)
+    problem = holding_problem(r.lines, variant_id, quantity)
+    if problem is not None:
+        raise problem
+
+
+def holding_problem(lines: Iterable[tuple[int, str, int]], variant_id: int,
+                    quantity: int | None) -> ValidationFailed | None:
+    """Why a close naming `variant_id` (and `quantity`) does not fit a reservation of these
+    lines (None: it does)."""
+    held = sum(q for v, _, q in lines if v == variant_id)
     if held == 0:
-        raise ValidationFailed({"reservation_id": f"does not hold variant {variant_id}"})
+        return ValidationFailed({"reservation_id": f"does not hold variant {variant_id}"})
     if quantity is not None and quantity != held:
-        raise ValidationFailed({"quantity_delta": f"the reservation holds {held} units of this "
-                                "variant; it is released or deducted whole"})
+        return ValidationFailed({"quantity_delta": f"the reservation holds {held} units of "
+                                 "this variant; it is released or deducted whole"})
+    return None

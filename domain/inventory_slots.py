@@ -51,6 +51,13 @@ def slots_of_cart(cart: str) -> list[int] | None:
     return slots
 
 
+def spans_slots(cart: str | None) -> bool:
+    """A cart held in more than one slot (one reservation per slot, in several partitions):
+    it closes whole, as its decision says (adapters.postgres.cart_decisions)."""
+    slots = None if cart is None else slots_of_cart(cart)
+    return slots is not None and len(slots) > 1
+
+
 def reservation_id(cart: str, slot: int) -> str:
     return f"{cart}/s{slot:04x}"
 

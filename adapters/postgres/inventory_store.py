@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from adapters.postgres import connect
+from adapters.postgres import cart_decisions, connect
+from adapters.postgres.cart_decisions import CartOutcome
 from adapters.postgres.inventory_outcomes import decode, encode
 from adapters.postgres.outbox import OUTBOX_CHANNEL
 from domain.inventory import Changes, Reservation, Stock
@@ -123,6 +124,10 @@ class InventoryStore:
                 stock[r["warehouse_id"]] = Stock(r["available"], r["reserved"], r["sold"],
                                                  r["initial"], r["version"])
         return out
+
+    async def decide_carts(self, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
+        """Each cart's decision (`wanted` recorded where there is none yet)."""
+        return await cart_decisions.decide(self.db, wanted)
 
     async def owned_slots(self) -> set[int]:
         """The hash slots the map gives this partition."""

@@ -222,3 +222,29 @@ def test_set_available_states_the_units_exactly() -> None:
     assert s.set_available(V1, "s-7", 5, "five").available == 5
     with pytest.raises(ValidationFailed):
         s.set_available(V1, "s-7", -1, "negative")
+
+
+def test_a_due_reservation_of_a_cart_over_several_slots_closes_as_the_cart_was_decided() -> None:
+    clock = Clock()
+    s = state(clock)
+    shared = "r0123456789abcdef0123.00010002"  # a cart over slots 1 and 2
+    s.reserve("kept", [Item(V1, 2)], ttl_ms=1_000, cart_id=shared)
+    s.reserve("sold", [Item(V2, 1)], ttl_ms=1_000, cart_id="r" + "1" * 20 + ".00010003")
+    s.reserve("alone", [Item(V1, 1)], ttl_ms=1_000, cart_id="r" + "2" * 20 + ".0001")
+    s.reserve("later", [Item(V1, 1)], ttl_ms=9_000, cart_id="r" + "3" * 20 + ".00010004")
+    assert s.due_carts() == set()
+    clock.ms += 1_000
+    assert s.due_carts() == {shared, "r" + "1" * 20 + ".00010003"}  # not the one-slot cart
+    # undecided: a cart over several slots waits; a one-slot reservation expires by itself
+    assert [r.reservation_id for r in s.expire()] == ["alone"]
+    assert s.reservations["kept"].status == "OPEN"
+    assert s.due_carts() == {shared, "r" + "1" * 20 + ".00010003"}
+    expired = s.expire({shared: "EXPIRED", "r" + "1" * 20 + ".00010003": "COMMITTED"})
+    assert [(r.reservation_id, r.status) for r in expired] == [("kept", "EXPIRED")]
+    assert s.stock[V2]["WH_01"].sold == 1 and s.stock[V2]["WH_01"].reserved == 0
+    assert s.stock[V1]["WH_01"].reserved + s.stock[V1]["WH_02"].reserved == 1  # "later"
+    assert s.due_carts() == set() and set(s.reservations) == {"later"}
+    kinds = [(m.kind, m.reservation_id) for m in s.drain().movements]
+    assert ("DEDUCT", "sold") in kinds and ("EXPIRE", "kept") in kinds
+    clock.ms += 8_000
+    assert s.expire({"r" + "3" * 20 + ".00010004": "RELEASED"})[0].status == "RELEASED"
