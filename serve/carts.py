@@ -12,24 +12,27 @@ once, a checkout retried answers the same order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import secrets
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict
 
 import asyncpg
 
+from adapters.postgres import Conn
 from adapters.postgres import shopper_carts as store
 from adapters.postgres.pricing_repo import accept_quote, load_pricing, offer_warehouses
 from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
-from domain.pricing import SignedQuote, buy_box, read_quote
+from domain.pricing import buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
 from serve.quotes import QuoteService
 
@@ -100,6 +103,15 @@ class CartService:
         async with self.pool.acquire() as conn:
             return await store.find(conn, token_hash(token))
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, token: str) -> AsyncIterator[tuple[Conn, CartRow]]:
+        """The cart, locked for one change at a time (an add, a removal, a coupon, a
+        checkout) until the block ends; its own writes go through the connection given. A
+        removal racing a checkout then either comes first (the order leaves its line out) or
+        finds the cart checked out, never half of each."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn, await store.find(conn, token_hash(token), lock=True)
+
     async def view(self, token: str) -> ShopperCartJson:
         """The cart: its lines (holds run out: those lines are dropped and named in
         `expired`), and the quote checkout would charge now."""
@@ -155,15 +167,19 @@ class CartService:
                   key: str | None) -> ShopperCartJson:
         """Holds `quantity` more units of the variant (409 naming it if they are not there).
         With `key` (Idempotency-Key), a retry holds nothing more."""
-        row = await self._open(token)
+        async with self._locked(token) as (conn, row):
+            await self._add(conn, _open(row), variant_id, quantity, key)
+        return await self.view(token)
+
+    async def _add(self, conn: Conn, row: CartRow, variant_id: int, quantity: int,
+                   key: str | None) -> None:
         if len({h.variant_id for h in row.holds} | {variant_id}) > MAX_LINES:
             raise ValidationFailed({"variant_id": f"a cart holds at most {MAX_LINES} lines"})
         held = sum(h.quantity for h in row.holds if h.variant_id == variant_id)
         if held + quantity > MAX_QUANTITY:
             raise ValidationFailed({"quantity": f"at most {MAX_QUANTITY} of a variant per "
                                                 f"cart ({held} in it)"})
-        async with self.pool.acquire() as conn:
-            info = (await store.variants(conn, [variant_id])).get(variant_id)
+        info = (await store.variants(conn, [variant_id])).get(variant_id)
         if info is None or not info.active:
             raise UnknownVariant(f"variant {variant_id} is not for sale")
         # whose units: those the line holds already, else the buy box's winner's now
@@ -176,15 +192,12 @@ class CartService:
                 (variant_id, quantity)]:
             raise ValidationFailed({"Idempotency-Key": "was used for another add"})
         expires = got["expires_at_ms"] or 0
-        async with self.pool.acquire() as conn:
-            # whose units the hold has: a retried add gets the first try's reservation, made
-            # when the buy box may have been someone else's
-            seller = await store.warehouse_seller(conn, [x["warehouse_id"]
-                                                         for x in got["lines"]])
-            await store.add_hold(conn, row.cart_id, Hold(
-                got["reservation_id"], variant_id, quantity,
-                datetime.fromtimestamp(expires / 1000, UTC), seller))
-        return await self.view(token)
+        # whose units the hold has: a retried add gets the first try's reservation, made when
+        # the buy box may have been someone else's
+        seller = await store.warehouse_seller(conn, [x["warehouse_id"] for x in got["lines"]])
+        await store.add_hold(conn, row.cart_id, Hold(
+            got["reservation_id"], variant_id, quantity,
+            datetime.fromtimestamp(expires / 1000, UTC), seller))
 
     async def _source(self, row: CartRow, variant_id: int) -> tuple[int | None, str | None]:
         """The seller (None: the listing seller) and warehouse (None: the platform's) an add
@@ -212,7 +225,11 @@ class CartService:
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
-        row = await self._open(token)
+        async with self._locked(token) as (conn, row):
+            await self._remove(conn, _open(row), variant_id)
+        return await self.view(token)
+
+    async def _remove(self, conn: Conn, row: CartRow, variant_id: int) -> None:
         holds = [h for h in row.holds if h.variant_id == variant_id]
         if not holds:
             raise ValidationFailed({"variant_id": "not in the cart"})
@@ -226,29 +243,30 @@ class CartService:
                     raise
 
         await asyncio.gather(*(release(h) for h in holds))  # one round for all the holds
-        async with self.pool.acquire() as conn:
-            await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in holds])
-        return await self.view(token)
+        await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in holds])
 
     async def set_coupon(self, token: str, code: str | None) -> ShopperCartJson:
         """Applies a coupon (422 naming `coupon` if it does not exist or does not apply to
         the cart now), or removes it (None)."""
-        row = await self._open(token)
-        if code is not None:
-            code = code.strip().upper()
-            lines = await self._lines([h for h in row.holds
-                                       if h.expires_at > datetime.now(UTC)])
-            if not lines:
-                raise ValidationFailed({"coupon": "add something to the cart first"})
-            await self._quote(row.cart_id, lines, code)  # raises if it is no good
-        async with self.pool.acquire() as conn:
+        async with self._locked(token) as (conn, row):
+            _open(row)
+            if code is not None:
+                code = code.strip().upper()
+                lines = await self._lines([h for h in row.holds
+                                           if h.expires_at > datetime.now(UTC)])
+                if not lines:
+                    raise ValidationFailed({"coupon": "add something to the cart first"})
+                await self._quote(row.cart_id, lines, code)  # raises if it is no good
             await store.set_coupon(conn, row.cart_id, code)
         return await self.view(token)
 
     async def checkout(self, token: str) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
         Answers the same order when repeated."""
-        row = await self._row(token)
+        async with self._locked(token) as (conn, row):
+            return await self._checkout(conn, row)
+
+    async def _checkout(self, conn: Conn, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":
             order: OrderJson = json.loads(row.order_json or "{}")
             await self._commit(row.holds)  # a retry after a partial commit finishes it
@@ -261,40 +279,42 @@ class CartService:
             raise Conflict("some holds ran out: look at the cart again", "hold_expired",
                            {"cart": "holds expired"})
         lines = await self._lines(live)
-        reference = f"shopcart:{row.cart_id}"
-        async with self.pool.acquire() as conn:
-            signed = await store.accepted_quote(conn, reference)
+        # the price accepted for the cart as it is now: a checkout retried after a failure
+        # answers it; a cart changed since (a line removed) is priced afresh
+        bought = sorted((x["variant_id"], x["quantity"], x["seller_id"] or "") for x in lines)
+        reference = f"shopcart:{row.cart_id}:" + hashlib.sha256(
+            json.dumps(bought).encode()).hexdigest()[:16]
+        signed = await store.accepted_quote(conn, reference)
         if signed is None:
             items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
             made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
                                           held=dict(items), sellers=_sellers(lines))
             q = read_quote(made["quote_token"], self.quotes.secret, now)
-            async with self.pool.acquire() as conn:
-                await accept_quote(conn, q, reference)  # coupon redeemed here, once
+            async with self.pool.acquire() as other:  # committed on its own
+                await accept_quote(other, q, reference)  # coupon redeemed here, once
             payload, quote_id = _payload(made), made["quote_id"]
         else:  # accepted by an earlier try that did not finish
-            found: SignedQuote = json.loads(signed)
-            payload, quote_id = _payload(found), found["quote_id"]
+            payload, quote_id = _payload(signed), signed["quote_id"]
         await self._commit(row.holds)
         order: OrderJson = {  # type: ignore[no-redef]
             "order_id": "o" + hashlib.sha256(reference.encode()).hexdigest()[:20],
             "cart_id": row.cart_id, "quote_id": quote_id,
             "total_cents": payload["total_cents"], "currency": payload["currency"],
             "lines": lines, "quote": payload, "placed_at": _iso(now)}
-        async with self.pool.acquire() as conn:
-            recorded = await store.check_out(conn, row.cart_id, order)
+        recorded = await store.check_out(conn, row.cart_id, order)
         answer: OrderJson = json.loads(recorded)
         return answer
 
     async def _commit(self, holds: tuple[Hold, ...] | list[Hold]) -> None:
         await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds))
 
-    async def _open(self, token: str) -> CartRow:
-        row = await self._row(token)
-        if row.status != "OPEN":
-            raise Conflict("this cart is checked out: POST /api/v1/cart starts a new one",
-                           "cart_checked_out", {"cart": "checked out"})
-        return row
+
+
+def _open(row: CartRow) -> CartRow:
+    if row.status != "OPEN":
+        raise Conflict("this cart is checked out: POST /api/v1/cart starts a new one",
+                       "cart_checked_out", {"cart": "checked out"})
+    return row
 
 
 def _payload(q: QuotePayload) -> QuotePayload:

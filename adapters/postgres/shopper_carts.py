@@ -6,9 +6,11 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
 from adapters.postgres import Conn
 from domain.errors import NotFound
+from domain.pricing.tokens import SignedQuote
 
 
 class CartNotFound(NotFound):
@@ -51,10 +53,14 @@ async def create(conn: Conn, cart_id: str, token_hash: bytes) -> None:
                        cart_id, token_hash)
 
 
-async def find(conn: Conn, token_hash: bytes) -> CartRow:
+async def find(conn: Conn, token_hash: bytes, lock: bool = False) -> CartRow:
+    """The cart and its holds. `lock` (inside a transaction): its row is locked until the
+    transaction ends, so that changes to one cart go one at a time (holds can still be
+    added on `conn`: the lock does not block their foreign key)."""
     row = await conn.fetchrow(
         "SELECT cart_id, coupon_code, status, order_json::text AS order_json "
-        "FROM shopper_carts WHERE token_hash = $1", token_hash)
+        "FROM shopper_carts WHERE token_hash = $1" + (" FOR NO KEY UPDATE" if lock else ""),
+        token_hash)
     if row is None:
         raise CartNotFound("no cart: POST /api/v1/cart makes one")
     holds = await conn.fetch(
@@ -104,11 +110,13 @@ async def check_out(conn: Conn, cart_id: str, order: Mapping[str, object]) -> st
         "SELECT order_json::text FROM shopper_carts WHERE cart_id = $1", cart_id))
 
 
-async def accepted_quote(conn: Conn, reference: str) -> str | None:
-    """The signed quote (JSON text) accepted for `reference`, if any."""
+async def accepted_quote(conn: Conn, reference: str) -> SignedQuote | None:
+    """The signed quote accepted for `reference`, if any."""
     found = await conn.fetchval(
-        "SELECT payload::text FROM accepted_quotes WHERE reservation_id = $1", reference)
-    return None if found is None else str(found)
+        "SELECT payload FROM accepted_quotes WHERE reservation_id = $1", reference)
+    if isinstance(found, str):  # written as JSON text inside JSON until 2026-12-07
+        found = json.loads(found)
+    return cast("SignedQuote | None", found)
 
 
 async def variants(conn: Conn, ids: list[int]) -> dict[int, VariantInfo]:

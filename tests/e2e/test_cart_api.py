@@ -4,6 +4,7 @@ quoted price, and the errors (a 4xx naming the field, nothing held or written)."
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -193,5 +194,63 @@ async def test_checkout_of_an_empty_cart_is_refused(app_url: str) -> None:
     try:
         r = await shopper.post("/api/v1/cart/checkout")
         assert r.status_code == 422 and "cart" in r.json()["error"]["fields"], r.text
+    finally:
+        await shopper.aclose()
+
+
+async def _sold(pool: asyncpg.Pool, vs: list[int]) -> dict[int, int]:
+    rows = await pool.fetch("SELECT variant_id, sum(sold) AS s FROM stock "
+                            "WHERE variant_id = ANY($1::bigint[]) GROUP BY 1", vs)
+    return {r["variant_id"]: int(r["s"]) for r in rows}
+
+
+async def test_a_removal_racing_checkout_comes_first_or_finds_the_cart_checked_out(
+        app_url: str, pool: asyncpg.Pool) -> None:
+    a, b = await _variant(pool, 1_000, 20), await _variant(pool, 2_000, 20)
+    ordered = {a: 0, b: 0}
+    for _ in range(6):
+        shopper = await _new_cart(app_url)
+        try:
+            assert (await _add(shopper, a)).status_code == 200
+            assert (await _add(shopper, b)).status_code == 200
+            out, gone = await asyncio.gather(shopper.post("/api/v1/cart/checkout"),
+                                             shopper.delete(f"/api/v1/cart/items/{b}"))
+            assert out.status_code == 200, out.text  # never a half-done checkout, never 500
+            lines = {int(x["variant_id"]) for x in out.json()["lines"]}
+            if gone.status_code == 200:  # the removal came first: the order leaves b out
+                assert lines == {a} and out.json()["total_cents"] == 1_000
+            else:
+                assert gone.status_code == 409, gone.text
+                assert gone.json()["error"]["code"] == "cart_checked_out"
+                assert lines == {a, b} and out.json()["total_cents"] == 3_000
+            for v in lines:
+                ordered[v] += 1
+        finally:
+            await shopper.aclose()
+    assert await _sold(pool, [a, b]) == {v: n for v, n in ordered.items()}  # sold = ordered
+    await check_invariants(pool)
+
+
+async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    a, b = await _variant(pool, 1_000, 5), await _variant(pool, 2_000, 5)
+    shopper = await _new_cart(app_url)
+    try:
+        await _add(shopper, a)
+        cart = (await _add(shopper, b)).json()
+        [hold] = next(x["holds"] for x in cart["lines"] if x["variant_id"] == str(b))
+        lost = await client.delete(f"/api/v1/reservations/{hold}", headers=AUTH)
+        assert lost.status_code == 200, lost.text  # released behind the cart's back
+        first = await shopper.post("/api/v1/cart/checkout")
+        assert first.status_code == 409, first.text  # b's hold is gone: not sold
+        assert (await shopper.delete(f"/api/v1/cart/items/{b}")).status_code == 200
+        again = await shopper.post("/api/v1/cart/checkout")
+        assert again.status_code == 200, again.text
+        order = again.json()
+        assert [x["variant_id"] for x in order["lines"]] == [str(a)]
+        assert order["total_cents"] == 1_000  # what it sells, not the first price
+        assert (await shopper.post("/api/v1/cart/checkout")).json() == order
+        assert await _sold(pool, [a, b]) == {a: 1, b: 0}
+        await check_invariants(pool)
     finally:
         await shopper.aclose()

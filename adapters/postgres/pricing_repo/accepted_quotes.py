@@ -4,8 +4,6 @@ checkout counts the coupon once)."""
 
 from __future__ import annotations
 
-import json
-
 from adapters.postgres import Conn
 from adapters.postgres.pricing_repo.coupons import redeem_coupon
 from domain.errors import Conflict
@@ -24,7 +22,7 @@ async def accept_quote(conn: Conn, q: VerifiedQuote, reservation_id: str) -> Non
                VALUES ($1, $2, $3, $4, $5, $6::jsonb)
                ON CONFLICT DO NOTHING RETURNING reservation_id""",
             q.quote_id, reservation_id, q.customer_id, q.coupon, q.total_cents,
-            json.dumps(q.signed))
+            q.signed)  # the connection's codec writes it as JSON
         if done is None:  # accepted before: the same reservation, or a conflict
             first = await conn.fetchval(
                 "SELECT reservation_id FROM accepted_quotes WHERE quote_id = $1", q.quote_id)
