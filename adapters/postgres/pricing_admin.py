@@ -263,11 +263,25 @@ async def _check_seller_scope(conn: Conn, seller_id: int, d: Deal) -> None:
         raise ValidationFailed({"scope_value": "no such category"})
 
 
+async def _check_gives_nothing_away(conn: Conn, d: Deal) -> None:
+    """A fixed deal on one product takes less than its lowest price (a deal never makes an
+    item free: where it would, it does not apply, so a larger amount is a slip)."""
+    if d.scope != "product" or d.kind != "fixed":
+        return
+    lowest = await conn.fetchval(
+        "SELECT min(price_cents) FROM product_variants WHERE product_id = $1::bigint "
+        "AND status = 'ACTIVE'", int(d.scope_value))
+    if lowest is not None and d.amount >= lowest:
+        raise ValidationFailed({"amount": f"must be less than the product's lowest price "
+                                          f"({lowest} cents): a deal never gives it away"})
+
+
 async def create_deal(conn: Conn, d: Deal, name: str, actor: Actor) -> DealRecord:
     """`d.deal_id` is ignored (the database gives one)."""
     async with conn.transaction():
         if d.seller_id is not None:
             await _check_seller_scope(conn, d.seller_id, d)
+        await _check_gives_nothing_away(conn, d)
         row = await conn.fetchrow(
             """INSERT INTO deals (name, scope, scope_value, kind, amount, starts_at, ends_at,
                                   seller_id)
@@ -312,6 +326,7 @@ async def update_deal(conn: Conn, deal_id: int, d: Deal, name: str, actor: Actor
             raise VersionConflict(before["version"], expected_version, "the deal")
         if before["seller_id"] is not None:
             await _check_seller_scope(conn, before["seller_id"], d)
+        await _check_gives_nothing_away(conn, d)
         after = await conn.fetchval(
             """UPDATE deals SET name = $2, scope = $3, scope_value = $4, kind = $5, amount = $6,
                                 starts_at = $7, ends_at = $8, version = version + 1

@@ -1,5 +1,6 @@
 """Deals: time-boxed discounts on every item in their scope; the best one applies (deals
-never stack), never below 0."""
+never stack). A deal never makes an item free: where it would, it does not apply (a seller's
+slip, as a price of 0 is)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import get_args
 
 from domain.pricing._checks import aware, check
-from domain.pricing._money import Kind, discounted, kind_problems
+from domain.pricing._money import FULL_BP, Kind, discounted, kind_problems
 from domain.pricing._scope import Scope, applies
 from domain.pricing.offers import Item
 
@@ -31,6 +32,8 @@ class Deal:
 
     def __post_init__(self) -> None:
         problems = kind_problems(self.kind, self.amount)
+        if self.kind == "percent" and self.amount >= FULL_BP:
+            problems["amount"] = "a deal takes at most 9999 basis points off (never all)"
         if self.scope not in get_args(Scope):
             problems["scope"] = "must be product, category, brand or seller"
         if not self.scope_value:
@@ -45,7 +48,9 @@ class Deal:
         return self.starts_at <= now < self.ends_at
 
     def price(self, cents: int) -> int:
-        return discounted(self.kind, self.amount, cents)
+        """The item's price under this deal; unchanged where the deal would make it free."""
+        p = discounted(self.kind, self.amount, cents)
+        return p if p > 0 else cents
 
 
 def best_deal(deals: Iterable[Deal], item: Item, now: datetime) -> tuple[Deal | None, int]:

@@ -277,6 +277,8 @@ async def test_deals_by_sellers_and_the_platform(
         (seller, {"starts_at": _at(days=-3), "ends_at": _at(days=-2)}, "ends_at"),  # over
         (seller, {"ends_at": _at(days=400)}, "ends_at"),  # more than a year
         (seller, {"amount": 10_001}, "amount"),  # percent above 100 %
+        (seller, {"amount": 10_000}, "amount"),  # all of it: a deal never gives it away
+        (seller, {"kind": "fixed", "amount": 10**9}, "amount"),  # more than its price
         (seller, {"starts_at": "2027-01-01T00:00:00"}, "starts_at"),  # no time zone
         (seller, {"scope": "seller", "scope_value": str(other_seller.seller_id)},
          "scope_value"),

@@ -106,10 +106,18 @@ def test_deals_are_time_boxed_and_scoped() -> None:
     assert best_deal([later], SONY, NOW + DAY)[1] == 5_000
 
 
-def test_a_deal_never_goes_below_zero_and_ties_go_to_the_lowest_id() -> None:
-    d, price = best_deal([deal(9, "product", "1", "fixed", 50_000),
-                          deal(8, "product", "1", "percent", 10_000)], SONY, NOW)
-    assert price == 0 and d is not None and d.deal_id == 8
+def test_a_deal_never_gives_an_item_away_and_ties_go_to_the_lowest_id() -> None:
+    full = SONY.list_price_cents
+    # a fixed amount of the whole price or more does not apply (a slip): the list price
+    assert best_deal([deal(9, "product", "1", "fixed", full)], SONY, NOW) == (None, full)
+    assert best_deal([deal(9, "product", "1", "fixed", full - 1)], SONY, NOW)[1] == 1
+    d, price = best_deal([deal(9, "product", "1", "percent", 2_000),
+                          deal(8, "product", "1", "percent", 2_000),
+                          deal(7, "product", "1", "fixed", 50_000_000)], SONY, NOW)
+    assert d is not None and d.deal_id == 8 and price == full - (full * 2_000 + 5_000) // 10_000
+    with pytest.raises(ValidationFailed) as err:
+        deal(1, "product", "1", "percent", 10_000)  # all of it off
+    assert set(err.value.fields) == {"amount"}
 
 
 def test_percent_rounds_half_up_to_the_cent() -> None:
@@ -286,7 +294,7 @@ deal_lists = st.lists(st.builds(
     st.integers(1, 50),
     st.sampled_from([("product", "1"), ("brand", "SONY"), ("category", "30"), ("seller", "7"),
                      ("product", "2")]),
-    st.sampled_from(["percent", "fixed"]), st.integers(1, 10_000), st.integers(1, 20_000_000),
+    st.sampled_from(["percent", "fixed"]), st.integers(1, 9_999), st.integers(1, 20_000_000),
     st.integers(-48, 1), st.integers(1, 96)), max_size=6)
 
 
@@ -307,6 +315,7 @@ def test_unit_price_never_negative_never_below_floor_never_above_ceiling(
     item = dataclasses.replace(SONY, list_price_cents=list_price)
     u = unit_price(item, deals, r, NOW)
     assert 0 <= u.deal_cents <= u.list_cents
+    assert u.deal_cents > 0 or list_price == 0  # a deal never gives an item away
     assert u.dynamic_cents >= 0
     if r is not None:
         assert r.floor_cents <= u.dynamic_cents <= r.ceiling_cents
