@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from adapters.postgres.experiments import ExperimentRecord, SearchEvent
 from domain.errors import ValidationFailed
@@ -51,6 +51,7 @@ def session_of(request: Request) -> str | None:
 
 
 class ArmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME)
     ranker: str = Field(pattern=RANKER, description="default, formula, a formula's name or "
                                                     "a model version")
@@ -58,12 +59,14 @@ class ArmIn(BaseModel):
 
 
 class GuardrailsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     max_error_rate: float = Field(default=0.02, ge=0, le=1)
     max_p99_ms: float = Field(default=1000.0, gt=0, le=600_000)
     min_requests: int = Field(default=100, ge=1, le=10**9)
 
 
 class ExperimentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME)
     kind: Literal["ab", "interleave"] = "ab"
     arms: list[ArmIn] = Field(min_length=2, max_length=10)
@@ -74,11 +77,13 @@ class ExperimentIn(BaseModel):
 
 
 class StopIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     by: str = Field(min_length=1, max_length=100)
     reason: str | None = Field(None, max_length=1000)
 
 
 class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: Literal["click", "add_to_cart"]
     search_id: str = Field(pattern="^[0-9a-f]{16}$", description="the search's `search_id`")
     product_id: str = Field(pattern="^[0-9]{1,19}$")

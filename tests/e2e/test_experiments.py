@@ -299,6 +299,15 @@ async def test_experiments_are_validated_and_one_runs_at_a_time(
                           headers=INTERNAL)
     assert r.status_code == 422, r.text
     assert "baseline" in r.json()["error"]["fields"]["arms[1].ranker"], r.text  # not "one of"
+    for typo, field in (({"arms": [{"name": "a", "ranker": "formula"},
+                                   {"name": "b", "ranker": "text", "wieght": 5}]}, "wieght"),
+                        ({"guardrail": {"max_error_rate": 0.001}}, "guardrail"),
+                        ({"shadow": "text"}, "shadow_sample")):  # a shadow that never runs
+        r = await client.post(API, json={"name": "bad", "created_by": "t", "arms": [
+            {"name": "a", "ranker": "formula"}, {"name": "b", "ranker": "text"}], **typo},
+            headers=INTERNAL)
+        assert r.status_code == 422, r.text  # never started with a field left unread
+        assert any(field in k for k in r.json()["error"]["fields"]), r.text
     arms = [{"name": "a", "ranker": "formula"}, {"name": "b", "ranker": "text"}]
     name = "one-" + secrets.token_hex(3)
     await start(client, name=name, arms=arms)
@@ -323,7 +332,9 @@ async def test_events_are_validated_and_recorded_without_an_experiment(
             ({"type": "click", "search_id": found["search_id"], "product_id": "1",
               "position": 0}, "position"),
             ({"type": "click", "search_id": found["search_id"], "product_id": "1",
-              "position": "3"}, "position")):
+              "position": "3"}, "position"),
+            ({"type": "click", "search_id": found["search_id"], "product_id": "1",
+              "extra": 1}, "extra")):
         r = await client.post("/api/v1/events", json=body)
         assert r.status_code == 422, r.text
         assert any(field in k for k in r.json()["error"]["fields"]), r.text
