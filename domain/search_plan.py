@@ -215,16 +215,30 @@ def near_filters(words: Words, explicit: Filters) -> Filters:
                                attributes=explicit.attributes)
 
 
+def near_choice(words: Words, explicit: Filters) -> Filters:
+    """Where Near's first step chooses from: what the words themselves ask of a price or a
+    rating ("under $50"), not the URL's filters. The candidates are the words' own, and the
+    URL's filters then apply to them as to the matches (`near_filters`): a facet's count is
+    what choosing its value shows, where candidates chosen again among a narrow filter's
+    products would be the query's nearest there however far (mattresses for "headphones"
+    at $200-$500)."""
+    f = words.filters
+    return Filters(price_min=f.price_min if explicit.price_min is None else None,
+                   price_max=f.price_max if explicit.price_max is None else None,
+                   rating_min=f.rating_min if explicit.rating_min is None else None)
+
+
 def near_query(p: SearchParams, words: Words, explicit: Filters) -> IndexQuery | None:
-    """Near's first step: the NEAR_CANDIDATES products passing `near_filters` whose titles
-    are closest to the query's vector. They join the words' matches (a re-ranking that reads
-    the `dense` signal finds among them what the words miss, "sneakers" for "running shoes",
-    and what a brand or color read from the words left out)."""
+    """Near's first step: the NEAR_CANDIDATES products passing `near_choice` whose titles
+    are closest to the query's vector; those passing `near_filters` join the words' matches
+    (a re-ranking that reads the `dense` signal finds among them what the words miss,
+    "sneakers" for "running shoes", and what a brand or color read from the words left
+    out)."""
     if not p.semantic or p.vector is None or not _ranker_orders(p) or not words.text.groups:
         return None
-    filters = near_filters(words, explicit)
-    return IndexQuery(words.text, filters, limit=0, facets=False,
-                      near=Near(p.vector, NEAR_CANDIDATES, filters=filters))
+    return IndexQuery(words.text, near_choice(words, explicit), limit=0, facets=False,
+                      near=Near(p.vector, NEAR_CANDIDATES,
+                                filters=near_filters(words, explicit)))
 
 
 def in_words_order(hits: list[Hit]) -> list[Hit]:
@@ -443,8 +457,11 @@ def facet_groups(filters: Filters, applied: Mapping[str, object]) -> list[FacetG
 def facet_query(counted: IndexQuery, filters: Filters, group: FacetGroup) -> IndexQuery:
     """Counts for `group`: the counted query without that group's filter (no page, no
     signals: only its facet counts are read)."""
+    near = counted.near
+    if near is not None:  # its candidates too, as they would join without that filter
+        near = dataclasses.replace(near, filters=_without(near.filters, group))
     return dataclasses.replace(counted, filters=_without(filters, group), offset=0, limit=1,
-                               facets=True, slim=True, full_docs=0, signals=None)
+                               facets=True, slim=True, full_docs=0, signals=None, near=near)
 
 
 def with_group_counts(facets: Facets, counts: Sequence[tuple[FacetGroup, Facets]]) -> Facets:

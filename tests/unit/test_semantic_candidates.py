@@ -360,3 +360,27 @@ def test_a_read_only_shards_kept_filter_matches_follow_its_reloads(tmp_path: Pat
     reader.shards[0].reload()
     assert [h.product_id for h in nearest(reader, 3, cheap)] == before
     writer.close()
+
+
+async def test_a_facets_count_is_what_choosing_its_value_shows() -> None:
+    """The URL's filters apply to the semantic candidates the words chose, as to the
+    matches: a brand's count is the total of the search filtered by it, and a narrow price
+    filter brings in no products only because they are the query's nearest at that price
+    (the chairs, far off); a price read from the words still chooses among its products."""
+    index, qu = Shards(2), understanding()
+    every = await plan_search(params(), Filters(), qu, Steps(index))
+    assert every.result.facets.brands == {"Acme": 30, "Globex": 2, "Initech": 10}
+    acme = await plan_search(params(), Filters(brands=("acme",)), qu, Steps(index))
+    assert acme.total == 30
+    steps = Steps(index)
+    cheap = await plan_search(params(page_size=50), Filters(price_max=25.0), qu, steps)
+    (first,) = [q for q in steps.asked if q.near is not None and q.near.ids is None]
+    assert first.filters == Filters()  # chosen from every product, as for the facets
+    # the 5 shoes up to $25 and the 12 sneakers; no chair (the nearest left at that price)
+    assert {h.product_id for h in cheap.hits} == set(range(1, 6)) | SNEAKERS
+    assert cheap.total == 17
+    groups = await plan_search(params(), Filters(brands=("acme",)), qu, Steps(index))
+    by_brand = search_plan.facet_query(groups.counted_query or IndexQuery(), groups.filters,
+                                       ("brands", ""))
+    assert by_brand.near is not None and by_brand.near.filters.brands == ()
+    assert (await index.search(by_brand)).facets.brands == every.result.facets.brands
