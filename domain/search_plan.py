@@ -282,6 +282,21 @@ def first_query(p: SearchParams, words: Words) -> IndexQuery:
                       signals=signal_request(words, p.vector) if rerank and p.signals else None)
 
 
+async def _offered_alone(query: IndexQuery, words: Words, explicit: Filters,
+                         result: IndexResult, steps: SearchSteps) -> bool:
+    """Semantic candidates alone answer a search whose URL filters leave only them when the
+    words match products without those filters: that search's facets counted them (a brand
+    of earbuds among "headphones"), and choosing that value shows them. Words that match
+    nothing are relaxed as ever."""
+    if not result.near_only or query.near is None \
+            or near_filters(words, explicit) == near_choice(words, explicit):
+        return False  # no candidate passed, or no URL filter narrowed them
+    unfiltered = await steps.search(dataclasses.replace(
+        query, filters=near_choice(words, explicit), near=None, offset=0, limit=0,
+        facets=False, signals=None))
+    return unfiltered.total > 0
+
+
 def relaxations(query: IndexQuery, words: Words,
                 explicit: Filters) -> list[tuple[str, IndexQuery]]:
     """When nothing matches: one edit per long word; then, if filters were read from the
@@ -352,7 +367,8 @@ async def plan_search(p: SearchParams, explicit: Filters,
     filters = words.filters
     counted_query = query
     # nothing matches the words (semantic candidates alone are not an answer): relax them
-    if result.word_matches == 0 and words.text.groups and p.ranker != PLAIN:
+    if result.word_matches == 0 and words.text.groups and p.ranker != PLAIN \
+            and not await _offered_alone(query, words, explicit, result, steps):
         for how, relaxed_query in relaxations(query, words, explicit):
             identity, found, kept = await kept_counts(relaxed_query)
             if found.total:

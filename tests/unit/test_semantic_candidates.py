@@ -384,3 +384,17 @@ async def test_a_facets_count_is_what_choosing_its_value_shows() -> None:
                                        ("brands", ""))
     assert by_brand.near is not None and by_brand.near.filters.brands == ()
     assert (await index.search(by_brand)).facets.brands == every.result.facets.brands
+
+
+async def test_a_brand_only_semantic_candidates_hold_shows_them_when_chosen() -> None:
+    """"running shoe": Globex and Initech are counted from the sneakers that joined; a
+    shopper choosing either sees those, not an empty page. Words that match nothing are
+    still no answer, whatever the filters."""
+    index, qu = Shards(2), understanding()
+    for brand, ids in (("globex", {100, 101}), ("initech", SNEAKERS - {100, 101})):
+        got = await plan_search(params(page_size=20), Filters(brands=(brand,)), qu,
+                                Steps(index))
+        assert got.relaxed is None and got.total == len(ids), brand
+        assert {h.product_id for h in got.hits} == ids
+    none = await plan_search(params(q="zzyzxq"), Filters(brands=("globex",)), qu, Steps(index))
+    assert none.total == 0 and none.hits == []
