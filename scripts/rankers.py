@@ -23,6 +23,7 @@ $AISLE_INTERNAL_TOKEN name the service.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -223,6 +224,17 @@ def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(text: str) -> float:
+    """A number (argparse names the option when this refuses: nan and inf are not)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_finite.__name__ = "finite number"  # what argparse calls it: "invalid finite number value"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/rankers", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -255,9 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--arm", type=_arm, action="append",
                     help="NAME=RANKER[:WEIGHT] (ranker: default, formula, a model version)")
     ex.add_argument("--shadow", default=None, help="a ranker to measure unseen")
-    ex.add_argument("--shadow-sample", type=float, default=0.1)
-    ex.add_argument("--max-error-rate", type=float, default=0.02)
-    ex.add_argument("--max-p99-ms", type=float, default=1000.0)
+    ex.add_argument("--shadow-sample", type=_finite, default=0.1)
+    ex.add_argument("--max-error-rate", type=_finite, default=0.02)
+    ex.add_argument("--max-p99-ms", type=_finite, default=1000.0)
     ex.add_argument("--min-requests", type=int, default=100)
     ex.add_argument("--reason", default=None)
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -279,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except httpx.HTTPError as exc:
         print(f"rankers: no answer from {a.url}: {exc!r}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `scripts/rankers list | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
+        return 0
 
 
 if __name__ == "__main__":

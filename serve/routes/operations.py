@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import ray
 from fastapi import APIRouter, Path, Query, Response
@@ -60,9 +60,11 @@ async def noop(awaits: Annotated[bool, Query(alias="await")] = False) -> Json:
     return {"ok": True}
 
 
+JobKind = Literal["index.rebuild", "cache.prewarm"]
+
+
 @router.get("/api/v1/internal/jobs", tags=["internal"])
-async def list_jobs(svc: Svc, _: Internal,
-                    kind: Annotated[str | None, Query(pattern=r"^[a-z_.]{1,40}$")] = None,
+async def list_jobs(svc: Svc, _: Internal, kind: Annotated[JobKind | None, Query()] = None,
                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Json:
     """Background jobs, newest first (`kind`: index.rebuild, cache.prewarm)."""
     return {"jobs": [j.to_json() for j in await svc.jobs.store.recent(kind, limit)]}

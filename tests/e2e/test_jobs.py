@@ -71,3 +71,8 @@ async def test_a_prewarm_is_a_job_followed_by_its_id(client: httpx.AsyncClient) 
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "job_not_found"
     bad = await client.get("/api/v1/internal/jobs/nope", headers=INTERNAL)
     assert bad.status_code == 422
+
+
+async def test_jobs_of_an_unknown_kind_are_refused(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/internal/jobs", headers=INTERNAL, params={"kind": "bogus"})
+    assert r.status_code == 422 and "kind" in str(r.json()["error"]["fields"]), r.text

@@ -97,3 +97,13 @@ def test_a_feature_log_of_another_catalog_is_refused() -> None:
         judged("icecat", "http://h", LoggedFeatures(["f"], "lf2", rows))
     assert judged("icecat", "http://h", LoggedFeatures(
         ["f"], "lf2", [*rows, {**rows[0], "external_id": "Y", "gain": 1.0}])) == 1
+
+
+@pytest.mark.parametrize("option", ["--max-p99-ms", "--max-error-rate", "--shadow-sample"])
+def test_an_experiments_limits_are_finite_numbers(option: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rankers.py"), "experiment", "start", "e1",
+         "--arm", "a=default", "--arm", "b=formula", option, "nan"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
