@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TypeVar
 
+import asyncpg
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
@@ -26,7 +27,7 @@ from actors import NAMESPACE, database_tag, named
 from actors.inventory import CommitFailed, InventoryPartition, PartitionOptions
 from adapters import stock_cache
 from adapters.coalesce import Coalescer
-from adapters.postgres import cart_decisions, connect
+from adapters.postgres import cart_decisions, create_pool, unavailable
 from adapters.postgres import inventory_slots as slot_map
 from adapters.postgres.cart_decisions import CartOutcome
 from adapters.redis import create_redis
@@ -71,6 +72,7 @@ from domain.inventory_slots import (
     reservation_id,
     slot_of,
     slots_of_cart,
+    spans_slots,
 )
 
 T = TypeVar("T")
@@ -81,6 +83,7 @@ MAX_OPS_PER_CALL = 512
 WARM_EVERY_S = 0.25  # snapshots missing from Redis are asked of their owners this often...
 WARM_MAX = 5_000  # ...at most this many variants at a time (more wait for a later round)
 WARM_TIMEOUT_S = 2.0
+DECISION_CONNECTIONS = 4  # per client: closes of carts over several slots, at once
 
 
 class PartitionGone(RuntimeError):
@@ -137,6 +140,8 @@ class InventoryClient:
         self._reading: asyncio.Task[list[int]] | None = None
         self._reading_at = 0.0  # when that read started (loop time)
         self.actors: dict[int, ActorHandle] = {}
+        # connections for carts' decisions (their loop: tests run clients in several)
+        self._decisions: tuple[asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]] | None = None
         self.timeout = call_timeout_s
         self.deadline = deadline_s
         self.retries = 0
@@ -288,13 +293,26 @@ class InventoryClient:
                 # outcome unknown: keep what was reserved; a retry with the same key carries
                 # on from there, and the TTL releases it if nobody retries
                 raise exc
-        await self._compensate(key, done)  # a definite "no": undo the slots reserved
+        await self._compensate(key, cart, done)  # a definite "no": undo the slots reserved
         short = [i for e in failed if isinstance(e, InsufficientStock) for i in e.items]
         if len(short) > 0 and all(isinstance(e, InsufficientStock) for e in failed):
             raise InsufficientStock(short)  # every short item, whichever slot it is in
         raise failed[0]
 
-    async def _compensate(self, key: str, done: list[tuple[int, ReservationView]]) -> None:
+    async def _compensate(self, key: str, cart: str,
+                          done: list[tuple[int, ReservationView]]) -> None:
+        """Releases the slots reserved of a cart refused whole. A cart over several slots is
+        decided RELEASED first (a retry with the same key that reserves the rest then finds
+        it released, never half of it kept); with no decision possible, the TTL frees it."""
+        if not done:
+            return
+        if spans_slots(cart):
+            try:
+                if (await self._decide({cart: "RELEASED"})).get(cart) != "RELEASED":
+                    return  # decided otherwise already: its closes follow that
+            except InventoryUnavailable:
+                return
+
         async def undo(s: int, res: ReservationView) -> None:
             with contextlib.suppress(AisleError):  # closed already; or unavailable: TTL frees it
                 await self._call(s, Release(f"{key}/s{s:04x}/undo", res.reservation_id))
@@ -334,35 +352,63 @@ class InventoryClient:
             return cart_json(cart, [await self._call(slots[0], close(
                 f"{op}:{rid}", rid, variant_id, quantity))])
         wanted: CartOutcome = "COMMITTED" if close is Deduct else "RELEASED"
-        outcome = (await self._decide({cart: wanted}))[cart]
+        outcome = (await self._decide({cart: wanted})).get(cart)
+        if outcome is None:  # no reservation of this cart was ever made
+            raise ReservationNotFound(f"reservation {cart} not found")
         if outcome == "EXPIRED":  # its partitions expire its slots when due
             raise ReservationClosed(cart, outcome)
-        parts = await asyncio.gather(*(self._close_slot(s, reservation_id(cart, s), outcome)
+        found = await asyncio.gather(*(self._close_slot(s, reservation_id(cart, s), outcome)
                                        for s in slots))
+        parts = [p for p in found if p is not None]  # a slot refused when the cart was made
+        if any(p.status != outcome for p in parts):
+            # closed otherwise before decisions were recorded for it (or by hand): said, not
+            # hidden behind the decision
+            log.error("cart %s decided %s, its slots are %s", cart, outcome,
+                      [p.status for p in parts])
+            raise ReservationClosed(cart, "MIXED")
         if outcome != wanted:
             raise ReservationClosed(cart, outcome)
         return cart_json(cart, sorted(parts, key=lambda r: r.reservation_id))
 
-    async def _close_slot(self, slot: int, rid: str, outcome: CartOutcome) -> ReservationView:
+    async def _close_slot(self, slot: int, rid: str,
+                          outcome: CartOutcome) -> ReservationView | None:
         """One slot of a decided cart, closed as decided (or found closed so already: by the
-        caller that decided, or by its partition's expiry)."""
+        caller that decided, or by its partition's expiry). None: the slot was never reserved
+        (a cart refused whole, RELEASED; COMMITTED is never decided for such a cart)."""
         cmd = Deduct(f"deduct:{rid}", rid) if outcome == "COMMITTED" else Release(
             f"release:{rid}", rid)
         try:
             return await self._call(slot, cmd)
+        except ReservationNotFound:
+            if outcome == "COMMITTED":
+                raise
+            return None
         except Conflict as exc:
             if exc.code != "reservation_closed":
                 raise
         return await self._call(slot, GetReservation(rid))
 
     async def _decide(self, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
-        """The carts' decisions, `wanted` recorded where there is none (a short-lived
-        connection: closes of carts over several slots are a small share of calls)."""
-        conn = await connect(self.dsn, server_settings={"application_name": "aisle-carts"})
+        """The carts' decisions, `wanted` recorded where there is none (a cart no reservation
+        was made for is left out). PostgreSQL unreachable: InventoryUnavailable (503: retry
+        with the same key)."""
+        loop = asyncio.get_running_loop()
         try:
-            return await cart_decisions.decide(conn, wanted)
-        finally:
-            await conn.close()
+            if self._decisions is None or self._decisions[0] is not loop:
+                self._decisions = (loop, loop.create_task(create_pool(
+                    self.dsn, min_size=0, max_size=DECISION_CONNECTIONS,
+                    server_settings={"application_name": "aisle-carts"})))
+            pool = await asyncio.shield(self._decisions[1])
+            async with pool.acquire(timeout=self.timeout) as conn:
+                return await cart_decisions.decide(conn, wanted)
+        except Exception as exc:
+            if self._decisions is not None and self._decisions[1].done() \
+                    and self._decisions[1].exception() is not None:
+                self._decisions = None  # the pool was not made: made again next time
+            if unavailable(exc) or isinstance(exc, TimeoutError | OSError):
+                raise InventoryUnavailable("cart decisions unavailable: retry with the "
+                                           "same key") from exc
+            raise
 
     async def get(self, cart: str) -> CartJson:
         slots = _slots_of(cart)

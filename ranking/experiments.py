@@ -92,8 +92,7 @@ def experiment_problems(kind: str, arms: Sequence[Arm], guardrails: Guardrails,
         out["shadow_sample"] = "a share from 0 to 1"
     elif shadow_sample > 0 and shadow is None:
         out["shadow"] = "a shadow sample needs a shadow ranker"
-    elif shadow is not None and shadow_sample == 0:
-        out["shadow_sample"] = "a shadow ranker needs a share of searches above 0 to score"
+
     g = guardrails
     if not 0.0 <= g.max_error_rate <= 1.0:
         out["guardrails.max_error_rate"] = "a share from 0 to 1"

@@ -19,25 +19,31 @@ import json
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict
 
 import asyncpg
 
-from adapters.postgres import Conn
 from adapters.postgres import shopper_carts as store
-from adapters.postgres.pricing_repo import accept_quote, load_pricing, offer_warehouses
+from adapters.postgres.pricing_repo import (
+    accept_quote,
+    load_pricing,
+    offer_warehouses,
+    void_quote,
+)
 from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
 from domain.pricing import buy_box, read_quote
-from domain.pricing.quotes import QuotePayload
+from domain.pricing.quotes import QuotedLineJson, QuotePayload
 from serve.quotes import QuoteService
 
 MAX_LINES = 50
 MAX_QUANTITY = 20  # per line
+LEASE_TERM_S = 60.0  # a change to a cart holds it this long at most (a replica that died)
+LEASE_WAIT_S = 5.0  # another change waits this long for it, then 409 cart_busy
 
 
 class CartLineJson(TypedDict):
@@ -104,13 +110,30 @@ class CartService:
             return await store.find(conn, token_hash(token))
 
     @contextlib.asynccontextmanager
-    async def _locked(self, token: str) -> AsyncIterator[tuple[Conn, CartRow]]:
-        """The cart, locked for one change at a time (an add, a removal, a coupon, a
-        checkout) until the block ends; its own writes go through the connection given. A
-        removal racing a checkout then either comes first (the order leaves its line out) or
-        finds the cart checked out, never half of each."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn, await store.find(conn, token_hash(token), lock=True)
+    async def _exclusive(self, token: str) -> AsyncIterator[CartRow]:
+        """The cart, for one change at a time (an add, a removal, a coupon, a checkout): its
+        lease is taken (waited for up to LEASE_WAIT_S, then 409 `cart_busy`) and given back
+        when the block ends; no connection is held meanwhile. A removal racing a checkout
+        then either comes first (the order leaves its line out) or finds the cart checked
+        out, never half of each."""
+        key, lease = token_hash(token), secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + LEASE_WAIT_S
+        while True:
+            async with self.pool.acquire() as conn:
+                if await store.take_lease(conn, key, lease, LEASE_TERM_S):
+                    break
+            if loop.time() >= give_up:
+                raise Conflict("another change to this cart is under way: try again",
+                               "cart_busy", {"cart": "busy"})
+            await asyncio.sleep(0.05)
+        try:
+            async with self.pool.acquire() as conn:
+                row = await store.find(conn, key)
+            yield row
+        finally:
+            async with self.pool.acquire() as conn:
+                await store.end_lease(conn, key, lease)
 
     async def view(self, token: str) -> ShopperCartJson:
         """The cart: its lines (holds run out: those lines are dropped and named in
@@ -167,11 +190,11 @@ class CartService:
                   key: str | None) -> ShopperCartJson:
         """Holds `quantity` more units of the variant (409 naming it if they are not there).
         With `key` (Idempotency-Key), a retry holds nothing more."""
-        async with self._locked(token) as (conn, row):
-            await self._add(conn, _open(row), variant_id, quantity, key)
+        async with self._exclusive(token) as row:
+            await self._add(_open(row), variant_id, quantity, key)
         return await self.view(token)
 
-    async def _add(self, conn: Conn, row: CartRow, variant_id: int, quantity: int,
+    async def _add(self, row: CartRow, variant_id: int, quantity: int,
                    key: str | None) -> None:
         if len({h.variant_id for h in row.holds} | {variant_id}) > MAX_LINES:
             raise ValidationFailed({"variant_id": f"a cart holds at most {MAX_LINES} lines"})
@@ -179,7 +202,8 @@ class CartService:
         if held + quantity > MAX_QUANTITY:
             raise ValidationFailed({"quantity": f"at most {MAX_QUANTITY} of a variant per "
                                                 f"cart ({held} in it)"})
-        info = (await store.variants(conn, [variant_id])).get(variant_id)
+        async with self.pool.acquire() as conn:
+            info = (await store.variants(conn, [variant_id])).get(variant_id)
         if info is None or not info.active:
             raise UnknownVariant(f"variant {variant_id} is not for sale")
         # whose units: those the line holds already, else the buy box's winner's now
@@ -192,12 +216,14 @@ class CartService:
                 (variant_id, quantity)]:
             raise ValidationFailed({"Idempotency-Key": "was used for another add"})
         expires = got["expires_at_ms"] or 0
-        # whose units the hold has: a retried add gets the first try's reservation, made when
-        # the buy box may have been someone else's
-        seller = await store.warehouse_seller(conn, [x["warehouse_id"] for x in got["lines"]])
-        await store.add_hold(conn, row.cart_id, Hold(
-            got["reservation_id"], variant_id, quantity,
-            datetime.fromtimestamp(expires / 1000, UTC), seller))
+        async with self.pool.acquire() as conn:
+            # whose units the hold has: a retried add gets the first try's reservation, made
+            # when the buy box may have been someone else's
+            seller = await store.warehouse_seller(conn, [x["warehouse_id"]
+                                                         for x in got["lines"]])
+            await store.add_hold(conn, row.cart_id, Hold(
+                got["reservation_id"], variant_id, quantity,
+                datetime.fromtimestamp(expires / 1000, UTC), seller))
 
     async def _source(self, row: CartRow, variant_id: int) -> tuple[int | None, str | None]:
         """The seller (None: the listing seller) and warehouse (None: the platform's) an add
@@ -225,30 +251,40 @@ class CartService:
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
-        async with self._locked(token) as (conn, row):
-            await self._remove(conn, _open(row), variant_id)
+        async with self._exclusive(token) as row:
+            await self._remove(_open(row), variant_id)
         return await self.view(token)
 
-    async def _remove(self, conn: Conn, row: CartRow, variant_id: int) -> None:
+    async def _remove(self, row: CartRow, variant_id: int) -> None:
         holds = [h for h in row.holds if h.variant_id == variant_id]
         if not holds:
             raise ValidationFailed({"variant_id": "not in the cart"})
+        sold: list[Hold] = []
+
         async def release(h: Hold) -> None:
             try:
                 await self.inventory.release(h.reservation_id)
             except ReservationNotFound:
                 pass  # never made (a crash between hold and record): nothing to give back
             except Conflict as exc:
-                if exc.code != "reservation_closed":  # expired already: nothing held
+                if exc.code != "reservation_closed":
                     raise
+                if exc.data.get("status") == "COMMITTED":
+                    sold.append(h)  # by a checkout that did not finish: it finishes it
+                # else expired or released already: nothing held
 
         await asyncio.gather(*(release(h) for h in holds))  # one round for all the holds
-        await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in holds])
+        async with self.pool.acquire() as conn:
+            await store.drop_holds(conn, row.cart_id,
+                                   [h.reservation_id for h in holds if h not in sold])
+        if sold:
+            raise Conflict("this line was sold by a checkout that did not finish: check out "
+                           "again", "line_sold", {"variant_id": "sold: check out again"})
 
     async def set_coupon(self, token: str, code: str | None) -> ShopperCartJson:
         """Applies a coupon (422 naming `coupon` if it does not exist or does not apply to
         the cart now), or removes it (None)."""
-        async with self._locked(token) as (conn, row):
+        async with self._exclusive(token) as row:
             _open(row)
             if code is not None:
                 code = code.strip().upper()
@@ -257,16 +293,17 @@ class CartService:
                 if not lines:
                     raise ValidationFailed({"coupon": "add something to the cart first"})
                 await self._quote(row.cart_id, lines, code)  # raises if it is no good
-            await store.set_coupon(conn, row.cart_id, code)
+            async with self.pool.acquire() as conn:
+                await store.set_coupon(conn, row.cart_id, code)
         return await self.view(token)
 
     async def checkout(self, token: str) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
         Answers the same order when repeated."""
-        async with self._locked(token) as (conn, row):
-            return await self._checkout(conn, row)
+        async with self._exclusive(token) as row:
+            return await self._checkout(row)
 
-    async def _checkout(self, conn: Conn, row: CartRow) -> OrderJson:
+    async def _checkout(self, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":
             order: OrderJson = json.loads(row.order_json or "{}")
             await self._commit(row.holds)  # a retry after a partial commit finishes it
@@ -279,19 +316,21 @@ class CartService:
             raise Conflict("some holds ran out: look at the cart again", "hold_expired",
                            {"cart": "holds expired"})
         lines = await self._lines(live)
-        # the price accepted for the cart as it is now: a checkout retried after a failure
-        # answers it; a cart changed since (a line removed) is priced afresh
-        bought = sorted((x["variant_id"], x["quantity"], x["seller_id"] or "") for x in lines)
-        reference = f"shopcart:{row.cart_id}:" + hashlib.sha256(
-            json.dumps(bought).encode()).hexdigest()[:16]
-        signed = await store.accepted_quote(conn, reference)
+        reference = f"shopcart:{row.cart_id}"
+        async with self.pool.acquire() as conn:
+            signed = await store.accepted_quote(conn, reference)
+            if signed is not None and _items(signed["lines"]) != _items(lines):
+                # accepted by an earlier try for the cart as it was then (a line removed
+                # since): that price is void, its coupon's use given back
+                await void_quote(conn, reference)
+                signed = None
         if signed is None:
             items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
             made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
                                           held=dict(items), sellers=_sellers(lines))
             q = read_quote(made["quote_token"], self.quotes.secret, now)
-            async with self.pool.acquire() as other:  # committed on its own
-                await accept_quote(other, q, reference)  # coupon redeemed here, once
+            async with self.pool.acquire() as conn:
+                await accept_quote(conn, q, reference)  # coupon redeemed here, once
             payload, quote_id = _payload(made), made["quote_id"]
         else:  # accepted by an earlier try that did not finish
             payload, quote_id = _payload(signed), signed["quote_id"]
@@ -301,7 +340,8 @@ class CartService:
             "cart_id": row.cart_id, "quote_id": quote_id,
             "total_cents": payload["total_cents"], "currency": payload["currency"],
             "lines": lines, "quote": payload, "placed_at": _iso(now)}
-        recorded = await store.check_out(conn, row.cart_id, order)
+        async with self.pool.acquire() as conn:
+            recorded = await store.check_out(conn, row.cart_id, order)
         answer: OrderJson = json.loads(recorded)
         return answer
 
@@ -315,6 +355,11 @@ def _open(row: CartRow) -> CartRow:
         raise Conflict("this cart is checked out: POST /api/v1/cart starts a new one",
                        "cart_checked_out", {"cart": "checked out"})
     return row
+
+
+def _items(lines: Sequence[CartLineJson] | Sequence[QuotedLineJson]) -> list[tuple[str, int]]:
+    """What is bought, whatever priced it: (variant, quantity) per line."""
+    return sorted((x["variant_id"], x["quantity"]) for x in lines)
 
 
 def _payload(q: QuotePayload) -> QuotePayload:

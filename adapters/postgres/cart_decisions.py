@@ -18,12 +18,18 @@ CartOutcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]
 
 async def decide(conn: Conn, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
     """Records `wanted` for each cart not decided yet; answers every cart's decision (the
-    one recorded first). Two statements: the second reads what a concurrent first decision
-    committed while the insert waited for it."""
+    one recorded first). Nothing is recorded for a cart none of whose reservations exists
+    (an id made up), nor COMMITTED for one missing a slot's (refused whole: its other slots
+    were given back, or are given back at their deadline); such a cart is left out. Two
+    statements: the second reads what a concurrent first decision committed while the
+    insert waited for it."""
     carts = sorted(wanted)
     await conn.execute(
         "INSERT INTO cart_decisions (cart_id, outcome) "
-        "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (cart_id) DO NOTHING",
+        "SELECT u.c, u.o FROM unnest($1::text[], $2::text[]) AS u(c, o) "
+        "WHERE (SELECT count(*) FROM reservations r WHERE r.cart_id = u.c) >= CASE u.o "
+        "  WHEN 'COMMITTED' THEN length(split_part(u.c, '.', 2)) / 4 ELSE 1 END "
+        "ON CONFLICT (cart_id) DO NOTHING",  # a cart id names its slots, 4 hex digits each
         carts, [wanted[c] for c in carts])
     rows = await conn.fetch(
         "SELECT cart_id, outcome FROM cart_decisions WHERE cart_id = ANY($1::text[])", carts)

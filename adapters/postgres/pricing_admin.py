@@ -22,6 +22,7 @@ import asyncpg
 from adapters.postgres import Conn
 from domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from domain.pricing import Coupon, Deal, DynamicRule
+from domain.pricing.deals import MAX_DEAL_BP
 
 Actor = str  # "platform" or "seller:<id>"
 StockSource = Literal["seller", "platform"]
@@ -265,7 +266,11 @@ async def _check_seller_scope(conn: Conn, seller_id: int, d: Deal) -> None:
 
 async def _check_gives_nothing_away(conn: Conn, d: Deal) -> None:
     """A fixed deal on one product takes less than its lowest price (a deal never makes an
-    item free: where it would, it does not apply, so a larger amount is a slip)."""
+    item free: where it would, it does not apply, so a larger amount is a slip); a percent
+    deal takes at most MAX_DEAL_BP off. Checked on writes only: deals stored before load."""
+    if d.kind == "percent" and d.amount > MAX_DEAL_BP:
+        raise ValidationFailed({"amount": f"a deal takes at most {MAX_DEAL_BP} basis points "
+                                          "off: it never gives an item away"})
     if d.scope != "product" or d.kind != "fixed":
         return
     lowest = await conn.fetchval(

@@ -53,14 +53,10 @@ async def create(conn: Conn, cart_id: str, token_hash: bytes) -> None:
                        cart_id, token_hash)
 
 
-async def find(conn: Conn, token_hash: bytes, lock: bool = False) -> CartRow:
-    """The cart and its holds. `lock` (inside a transaction): its row is locked until the
-    transaction ends, so that changes to one cart go one at a time (holds can still be
-    added on `conn`: the lock does not block their foreign key)."""
+async def find(conn: Conn, token_hash: bytes) -> CartRow:
     row = await conn.fetchrow(
         "SELECT cart_id, coupon_code, status, order_json::text AS order_json "
-        "FROM shopper_carts WHERE token_hash = $1" + (" FOR NO KEY UPDATE" if lock else ""),
-        token_hash)
+        "FROM shopper_carts WHERE token_hash = $1", token_hash)
     if row is None:
         raise CartNotFound("no cart: POST /api/v1/cart makes one")
     holds = await conn.fetch(
@@ -70,6 +66,29 @@ async def find(conn: Conn, token_hash: bytes, lock: bool = False) -> CartRow:
     return CartRow(row["cart_id"], row["coupon_code"], row["status"], row["order_json"],
                    tuple(Hold(h["reservation_id"], int(h["variant_id"]), h["quantity"],
                               h["expires_at"], h["seller_id"]) for h in holds))
+
+
+async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -> bool:
+    """Takes the cart's lease for `term_s` (False: another change holds it);
+    CartNotFound if there is no such cart."""
+    taken = await conn.fetchval(
+        """UPDATE shopper_carts SET busy_token = $2,
+                  busy_until = now() + make_interval(secs => $3)
+           WHERE token_hash = $1 AND (busy_until IS NULL OR busy_until < now())
+           RETURNING true""", token_hash, lease, term_s)
+    if taken:
+        return True
+    if not await conn.fetchval("SELECT true FROM shopper_carts WHERE token_hash = $1",
+                               token_hash):
+        raise CartNotFound("no cart: POST /api/v1/cart makes one")
+    return False
+
+
+async def end_lease(conn: Conn, token_hash: bytes, lease: str) -> None:
+    """Gives the lease back (if it is still this one: run out, another may hold it now)."""
+    await conn.execute(
+        "UPDATE shopper_carts SET busy_token = NULL, busy_until = NULL "
+        "WHERE token_hash = $1 AND busy_token = $2", token_hash, lease)
 
 
 async def add_hold(conn: Conn, cart_id: str, hold: Hold) -> None:

@@ -14,6 +14,8 @@ from domain.pricing._money import FULL_BP, Kind, discounted, kind_problems
 from domain.pricing._scope import Scope, applies
 from domain.pricing.offers import Item
 
+MAX_DEAL_BP = FULL_BP - 1  # a new percent deal's most (stored ones of 10000 never apply)
+
 
 @dataclasses.dataclass(frozen=True)
 class Deal:
@@ -32,8 +34,6 @@ class Deal:
 
     def __post_init__(self) -> None:
         problems = kind_problems(self.kind, self.amount)
-        if self.kind == "percent" and self.amount >= FULL_BP:
-            problems["amount"] = "a deal takes at most 9999 basis points off (never all)"
         if self.scope not in get_args(Scope):
             problems["scope"] = "must be product, category, brand or seller"
         if not self.scope_value:

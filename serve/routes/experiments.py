@@ -132,6 +132,8 @@ async def start_experiment(svc: Svc, _: Internal, body: ExperimentIn) -> Json:
                             body.guardrails.min_requests)
     problems = experiment_problems(body.kind, arms, guardrails, body.shadow,
                                    body.shadow_sample)
+    if body.shadow is not None and body.shadow_sample == 0:  # new ones; stored ones load
+        problems["shadow_sample"] = "a shadow ranker needs a share of searches above 0"
     if problems:
         raise ValidationFailed(problems, "bad experiment")
     e = Experiment(body.name, body.kind, arms, guardrails, body.shadow, body.shadow_sample)

@@ -234,23 +234,36 @@ async def test_a_removal_racing_checkout_comes_first_or_finds_the_cart_checked_o
 async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
         app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     a, b = await _variant(pool, 1_000, 5), await _variant(pool, 2_000, 5)
+    code = "L" + secrets.token_hex(4).upper()
+    await pool.execute(
+        """INSERT INTO coupons (code, scope, kind, amount, per_customer_limit, global_limit,
+                                expires_at)
+           VALUES ($1, 'cart', 'fixed', 100, 1, 10, now() + interval '1 day')""", code)
     shopper = await _new_cart(app_url)
     try:
         await _add(shopper, a)
         cart = (await _add(shopper, b)).json()
+        assert (await shopper.put("/api/v1/cart/coupon", json={"code": code})).status_code == 200
         [hold] = next(x["holds"] for x in cart["lines"] if x["variant_id"] == str(b))
         lost = await client.delete(f"/api/v1/reservations/{hold}", headers=AUTH)
         assert lost.status_code == 200, lost.text  # released behind the cart's back
         first = await shopper.post("/api/v1/cart/checkout")
         assert first.status_code == 409, first.text  # b's hold is gone: not sold
+        # a was sold by that try: its line stays (the next checkout finishes the order)
+        kept = await shopper.delete(f"/api/v1/cart/items/{a}")
+        assert kept.status_code == 409 and kept.json()["error"]["code"] == "line_sold"
         assert (await shopper.delete(f"/api/v1/cart/items/{b}")).status_code == 200
         again = await shopper.post("/api/v1/cart/checkout")
         assert again.status_code == 200, again.text
         order = again.json()
         assert [x["variant_id"] for x in order["lines"]] == [str(a)]
-        assert order["total_cents"] == 1_000  # what it sells, not the first price
+        assert order["total_cents"] == 900  # what it sells, not the first price; coupon on
         assert (await shopper.post("/api/v1/cart/checkout")).json() == order
         assert await _sold(pool, [a, b]) == {a: 1, b: 0}
+        # the first try's use of the coupon was given back: one use, for the order
+        assert await pool.fetchval("SELECT times_used FROM coupons WHERE code = $1", code) == 1
+        assert await pool.fetchval("SELECT count(*) FROM coupon_redemptions WHERE code = $1",
+                                   code) == 1
         await check_invariants(pool)
     finally:
         await shopper.aclose()

@@ -13,6 +13,7 @@ import pytest
 
 from actors.inventory_client import InventoryClient
 from domain.errors import AisleError, Conflict, ValidationFailed
+from domain.inventory import ReservationNotFound
 from domain.inventory_api import CartJson
 from tests.integration.conftest import check_invariants, make_catalog
 
@@ -105,12 +106,12 @@ async def test_a_closed_reservation_is_found_after_its_deadline(
         db: asyncpg.Pool, client: InventoryClient) -> None:
     a, b = spread(client, 2)
     await make_catalog(db, {a: {"WH_01": 5}, b: {"WH_01": 5}})
-    one = await client.reserve([(a, 1, None)], ttl_s=0.5)
-    two = await client.reserve([(a, 1, None), (b, 1, None)], ttl_s=0.5)
-    gone = await client.reserve([(b, 1, None)], ttl_s=0.5)
+    one = await client.reserve([(a, 1, None)], ttl_s=3.0)
+    two = await client.reserve([(a, 1, None), (b, 1, None)], ttl_s=3.0)
+    gone = await client.reserve([(b, 1, None)], ttl_s=3.0)
     await client.commit(one["reservation_id"])
     await client.commit(two["reservation_id"])
-    await asyncio.sleep(1.5)  # past every deadline: the partitions forget them
+    await asyncio.sleep(4.0)  # past every deadline: the partitions forget them
     assert (await client.get(one["reservation_id"]))["status"] == "COMMITTED"
     assert (await client.get(two["reservation_id"]))["status"] == "COMMITTED"
     assert (await settled(client, gone["reservation_id"]))["status"] == "EXPIRED"
@@ -133,4 +134,34 @@ async def test_a_close_naming_a_variant_it_does_not_fit_closes_nothing(
     with pytest.raises(AisleError):
         await client.release(rid)
     assert await sold(db, [a, b]) == [2, 1]
+    await check_invariants(db)
+
+
+async def test_a_cart_refused_whole_is_decided_released_and_a_made_up_one_is_not_found(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    a, b = spread(client, 2)
+    await make_catalog(db, {a: {"WH_01": 5}, b: {"WH_01": 1}})
+    with pytest.raises(AisleError):
+        await client.reserve([(a, 2, None), (b, 3, None)], key="short")  # b is short
+    [(cart, outcome)] = [(r["cart_id"], r["outcome"]) for r in await db.fetch(
+        "SELECT cart_id, outcome FROM cart_decisions WHERE cart_id IN "
+        "(SELECT cart_id FROM reservations WHERE lines::text LIKE $1)", f"%{a}%")]
+    assert outcome == "RELEASED"
+    assert (await client.stock([a]))[str(a)]["available"] == 5  # given back
+    with pytest.raises(Conflict) as err:  # a commit of it finds it released, never half sold
+        await client.commit(cart)
+    assert err.value.data["status"] == "RELEASED"
+    # nor is COMMITTED decided for a cart a slot of which was never reserved (released or
+    # not: here a first try's undo that could not record a decision)
+    await db.execute("DELETE FROM cart_decisions WHERE cart_id = $1", cart)
+    with pytest.raises(ReservationNotFound):
+        await client.commit(cart)
+    assert await db.fetchval("SELECT count(*) FROM cart_decisions WHERE cart_id = $1",
+                             cart) == 0
+    made_up = cart[:1] + "f" * 20 + cart[21:]
+    with pytest.raises(ReservationNotFound):
+        await client.commit(made_up)
+    assert await db.fetchval("SELECT count(*) FROM cart_decisions WHERE cart_id = $1",
+                             made_up) == 0
+    assert await sold(db, [a, b]) == [0, 0]
     await check_invariants(db)

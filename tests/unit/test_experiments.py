@@ -130,7 +130,6 @@ def test_experiment_definitions_are_checked_by_field() -> None:
     assert "arms" in experiment_problems("ab", (Arm("a", "x"), Arm("shadow", "y")),
                                          Guardrails(), None, 0.0)
     assert "shadow" in experiment_problems("ab", arms, Guardrails(), None, 0.5)
-    assert "shadow_sample" in experiment_problems("ab", arms, Guardrails(), "x", 0.0)
     assert "guardrails.min_requests" in experiment_problems("ab", arms, Guardrails(0, 10, 0),
                                                             None, 0)
     with pytest.raises(ValueError, match="arms"):

@@ -7,7 +7,7 @@ function takes a connection (own or from a pool) and is atomic by itself (one st
 one transaction, which nests as a savepoint inside a caller's).
 """
 
-from adapters.postgres.pricing_repo.accepted_quotes import accept_quote
+from adapters.postgres.pricing_repo.accepted_quotes import accept_quote, void_quote
 from adapters.postgres.pricing_repo.coupons import (
     CouponNotFound,
     Redemption,
@@ -42,4 +42,5 @@ __all__ = [
     "record_price_change",
     "redeem_coupon",
     "reprice",
+    "void_quote",
 ]

@@ -8,6 +8,7 @@ from adapters.postgres import Conn
 from adapters.postgres.pricing_repo.coupons import redeem_coupon
 from domain.errors import Conflict
 from domain.pricing import VerifiedQuote
+from domain.pricing.coupons import normalize_code
 
 
 async def accept_quote(conn: Conn, q: VerifiedQuote, reservation_id: str) -> None:
@@ -36,3 +37,26 @@ async def accept_quote(conn: Conn, q: VerifiedQuote, reservation_id: str) -> Non
         if q.coupon:
             assert q.customer_id is not None  # a coupon is quoted for a customer
             await redeem_coupon(conn, q.coupon, q.customer_id, q.quote_id)
+
+
+async def void_quote(conn: Conn, reservation_id: str) -> None:
+    """Forgets the quote accepted for `reservation_id` (a checkout that did not finish, whose
+    cart changed since), and gives its coupon's use back; one transaction, the coupon's row
+    locked first as redemptions lock it."""
+    async with conn.transaction(isolation="read_committed"):
+        row = await conn.fetchrow(
+            "SELECT quote_id, coupon_code FROM accepted_quotes WHERE reservation_id = $1",
+            reservation_id)
+        if row is None:
+            return
+        code = normalize_code(row["coupon_code"]) if row["coupon_code"] else None
+        if code:
+            await conn.execute("SELECT 1 FROM coupons WHERE code = $1 FOR UPDATE", code)
+            given_back = await conn.fetchval(
+                "DELETE FROM coupon_redemptions WHERE code = $1 AND reference = $2 "
+                "RETURNING true", code, row["quote_id"])
+            if given_back:
+                await conn.execute("UPDATE coupons SET times_used = times_used - 1 "
+                                   "WHERE code = $1", code)
+        await conn.execute("DELETE FROM accepted_quotes WHERE reservation_id = $1",
+                           reservation_id)
