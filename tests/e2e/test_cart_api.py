@@ -32,6 +32,17 @@ async def _available(client: httpx.AsyncClient, v: int) -> int:
     return int(r.json()["available"])
 
 
+async def _coupon(pool: asyncpg.Pool, cents_off: int) -> str:
+    """A new cart coupon: `cents_off` off, once per customer, for a day."""
+    code = "C" + secrets.token_hex(4).upper()
+    await pool.execute(
+        """INSERT INTO coupons (code, scope, kind, amount, per_customer_limit, global_limit,
+                                expires_at)
+           VALUES ($1, 'cart', 'fixed', $2, 1, 10, now() + interval '1 day')""",
+        code, cents_off)
+    return code
+
+
 async def _new_cart(app_url: str) -> httpx.AsyncClient:
     """A shopper: a client with its own cookie jar, and a cart."""
     shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
@@ -152,11 +163,7 @@ async def test_short_stock_and_unknown_variants_are_refused_whole(
 async def test_coupon_then_checkout_sells_the_holds_at_the_quote_once(
         app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     a, b = await _variant(pool, 4_000, 5), await _variant(pool, 1_500, 5)
-    code = "C" + secrets.token_hex(4).upper()
-    await pool.execute(
-        """INSERT INTO coupons (code, scope, kind, amount, per_customer_limit, global_limit,
-                                expires_at)
-           VALUES ($1, 'cart', 'fixed', 500, 1, 10, now() + interval '1 day')""", code)
+    code = await _coupon(pool, 500)
     shopper = await _new_cart(app_url)
     try:
         await _add(shopper, a, 2)
@@ -234,11 +241,7 @@ async def test_a_removal_racing_checkout_comes_first_or_finds_the_cart_checked_o
 async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
         app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     a, b = await _variant(pool, 1_000, 5), await _variant(pool, 2_000, 5)
-    code = "L" + secrets.token_hex(4).upper()
-    await pool.execute(
-        """INSERT INTO coupons (code, scope, kind, amount, per_customer_limit, global_limit,
-                                expires_at)
-           VALUES ($1, 'cart', 'fixed', 100, 1, 10, now() + interval '1 day')""", code)
+    code = await _coupon(pool, 100)
     shopper = await _new_cart(app_url)
     try:
         await _add(shopper, a)
