@@ -310,7 +310,8 @@ class InventoryClient:
             try:
                 if (await self._decide({cart: "RELEASED"})).get(cart) != "RELEASED":
                     return  # decided otherwise already: its closes follow that
-            except InventoryUnavailable:
+            except Exception as exc:  # the refusal stands; the TTL frees what was held
+                log.warning("cart %s refused whole, not released now: %r", cart, exc)
                 return
 
         async def undo(s: int, res: ReservationView) -> None:
@@ -401,10 +402,13 @@ class InventoryClient:
             pool = await asyncio.shield(self._decisions[1])
             async with pool.acquire(timeout=self.timeout) as conn:
                 return await cart_decisions.decide(conn, wanted)
-        except Exception as exc:
-            if self._decisions is not None and self._decisions[1].done() \
-                    and self._decisions[1].exception() is not None:
+        except BaseException as exc:
+            making = self._decisions[1] if self._decisions is not None else None
+            if making is not None and making.done() and (
+                    making.cancelled() or making.exception() is not None):
                 self._decisions = None  # the pool was not made: made again next time
+            if not isinstance(exc, Exception):
+                raise
             if unavailable(exc) or isinstance(exc, TimeoutError | OSError):
                 raise InventoryUnavailable("cart decisions unavailable: retry with the "
                                            "same key") from exc

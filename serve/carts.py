@@ -16,10 +16,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict
 
@@ -37,9 +38,10 @@ from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
 from domain.pricing import buy_box, read_quote
-from domain.pricing.quotes import QuotedLineJson, QuotePayload
+from domain.pricing.quotes import QuotePayload
 from serve.quotes import QuoteService
 
+log = logging.getLogger("aisle.carts")
 MAX_LINES = 50
 MAX_QUANTITY = 20  # per line
 LEASE_TERM_S = 60.0  # a change to a cart holds it this long at most (a replica that died)
@@ -119,21 +121,40 @@ class CartService:
         key, lease = token_hash(token), secrets.token_hex(8)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + LEASE_WAIT_S
-        while True:
-            async with self.pool.acquire() as conn:
-                if await store.take_lease(conn, key, lease, LEASE_TERM_S):
-                    break
-            if loop.time() >= give_up:
-                raise Conflict("another change to this cart is under way: try again",
-                               "cart_busy", {"cart": "busy"})
-            await asyncio.sleep(0.05)
+        renewing: asyncio.Task[None] | None = None
         try:
+            while True:
+                async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
+                    if await store.take_lease(conn, key, lease, LEASE_TERM_S):
+                        break
+                if loop.time() >= give_up:
+                    raise Conflict("another change to this cart is under way: try again",
+                                   "cart_busy", {"cart": "busy"})
+                await asyncio.sleep(0.05)
+            renewing = loop.create_task(self._renew(key, lease))
             async with self.pool.acquire() as conn:
                 row = await store.find(conn, key)
             yield row
         finally:
-            async with self.pool.acquire() as conn:
-                await store.end_lease(conn, key, lease)
+            if renewing is not None:
+                renewing.cancel()
+            # given back whatever happened (a lease not ours is left alone); if that fails,
+            # it runs out by itself, and the change's own answer stands
+            try:
+                async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
+                    await asyncio.shield(store.end_lease(conn, key, lease))
+            except Exception as exc:
+                log.warning("cart lease not given back (it runs out): %r", exc)
+
+    async def _renew(self, key: bytes, lease: str) -> None:
+        """Keeps the lease while its change runs (an inventory call may retry for 30 s)."""
+        while True:
+            await asyncio.sleep(LEASE_TERM_S / 3)
+            try:
+                async with self.pool.acquire() as conn:
+                    await store.renew_lease(conn, key, lease, LEASE_TERM_S)
+            except Exception as exc:
+                log.warning("cart lease not renewed: %r", exc)
 
     async def view(self, token: str) -> ShopperCartJson:
         """The cart: its lines (holds run out: those lines are dropped and named in
@@ -145,11 +166,11 @@ class CartService:
                     "lines": order.get("lines", []), "expired": [], "quote": order.get("quote"),
                     "order": order}
         now = datetime.now(UTC)
-        gone = [h for h in row.holds if h.expires_at <= now]
+        gone = [h for h in row.holds if h.expires_at <= now and not h.committed]
         if gone:
             async with self.pool.acquire() as conn:
                 await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in gone])
-        live = [h for h in row.holds if h.expires_at > now]
+        live = [h for h in row.holds if h.expires_at > now or h.committed]
         lines = await self._lines(live)
         out: ShopperCartJson = {"cart_id": row.cart_id, "status": row.status, "coupon": row.coupon,
                          "lines": lines, "expired": sorted({str(h.variant_id) for h in gone}
@@ -259,7 +280,8 @@ class CartService:
         holds = [h for h in row.holds if h.variant_id == variant_id]
         if not holds:
             raise ValidationFailed({"variant_id": "not in the cart"})
-        sold: list[Hold] = []
+        sold: list[Hold] = [h for h in holds if h.committed]
+        holds = [h for h in holds if not h.committed]
 
         async def release(h: Hold) -> None:
             try:
@@ -277,6 +299,7 @@ class CartService:
         async with self.pool.acquire() as conn:
             await store.drop_holds(conn, row.cart_id,
                                    [h.reservation_id for h in holds if h not in sold])
+            await store.mark_committed(conn, row.cart_id, [h.reservation_id for h in sold])
         if sold:
             raise Conflict("this line was sold by a checkout that did not finish: check out "
                            "again", "line_sold", {"variant_id": "sold: check out again"})
@@ -306,10 +329,12 @@ class CartService:
     async def _checkout(self, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":
             order: OrderJson = json.loads(row.order_json or "{}")
-            await self._commit(row.holds)  # a retry after a partial commit finishes it
+            await self._commit(row.cart_id, row.holds)  # a retry after a partial commit
             return order
         now = datetime.now(UTC)
-        live = [h for h in row.holds if h.expires_at > now + timedelta(seconds=5)]
+        # a hold sold by an earlier try is live whatever its expiry: this try finishes it
+        live = [h for h in row.holds
+                if h.committed or h.expires_at > now + timedelta(seconds=5)]
         if not row.holds:
             raise ValidationFailed({"cart": "is empty"})
         if len(live) != len(row.holds):
@@ -319,12 +344,20 @@ class CartService:
         reference = f"shopcart:{row.cart_id}"
         async with self.pool.acquire() as conn:
             signed = await store.accepted_quote(conn, reference)
-            if signed is not None and _items(signed["lines"]) != _items(lines):
-                # accepted by an earlier try for the cart as it was then (a line removed
-                # since): that price is void, its coupon's use given back
-                await void_quote(conn, reference)
-                signed = None
-        if signed is None:
+            listed = await store.variants(conn, [h.variant_id for h in live])
+        # what the cart buys now: each line's units, from their seller
+        buying = sorted((x["variant_id"], x["quantity"], x["seller_id"] or str(
+            listed[int(x["variant_id"])].seller_id if int(x["variant_id"]) in listed else ""))
+            for x in lines), row.coupon
+        if signed is not None and _bought(signed) == buying:
+            # accepted by an earlier try that did not finish: that price stands
+            payload, quote_id = _payload(signed), signed["quote_id"]
+        else:
+            if signed is not None:
+                # accepted for the cart as it was (a line removed, another seller's units,
+                # another coupon): that price is void, its coupon's use given back first
+                async with self.pool.acquire() as conn:
+                    await void_quote(conn, reference)
             items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
             made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
                                           held=dict(items), sellers=_sellers(lines))
@@ -332,9 +365,7 @@ class CartService:
             async with self.pool.acquire() as conn:
                 await accept_quote(conn, q, reference)  # coupon redeemed here, once
             payload, quote_id = _payload(made), made["quote_id"]
-        else:  # accepted by an earlier try that did not finish
-            payload, quote_id = _payload(signed), signed["quote_id"]
-        await self._commit(row.holds)
+        await self._commit(row.cart_id, row.holds)
         order: OrderJson = {  # type: ignore[no-redef]
             "order_id": "o" + hashlib.sha256(reference.encode()).hexdigest()[:20],
             "cart_id": row.cart_id, "quote_id": quote_id,
@@ -345,8 +376,19 @@ class CartService:
         answer: OrderJson = json.loads(recorded)
         return answer
 
-    async def _commit(self, holds: tuple[Hold, ...] | list[Hold]) -> None:
-        await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds))
+    async def _commit(self, cart_id: str, holds: tuple[Hold, ...] | list[Hold]) -> None:
+        """Commits every hold; those that went through are recorded as sold (kept in the
+        cart until an order has them), whatever happened to the others."""
+        done = await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds),
+                                    return_exceptions=True)
+        sold = [h.reservation_id for h, d in zip(holds, done, strict=True)
+                if not isinstance(d, BaseException) and not h.committed]
+        if sold:
+            async with self.pool.acquire() as conn:
+                await store.mark_committed(conn, cart_id, sold)
+        for d in done:
+            if isinstance(d, BaseException):
+                raise d
 
 
 
@@ -357,9 +399,10 @@ def _open(row: CartRow) -> CartRow:
     return row
 
 
-def _items(lines: Sequence[CartLineJson] | Sequence[QuotedLineJson]) -> list[tuple[str, int]]:
-    """What is bought, whatever priced it: (variant, quantity) per line."""
-    return sorted((x["variant_id"], x["quantity"]) for x in lines)
+def _bought(q: QuotePayload) -> tuple[list[tuple[str, int, str]], str | None]:
+    """What a quote sells: (variant, quantity, seller) per line, and its coupon."""
+    return sorted((x["variant_id"], x["quantity"], x["seller_id"]) for x in q["lines"]), \
+        q["coupon"]
 
 
 def _payload(q: QuotePayload) -> QuotePayload:

@@ -234,8 +234,13 @@ class PriceJson(TypedDict):
 
 
 class RatingJson(TypedDict):
-    avg: float
+    avg: float | None  # None: no review yet (as the product page says)
     count: int
+
+
+def rating_json(avg: float | None, count: int | None) -> RatingJson:
+    n = int(count or 0)
+    return {"avg": round(float(avg or 0), 2) if n else None, "count": n}
 
 
 class ResultJson(TypedDict):
@@ -487,7 +492,7 @@ class SearchService:
             "product_id": str(r.product_id), "external_id": r.external_id, "title": r.title,
             "price": {"amount": round(r.price_cents / 100, 2), "currency": "USD",
                       "was": round(r.was_cents / 100, 2) if r.was_cents else None},
-            "rating": {"avg": round(r.rating_avg, 2), "count": r.rating_count},
+            "rating": rating_json(r.rating_avg, r.rating_count),
             "thumbnail_url": r.thumbnail_url, "badges": [], "in_stock": r.in_stock,
             "available": None, "brand": r.brand} for r in rows]
         return {
@@ -763,8 +768,7 @@ class SearchService:
                 "title": d["title"],
                 "price": {"amount": round(amount, 2), "currency": d.get("currency") or "USD",
                           "was": round(was, 2) if was is not None else None},
-                "rating": {"avg": round(float(d.get("rating_avg") or 0), 2),
-                           "count": int(d.get("rating_count") or 0)},
+                "rating": rating_json(d.get("rating_avg"), d.get("rating_count")),
                 "thumbnail_url": d.get("thumbnail_url"),
                 "badges": list(d.get("badges") or ()),
                 "in_stock": in_stock,

@@ -24,6 +24,7 @@ class Hold:
     quantity: int
     expires_at: datetime
     seller_id: int | None = None  # whose units (another seller's offer); None: the listing's
+    committed: bool = False  # sold by a checkout (that may not have finished the order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,7 @@ class VariantInfo:
     attributes: dict[str, str]
     image_url: str | None
     active: bool
+    seller_id: int = 0  # the listing seller
 
 
 async def create(conn: Conn, cart_id: str, token_hash: bytes) -> None:
@@ -60,12 +62,13 @@ async def find(conn: Conn, token_hash: bytes) -> CartRow:
     if row is None:
         raise CartNotFound("no cart: POST /api/v1/cart makes one")
     holds = await conn.fetch(
-        "SELECT reservation_id, variant_id, quantity, expires_at, seller_id "
+        "SELECT reservation_id, variant_id, quantity, expires_at, seller_id, "
+        "committed_at IS NOT NULL AS committed "
         "FROM shopper_cart_holds "
         "WHERE cart_id = $1 ORDER BY created_at, reservation_id", row["cart_id"])
     return CartRow(row["cart_id"], row["coupon_code"], row["status"], row["order_json"],
                    tuple(Hold(h["reservation_id"], int(h["variant_id"]), h["quantity"],
-                              h["expires_at"], h["seller_id"]) for h in holds))
+                              h["expires_at"], h["seller_id"], h["committed"]) for h in holds))
 
 
 async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -> bool:
@@ -82,6 +85,12 @@ async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -
                                token_hash):
         raise CartNotFound("no cart: POST /api/v1/cart makes one")
     return False
+
+
+async def renew_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -> None:
+    await conn.execute(
+        "UPDATE shopper_carts SET busy_until = now() + make_interval(secs => $3) "
+        "WHERE token_hash = $1 AND busy_token = $2", token_hash, lease, term_s)
 
 
 async def end_lease(conn: Conn, token_hash: bytes, lease: str) -> None:
@@ -101,6 +110,12 @@ async def add_hold(conn: Conn, cart_id: str, hold: Hold) -> None:
         hold.seller_id)
     await conn.execute("UPDATE shopper_carts SET updated_at = now() WHERE cart_id = $1",
                        cart_id)
+
+
+async def mark_committed(conn: Conn, cart_id: str, reservation_ids: list[str]) -> None:
+    await conn.execute(
+        "UPDATE shopper_cart_holds SET committed_at = coalesce(committed_at, now()) "
+        "WHERE cart_id = $1 AND reservation_id = ANY($2)", cart_id, reservation_ids)
 
 
 async def drop_holds(conn: Conn, cart_id: str, reservation_ids: list[str]) -> None:
@@ -141,6 +156,7 @@ async def accepted_quote(conn: Conn, reference: str) -> SignedQuote | None:
 async def variants(conn: Conn, ids: list[int]) -> dict[int, VariantInfo]:
     rows = await conn.fetch(
         """SELECT v.variant_id, v.product_id, p.title, v.sku, v.attributes::text AS attrs,
+                  p.seller_id,
                   v.status = 'ACTIVE' AND p.status = 'ACTIVE' AS active,
                   (SELECT i.url FROM product_images i WHERE i.product_id = p.product_id
                      AND (i.variant_id IS NULL OR i.variant_id = v.variant_id)
@@ -150,7 +166,7 @@ async def variants(conn: Conn, ids: list[int]) -> dict[int, VariantInfo]:
     return {int(r["variant_id"]): VariantInfo(
         int(r["variant_id"]), int(r["product_id"]), r["title"], r["sku"],
         {str(k): str(v) for k, v in json.loads(r["attrs"]).items()}, r["image_url"],
-        bool(r["active"])) for r in rows}
+        bool(r["active"]), int(r["seller_id"])) for r in rows}
 
 
 async def warehouse_seller(conn: Conn, warehouses: list[str]) -> int | None:

@@ -50,11 +50,11 @@ async def search(
     request: Request,
     q: Annotated[str, Query(max_length=500)] = "",
     category: Annotated[str | None, Query(max_length=300)] = None,
-    price_min: Annotated[float | None, Query(ge=0, le=1e9)] = None,
-    price_max: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    price_min: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
+    price_max: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
     brand: Annotated[str | None, Query(max_length=2000,
                                        description="comma-separated brands")] = None,
-    rating_min: Annotated[float | None, Query(ge=0, le=5)] = None,
+    rating_min: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False)] = None,
     in_stock: bool | None = None,
     sort: Annotated[str, Query(pattern="^(" + "|".join(SORTS) + ")$")] = "relevance",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -102,10 +102,11 @@ async def search(
 
 @router.get("/api/v1/products/suggest", tags=["search"], dependencies=[Depends(limit_shopper)])
 async def suggest(
-    svc: Svc, q: Annotated[str, Query(min_length=1, max_length=100)],
+    svc: Svc, request: Request, q: Annotated[str, Query(min_length=1, max_length=100)],
     limit: Annotated[int, Query(ge=1, le=20)] = 8,
 ) -> Json:
     """Typeahead: titles completing the last word, most popular first."""
+    _merged(request)  # a parameter given twice: 422 naming it, as search says
     return await svc.search.suggest(q, limit)
 
 

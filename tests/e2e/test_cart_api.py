@@ -252,9 +252,14 @@ async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
         assert lost.status_code == 200, lost.text  # released behind the cart's back
         first = await shopper.post("/api/v1/cart/checkout")
         assert first.status_code == 409, first.text  # b's hold is gone: not sold
-        # a was sold by that try: its line stays (the next checkout finishes the order)
+        # a was sold by that try: its line stays (the next checkout finishes the order), past
+        # its hold's expiry too
         kept = await shopper.delete(f"/api/v1/cart/items/{a}")
         assert kept.status_code == 409 and kept.json()["error"]["code"] == "line_sold"
+        await pool.execute("UPDATE shopper_cart_holds SET expires_at = now() - interval '1 h' "
+                           "WHERE variant_id = $1", a)
+        assert str(a) in {x["variant_id"] for x in (await shopper.get("/api/v1/cart")).json()[
+            "lines"]}
         assert (await shopper.delete(f"/api/v1/cart/items/{b}")).status_code == 200
         again = await shopper.post("/api/v1/cart/checkout")
         assert again.status_code == 200, again.text
@@ -268,5 +273,28 @@ async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
         assert await pool.fetchval("SELECT count(*) FROM coupon_redemptions WHERE code = $1",
                                    code) == 1
         await check_invariants(pool)
+    finally:
+        await shopper.aclose()
+
+
+async def test_a_change_waits_for_the_one_under_way_then_is_refused(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    v = await _variant(pool, 1_000, 5)
+    shopper = await _new_cart(app_url)
+    try:
+        cart = (await _add(shopper, v)).json()
+        # another change holds the cart (a replica in the middle of one)
+        await pool.execute("UPDATE shopper_carts SET busy_token = 'other', busy_until = now() "
+                           "+ interval '30 seconds' WHERE cart_id = $1", cart["cart_id"])
+        r = await shopper.delete(f"/api/v1/cart/items/{v}")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "cart_busy", r.text
+        assert await _available(client, v) == 4  # nothing done
+        # that replica died: its lease runs out, and the cart is changed again
+        await pool.execute("UPDATE shopper_carts SET busy_until = now() - interval '1 second' "
+                           "WHERE cart_id = $1", cart["cart_id"])
+        assert (await shopper.delete(f"/api/v1/cart/items/{v}")).status_code == 200
+        assert await _available(client, v) == 5
+        assert await pool.fetchval("SELECT busy_token FROM shopper_carts WHERE cart_id = $1",
+                                   cart["cart_id"]) is None  # given back
     finally:
         await shopper.aclose()

@@ -83,6 +83,8 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
     assert set(r) >= {"product_id", "external_id", "title", "price", "rating", "thumbnail_url",
                       "badges", "in_stock"}
     assert set(r["price"]) == {"amount", "currency", "was"} and set(r["rating"]) == {"avg", "count"}
+    # new products: no review yet, no average (as their product pages say), not 0 stars
+    assert [x["rating"] for x in body["results"]] == [{"avg": None, "count": 0}] * 4
     assert {x["name"]: x["count"] for x in body["facets"]["brands"]} == {
         "Sony": 2, "Bose": 1, "Audio Technica": 1}
     assert set(body["facets"]) >= {"brands", "price_ranges", "categories", "ratings",
@@ -215,6 +217,8 @@ async def test_suggest_completes_prefixes(client: httpx.AsyncClient,
     r = await client.get("/api/v1/products/suggest", params={"q": f"{tag} stud"})
     assert r.status_code == 200
     assert [s["text"] for s in r.json()["suggestions"]] == [f"Studio monitor headphones {tag}"]
+    twice = await client.get("/api/v1/products/suggest", params=[("q", "a"), ("q", "b")])
+    assert twice.status_code == 422 and "q" in twice.json()["error"]["fields"], twice.text
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -223,6 +227,7 @@ async def test_suggest_completes_prefixes(client: httpx.AsyncClient,
     ({"price_min": 10, "price_max": 5}, "price_min"),
     ({"price_min": -1}, "price_min"),
     ({"rating_min": 6}, "rating_min"),
+    ({"price_max": "nan"}, "price_max"),  # "a finite number", not "at most 1000000000"
     ({"page": 200, "page_size": 100}, "page"),
     ({"category": "No Such Category"}, "category"),
     ({"category": "99999999999999999999"}, "category"),  # beyond any id: 422, not a 500
@@ -235,6 +240,8 @@ async def test_bad_parameters_get_422_naming_the_field(client: httpx.AsyncClient
     r = await client.get("/api/v1/products/search", params={"q": "x", **params})
     assert r.status_code == 422, r.text
     assert field in str(r.json()["error"]["fields"])
+    if params.get("price_max") == "nan":
+        assert "finite" in str(r.json()["error"]["fields"])
 
 
 async def test_result_prices_come_from_the_pricing_engine(client: httpx.AsyncClient,
