@@ -252,7 +252,9 @@ function searchQuery(params) {
   if (price) {
     const [lo, hi] = price.split("-");
     out.set("price_min", lo);
-    if (hi) out.set("price_max", hi);
+    // a range's facet counts prices from lo up to, not including, hi (hi starts the next
+    // range); price_max includes its own value, so the range ends a cent below hi
+    if (hi) out.set("price_max", (Number(hi) - 0.01).toFixed(2));
   }
   out.set("page", params.get("page") || "1");
   out.set("page_size", String(PAGE_SIZE));
