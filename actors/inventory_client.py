@@ -150,6 +150,8 @@ class InventoryClient:
         # next one (one Ray call for many; no timer, so an idle system adds no delay)
         self._calls: Coalescer[int, PartitionCommand, Reply] = Coalescer(
             self._call_many, MAX_INFLIGHT, MAX_OPS_PER_CALL)
+        self._deciding: Coalescer[int, tuple[str, CartOutcome], CartOutcome | None] = \
+            Coalescer(self._decide_many, DECISION_CONNECTIONS, MAX_OPS_PER_CALL)
 
     # -- the slot map ---------------------------------------------------------------------
     def _actor(self, k: int) -> ActorHandle:
@@ -391,8 +393,25 @@ class InventoryClient:
 
     async def _decide(self, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
         """The carts' decisions, `wanted` recorded where there is none (a cart no reservation
-        was made for is left out). PostgreSQL unreachable: InventoryUnavailable (503: retry
-        with the same key)."""
+        was made for is left out). Concurrent callers' carts go together: one round trip to
+        PostgreSQL for many (as partition calls do)."""
+        carts = list(wanted)
+        found = await asyncio.gather(*(self._deciding.submit(0, (c, wanted[c])) for c in carts))
+        return {c: o for c, o in zip(carts, found, strict=True) if o is not None}
+
+    async def _decide_many(self, _: int, wanted: list[tuple[str, CartOutcome]]
+                           ) -> list[CartOutcome | None]:
+        """One round trip for several callers' carts (the first wanted outcome of a cart
+        asked twice goes in; both get what was decided). PostgreSQL unreachable:
+        InventoryUnavailable (503: retry with the same key)."""
+        first: dict[str, CartOutcome] = {}
+        for cart, outcome in wanted:
+            first.setdefault(cart, outcome)
+        decided = await self._record(first)
+        return [decided.get(cart) for cart, _ in wanted]
+
+    async def _record(self, wanted: Mapping[str, CartOutcome]) -> dict[str, CartOutcome]:
+        """cart_decisions.decide through this client's pool (made on first use)."""
         loop = asyncio.get_running_loop()
         try:
             if self._decisions is None or self._decisions[0] is not loop:

@@ -15,6 +15,10 @@ reservation picks one of 10,000 variants at random). Paths, each in a fresh, mig
   handoff the actor path while the hash slots are rebalanced over and over during the
           measured window (partitions -> +2 -> -1 -> back, scripts/inventory_partitions):
           the cost of scaling online
+  checkout  a checkout through the actors: a cart of 2 variants (the picked one and the
+          next; almost always in two hash slots) reserved, then committed; carts/s (run it
+          with the code before a change to the inventory's commits: same script, other
+          checkout)
 
 N asyncio tasks (--clients) reserve in a loop for --seconds after --warmup seconds. After each
 run the database is checked: units reserved == acknowledged reservations, available >= 0,
@@ -89,6 +93,27 @@ async def make_catalog(dsn: str, variants: list[int], units: int) -> None:
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+
+
+async def verify_sold(dsn: str, carts: int) -> tuple[int, int, str]:
+    """Checkouts: every acknowledged cart sold whole (2 units), nothing left reserved.
+    (units sold in PG, oversold units, "ok" or what is wrong)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        s = await conn.fetchrow("""
+            SELECT coalesce(sum(sold), 0) AS sold, coalesce(sum(reserved), 0) AS reserved,
+                   count(*) FILTER (WHERE available < 0) AS negative,
+                   count(*) FILTER (WHERE available + reserved + sold <> initial) AS unbalanced
+            FROM stock""")
+    finally:
+        await conn.close()
+    assert s is not None
+    problems = [f"sold {s['sold']} != 2 x {carts} carts"] if s["sold"] != 2 * carts else []
+    if s["reserved"] or s["negative"] or s["unbalanced"]:
+        problems.append(f"{s['reserved']} reserved, {s['negative']} rows < 0, "
+                        f"{s['unbalanced']} unbalanced")
+    return int(s["sold"]), max(int(s["sold"]) - 2 * carts, 0), \
+        "ok" if not problems else "; ".join(problems)
 
 
 async def verify(dsn: str, acks: int, rows_expected: bool) -> tuple[int, int, str]:
@@ -214,6 +239,16 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
             except InsufficientStock:
                 return False
 
+        async def checkout(v: int) -> bool:
+            other = FIRST_VARIANT + (v - FIRST_VARIANT + 1) % len(variants)
+            try:
+                cart = await client.reserve([(v, 1, WAREHOUSE), (other, 1, WAREHOUSE)],
+                                            key=uuid.uuid4().hex, ttl_s=TTL_S)
+            except InsufficientStock:
+                return False
+            await client.commit(cart["reservation_id"])
+            return True
+
         done = asyncio.Event()
         moves: list[Rebalanced] = []
 
@@ -226,7 +261,8 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
 
         churning = asyncio.get_running_loop().create_task(rebalance()) if churn else None
         try:
-            tally, _, secs = await drive(op, pick, args.clients, args.warmup, args.seconds)
+            tally, _, secs = await drive(checkout if args.checkout else op, pick,
+                                         args.clients, args.warmup, args.seconds)
         finally:
             done.set()
         if churning is not None:
@@ -287,12 +323,16 @@ async def bench(server: str, args: argparse.Namespace) -> list[Result]:
                 await make_catalog(dsn, variants, units)
                 pick = picker(scenario, variants, args.seed)
                 print(f"... {scenario} / {path}", file=sys.stderr, flush=True)
-                if path in ("actor", "handoff"):
+                if path in ("actor", "handoff", "checkout"):
+                    args.checkout = path == "checkout"
                     tally, secs, batch = await run_actor(dsn, variants, pick, args,
                                                          churn=path == "handoff")
                 else:
                     tally, secs, batch = await run_pg(dsn, path, pick, args)
-                reserved, oversold, check = await verify(dsn, tally.ok, path != "update")
+                if path == "checkout":
+                    reserved, oversold, check = await verify_sold(dsn, tally.ok)
+                else:
+                    reserved, oversold, check = await verify(dsn, tally.ok, path != "update")
                 if tally.errors:
                     check += f"; {tally.errors} errors, first: {tally.first_error}"
                 results.append(Result(scenario, path, tally, secs, reserved, oversold, check,
@@ -319,7 +359,8 @@ def report(results: list[Result], args: argparse.Namespace, server: str) -> None
         if r.batch:
             print(f"actor batch size, {r.scenario}: {r.batch}")
     print("\nok/refused: reservations started in the measured window; PG reserved: units "
-          "reserved in PostgreSQL after the run (warm-up included), checked against every ack")
+          "reserved in PostgreSQL after the run (warm-up included), checked against every ack"
+          " (checkout: carts of 2 reserved then committed; PG reserved is units sold)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,9 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
     args.paths = [s for s in args.paths.split(",") if s]
-    if set(args.scenarios) - {"hot", "uniform"} or set(args.paths) - {"actor", "update", "txn",
-                                                                   "handoff"}:
+    if set(args.scenarios) - {"hot", "uniform"} or set(args.paths) - {
+            "actor", "update", "txn", "handoff", "checkout"}:
         p.error("unknown scenario or path")
+    if "checkout" in args.paths and "hot" in args.scenarios:
+        p.error("checkout carts take two variants: --scenarios uniform")
 
     with tempfile.TemporaryDirectory(prefix="aisle-bench-") as tmp:
         infra = None
@@ -357,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     redis_url=settings.redis_url or "redis://-"))
             server = infra.settings.database_url
         try:
-            actors = bool({"actor", "handoff"} & set(args.paths))
+            actors = bool({"actor", "handoff", "checkout"} & set(args.paths))
             if actors:
                 import ray
 

@@ -20,17 +20,22 @@ async def decide(conn: Conn, wanted: Mapping[str, CartOutcome]) -> dict[str, Car
     """Records `wanted` for each cart not decided yet; answers every cart's decision (the
     one recorded first). Nothing is recorded for a cart none of whose reservations exists
     (an id made up), nor COMMITTED for one missing a slot's (refused whole: its other slots
-    were given back, or are given back at their deadline); such a cart is left out. Two
-    statements: the second reads what a concurrent first decision committed while the
-    insert waited for it."""
+    were given back, or are given back at their deadline); such a cart is left out."""
     carts = sorted(wanted)
-    await conn.execute(
+    # a conflict's no-op update waits for a concurrent first decision and returns it: one
+    # round trip; carts the insert left out (not all reserved, or made up) are read after
+    rows = await conn.fetch(
         "INSERT INTO cart_decisions (cart_id, outcome) "
         "SELECT u.c, u.o FROM unnest($1::text[], $2::text[]) AS u(c, o) "
         "WHERE (SELECT count(*) FROM reservations r WHERE r.cart_id = u.c) >= CASE u.o "
         "  WHEN 'COMMITTED' THEN length(split_part(u.c, '.', 2)) / 4 ELSE 1 END "
-        "ON CONFLICT (cart_id) DO NOTHING",  # a cart id names its slots, 4 hex digits each
+        "ON CONFLICT (cart_id) DO UPDATE SET cart_id = EXCLUDED.cart_id "
+        "RETURNING cart_id, outcome",  # a cart id names its slots, 4 hex digits each
         carts, [wanted[c] for c in carts])
-    rows = await conn.fetch(
-        "SELECT cart_id, outcome FROM cart_decisions WHERE cart_id = ANY($1::text[])", carts)
-    return {r["cart_id"]: r["outcome"] for r in rows}
+    decided: dict[str, CartOutcome] = {r["cart_id"]: r["outcome"] for r in rows}
+    left = [c for c in carts if c not in decided]
+    if left:
+        rows = await conn.fetch(
+            "SELECT cart_id, outcome FROM cart_decisions WHERE cart_id = ANY($1::text[])", left)
+        decided.update({r["cart_id"]: r["outcome"] for r in rows})
+    return decided
