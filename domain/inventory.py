@@ -227,7 +227,7 @@ class PartitionState:
             if i >= len(heap) or heap[i][0] > now:
                 continue
             r = self.reservations.get(heap[i][1])
-            if r is not None and r.status == "OPEN" and r.cart_id and spans_slots(r.cart_id):
+            if r is not None and r.status == "OPEN" and spans_slots(r.cart_id):
                 found.add(r.cart_id)
             todo += (2 * i + 1, 2 * i + 2)
         return found
@@ -246,8 +246,9 @@ class PartitionState:
             r = self.reservations.get(rid)
             if r is None:
                 continue
-            if r.status == "OPEN" and r.cart_id and spans_slots(r.cart_id):
-                outcome = decided.get(r.cart_id)
+            if r.status == "OPEN":
+                # a one-slot reservation expires alone; a cart's, as the cart was decided
+                outcome = decided.get(r.cart_id) if spans_slots(r.cart_id) else "EXPIRED"
                 if outcome is None:
                     waiting.append((due, rid))
                     continue
@@ -256,8 +257,6 @@ class PartitionState:
                 else:
                     expired.append(self.release(
                         rid, kind="RELEASE" if outcome == "RELEASED" else "EXPIRE"))
-            elif r.status == "OPEN":
-                expired.append(self.release(rid, kind="EXPIRE"))
             del self.reservations[rid]
         for entry in waiting:
             heapq.heappush(self._deadlines, entry)

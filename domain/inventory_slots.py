@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import TypeGuard
 
 from domain.hashing import bucket_of
 
@@ -51,7 +52,7 @@ def slots_of_cart(cart: str) -> list[int] | None:
     return slots
 
 
-def spans_slots(cart: str | None) -> bool:
+def spans_slots(cart: str | None) -> TypeGuard[str]:
     """A cart held in more than one slot (one reservation per slot, in several partitions):
     it closes whole, as its decision says (adapters.postgres.cart_decisions)."""
     slots = None if cart is None else slots_of_cart(cart)

@@ -216,7 +216,8 @@ def picker(scenario: str, variants: list[int], seed: int) -> Callable[[], int]:
 
 
 async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
-                    args: argparse.Namespace, churn: bool = False) -> tuple[Tally, float, str]:
+                    args: argparse.Namespace, churn: bool = False,
+                    checkouts: bool = False) -> tuple[Tally, float, str]:
     from actors.inventory_client import InventoryClient
     from domain.inventory import InsufficientStock
 
@@ -261,7 +262,7 @@ async def run_actor(dsn: str, variants: list[int], pick: Callable[[], int],
 
         churning = asyncio.get_running_loop().create_task(rebalance()) if churn else None
         try:
-            tally, _, secs = await drive(checkout if args.checkout else op, pick,
+            tally, _, secs = await drive(checkout if checkouts else op, pick,
                                          args.clients, args.warmup, args.seconds)
         finally:
             done.set()
@@ -324,9 +325,9 @@ async def bench(server: str, args: argparse.Namespace) -> list[Result]:
                 pick = picker(scenario, variants, args.seed)
                 print(f"... {scenario} / {path}", file=sys.stderr, flush=True)
                 if path in ("actor", "handoff", "checkout"):
-                    args.checkout = path == "checkout"
                     tally, secs, batch = await run_actor(dsn, variants, pick, args,
-                                                         churn=path == "handoff")
+                                                         churn=path == "handoff",
+                                                         checkouts=path == "checkout")
                 else:
                     tally, secs, batch = await run_pg(dsn, path, pick, args)
                 if path == "checkout":

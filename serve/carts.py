@@ -184,22 +184,9 @@ class CartService:
         return out
 
     async def _lines(self, holds: list[Hold]) -> list[CartLineJson]:
-        by_variant: dict[int, list[Hold]] = defaultdict(list)
-        for h in holds:
-            by_variant[h.variant_id].append(h)
         async with self.pool.acquire() as conn:
-            info = await store.variants(conn, list(by_variant))
-        lines: list[CartLineJson] = []
-        for v, hs in by_variant.items():
-            i = info.get(v) or VariantInfo(v, 0, "(no longer sold)", "", {}, None, False)
-            lines.append({
-                "variant_id": str(v), "product_id": str(i.product_id), "title": i.title,
-                "sku": i.sku, "attributes": i.attributes, "image_url": i.image_url,
-                "quantity": sum(h.quantity for h in hs),
-                "expires_at": _iso(min(h.expires_at for h in hs)),
-                "holds": [h.reservation_id for h in hs],
-                "seller_id": None if hs[0].seller_id is None else str(hs[0].seller_id)})
-        return lines
+            info = await store.variants(conn, list({h.variant_id for h in holds}))
+        return _lines_of(holds, info)
 
     async def _quote(self, cart_id: str, lines: list[CartLineJson],
                      coupon: str | None) -> QuotePayload:
@@ -340,16 +327,12 @@ class CartService:
         if len(live) != len(row.holds):
             raise Conflict("some holds ran out: look at the cart again", "hold_expired",
                            {"cart": "holds expired"})
-        lines = await self._lines(live)
         reference = f"shopcart:{row.cart_id}"
         async with self.pool.acquire() as conn:
             signed = await store.accepted_quote(conn, reference)
-            listed = await store.variants(conn, [h.variant_id for h in live])
-        # what the cart buys now: each line's units, from their seller
-        buying = sorted((x["variant_id"], x["quantity"], x["seller_id"] or str(
-            listed[int(x["variant_id"])].seller_id if int(x["variant_id"]) in listed else ""))
-            for x in lines), row.coupon
-        if signed is not None and _bought(signed) == buying:
+            info = await store.variants(conn, list({h.variant_id for h in live}))
+        lines = _lines_of(live, info)
+        if signed is not None and _bought(signed) == _buying(lines, info, row.coupon):
             # accepted by an earlier try that did not finish: that price stands
             payload, quote_id = _payload(signed), signed["quote_id"]
         else:
@@ -391,6 +374,23 @@ class CartService:
                 raise d
 
 
+def _lines_of(holds: list[Hold], info: dict[int, VariantInfo]) -> list[CartLineJson]:
+    """The cart's lines: its holds by variant, with what `info` says of each."""
+    by_variant: dict[int, list[Hold]] = defaultdict(list)
+    for h in holds:
+        by_variant[h.variant_id].append(h)
+    lines: list[CartLineJson] = []
+    for v, hs in by_variant.items():
+        i = info.get(v) or VariantInfo(v, 0, "(no longer sold)", "", {}, None, False)
+        lines.append({
+            "variant_id": str(v), "product_id": str(i.product_id), "title": i.title,
+            "sku": i.sku, "attributes": i.attributes, "image_url": i.image_url,
+            "quantity": sum(h.quantity for h in hs),
+            "expires_at": _iso(min(h.expires_at for h in hs)),
+            "holds": [h.reservation_id for h in hs],
+            "seller_id": None if hs[0].seller_id is None else str(hs[0].seller_id)})
+    return lines
+
 
 def _open(row: CartRow) -> CartRow:
     if row.status != "OPEN":
@@ -399,10 +399,24 @@ def _open(row: CartRow) -> CartRow:
     return row
 
 
-def _bought(q: QuotePayload) -> tuple[list[tuple[str, int, str]], str | None]:
-    """What a quote sells: (variant, quantity, seller) per line, and its coupon."""
+Bought = tuple[list[tuple[str, int, str]], str | None]  # (variant, quantity, seller)s, coupon
+
+
+def _bought(q: QuotePayload) -> Bought:
+    """What a quote sells."""
     return sorted((x["variant_id"], x["quantity"], x["seller_id"]) for x in q["lines"]), \
         q["coupon"]
+
+
+def _buying(lines: list[CartLineJson], info: dict[int, VariantInfo],
+            coupon: str | None) -> Bought:
+    """What the cart buys now, as `_bought` reads a quote: a line naming no seller sells the
+    listing seller's units."""
+    def seller(x: CartLineJson) -> str:
+        listed = info.get(int(x["variant_id"]))
+        return x["seller_id"] or (str(listed.seller_id) if listed is not None else "")
+
+    return sorted((x["variant_id"], x["quantity"], seller(x)) for x in lines), coupon
 
 
 def _payload(q: QuotePayload) -> QuotePayload:
