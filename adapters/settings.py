@@ -18,9 +18,13 @@ from urllib.parse import urlparse
 
 from domain.errors import ConfigError
 
-__all__ = ["Addressing", "Network", "Settings"]
+__all__ = ["MIN_RETENTION_DAYS", "Addressing", "Network", "Settings"]
 
 Addressing = Literal["path", "virtual", "auto"]  # S3 bucket addressing (botocore's names)
+
+# a reservation lives at most 7 days (AISLE_RESERVATION_TTL_SECONDS, the API's ttl_seconds):
+# a shorter retention could forget what an open one's key was answered
+MIN_RETENTION_DAYS = 8
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -161,6 +165,10 @@ class Settings:
     quote_secret: str | None = None  # signs price quotes; None: derived from internal_token
     quote_ttl_s: int = 300  # how long a price quote holds
     reprice_interval_s: int = 60  # dynamic pricing pass period (0: off)
+    # closed reservations, decided keys, consumed outbox events and ended jobs are kept this
+    # long (adapters/postgres/retention.py), pruned every prune_interval_s (0: never)
+    retention_days: int = 14
+    prune_interval_s: int = 3600
     # index generations of catalogs up to this many active products get dense title vectors
     # (learned rankers' `dense` signal; ~100 titles/s per shard to make); 0: never
     text_vectors_max: int = 100_000
@@ -222,6 +230,8 @@ class Settings:
             quote_secret=_token(env, "AISLE_QUOTE_SECRET"),
             quote_ttl_s=_int(env, "AISLE_QUOTE_TTL_SECONDS", 300, 10, 86400),
             reprice_interval_s=_int(env, "AISLE_REPRICE_INTERVAL_SECONDS", 60, 0, 86400),
+            retention_days=_int(env, "AISLE_RETENTION_DAYS", 14, MIN_RETENTION_DAYS, 36500),
+            prune_interval_s=_int(env, "AISLE_PRUNE_INTERVAL_SECONDS", 3600, 0, 7 * 86400),
             text_vectors_max=_int(env, "AISLE_TEXT_VECTORS_MAX_PRODUCTS", 100_000, 0,
                                   10**9),
             index_gate_judgments=_gate(env, "AISLE_INDEX_GATE_JUDGMENTS"),

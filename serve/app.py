@@ -5,6 +5,7 @@ once per replica; the routes themselves live in serve/routes/, one module per ar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.experiments import ExperimentStore
 from adapters.postgres.jobs import JobStore
 from adapters.postgres.migrate import migrate
+from adapters.postgres.retention import prune_every
 from adapters.postgres.worker_lease import lease_snowflake
 from adapters.rate_limit import RateLimiter
 from adapters.redis import create_redis
@@ -135,6 +137,10 @@ class Gateway:
                      "search": not svc.search.index_breaker.closed,
                      "postgres": not svc.database.closed})
         self.exporter.start()
+        # every replica runs the pass; the one that takes the database's lock does it
+        self.pruning = None if settings.prune_interval_s == 0 else \
+            asyncio.get_running_loop().create_task(prune_every(
+                svc.pool, settings.retention_days * 86400, settings.prune_interval_s))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = make_api(self.services.settings.max_body_bytes,

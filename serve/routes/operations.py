@@ -12,6 +12,7 @@ import ray
 from fastapi import APIRouter, Path, Query, Response
 
 from adapters.postgres import ping
+from adapters.postgres.retention import prune
 from serve.services import Internal, Json, Svc
 
 log = logging.getLogger("aisle.gateway")
@@ -60,13 +61,31 @@ async def noop(awaits: Annotated[bool, Query(alias="await")] = False) -> Json:
     return {"ok": True}
 
 
-JobKind = Literal["index.rebuild", "cache.prewarm"]
+JobKind = Literal["index.rebuild", "cache.prewarm", "retention.prune"]
+
+
+@router.post("/api/v1/internal/retention/prune", tags=["internal"], status_code=202,
+             responses={200: {"description": "wait=true: the rows removed, by table"}})
+async def prune_now(svc: Svc, _: Internal, response: Response, wait: bool = False) -> Json:
+    """Prunes now what the hourly pass prunes (closed reservations and their keys, consumed
+    outbox events, ended jobs: older than AISLE_RETENTION_DAYS). A background job (202 with
+    its record); `wait=true` answers the rows removed, by table (200); 409 prune_under_way
+    while another replica prunes."""
+    days = svc.settings.retention_days
+
+    async def run() -> Json:
+        pruned = await prune(svc.pool, days * 86400)
+        return {"retention_days": days, "pruned": pruned.to_json()}
+
+    return await svc.jobs.answer("retention.prune", {"retention_days": days}, run, wait,
+                                 response)
 
 
 @router.get("/api/v1/internal/jobs", tags=["internal"])
 async def list_jobs(svc: Svc, _: Internal, kind: Annotated[JobKind | None, Query()] = None,
                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Json:
-    """Background jobs, newest first (`kind`: index.rebuild, cache.prewarm)."""
+    """Background jobs, newest first (`kind`: index.rebuild, cache.prewarm,
+    retention.prune)."""
     return {"jobs": [j.to_json() for j in await svc.jobs.store.recent(kind, limit)]}
 
 

@@ -76,3 +76,18 @@ async def test_a_prewarm_is_a_job_followed_by_its_id(client: httpx.AsyncClient) 
 async def test_jobs_of_an_unknown_kind_are_refused(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/internal/jobs", headers=INTERNAL, params={"kind": "bogus"})
     assert r.status_code == 422 and "kind" in str(r.json()["error"]["fields"]), r.text
+
+
+async def test_an_operator_prunes_now_and_finds_the_job(client: httpx.AsyncClient) -> None:
+    refused = await client.post("/api/v1/internal/retention/prune")
+    assert refused.status_code == 401, refused.text
+    r = await client.post("/api/v1/internal/retention/prune", headers=INTERNAL,
+                          params={"wait": "true"})
+    assert r.status_code == 200, r.text
+    assert r.json()["retention_days"] == 14
+    assert set(r.json()["pruned"]) == {"reservations", "inventory_ops", "cart_decisions",
+                                       "idempotency_keys", "outbox", "jobs"}
+    assert all(n >= 0 for n in r.json()["pruned"].values())
+    jobs = (await client.get("/api/v1/internal/jobs", headers=INTERNAL,
+                             params={"kind": "retention.prune"})).json()["jobs"]
+    assert jobs[0]["status"] == "succeeded" and jobs[0]["result"] == r.json()
