@@ -160,13 +160,15 @@ class ProductIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=500)
-    description: str = Field(default="", max_length=20_000)
+    # the raw text's bounds are loose (decomposed text is longer): the validators check the
+    # lengths of the normalized text the catalog keeps
+    title: str = Field(min_length=1, max_length=4 * 500)
+    description: str = Field(default="", max_length=4 * 20_000)
     category_id: Annotated[int, BeforeValidator(_category_id)] = Field(
         description="a category id, as 12 or \"CAT_12\""
     )
-    brand: str | None = Field(default=None, max_length=200)
-    external_id: str | None = Field(default=None, min_length=1, max_length=128)
+    brand: str | None = Field(default=None, max_length=4 * 200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=4 * 128)
     status: Literal["DRAFT", "ACTIVE", "INACTIVE"] = "ACTIVE"
     variants: list[VariantIn] = Field(min_length=1)
     images: list[ImageIn] = Field(default_factory=list)

@@ -27,6 +27,7 @@ from typing import NotRequired, TypedDict
 import asyncpg
 
 from adapters.postgres import shopper_carts as store
+from adapters.postgres.idempotency import bound_key
 from adapters.postgres.pricing_repo import (
     accept_quote,
     load_pricing,
@@ -210,6 +211,14 @@ class CartService:
         if held + quantity > MAX_QUANTITY:
             raise ValidationFailed({"quantity": f"at most {MAX_QUANTITY} of a variant per "
                                                 f"cart ({held} in it)"})
+        # a key is bound to the add it came with: another variant's or quantity's add with it
+        # is refused (422), even where it would hold other units (another partition's)
+        async with bound_key(self.pool, f"cart {row.cart_id} add", key,
+                             {"variant_id": variant_id, "quantity": quantity}):
+            await self._hold(row, variant_id, quantity, key)
+
+    async def _hold(self, row: CartRow, variant_id: int, quantity: int,
+                    key: str | None) -> None:
         async with self.pool.acquire() as conn:
             info = (await store.variants(conn, [variant_id])).get(variant_id)
         if info is None or not info.active:

@@ -374,7 +374,16 @@ def _coupon(r: asyncpg.Record) -> CouponRecord:
     return CouponRecord(c, r["times_used"], r["version"], r["created_at"])
 
 
+def _check_coupon_gives_nothing_away(c: Coupon) -> None:
+    """A percent coupon takes at most MAX_DEAL_BP off, as a deal (a larger one would be cut
+    to what its lines cost less a cent: coupon_discount). Checked on writes only."""
+    if c.kind == "percent" and c.amount > MAX_DEAL_BP:
+        raise ValidationFailed({"amount": f"a coupon takes at most {MAX_DEAL_BP} basis points "
+                                          "off: it never gives an order away"})
+
+
 async def create_coupon(conn: Conn, c: Coupon) -> CouponRecord:
+    _check_coupon_gives_nothing_away(c)
     async with conn.transaction():
         after = await conn.fetchval(
             """INSERT INTO coupons (code, scope, scope_value, kind, amount, min_spend_cents,
@@ -405,6 +414,7 @@ async def list_coupons(conn: Conn, live_at: datetime | None) -> list[CouponRecor
 async def update_coupon(conn: Conn, c: Coupon, expected_version: int) -> CouponRecord:
     """Replaces everything but the code and its use count. A global limit below the uses so
     far is refused (field global_limit)."""
+    _check_coupon_gives_nothing_away(c)
     async with conn.transaction():
         before = await conn.fetchrow(
             "SELECT version, times_used, to_jsonb(c.*)::text AS j FROM coupons c "

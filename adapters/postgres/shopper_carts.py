@@ -157,11 +157,13 @@ async def variants(conn: Conn, ids: list[int]) -> dict[int, VariantInfo]:
     rows = await conn.fetch(
         """SELECT v.variant_id, v.product_id, p.title, v.sku, v.attributes::text AS attrs,
                   p.seller_id,
-                  v.status = 'ACTIVE' AND p.status = 'ACTIVE' AS active,
+                  v.status = 'ACTIVE' AND p.status = 'ACTIVE' AND s.status = 'ACTIVE'
+                    AS active,  -- for sale: as pricing's inputs (a suspended seller's is not)
                   (SELECT i.url FROM product_images i WHERE i.product_id = p.product_id
                      AND (i.variant_id IS NULL OR i.variant_id = v.variant_id)
                    ORDER BY i.variant_id NULLS LAST, i.position LIMIT 1) AS image_url
            FROM product_variants v JOIN products p ON p.product_id = v.product_id
+           JOIN sellers s ON s.seller_id = p.seller_id
            WHERE v.variant_id = ANY($1::bigint[])""", ids)
     return {int(r["variant_id"]): VariantInfo(
         int(r["variant_id"]), int(r["product_id"]), r["title"], r["sku"],

@@ -103,10 +103,11 @@ def validate_coupon(coupon: Coupon, lines: Sequence[tuple[Item, int]], usage: Co
 
 
 def coupon_discount(coupon: Coupon, eligible_cents: int) -> int:
-    """The order's discount: never more than what the coupon applies to."""
-    if coupon.kind == "percent":
-        return pct(eligible_cents, coupon.amount)
-    return min(coupon.amount, eligible_cents)
+    """The order's discount: never all of what the coupon applies to (at most that less a
+    cent: a coupon, as a deal, never gives an order away, whether by a fixed amount larger
+    than the lines or a percent rounded up to all of them)."""
+    off = pct(eligible_cents, coupon.amount) if coupon.kind == "percent" else coupon.amount
+    return max(0, min(off, eligible_cents - 1))
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

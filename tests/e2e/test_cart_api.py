@@ -75,6 +75,13 @@ async def test_add_holds_stock_at_once_and_remove_gives_it_back(
         again = await _add(shopper, v, 3, key="add-1")  # a retry of the same add
         assert again.status_code == 200 and again.json()["lines"][0]["quantity"] == 3
         assert await _available(client, v) == 7  # held once
+        w, empty = await _variant(pool, 1_000, 4), await _variant(pool, 1_000, 0)
+        for other in (w, empty):  # the key with another add: refused, whatever its stock
+            r = await _add(shopper, other, 1, key="add-1")
+            assert r.status_code == 422 and "Idempotency-Key" in r.json()["error"]["fields"]
+        assert await _available(client, w) == 4
+        assert [ln["variant_id"] for ln in (await shopper.get("/api/v1/cart")).json()[
+            "lines"]] == [str(v)]
         more = await _add(shopper, v, 2)
         assert more.json()["lines"][0]["quantity"] == 5 and await _available(client, v) == 5
         gone = await shopper.delete(f"/api/v1/cart/items/{v}")

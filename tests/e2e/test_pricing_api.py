@@ -381,6 +381,7 @@ async def test_coupons_are_made_limited_and_ended_by_the_platform(
     before = await _count(pool, "SELECT count(*) FROM coupons")
     for change, field in [({"code": "a!"}, "code"), ({"kind": "percent", "amount": 20_000},
                                                      "amount"),
+                          ({"kind": "percent", "amount": 10_000}, "amount"),  # all of it
                           ({"scope": "product"}, "scope_value"),
                           ({"scope": "category", "scope_value": "999999999"}, "scope_value"),
                           ({"scope": "brand", "scope_value": "  "}, "scope_value"),

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import INTERNAL_TOKEN
+from tests.e2e.test_pdp_api import restock
 from tests.e2e.test_seller_api import body
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -28,7 +29,7 @@ async def _works(client: httpx.AsyncClient, key: str) -> bool:
 
 
 async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
-        client: httpx.AsyncClient, category_ids: dict[str, int]) -> None:
+        app_url: str, client: httpx.AsyncClient, category_ids: dict[str, int]) -> None:
     r = await client.post("/api/v1/internal/sellers", headers=INTERNAL,
                           json={"name": "  Acme Audio ", "rating": 4.2})
     assert r.status_code == 201, r.text
@@ -44,7 +45,8 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     p = await client.post("/api/v1/seller/products", headers=_key(first),
                           json={**body(category_ids["Headphones"]), "title": f"Speaker {tag}"})
     assert p.status_code == 201 and p.json()["seller_id"] == sid, p.text
-    pid = p.json()["product_id"]
+    pid, vid = p.json()["product_id"], p.json()["variants"][0]["variant_id"]
+    await restock(client, vid, 5)
     await _until(lambda: _page_seller(client, pid), "Acme Audio")  # indexed, page cached
 
     # a second key: both work (rotation with overlap); then a rotation: only the new one
@@ -90,9 +92,14 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     # the cached page goes when the outbox's announcement reaches the page cache (not at once)
     assert await _until(lambda: _page_gone(client, pid), True)
     assert pid not in await _until(lambda: _search_ids(client, tag), None, want_out=pid)
+    # nor can a shopper's cart hold its units (as its page and search, it is not for sale)
+    assert await _add_to_new_cart(app_url, vid) == 404
+    held = (await client.get(f"/api/v1/inventory/{vid}", headers=INTERNAL)).json()
+    assert [w["reserved"] for w in held["warehouses"].values()] == [0], held
     r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
                            json={"status": "ACTIVE"})
     assert r.json()["status"] == "ACTIVE"
+    assert await _add_to_new_cart(app_url, vid) == 200
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 200
     assert await _works(client, fourth)
     for null in ({"name": None}, {"status": None}, {"name": None, "rating": 4.0}):
@@ -107,6 +114,16 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
                  f"{sid}/keys/k-initial"):  # made through the API: it never had that key
         r = await client.delete(f"/api/v1/internal/sellers/{path}", headers=INTERNAL)
         assert r.status_code == 404, (path, r.text)
+
+
+async def _add_to_new_cart(app_url: str, variant_id: str) -> int:
+    async with httpx.AsyncClient(base_url=app_url, timeout=30) as shopper:
+        assert (await shopper.post("/api/v1/cart")).status_code == 201
+        r = await shopper.post("/api/v1/cart/items",
+                               json={"variant_id": variant_id, "quantity": 1})
+        if r.status_code != 200:
+            assert r.json()["error"]["code"] == "unknown_variant", r.text
+        return r.status_code
 
 
 async def _page_seller(client: httpx.AsyncClient, pid: str) -> object:

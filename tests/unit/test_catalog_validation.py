@@ -39,6 +39,15 @@ def test_a_valid_product_passes_and_is_normalized() -> None:
     assert p.description == "line one\nline two\t."
 
 
+def test_lengths_are_those_of_the_normalized_text() -> None:
+    decomposed = "e\u0301" * 260  # 520 characters sent, 260 kept
+    assert ProductIn.model_validate(product(title=decomposed, brand=decomposed[:300])
+                                    ).title == "\u00e9" * 260
+    assert "title" in errors_of(product(title="\u00e9" * 501))
+    assert "title" in errors_of(product(title="e\u0301" * 501))  # 501 once composed
+    assert "brand" in errors_of(product(brand="b" * 201))
+
+
 @pytest.mark.parametrize(("body", "field"), [
     (product(title="a\x00b"), "title"),
     (product(title="a\u2028b"), "title"),

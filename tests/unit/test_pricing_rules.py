@@ -230,11 +230,27 @@ def test_quote_breakdown_list_deal_dynamic_coupon() -> None:
                                                    "code": "TEN"}
 
 
-def test_scoped_coupon_only_touches_its_lines_and_never_more_than_them() -> None:
+def test_scoped_coupon_only_touches_its_lines_and_never_all_of_them() -> None:
     c = coupon(scope="brand", scope_value="Bose", kind="fixed", amount=100_000)
     q = quote([Line(SONY, 1), Line(BOSE, 2)], [], [], c, None, NOW)
-    assert [ln.coupon_cents for ln in q.lines] == [0, 9_998]
-    assert [ln.total_cents for ln in q.lines] == [10_000, 0]
+    assert [ln.coupon_cents for ln in q.lines] == [0, 9_997]
+    assert [ln.total_cents for ln in q.lines] == [10_000, 1]
+
+
+@pytest.mark.parametrize(("kind", "amount", "price", "discount"), [
+    ("percent", 9_999, 1_000, 999),  # 999.9 cents rounds up to all of it: a cent is left
+    ("percent", 10_000, 1_000, 999),  # stored before writes refused it
+    ("fixed", 100_000, 1_000, 999),
+    ("fixed", 999, 1_000, 999),
+    ("percent", 5_000, 1_000, 500),
+    ("fixed", 5, 1, 0),  # a line of a cent: nothing to take
+])
+def test_a_coupon_never_gives_an_order_away(kind: str, amount: int, price: int,
+                                            discount: int) -> None:
+    item = dataclasses.replace(SONY, list_price_cents=price)
+    q = quote([Line(item, 1)], [], [], coupon(kind=kind, amount=amount), None, NOW)
+    assert q.discount_cents == discount
+    assert q.total_cents == price - discount > 0
 
 
 def test_quote_refuses_bad_lines_and_passes_coupon_errors_through() -> None:
@@ -370,8 +386,8 @@ def test_quote_invariants(lines: list[tuple[Item, int]], deals: list[Deal],
         sum(ln.total_cents for ln in q.lines) >= 0
     if c is not None:
         eligible = sum(ln.subtotal_cents for ln in q.lines if _eligible(c, ln.item))
-        assert q.discount_cents == (min(c.amount, eligible) if c.kind == "fixed"
-                                    else (eligible * c.amount + 5_000) // 10_000)
+        off = c.amount if c.kind == "fixed" else (eligible * c.amount + 5_000) // 10_000
+        assert q.discount_cents == max(0, min(off, eligible - 1))  # never all of them
         assert all(ln.coupon_cents == 0 for ln in q.lines if not _eligible(c, ln.item))
 
 
