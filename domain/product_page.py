@@ -142,13 +142,18 @@ def _money(cents: int | None) -> float | None:
     return None if cents is None else round(cents / 100.0, 2)
 
 
-def _offer_json(o: Mapping[str, Any], compare: int | None, in_stock: bool) -> dict[str, Any]:
+def _offer_json(o: Mapping[str, Any], compare: int | None, units: int | None,
+                low_stock: int) -> dict[str, Any]:
+    """An offer as shown; `units`: what an add to a cart can take from its seller (None: not
+    known, as when the variant's stock is not)."""
     unit = o["unit_cents"]
     was = compared_price(o["own"], compare, o["list_cents"], unit, o["deal_id"] is not None)
+    status, hint = stock_status(units, low_stock) if units is not None else ("UNKNOWN", None)
     return {"seller": {"id": o["seller_id"], "name": o["seller_name"],
                        "rating": o["seller_rating"]},
             "price": {"amount": _money(unit), "currency": CURRENCY, "was": _money(was)},
-            "in_stock": in_stock, "deal_id": o["deal_id"]}
+            "in_stock": bool(units), "inventory": {"status": status, "quantity_hint": hint},
+            "deal_id": o["deal_id"]}
 
 
 def _in_stock(snapshot: Mapping[str, Any] | None) -> bool:
@@ -200,13 +205,18 @@ def _variant(v: Mapping[str, Any], p: Mapping[str, Any],
     compare = p["compare_cents"]
     out = {"variant_id": v["variant_id"], "sku": v["sku"], "attributes": v["attributes"]}
     out.update({k: val for k, val in v["attributes"].items() if k not in _VARIANT_FIELDS})
+    def units(o: Mapping[str, object]) -> int | None:
+        return _available(o, snap) if snap or not o["own"] else None
+
     out.update({
-        "price": _offer_json(shown, compare, _available(shown, snap) > 0)["price"],
+        "price": _offer_json(shown, compare, units(shown), low_stock)["price"],
+        # every offer's units; an add takes from one seller's: its offer's `inventory`
         "inventory": _inventory(snap, p["offers"], low_stock),
         "images": v["images"],
         "buy_box": {
-            "winner": _offer_json(winner, compare, True) if winner is not None else None,
-            "others": [_offer_json(o, compare, _available(o, snap) > 0) for o in others]},
+            "winner": _offer_json(winner, compare, units(winner), low_stock)
+            if winner is not None else None,
+            "others": [_offer_json(o, compare, units(o), low_stock) for o in others]},
     })
     return out
 

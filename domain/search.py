@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeVar
 
 Sort = Literal["relevance", "price_asc", "price_desc", "rating", "newest"]
@@ -245,6 +245,20 @@ def top_buckets(counts: Mapping[K, int], n: int) -> list[tuple[K, int]]:
         kept = list(counts.items())
     kept.sort(key=lambda x: (-x[1], x[0]))
     return kept[:n]
+
+
+def shown_buckets(counts: Mapping[str, int], n: int, chosen: Collection[str],
+                  key: Callable[[str], str] = lambda k: k) -> list[tuple[str, int]]:
+    """`top_buckets`, and after them the values the shopper chose (by `key`: a brand's
+    display name is chosen by its brand_key) that are not among the first n: a chosen value
+    stays on offer, to be seen and taken back, however few products it has."""
+    top = top_buckets(counts, n)
+    if not chosen:
+        return top
+    shown = {k for k, _ in top}
+    wanted = set(chosen)
+    return top + sorted(((k, c) for k, c in counts.items()
+                         if k not in shown and key(k) in wanted), key=lambda x: (-x[1], x[0]))
 
 
 @dataclasses.dataclass(slots=True)

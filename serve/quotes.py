@@ -107,8 +107,10 @@ class QuoteService:
                     f"only {winner.available if winner else 0} available")
                 continue
             lines.append(Line(vp.item.sold_by(winner), quantity))
-        if problems:
-            raise ValidationFailed(problems, "items cannot be quoted")
+        if problems:  # the message names the variants (a cart's lines have no index)
+            raise ValidationFailed(problems, "items cannot be quoted: " + "; ".join(
+                f"variant {items[int(k.split('.')[1])][0]}: {why}"
+                for k, why in problems.items()))
         q = quote(lines, inputs.deals, inputs.rules, found[0] if found else None,
                   found[1] if found else None, now)
         signed: SignedQuote = {**q.to_payload(), "quote_id": "q" + secrets.token_hex(12),

@@ -57,7 +57,7 @@ from domain.search import (
     finite,
     normalize_key,
     price_range_label,
-    top_buckets,
+    shown_buckets,
 )
 from domain.search_plan import (
     PLAIN,
@@ -799,18 +799,20 @@ class SearchService:
             shown = [c for c in f.categories if cats.get(c, {}).get("parent_id") in parents]
         else:
             shown = [c for c in f.categories if c in cats and cats[c]["parent_id"] is None]
+        chosen = dict(filters.attributes)
         categories = sorted(({"id": str(c), "name": cats[c]["name"], "count": f.categories[c]}
                              for c in shown), key=lambda x: (-x["count"], x["name"]))
         return {
-            "brands": [{"name": b, "count": n} for b, n in top_buckets(f.brands, FACET_SIZE)],
+            "brands": [{"name": b, "count": n} for b, n in shown_buckets(
+                f.brands, FACET_SIZE, filters.brands, normalize_key)],
             "price_ranges": [{"range": label, "count": f.price_ranges[label]}
                              for label in (price_range_label(lo, hi) for lo, hi in PRICE_RANGES)
                              if f.price_ranges.get(label)],
             "categories": categories[:FACET_SIZE],
             "ratings": [{"min": r, "label": f"{r} star{'' if r == 1 else 's'} & up",
                          "count": f.ratings[r]} for r in RATING_FLOORS if f.ratings.get(r)],
-            "attributes": {name: [{"value": v, "count": n}
-                                  for v, n in top_buckets(values, FACET_SIZE)]
+            "attributes": {name: [{"value": v, "count": n} for v, n in shown_buckets(
+                values, FACET_SIZE, chosen.get(name, ()))]
                            for name, values in f.attributes.items()},
         }
 

@@ -493,7 +493,8 @@ async function productPage(id) {
       pr.was ? h("span", {class: "was"}, money(pr.was, pr.currency)) : null,
       pr.was || (v.buy_box.winner && v.buy_box.winner.deal_id)
         ? h("span", {class: "badge deal", style: "margin-left:8px"}, "Deal") : null);
-    const inv = v.inventory || {};
+    // an add takes from the buy box winner's units: its offer's stock, else the variant's
+    const inv = (v.buy_box.winner && v.buy_box.winner.inventory) || v.inventory || {};
     const hint = Number.parseInt(inv.quantity_hint, 10);
     fill(stock, stockBadge(inv.status, Number.isNaN(hint) ? null : hint) ||
                           h("span", {class: "badge"}, "Stock unknown"));

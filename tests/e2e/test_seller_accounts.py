@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -29,7 +30,8 @@ async def _works(client: httpx.AsyncClient, key: str) -> bool:
 
 
 async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
-        app_url: str, client: httpx.AsyncClient, category_ids: dict[str, int]) -> None:
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool,
+        category_ids: dict[str, int]) -> None:
     r = await client.post("/api/v1/internal/sellers", headers=INTERNAL,
                           json={"name": "  Acme Audio ", "rating": 4.2})
     assert r.status_code == 201, r.text
@@ -46,6 +48,8 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
                           json={**body(category_ids["Headphones"]), "title": f"Speaker {tag}"})
     assert p.status_code == 201 and p.json()["seller_id"] == sid, p.text
     pid, vid = p.json()["product_id"], p.json()["variants"][0]["variant_id"]
+    await pool.execute("INSERT INTO warehouses (warehouse_id, name, region) "
+                       "VALUES ('WH_01', 'one', 'eu') ON CONFLICT DO NOTHING")
     await restock(client, vid, 5)
     await _until(lambda: _page_seller(client, pid), "Acme Audio")  # indexed, page cached
 
@@ -80,9 +84,18 @@ async def test_a_seller_is_made_and_its_keys_rotated_and_revoked(
     assert pid in await _until(lambda: _search_ids(client, tag), None, want_in=pid)
     fourth = (await client.post(f"/api/v1/internal/sellers/{sid}/keys", headers=INTERNAL)
               ).json()["api_key"]
+    holding = httpx.AsyncClient(base_url=app_url, timeout=30)  # a cart holding a unit
+    assert (await holding.post("/api/v1/cart")).status_code == 201
+    assert (await holding.post("/api/v1/cart/items",
+                               json={"variant_id": vid, "quantity": 1})).status_code == 200
     r = await client.patch(f"/api/v1/internal/sellers/{sid}", headers=INTERNAL,
                            json={"status": "SUSPENDED"})
     assert r.json()["status"] == "SUSPENDED"
+    cart = (await holding.get("/api/v1/cart")).json()  # why it has no price: which line
+    assert cart["quote"] is None and f"variant {vid}: no such variant for sale" in cart[
+        "quote_error"], cart
+    assert (await holding.delete(f"/api/v1/cart/items/{vid}")).status_code == 200
+    await holding.aclose()
     assert (await client.get(f"/api/v1/sellers/{sid}")).status_code == 404
     # a suspended seller's key is told why it stopped working (not "invalid API key")
     r = await client.get("/api/v1/seller/products", headers=_key(fourth))

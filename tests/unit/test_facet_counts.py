@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from domain.search import Facets, top_buckets
+from domain.search import Facets, normalize_key, shown_buckets, top_buckets
 
 
 def test_top_buckets_are_what_sorting_every_bucket_gives() -> None:
@@ -16,6 +16,18 @@ def test_top_buckets_are_what_sorting_every_bucket_gives() -> None:
         want = sorted(counts.items(), key=lambda x: (-x[1], x[0]))[:n]
         assert top_buckets(counts, n) == want, (trial, counts, n)
     assert top_buckets({3: 1, 1: 1, 2: 5}, 2) == [(2, 5), (1, 1)]  # integer keys too
+
+
+def test_a_chosen_value_stays_on_offer_however_few_products_it_has() -> None:
+    counts = {f"Brand {i:02d}": 100 - i for i in range(25)} | {"Zorblax  Audio": 1}
+    top = top_buckets(counts, 20)
+    assert shown_buckets(counts, 20, ()) == top
+    # chosen by its key (lower case, single spaces), after the first 20, once
+    assert shown_buckets(counts, 20, ("zorblax audio", "brand 03", "nobody"),
+                         normalize_key) == [*top, ("Zorblax  Audio", 1)]
+    assert shown_buckets(counts, 20, ("brand 24", "zorblax audio"), normalize_key) == [
+        *top, ("Brand 24", 76), ("Zorblax  Audio", 1)]
+    assert shown_buckets({"red": 3, "blue": 1}, 1, ("blue",)) == [("red", 3), ("blue", 1)]
 
 
 def test_facets_add_up_across_shards_without_changing_the_parts() -> None:

@@ -195,6 +195,27 @@ def test_inventory_counts_the_units_on_offer_only() -> None:
     assert shown(30, {"s-9": 30}) == {"status": "OUT_OF_STOCK", "quantity_hint": "0"}
 
 
+def test_each_offer_shows_what_an_add_can_take_from_its_seller() -> None:
+    """The variant counts every offer's units; an add to a cart takes from one seller's (the
+    buy box's winner's), so each offer says how many it has: the page never promises 5 where
+    an add can hold 2."""
+    meta = metadata(row(), [], True, NOW.timestamp())
+    snap, _ = prices([])
+    snap["variants"]["100"]["offers"][1]["warehouse"] = "s-2"
+    s = {**stock(9), "100": {"status": "LOW_STOCK", "quantity_hint": "5", "available": 5,
+                             "offered": {"s-2": 2}}}
+    v = page(meta, snap, s, [], low_stock=5)["variants"][0]
+    assert v["inventory"] == {"status": "LOW_STOCK", "quantity_hint": "5"}
+    winner, [owner] = v["buy_box"]["winner"], v["buy_box"]["others"]
+    assert winner["seller"]["id"] == str(RIVAL)  # 97.00 against the owner's 100.00
+    assert winner["inventory"] == {"status": "LOW_STOCK", "quantity_hint": "2"}
+    assert owner["inventory"] == {"status": "LOW_STOCK", "quantity_hint": "3"}
+    assert (winner["in_stock"], owner["in_stock"]) == (True, True)
+    unknown = page(meta, snap, {"101": stock(9)["101"]}, [])["variants"][0]["buy_box"]
+    assert unknown["winner"]["inventory"]["quantity_hint"] == "5"  # as priced
+    assert unknown["others"][0]["inventory"] == {"status": "UNKNOWN", "quantity_hint": None}
+
+
 def test_buyable_units_leave_out_warehouses_of_withdrawn_offers() -> None:
     """What search results count (`domain.inventory_api.buyable`): the listing seller's units
     and those of live offers' warehouses, as the product page above."""
