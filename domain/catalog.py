@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from domain.errors import ValidationFailed
+from domain.search import normalize_key
 
 MAX_PRICE_CENTS = 100_000_000_00  # $100M: anything above is a typo, not a price
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}", re.ASCII)
@@ -110,7 +111,8 @@ class VariantIn(BaseModel):
             k = _line(key)
             if not 1 <= len(k) <= 64:
                 raise ValueError(f"attribute name {key!r} must be 1-64 characters")
-            if k in out:  # " color " and "color": one name, two values
+            # " color ", "Color" and "color": one name (as search and filters read it)
+            if normalize_key(k) in {normalize_key(n) for n in out}:
                 raise ValueError(f"attribute {k!r} is named twice")
             vals = [val] if isinstance(val, str) else val
             if not 1 <= len(vals) <= 50:
@@ -118,6 +120,8 @@ class VariantIn(BaseModel):
             cleaned = [_line(x) for x in vals]
             if any(not 1 <= len(x) <= 200 for x in cleaned):
                 raise ValueError(f"values of attribute {k!r} must be 1-200 characters")
+            if len({normalize_key(x) for x in cleaned}) < len(cleaned):
+                raise ValueError(f"attribute {k!r} has a value twice")
             out[k] = cleaned[0] if isinstance(val, str) else cleaned
         return out
 

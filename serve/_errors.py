@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.exceptions import ActorUnavailableError, RayActorError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -116,6 +117,14 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body(
             "database_unavailable", "the database cannot be reached: nothing was changed; "
             "retry shortly (with the same Idempotency-Key where the route takes one)"),
+            status_code=503, headers={"Retry-After": "1"})
+    if isinstance(exc, TimeoutError | RayActorError | ActorUnavailableError):
+        # a service it needs did not answer in time, or an actor of it is restarting
+        log.warning("unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return JSONResponse(error_body(
+            "unavailable", "a part of the service this needs did not answer in time (or is "
+            "restarting); retry shortly "
+            "(with the same Idempotency-Key where the route takes one)"),
             status_code=503, headers={"Retry-After": "1"})
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

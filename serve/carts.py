@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -20,9 +21,9 @@ import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, TypeVar
 
 import asyncpg
 
@@ -43,6 +44,7 @@ from domain.pricing.quotes import QuotePayload
 from serve.quotes import QuoteService
 
 log = logging.getLogger("aisle.carts")
+T = TypeVar("T")
 MAX_LINES = 50
 MAX_QUANTITY = 20  # per line
 LEASE_TERM_S = 60.0  # a change to a cart holds it this long at most (a replica that died)
@@ -91,6 +93,16 @@ def token_hash(token: str) -> bytes:
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+async def _whole(change: Coroutine[object, object, T]) -> T:
+    """Runs a cart change to its end even when its caller hangs up (Serve cancels the
+    request, and the Ray calls made in its context): units held are recorded as the cart's,
+    and units given back are taken out of it, never left half done (held by no cart until
+    they expire)."""
+    task = asyncio.get_running_loop().create_task(change, context=contextvars.Context())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # told to its caller
+    return await asyncio.shield(task)
 
 
 @dataclasses.dataclass
@@ -199,8 +211,10 @@ class CartService:
                   key: str | None) -> ShopperCartJson:
         """Holds `quantity` more units of the variant (409 naming it if they are not there).
         With `key` (Idempotency-Key), a retry holds nothing more."""
-        async with self._exclusive(token) as row:
-            await self._add(_open(row), variant_id, quantity, key)
+        async def change() -> None:
+            async with self._exclusive(token) as row:
+                await self._add(_open(row), variant_id, quantity, key)
+        await _whole(change())
         return await self.view(token)
 
     async def _add(self, row: CartRow, variant_id: int, quantity: int,
@@ -268,8 +282,10 @@ class CartService:
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
-        async with self._exclusive(token) as row:
-            await self._remove(_open(row), variant_id)
+        async def change() -> None:
+            async with self._exclusive(token) as row:
+                await self._remove(_open(row), variant_id)
+        await _whole(change())
         return await self.view(token)
 
     async def _remove(self, row: CartRow, variant_id: int) -> None:
@@ -319,8 +335,10 @@ class CartService:
     async def checkout(self, token: str) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
         Answers the same order when repeated."""
-        async with self._exclusive(token) as row:
-            return await self._checkout(row)
+        async def change() -> OrderJson:
+            async with self._exclusive(token) as row:
+                return await self._checkout(row)
+        return await _whole(change())
 
     async def _checkout(self, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":

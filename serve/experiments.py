@@ -4,8 +4,9 @@ orders a search, counting what each arm served, and the guardrails that stop an 
 Only searches that ask for the `default` ranker and carry a session id (`X-Session-Id`
 header or `aisle_session` cookie) take part: an explicit `ranker=` is a request for that
 ranker, and a request without a session cannot be kept in one arm. The running experiment is
-read from PostgreSQL at most every REFRESH_S per replica, so starting or stopping one (or a
-guardrail's stop of an arm) reaches every replica within about a second.
+read from PostgreSQL again every REFRESH_S per replica (in the background: a search does not
+wait for it), so starting or stopping one (or a guardrail's stop of an arm) reaches every
+replica within about a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres.experiments import ExperimentStore
 from domain.errors import Conflict
 from ranking.experiments import SHADOW, Arm, Experiment, assign, breach
+from serve._kept import Refreshed
 
 log = logging.getLogger("aisle.experiments")
 REFRESH_S = 1.0
@@ -59,31 +61,26 @@ class ExperimentRouter:
     def __init__(self, store: ExperimentStore, metrics: ExperimentMetrics) -> None:
         self.store = store
         self.metrics = metrics
-        self._current: tuple[float, Experiment | None] = (-float("inf"), None)
-        self._lock = asyncio.Lock()
+        # read again in the background: a search waits for PostgreSQL only on the first
+        self._current = Refreshed(self._running, REFRESH_S, "the running experiment")
         self._guarded_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def forget(self) -> None:
         """Read the running experiment again on the next search (after this replica changed
         it)."""
-        self._current = (-float("inf"), None)
+        self._current.forget()
+
+    async def _running(self) -> Experiment | None:
+        record = await self.store.running()
+        return record.experiment if record else None
 
     async def current(self) -> Experiment | None:
-        at, found = self._current
-        if time.monotonic() - at < REFRESH_S:
-            return found
-        async with self._lock:
-            at, found = self._current
-            if time.monotonic() - at >= REFRESH_S:
-                try:
-                    record = await self.store.running()
-                    found = record.experiment if record else None
-                except Exception as exc:  # PostgreSQL down: no experiment for the moment
-                    log.warning("running experiment not read: %r", exc)
-                    found = None
-                self._current = (time.monotonic(), found)
-        return found
+        try:
+            return await self._current.get()
+        except Exception as exc:  # PostgreSQL down, none read yet: no experiment for now
+            log.warning("running experiment not read: %r", exc)
+            return None
 
     async def route(self, session: str | None, requested: str) -> Routing | None:
         if session is None or requested != "default":

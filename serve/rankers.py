@@ -5,22 +5,21 @@ formulas of `ranking` and the learned models of the registry.
 - "default": the learned model in production, or the seed's formula while there is none;
 - a model version ("lgbm_7"): that model, whatever its stage (for evaluation and experiments).
 
-The production version is read from PostgreSQL at most every REFRESH_S per replica, so a
-promotion or rollback reaches every Gateway within about a second; a search in flight keeps
-the choice it made.
+The production version is read from PostgreSQL again every REFRESH_S per replica (in the
+background: a search does not wait for it), so a promotion or rollback reaches every Gateway
+within about a second; a search in flight keeps the choice it made.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from typing import Literal
 
 from adapters.postgres.ranker_registry import ModelRecord, RankerNotFound, RankerRegistry
 from domain.errors import ValidationFailed
 from ranking import ranker_names
 from ranking.learned_features import LEARNED_FEATURES_VERSION
+from serve._kept import Refreshed
 
 REFRESH_S = 1.0
 DEFAULT = "default"
@@ -41,20 +40,13 @@ class RankerChoice:
 class RankerCatalog:
     def __init__(self, registry: RankerRegistry | None) -> None:
         self.registry = registry
-        self._production: tuple[float, ModelRecord | None] = (-float("inf"), None)
+        # read again in the background: a search waits for PostgreSQL only on the first
+        self._production = None if registry is None else Refreshed(
+            registry.production, REFRESH_S, "the production ranker")
         self._models: dict[str, ModelRecord] = {}
-        self._lock = asyncio.Lock()
 
     async def production(self) -> ModelRecord | None:
-        at, current = self._production
-        if self.registry is None or time.monotonic() - at < REFRESH_S:
-            return current
-        async with self._lock:
-            at, current = self._production
-            if time.monotonic() - at >= REFRESH_S:
-                current = await self.registry.production()
-                self._production = (time.monotonic(), current)
-        return current
+        return None if self._production is None else await self._production.get()
 
     async def choose(self, requested: str) -> RankerChoice:
         if requested == DEFAULT:

@@ -81,7 +81,7 @@ from ranking.learned_features import (
     QueryContext,
     learned_matrix,
 )
-from serve._kept import keep_until
+from serve._kept import Refreshed, keep_until
 from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
@@ -285,7 +285,8 @@ class SearchService:
         self.price_ttl_s = price_ttl_s  # listing price snapshots (cache); 0: not cached
         self.artifacts = SearchArtifacts(pool)
         self.generations = GenerationRegistry(pool, index.backend)
-        self._generation: tuple[float, str | None] = (0.0, None)
+        self._generation = Refreshed(self._read_live, GENERATION_TTL_S,
+                                     "the live index generation", wait_for_none=True)
         self._model: GenerationModel | None = None
         self._loading: asyncio.Task[None] | None = None
         self._loading_for: str | None = None
@@ -304,13 +305,14 @@ class SearchService:
     # -- the live generation and its query model --------------------------------------
     async def _live_generation(self) -> str | None:
         """The live generation, if it is in the format this code reads (an older one is
-        being built again by the index builder: searching it would fail)."""
-        at, generation = self._generation
-        if generation is None or time.monotonic() - at > GENERATION_TTL_S:
-            live = await self.generations.live_info()
-            generation = live[0] if live is not None and live[1] >= INDEX_FORMAT else None
-            self._generation = (time.monotonic(), generation)
-        return generation
+        being built again by the index builder: searching it would fail). Read again in the
+        background every GENERATION_TTL_S: a search does not wait for PostgreSQL once a
+        replica knows one (with none yet, each search reads)."""
+        return await self._generation.get()
+
+    async def _read_live(self) -> str | None:
+        live = await self.generations.live_info()
+        return live[0] if live is not None and live[1] >= INDEX_FORMAT else None
 
     async def _searched(self) -> GenerationModel:
         """The generation this search reads and the query model built with it. When another

@@ -54,4 +54,17 @@ def unavailable(exc: BaseException) -> bool:
     operator-intervention errors (shutdown, cannot connect now)."""
     # FileNotFoundError: the server's Unix socket is gone (a local or embedded server down)
     return isinstance(exc, ConnectionError | FileNotFoundError | asyncpg.PostgresConnectionError
-                      | asyncpg.InterfaceError | asyncpg.exceptions.OperatorInterventionError)
+                      | asyncpg.InterfaceError | asyncpg.exceptions.OperatorInterventionError
+                      ) or (isinstance(exc, TimeoutError) and _through_asyncpg(exc))
+
+
+def _through_asyncpg(exc: BaseException) -> bool:
+    """Whether `exc` came up through asyncpg: a timeout waiting for a connection or for the
+    server's answer (a server that stalls, or a network that drops packets), not another
+    library's timeout."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("asyncpg"):
+            return True
+        tb = tb.tb_next
+    return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from actors import metrics
+from actors.index_builder import IndexStatus
 from adapters.cache import dumps
 from domain.errors import Conflict, RebuildUnderWay, ValidationFailed
 from serve.routes.experiments import session_of
@@ -110,6 +112,9 @@ async def suggest(
     return await svc.search.suggest(q, limit)
 
 
+BUILDER_ANSWERS_S = 5.0  # a status the builder has not given by then: 503, not a hang
+
+
 @router.post("/api/v1/internal/search/rebuild", tags=["internal"], status_code=202,
              responses={200: {"description": "wait=true: the rebuild's report"}})
 async def rebuild_index(svc: Svc, _: Internal, response: Response,
@@ -148,7 +153,9 @@ async def rollback_index(svc: Svc, _: Internal) -> Json:
 
 @router.get("/api/v1/internal/search/status", tags=["internal"])
 async def search_status(svc: Svc, _: Internal) -> Json:
-    """Index generations, the builder's counters and its lag behind the outbox."""
-    status = await svc.builder.status.remote()
+    """Index generations, the builder's counters and its lag behind the outbox (503 while
+    the builder does not answer: restarting, or stuck)."""
+    status: IndexStatus = await asyncio.wait_for(svc.builder.status.remote(),
+                                                 BUILDER_ANSWERS_S)
     out: Json = status.to_json()
     return out

@@ -37,6 +37,8 @@ def _etag(response: Response, version: int) -> None:
 @router.post("/api/v1/seller/products", status_code=201)
 async def create_product(svc: Svc, seller_id: Seller, body: ProductIn,
                          response: Response) -> Json:
+    if body.version is not None:  # a new product's version is 1: one given is a slip
+        raise ValidationFailed({"version": "only a PUT names the version it read"})
     check_product(body, svc.limits)
     product = await svc.catalog.create_product(seller_id, body)
     response.headers["Location"] = f"/api/v1/seller/products/{product['product_id']}"

@@ -305,3 +305,33 @@ async def test_a_change_waits_for_the_one_under_way_then_is_refused(
                                    cart["cart_id"]) is None  # given back
     finally:
         await shopper.aclose()
+
+
+async def test_an_add_whose_shopper_hangs_up_is_the_carts_whole_or_not_at_all(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """A shopper who leaves mid-add (a closed tab, a client timeout): the units held are
+    recorded in the cart, where they can be seen and given back, never held by no cart
+    until they expire."""
+    v = await _variant(pool, 1_000, 500)
+    hung_up = 0
+    for i in range(40):
+        shopper = await _new_cart(app_url)
+        try:
+            await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1},
+                               timeout=0.005 + 0.0015 * i)  # 5 to 64 ms
+        except httpx.TimeoutException:
+            hung_up += 1
+        finally:
+            await shopper.aclose()
+    assert hung_up > 0
+    reserved = held = -1
+    for _ in range(100):  # the adds under way when their shoppers left finish
+        r = (await client.get(f"/api/v1/inventory/{v}", headers=AUTH)).json()
+        reserved = sum(w["reserved"] for w in r["warehouses"].values())
+        held = await pool.fetchval("SELECT coalesce(sum(quantity), 0) FROM shopper_cart_holds "
+                                   "WHERE variant_id = $1", v)
+        if reserved == held:
+            break
+        await asyncio.sleep(0.1)
+    assert reserved == held > 0, (reserved, held, hung_up)
+    await check_invariants(pool)

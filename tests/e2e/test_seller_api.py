@@ -288,6 +288,7 @@ BAD_INPUTS: list[tuple[str, Any, int, str]] = [
     ("blank title", lambda b: b.update(title="   "), 422, "title"),
     ("title too long", lambda b: b.update(title="x" * 501), 422, "title"),
     ("unknown field", lambda b: b.update(colour="red"), 422, "colour"),
+    ("a version on a new product", lambda b: b.update(version=5), 422, "version"),
     (
         "compare below price",
         lambda b: b["variants"][0].update(compare_price_cents=1),

@@ -10,6 +10,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import asyncpg
+import pytest
+
 from adapters.embedded import EmbeddedPostgres
 from adapters.postgres import connect, create_pool, unavailable
 from adapters.postgres.catalog_repo import CatalogRepository
@@ -72,3 +75,19 @@ async def test_a_write_cut_by_postgresql_stopping_leaves_nothing(tmp_path: Path)
     finally:
         await conn.close()
         pg.close()
+
+
+async def test_a_server_that_does_not_answer_in_time_is_unavailable(db: asyncpg.Pool) -> None:
+    """A stalled server (or a network dropping packets) shows as asyncpg's timeouts: they
+    answer 503 and open the breaker as a refused connection does; another library's timeout
+    is not the database's."""
+    with pytest.raises(TimeoutError) as waited:
+        await db.fetchval("SELECT pg_sleep(5)", timeout=0.2)
+    assert unavailable(waited.value)
+    async with db.acquire(), db.acquire(), db.acquire(), db.acquire():  # the pool's 4
+        with pytest.raises(TimeoutError) as queued:
+            await db.acquire(timeout=0.2)
+    assert unavailable(queued.value)
+    with pytest.raises(TimeoutError) as other:
+        await asyncio.wait_for(asyncio.sleep(1), 0.05)
+    assert not unavailable(other.value)

@@ -69,6 +69,11 @@ def test_lengths_are_those_of_the_normalized_text() -> None:
     (product(variants=[{"sku": "A", "price_cents": 1,
                         "attributes": {"color": "Red", " color ": "Blue"}}]),
      "variants.0.attributes"),  # one name twice once trimmed: not one value silently dropped
+    (product(variants=[{"sku": "A", "price_cents": 1,
+                        "attributes": {"Color": "Red", "color": "Blue"}}]),
+     "variants.0.attributes"),  # one name to search and its filters
+    (product(variants=[{"sku": "A", "price_cents": 1, "attributes": {"color": ["Red", "red"]}}]),
+     "variants.0.attributes"),
     (product(images=[{"url": "ftp://x/y.jpg"}]), "images.0.url"),
     (product(images=[{"url": "//x.example/y.jpg"}]), "images.0.url"),  # another host
     (product(images=[{"url": "/media/a b.jpg"}]), "images.0.url"),

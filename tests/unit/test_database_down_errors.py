@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
+from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
@@ -81,3 +82,21 @@ def test_after_a_database_failure_requests_that_need_it_answer_503_at_once() -> 
     now[0] += 1.01
     down[0] = False
     assert client.post("/write").json() == {"ok": True} and len(tried) == 2
+
+
+@pytest.mark.parametrize("exc", [TimeoutError(), ActorDiedError(),
+                                 ActorUnavailableError("restarting", None)])
+def test_a_timeout_or_a_restarting_actor_is_a_503_to_retry_not_a_500(exc: Exception) -> None:
+    """A service the request needs did not answer in time (not the database's timeout,
+    which is database_unavailable), or an actor of it is restarting: nothing is known to be
+    wrong with the request."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/slow")
+    async def slow() -> None:
+        raise exc
+
+    r = TestClient(app, raise_server_exceptions=False).get("/slow")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+    assert r.json()["error"]["code"] == "unavailable"
