@@ -152,7 +152,8 @@ def _offer_json(o: Mapping[str, Any], compare: int | None, units: int | None,
     return {"seller": {"id": o["seller_id"], "name": o["seller_name"],
                        "rating": o["seller_rating"]},
             "price": {"amount": _money(unit), "currency": CURRENCY, "was": _money(was)},
-            "in_stock": bool(units), "inventory": {"status": status, "quantity_hint": hint},
+            "in_stock": units is not None and units > 0,
+            "inventory": {"status": status, "quantity_hint": hint},
             "deal_id": o["deal_id"]}
 
 

@@ -114,10 +114,12 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
         breaker = getattr(getattr(request.app.state, "services", None), "database", None)
         if breaker is not None:  # the next requests that need it answer 503 at once a while
             breaker.failed(f"{request.method} {request.url.path}", exc)
+        said = ("the database did not answer in time: a change may or may not have been "
+                "made" if isinstance(exc, TimeoutError)
+                else "the database cannot be reached: nothing was changed")
         return JSONResponse(error_body(
-            "database_unavailable", "the database cannot be reached: nothing was changed; "
-            "retry shortly (with the same Idempotency-Key where the route takes one)"),
-            status_code=503, headers={"Retry-After": "1"})
+            "database_unavailable", f"{said}; retry shortly (with the same Idempotency-Key "
+            "where the route takes one)"), status_code=503, headers={"Retry-After": "1"})
     if isinstance(exc, TimeoutError | RayActorError | ActorUnavailableError):
         # a service it needs did not answer in time, or an actor of it is restarting
         log.warning("unavailable on %s %s: %r", request.method, request.url.path, exc)

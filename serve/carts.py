@@ -387,12 +387,15 @@ class CartService:
         return answer
 
     async def _commit(self, cart_id: str, holds: tuple[Hold, ...] | list[Hold]) -> None:
-        """Commits every hold; those that went through are recorded as sold (kept in the
-        cart until an order has them), whatever happened to the others."""
+        """Commits every hold not recorded as sold yet; those that went through are
+        recorded as sold (kept in the cart until an order has them), whatever happened to the
+        others. (A sold one is not committed again: its partition's record of the commit may
+        be pruned by then, AISLE_RETENTION_DAYS.)"""
+        holds = [h for h in holds if not h.committed]
         done = await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds),
                                     return_exceptions=True)
         sold = [h.reservation_id for h, d in zip(holds, done, strict=True)
-                if not isinstance(d, BaseException) and not h.committed]
+                if not isinstance(d, BaseException)]
         if sold:
             async with self.pool.acquire() as conn:
                 await store.mark_committed(conn, cart_id, sold)

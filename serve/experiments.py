@@ -4,9 +4,9 @@ orders a search, counting what each arm served, and the guardrails that stop an 
 Only searches that ask for the `default` ranker and carry a session id (`X-Session-Id`
 header or `aisle_session` cookie) take part: an explicit `ranker=` is a request for that
 ranker, and a request without a session cannot be kept in one arm. The running experiment is
-read from PostgreSQL again every REFRESH_S per replica (in the background: a search does not
-wait for it), so starting or stopping one (or a guardrail's stop of an arm) reaches every
-replica within about a second.
+read from PostgreSQL again every REFRESH_S per replica (behind the searches; one waits, up
+to a second, only after a replica had none for a while), so starting or stopping one (or a
+guardrail's stop of an arm) reaches every replica within about a second.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ExperimentRouter:
     def __init__(self, store: ExperimentStore, metrics: ExperimentMetrics) -> None:
         self.store = store
         self.metrics = metrics
-        # read again in the background: a search waits for PostgreSQL only on the first
+        # read again behind the searches (serve/_kept.Refreshed says when one waits)
         self._current = Refreshed(self._running, REFRESH_S, "the running experiment")
         self._guarded_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()

@@ -5,9 +5,10 @@ formulas of `ranking` and the learned models of the registry.
 - "default": the learned model in production, or the seed's formula while there is none;
 - a model version ("lgbm_7"): that model, whatever its stage (for evaluation and experiments).
 
-The production version is read from PostgreSQL again every REFRESH_S per replica (in the
-background: a search does not wait for it), so a promotion or rollback reaches every Gateway
-within about a second; a search in flight keeps the choice it made.
+The production version is read from PostgreSQL again every REFRESH_S per replica (behind
+the searches; one waits, up to a second, only after a replica had none for a while), so a
+promotion or rollback reaches every Gateway within about a second; a search in flight keeps
+the choice it made.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class RankerChoice:
 class RankerCatalog:
     def __init__(self, registry: RankerRegistry | None) -> None:
         self.registry = registry
-        # read again in the background: a search waits for PostgreSQL only on the first
+        # read again behind the searches (serve/_kept.Refreshed says when one waits)
         self._production = None if registry is None else Refreshed(
             registry.production, REFRESH_S, "the production ranker")
         self._models: dict[str, ModelRecord] = {}

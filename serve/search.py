@@ -305,9 +305,9 @@ class SearchService:
     # -- the live generation and its query model --------------------------------------
     async def _live_generation(self) -> str | None:
         """The live generation, if it is in the format this code reads (an older one is
-        being built again by the index builder: searching it would fail). Read again in the
-        background every GENERATION_TTL_S: a search does not wait for PostgreSQL once a
-        replica knows one (with none yet, each search reads)."""
+        being built again by the index builder: searching it would fail). Read again every
+        GENERATION_TTL_S behind the searches (serve/_kept.Refreshed: a search waits only
+        when none is known yet, or up to a second after none was read for a while)."""
         return await self._generation.get()
 
     async def _read_live(self) -> str | None:

@@ -12,9 +12,10 @@ Kept: the stock ledger (`inventory_movements`), prices' history and audit, accep
 experiments' events; they are the shop's records, exported or dropped by its own policy.
 
 One pruner at a time per database (an advisory lock): every Gateway replica runs the hourly
-pass (`prune_every`), and one of them does it. Each table is one statement (its own
-transaction): rows that old are read and written by nobody, so it locks nothing anyone waits
-for.
+pass (`prune_every`), and one of them does it. A table is pruned BATCH rows a statement
+(each its own short transaction, whatever the backlog): rows that old are read and written by
+nobody, so it locks nothing anyone waits for. A table that fails (a timeout) is reported and
+the others are pruned all the same.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 import asyncpg
 
@@ -32,42 +34,50 @@ log = logging.getLogger("aisle.retention")
 
 PRUNE_LOCK = 0x61_69_73_6C_65_70  # one pruner at a time, per database
 
-_STATEMENTS: dict[str, str] = {
+# each finds up to $2 rows older than $1 seconds; a pass deletes a table's batch after batch
+_OLD: dict[str, str] = {
     "reservations": """
-        DELETE FROM reservations r
+        SELECT r.ctid FROM reservations r
         WHERE r.status <> 'OPEN' AND r.updated_at < now() - make_interval(secs => $1)
           AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h
-                          WHERE h.reservation_id = r.reservation_id)""",
+                          WHERE h.reservation_id = r.reservation_id) LIMIT $2""",
     "inventory_ops": """
-        DELETE FROM inventory_ops WHERE created_at < now() - make_interval(secs => $1)""",
+        SELECT ctid FROM inventory_ops
+        WHERE created_at < now() - make_interval(secs => $1) LIMIT $2""",
     "cart_decisions": """
-        DELETE FROM cart_decisions d
+        SELECT d.ctid FROM cart_decisions d
         WHERE d.decided_at < now() - make_interval(secs => $1)
           AND NOT EXISTS (SELECT 1 FROM reservations r
-                          WHERE r.cart_id = d.cart_id AND r.status = 'OPEN')""",
+                          WHERE r.cart_id = d.cart_id AND r.status = 'OPEN') LIMIT $2""",
     "idempotency_keys": """
-        DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)""",
+        SELECT ctid FROM idempotency_keys
+        WHERE created_at < now() - make_interval(secs => $1) LIMIT $2""",
     # consumed by every consumer; with no consumer yet, nothing is
     "outbox": """
-        DELETE FROM outbox o
+        SELECT o.ctid FROM outbox o
         WHERE o.created_at < now() - make_interval(secs => $1)
           AND EXISTS (SELECT 1 FROM outbox_consumers)
           AND NOT EXISTS (SELECT 1 FROM outbox_consumers c
-                          WHERE (o.txid, o.event_id) > (c.last_txid, c.last_event_id))""",
+                          WHERE (o.txid, o.event_id) > (c.last_txid, c.last_event_id))
+        LIMIT $2""",
     "jobs": """
-        DELETE FROM jobs
-        WHERE status <> 'running' AND finished_at < now() - make_interval(secs => $1)""",
+        SELECT ctid FROM jobs
+        WHERE status <> 'running' AND finished_at < now() - make_interval(secs => $1)
+        LIMIT $2""",
 }
+BATCH = 10_000  # rows a statement deletes (a short transaction, whatever the backlog)
+STATEMENT_S = 120.0
 
 
 class PruneUnderWay(Conflict):
     def __init__(self) -> None:
-        super().__init__("another replica is pruning this database now", code="prune_under_way")
+        super().__init__("another pass is pruning this database now", code="prune_under_way")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Pruned:
-    """Rows removed, by table."""
+    """Rows removed, by table; `failed`: the tables a pass could not finish, and why (the
+    others were pruned all the same)."""
 
     reservations: int
     inventory_ops: int
@@ -75,13 +85,15 @@ class Pruned:
     idempotency_keys: int
     outbox: int
     jobs: int
+    failed: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
-    def to_json(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {t: getattr(self, t) for t in _OLD}
+        return out | ({"failed": dict(self.failed)} if self.failed else {})
 
     @property
     def total(self) -> int:
-        return sum(self.to_json().values())
+        return sum(int(getattr(self, t)) for t in _OLD)
 
 
 def _count(status: str) -> int:
@@ -89,20 +101,33 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def prune(pool: asyncpg.Pool, keep_s: float) -> Pruned:
-    """Removes what is older than `keep_s` seconds (see the module); PruneUnderWay (409)
-    when another pruner holds the lock (nothing is done here: it does the same)."""
+async def prune(pool: asyncpg.Pool, keep_s: float, batch: int = BATCH) -> Pruned:
+    """Removes what is older than `keep_s` seconds (see the module), `batch` rows a
+    statement; PruneUnderWay (409) when another pruner holds the lock (nothing is done
+    here: it does the same)."""
     if keep_s < MIN_RETENTION_DAYS * 86400:
         raise ValueError(f"retention under {MIN_RETENTION_DAYS} days: {keep_s} s")
+    counts = dict.fromkeys(_OLD, 0)
+    failed: dict[str, str] = {}
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PRUNE_LOCK):
             raise PruneUnderWay()
         try:
-            counts = {table: _count(await conn.execute(sql, float(keep_s)))
-                      for table, sql in _STATEMENTS.items()}
+            for table, old in _OLD.items():
+                try:
+                    while True:
+                        n = _count(await conn.execute(
+                            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY({old}))",
+                            float(keep_s), batch, timeout=STATEMENT_S))
+                        counts[table] += n
+                        if n < batch:
+                            break
+                except (asyncpg.PostgresError, TimeoutError) as exc:  # the next table's turn
+                    log.warning("pruning %s stopped: %r", table, exc)
+                    failed[table] = f"{type(exc).__name__}: {exc}"[:300]
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", PRUNE_LOCK)
-    return Pruned(**counts)
+    return Pruned(**counts, failed=failed)
 
 
 async def prune_every(pool: asyncpg.Pool, keep_s: float, every_s: float) -> None:
