@@ -28,6 +28,18 @@ def keep_until(kept: dict[K, tuple[float, V]], key: K, expires: float, value: V,
     kept[key] = (expires, value)
 
 
+async def within(work: Awaitable[V], seconds: float) -> V:
+    """`work`'s result, or TimeoutError after `seconds`, without waiting for `work` to be
+    cancelled (asyncio.wait_for does: a client stuck on a stalled server may take long)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        raise TimeoutError(f"no answer within {seconds} s")
+    return task.result()
+
+
 class Refreshed(Generic[V]):
     """A value read from the database again every `every_s`, without making a request wait
     for PostgreSQL while it is up to date or the database is slow:

@@ -25,6 +25,7 @@ from adapters import stock_cache
 from adapters.cache import Cache, Loaded, loads
 from adapters.cache.breaker import Breaker
 from adapters.experiment_metrics import ExperimentMetrics, Impression
+from adapters.postgres import unavailable
 from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.experiments import ExperimentStore
@@ -81,7 +82,7 @@ from ranking.learned_features import (
     QueryContext,
     learned_matrix,
 )
-from serve._kept import Refreshed, keep_until
+from serve._kept import Refreshed, keep_until, within
 from serve.experiments import ExperimentRouter, Routing
 from serve.ranker import ModelStore, RankerClient
 from serve.rankers import DEFAULT, RankerCatalog, RankerChoice
@@ -90,6 +91,7 @@ from serve.stages import timed, untimed
 log = logging.getLogger("aisle.search")
 Matrix = np.ndarray  # candidates x learned features (ranking.learned_features), float64
 MAX_CATEGORY_ID = 2**31 - 1  # categories.category_id is an INTEGER
+PRICES_WAIT_S = 2.5  # live prices not read by then (PostgreSQL stalled): the index's shown
 GENERATION_TTL_S = 1.0  # how long a replica trusts its idea of the live generation
 VECTORS_KEPT = 10_000  # queries' dense vectors kept per replica
 # Near's first step (the products closest to a query's vector that pass its filters) kept per
@@ -586,7 +588,7 @@ class SearchService:
                                 if learned and wants_vector(p) else None)
         plan = await plan_search(p, explicit, model.understanding, steps)
         hits = await self._whole(model.generation, plan.hits)
-        results = await self._hydrate(hits)
+        results, live_prices = await self._hydrate(hits)
         if plan.cached is not None and plan.cached.facets is not None:
             facets = plan.cached.facets
         else:
@@ -620,7 +622,7 @@ class SearchService:
             "applied_filters": plan.words.applied,
             "sort": p.sort,
             "ranker": ranker_json | {"experiment": routing.to_json() if routing else None},
-            "degraded": False,
+            "degraded": not live_prices,  # the index's prices: PostgreSQL did not answer
         } | ({"explain": await self._explanation(model.generation, steps.explained)}
              if explain else {})
 
@@ -728,15 +730,26 @@ class SearchService:
             values = {k: v for k, (v, _) in (await load(list(product_of))).items()}
         return {product_of[k]: v for k, v in values.items()}, snapshots
 
-    async def _hydrate(self, hits: Sequence[Hit]) -> list[ResultJson]:
+    async def _hydrate(self, hits: Sequence[Hit]) -> tuple[list[ResultJson], bool]:
         """Live price (the pricing engine's, through its short-lived snapshots: buy box, deals,
-        rules, as on the product page) and stock (partition snapshots)."""
+        rules, as on the product page) and stock (partition snapshots); and whether the prices
+        are live (False: PostgreSQL did not answer within PRICES_WAIT_S, the index's shown)."""
         variants = {h.product_id: [int(v) for v in h.doc.get("variant_ids") or ()]
                     for h in hits}
         variant_ids = [v for vs in variants.values() for v in vs]
         stock: dict[str, StockView] = {}
+        live = True
         with timed("prices"):  # the stock snapshots come in the same round trip
-            listed, snapshots = await self._listing_prices(variants, variant_ids)
+            try:
+                listed, snapshots = await within(
+                    self._listing_prices(variants, variant_ids), PRICES_WAIT_S)
+            except Exception as exc:
+                if not (unavailable(exc) or isinstance(exc, TimeoutError)):
+                    raise
+                # PostgreSQL down or stalled: the index's prices, which follow every price
+                # change within a second or so, said to be so (`degraded`)
+                log.warning("live prices unavailable, the index's shown: %r", exc)
+                listed, snapshots, live = {}, None, False
         prices = {pid: (v[0] / 100.0, v[1] / 100.0 if v[1] is not None else None)
                   for pid, v in listed.items() if v is not None}
         # variant -> warehouses of its live offers, for the products priced (a snapshot
@@ -777,7 +790,7 @@ class SearchService:
                 "available": available,
                 "brand": d.get("brand"),
             })
-        return out
+        return out, live
 
     async def _offered(self, steps: _Steps, plan: PlannedSearch) -> Facets:
         """The facet counts to show: each group the shopper filtered (brands, price, rating,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from adapters.postgres import ping
 from adapters.postgres.retention import prune
+from serve._kept import within
 from serve.services import Internal, Json, Svc
 
 log = logging.getLogger("aisle.gateway")
@@ -20,20 +21,14 @@ router = APIRouter(tags=["operations"])
 
 
 async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
-    """"ok", or "down: <why>" within `timeout_s`: a check that has not answered is cancelled
-    and not waited for (a client stuck on a stalled server may take long to cancel)."""
-    task = asyncio.ensure_future(awaitable)
-    done, _ = await asyncio.wait({task}, timeout=timeout_s)
-    if not done:
-        task.cancel()
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        log.warning("health check timed out after %.1f s", timeout_s)
-        return "down: TimeoutError"
-    exc = task.exception()
-    if exc is not None:  # a health check reports every failure, whatever its kind
+    """"ok", or "down: <why>" within `timeout_s` (a check that has not answered by then is
+    not waited for: serve/_kept.within)."""
+    try:
+        await within(awaitable, timeout_s)
+        return "ok"
+    except Exception as exc:  # a health check reports every failure, whatever its kind
         log.warning("health check failed: %r", exc)
         return f"down: {type(exc).__name__}"
-    return "ok"
 
 
 # without Redis the service works (caches read through, stock from the partitions): degraded

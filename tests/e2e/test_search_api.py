@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio
 
 from adapters import stock_cache
+from adapters.redis_keys import listing_key
 from adapters.settings import Settings
 from serve.stages import parse_header
 from tests.conftest import INTERNAL_TOKEN
@@ -371,3 +372,28 @@ async def test_a_category_added_since_the_tree_was_read(client: httpx.AsyncClien
     assert by_name["total"] == 1
     under = await search(client, q=tag, category="Headphones")
     assert {"id": str(new), "name": name, "count": 1} in under["facets"]["categories"]
+
+
+async def test_prices_postgresql_does_not_give_in_time_are_the_indexs_said_degraded(
+        client: httpx.AsyncClient, pool: asyncpg.Pool, settings: Settings,
+        unrelated: str) -> None:
+    """A stalled PostgreSQL (here: a lock on the offers, which pricing reads) does not hold up
+    a search: after PRICES_WAIT_S the results show the index's prices, `degraded: true`."""
+    search = "/api/v1/products/search"
+    first = (await client.get(search, params={"q": unrelated})).json()
+    assert first["degraded"] is False and first["total"] == 3
+    prices = sorted(r["price"]["amount"] for r in first["results"])
+    assert prices == [20.0, 20.01, 20.02]
+    cache = redis.asyncio.from_url(str(settings.redis_url))
+    try:  # not priced in Redis: the search must ask PostgreSQL
+        await cache.delete(*[listing_key(int(r["product_id"])) for r in first["results"]])
+    finally:
+        await cache.aclose()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE offers IN ACCESS EXCLUSIVE MODE")
+        r = await client.get(search, params={"q": unrelated})  # while the lock is held
+    assert r.status_code == 200, r.text
+    assert r.json()["degraded"] is True
+    assert sorted(x["price"]["amount"] for x in r.json()["results"]) == prices
+    again = (await client.get(search, params={"q": unrelated})).json()
+    assert again["degraded"] is False
