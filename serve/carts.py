@@ -21,7 +21,7 @@ import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict, TypeVar
 
@@ -95,14 +95,22 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def _whole(change: Coroutine[object, object, T]) -> T:
+async def _whole(change: Callable[[asyncio.Event], Coroutine[object, object, T]]) -> T:
     """Runs a cart change to its end even when its caller hangs up (Serve cancels the
     request, and the Ray calls made in its context): units held are recorded as the cart's,
     and units given back are taken out of it, never left half done (held by no cart until
-    they expire)."""
-    task = asyncio.get_running_loop().create_task(change, context=contextvars.Context())
+    they expire). A change still waiting for the cart when its caller leaves is dropped:
+    `change` sets its event once it holds the cart's lease."""
+    begun = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(change(begun),
+                                                  context=contextvars.Context())
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # told to its caller
-    return await asyncio.shield(task)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not begun.is_set():  # nothing begun: a retry does it, not this one too
+            task.cancel()
+        raise
 
 
 @dataclasses.dataclass
@@ -211,10 +219,11 @@ class CartService:
                   key: str | None) -> ShopperCartJson:
         """Holds `quantity` more units of the variant (409 naming it if they are not there).
         With `key` (Idempotency-Key), a retry holds nothing more."""
-        async def change() -> None:
+        async def change(begun: asyncio.Event) -> None:
             async with self._exclusive(token) as row:
+                begun.set()
                 await self._add(_open(row), variant_id, quantity, key)
-        await _whole(change())
+        await _whole(change)
         return await self.view(token)
 
     async def _add(self, row: CartRow, variant_id: int, quantity: int,
@@ -282,10 +291,11 @@ class CartService:
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
-        async def change() -> None:
+        async def change(begun: asyncio.Event) -> None:
             async with self._exclusive(token) as row:
+                begun.set()
                 await self._remove(_open(row), variant_id)
-        await _whole(change())
+        await _whole(change)
         return await self.view(token)
 
     async def _remove(self, row: CartRow, variant_id: int) -> None:
@@ -335,10 +345,11 @@ class CartService:
     async def checkout(self, token: str) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
         Answers the same order when repeated."""
-        async def change() -> OrderJson:
+        async def change(begun: asyncio.Event) -> OrderJson:
             async with self._exclusive(token) as row:
+                begun.set()
                 return await self._checkout(row)
-        return await _whole(change())
+        return await _whole(change)
 
     async def _checkout(self, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":

@@ -335,3 +335,27 @@ async def test_an_add_whose_shopper_hangs_up_is_the_carts_whole_or_not_at_all(
         await asyncio.sleep(0.1)
     assert reserved == held > 0, (reserved, held, hung_up)
     await check_invariants(pool)
+
+
+async def test_an_add_whose_shopper_leaves_while_it_waits_for_the_cart_is_dropped(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """Only a change that holds the cart runs to its end without its shopper: one still
+    waiting for another change to finish is dropped when the shopper leaves (a retry would
+    otherwise add twice)."""
+    v = await _variant(pool, 1_000, 5)
+    shopper = await _new_cart(app_url)
+    try:
+        cart = (await shopper.get("/api/v1/cart")).json()
+        await pool.execute("UPDATE shopper_carts SET busy_token = 'other', busy_until = now() "
+                           "+ interval '30 seconds' WHERE cart_id = $1", cart["cart_id"])
+        with pytest.raises(httpx.TimeoutException):
+            await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1},
+                               timeout=1.0)
+        # the other change ends: a waiting add still there would take the cart now
+        await pool.execute("UPDATE shopper_carts SET busy_token = NULL, busy_until = NULL "
+                           "WHERE cart_id = $1", cart["cart_id"])
+        await asyncio.sleep(6.0)  # past the 5 s an add waits for the cart
+        assert await _available(client, v) == 5
+        assert (await shopper.get("/api/v1/cart")).json()["lines"] == []
+    finally:
+        await shopper.aclose()
