@@ -21,7 +21,7 @@ import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict, TypeVar
 
@@ -95,24 +95,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-async def _whole(change: Callable[[asyncio.Event], Coroutine[object, object, T]]) -> T:
-    """Runs a cart change to its end even when its caller hangs up (Serve cancels the
-    request, and the Ray calls made in its context): units held are recorded as the cart's,
-    and units given back are taken out of it, never left half done (held by no cart until
-    they expire). A change still waiting for the cart when its caller leaves is dropped:
-    `change` sets its event once it holds the cart's lease."""
-    begun = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(change(begun),
-                                                  context=contextvars.Context())
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # told to its caller
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not begun.is_set():  # nothing begun: a retry does it, not this one too
-            task.cancel()
-        raise
-
-
 @dataclasses.dataclass
 class CartService:
     pool: asyncpg.Pool
@@ -131,6 +113,28 @@ class CartService:
     async def _row(self, token: str) -> CartRow:
         async with self.pool.acquire() as conn:
             return await store.find(conn, token_hash(token))
+
+    async def _change(self, token: str, change: Callable[[CartRow], Awaitable[T]]) -> T:
+        """`change` of the cart, holding it (`_exclusive`), run to its end even when its
+        caller hangs up (Serve cancels the request, and the Ray calls made in its context):
+        units held are recorded as the cart's, and units given back are taken out of it, never
+        left half done (held by no cart until they expire). A change still waiting for the
+        cart when its caller leaves is dropped: a retry does it, not this one too."""
+        begun = asyncio.Event()
+
+        async def run() -> T:
+            async with self._exclusive(token) as row:
+                begun.set()
+                return await change(row)
+
+        task = asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # told to its caller
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not begun.is_set():
+                task.cancel()
+            raise
 
     @contextlib.asynccontextmanager
     async def _exclusive(self, token: str) -> AsyncIterator[CartRow]:
@@ -219,11 +223,7 @@ class CartService:
                   key: str | None) -> ShopperCartJson:
         """Holds `quantity` more units of the variant (409 naming it if they are not there).
         With `key` (Idempotency-Key), a retry holds nothing more."""
-        async def change(begun: asyncio.Event) -> None:
-            async with self._exclusive(token) as row:
-                begun.set()
-                await self._add(_open(row), variant_id, quantity, key)
-        await _whole(change)
+        await self._change(token, lambda row: self._add(_open(row), variant_id, quantity, key))
         return await self.view(token)
 
     async def _add(self, row: CartRow, variant_id: int, quantity: int,
@@ -291,11 +291,7 @@ class CartService:
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""
-        async def change(begun: asyncio.Event) -> None:
-            async with self._exclusive(token) as row:
-                begun.set()
-                await self._remove(_open(row), variant_id)
-        await _whole(change)
+        await self._change(token, lambda row: self._remove(_open(row), variant_id))
         return await self.view(token)
 
     async def _remove(self, row: CartRow, variant_id: int) -> None:
@@ -345,11 +341,7 @@ class CartService:
     async def checkout(self, token: str) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
         Answers the same order when repeated."""
-        async def change(begun: asyncio.Event) -> OrderJson:
-            async with self._exclusive(token) as row:
-                begun.set()
-                return await self._checkout(row)
-        return await _whole(change)
+        return await self._change(token, self._checkout)
 
     async def _checkout(self, row: CartRow) -> OrderJson:
         if row.status == "CHECKED_OUT":

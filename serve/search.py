@@ -29,7 +29,7 @@ from adapters.postgres import unavailable
 from adapters.postgres.browse import browse
 from adapters.postgres.category_tree import CategoryTree
 from adapters.postgres.experiments import ExperimentStore
-from adapters.postgres.pricing_repo import listings
+from adapters.postgres.pricing_repo import Listings, listings
 from adapters.postgres.ranker_registry import RankerRegistry
 from adapters.postgres.search_artifacts import VOCABULARY, SearchArtifacts
 from adapters.postgres.search_registry import INDEX_FORMAT, GenerationRegistry
@@ -693,6 +693,10 @@ class SearchService:
             log.exception("ranker %s unavailable", choice.name)
             return None
 
+    async def _listings(self, variant_ids: list[int], now: datetime) -> Listings:
+        async with self.pool.acquire() as conn:
+            return await listings(conn, variant_ids, now)
+
     async def _listing_prices(self, variants: Mapping[int, list[int]], stock_of: Sequence[int]
                               ) -> tuple[dict[int, Any], dict[int, StockView] | None]:
         """product -> [cents, was cents, {variant: warehouses of its live offers}] (or None)
@@ -707,9 +711,8 @@ class SearchService:
 
         async def load(keys: list[str]) -> Loaded:
             now = datetime.now(UTC)
-            async with self.pool.acquire() as conn:
-                found = await listings(
-                    conn, [v for k in keys for v in variants[product_of[k]]], now)
+            found = await within(self._listings(
+                [v for k in keys for v in variants[product_of[k]]], now), PRICES_WAIT_S)
             ttl_ms = self.price_ttl_s * 1000
             if found.until is not None:  # never past the end of a deal it was priced with
                 ttl_ms = min(ttl_ms, int((found.until - now).total_seconds() * 1000))
@@ -741,8 +744,7 @@ class SearchService:
         live = True
         with timed("prices"):  # the stock snapshots come in the same round trip
             try:
-                listed, snapshots = await within(
-                    self._listing_prices(variants, variant_ids), PRICES_WAIT_S)
+                listed, snapshots = await self._listing_prices(variants, variant_ids)
             except Exception as exc:
                 if not (unavailable(exc) or isinstance(exc, TimeoutError)):
                     raise

@@ -264,13 +264,19 @@ async def _check_seller_scope(conn: Conn, seller_id: int, d: Deal) -> None:
         raise ValidationFailed({"scope_value": "no such category"})
 
 
+def _check_percent_off(kind: str, amount: int, what: str, given: str) -> None:
+    """A percent deal or coupon takes at most MAX_DEAL_BP off (written from now on; stored
+    ones keep loading)."""
+    if kind == "percent" and amount > MAX_DEAL_BP:
+        raise ValidationFailed({"amount": f"{what} takes at most {MAX_DEAL_BP} basis points "
+                                          f"off: it never gives {given} away"})
+
+
 async def _check_gives_nothing_away(conn: Conn, d: Deal) -> None:
     """A fixed deal on one product takes less than its lowest price (a deal never makes an
     item free: where it would, it does not apply, so a larger amount is a slip); a percent
     deal takes at most MAX_DEAL_BP off. Checked on writes only: deals stored before load."""
-    if d.kind == "percent" and d.amount > MAX_DEAL_BP:
-        raise ValidationFailed({"amount": f"a deal takes at most {MAX_DEAL_BP} basis points "
-                                          "off: it never gives an item away"})
+    _check_percent_off(d.kind, d.amount, "a deal", "an item")
     if d.scope != "product" or d.kind != "fixed":
         return
     lowest = await conn.fetchval(
@@ -374,16 +380,9 @@ def _coupon(r: asyncpg.Record) -> CouponRecord:
     return CouponRecord(c, r["times_used"], r["version"], r["created_at"])
 
 
-def _check_coupon_gives_nothing_away(c: Coupon) -> None:
-    """A percent coupon takes at most MAX_DEAL_BP off, as a deal (a larger one would be cut
-    to what its lines cost less a cent: coupon_discount). Checked on writes only."""
-    if c.kind == "percent" and c.amount > MAX_DEAL_BP:
-        raise ValidationFailed({"amount": f"a coupon takes at most {MAX_DEAL_BP} basis points "
-                                          "off: it never gives an order away"})
-
-
 async def create_coupon(conn: Conn, c: Coupon) -> CouponRecord:
-    _check_coupon_gives_nothing_away(c)
+    # as a deal's (a larger one would be cut to its lines' cost less a cent: coupon_discount)
+    _check_percent_off(c.kind, c.amount, "a coupon", "an order")
     async with conn.transaction():
         after = await conn.fetchval(
             """INSERT INTO coupons (code, scope, scope_value, kind, amount, min_spend_cents,
@@ -414,7 +413,7 @@ async def list_coupons(conn: Conn, live_at: datetime | None) -> list[CouponRecor
 async def update_coupon(conn: Conn, c: Coupon, expected_version: int) -> CouponRecord:
     """Replaces everything but the code and its use count. A global limit below the uses so
     far is refused (field global_limit)."""
-    _check_coupon_gives_nothing_away(c)
+    _check_percent_off(c.kind, c.amount, "a coupon", "an order")
     async with conn.transaction():
         before = await conn.fetchrow(
             "SELECT version, times_used, to_jsonb(c.*)::text AS j FROM coupons c "

@@ -18,19 +18,25 @@ from serve._errors import install_error_handlers
 from serve.services import database_up, services_of
 
 
+def _raising(exc: Exception) -> TestClient:
+    """An app with the project's error handlers whose one route (GET and POST /) raises
+    `exc`."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.api_route("/", methods=["GET", "POST"])
+    async def fail() -> None:
+        raise exc
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
 @pytest.mark.parametrize("exc", [ConnectionRefusedError(111, "refused"),
                                  asyncpg.exceptions.CannotConnectNowError("starting up"),
                                  asyncpg.exceptions.AdminShutdownError("shutting down"),
                                  asyncpg.exceptions.ConnectionDoesNotExistError("gone")])
 def test_database_down_is_a_503_with_retry_after(exc: Exception) -> None:
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.post("/write")
-    async def write() -> None:
-        raise exc
-
-    r = TestClient(app, raise_server_exceptions=False).post("/write")
+    r = _raising(exc).post("/")
     assert r.status_code == 503, r.text
     assert r.headers["Retry-After"] == "1"
     assert r.json()["error"]["code"] == "database_unavailable"
@@ -90,13 +96,6 @@ def test_a_timeout_or_a_restarting_actor_is_a_503_to_retry_not_a_500(exc: Except
     """A service the request needs did not answer in time (not the database's timeout,
     which is database_unavailable), or an actor of it is restarting: nothing is known to be
     wrong with the request."""
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.get("/slow")
-    async def slow() -> None:
-        raise exc
-
-    r = TestClient(app, raise_server_exceptions=False).get("/slow")
+    r = _raising(exc).get("/")
     assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
     assert r.json()["error"]["code"] == "unavailable"
