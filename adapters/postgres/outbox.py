@@ -99,6 +99,20 @@ class OutboxConsumer:
         return Lag(int(row["events"]) if row else 0,
                    float(row["secs"]) if row and row["secs"] else 0.0)
 
+    async def behind_s(self) -> float | None:
+        """Age in seconds of the oldest event not consumed yet (0.0: none); None when this
+        consumer has no position (it never started). One row through the (txid, event_id)
+        index, whatever the backlog: cheap enough for a health check."""
+        row = await self.pool.fetchrow(
+            """SELECT c.name, extract(epoch FROM now() - (
+                   SELECT o.created_at FROM outbox o
+                   WHERE (o.txid, o.event_id) > (c.last_txid, c.last_event_id)
+                   ORDER BY o.txid, o.event_id LIMIT 1)) AS secs
+               FROM outbox_consumers c WHERE c.name = $1""", self.name)
+        if row is None:
+            return None
+        return max(0.0, float(row["secs"] or 0.0))
+
     async def head(self) -> int:
         """The newest event of the transactions that ended (0: none)."""
         return int(await self.pool.fetchval(

@@ -1,6 +1,10 @@
 """Retention: the records that only grow, pruned once they can no longer be asked for.
 
 What is pruned, once older than the retention (`AISLE_RETENTION_DAYS`):
+- `shopper_carts` abandoned: open, untouched for that long, holding nothing (every hold run
+  out, none sold to a checkout that has not finished), with their run-out holds; checked-out
+  carts are orders and are kept. A shopper who comes back with such a cart's cookie is told
+  404 and the shop makes a new cart;
 - `reservations` closed (committed, released or expired) that no shopper cart still holds,
   with `inventory_ops` (the outcomes a replayed key is answered with) and `cart_decisions`
   of carts none of whose reservations is open: a key replayed after that is a new request;
@@ -36,11 +40,21 @@ PRUNE_LOCK = 0x61_69_73_6C_65_70  # one pruner at a time, per database
 
 # each finds up to $2 rows older than $1 seconds; a pass deletes a table's batch after batch
 _OLD: dict[str, str] = {
+    # first: the reservations its run-out holds kept are then pruned in the same pass
+    "shopper_carts": """
+        SELECT c.ctid FROM shopper_carts c
+        WHERE c.status = 'OPEN' AND c.updated_at < now() - make_interval(secs => $1)
+          AND (c.busy_until IS NULL OR c.busy_until < now())
+          AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h
+                          WHERE h.cart_id = c.cart_id
+                            AND (h.committed_at IS NOT NULL OR h.expires_at > now()))
+        LIMIT $2""",
     "reservations": """
         SELECT r.ctid FROM reservations r
         WHERE r.status <> 'OPEN' AND r.updated_at < now() - make_interval(secs => $1)
-          AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h
-                          WHERE h.reservation_id = r.reservation_id) LIMIT $2""",
+          AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h  -- holds name what reserve
+                          WHERE h.reservation_id IN (r.cart_id, r.reservation_id))  -- answered
+        LIMIT $2""",
     "inventory_ops": """
         SELECT ctid FROM inventory_ops
         WHERE created_at < now() - make_interval(secs => $1) LIMIT $2""",
@@ -79,6 +93,7 @@ class Pruned:
     """Rows removed, by table; `failed`: the tables a pass could not finish, and why (the
     others were pruned all the same)."""
 
+    shopper_carts: int
     reservations: int
     inventory_ops: int
     cart_decisions: int

@@ -1,5 +1,6 @@
-"""For operators: health (PostgreSQL, Redis, Ray, the id lease, a searchable index), and the
-no-op that benchmarks measure the framework's ceiling with."""
+"""For operators: health (PostgreSQL, Redis, Ray, the id lease, a searchable index, how far
+the index is behind the catalog), and the no-op that benchmarks measure the framework's
+ceiling with."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Annotated, Literal
 import ray
 from fastapi import APIRouter, Path, Query, Response
 
+from actors.index_builder import CONSUMER
 from adapters.postgres import ping
+from adapters.postgres.outbox import OutboxConsumer
 from adapters.postgres.retention import prune
 from serve._kept import within
 from serve.services import Internal, Json, Svc
@@ -28,24 +31,42 @@ async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
         return "ok"
     except Exception as exc:  # a health check reports every failure, whatever its kind
         log.warning("health check failed: %r", exc)
-        return f"down: {type(exc).__name__}"
+        return f"behind: {exc}" if isinstance(exc, IndexBehind) else f"down: {type(exc).__name__}"
 
 
-# without Redis the service works (caches read through, stock from the partitions): degraded
-OPTIONAL = frozenset({"redis"})
+# without Redis the service works (caches read through, stock from the partitions), and an
+# index behind the catalog still answers (older titles, attributes): degraded, not down
+OPTIONAL = frozenset({"redis", "index_freshness"})
+# the oldest catalog change not yet searchable, at most (the AisleIndexLagHigh alert's bound)
+INDEX_BEHIND_S = 120.0
+
+
+async def _freshness(svc: Svc) -> None:
+    """Raises IndexBehind when the search index's builder has not consumed a catalog change
+    older than INDEX_BEHIND_S (it is down, stuck or overwhelmed)."""
+    behind = await OutboxConsumer(svc.pool, CONSUMER).behind_s()
+    if behind is not None and behind > INDEX_BEHIND_S:
+        raise IndexBehind(f"{behind:.0f} s")
+
+
+class IndexBehind(Exception):
+    pass
 
 
 @router.get("/health")
 async def health(svc: Svc, response: Response) -> Json:
-    """Each dependency "ok" or "down: <why>"; status "ok", "degraded" (only an optional one
-    is down: 200, the service works) or "down" (503)."""
-    checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index"),
+    """Each dependency "ok" or "down: <why>" (the index's freshness: "behind: <N> s" when
+    the oldest catalog change not yet searchable is older than 120 s); status "ok",
+    "degraded" (only Redis or the index's freshness: 200, the service works) or "down" (503)."""
+    checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index",
+                       "index_freshness"),
                       await asyncio.gather(
         _check(ping(svc.pool)),
         _check(svc.redis.ping()),
         _check(asyncio.to_thread(ray.cluster_resources)),
         _check(svc.ids.ensure()),
         _check(svc.search.check()),
+        _check(_freshness(svc)),
     ), strict=True))
     failed = {k for k, v in checks.items() if v != "ok"}
     status = "ok" if not failed else "degraded" if failed <= OPTIONAL else "down"

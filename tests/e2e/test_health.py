@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
 import ray
 
@@ -30,7 +31,8 @@ async def test_without_redis_the_service_is_degraded_not_down(app_url: str,
             assert body["status"] == "degraded"
             assert body["checks"]["redis"].startswith("down")
             assert {k: v for k, v in body["checks"].items() if k != "redis"} == {
-                "postgres": "ok", "ray": "ok", "id_lease": "ok", "search_index": "ok"}
+                "postgres": "ok", "ray": "ok", "id_lease": "ok", "search_index": "ok",
+                "index_freshness": "ok"}
             found = await client.get("/api/v1/products/search", params={"q": "x"})
             assert found.status_code == 200, found.text  # and the service does work
     finally:
@@ -66,3 +68,32 @@ async def test_search_heals_when_its_shard_actors_are_killed(
         await asyncio.sleep(1.0)
     assert health.status_code == 200, health.text
     assert health.json()["checks"]["search_index"] == "ok"
+
+
+async def test_an_index_behind_the_catalog_is_degraded(client: httpx.AsyncClient,
+                                                       pool: asyncpg.Pool) -> None:
+    """A catalog change older than 120 s that the index builder has not taken (here: held
+    back by a transaction left open, which no reader of the outbox may pass) makes /health
+    say so, degraded with 200; once it is taken, ok again."""
+    product = await pool.fetchval("SELECT coalesce(min(product_id), 1) FROM products")
+    async with pool.acquire() as open_tx:
+        tx = open_tx.transaction()
+        await tx.start()
+        await open_tx.execute("SELECT pg_current_xact_id()")  # a transaction id: the horizon
+        try:
+            await pool.execute(
+                "INSERT INTO outbox (event_type, aggregate_id, created_at) "
+                "VALUES ('product.updated', $1, now() - interval '200 seconds')", product)
+            r = await client.get("/health")
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "degraded"
+            behind = r.json()["checks"]["index_freshness"]
+            assert behind.startswith("behind: ") and 200 <= float(behind.split()[1]) < 300
+        finally:
+            await tx.rollback()
+    for _ in range(60):  # the builder takes it once the horizon moves
+        r = await client.get("/health")
+        if r.json()["checks"]["index_freshness"] == "ok":
+            break
+        await asyncio.sleep(0.5)
+    assert r.status_code == 200 and r.json()["status"] == "ok", r.text

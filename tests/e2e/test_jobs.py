@@ -85,8 +85,8 @@ async def test_an_operator_prunes_now_and_finds_the_job(client: httpx.AsyncClien
                           params={"wait": "true"})
     assert r.status_code == 200, r.text
     assert r.json()["retention_days"] == 14
-    assert set(r.json()["pruned"]) == {"reservations", "inventory_ops", "cart_decisions",
-                                       "idempotency_keys", "outbox", "jobs"}
+    assert set(r.json()["pruned"]) == {"shopper_carts", "reservations", "inventory_ops",
+                                       "cart_decisions", "idempotency_keys", "outbox", "jobs"}
     assert all(n >= 0 for n in r.json()["pruned"].values())
     jobs = (await client.get("/api/v1/internal/jobs", headers=INTERNAL,
                              params={"kind": "retention.prune"})).json()["jobs"]

@@ -84,7 +84,7 @@ async def test_prune_removes_what_nobody_can_ask_for_and_keeps_the_rest(
     assert first.cart_decisions == 1  # old_cart's; `deciding` still has open slots
     assert first.inventory_ops == len(old_ops)
     assert first.idempotency_keys == 1 and first.jobs == 1
-    assert second == Pruned(reservations=0, inventory_ops=0, cart_decisions=0,
+    assert second == Pruned(shopper_carts=0, reservations=0, inventory_ops=0, cart_decisions=0,
                             idempotency_keys=0, outbox=len(events) // 2 + 1, jobs=0)
     left = {r["cart_id"] for r in await db.fetch("SELECT cart_id FROM reservations")}
     assert left == {old_open, deciding, new_sold}
@@ -110,3 +110,45 @@ async def test_one_pruner_at_a_time_and_never_under_the_longest_reservation(
     assert (await prune(db, KEEP_S)).total == 0
     with pytest.raises(ValueError, match="retention under"):
         await prune(db, (MIN_RETENTION_DAYS - 1) * 86400)
+
+
+async def test_abandoned_carts_go_with_their_run_out_holds_and_orders_stay(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    (a,) = spread(client, 1)
+    await make_catalog(db, {a: {"WH_01": 50}})
+    ran_out = (await client.reserve([(a, 1, None)], key="c1"))["reservation_id"]
+    await client.release(ran_out)  # as its expiry would
+    live = (await client.reserve([(a, 1, None)], key="c2"))["reservation_id"]
+    sold = (await client.commit((await client.reserve([(a, 1, None)], key="c3"))
+                                ["reservation_id"]))["reservation_id"]
+    carts = {"abandoned": (ran_out, "-1 day", None), "recent": (None, None, None),
+             "order": (None, None, None), "selling": (sold, "-1 day", "now()"),
+             "holding": (live, "+1 day", None), "busy": (None, None, None)}
+    for n, (cart, (rid, expires, committed)) in enumerate(carts.items()):
+        await db.execute(
+            "INSERT INTO shopper_carts (cart_id, token_hash, status, updated_at, busy_until) "
+            "VALUES ($1, $2, $3, now() - make_interval(days => $4), "
+            "CASE WHEN $5 THEN now() + interval '1 minute' END)", cart, bytes([n]),
+            "CHECKED_OUT" if cart == "order" else "OPEN", 1 if cart == "recent" else 15,
+            cart == "busy")
+        if rid:
+            await db.execute(
+                "INSERT INTO shopper_cart_holds (reservation_id, cart_id, variant_id, quantity,"
+                f" expires_at, committed_at) VALUES ($1, $2, $3, 1, now() + interval "
+                f"'{expires}', {committed or 'NULL'})", rid, cart, a)
+    closed = [r["reservation_id"] for r in await db.fetch(
+        "SELECT reservation_id FROM reservations WHERE status <> 'OPEN'")]
+    await age(db, "reservations", "updated_at", "reservation_id", closed)
+
+    pruned = await prune(db, KEEP_S)
+
+    assert pruned.shopper_carts == 1 and pruned.failed == {}
+    assert {r["cart_id"] for r in await db.fetch("SELECT cart_id FROM shopper_carts")} == (
+        set(carts) - {"abandoned"})
+    assert {r["reservation_id"] for r in await db.fetch(
+        "SELECT reservation_id FROM shopper_cart_holds")} == {sold, live}
+    # the abandoned cart's run-out reservation went in the same pass; the sold one a cart
+    # still holds (its checkout unfinished) stays
+    left = {r["cart_id"] for r in await db.fetch("SELECT cart_id FROM reservations")}
+    assert ran_out not in left and {sold, live} <= left
+    await check_invariants(db)
