@@ -162,14 +162,17 @@ class InventoryStore:
 
     async def decided(self, keys: Mapping[str, str | None]) -> dict[str, Outcome]:
         """Outcomes already decided for these op keys. `keys` maps a reserve's key to its
-        reservation id: a successful reserve is recorded by its reservation row alone."""
+        reservation id: a successful reserve is recorded by its reservation row alone, and
+        answered as it was first answered (OPEN, its lines and deadline: nothing but the
+        status changes on a reservation row), as a partition that remembers the key answers
+        it; a GET tells the reservation's status now."""
         rids = [(k, r) for k, r in keys.items() if r is not None]
         rows = await self.db.fetch(
             """SELECT o.op_key AS key, o.outcome, NULL AS reservation_id, NULL AS cart_id,
                       NULL AS status, NULL::jsonb AS lines, NULL::bigint AS exp
                FROM unnest($1::text[]) AS k(key) JOIN inventory_ops o ON o.op_key = k.key
                UNION ALL
-               SELECT k.key, NULL, r.reservation_id, r.cart_id, r.status, r.lines,
+               SELECT k.key, NULL, r.reservation_id, r.cart_id, 'OPEN', r.lines,
                       (extract(epoch FROM r.expires_at) * 1000)::bigint
                FROM unnest($2::text[], $3::text[]) AS k(key, rid)
                JOIN reservations r ON r.reservation_id = k.rid""",

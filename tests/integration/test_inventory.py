@@ -19,6 +19,7 @@ from domain.inventory import InsufficientStock, Item
 from domain.inventory_commands import Adjust, Done, Refused, Reserve
 from domain.inventory_slots import slot_of
 from tests.integration.conftest import PARTITIONS, check_invariants, make_catalog
+from tests.integration.test_cart_decisions import spread
 
 T = TypeVar("T")
 
@@ -187,10 +188,32 @@ async def _replayed_long_after(db: asyncpg.Pool, client: InventoryClient) -> Non
     await client.stock([v])  # a batch past the deadline: the closed reservation leaves memory
     again = await client.reserve([(v, 2, None)], key="long-gone", ttl_s=0.2)
     assert again["reservation_id"] == sold["reservation_id"]
-    assert again["lines"] == sold["lines"] and again["status"] == "COMMITTED"
+    assert again == sold  # its first outcome; a GET tells it is committed now
+    assert (await client.get(sold["reservation_id"]))["status"] == "COMMITTED"
     assert (await client.stats())[k]["failed_batches"] == 1  # caught by the primary key
     got = (await client.stock([v]))[str(v)]["warehouses"]["WH_01"]
     assert (got["available"], got["reserved"], got["sold"]) == (2, 1, 2)
+    await check_invariants(db)
+
+
+async def test_a_cart_replayed_after_one_partition_restarted_is_answered_as_first(
+        db: asyncpg.Pool, client: InventoryClient) -> None:
+    """A reserve over two partitions, committed, then replayed with its key after one of
+    them restarted: the one that remembers the key and the one that reads it back from
+    PostgreSQL answer the same first outcome (it was MIXED: OPEN from memory, COMMITTED from
+    the row), and nothing is reserved again."""
+    a, b = spread(client, 2)
+    await make_catalog(db, {a: {"WH_01": 5}, b: {"WH_01": 5}})
+    first = await client.reserve([(a, 1, None), (b, 1, None)], key="cart-replayed")
+    assert first["status"] == "OPEN"
+    await client.commit(first["reservation_id"])
+    client.kill(client.owner(a))
+    again = await client.reserve([(a, 1, None), (b, 1, None)], key="cart-replayed")
+    assert again == first
+    assert (await client.get(first["reservation_id"]))["status"] == "COMMITTED"
+    stock = await client.stock([a, b])
+    assert [stock[str(v)]["warehouses"]["WH_01"]["sold"] for v in (a, b)] == [1, 1]
+    assert [stock[str(v)]["available"] for v in (a, b)] == [4, 4]
     await check_invariants(db)
 
 
