@@ -18,12 +18,13 @@ from urllib.parse import urlparse
 
 from domain.errors import ConfigError
 
-__all__ = ["MIN_RETENTION_DAYS", "Addressing", "Network", "Settings"]
+__all__ = ["MAX_RESERVATION_TTL_S", "MIN_RETENTION_DAYS", "Addressing", "Network", "Settings"]
 
 Addressing = Literal["path", "virtual", "auto"]  # S3 bucket addressing (botocore's names)
 
 # a reservation lives at most 7 days (AISLE_RESERVATION_TTL_SECONDS, the API's ttl_seconds):
 # a shorter retention could forget what an open one's key was answered
+MAX_RESERVATION_TTL_S = 7 * 86400
 MIN_RETENTION_DAYS = 8
 
 
@@ -221,7 +222,8 @@ class Settings:
             max_variants=_int(env, "AISLE_MAX_VARIANTS", 100, 1, 10_000),
             max_images=_int(env, "AISLE_MAX_IMAGES", 20, 0, 1_000),
             low_stock_threshold=_int(env, "AISLE_LOW_STOCK_THRESHOLD", 5, 0, 1_000_000),
-            reservation_ttl_s=_int(env, "AISLE_RESERVATION_TTL_SECONDS", 900, 1, 7 * 86400),
+            reservation_ttl_s=_int(env, "AISLE_RESERVATION_TTL_SECONDS", 900, 1,
+                                   MAX_RESERVATION_TTL_S),
             facet_cache_s=_int(env, "AISLE_FACET_CACHE_SECONDS", 300, 0, 86400),
             product_cache_s=_int(env, "AISLE_PRODUCT_CACHE_SECONDS", 600, 0, 86400),
             price_cache_s=_int(env, "AISLE_PRICE_CACHE_SECONDS", 60, 0, 3600),

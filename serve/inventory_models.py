@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from adapters.settings import MAX_RESERVATION_TTL_S
 from domain.inventory import MAX_QUANTITY, MAX_REASON
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000
@@ -18,7 +19,7 @@ Reason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON, p
 QuoteToken = Annotated[str, StringConstraints(min_length=1, max_length=8192, pattern=NO_NUL)]
 CouponCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 VariantId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-TtlSeconds = Annotated[int, Field(ge=1, le=7 * 86400)]
+TtlSeconds = Annotated[int, Field(ge=1, le=MAX_RESERVATION_TTL_S)]
 
 
 class InventoryPatch(BaseModel):

@@ -8,8 +8,10 @@ What is pruned, once older than the retention (`AISLE_RETENTION_DAYS`):
 - `reservations` closed (committed, released or expired) that no shopper cart still holds,
   with `inventory_ops` (the outcomes a replayed key is answered with) and `cart_decisions`
   of carts none of whose reservations is open: a key replayed after that is a new request;
-- `idempotency_keys` of the internal API (the same window, so a key reused with another
-  request is told so as long as its outcome is remembered);
+- `idempotency_keys` of the internal API, a reservation's life later (the longest, 7 days):
+  a reserve's outcome is its reservation, pruned up to that long after the key's first use,
+  so a key reused with another request is told so (422) as long as its outcome is
+  remembered;
 - `outbox` events every consumer has consumed;
 - `jobs` that ended.
 Kept: the stock ledger (`inventory_movements`), prices' history and audit, accepted quotes,
@@ -31,7 +33,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from adapters.settings import MIN_RETENTION_DAYS
+from adapters.settings import MAX_RESERVATION_TTL_S, MIN_RETENTION_DAYS
 from domain.errors import Conflict
 
 log = logging.getLogger("aisle.retention")
@@ -63,9 +65,10 @@ _OLD: dict[str, str] = {
         WHERE d.decided_at < now() - make_interval(secs => $1)
           AND NOT EXISTS (SELECT 1 FROM reservations r
                           WHERE r.cart_id = d.cart_id AND r.status = 'OPEN') LIMIT $2""",
-    "idempotency_keys": """
+    "idempotency_keys": f"""
         SELECT ctid FROM idempotency_keys
-        WHERE created_at < now() - make_interval(secs => $1) LIMIT $2""",
+        WHERE created_at < now() - make_interval(secs => $1 + {MAX_RESERVATION_TTL_S})
+        LIMIT $2""",
     # consumed by every consumer; with no consumer yet, nothing is
     "outbox": """
         SELECT o.ctid FROM outbox o
