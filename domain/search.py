@@ -319,6 +319,25 @@ def price_range_label(low: float, high: float | None) -> str:
     return f"${low:g}+" if high is None else f"${low:g}-${high:g}"
 
 
+def split_list(raw: str) -> tuple[str, ...]:
+    """The values of a list filter (`brand=`, `color=`, `attr.<name>=`): comma-separated,
+    `\\,` a comma inside a value and `\\\\` a backslash (a brand "Smith, Jones & Co" is
+    `Smith\\, Jones & Co`); each stripped, empty ones dropped."""
+    values: list[str] = []
+    part: list[str] = []
+    chars = iter(raw)
+    for c in chars:
+        if c == "\\":
+            part.append(next(chars, "\\"))
+        elif c == ",":
+            values.append("".join(part))
+            part = []
+        else:
+            part.append(c)
+    values.append("".join(part))
+    return tuple(v for v in (x.strip() for x in values) if v)
+
+
 def normalize_key(value: str) -> str:
     """Brand keys and attribute names/values: case- and space-insensitive."""
     return " ".join(value.casefold().split())

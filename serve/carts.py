@@ -39,7 +39,7 @@ from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
-from domain.pricing import buy_box, read_quote
+from domain.pricing import CouponRejected, buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
 from serve.quotes import QuoteService
 
@@ -71,7 +71,9 @@ class ShopperCartJson(TypedDict):
     lines: list[CartLineJson]
     expired: list[str]  # variant ids whose holds ran out since the last look (dropped)
     quote: QuotePayload | None  # what checkout would charge now (None: empty cart)
-    quote_error: NotRequired[str]  # why there is no quote (e.g. the coupon no longer applies)
+    quote_error: NotRequired[str]  # why there is no quote (e.g. a variant no longer sold)
+    # why the cart's coupon does not apply now (the quote is then the price without it)
+    coupon_error: NotRequired[str]
     order: NotRequired[OrderJson]
     cart_token: NotRequired[str]  # only when the cart is made (POST /api/v1/cart)
 
@@ -204,6 +206,14 @@ class CartService:
         if lines:
             try:
                 out["quote"] = await self._quote(row.cart_id, lines, row.coupon)
+            except CouponRejected as exc:
+                # priced without it, and said why (checkout refuses it until it is removed
+                # or applies again: nobody is charged a total they were not shown)
+                out["coupon_error"] = exc.message
+                try:
+                    out["quote"] = await self._quote(row.cart_id, lines, None)
+                except AisleError as again:
+                    out["quote_error"] = again.message
             except AisleError as exc:
                 out["quote_error"] = exc.message
         return out
@@ -338,12 +348,13 @@ class CartService:
                 await store.set_coupon(conn, row.cart_id, code)
         return await self.view(token)
 
-    async def checkout(self, token: str) -> OrderJson:
+    async def checkout(self, token: str, expected_total: int | None = None) -> OrderJson:
         """Prices the cart, records the price (coupon redeemed once), commits every hold.
-        Answers the same order when repeated."""
-        return await self._change(token, self._checkout)
+        Answers the same order when repeated. With `expected_total` (the total the shopper
+        was shown), a cart whose total is now another is not bought: 409 `cart_changed`."""
+        return await self._change(token, lambda row: self._checkout(row, expected_total))
 
-    async def _checkout(self, row: CartRow) -> OrderJson:
+    async def _checkout(self, row: CartRow, expected_total: int | None = None) -> OrderJson:
         if row.status == "CHECKED_OUT":
             order: OrderJson = json.loads(row.order_json or "{}")
             await self._commit(row.cart_id, row.holds)  # a retry after a partial commit
@@ -365,6 +376,7 @@ class CartService:
         if signed is not None and _bought(signed) == _buying(lines, info, row.coupon):
             # accepted by an earlier try that did not finish: that price stands
             payload, quote_id = _payload(signed), signed["quote_id"]
+            _as_shown(payload, expected_total)
         else:
             if signed is not None:
                 # accepted for the cart as it was (a line removed, another seller's units,
@@ -374,6 +386,7 @@ class CartService:
             items = [(int(x["variant_id"]), x["quantity"]) for x in lines]
             made = await self.quotes.make(items, row.coupon, _customer(row.cart_id),
                                           held=dict(items), sellers=_sellers(lines))
+            _as_shown(_payload(made), expected_total)  # before anything is accepted
             q = read_quote(made["quote_token"], self.quotes.secret, now)
             async with self.pool.acquire() as conn:
                 await accept_quote(conn, q, reference)  # coupon redeemed here, once
@@ -457,6 +470,21 @@ def _payload(q: QuotePayload) -> QuotePayload:
     return {"currency": q["currency"], "coupon": q["coupon"], "lines": q["lines"],
             "subtotal_cents": q["subtotal_cents"], "discount_cents": q["discount_cents"],
             "total_cents": q["total_cents"], "priced_at": q["priced_at"]}
+
+
+class CartChanged(Conflict):
+    def __init__(self, total: int, expected: int, currency: str) -> None:
+        super().__init__(
+            f"the cart's total is now {total / 100:.2f} {currency}, not the "
+            f"{expected / 100:.2f} {currency} shown: look at the cart again", "cart_changed",
+            {"expected_total_cents": f"the total is now {total} cents"}, total_cents=total)
+
+
+def _as_shown(payload: QuotePayload, expected_total: int | None) -> None:
+    """CartChanged unless the total about to be charged is the one the shopper was shown
+    (None: no total was sent, the price now is charged)."""
+    if expected_total is not None and payload["total_cents"] != expected_total:
+        raise CartChanged(payload["total_cents"], expected_total, payload["currency"])
 
 
 def _sellers(lines: list[CartLineJson]) -> dict[int, int | None]:

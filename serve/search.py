@@ -59,6 +59,7 @@ from domain.search import (
     normalize_key,
     price_range_label,
     shown_buckets,
+    split_list,
 )
 from domain.search_plan import (
     PLAIN,
@@ -870,13 +871,14 @@ def attribute_name(key: str) -> str | None:
 
 
 def parse_attribute_params(params: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`color=black,red`, `size=m` and `attr.<name>=a,b` query parameters."""
+    """`color=black,red`, `size=m` and `attr.<name>=a,b` query parameters (`\\,`: a comma
+    inside a value, domain.search.split_list)."""
     out = []
     for key, raw in params.items():
         name = attribute_name(key)
         if name is None:
             continue
-        values = tuple(v.strip() for v in raw.split(",") if v.strip())
+        values = split_list(raw)
         if not values or len(values) > 20 or any(len(v) > 100 for v in values):
             raise ValidationFailed(
                 {key: "1 to 20 comma-separated values of at most 100 chars"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Cookie, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Body, Cookie, Depends, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from adapters.postgres.shopper_carts import CartNotFound
@@ -102,8 +102,18 @@ async def remove_coupon(svc: Svc, token: CartToken) -> ShopperCartJson:
     return await svc.carts.set_coupon(token, None)
 
 
+ExpectedTotal = Annotated[StrictInt | None, Body(
+    embed=True, ge=0, le=10**13,
+    description="the total the shopper was shown: a cart whose total is now another is not "
+                "bought (409 cart_changed, its new total in `total_cents`)")]
+
+
 @router.post("/api/v1/cart/checkout", response_model=None)
-async def checkout(svc: Svc, token: CartToken) -> OrderJson:
+async def checkout(svc: Svc, token: CartToken,
+                   expected_total_cents: ExpectedTotal = None) -> OrderJson:
     """Buys the cart at the price quoted now: the holds are committed (sold), the coupon
-    redeemed once. Repeating it answers the same order."""
-    return await svc.carts.checkout(token)
+    redeemed once. Repeating it answers the same order. Send `expected_total_cents` (the
+    total shown): if the cart's total changed since (a price, another tab's add), nothing is
+    bought and the answer is 409 `cart_changed`. A coupon that does not apply now is
+    refused (422 naming `coupon`: remove it or change the cart)."""
+    return await svc.carts.checkout(token, expected_total_cents)

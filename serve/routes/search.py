@@ -12,6 +12,7 @@ from actors import metrics
 from actors.index_builder import IndexStatus
 from adapters.cache import dumps
 from domain.errors import Conflict, RebuildUnderWay, ValidationFailed
+from domain.search import split_list
 from serve.routes.experiments import session_of
 from serve.search import SORTS, SearchParams, attribute_name, parse_attribute_params
 from serve.services import (
@@ -55,7 +56,8 @@ async def search(
     price_min: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
     price_max: Annotated[float | None, Query(ge=0, le=1e9, allow_inf_nan=False)] = None,
     brand: Annotated[str | None, Query(max_length=2000,
-                                       description="comma-separated brands")] = None,
+                                       description="comma-separated brands (`\\,` a comma "
+                                                   "inside one)")] = None,
     rating_min: Annotated[float | None, Query(ge=0, le=5, allow_inf_nan=False)] = None,
     in_stock: bool | None = None,
     sort: Annotated[str, Query(pattern="^(" + "|".join(SORTS) + ")$")] = "relevance",
@@ -83,7 +85,7 @@ async def search(
     if price_min is not None and price_max is not None and price_min > price_max:
         raise ValidationFailed({"price_min": "must not be above price_max"}, "bad price range")
     params = _merged(request)
-    brands = tuple(b.strip() for b in params.get("brand", "").split(",") if b.strip())
+    brands = split_list(params.get("brand", ""))
     if len(brands) > 50:
         raise ValidationFailed({"brand": "at most 50 brands"}, "too many brands")
     stages = Stages()

@@ -203,6 +203,66 @@ async def test_coupon_then_checkout_sells_the_holds_at_the_quote_once(
         await shopper.aclose()
 
 
+async def test_a_checkout_buys_only_at_the_total_the_shopper_was_shown(
+        app_url: str, pool: asyncpg.Pool) -> None:
+    """The price changes (or another tab adds a line) between the cart shown and the click:
+    a checkout that says which total it was shown buys nothing and answers the new total;
+    the next, at that total, buys."""
+    v = await _variant(pool, 1_599, 5)
+    shopper = await _new_cart(app_url)
+    try:
+        shown = (await _add(shopper, v, 1)).json()["quote"]["total_cents"]
+        assert shown == 1_599
+        await pool.execute("UPDATE product_variants SET price_cents = 2599 "
+                           "WHERE variant_id = $1", v)  # as a seller's PUT would
+        r = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": shown})
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert err["code"] == "cart_changed" and err["total_cents"] == 2_599
+        assert "expected_total_cents" in err["fields"] and "25.99" in err["message"]
+        cart = (await shopper.get("/api/v1/cart")).json()
+        assert cart["status"] == "OPEN" and cart["quote"]["total_cents"] == 2_599
+        assert await pool.fetchval("SELECT sold FROM stock WHERE variant_id = $1", v) == 0
+        bad = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": -1})
+        assert bad.status_code == 422 and "expected_total_cents" in bad.text
+        r = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": 2_599})
+        assert r.status_code == 200 and r.json()["total_cents"] == 2_599, r.text
+        assert await pool.fetchval("SELECT sold FROM stock WHERE variant_id = $1", v) == 1
+        # a repeat answers the order, whatever it sends
+        again = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": 1})
+        assert again.status_code == 200 and again.json() == r.json()
+    finally:
+        await shopper.aclose()
+
+
+async def test_a_coupon_that_stops_applying_prices_the_cart_without_it(
+        app_url: str, pool: asyncpg.Pool) -> None:
+    """A line removed takes the cart below the coupon's minimum spend: the cart is priced
+    without the coupon and says why (it had no price at all, and could not be checked out);
+    checkout refuses the coupon until it is removed, then buys at the price shown."""
+    a, b = await _variant(pool, 6_999, 5), await _variant(pool, 2_299, 5)
+    code = await _coupon(pool, 500)
+    await pool.execute("UPDATE coupons SET min_spend_cents = 5000 WHERE code = $1", code)
+    shopper = await _new_cart(app_url)
+    try:
+        await _add(shopper, a, 1)
+        await _add(shopper, b, 1)
+        cart = (await shopper.put("/api/v1/cart/coupon", json={"code": code})).json()
+        assert cart["quote"]["total_cents"] == 9_298 - 500 and "coupon_error" not in cart
+        cart = (await shopper.delete(f"/api/v1/cart/items/{a}")).json()
+        assert cart["coupon"] == code and "minimum spend" in cart["coupon_error"]
+        assert cart["quote"]["total_cents"] == 2_299 and cart["quote"]["coupon"] is None
+        assert "quote_error" not in cart
+        r = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": 2_299})
+        assert r.status_code == 422 and "coupon" in r.json()["error"]["fields"], r.text
+        cart = (await shopper.delete("/api/v1/cart/coupon")).json()
+        assert cart["coupon"] is None and "coupon_error" not in cart
+        r = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": 2_299})
+        assert r.status_code == 200 and r.json()["total_cents"] == 2_299, r.text
+    finally:
+        await shopper.aclose()
+
+
 async def test_checkout_of_an_empty_cart_is_refused(app_url: str) -> None:
     shopper = await _new_cart(app_url)
     try:

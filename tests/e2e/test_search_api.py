@@ -127,6 +127,30 @@ async def test_shape_filters_facets_and_sorts(client: httpx.AsyncClient,
     assert colors == {"black": 3, "white": 1}
 
 
+async def test_list_filter_values_may_hold_commas(client: httpx.AsyncClient, seller: Seller,
+                                                  category_ids: dict[str, int]) -> None:
+    """A brand or attribute value with a comma in it is filtered on by escaping it (`\\,`);
+    unescaped, the comma separates two values as before."""
+    tag = "zc" + secrets.token_hex(3)
+    head = category_ids["Headphones"]
+    for body in (product(tag, "Headphones", "Smith, Jones & Co", 5_000, "red, white", head),
+                 product(tag, "Headphones", "Smith", 6_000, "red", head),
+                 product(tag, "Headphones", "Jones & Co", 7_000, "white", head)):
+        r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+        assert r.status_code == 201, r.text
+    assert (await eventually(client, lambda b: b["total"] == 3, q=tag))["total"] == 3
+
+    def prices(body: dict[str, Any]) -> list[float]:
+        return sorted(x["price"]["amount"] for x in body["results"])
+
+    assert prices(await search(client, q=tag, brand="Smith\\, Jones & Co")) == [50.0]
+    assert prices(await search(client, q=tag, brand="Smith, Jones & Co")) == [60.0, 70.0]
+    assert prices(await search(client, q=tag, color="red\\, white")) == [50.0]
+    assert prices(await search(client, q=tag, color="red,white")) == [60.0, 70.0]
+    both = await search(client, q=tag, brand="Smith\\, Jones & Co,Smith")
+    assert prices(both) == [50.0, 60.0]
+
+
 async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncClient,
                                                            catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]

@@ -12,7 +12,7 @@ from adapters.search import SearchIndex
 from adapters.search.memory import MemoryIndex
 from domain.errors import ValidationFailed
 from domain.query import CatalogVocabulary, QueryUnderstanding
-from domain.search import Filters, Hit, IndexQuery, IndexResult, SearchDocument
+from domain.search import Filters, Hit, IndexQuery, IndexResult, SearchDocument, split_list
 from domain.search_plan import (
     MAX_WINDOW,
     RERANK_DEPTH,
@@ -385,3 +385,11 @@ async def test_a_filtered_groups_facets_count_the_other_filters_matches(
     assert facet_groups(
         Filters(attributes=(("material", ("wood",)), ("color", ("red",)))),
         {"attributes": {"material": explicit, "color": explicit}}) == [("attribute", "color")]
+
+
+def test_list_filters_split_on_commas_not_escaped_ones() -> None:
+    assert split_list("HP, Lenovo,,") == ("HP", "Lenovo")
+    assert split_list(r"Smith\, Jones & Co,HP") == ("Smith, Jones & Co", "HP")
+    assert split_list(r"AC\\DC,x\\") == ("AC\\DC", "x\\")
+    assert split_list("trailing\\") == ("trailing\\",)
+    assert split_list("") == () and split_list(" , ") == ()
