@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres.experiments import ExperimentStore
 from domain.errors import Conflict
-from ranking.experiments import SHADOW, Arm, Experiment, assign, breach
+from ranking.experiments import SHADOW, Arm, ArmStats, Experiment, assign, breach
 from serve._kept import Refreshed
 
 log = logging.getLogger("aisle.experiments")
@@ -117,6 +117,15 @@ class ExperimentRouter:
     async def _guarded(self, e: Experiment) -> None:
         await self.guard(e)
 
+    async def counters(self, e: Experiment) -> dict[str, ArmStats] | None:
+        """Every arm's counters now (and the shadow's); None when Redis cannot say."""
+        names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
+        try:
+            return await self.metrics.read(e.name, names)
+        except Exception as exc:  # Redis down: the stop goes on, its figures stay live ones
+            log.warning("counters of %s not read: %r", e.name, exc)
+            return None
+
     async def guard(self, e: Experiment) -> list[tuple[str, str]]:
         """Stops each live arm (and the shadow) whose counters breach the guardrails, and
         the experiment once no arm is left to show; returns the (arm, reason) stopped now
@@ -127,7 +136,7 @@ class ExperimentRouter:
             stats = await self.metrics.read(e.name, names)
             for name in names:
                 why = breach(stats[name], e.guardrails) if e.live(name) else None
-                if why and await self.store.stop_arm(e.name, name, why):
+                if why and await self.store.stop_arm(e.name, name, why, stats[name]):
                     log.warning("experiment %s: guardrail stopped arm %s: %s", e.name, name,
                                 why)
                     stopped.append((name, why))
@@ -139,7 +148,8 @@ class ExperimentRouter:
                 if fresh.status == "running" and not self._serves(fresh.experiment):
                     try:
                         await self.store.stop(e.name, "guardrails",
-                                              "every arm stopped by its guardrails")
+                                              "every arm stopped by its guardrails",
+                                              await self.counters(fresh.experiment))
                     except Conflict:  # stopped meanwhile (an operator, another replica)
                         pass
                     else:

@@ -11,7 +11,7 @@ from typing import Literal
 import asyncpg
 
 from domain.errors import Conflict, NotFound
-from ranking.experiments import Arm, Experiment, Guardrails
+from ranking.experiments import Arm, ArmStats, Experiment, Guardrails
 
 EventKind = Literal["click", "add_to_cart"]
 
@@ -29,6 +29,9 @@ class ExperimentRecord:
     stopped_by: str | None
     stopped_at: datetime | None
     stop_reason: str | None
+    # counters as they were when the experiment (or a guardrail's stop of an arm) stopped
+    # them: the figures shown for those arms from then on
+    frozen: Mapping[str, ArmStats] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,28 @@ class EventCounts:
     wins: int = 0
 
 
-def _experiment(row: asyncpg.Record, stops: Mapping[str, str]) -> ExperimentRecord:
+def _counters(s: ArmStats) -> dict[str, object]:
+    return {"requests": s.requests, "zero_results": s.zero_results, "errors": s.errors,
+            "latency": list(s.latency), "agreement_sum": s.agreement_sum}
+
+
+def _stats(d: Mapping[str, object]) -> ArmStats:
+    latency = d.get("latency")
+    return ArmStats(requests=int(str(d.get("requests", 0))),
+                    zero_results=int(str(d.get("zero_results", 0))),
+                    errors=int(str(d.get("errors", 0))),
+                    latency=tuple(int(x) for x in latency) if isinstance(latency, list)
+                    else ArmStats().latency,
+                    agreement_sum=int(str(d.get("agreement_sum", 0))))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stops:
+    reasons: Mapping[str, str]
+    stats: Mapping[str, ArmStats]
+
+
+def _experiment(row: asyncpg.Record, stops: _Stops | None) -> ExperimentRecord:
     g = row["guardrails"]
     exp = Experiment(
         name=row["name"], kind=row["kind"],
@@ -60,9 +84,11 @@ def _experiment(row: asyncpg.Record, stops: Mapping[str, str]) -> ExperimentReco
         guardrails=Guardrails(float(g["max_error_rate"]), float(g["max_p99_ms"]),
                               int(g["min_requests"])),
         shadow=row["shadow"], shadow_sample=float(row["shadow_sample"]),
-        stopped_arms=dict(stops))
+        stopped_arms=dict(stops.reasons) if stops else {})
+    final = {a: _stats(v) for a, v in (row["final_stats"] or {}).items()}
     return ExperimentRecord(exp, row["status"], row["created_by"], row["created_at"],
-                            row["stopped_by"], row["stopped_at"], row["stop_reason"])
+                            row["stopped_by"], row["stopped_at"], row["stop_reason"],
+                            final | dict(stops.stats if stops else {}))
 
 
 class ExperimentStore:
@@ -87,56 +113,78 @@ class ExperimentStore:
                            "their statistics stay)", "experiment_exists") from exc
         return await self.get(e.name)
 
-    async def _stops(self, names: list[str]) -> dict[str, dict[str, str]]:
+    async def _stops(self, names: list[str]) -> dict[str, _Stops]:
         rows = await self.pool.fetch(
-            "SELECT experiment, arm, reason FROM experiment_arm_stops "
+            "SELECT experiment, arm, reason, stats FROM experiment_arm_stops "
             "WHERE experiment = ANY($1::text[])", names)
-        out: dict[str, dict[str, str]] = {}
+        reasons: dict[str, dict[str, str]] = {}
+        stats: dict[str, dict[str, ArmStats]] = {}
         for r in rows:
-            out.setdefault(r["experiment"], {})[r["arm"]] = r["reason"]
-        return out
+            reasons.setdefault(r["experiment"], {})[r["arm"]] = r["reason"]
+            if r["stats"] is not None:
+                stats.setdefault(r["experiment"], {})[r["arm"]] = _stats(r["stats"])
+        return {n: _Stops(reasons[n], stats.get(n, {})) for n in reasons}
 
     async def get(self, name: str) -> ExperimentRecord:
         row = await self.pool.fetchrow("SELECT * FROM experiments WHERE name = $1", name)
         if row is None:
             raise ExperimentNotFound(f"no experiment {name!r}")
-        return _experiment(row, (await self._stops([name])).get(name, {}))
+        return _experiment(row, (await self._stops([name])).get(name))
 
     async def all(self) -> list[ExperimentRecord]:
         rows = await self.pool.fetch("SELECT * FROM experiments ORDER BY created_at DESC")
         stops = await self._stops([r["name"] for r in rows])
-        return [_experiment(r, stops.get(r["name"], {})) for r in rows]
+        return [_experiment(r, stops.get(r["name"])) for r in rows]
 
     async def running(self) -> ExperimentRecord | None:
         row = await self.pool.fetchrow("SELECT * FROM experiments WHERE status = 'running'")
         if row is None:
             return None
-        return _experiment(row, (await self._stops([row["name"]])).get(row["name"], {}))
+        return _experiment(row, (await self._stops([row["name"]])).get(row["name"]))
 
-    async def stop(self, name: str, by: str, reason: str | None) -> ExperimentRecord:
+    async def stop(self, name: str, by: str, reason: str | None,
+                   stats: Mapping[str, ArmStats] | None = None) -> ExperimentRecord:
+        """Stops it, keeping `stats` (its arms' counters now: None, unknown) as its figures."""
         done = await self.pool.fetchval(
             """UPDATE experiments SET status = 'stopped', stopped_by = $2, stopped_at = now(),
-                                      stop_reason = $3
-               WHERE name = $1 AND status = 'running' RETURNING name""", name, by, reason)
+                                      stop_reason = $3, final_stats = $4
+               WHERE name = $1 AND status = 'running' RETURNING name""", name, by, reason,
+            None if stats is None else {a: _counters(s) for a, s in stats.items()})
         if done is None:
             found = await self.get(name)  # ExperimentNotFound
             raise Conflict(f"experiment {name!r} is {found.status}", "experiment_stopped")
         return await self.get(name)
 
-    async def stop_arm(self, name: str, arm: str, reason: str) -> bool:
-        """Records a guardrail's stop of `arm` (False: it was stopped already)."""
+    async def stop_arm(self, name: str, arm: str, reason: str,
+                       stats: ArmStats | None = None) -> bool:
+        """Records a guardrail's stop of `arm`, with its counters now as its figures (False:
+        it was stopped already)."""
         done = await self.pool.fetchval(
-            """INSERT INTO experiment_arm_stops (experiment, arm, reason) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING arm""", name, arm, reason)
+            """INSERT INTO experiment_arm_stops (experiment, arm, reason, stats)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING arm""", name, arm,
+            reason, None if stats is None else _counters(stats))
         return done is not None
 
-    async def record(self, e: SearchEvent) -> None:
-        await self.pool.execute(
-            """INSERT INTO search_events (kind, search_id, product_id, position, session_id,
+    async def record(self, e: SearchEvent) -> SearchEvent:
+        """Records the event; credited to its experiment's arm only while the experiment
+        runs and that arm was not stopped (read in the same statement: a replica that has
+        not yet heard of a stop credits nothing after it). Answers the event as recorded."""
+        row = await self.pool.fetchrow(
+            """WITH live AS (
+                   SELECT EXISTS (SELECT 1 FROM experiments x WHERE x.name = $6
+                                    AND x.status = 'running')
+                          AND NOT EXISTS (SELECT 1 FROM experiment_arm_stops s
+                                          WHERE s.experiment = $6 AND s.arm = $7) AS credit)
+               INSERT INTO search_events (kind, search_id, product_id, position, session_id,
                                           experiment, arm, team)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+               SELECT $1, $2, $3, $4, $5, CASE WHEN credit THEN $6 END,
+                      CASE WHEN credit THEN $7 END, CASE WHEN credit THEN $8 END FROM live
+               RETURNING experiment, arm, team""",
             e.kind, e.search_id, e.product_id, e.position, e.session_id, e.experiment, e.arm,
             e.team)
+        assert row is not None  # an INSERT ... SELECT of one row returns it
+        return dataclasses.replace(e, experiment=row["experiment"], arm=row["arm"],
+                                   team=row["team"])
 
     async def counts(self, name: str, team_arms: tuple[str, str]) -> dict[str, EventCounts]:
         """Per arm: clicks and add-to-carts credited to it, and searches it won (the arm whose

@@ -171,7 +171,8 @@ async def show_experiment(svc: Svc, _: Internal, name: NamePath) -> Json:
         record = await router_.store.get(name)
     e = record.experiment
     names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
-    stats = await router_.metrics.read(e.name, names)
+    # arms stopped (with the experiment, or by a guardrail) show their counters at the stop
+    stats = await router_.metrics.read(e.name, names) | dict(record.frozen)
     events = await router_.store.counts(e.name, (e.arms[0].name, e.arms[1].name))
     out = _record(record)
     for arm in out["arms"]:
@@ -192,9 +193,12 @@ async def show_experiment(svc: Svc, _: Internal, name: NamePath) -> Json:
 @router.post("/api/v1/internal/experiments/{name}/stop", tags=["experiments"])
 async def stop_experiment(svc: Svc, _: Internal, name: NamePath, body: StopIn) -> Json:
     """Ends the experiment: every search goes back to production's ranker within a second;
-    its figures stay."""
-    record = await svc.search.experiments.store.stop(name, body.by, body.reason)
-    svc.search.experiments.forget()
+    its figures stay as they were at the stop (a search or click after it is not counted)."""
+    router_ = svc.search.experiments
+    record = await router_.store.get(name)
+    stats = await router_.counters(record.experiment) if record.status == "running" else None
+    record = await router_.store.stop(name, body.by, body.reason, stats)
+    router_.forget()
     return _record(record)
 
 
@@ -216,6 +220,9 @@ async def post_event(svc: Svc, request: Request, body: EventIn) -> Json:
         # credited while its experiment runs: a stopped one's figures stay as they were
         experiment = shown.experiment
         arm, team = shown.arm_of(int(body.product_id))
-    await router_.store.record(SearchEvent(body.type, body.search_id, int(body.product_id),
-                                           body.position, session, experiment, arm, team))
-    return {"accepted": True, "experiment": experiment, "arm": arm, "team": team}
+    # credited only if the experiment still runs (and the arm) when it is recorded: this
+    # replica may not have heard of a stop yet
+    done = await router_.store.record(SearchEvent(
+        body.type, body.search_id, int(body.product_id), body.position, session, experiment,
+        arm, team))
+    return {"accepted": True, "experiment": done.experiment, "arm": done.arm, "team": done.team}

@@ -19,7 +19,11 @@ import asyncpg
 import httpx
 import pytest
 
+import redis.asyncio as aioredis
+
+from adapters.experiment_metrics import ExperimentMetrics
 from adapters.postgres.ranker_registry import RankerRegistry
+from adapters.settings import Settings
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller, until_searchable
@@ -97,7 +101,7 @@ async def eventually_counted(client: httpx.AsyncClient, name: str,
 
 
 async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
-        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+        client: httpx.AsyncClient, words: str, stopped: list[str], settings: Settings) -> None:
     name = "ab-" + secrets.token_hex(3)
     await start(client, name=name, kind="ab", arms=[
         {"name": "control", "ranker": "formula"}, {"name": "treatment", "ranker": "text"}])
@@ -154,14 +158,23 @@ async def test_ab_split_keeps_sessions_in_one_arm_and_counts_per_arm(
     # stopped: every search goes back to production's ranker
     before = await search(client, f"sess-{name}-0", q=words)  # shown while it ran
     assert before["ranker"]["experiment"]["name"] == name
+    counted = {a["name"]: a["requests"] for a in (
+        await eventually_counted(client, name, 73))["arms"]}  # that search's count written
     r = await client.post(f"{API}/{name}/stop", json={"by": "test"}, headers=INTERNAL)
     assert r.status_code == 200 and r.json()["status"] == "stopped"
     assert (await search(client, "sess-x", q=words))["ranker"]["experiment"] is None
-    # a click after the stop is recorded, not credited: a stopped experiment's figures stay
-    await asyncio.sleep(1.2)  # every replica has read the stop
+    # a click after the stop is recorded, not credited, at once (it was credited for up to
+    # a second, by replicas that had not read the stop yet): the figures stay as they were
     assert (await click(client, before))["arm"] is None
-    after = {a["name"]: a["clicks"] for a in (await show(client, name))["arms"]}
-    assert after == {arm: clicks[arm] for arm in ("control", "treatment")}
+    # so do its searches' counters: a replica that has not read the stop yet counts one more
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        await ExperimentMetrics(redis).count(name, "control", 12.0)
+    finally:
+        await redis.aclose()
+    final = {a["name"]: a for a in (await show(client, name))["arms"]}
+    assert {arm: final[arm]["clicks"] for arm in final} == clicks
+    assert {arm: final[arm]["requests"] for arm in final} == counted
 
 
 async def test_interleaving_credits_the_team_that_placed_the_click(
@@ -254,7 +267,7 @@ async def test_a_shadow_ranker_is_measured_but_never_shown(
 
 
 async def test_a_guardrail_stops_an_arm_that_breaches_it(
-        client: httpx.AsyncClient, words: str, stopped: list[str]) -> None:
+        client: httpx.AsyncClient, words: str, stopped: list[str], settings: Settings) -> None:
     name = "gr-" + secrets.token_hex(3)
     # no search answers within 1 microsecond: both arms breach after 3 searches each
     await start(client, name=name, arms=[{"name": "a", "ranker": "formula"},
@@ -278,6 +291,14 @@ async def test_a_guardrail_stops_an_arm_that_breaches_it(
     while (await search(client, f"s-{name}-0", q=words))["ranker"]["experiment"] is not None:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
+    # each arm's figures are its counters when its guardrail stopped it: a search counted
+    # later (a replica that had not read the stop) changes nothing shown
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        await ExperimentMetrics(redis).count(name, "a", 12.0)
+    finally:
+        await redis.aclose()
+    assert (await show(client, name))["arms"] == found["arms"]
 
 
 async def test_experiments_are_validated_and_one_runs_at_a_time(
