@@ -10,11 +10,13 @@ HARM (the harmed queries are listed either way).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 MAX_HARMED_SHARE = 0.10
 HARM = 0.1
 FORMULA = "formula"  # what production is while no learned model is promoted
+_FOLD = re.compile(r"[1-9][0-9]*/[1-9][0-9]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +37,19 @@ class ModelMetrics:
     datasets: Mapping[str, DatasetMetrics]
     training_data: str = ""  # hash of the logged features the model was trained on
     folds: int = 0
+    # "3/5": a model cross-validation trained without that fold's queries (train_ranker
+    # registers them, archived, to measure the final model): not a model to ship, and its
+    # figures through the search API are mostly on queries it was trained on
+    cv_fold: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"training_data": self.training_data, "folds": self.folds,
-                "datasets": {name: {"ndcg": d.ndcg, "baseline_ndcg": d.baseline_ndcg,
-                                    "baseline": d.baseline,
-                                    "per_query": {q: list(v) for q, v in d.per_query.items()}}
-                             for name, d in self.datasets.items()}}
+        out: dict[str, object] = {
+            "training_data": self.training_data, "folds": self.folds,
+            "datasets": {name: {"ndcg": d.ndcg, "baseline_ndcg": d.baseline_ndcg,
+                                "baseline": d.baseline,
+                                "per_query": {q: list(v) for q, v in d.per_query.items()}}
+                         for name, d in self.datasets.items()}}
+        return out | ({"cv_fold": self.cv_fold} if self.cv_fold else {})
 
     @staticmethod
     def from_json(data: Mapping[str, object]) -> ModelMetrics:
@@ -65,7 +73,10 @@ class ModelMetrics:
         training = data.get("training_data", "")
         if not isinstance(training, str):
             raise ValueError("metrics.training_data must be a string (a hash)")
-        return ModelMetrics(out, training, folds)
+        fold = data.get("cv_fold", "")
+        if not isinstance(fold, str) or (fold and not _FOLD.fullmatch(fold)):
+            raise ValueError("metrics.cv_fold must be a fold such as \"3/5\" (or absent)")
+        return ModelMetrics(out, training, folds, fold)
 
 
 def recorded(data: Mapping[str, object]) -> ModelMetrics | None:
@@ -118,6 +129,10 @@ def gate(metrics: ModelMetrics, production: str, *, max_harmed_share: float = MA
     """May a model with `metrics` replace `production` (a version, or FORMULA)?"""
     reasons: list[str] = []
     harmed: dict[str, list[tuple[str, float]]] = {}
+    if metrics.cv_fold:
+        reasons.append(f"a cross-validation model (fold {metrics.cv_fold}), trained without "
+                       "that fold's queries: its figures through the search API are mostly "
+                       "on queries it was trained on; promote the model trained on them all")
     if not metrics.datasets:
         reasons.append("the model was not measured on any dataset")
     for name, d in sorted(metrics.datasets.items()):

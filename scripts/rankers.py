@@ -115,7 +115,7 @@ def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
     d = DatasetMetrics(sum(v[0] for v in per_query.values()) / len(queries),
                        sum(prod.values()) / len(queries), production, per_query)
     updated = ModelMetrics({**metrics.datasets, a.dataset: d}, metrics.training_data,
-                           metrics.folds)
+                           metrics.folds, metrics.cv_fold)
     s.call("PUT", f"{API}/{a.version}/metrics", {"metrics": updated.to_json()})
     print(f"{a.dataset}: {a.version} nDCG@10 {sum(mine.values()) / len(queries):.4f} through "
           f"the API{' (in-sample)' if before else ''}; its score "
@@ -285,15 +285,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                "experiment": cmd_experiment}[a.cmd]
     try:
         return command(s, a)
-    except (ServiceRefused, EvalError, ValueError, NotJson) as exc:  # a reason, not a traceback
+    except BrokenPipeError:  # `scripts/rankers list | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
+        return 0
+    # a reason, not a traceback (OSError: a judgments file that is not there)
+    except (ServiceRefused, EvalError, ValueError, NotJson, OSError) as exc:
         print(f"rankers: {exc}", file=sys.stderr)
         return 1
     except httpx.HTTPError as exc:
         print(f"rankers: no answer from {a.url}: {exc!r}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `scripts/rankers list | head`: the reader has enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to say
-        return 0
 
 
 if __name__ == "__main__":

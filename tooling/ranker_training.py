@@ -218,8 +218,9 @@ def cross_validate(sources: Mapping[str, tuple[RankerService, Judgments]], data:
         for name, (service, judgments) in sources.items():
             if not held[name]:
                 continue
-            version = service.register(model, data, None, f"cv fold {fold + 1}/{folds}",
-                                       stage="archived")
+            version = service.register(
+                model, data, ModelMetrics({}, cv_fold=f"{fold + 1}/{folds}"),
+                f"cv fold {fold + 1}/{folds}", stage="archived")
             got = ndcg_by_query(service.url, judgments, held[name], version)
             out[name].update(got)
             say(f"  fold {fold + 1}/{folds} {name}: {len(held[name])} queries, {version}, "

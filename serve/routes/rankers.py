@@ -107,8 +107,14 @@ async def show_model(svc: Svc, _: Internal, version: VersionPath) -> Json:
 
 @router.put("/api/v1/internal/rankers/{version}/metrics")
 async def set_metrics(svc: Svc, _: Internal, version: VersionPath, body: MetricsIn) -> Json:
+    """The model's measured figures (`scripts/rankers evaluate` writes them). Refused (409
+    `in_production`) for the production model: its record is what it was promoted on."""
     metrics = _metrics(body.metrics)
     await _registry(svc).get(version)
+    production = await _registry(svc).production()
+    if production is not None and production.version == version:
+        raise Conflict(f"{version} is in production: its record stays as it was when it was "
+                       "promoted", code="in_production")
     await _registry(svc).set_metrics(version, metrics)
     return _json(await _registry(svc).get(version))
 

@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-
 import redis.asyncio as aioredis
 
 from adapters.experiment_metrics import ExperimentMetrics

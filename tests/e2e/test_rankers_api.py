@@ -1,6 +1,7 @@
 """The internal ranker API's refusals: malformed metrics (422 naming `metrics`, nothing
-registered or changed), the production model promoted again or archived (409
-`in_production`, before any gate), and rollbacks walking back through the promotions."""
+registered or changed), the production model promoted again, archived or its metrics written
+over (409 `in_production`, before any gate), and rollbacks walking back through the
+promotions."""
 
 from __future__ import annotations
 
@@ -75,6 +76,16 @@ async def test_refusals_of_the_ranker_api(client: httpx.AsyncClient) -> None:
         assert (r.status_code, r.json()["error"]["code"]) == (409, "in_production"), r.text
         r = await client.post(f"{API}/{a}/archive", headers=INTERNAL, json={"by": "test"})
         assert (r.status_code, r.json()["error"]["code"]) == (409, "in_production"), r.text
+        # its record is what it was promoted on: not written over (the CLI refused, the API
+        # did not)
+        r = await client.put(f"{API}/{a}/metrics", headers=INTERNAL,
+                             json={"metrics": GOOD_METRICS})
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "in_production"), r.text
+        assert (await client.get(f"{API}/{a}", headers=INTERNAL)).json()["metrics"] == (
+            ModelMetrics({}).to_json())
+        r = await client.put(f"{API}/{b}/metrics", headers=INTERNAL,
+                             json={"metrics": GOOD_METRICS})
+        assert r.status_code == 200 and r.json()["metrics"]["folds"] == 5, r.text
         r = await client.post(f"{API}/rollback", headers=INTERNAL, json={"by": "test"})
         assert (r.json()["rolled_back"], r.json()["production"]) == (a, b), r.text
     finally:  # back to what production was, whatever happened

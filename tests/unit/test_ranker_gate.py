@@ -47,3 +47,20 @@ def test_measured_against_another_production_must_be_measured_again() -> None:
 def test_metrics_survive_json() -> None:
     m = ModelMetrics({"esci": measured([0.6, 0.4], [0.5, 0.5])}, "abc", 5)
     assert ModelMetrics.from_json(m.to_json()) == m
+
+
+def test_a_cross_validation_folds_model_is_refused_and_says_so() -> None:
+    """A fold's model (train_ranker registers five, archived) measured through the search
+    API scores the queries it was trained on: never promoted on those figures."""
+    fold = ModelMetrics({"esci": measured([0.9] * 10, [0.5] * 10)}, "abc", 0, "3/5")
+    verdict = gate(fold, FORMULA)
+    assert not verdict.ok and "fold 3/5" in verdict.reasons[0]
+    assert ModelMetrics.from_json(fold.to_json()) == fold
+    assert "cv_fold" not in ModelMetrics({}).to_json()
+    for bad in ("3", "0/5", 3):
+        try:
+            ModelMetrics.from_json({"cv_fold": bad})
+        except ValueError as exc:
+            assert "cv_fold" in str(exc)
+        else:
+            raise AssertionError(f"cv_fold {bad!r} read")

@@ -107,3 +107,35 @@ def test_an_experiments_limits_are_finite_numbers(option: str) -> None:
         capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
+
+
+class _Candidate(http.server.BaseHTTPRequestHandler):
+    """A registry that knows one candidate model."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        body = b'{"version": "lgbm_7", "stage": "candidate", "metrics": {}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_evaluate_without_the_judgments_is_one_line(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Candidate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "rankers.py"), "evaluate", "lgbm_7",
+             "--dataset", "icecat", "--data-dir", str(tmp_path), "--url",
+             f"http://127.0.0.1:{server.server_address[1]}"],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    finally:
+        server.shutdown()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("rankers: ") and "judgments" in done.stderr, done.stderr
