@@ -137,16 +137,23 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
-    """The client's address for per-address limits: the peer's, or, when the peer is a
-    trusted proxy (the HAProxy ingress: `AISLE_TRUSTED_PROXIES`), the last entry of
-    `X-Forwarded-For`, the one that proxy added (earlier entries are the client's word)."""
+    """The client's address for per-address limits: walking back from the peer through
+    `X-Forwarded-For` (right to left), the first address that is not a trusted proxy's
+    (`AISLE_TRUSTED_PROXIES`: the HAProxy ingress on the node, a load balancer); entries left
+    of it are the client's own word. The peer is as Serve's HTTP server (uvicorn) gives it:
+    it has already stepped back over the X-Forwarded-For entries loopback proxies added."""
     peer = (request.client.host if request.client else "") or "unknown"
-    address = _ip(peer)
-    if address is None or not any(address in net for net in trusted):
-        return peer
-    forwarded = request.headers.getlist("x-forwarded-for")
-    last = _ip(forwarded[-1].rsplit(",", 1)[-1].strip()) if forwarded else None
-    return peer if last is None else str(last)
+    chain = [e.strip() for line in request.headers.getlist("x-forwarded-for")
+             for e in line.split(",")]
+    known = peer
+    for text in (peer, *reversed(chain)):
+        address = _ip(text)
+        if address is None:  # not an address: nothing left of it can be believed
+            break
+        known = str(address)
+        if not any(address in net for net in trusted):
+            return known
+    return known
 
 
 async def limit_shopper(request: Request) -> None:
@@ -160,17 +167,22 @@ async def limit_shopper(request: Request) -> None:
 
 
 async def limit_events(request: Request) -> None:
-    """Shoppers' events (clicks, add-to-carts): requests a minute per client address."""
+    """Shoppers' events (clicks, add-to-carts): requests a minute per client address
+    (internal callers exempt)."""
+    if is_internal_caller(request):
+        return
     svc = services_of(request)
     client = client_address(request, svc.settings.trusted_proxies)
     await svc.limiter.check("events", client, svc.settings.rate_limit_events)
 
 
 async def limit_cart(request: Request) -> None:
-    """The shoppers' cart API: requests a minute per client address (and 503 at once while
-    PostgreSQL's breaker is open)."""
+    """The shoppers' cart API: requests a minute per client address, internal callers
+    exempt (and 503 at once while PostgreSQL's breaker is open)."""
     svc = services_of(request)
     database_up(svc)
+    if is_internal_caller(request):
+        return
     client = client_address(request, svc.settings.trusted_proxies)
     await svc.limiter.check("cart", client, svc.settings.rate_limit_cart)
 

@@ -44,6 +44,14 @@ def client(services: Services, address: str) -> httpx.AsyncClient:
                              base_url="http://gateway", timeout=30)
 
 
+async def gateway_with(like: Services, **limits: int) -> Services:
+    """A replica like `like` with other limits (a window of its own: its clock)."""
+    services = await build_services(like.settings.replace(**limits), None)
+    services.limiter.clock = lambda: NOW + 120
+    services.limiter.timeout_s = 5.0
+    return services
+
+
 @pytest.fixture
 async def two_replicas(app_url: str, settings: Settings) -> AsyncIterator[list[Services]]:
     replicas = [await gateway(settings), await gateway(settings)]
@@ -89,6 +97,19 @@ async def test_the_cart_api_is_limited_per_address(two_replicas: list[Services])
     assert (await a.post("/api/v1/cart/checkout", headers=token)).status_code == 429
     assert (await client(two_replicas[1], address + "9").get(
         "/api/v1/cart", headers=token)).status_code == 200  # another address
+    internal = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}  # exempt, as the docs say
+    assert (await a.get("/api/v1/cart", headers=token | internal)).status_code == 200
+    # shoppers' events likewise (their limit is per address too)
+    events = await gateway_with(two_replicas[0], rate_limit_events=1)
+    try:
+        c = client(events, address)
+        body = {"type": "click", "search_id": secrets.token_hex(8), "product_id": "7"}
+        assert (await c.post("/api/v1/events", json=body)).status_code == 202
+        assert (await c.post("/api/v1/events", json=body)).status_code == 429
+        assert (await c.post("/api/v1/events", json=body, headers=internal)).status_code == 202
+    finally:
+        await events.pages.close()
+        await events.pool.close()
 
 
 async def test_the_seller_api_is_limited_per_key(two_replicas: list[Services],

@@ -202,6 +202,16 @@ def test_the_client_address_is_the_last_forwarded_entry_only_from_a_trusted_peer
     assert client_address(_request(peer, forwarded), LOOPBACK) == expect
 
 
+def test_behind_a_trusted_load_balancer_the_client_is_left_of_its_entry() -> None:
+    """A load balancer (10.0.0.5) before the HAProxy ingress: uvicorn has made the balancer
+    the peer; its own entry and the loopback ones are stepped over (the last entry alone
+    named the balancer)."""
+    trusted = (*LOOPBACK, ipaddress.ip_network("10.0.0.0/8"))
+    assert client_address(_request("10.0.0.5", ["10.9.9.9, 203.0.113.7, 10.0.0.5"]),
+                          trusted) == "203.0.113.7"
+    assert client_address(_request("10.0.0.5", ["10.0.0.7, 10.0.0.5"]), trusted) == "10.0.0.7"
+
+
 def test_no_trusted_proxies_means_the_peer_always() -> None:
     assert client_address(_request("127.0.0.1", ["203.0.113.7"]), ()) == "127.0.0.1"
 

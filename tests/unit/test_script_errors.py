@@ -112,7 +112,7 @@ def test_an_experiments_limits_are_finite_numbers(option: str) -> None:
 class _Candidate(http.server.BaseHTTPRequestHandler):
     """A registry that knows one candidate model."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = b'{"version": "lgbm_7", "stage": "candidate", "metrics": {}}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
