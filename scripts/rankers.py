@@ -193,7 +193,8 @@ def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
             return 2
         e = s.call("POST", base, {
             "name": a.name, "kind": a.kind, "arms": a.arm, "shadow": a.shadow,
-            "shadow_sample": a.shadow_sample if a.shadow else 0.0, "created_by": who(),
+            "shadow_sample": (0.1 if a.shadow_sample is None else a.shadow_sample)
+            if a.shadow else 0.0, "created_by": who(),
             "guardrails": {"max_error_rate": a.max_error_rate, "max_p99_ms": a.max_p99_ms,
                            "min_requests": a.min_requests}})
         print("started: " + _experiment_line(e))
@@ -217,9 +218,10 @@ def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
               + (f"  STOPPED: {arm['stopped']}" if arm["stopped"] else ""))
     if e.get("shadow_stats"):
         sh = e["shadow_stats"]
+        p99 = "-" if sh["p99_ms"] is None else f"{sh['p99_ms']} ms"
+        agreement = "-" if sh["top10_agreement"] is None else sh["top10_agreement"]
         print(f"  shadow {e['shadow']}: {sh['requests']} searches, {sh['errors']} errors, "
-              f"p99 {sh['p99_ms']} ms, top-10 agreement with what was shown "
-              f"{sh['top10_agreement']}"
+              f"p99 {p99}, top-10 agreement with what was shown {agreement}"
               + (f"  STOPPED: {e['shadow_stopped']}" if e["shadow_stopped"] else ""))
     return 0
 
@@ -267,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--arm", type=_arm, action="append",
                     help="NAME=RANKER[:WEIGHT] (ranker: default, formula, a model version)")
     ex.add_argument("--shadow", default=None, help="a ranker to measure unseen")
-    ex.add_argument("--shadow-sample", type=_finite, default=0.1)
+    ex.add_argument("--shadow-sample", type=_finite, default=None,
+                    help="the share of searches the shadow scores (with --shadow; 0.1)")
     ex.add_argument("--max-error-rate", type=_finite, default=0.02)
     ex.add_argument("--max-p99-ms", type=_finite, default=1000.0)
     ex.add_argument("--min-requests", type=int, default=100)
@@ -275,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     if a.cmd == "promote" and a.force and not (a.reason or "").strip():
         p.error("--force needs --reason (it is recorded with the promotion)")
+    if a.cmd == "experiment" and a.shadow_sample is not None and not a.shadow:
+        p.error("--shadow-sample needs --shadow (the ranker it samples)")
     token = os.environ.get("AISLE_INTERNAL_TOKEN", "")
     if not token:
         print("rankers: set AISLE_INTERNAL_TOKEN (the service's internal token)", file=sys.stderr)

@@ -68,9 +68,10 @@ class RankerCatalog:
             if model is not None:
                 self._models[requested] = model
         if model is None:
-            raise ValidationFailed({"ranker": f"one of formula, bm25_title, "
+            raise ValidationFailed({"ranker": f"one of formula, "
                                               f"{', '.join(ranker_names())} "
-                                              "or a registered model version"},
+                                              "or a registered model version (bm25_title: a "
+                                              "baseline searches may ask for, not an order)"},
                                    "unknown ranker")
         if model.feature_set != LEARNED_FEATURES_VERSION:
             raise ValidationFailed({"ranker": f"{requested} scores features "

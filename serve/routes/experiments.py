@@ -124,7 +124,7 @@ async def start_experiment(svc: Svc, _: Internal, body: ExperimentIn) -> Json:
     team-draft interleaving of both; `shadow` also orders `shadow_sample` of the searches,
     unseen. Every arm's ranker must be servable now."""
     for i, arm in enumerate(body.arms):
-        await _servable(svc, arm.ranker, f"arms[{i}].ranker")
+        await _servable(svc, arm.ranker, f"arms.{i}.ranker")
     if body.shadow is not None:
         await _servable(svc, body.shadow, "shadow")
     arms = tuple(Arm(a.name, a.ranker, a.weight) for a in body.arms)

@@ -312,13 +312,13 @@ async def test_experiments_are_validated_and_one_runs_at_a_time(
                                      "arms": [{"name": "a", "ranker": "formula"},
                                               {"name": "b", "ranker": "lgbm_999999"}]},
                           headers=INTERNAL)
-    assert r.status_code == 422 and "arms[1].ranker" in r.json()["error"]["fields"], r.text
+    assert r.status_code == 422 and "arms.1.ranker" in r.json()["error"]["fields"], r.text
     r = await client.post(API, json={"name": "bad", "created_by": "t",
                                      "arms": [{"name": "a", "ranker": "formula"},
                                               {"name": "b", "ranker": "bm25_title"}]},
                           headers=INTERNAL)
     assert r.status_code == 422, r.text
-    assert "baseline" in r.json()["error"]["fields"]["arms[1].ranker"], r.text  # not "one of"
+    assert "baseline" in r.json()["error"]["fields"]["arms.1.ranker"], r.text  # not "one of"
     for typo, field in (({"arms": [{"name": "a", "ranker": "formula"},
                                    {"name": "b", "ranker": "text", "wieght": 5}]}, "wieght"),
                         ({"guardrail": {"max_error_rate": 0.001}}, "guardrail"),

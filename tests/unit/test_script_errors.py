@@ -109,6 +109,16 @@ def test_an_experiments_limits_are_finite_numbers(option: str) -> None:
     assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_shadow_sample_without_a_shadow_is_refused() -> None:
+    """It started an experiment with no shadow at all, silently."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rankers.py"), "experiment", "start", "e1",
+         "--arm", "a=default", "--arm", "b=formula", "--shadow-sample", "0.3"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "--shadow-sample needs --shadow" in done.stderr
+
+
 class _Candidate(http.server.BaseHTTPRequestHandler):
     """A registry that knows one candidate model."""
 
