@@ -1,9 +1,10 @@
 """Background jobs of a Gateway replica: a long internal operation (an index rebuild, a cache
 prewarm) runs as its own task, recorded in PostgreSQL (adapters/postgres/jobs.py), so it
 finishes whether or not the caller waits, hangs up or times out; any replica answers its
-status (GET /api/v1/internal/jobs/{job_id}). A replica that dies mid-job leaves the record
-`running`: its work is idempotent (a rebuild builds a new generation; a prewarm fills a
-cache), so the operator starts another."""
+status (GET /api/v1/internal/jobs/{job_id}). The replica renews a running job's sign of life
+every HEARTBEAT_S; one that dies mid-job stops renewing it, and ORPHAN_S later the record says
+the job failed, and why (its work is idempotent: a rebuild builds a new generation, a prewarm
+fills a cache, a prune goes on where it stopped; the operator starts another)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import ray
 from fastapi import Response
 
-from adapters.postgres.jobs import JobRecord, JobStore
+from adapters.postgres.jobs import HEARTBEAT_S, JobRecord, JobStore
 from domain.errors import AisleError, NotFound
 
 log = logging.getLogger("aisle.jobs")
@@ -46,8 +47,9 @@ def failure(exc: BaseException) -> str:
 
 
 class Jobs:
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.store = store
+        self.heartbeat_s = heartbeat_s
         self._tasks: dict[str, asyncio.Task[Result]] = {}  # this replica's, while they run
 
     async def start(self, kind: str, params: Mapping[str, object], work: Work) -> JobRecord:
@@ -66,14 +68,25 @@ class Jobs:
             task.exception()  # retrieved here: its record tells it; a waiter gets it raised
 
     async def _run(self, job_id: str, work: Work) -> Result:
+        beat = asyncio.get_running_loop().create_task(self._alive(job_id))
         try:
             result = await work()
         except Exception as exc:  # recorded: the job's status says why it failed
             log.warning("job %s failed: %r", job_id, exc)
             await self.store.fail(job_id, failure(exc)[:2000])
             raise
+        finally:
+            beat.cancel()
         await self.store.succeed(job_id, result)
         return result
+
+    async def _alive(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.store.alive(job_id)
+            except Exception as exc:  # PostgreSQL down a while: the next beat may reach it
+                log.warning("job %s: sign of life not recorded: %r", job_id, exc)
 
     async def answer(self, kind: str, params: Mapping[str, object], work: Work, wait: bool,
                      response: Response) -> dict[str, object]:

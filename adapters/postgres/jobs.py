@@ -12,6 +12,8 @@ from typing import Literal
 import asyncpg
 
 JobStatus = Literal["running", "succeeded", "failed"]
+HEARTBEAT_S = 10.0  # how often the replica running a job says so
+ORPHAN_S = 60.0  # a running job silent this long is its dead replica's: failed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +55,33 @@ class JobStore:
             """UPDATE jobs SET status = 'failed', error = $2, finished_at = now()
                WHERE job_id = $1""", job_id, error)
 
+    async def alive(self, job_id: str) -> None:
+        """The running job's sign of life (its replica runs it still)."""
+        await self.pool.execute(
+            "UPDATE jobs SET alive_at = now() WHERE job_id = $1 AND status = 'running'", job_id)
+
+    async def _orphans(self) -> None:
+        """Running jobs with no sign of life for ORPHAN_S: their replica died (or lost
+        PostgreSQL for that long) mid-job; recorded as failed, saying so."""
+        await self.pool.execute(
+            """UPDATE jobs SET status = 'failed', finished_at = now(),
+                      error = 'its Gateway replica stopped before it ended (no sign of life '
+                              || 'since ' || to_char(alive_at AT TIME ZONE 'UTC',
+                                                     'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                              || '): start it again'
+               WHERE status = 'running' AND alive_at < now() - make_interval(secs => $1)""",
+            ORPHAN_S)
+
     async def recent(self, kind: str | None, limit: int) -> list[JobRecord]:
         """The newest jobs first (of one kind, when given)."""
+        await self._orphans()
         rows = await self.pool.fetch(
             """SELECT * FROM jobs WHERE $1::text IS NULL OR kind = $1
                ORDER BY created_at DESC, job_id LIMIT $2""", kind, limit)
         return [_record(r) for r in rows]
 
     async def get(self, job_id: str) -> JobRecord | None:
+        await self._orphans()
         row = await self.pool.fetchrow("SELECT * FROM jobs WHERE job_id = $1", job_id)
         return None if row is None else _record(row)
 
