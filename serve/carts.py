@@ -198,12 +198,20 @@ class CartService:
             async with self.pool.acquire() as conn:
                 await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in gone])
         live = [h for h in row.holds if h.expires_at > now or h.committed]
-        lines = await self._lines(live)
+        async with self.pool.acquire() as conn:
+            info = await store.variants(conn, list({h.variant_id for h in live}))
+            # a checkout that did not finish accepted a price: while the cart is as it was,
+            # that price stands (checkout charges it), so it is the one shown
+            signed = await store.accepted_quote(conn, f"shopcart:{row.cart_id}") \
+                if live else None
+        lines = _lines_of(live, info)
         out: ShopperCartJson = {"cart_id": row.cart_id, "status": row.status, "coupon": row.coupon,
                          "lines": lines, "expired": sorted({str(h.variant_id) for h in gone}
                                                            - {x["variant_id"] for x in lines}),
                          "quote": None}
-        if lines:
+        if lines and signed is not None and _bought(signed) == _buying(lines, info, row.coupon):
+            out["quote"] = _payload(signed)
+        elif lines:
             try:
                 out["quote"] = await self._quote(row.cart_id, lines, row.coupon)
             except CouponRejected as exc:

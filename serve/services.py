@@ -130,10 +130,14 @@ def _bearer_or_empty(authorization: str | None) -> str:
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
+    """An address, also as some balancers write it with its port (`203.0.113.7:4711`,
+    `[2001:db8::1]:4711`); None for anything else (`unknown`)."""
+    for form in (text, text.rsplit(":", 1)[0].removeprefix("[").removesuffix("]")):
+        try:
+            return ipaddress.ip_address(form)
+        except ValueError:
+            continue
+    return None
 
 
 def client_address(request: Request, trusted: tuple[Network, ...]) -> str:

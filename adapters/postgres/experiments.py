@@ -60,14 +60,21 @@ def _counters(s: ArmStats) -> dict[str, object]:
             "latency": list(s.latency), "agreement_sum": s.agreement_sum}
 
 
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
 def _stats(d: Mapping[str, object]) -> ArmStats:
     latency = d.get("latency")
-    return ArmStats(requests=int(str(d.get("requests", 0))),
-                    zero_results=int(str(d.get("zero_results", 0))),
-                    errors=int(str(d.get("errors", 0))),
-                    latency=tuple(int(x) for x in latency) if isinstance(latency, list)
-                    else ArmStats().latency,
-                    agreement_sum=int(str(d.get("agreement_sum", 0))))
+    buckets = len(ArmStats().latency)
+    return ArmStats(requests=_count(d.get("requests")),
+                    zero_results=_count(d.get("zero_results")),
+                    errors=_count(d.get("errors")),
+                    # kept as many buckets as there are now (the bounds may change)
+                    latency=tuple(_count(x) for x in latency[:buckets])
+                    + (0,) * (buckets - len(latency[:buckets]))
+                    if isinstance(latency, list) else ArmStats().latency,
+                    agreement_sum=_count(d.get("agreement_sum")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +93,7 @@ def _experiment(row: asyncpg.Record, stops: _Stops | None) -> ExperimentRecord:
         shadow=row["shadow"], shadow_sample=float(row["shadow_sample"]),
         stopped_arms=dict(stops.reasons) if stops else {})
     final = {a: _stats(v) for a, v in (row["final_stats"] or {}).items()}
+    # an arm a guardrail stopped before the experiment ended: its counters then
     return ExperimentRecord(exp, row["status"], row["created_by"], row["created_at"],
                             row["stopped_by"], row["stopped_at"], row["stop_reason"],
                             final | dict(stops.stats if stops else {}))
@@ -159,10 +167,14 @@ class ExperimentStore:
                        stats: ArmStats | None = None) -> bool:
         """Records a guardrail's stop of `arm`, with its counters now as its figures (False:
         it was stopped already)."""
+        # only while the experiment runs: a replica that has not read the experiment's stop
+        # yet would stop an arm on counters taken after it
         done = await self.pool.fetchval(
             """INSERT INTO experiment_arm_stops (experiment, arm, reason, stats)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING arm""", name, arm,
-            reason, None if stats is None else _counters(stats))
+               SELECT $1, $2, $3, $4 WHERE EXISTS (
+                   SELECT 1 FROM experiments WHERE name = $1 AND status = 'running')
+               ON CONFLICT DO NOTHING RETURNING arm""", name, arm, reason,
+            None if stats is None else _counters(stats))
         return done is not None
 
     async def record(self, e: SearchEvent) -> SearchEvent:
@@ -182,7 +194,8 @@ class ExperimentStore:
                RETURNING experiment, arm, team""",
             e.kind, e.search_id, e.product_id, e.position, e.session_id, e.experiment, e.arm,
             e.team)
-        assert row is not None  # an INSERT ... SELECT of one row returns it
+        if row is None:  # an INSERT ... SELECT of one row returns it
+            raise RuntimeError("the event was not recorded")
         return dataclasses.replace(e, experiment=row["experiment"], arm=row["arm"],
                                    team=row["team"])
 

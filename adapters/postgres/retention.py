@@ -2,10 +2,10 @@
 
 What is pruned, once older than the retention (`AISLE_RETENTION_DAYS`):
 - `shopper_carts` abandoned: open, untouched for that long, holding nothing (every hold run
-  out, none sold to a checkout that has not finished), with their run-out holds; checked-out
-  carts are orders and are kept. A shopper who comes back with such a cart's cookie is told
-  404 and the shop makes a new cart;
-- `reservations` closed (committed, released or expired) that no shopper cart still holds,
+  out; no unit sold, no price accepted by a checkout that has not finished), with their
+  run-out holds; checked-out carts are orders and are kept. A shopper who comes back with
+  such a cart's cookie is told 404 and the shop makes a new cart;
+- `reservations` closed (committed, released or expired) that no shopper cart holds unsold,
   with `inventory_ops` (the outcomes a replayed key is answered with) and `cart_decisions`
   of carts none of whose reservations is open: a key replayed after that is a new request;
 - `idempotency_keys` of the internal API, a reservation's life later (the longest, 7 days):
@@ -43,19 +43,30 @@ PRUNE_LOCK = 0x61_69_73_6C_65_70  # one pruner at a time, per database
 # each finds up to $2 rows older than $1 seconds; a pass deletes a table's batch after batch
 _OLD: dict[str, str] = {
     # first: the reservations its run-out holds kept are then pruned in the same pass
+    # a checkout under way (a price accepted, a unit sold even where the cart has not
+    # recorded it: a commit whose answer was lost) keeps its cart
     "shopper_carts": """
         SELECT c.ctid FROM shopper_carts c
         WHERE c.status = 'OPEN' AND c.updated_at < now() - make_interval(secs => $1)
           AND (c.busy_until IS NULL OR c.busy_until < now())
           AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h
                           WHERE h.cart_id = c.cart_id
-                            AND (h.committed_at IS NOT NULL OR h.expires_at > now()))
+                            AND (h.committed_at IS NOT NULL OR h.expires_at > now()
+                                 OR EXISTS (SELECT 1 FROM reservations r
+                                            WHERE r.cart_id = h.reservation_id
+                                              AND r.status = 'COMMITTED')))
+          AND NOT EXISTS (SELECT 1 FROM accepted_quotes q
+                          WHERE q.reservation_id = 'shopcart:' || c.cart_id)
         LIMIT $2""",
     "reservations": """
         SELECT r.ctid FROM reservations r
         WHERE r.status <> 'OPEN' AND r.updated_at < now() - make_interval(secs => $1)
-          AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h  -- holds name what reserve
-                          WHERE h.reservation_id IN (r.cart_id, r.reservation_id))  -- answered
+          -- a cart's hold not yet recorded as sold may still be committed (a checkout
+          -- finishing): its reservation stays; a sold one's is not read again. (Holds name
+          -- the id reserve answered: the reservation rows' cart_id)
+          AND NOT EXISTS (SELECT 1 FROM shopper_cart_holds h
+                          WHERE h.reservation_id IN (r.cart_id, r.reservation_id)
+                            AND h.committed_at IS NULL)
         LIMIT $2""",
     "inventory_ops": """
         SELECT ctid FROM inventory_ops
@@ -67,7 +78,8 @@ _OLD: dict[str, str] = {
                           WHERE r.cart_id = d.cart_id AND r.status = 'OPEN') LIMIT $2""",
     "idempotency_keys": f"""
         SELECT ctid FROM idempotency_keys
-        WHERE created_at < now() - make_interval(secs => $1 + {MAX_RESERVATION_TTL_S})
+        WHERE created_at < now() - make_interval(secs => $1)
+                                 - make_interval(secs => {MAX_RESERVATION_TTL_S})
         LIMIT $2""",
     # consumed by every consumer; with no consumer yet, nothing is
     "outbox": """

@@ -172,7 +172,9 @@ async def show_experiment(svc: Svc, _: Internal, name: NamePath) -> Json:
     e = record.experiment
     names = [a.name for a in e.arms] + ([SHADOW] if e.shadow else [])
     # arms stopped (with the experiment, or by a guardrail) show their counters at the stop
-    stats = await router_.metrics.read(e.name, names) | dict(record.frozen)
+    # (Redis is not asked for them: a stopped experiment shows whether or not it answers)
+    live = [n for n in names if n not in record.frozen]
+    stats = await router_.metrics.read(e.name, live) | dict(record.frozen)
     events = await router_.store.counts(e.name, (e.arms[0].name, e.arms[1].name))
     out = _record(record)
     for arm in out["arms"]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from adapters.postgres.ranker_registry import ModelRecord, RankerRegistry, StageChange
 from domain.errors import Conflict, ValidationFailed
-from ranking.gate import FORMULA, ModelMetrics, gate
+from ranking.gate import FORMULA, ModelMetrics, gate, recorded
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import LgbmRanker
 from serve.services import Internal, Json, Svc
@@ -110,7 +110,9 @@ async def set_metrics(svc: Svc, _: Internal, version: VersionPath, body: Metrics
     """The model's measured figures (`scripts/rankers evaluate` writes them). Refused (409
     `in_production`) for the production model: its record is what it was promoted on."""
     metrics = _metrics(body.metrics)
-    await _registry(svc).get(version)
+    stored = recorded((await _registry(svc).get(version)).metrics)
+    if stored is not None and stored.cv_fold:  # a fold's model stays one, whatever is sent
+        metrics = metrics | {"cv_fold": stored.cv_fold}
     production = await _registry(svc).production()
     if production is not None and production.version == version:
         raise Conflict(f"{version} is in production: its record stays as it was when it was "

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from adapters.postgres.pricing_repo.accepted_quotes import accept_quote
+from adapters.settings import Settings
+from domain.pricing import read_quote
 from tests.conftest import INTERNAL_TOKEN
 from tests.integration.conftest import check_invariants, make_catalog
 
@@ -231,6 +235,34 @@ async def test_a_checkout_buys_only_at_the_total_the_shopper_was_shown(
         # a repeat answers the order, whatever it sends
         again = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": 1})
         assert again.status_code == 200 and again.json() == r.json()
+    finally:
+        await shopper.aclose()
+
+
+async def test_a_price_a_checkout_accepted_is_the_one_shown_while_it_stands(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool,
+        settings: Settings) -> None:
+    """A checkout accepted a price, then stopped before it sold anything (its replica died):
+    while the cart is as it was, that price stands and checkout charges it, so the cart shows
+    it, not a price made since (a shopper sending the total shown was told cart_changed for
+    good)."""
+    v = await _variant(pool, 1_000, 5)
+    shopper = await _new_cart(app_url)
+    try:
+        cart = (await _add(shopper, v)).json()
+        made = await client.post("/api/v1/quotes",
+                                 json={"items": [{"variant_id": v, "quantity": 1}]})
+        assert made.status_code == 201, made.text
+        accepted = read_quote(made.json()["quote_token"], settings.quote_key(),
+                              datetime.now(UTC))
+        async with pool.acquire() as conn:
+            await accept_quote(conn, accepted, f"shopcart:{cart['cart_id']}")
+        await pool.execute("UPDATE product_variants SET price_cents = 1500 "
+                           "WHERE variant_id = $1", v)
+        shown = (await shopper.get("/api/v1/cart")).json()["quote"]["total_cents"]
+        assert shown == 1_000
+        r = await shopper.post("/api/v1/cart/checkout", json={"expected_total_cents": shown})
+        assert r.status_code == 200 and r.json()["total_cents"] == 1_000, r.text
     finally:
         await shopper.aclose()
 

@@ -94,6 +94,16 @@ async def test_refusals_of_the_ranker_api(client: httpx.AsyncClient) -> None:
             assert r.status_code == 200, r.text
     shown = (await client.get(f"{API}/{a}", headers=INTERNAL)).json()
     assert shown["stage"] == "archived"
+    # a cross-validation fold's model: the gate refuses it, whatever metrics are written
+    r = await client.post(API, headers=INTERNAL, json=model_body({"cv_fold": "2/5"}))
+    assert r.status_code == 201, r.text
+    fold = r.json()["version"]
+    r = await client.put(f"{API}/{fold}/metrics", headers=INTERNAL,
+                         json={"metrics": GOOD_METRICS})
+    assert r.status_code == 200 and r.json()["metrics"]["cv_fold"] == "2/5", r.text
+    r = await client.post(f"{API}/{fold}/promote", headers=INTERNAL, json={"by": "test"})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "gate_refused"), r.text
+    assert any("fold 2/5" in reason for reason in r.json()["error"]["reasons"]), r.text
 
 
 async def test_models_searches_cannot_score_are_refused(client: httpx.AsyncClient) -> None:

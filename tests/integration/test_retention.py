@@ -118,14 +118,24 @@ async def test_abandoned_carts_go_with_their_run_out_holds_and_orders_stay(
         db: asyncpg.Pool, client: InventoryClient) -> None:
     (a,) = spread(client, 1)
     await make_catalog(db, {a: {"WH_01": 50}})
-    ran_out = (await client.reserve([(a, 1, None)], key="c1"))["reservation_id"]
-    await client.release(ran_out)  # as its expiry would
-    live = (await client.reserve([(a, 1, None)], key="c2"))["reservation_id"]
-    sold = (await client.commit((await client.reserve([(a, 1, None)], key="c3"))
-                                ["reservation_id"]))["reservation_id"]
-    carts = {"abandoned": (ran_out, "-1 day", None), "recent": (None, None, None),
-             "order": (None, None, None), "selling": (sold, "-1 day", "now()"),
-             "holding": (live, "+1 day", None), "busy": (None, None, None)}
+
+    async def reserved(key: str, then: str | None = None) -> str:
+        rid = str((await client.reserve([(a, 1, None)], key=key))["reservation_id"])
+        if then == "release":
+            await client.release(rid)  # as its expiry would
+        elif then == "commit":
+            await client.commit(rid)
+        return rid
+
+    ran_out, live = await reserved("c1", "release"), await reserved("c2")
+    sold, ordered = await reserved("c3", "commit"), await reserved("c4", "commit")
+    unrecorded = await reserved("c5", "commit")  # sold, the cart never told (answer lost)
+    priced = await reserved("c6", "release")
+    # cart: (its hold's reservation, expiry, sold as the cart recorded it), updated days ago
+    carts = {"abandoned": (ran_out, "-1 day", False), "recent": (None, "", False),
+             "order": (ordered, "-1 day", True), "selling": (sold, "-1 day", True),
+             "holding": (live, "+1 day", False), "busy": (None, "", False),
+             "unrecorded": (unrecorded, "-1 day", False), "priced": (priced, "-1 day", False)}
     for n, (cart, (rid, expires, committed)) in enumerate(carts.items()):
         await db.execute(
             "INSERT INTO shopper_carts (cart_id, token_hash, status, updated_at, busy_until) "
@@ -137,7 +147,10 @@ async def test_abandoned_carts_go_with_their_run_out_holds_and_orders_stay(
             await db.execute(
                 "INSERT INTO shopper_cart_holds (reservation_id, cart_id, variant_id, quantity,"
                 f" expires_at, committed_at) VALUES ($1, $2, $3, 1, now() + interval "
-                f"'{expires}', {committed or 'NULL'})", rid, cart, a)
+                f"'{expires}', CASE WHEN $4 THEN now() END)", rid, cart, a, committed)
+    # a checkout of "priced" accepted its price, then stopped
+    await db.execute("INSERT INTO accepted_quotes (quote_id, reservation_id, total_cents, "
+                     "payload) VALUES ('q-priced', 'shopcart:priced', 100, '{}')")
     closed = [r["reservation_id"] for r in await db.fetch(
         "SELECT reservation_id FROM reservations WHERE status <> 'OPEN'")]
     await age(db, "reservations", "updated_at", "reservation_id", closed)
@@ -148,9 +161,11 @@ async def test_abandoned_carts_go_with_their_run_out_holds_and_orders_stay(
     assert {r["cart_id"] for r in await db.fetch("SELECT cart_id FROM shopper_carts")} == (
         set(carts) - {"abandoned"})
     assert {r["reservation_id"] for r in await db.fetch(
-        "SELECT reservation_id FROM shopper_cart_holds")} == {sold, live}
-    # the abandoned cart's run-out reservation went in the same pass; the sold one a cart
-    # still holds (its checkout unfinished) stays
+        "SELECT reservation_id FROM shopper_cart_holds")} == {
+        ordered, sold, live, unrecorded, priced}
+    # the abandoned cart's run-out reservation went in the same pass, and so did those its
+    # cart records as sold (an order's, an unfinished checkout's: never read again); one the
+    # cart holds unsold stays (a checkout may still commit it), with the open one
     left = {r["cart_id"] for r in await db.fetch("SELECT cart_id FROM reservations")}
-    assert ran_out not in left and {sold, live} <= left
+    assert left == {live, unrecorded, priced}
     await check_invariants(db)

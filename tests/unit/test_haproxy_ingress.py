@@ -210,6 +210,11 @@ def test_behind_a_trusted_load_balancer_the_client_is_left_of_its_entry() -> Non
     assert client_address(_request("10.0.0.5", ["10.9.9.9, 203.0.113.7, 10.0.0.5"]),
                           trusted) == "203.0.113.7"
     assert client_address(_request("10.0.0.5", ["10.0.0.7, 10.0.0.5"]), trusted) == "10.0.0.7"
+    # a balancer that writes ports
+    assert client_address(_request("10.0.0.5", ["203.0.113.7:4711, 10.0.0.5:80"]),
+                          trusted) == "203.0.113.7"
+    assert client_address(_request("10.0.0.5", ["[2001:db8::1]:4711"]),
+                          trusted) == "2001:db8::1"
 
 
 def test_no_trusted_proxies_means_the_peer_always() -> None:
