@@ -209,20 +209,42 @@ input.addEventListener("keydown", (e) => {
 input.addEventListener("blur", () => setTimeout(closeSuggestions, 100));
 
 // -- routing -----------------------------------------------------------------------------
+// Only the latest navigation draws: each one aborts the fetches of the one before it, and a
+// page checks `nav.check()` after every wait, so a slow answer of an older navigation (a search,
+// a product) never draws over the newer page nor touches the history (its URL).
+let navSeq = 0;
+let navAbort = null;
+
+class StaleNavigation extends Error {}
+
+function newNav() {
+  if (navAbort) navAbort.abort();
+  const controller = navAbort = new AbortController();
+  const seq = ++navSeq;
+  return {
+    signal: controller.signal,
+    get live() { return seq === navSeq; },
+    check() { if (seq !== navSeq) throw new StaleNavigation(); },
+  };
+}
+
 async function route(opts = {}) {
   timers.forEach(clearInterval);
   timers = [];
+  const nav = newNav();
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
   try {
-    if (path === "/cart") await cartPage();
-    else if (path.startsWith("/product/")) await productPage(decodeURIComponent(path.slice(9)));
-    else await searchPage(params);
+    if (path === "/cart") await cartPage(nav);
+    else if (path.startsWith("/product/")) await productPage(decodeURIComponent(path.slice(9)), nav);
+    else await searchPage(params, nav);
   } catch (e) {
+    if (!nav.live) return;  // a newer navigation draws the page (its fetches were aborted)
     fill(main, h("p", {class: "error", role: "alert"},
                            e instanceof ApiError ? e.message : "Something went wrong."));
     console.error(e);
   }
+  if (!nav.live) return;
   if (opts.scrollY !== undefined) {
     window.scrollTo(0, opts.scrollY);
   } else if (opts.focus) {
@@ -295,10 +317,11 @@ function facetGroup(title, name, items, params, multi) {
     }));
 }
 
-async function searchPage(params) {
+async function searchPage(params, nav) {
   input.value = params.get("q") || "";
   fill(main, h("p", {"aria-busy": "true"}, "Searching…"));
-  const res = await api("/products/search?" + searchQuery(params).toString());
+  const res = await api("/products/search?" + searchQuery(params).toString(), {signal: nav.signal});
+  nav.check();
   document.title = params.get("q") ? `${params.get("q")} · aisle` : "aisle";
   const f = res.facets;
   const facets = h("aside", {class: "facets", id: "facets", "aria-label": "Filters", dataset: {open: "false"}},
@@ -321,6 +344,7 @@ async function searchPage(params) {
     `Only ${res.widened.inferred_filter_matches} result${res.widened.inferred_filter_matches === 1 ? "" : "s"} ` +
     `matched what we read from your words (a color, a price…): ${res.widened.more_results} more are shown without it.`));
   const chips = await activeFilters(params);
+  nav.check();
   const sort = h("select", {id: "sort", onchange: (e) => {
     const next = new URLSearchParams(params); next.set("sort", e.target.value); next.delete("page");
     go("/search?" + next.toString());
@@ -442,9 +466,11 @@ function pager(params, page, pages) {
 }
 
 // -- product page ----------------------------------------------------------------------------
-async function productPage(id) {
+async function productPage(id, nav) {
   fill(main, h("p", {"aria-busy": "true"}, "Loading…"));
-  const p = await api(`/products/${encodeURIComponent(id)}`);
+  const p = await api(`/products/${encodeURIComponent(id)}`, {signal: nav.signal});
+  nav.check();
+  const path = location.pathname;
   document.title = `${p.title} · aisle`;
   const params = new URLSearchParams(location.search);
   const options = optionNames(p.variants);
@@ -508,8 +534,12 @@ async function productPage(id) {
       const others = {...v.attributes, [el.name]: el.value};
       el.disabled = !p.variants.some((x) => options.every((o) => x.attributes[o] === others[o]));
     });
-    const next = new URLSearchParams(location.search);
-    if (p.variants.length > 1) { next.set("variant", v.variant_id); history.replaceState({}, "", `${location.pathname}?${next}`); }
+    // the variant in the URL (shareable), while this page is the one shown
+    if (p.variants.length > 1 && nav.live && location.pathname === path) {
+      const next = new URLSearchParams(location.search);
+      next.set("variant", v.variant_id);
+      history.replaceState(history.state, "", `${path}?${next}`);
+    }
   }
 
   for (const name of options) {
@@ -552,7 +582,7 @@ async function productPage(id) {
         p.description ? h("details", {}, h("summary", {}, "Description"), h("p", {}, p.description)) : null)),
     related);
   show(current);
-  loadRelated(p.related_products || [], related);
+  loadRelated(p.related_products || [], related, nav);
 }
 
 function optionNames(variants) {
@@ -563,9 +593,10 @@ function optionNames(variants) {
                                   (variants.length === 1 && (n === "color" || n === "size")));
 }
 
-async function loadRelated(ids, section) {
+async function loadRelated(ids, section, nav) {
   if (!ids.length) return;
-  const pages = await Promise.all(ids.slice(0, 6).map((id) => api(`/products/${id}`).catch(() => null)));
+  const pages = await Promise.all(ids.slice(0, 6).map((id) => api(`/products/${id}`, {signal: nav.signal}).catch(() => null)));
+  if (!nav.live) return;
   const cards = pages.filter(Boolean).map((p) => resultCard({
     product_id: p.product_id, title: p.title, price: p.price, badges: p.badges || [],
     rating: {avg: Number(p.reviews_summary.avg || 0), count: p.reviews_summary.count || 0},
@@ -587,10 +618,10 @@ function cartFlag(value) {
   } catch (e) { return null; }  // no storage: ask every time
 }
 
-async function myCart() {  // the cart, or null when this browser has none
+async function myCart(signal) {  // the cart, or null when this browser has none
   if (cartFlag() === "0") return null;
   try {
-    const cart = await api("/cart");
+    const cart = await api("/cart", {signal});
     cartFlag("1");
     return cart;
   } catch (e) {
@@ -660,9 +691,10 @@ function countdown(el, until) {
   timers.push(setInterval(tick, 1000));
 }
 
-async function cartPage() {
+async function cartPage(nav) {
+  const cart = await myCart(nav.signal);
+  nav.check();
   document.title = "Cart · aisle";
-  const cart = await myCart();
   if (!cart || (cart.status === "OPEN" && !cart.lines.length)) {
     fill(main, h("h1", {}, "Your cart"),
       cart && cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
@@ -687,7 +719,7 @@ async function cartPage() {
       h("td", {}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
         e.target.disabled = true;
         try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(err.message); }
-        route();
+        if (nav.live) route();
       }}, "Remove")));
   });
   const couponInput = h("input", {id: "coupon", name: "coupon", value: cart.coupon || "", maxlength: "64",
@@ -699,8 +731,8 @@ async function cartPage() {
     try {
       if (couponInput.value.trim()) await api("/cart/coupon", {method: "PUT", json: {code: couponInput.value.trim()}});
       else await api("/cart/coupon", {method: "DELETE"});
-      route();
-    } catch (err) { couponError.textContent = err.fields.coupon || err.fields.code || err.message; }
+      if (nav.live) route();
+    } catch (err) { if (nav.live) couponError.textContent = err.fields.coupon || err.fields.code || err.message; }
   }}, h("label", {for: "coupon"}, "Coupon "), couponInput, " ", h("button", {class: "secondary", type: "submit"}, "Apply"));
   const listTotal = q ? q.lines.reduce((a, l) => a + listCents(l) * l.quantity, 0) : 0;
   const summary = h("div", {class: "summary", id: "summary"},
@@ -713,7 +745,11 @@ async function cartPage() {
     couponForm, couponError,
     h("button", {id: "checkout", disabled: !q, onclick: async (e) => {
       e.target.disabled = true;
-      try { showOrder(await api("/cart/checkout", {method: "POST"})); refreshCartCount(); } catch (err) {
+      try {
+        const order = await api("/cart/checkout", {method: "POST"});
+        if (nav.live) showOrder(order);
+        refreshCartCount();
+      } catch (err) {
         toast(err.message); e.target.disabled = false;
       }
     }}, "Check out"));

@@ -11,6 +11,7 @@ tests are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -422,3 +423,69 @@ async def test_a_shoppers_place_filters_and_small_screens(
     carts = [r for r in refused if r.startswith("404 ") and r.endswith("/api/v1/cart")]
     assert len(carts) <= 1 and len(refused) == len(carts), refused
     await context.close()
+
+
+async def _held(page: Any, matches: Any) -> asyncio.Event:
+    """Holds the page's requests whose URL `matches` until the event answered is set (a slow
+    answer); a request the page gave up on meanwhile (aborted) is dropped quietly."""
+    release = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await release.wait()
+        with contextlib.suppress(Exception):  # the page aborted it: nothing to answer
+            await route.continue_()
+
+    await page.route(matches, hold)
+    return release
+
+
+async def test_a_slow_answer_never_draws_over_a_newer_page(
+        app_url: str, client: httpx.AsyncClient, shop: dict[str, Any], browser: Any) -> None:
+    """A product page whose answer comes late, left for a search before it came: the search is
+    drawn and stays, and its URL is not given the product's `?variant=`. A search whose answer
+    comes late, left for the cart: the cart stays."""
+    tag, trail = shop["tag"], shop["products"][0]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+
+    product_api = f"/api/v1/products/{trail['product_id']}"
+    release = await _held(page, lambda url: url.split("?")[0].endswith(product_api))
+    await page.click(f'#results a.title[href="/product/{trail["product_id"]}"]')
+    await page.wait_for_url(f"**/product/{trail['product_id']}")
+    await page.fill("#q", f"{tag} socks")
+    await page.press("#q", "Enter")
+    await page.wait_for_url(re.compile(r"/search\?q="))
+    want = await _api_search(client, q=f"{tag} socks")
+    await page.wait_for_function(
+        "ids => [...document.querySelectorAll('#results > li')].map(e => e.dataset.productId)"
+        ".join() === ids", arg=",".join(r["product_id"] for r in want["results"]))
+    search_url = page.url
+    release.set()  # the product's answer comes now, too late
+    await asyncio.sleep(1.5)
+    assert page.url == search_url and "variant=" not in page.url
+    assert await page.locator("article.product").count() == 0
+    assert await _result_ids(page) == [r["product_id"] for r in want["results"]]
+    assert await page.title() == f"{tag} socks · aisle"
+
+    # a slow search left for the cart
+    await page.unroute_all()
+    release = await _held(page, lambda url: "/api/v1/products/search?" in url
+                          and "shoe" in url)
+    await page.fill("#q", f"{tag} shoe")
+    await page.press("#q", "Enter")
+    await page.wait_for_url(re.compile(r"/search\?q=.*shoe"))
+    await page.click("a.cart-link")
+    await page.wait_for_url("**/cart")
+    await page.wait_for_selector("main h1:has-text('Your cart')")
+    release.set()
+    await asyncio.sleep(1.5)
+    assert page.url.endswith("/cart")
+    assert await page.locator("#results").count() == 0
+    assert await page.text_content("main h1") == "Your cart"
+    assert await page.title() == "Cart · aisle"
+    assert errors == []
+    await page.close()
