@@ -303,13 +303,20 @@ function priceKey(label) {  // "$25-$50" -> "25-50", "$1000+" -> "1000-"
   return m ? `${m[1]}-${m[2] || ""}` : null;
 }
 
+// A facet's checkbox id: one per group and value, the same on every redraw (the focus goes back
+// to it by id). Letters and digits stay; any other character is written `_<hex code>_`, so two
+// values never share an id ("black/white" and "black white", "Grün" and "Grön").
+function facetId(name, value) {
+  return `f-${name}-` + String(value).replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}_`);
+}
+
 function facetGroup(title, name, items, params, multi) {
   if (!items.length) return null;
   const chosen = multi ? (params.get(name) || "").split(",").filter(Boolean) : [params.get(name)];
   return h("fieldset", {},
     h("legend", {}, title),
     items.map((it) => {
-      const id = `f-${name}-${it.value}`.replace(/[^\w-]/g, "_");
+      const id = facetId(name, it.value);
       return h("label", {for: id},
         h("input", {type: "checkbox", id, checked: chosen.includes(it.value),
                     onchange: () => go(withParam(params, name, it.value, multi))}),

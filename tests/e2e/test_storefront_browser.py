@@ -489,3 +489,65 @@ async def test_a_slow_answer_never_draws_over_a_newer_page(
     assert await page.title() == "Cart · aisle"
     assert errors == []
     await page.close()
+
+
+async def _listed(client: httpx.AsyncClient, seller: Seller, category: int, title: str,
+                  variants: list[dict[str, Any]], brand: str | None = None,
+                  stock: int = 0) -> dict[str, Any]:
+    """A product made through the seller API (each variant `stock` units in WH_01), once a
+    search for its title finds it."""
+    body: dict[str, Any] = {"title": title, "category_id": category, "variants": [
+        {"sku": f"SF-{secrets.token_hex(5)}", **v} for v in variants]}
+    if brand is not None:
+        body["brand"] = brand
+    r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+    assert r.status_code == 201, r.text
+    made: dict[str, Any] = r.json()
+    for v in made["variants"] if stock else []:
+        r = await client.patch(f"/api/v1/inventory/{v['variant_id']}", headers=INTERNAL,
+                               json={"operation": "ADJUST", "quantity_delta": stock,
+                                     "warehouse_id": "WH_01", "reason": "restock"})
+        assert r.status_code == 200, r.text
+    for _ in range(300):
+        found = await _api_search(client, q=title)
+        if any(x["product_id"] == made["product_id"] and (x["in_stock"] or not stock)
+               for x in found["results"]):
+            return made
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{title} never became searchable")
+
+
+def _facet_label(page: Any, value: str) -> Any:
+    """The facet's label of exactly this value (its text: the value, then its count)."""
+    return page.locator("#facets label").filter(has_text=re.compile(rf"^{re.escape(value)}\d+$"))
+
+
+async def test_facet_values_that_differ_only_in_punctuation_or_letters_are_told_apart(
+        app_url: str, client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
+        browser: Any) -> None:
+    """Colors "Black/White" and "Black White" (and "Grün" and "Grön") had one checkbox id
+    between them: ticking the second ticked the first."""
+    word = "cl" + secrets.token_hex(3)
+    colors = ["Black/White", "Black White", "Grün", "Grön"]
+    await _listed(client, seller, category_ids["Headphones"], f"Collide tee {word}",
+                  [{"attributes": {"color": c, "size": "M"}, "price_cents": 1_500}
+                   for c in colors])
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{app_url}/search?q={word}")
+    await page.wait_for_selector("#results > li")
+    ids = await page.eval_on_selector_all(
+        "#facets input[type=checkbox]", "els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids)), ids
+    chosen: list[str] = []
+    for color in colors:  # the facet offers them as the index keeps them: lower case
+        await _facet_label(page, color.lower()).click()
+        chosen.append(color.lower())
+        await page.wait_for_function(
+            "want => new URLSearchParams(location.search).get('color') === want",
+            arg=",".join(chosen))
+        await page.wait_for_function(
+            "want => [...document.querySelectorAll('#facets input[type=checkbox]:checked')]"
+            ".map(e => e.labels[0].firstChild.nextSibling.textContent).sort().join('|')"
+            " === want", arg="|".join(sorted(chosen)))
+    await page.close()
