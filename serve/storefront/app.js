@@ -9,6 +9,8 @@ const SORTS = [["relevance", "Relevance"], ["price_asc", "Price: low to high"],
                ["price_desc", "Price: high to low"], ["rating", "Customer rating"],
                ["newest", "Newest"]];
 const PAGE_SIZE = 24;
+// the search API pages through its first 10,000 results (page * page_size <= 10,000)
+const MAX_PAGES = Math.floor(10000 / PAGE_SIZE);
 const LOW_STOCK = 5;
 let timers = [];  // countdowns of the page shown
 
@@ -359,7 +361,12 @@ async function searchPage(params, nav) {
   const first = (res.page - 1) * res.page_size;
   const grid = h("ul", {class: "grid", id: "results", "aria-label": "Results"},
                  res.results.map((r, i) => resultCard(r, res.search_id, first + i + 1)));
-  const pages = Math.min(Math.ceil(res.total / PAGE_SIZE), 50);
+  const pages = Math.min(Math.ceil(res.total / PAGE_SIZE), MAX_PAGES);
+  const capped = res.total > MAX_PAGES * PAGE_SIZE
+    ? h("p", {class: "notice", id: "capped"},
+        `Showing the first ${(MAX_PAGES * PAGE_SIZE).toLocaleString()} of ${res.total.toLocaleString()} ` +
+        "results: refine your search (more words, or filters) to see the others.")
+    : null;
   fill(main, h("div", {class: "layout"}, facets, h("section", {"aria-labelledby": "count"},
     h("div", {class: "toolbar"},
       h("h1", {id: "count", tabindex: "-1", style: "font-size:1.05rem;margin:0"},
@@ -378,7 +385,8 @@ async function searchPage(params, nav) {
       ? h("p", {id: "no-results"}, "No results on this page. ",
           h("a", {href: withPage(params, 1), "data-link": true}, "Back to the first page"))
       : h("p", {id: "no-results"}, "Nothing found. Try other words or fewer filters."),
-    pager(params, res.page, pages))));
+    pager(params, res.page, pages),
+    capped)));
 }
 
 function withPage(params, page) {
@@ -464,10 +472,14 @@ function pager(params, page, pages) {
     return h("a", {href: "/search?" + next.toString(), "data-link": true, "aria-label": `Page ${p}`}, label || String(p));
   };
   const items = [];
+  const gap = () => h("span", {class: "gap", "aria-hidden": "true"}, "…");
+  const from = Math.max(1, page - 2), to = Math.min(pages, page + 2);
   if (page > 1) items.push(link(page - 1, "‹ Previous"));
-  for (let p = Math.max(1, page - 2); p <= Math.min(pages, page + 2); p++) {
+  if (from > 1) items.push(link(1), from > 2 ? gap() : null);
+  for (let p = from; p <= to; p++) {
     items.push(p === page ? h("span", {"aria-current": "page"}, String(p)) : link(p));
   }
+  if (to < pages) items.push(to < pages - 1 ? gap() : null, link(pages));
   if (page < pages) items.push(link(page + 1, "Next ›"));
   return h("nav", {class: "pager", "aria-label": "Pages"}, items);
 }

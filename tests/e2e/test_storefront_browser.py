@@ -551,3 +551,41 @@ async def test_facet_values_that_differ_only_in_punctuation_or_letters_are_told_
             ".map(e => e.labels[0].firstChild.nextSibling.textContent).sort().join('|')"
             " === want", arg="|".join(sorted(chosen)))
     await page.close()
+
+
+async def test_the_pager_reaches_every_page_the_api_serves(
+        app_url: str, shop: dict[str, Any], browser: Any) -> None:
+    """The pager stopped at page 50; the API serves pages up to page * page_size <= 10,000
+    (416 pages of 24). The test catalog is small: the search's answer is the API's with its
+    `total` raised."""
+    tag = shop["tag"]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    total = {"n": 0}
+
+    async def more(route: Any) -> None:
+        answer = await route.fetch()
+        body = await answer.json()
+        body["total"] = total["n"]
+        await route.fulfill(response=answer, json=body)
+
+    await page.route(lambda url: "/api/v1/products/search?" in url, more)
+    total["n"] = 5_000  # 209 pages
+    await page.goto(f"{app_url}/search?q={tag}&page=50")
+    await page.wait_for_selector(".pager")
+    assert await page.locator('.pager a[aria-label="Page 51"]').count() == 2  # 51, and Next
+    assert await page.locator('.pager a[aria-label="Page 209"]').count() == 1  # the last
+    assert await page.locator("#capped").count() == 0
+
+    total["n"] = 20_000  # more than can be paged: the first 9,984 (416 pages of 24)
+    await page.goto(f"{app_url}/search?q={tag}&page=415")
+    await page.wait_for_selector(".pager")
+    assert await page.locator('.pager a[aria-label="Page 416"]').count() == 2
+    assert await page.locator('.pager a[aria-label="Page 417"]').count() == 0
+    assert "first 9,984 of 20,000" in (await page.text_content("#capped") or "")
+    await page.click('.pager a:has-text("Next")')
+    await page.wait_for_url(re.compile(r"page=416"))
+    await page.wait_for_selector('.pager span[aria-current="page"]:has-text("416")')
+    assert await page.locator(".pager a:has-text('Next')").count() == 0
+    assert await page.locator("#no-results").count() == 1  # the API answered page 416
+    await page.close()
