@@ -734,7 +734,8 @@ async function cartPage(nav) {
         left),
       h("td", {class: "num"}, l.quantity),
       h("td", {class: "num"}, p ? cents(p.unit_cents, q.currency) : "–"),
-      h("td", {class: "num"}, p ? cents(p.total_cents, q.currency) : "–"),
+      // the line's price before the coupon (unit x quantity): the coupon is the summary's
+      h("td", {class: "num"}, p ? cents(lineSubtotal(p), q.currency) : "–"),
       h("td", {}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
         e.target.disabled = true;
         try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(err.message); }
@@ -780,6 +781,10 @@ async function cartPage(nav) {
         h("th", {}, h("span", {class: "sr-only"}, "Remove")))),
       h("tbody", {}, rows)),
     summary);
+}
+
+function lineSubtotal(line) {  // a quoted line's price after deals, before the coupon
+  return typeof line.subtotal_cents === "number" ? line.subtotal_cents : line.unit_cents * line.quantity;
 }
 
 function listCents(line) {  // the unit's list price: the first step of its breakdown

@@ -589,3 +589,46 @@ async def test_the_pager_reaches_every_page_the_api_serves(
     assert await page.locator(".pager a:has-text('Next')").count() == 0
     assert await page.locator("#no-results").count() == 1  # the API answered page 416
     await page.close()
+
+
+async def _page_cart(page: Any, app_url: str) -> dict[str, str]:
+    """A cart made by the page's browser (its cookie): the X-Cart-Token header to reach it."""
+    await page.goto(f"{app_url}/", wait_until="networkidle")  # its look for a cart done
+    made = await page.evaluate(
+        "fetch('/api/v1/cart', {method: 'POST', credentials: 'same-origin'}).then(r => r.json())")
+    await page.evaluate("localStorage.setItem('aisle_has_cart', '1')")
+    return {"X-Cart-Token": made["cart_token"]}
+
+
+async def _coupon(client: httpx.AsyncClient, code: str, **rule: Any) -> str:
+    r = await client.post("/api/v1/internal/pricing/coupons", headers=INTERNAL, json={
+        "code": code, "kind": "percent", "amount": 1000,
+        "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(), **rule})
+    assert r.status_code == 201, r.text
+    return code
+
+
+async def test_a_cart_lines_total_is_unit_times_quantity_and_the_coupon_is_the_summarys(
+        app_url: str, client: httpx.AsyncClient, shop: dict[str, Any], browser: Any) -> None:
+    """The line's Total column showed its price less its share of the coupon, which matched
+    neither Unit x Qty nor the summary's lines."""
+    tag = shop["tag"]
+    socks = shop["products"][2]["variants"][0]["variant_id"]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    cart = await _page_cart(page, app_url)
+    r = await client.post("/api/v1/cart/items", headers=cart,
+                          json={"variant_id": socks, "quantity": 2})
+    assert r.status_code == 200, r.text
+    code = await _coupon(client, f"LT{tag}".upper())
+    r = await client.put("/api/v1/cart/coupon", headers=cart, json={"code": code})
+    assert r.status_code == 200, r.text
+    assert r.json()["quote"]["lines"][0]["total_cents"] == 2_160  # 10 % off 2 x 12.00
+    await page.goto(f"{app_url}/cart")
+    row = page.locator(f'#cart-lines tr[data-variant-id="{socks}"]')
+    await row.wait_for()
+    cells = [(await c.text_content() or "") for c in await row.locator("td").all()]
+    assert cells[2:5] == ["2", _money(12.0), _money(24.0)], cells  # Qty, Unit, Total
+    assert await page.text_content("#sum-coupon") == "-" + _money(2.40)
+    assert await page.text_content("#sum-total") == _money(21.60)
+    await page.close()
