@@ -136,8 +136,8 @@ function toast(text) {
 // returns to where the page was scrolled.
 if ("scrollRestoration" in history) history.scrollRestoration = "manual";
 
-function go(url, replace = false) {
-  const from = document.activeElement;
+function go(url, replace = false, control = null) {
+  const from = control || document.activeElement;  // a facet names itself (a tap on its label)
   // a pager or a chip: the results' heading; the search box (a new search): the top
   const focus = from && from.closest && from.closest(".pager, .chips") ? "count"
     : (from && from !== document.body && from !== input && from.id) || null;
@@ -172,6 +172,7 @@ function closeSuggestions() {
 
 function submitSearch(q) {
   closeSuggestions();
+  filtersOpen = false;  // a new search starts with its results (on a phone, the filters folded)
   go("/search?" + new URLSearchParams({q}).toString());
 }
 
@@ -252,7 +253,7 @@ async function route(opts = {}) {
   } else if (opts.focus) {
     const el = opts.focus !== "count" && document.getElementById(opts.focus);
     if (el) el.focus();
-    else {
+    if (!el || document.activeElement !== el) {  // gone, or hidden: the results' heading
       window.scrollTo(0, 0);
       const heading = document.getElementById("count") || main;
       heading.focus({preventScroll: true});
@@ -265,6 +266,9 @@ async function route(opts = {}) {
 
 // -- search page ---------------------------------------------------------------------------
 const MULTI = ["brand", "color", "size"];
+// Whether the filters are open on a narrow screen (folded behind the Filters button): kept
+// while the shopper filters, sorts and pages (each redraws the page), folded on a new search.
+let filtersOpen = false;
 const SINGLE = ["category", "price", "rating_min"];
 
 function searchQuery(params) {
@@ -321,7 +325,7 @@ function facetGroup(title, name, items, params, multi) {
       const id = facetId(name, it.value);
       return h("label", {for: id},
         h("input", {type: "checkbox", id, checked: chosen.includes(it.value),
-                    onchange: () => go(withParam(params, name, it.value, multi))}),
+                    onchange: (e) => go(withParam(params, name, it.value, multi), false, e.currentTarget)}),
         it.label, h("span", {class: "count"}, it.count));
     }));
 }
@@ -333,7 +337,7 @@ async function searchPage(params, nav) {
   nav.check();
   document.title = params.get("q") ? `${params.get("q")} · aisle` : "aisle";
   const f = res.facets;
-  const facets = h("aside", {class: "facets", id: "facets", "aria-label": "Filters", dataset: {open: "false"}},
+  const facets = h("aside", {class: "facets", id: "facets", "aria-label": "Filters", dataset: {open: String(filtersOpen)}},
     facetGroup("Category", "category", f.categories.map((c) => ({value: c.id, label: c.name, count: c.count})), params, false),
     facetGroup("Brand", "brand", f.brands.map((b) => ({value: b.name, label: b.name, count: b.count})), params, true),
     facetGroup("Price", "price", f.price_ranges.map((p) => ({value: priceKey(p.range), label: p.range, count: p.count}))
@@ -372,11 +376,11 @@ async function searchPage(params, nav) {
       h("h1", {id: "count", tabindex: "-1", style: "font-size:1.05rem;margin:0"},
         `${res.total.toLocaleString()} result${res.total === 1 ? "" : "s"}`,
         params.get("q") ? ` for “${params.get("q")}”` : ""),
-      h("button", {class: "filters-toggle secondary", "aria-controls": "facets", "aria-expanded": "false",
-                   onclick: (e) => {
-                     const open = facets.dataset.open !== "true";
-                     facets.dataset.open = String(open);
-                     e.target.setAttribute("aria-expanded", String(open));
+      h("button", {class: "filters-toggle secondary", id: "filters-toggle", "aria-controls": "facets",
+                   "aria-expanded": String(filtersOpen), onclick: (e) => {
+                     filtersOpen = facets.dataset.open !== "true";
+                     facets.dataset.open = String(filtersOpen);
+                     e.currentTarget.setAttribute("aria-expanded", String(filtersOpen));
                    }}, "Filters"),
       h("label", {}, "Sort by ", sort)),
     chips,

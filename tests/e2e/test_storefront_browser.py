@@ -632,3 +632,37 @@ async def test_a_cart_lines_total_is_unit_times_quantity_and_the_coupon_is_the_s
     assert await page.text_content("#sum-coupon") == "-" + _money(2.40)
     assert await page.text_content("#sum-total") == _money(21.60)
     await page.close()
+
+
+async def test_on_a_phone_the_filters_stay_open_while_the_shopper_filters(
+        app_url: str, shop: dict[str, Any], browser: Any) -> None:
+    """At phone width the filters are behind a button; each pick redrew the page with them
+    folded again, and the focus was lost."""
+    tag = shop["tag"]
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    assert not await page.is_visible("#facets")
+    await page.click(".filters-toggle")
+    assert await page.is_visible("#facets")
+    # a tap on a brand's label
+    await page.tap("label[for='f-brand-Northpeak']")
+    await page.wait_for_url(re.compile(r"brand=Northpeak"))
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 2")
+    assert await page.is_visible("#facets")
+    assert await page.get_attribute(".filters-toggle", "aria-expanded") == "true"
+    assert await page.is_checked("#f-brand-Northpeak")
+    assert await page.evaluate("document.activeElement.id") == "f-brand-Northpeak"
+    # by keyboard: the next brand, the focus stays on it
+    await page.focus("#f-brand-Swiftly")
+    await page.keyboard.press("Space")
+    await page.wait_for_url(re.compile(r"brand=Northpeak%2CSwiftly"))
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 3")
+    assert await page.is_visible("#facets")
+    assert await page.evaluate("document.activeElement.id") == "f-brand-Swiftly"
+    # the button still folds them
+    await page.click(".filters-toggle")
+    assert not await page.is_visible("#facets")
+    await context.close()
