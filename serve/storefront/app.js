@@ -123,6 +123,72 @@ async function api(path, options = {}) {
   return body;
 }
 
+// The API's errors are {"error": {"code", "message", "fields": {"q": "String should have at
+// most 500 characters"}}}: the fields' reasons are what a shopper can act on ("request is
+// invalid" is not), said in words.
+const FIELD_NAMES = {
+  q: "Your search", page: "The page number", page_size: "The page size",
+  price_min: "The lowest price", price_max: "The highest price", brand: "The brand filter",
+  color: "The color filter", size: "The size filter", category: "The category",
+  rating_min: "The rating filter", sort: "The sort order", coupon: "The coupon",
+  code: "The coupon code", quantity: "The quantity", variant_id: "The item",
+  product_id: "The product", expected_total_cents: "The total shown", cart: "The cart",
+};
+
+function fieldName(key) {
+  if (FIELD_NAMES[key]) return FIELD_NAMES[key];
+  const attr = /^attr\.(.+)$/.exec(key);
+  if (attr) return `The ${attr[1]} filter`;
+  const words = key.replace(/\.\d+(\.|$)/g, " ").replace(/[._]+/g, " ").trim();
+  return words ? "The " + words : "The request";
+}
+
+function sentence(text) {  // "at most 500 characters" -> "At most 500 characters."
+  const t = String(text || "").trim();
+  return t ? t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".") : "";
+}
+
+function fieldReasons(e) {  // each field's reason, in words: "Your search should have at most ..."
+  if (!(e instanceof ApiError)) return [];
+  return Object.entries(e.fields).map(([key, why]) => {
+    const reason = String(why).trim().replace(/^(String|Input|Value|List|Integer|Number)\s+(?=should\b)/i, "");
+    return /^should\b/.test(reason) ? sentence(`${fieldName(key)} ${reason}`)
+                                     : sentence(`${fieldName(key)}: ${reason}`);
+  });
+}
+
+function errorText(e) {  // one line (a toast): the fields' reasons, else the message
+  const reasons = fieldReasons(e);
+  if (reasons.length) return reasons.join(" ");
+  return e instanceof ApiError ? sentence(e.message) : "Something went wrong: please try again.";
+}
+
+function errorPage(e, path) {
+  const known = e instanceof ApiError;
+  const title = known && e.status === 404 ? (path.startsWith("/product/") ? "Product not found" : "Not found")
+    : known && (e.status === 422 || e.status === 400) ? "This page cannot be shown"
+    : known && (e.status === 429 || e.status >= 500) ? "The shop is busy" : "Something went wrong";
+  document.title = `${title} · aisle`;
+  const reasons = fieldReasons(e);
+  const said = known && !(reasons.length && e.code === "validation_failed") ? sentence(e.message)
+    : known ? null : "The page could not be loaded.";
+  fill(main, h("section", {class: "error-page", id: "error-page"},
+    h("h1", {tabindex: "-1"}, title),
+    h("div", {role: "alert"},
+      said ? h("p", {class: "error", id: "error-message"}, said) : null,
+      reasons.length ? h("ul", {class: "error", id: "error-reasons"}, reasons.map((r) => h("li", {}, r))) : null),
+    h("p", {},
+      h("a", {href: "/", "data-link": true, id: "back-to-shop"}, "Back to the shop"),
+      known && [400, 404, 422].includes(e.status) ? null
+        : [" ", h("button", {type: "button", class: "secondary", onclick: () => route({navigated: true})}, "Try again")])));
+}
+
+function focusHeading() {  // a new page: its heading has the focus (a screen reader says it)
+  const heading = document.getElementById("count") || main.querySelector("h1");
+  if (heading && !heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+  (heading || main).focus({preventScroll: true});
+}
+
 function toast(text) {
   const t = document.getElementById("toast");
   t.textContent = text;
@@ -143,7 +209,7 @@ function go(url, replace = false, control = null) {
     : (from && from !== document.body && from !== input && from.id) || null;
   if (!replace) history.replaceState({...(history.state || {}), scrollY: window.scrollY}, "");
   history[replace ? "replaceState" : "pushState"]({}, "", url);
-  route({focus});
+  route({focus, navigated: true});
 }
 
 document.addEventListener("click", (e) => {
@@ -243,9 +309,8 @@ async function route(opts = {}) {
     else await searchPage(params, nav);
   } catch (e) {
     if (!nav.live) return;  // a newer navigation draws the page (its fetches were aborted)
-    fill(main, h("p", {class: "error", role: "alert"},
-                           e instanceof ApiError ? e.message : "Something went wrong."));
-    console.error(e);
+    errorPage(e, path);
+    if (!(e instanceof ApiError)) console.error(e);
   }
   if (!nav.live) return;
   if (opts.scrollY !== undefined) {
@@ -255,11 +320,11 @@ async function route(opts = {}) {
     if (el) el.focus();
     if (!el || document.activeElement !== el) {  // gone, or hidden: the results' heading
       window.scrollTo(0, 0);
-      const heading = document.getElementById("count") || main;
-      heading.focus({preventScroll: true});
+      focusHeading();
     }
   } else {
     window.scrollTo(0, 0);
+    if (opts.navigated) focusHeading();
   }
   refreshCartCount();
 }
@@ -594,7 +659,7 @@ async function productPage(id, nav) {
     h("article", {class: "product", dataset: {productId: p.product_id}},
       h("div", {class: "gallery"}, big, thumbs),
       h("div", {},
-        h("h1", {style: "font-size:1.4rem;margin-top:0"}, p.title),
+        h("h1", {style: "font-size:1.4rem;margin-top:0", tabindex: "-1"}, p.title),
         p.brand ? h("p", {style: "color:var(--muted);margin:0"}, p.brand) : null,
         stars(r.avg, r.count),
         priceBox, stock, seller, picker,
@@ -683,7 +748,7 @@ async function addToCart(variant, quantity, productId) {
     if (from) sendEvent("add_to_cart", from.searchId, productId, from.position);
     toast(`Added to cart: held for you for ${Math.round(holdSeconds(cart, variant.variant_id) / 60)} minutes`);
   } catch (e) {
-    toast(e.code === "insufficient_stock" ? "Not enough stock left" : e.message);
+    toast(e.code === "insufficient_stock" ? "Not enough stock left" : errorText(e));
   } finally {
     button.disabled = false;
   }
@@ -742,7 +807,7 @@ async function cartPage(nav) {
       h("td", {class: "num"}, p ? cents(lineSubtotal(p), q.currency) : "–"),
       h("td", {}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
         e.target.disabled = true;
-        try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(err.message); }
+        try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(errorText(err)); }
         if (nav.live) route();
       }}, "Remove")));
   });
@@ -774,7 +839,7 @@ async function cartPage(nav) {
         if (nav.live) showOrder(order);
         refreshCartCount();
       } catch (err) {
-        toast(err.message); e.target.disabled = false;
+        toast(errorText(err)); e.target.disabled = false;
       }
     }}, "Check out"));
   fill(main, h("h1", {}, "Your cart"),
@@ -797,6 +862,7 @@ function listCents(line) {  // the unit's list price: the first step of its brea
 }
 
 function showOrder(order) {
+  document.title = "Order placed · aisle";
   fill(main, h("h1", {}, "Thank you!"),
     h("p", {id: "order"}, "Order ", h("strong", {id: "order-id"}, order.order_id), " is placed: ",
       h("strong", {id: "order-total"}, cents(order.total_cents, order.currency)), "."),

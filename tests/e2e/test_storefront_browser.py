@@ -666,3 +666,51 @@ async def test_on_a_phone_the_filters_stay_open_while_the_shopper_filters(
     await page.click(".filters-toggle")
     assert not await page.is_visible("#facets")
     await context.close()
+
+
+async def test_error_pages_say_why_and_lead_back_and_a_new_page_has_the_focus(
+        app_url: str, shop: dict[str, Any], browser: Any) -> None:
+    """An error page said only the API's generic message ("request is invalid"), kept the
+    previous page's title and had no heading nor a way back; after a navigation the focus
+    stayed nowhere (on the link that was gone), so a screen reader said nothing of the page."""
+    tag, socks = shop["tag"], shop["products"][2]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # a search the API refuses: its field's reason, in words
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    await page.goto(f"{app_url}/search?q={'x' * 501}")
+    await page.wait_for_selector("#error-page")
+    assert await page.text_content("#error-page h1") == "This page cannot be shown"
+    assert await page.title() == "This page cannot be shown · aisle"
+    reasons = await page.locator("#error-reasons li").all_text_contents()
+    assert reasons == ["Your search should have at most 500 characters."], reasons
+    assert "request is invalid" not in (await page.text_content("main") or "")
+    await page.click("#back-to-shop")
+    await page.wait_for_url(f"{app_url}/")
+    await page.wait_for_selector("#results > li, #no-results")
+    assert await page.title() == "aisle"
+
+    # a product that is not there
+    await page.goto(f"{app_url}/product/1")
+    await page.wait_for_selector("#error-page")
+    assert await page.text_content("#error-page h1") == "Product not found"
+    assert await page.title() == "Product not found · aisle"
+    assert await page.get_attribute("#back-to-shop", "href") == "/"
+
+    # a navigation moves the focus to the new page's heading: a product, then a search
+    await page.goto(f"{app_url}/search?q={tag}")
+    await page.wait_for_selector("#results > li")
+    await page.click(f'#results a.title[href="/product/{socks["product_id"]}"]')
+    await page.wait_for_selector("#add-to-cart")
+    await page.wait_for_function("document.activeElement.tagName === 'H1'")
+    assert await page.evaluate("document.activeElement.textContent") == socks["title"]
+    await page.fill("#q", tag)
+    await page.press("#q", "Enter")
+    await page.wait_for_selector("#results > li")
+    await page.wait_for_function("document.activeElement.id === 'count'")
+    assert errors == []
+    await page.close()
