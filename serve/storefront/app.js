@@ -796,16 +796,17 @@ async function cartPage(nav) {
     const p = priced[l.variant_id];
     const left = h("span", {class: "countdown"});
     countdown(left, l.expires_at);
-    return h("tr", {dataset: {variantId: l.variant_id}},
-      h("td", {class: "hide-sm"}, l.image_url ? img({src: l.image_url, alt: "", style: "width:56px;height:56px;object-fit:contain"}) : null),
-      h("td", {}, h("a", {href: `/product/${l.product_id}`, "data-link": true}, l.title),
+    // explicit roles: a phone lays the rows out as blocks (app.css), and they stay a table
+    return h("tr", {role: "row", dataset: {variantId: l.variant_id}},
+      h("td", {role: "cell", class: "hide-sm"}, l.image_url ? img({src: l.image_url, alt: "", style: "width:56px;height:56px;object-fit:contain"}) : null),
+      h("td", {role: "cell", class: "item"}, h("a", {href: `/product/${l.product_id}`, "data-link": true}, l.title),
         h("div", {style: "color:var(--muted);font-size:.85rem"}, Object.entries(l.attributes).map(([k, v]) => `${k}: ${v}`).join(", ")),
         left),
-      h("td", {class: "num"}, l.quantity),
-      h("td", {class: "num"}, p ? cents(p.unit_cents, q.currency) : "–"),
+      h("td", {role: "cell", class: "num qty", dataset: {label: "Qty"}}, l.quantity),
+      h("td", {role: "cell", class: "num unit", dataset: {label: "Unit"}}, p ? cents(p.unit_cents, q.currency) : "–"),
       // the line's price before the coupon (unit x quantity): the coupon is the summary's
-      h("td", {class: "num"}, p ? cents(lineSubtotal(p), q.currency) : "–"),
-      h("td", {}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
+      h("td", {role: "cell", class: "num line-total", dataset: {label: "Total"}}, p ? cents(lineSubtotal(p), q.currency) : "–"),
+      h("td", {role: "cell", class: "remove"}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
         e.target.disabled = true;
         try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(errorText(err)); }
         if (nav.live) route();
@@ -844,11 +845,13 @@ async function cartPage(nav) {
     }}, "Check out"));
   fill(main, h("h1", {}, "Your cart"),
     cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
-    h("table", {class: "cart", id: "cart-lines"},
-      h("thead", {}, h("tr", {}, h("th", {class: "hide-sm"}, h("span", {class: "sr-only"}, "Image")), h("th", {}, "Item"),
-        h("th", {class: "num"}, "Qty"), h("th", {class: "num"}, "Unit"), h("th", {class: "num"}, "Total"),
-        h("th", {}, h("span", {class: "sr-only"}, "Remove")))),
-      h("tbody", {}, rows)),
+    h("div", {class: "cart-scroll"}, h("table", {class: "cart", id: "cart-lines", role: "table", "aria-label": "Items in your cart"},
+      h("thead", {role: "rowgroup"}, h("tr", {role: "row"},
+        h("th", {role: "columnheader", class: "hide-sm"}, h("span", {class: "sr-only"}, "Image")),
+        h("th", {role: "columnheader"}, "Item"), h("th", {role: "columnheader", class: "num"}, "Qty"),
+        h("th", {role: "columnheader", class: "num"}, "Unit"), h("th", {role: "columnheader", class: "num"}, "Total"),
+        h("th", {role: "columnheader"}, h("span", {class: "sr-only"}, "Remove")))),
+      h("tbody", {role: "rowgroup"}, rows))),
     summary);
 }
 

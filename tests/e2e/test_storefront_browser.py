@@ -491,11 +491,19 @@ async def test_a_slow_answer_never_draws_over_a_newer_page(
     await page.close()
 
 
+@pytest.fixture
+async def warehouse(pool: asyncpg.Pool) -> str:
+    """The warehouse `_listed` stocks."""
+    await pool.execute("""INSERT INTO warehouses (warehouse_id, name, region)
+                          VALUES ('WH_01', 'one', 'eu') ON CONFLICT DO NOTHING""")
+    return "WH_01"
+
+
 async def _listed(client: httpx.AsyncClient, seller: Seller, category: int, title: str,
                   variants: list[dict[str, Any]], brand: str | None = None,
                   stock: int = 0) -> dict[str, Any]:
-    """A product made through the seller API (each variant `stock` units in WH_01), once a
-    search for its title finds it."""
+    """A product made through the seller API (each variant `stock` units in WH_01: the
+    `warehouse` fixture), once a search for its title finds it."""
     body: dict[str, Any] = {"title": title, "category_id": category, "variants": [
         {"sku": f"SF-{secrets.token_hex(5)}", **v} for v in variants]}
     if brand is not None:
@@ -713,4 +721,36 @@ async def test_error_pages_say_why_and_lead_back_and_a_new_page_has_the_focus(
     await page.wait_for_selector("#results > li")
     await page.wait_for_function("document.activeElement.id === 'count'")
     assert errors == []
+    await page.close()
+
+
+async def test_a_phone_cart_keeps_prices_and_buttons_on_one_line(
+        app_url: str, client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
+        warehouse: str, browser: Any) -> None:
+    """At phone width the cart broke prices mid-number and wrote "Remove" one letter a line
+    (every cell could wrap anywhere); a long title may wrap."""
+    word = "ph" + secrets.token_hex(3)
+    made = await _listed(
+        client, seller, category_ids["Headphones"],
+        f"Extraordinarily comfortable waterproof trail running shoe with a toe cap {word}",
+        [{"price_cents": 123_456}], stock=5)
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(TIMEOUT_MS)
+    cart = await _page_cart(page, app_url)
+    r = await client.post("/api/v1/cart/items", headers=cart,
+                          json={"variant_id": made["variants"][0]["variant_id"], "quantity": 3})
+    assert r.status_code == 200, r.text
+    await page.goto(f"{app_url}/cart")
+    await page.wait_for_selector("#cart-lines tbody tr")
+    lines = await page.eval_on_selector_all(
+        "#cart-lines td.num, #cart-lines button", """els => els.map(e => {
+            const r = document.createRange(); r.selectNodeContents(e);
+            const tops = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+            return [e.textContent, tops.size]; })""")
+    assert [n for _, n in lines] == [1] * len(lines), lines
+    assert [t for t, _ in lines][:3] == ["3", _money(1_234.56), _money(3 * 1_234.56)], lines
+    wide = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert wide <= 0
+    await _shot(page, "cart-phone")
     await page.close()
