@@ -246,7 +246,8 @@ form.addEventListener("submit", (e) => { e.preventDefault(); submitSearch(input.
 input.addEventListener("input", () => {
   clearTimeout(suggestTimer);
   const q = input.value;
-  if (q.trim().length < 2) { closeSuggestions(); return; }
+  // the suggest API takes 1-100 characters: past them nothing is asked
+  if (q.trim().length < 2 || q.length > 100) { closeSuggestions(); return; }
   const seq = ++suggestSeq;
   suggestTimer = setTimeout(async () => {
     try {

@@ -697,6 +697,11 @@ async def test_error_pages_say_why_and_lead_back_and_a_new_page_has_the_focus(
     reasons = await page.locator("#error-reasons li").all_text_contents()
     assert reasons == ["Your search should have at most 500 characters."], reasons
     assert "request is invalid" not in (await page.text_content("main") or "")
+    # the search box takes no more than the API does
+    await page.fill("#q", "")
+    await page.focus("#q")
+    await page.keyboard.insert_text("y" * 600)
+    assert len(await page.input_value("#q")) == 500
     await page.click("#back-to-shop")
     await page.wait_for_url(f"{app_url}/")
     await page.wait_for_selector("#results > li, #no-results")
