@@ -355,13 +355,32 @@ function searchQuery(params) {
   return out;
 }
 
+// List filters (brand=, color=, size=) are comma lists in which a comma inside a value is
+// written `\,` and a backslash `\\` (brand "Smith, Jones & Co" is `Smith\, Jones & Co`).
+function splitList(raw) {
+  const values = [];
+  let part = "";
+  for (let i = 0; i < (raw || "").length; i++) {
+    const c = raw[i];
+    if (c === "\\") part += i + 1 < raw.length ? raw[++i] : c;
+    else if (c === ",") { values.push(part); part = ""; }
+    else part += c;
+  }
+  values.push(part);
+  return values.map((v) => v.trim()).filter(Boolean);
+}
+
+function joinList(values) {
+  return values.map((v) => v.replace(/\\/g, "\\\\").replace(/,/g, "\\,")).join(",");
+}
+
 function withParam(params, key, value, multi) {
   const next = new URLSearchParams(params);
   next.delete("page");
   if (multi) {
-    const have = (next.get(key) || "").split(",").filter(Boolean);
+    const have = splitList(next.get(key));
     const set = have.includes(value) ? have.filter((x) => x !== value) : [...have, value];
-    if (set.length) next.set(key, set.join(",")); else next.delete(key);
+    if (set.length) next.set(key, joinList(set)); else next.delete(key);
   } else if (next.get(key) === value) {
     next.delete(key);
   } else {
@@ -384,7 +403,7 @@ function facetId(name, value) {
 
 function facetGroup(title, name, items, params, multi) {
   if (!items.length) return null;
-  const chosen = multi ? (params.get(name) || "").split(",").filter(Boolean) : [params.get(name)];
+  const chosen = multi ? splitList(params.get(name)) : [params.get(name)];
   return h("fieldset", {},
     h("legend", {}, title),
     items.map((it) => {
@@ -495,7 +514,7 @@ async function activeFilters(params) {
     const raw = params.get(key);
     if (!raw) continue;
     const multi = MULTI.includes(key);
-    for (const value of multi ? raw.split(",").filter(Boolean) : [raw]) {
+    for (const value of multi ? splitList(raw) : [raw]) {
       const label = key === "category" ? `Category: ${await categoryLabel(value)}`
         : key === "price" ? `Price: ${priceLabel(value)}`
         : key === "rating_min" ? `${value}★ & up`

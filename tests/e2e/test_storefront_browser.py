@@ -759,3 +759,48 @@ async def test_a_phone_cart_keeps_prices_and_buttons_on_one_line(
     assert wide <= 0
     await _shot(page, "cart-phone")
     await page.close()
+
+
+async def test_a_brand_with_a_comma_in_its_name_filters_to_its_products(
+        app_url: str, client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
+        browser: Any) -> None:
+    """Brand "Smith, Jones & Co" was two filters, "Smith" and "Jones & Co", in the URL: two
+    chips, and the wrong products (or none). List filters now write a comma in a value `\\,`."""
+    word = "br" + secrets.token_hex(3)
+    cat = category_ids["Headphones"]
+    both = await _listed(client, seller, cat, f"Partners kettle {word}",
+                         [{"price_cents": 3_000}], brand="Smith, Jones & Co")
+    smith = await _listed(client, seller, cat, f"Smith kettle {word}",
+                          [{"price_cents": 3_100}], brand="Smith")
+    await _listed(client, seller, cat, f"Jones kettle {word}", [{"price_cents": 3_200}],
+                  brand="Jones & Co")
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{app_url}/search?q={word}")
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 3")
+
+    await page.locator("#facets label").filter(
+        has_text=re.compile(r"^Smith, Jones & Co\d+$")).click()
+    await page.wait_for_function(
+        "new URLSearchParams(location.search).get('brand') === 'Smith\\\\, Jones & Co'")
+    await page.wait_for_function(
+        "id => [...document.querySelectorAll('#results > li')].map(e => e.dataset.productId)"
+        ".join() === id", arg=both["product_id"])
+    chips = await page.locator("#active-filters button").all_text_contents()
+    assert chips == ["Smith, Jones & Co ×"], chips
+    checked = await page.eval_on_selector_all(
+        "#facets input:checked", "els => els.map(e => e.labels[0].textContent)")
+    assert checked == ["Smith, Jones & Co1"], checked
+
+    # a second brand; then the first one's chip removes only it
+    await _facet_label(page, "Smith").click()
+    await page.wait_for_function(
+        "new URLSearchParams(location.search).get('brand') === 'Smith\\\\, Jones & Co,Smith'")
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 2")
+    await page.locator("#active-filters button", has_text="Smith, Jones & Co").click()
+    await page.wait_for_function(
+        "new URLSearchParams(location.search).get('brand') === 'Smith'")
+    await page.wait_for_function(
+        "id => [...document.querySelectorAll('#results > li')].map(e => e.dataset.productId)"
+        ".join() === id", arg=smith["product_id"])
+    await page.close()
