@@ -143,8 +143,8 @@ function fieldName(key) {
   return words ? "The " + words : "The request";
 }
 
-function sentence(text) {  // "at most 500 characters" -> "At most 500 characters."
-  const t = String(text || "").trim();
+function sentence(text) {  // "at most 500 cents" -> "At most $5.00."
+  const t = String(text || "").trim().replace(/\b(\d+) cents\b/g, (_, n) => cents(Number(n)));
   return t ? t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".") : "";
 }
 
@@ -799,10 +799,15 @@ function countdown(el, until) {
   timers.push(setInterval(tick, 1000));
 }
 
+// What the cart page says once when it is drawn next (a checkout refused: the cart changed).
+let cartNotice = null;
+
 async function cartPage(nav) {
   const cart = await myCart(nav.signal);
   nav.check();
   document.title = "Cart · aisle";
+  const notice = cartNotice;
+  cartNotice = null;
   if (!cart || (cart.status === "OPEN" && !cart.lines.length)) {
     fill(main, h("h1", {}, "Your cart"),
       cart && cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
@@ -835,6 +840,22 @@ async function cartPage(nav) {
   const couponInput = h("input", {id: "coupon", name: "coupon", value: cart.coupon || "", maxlength: "64",
                                   autocomplete: "off", style: "width:10em"});
   const couponError = h("p", {class: "error", id: "coupon-error", role: "alert"});
+  // a coupon that stopped applying (a line removed took the cart below its minimum spend):
+  // the cart is priced without it, says why, and cannot be checked out until it is removed
+  const couponProblem = cart.coupon_error
+    ? h("p", {class: "error", id: "coupon-problem"}, sentence(cart.coupon_error)) : null;
+  const removeCoupon = cart.coupon ? h("button", {type: "button", class: "secondary", id: "remove-coupon",
+    onclick: async (e) => {
+      const button = e.currentTarget;
+      button.disabled = true;
+      couponError.textContent = "";
+      try {
+        await api("/cart/coupon", {method: "DELETE"});
+        if (nav.live) route({focus: "coupon"});
+      } catch (err) {
+        if (nav.live) { couponError.textContent = errorText(err); button.disabled = false; }
+      }
+    }}, "Remove coupon") : null;
   const couponForm = h("form", {id: "coupon-form", onsubmit: async (e) => {
     e.preventDefault();
     couponError.textContent = "";
@@ -843,27 +864,45 @@ async function cartPage(nav) {
       else await api("/cart/coupon", {method: "DELETE"});
       if (nav.live) route();
     } catch (err) { if (nav.live) couponError.textContent = err.fields.coupon || err.fields.code || err.message; }
-  }}, h("label", {for: "coupon"}, "Coupon "), couponInput, " ", h("button", {class: "secondary", type: "submit"}, "Apply"));
+  }}, h("label", {for: "coupon"}, "Coupon "), couponInput, " ", h("button", {class: "secondary", type: "submit"}, "Apply"),
+     removeCoupon ? [" ", removeCoupon] : null);
   const listTotal = q ? q.lines.reduce((a, l) => a + listCents(l) * l.quantity, 0) : 0;
   const summary = h("div", {class: "summary", id: "summary"},
     q ? h("dl", {},
       h("dt", {}, "Items at list price"), h("dd", {id: "sum-list"}, cents(listTotal, q.currency)),
       h("dt", {}, "Deals"), h("dd", {id: "sum-deals"}, cents(q.subtotal_cents - listTotal, q.currency)),
-      h("dt", {}, "Coupon" + (q.coupon ? ` ${q.coupon}` : "")), h("dd", {id: "sum-coupon"}, cents(-q.discount_cents, q.currency)),
+      h("dt", {}, "Coupon" + (q.coupon ? ` ${q.coupon}` : cart.coupon_error ? ` ${cart.coupon} (does not apply)` : "")),
+      h("dd", {id: "sum-coupon"}, cents(q.discount_cents ? -q.discount_cents : 0, q.currency)),
       h("dt", {class: "total"}, "Total"), h("dd", {class: "total", id: "sum-total"}, cents(q.total_cents, q.currency)))
       : h("p", {class: "error"}, cart.quote_error || "No price right now."),
-    couponForm, couponError,
-    h("button", {id: "checkout", disabled: !q, onclick: async (e) => {
-      e.target.disabled = true;
+    couponForm, couponProblem, couponError,
+    h("button", {id: "checkout", disabled: !q || !!cart.coupon_error,
+                 "aria-describedby": cart.coupon_error ? "coupon-problem" : null, onclick: async (e) => {
+      const button = e.currentTarget;
+      button.disabled = true;
       try {
-        const order = await api("/cart/checkout", {method: "POST"});
+        // the total shown: a cart whose total changed since (a seller's price, another tab's
+        // add) is not bought (409 cart_changed), and the shopper sees the new one first
+        const order = await api("/cart/checkout", {method: "POST", json: {expected_total_cents: q.total_cents}});
         if (nav.live) showOrder(order);
         refreshCartCount();
       } catch (err) {
-        toast(errorText(err)); e.target.disabled = false;
+        if (!nav.live) return;
+        if (err.code === "cart_changed" || err.fields.coupon) {
+          const now = err.body && err.body.error && err.body.error.total_cents;
+          cartNotice = err.code !== "cart_changed" ? errorText(err)
+            : "Your cart changed: please check the new total" +
+              (typeof now === "number" ? ` (${cents(now, q.currency)}, it was ${cents(q.total_cents, q.currency)})` : "") +
+              ", then check out again.";
+          route({focus: "checkout"});
+          return;
+        }
+        toast(errorText(err));
+        button.disabled = false;
       }
     }}, "Check out"));
   fill(main, h("h1", {}, "Your cart"),
+    notice ? h("p", {class: "notice", id: "cart-notice", role: "alert"}, notice) : null,
     cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
     h("div", {class: "cart-scroll"}, h("table", {class: "cart", id: "cart-lines", role: "table", "aria-label": "Items in your cart"},
       h("thead", {role: "rowgroup"}, h("tr", {role: "row"},

@@ -761,6 +761,107 @@ async def test_a_phone_cart_keeps_prices_and_buttons_on_one_line(
     await page.close()
 
 
+async def _reprice(client: httpx.AsyncClient, seller: Seller, product_id: str,
+                   price_cents: int) -> None:
+    """The seller changes every variant's price (a PUT of the version read)."""
+    own = (await client.get(f"/api/v1/seller/products/{product_id}",
+                            headers=seller.auth)).json()
+    body = {"title": own["title"], "category_id": own["category_id"], "brand": own["brand"],
+            "version": own["version"],
+            "variants": [{"sku": v["sku"], "attributes": v["attributes"],
+                          "price_cents": price_cents} for v in own["variants"]]}
+    r = await client.put(f"/api/v1/seller/products/{product_id}", headers=seller.auth,
+                         json=body)
+    assert r.status_code == 200, r.text
+
+
+async def test_checkout_buys_only_at_the_total_the_shopper_was_shown(
+        app_url: str, client: httpx.AsyncClient, seller: Seller, shop: dict[str, Any],
+        browser: Any) -> None:
+    """The seller raised the price while the cart was on screen: Check out charged the new
+    total, never shown. Now the page sends the total it showed; the cart changed, so it is
+    drawn again with a notice, nothing bought; a second click buys at the new total shown."""
+    road = shop["products"][1]
+    variant = road["variants"][0]["variant_id"]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    cart = await _page_cart(page, app_url)
+    r = await client.post("/api/v1/cart/items", headers=cart,
+                          json={"variant_id": variant, "quantity": 1})
+    assert r.status_code == 200, r.text
+    await page.goto(f"{app_url}/cart")
+    await page.wait_for_selector("#sum-total")
+    assert await page.text_content("#sum-total") == _money(60.0)
+
+    await _reprice(client, seller, road["product_id"], 7_500)
+    for _ in range(100):  # the cart's price is the new one
+        if (await client.get("/api/v1/cart", headers=cart)).json()["quote"]["total_cents"] \
+                == 7_500:
+            break
+        await asyncio.sleep(0.1)
+    await page.click("#checkout")
+    await page.wait_for_selector("#cart-notice")
+    assert "Your cart changed" in (await page.text_content("#cart-notice") or "")
+    assert await page.text_content("#sum-total") == _money(75.0)
+    assert await page.locator("#order-id").count() == 0
+    now = (await client.get("/api/v1/cart", headers=cart)).json()
+    assert now["status"] == "OPEN" and "order" not in now
+    held = (await client.get(f"/api/v1/inventory/{variant}", headers=INTERNAL)).json()
+    assert held["warehouses"]["WH_01"]["sold"] == 0
+    assert await page.evaluate("document.activeElement.id") == "checkout"
+
+    await page.click("#checkout")
+    await page.wait_for_selector("#order-id")
+    assert await page.text_content("#order-total") == _money(75.0)
+    done = (await client.get("/api/v1/cart", headers=cart)).json()
+    assert done["status"] == "CHECKED_OUT" and done["order"]["total_cents"] == 7_500
+    await page.close()
+
+
+async def test_a_coupon_that_stops_applying_can_be_removed(
+        app_url: str, client: httpx.AsyncClient, shop: dict[str, Any], browser: Any) -> None:
+    """A line removed took the cart below its coupon's minimum spend: the cart had no price and
+    no way out (Check out disabled, no control to drop the coupon). Now it is priced without
+    the coupon, says why beside it, and a Remove coupon button frees Check out."""
+    tag = shop["tag"]
+    road = shop["products"][1]["variants"][0]["variant_id"]
+    socks = shop["products"][2]["variants"][0]["variant_id"]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    cart = await _page_cart(page, app_url)
+    for v in (road, socks):
+        r = await client.post("/api/v1/cart/items", headers=cart,
+                              json={"variant_id": v, "quantity": 1})
+        assert r.status_code == 200, r.text
+    code = await _coupon(client, f"MS{tag}".upper(), min_spend_cents=7_000)
+    r = await client.put("/api/v1/cart/coupon", headers=cart, json={"code": code})
+    assert r.status_code == 200, r.text
+    await page.goto(f"{app_url}/cart")
+    await page.wait_for_selector("#sum-total")
+    assert await page.text_content("#sum-total") == _money(72.0 * 0.9)
+
+    # the socks out: 60.00 is below the coupon's 70.00
+    row = page.locator(f'#cart-lines tr[data-variant-id="{socks}"]')
+    await row.get_by_role("button", name=re.compile("^Remove")).click()
+    await row.wait_for(state="detached")
+    await page.wait_for_selector("#coupon-problem")
+    problem = await page.text_content("#coupon-problem") or ""
+    assert code in problem and "minimum spend of $70.00" in problem, problem
+    assert await page.text_content("#sum-total") == _money(60.0)
+    assert await page.is_disabled("#checkout")
+
+    await page.click("#remove-coupon")
+    await page.wait_for_selector("#coupon-problem", state="detached")
+    assert await page.is_enabled("#checkout")
+    assert await page.input_value("#coupon") == ""
+    assert await page.locator("#remove-coupon").count() == 0
+    assert (await client.get("/api/v1/cart", headers=cart)).json()["coupon"] is None
+    await page.click("#checkout")
+    await page.wait_for_selector("#order-id")
+    assert await page.text_content("#order-total") == _money(60.0)
+    await page.close()
+
+
 async def test_a_brand_with_a_comma_in_its_name_filters_to_its_products(
         app_url: str, client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int],
         browser: Any) -> None:
