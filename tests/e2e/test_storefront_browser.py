@@ -1,8 +1,11 @@
 """The storefront in a real browser (Debian's Chromium driven by Playwright): search -> facet
 -> sort -> back -> product -> variant -> add to cart -> cart (a line removed, a coupon refused
 and one applied) -> checkout, each step checked against the JSON API; typeahead by keyboard;
-a phone-width page. Screenshots are saved under .test-artifacts/storefront/
-(AISLE_TEST_ARTIFACTS moves it).
+a phone-width page. Then what a probe of the shop found: slow answers of an older navigation
+(held with `page.route`), facet values that shared an id, the pager's reach, a cart line's
+total, the filters on a phone, error pages and the focus after a navigation, the cart on a
+phone, a checkout at a total never shown, a coupon that stopped applying, a brand with a
+comma. Screenshots are saved under .test-artifacts/storefront/ (AISLE_TEST_ARTIFACTS moves it).
 
 scripts/test installs Chromium (apt, as root) and Playwright when it can; without them these
 tests are skipped with the reason.
@@ -697,6 +700,7 @@ async def test_error_pages_say_why_and_lead_back_and_a_new_page_has_the_focus(
     reasons = await page.locator("#error-reasons li").all_text_contents()
     assert reasons == ["Your search should have at most 500 characters."], reasons
     assert "request is invalid" not in (await page.text_content("main") or "")
+    await _shot(page, "error")
     # the search box takes no more than the API does
     await page.fill("#q", "")
     await page.focus("#q")
