@@ -304,8 +304,12 @@ async function route(opts = {}) {
   const nav = newNav();
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
+  for (const key of MULTI) {  // brand=HP&brand=Lenovo (a link from elsewhere) is one list, as the API reads it
+    const all = params.getAll(key);
+    if (all.length > 1) params.set(key, all.join(","));
+  }
   try {
-    if (path === "/cart") await cartPage(nav);
+    if (path === "/cart") await cartPage(nav, opts.notice);
     else if (path.startsWith("/product/")) await productPage(decodeURIComponent(path.slice(9)), nav);
     else await searchPage(params, nav);
   } catch (e) {
@@ -558,7 +562,9 @@ function pager(params, page, pages) {
   if (pages <= 1) return null;
   const link = (p, label) => {
     const next = new URLSearchParams(params); next.set("page", String(p));
-    return h("a", {href: "/search?" + next.toString(), "data-link": true, "aria-label": `Page ${p}`}, label || String(p));
+    // a page number is named "Page N"; Previous and Next by the words they show
+    return h("a", {href: "/search?" + next.toString(), "data-link": true,
+                   "aria-label": label ? null : `Page ${p}`}, label || String(p));
   };
   const items = [];
   const gap = () => h("span", {class: "gap", "aria-hidden": "true"}, "…");
@@ -779,13 +785,27 @@ function holdSeconds(cart, variantId) {
   return line ? Math.max(0, (Date.parse(line.expires_at) - Date.now()) / 1000) : 0;
 }
 
-function setCartCount(cart) {
+// The newest count wins: a GET of the cart sent before an add and answered after it does not
+// put the old count back.
+let countSeq = 0;
+function setCartCount(cart, seq = ++countSeq) {
+  if (seq !== countSeq) return;
   const n = cart && cart.status === "OPEN" ? cart.lines.reduce((a, l) => a + l.quantity, 0) : 0;
   document.getElementById("cart-count").textContent = String(n);
 }
 
 async function refreshCartCount() {
-  try { setCartCount(await myCart()); } catch (e) { setCartCount(null); }
+  const seq = ++countSeq;
+  let cart = null;
+  try { cart = await myCart(); } catch (e) { cart = null; }
+  setCartCount(cart, seq);
+}
+
+// After a change of the cart on its page: the cart drawn again (a newer navigation than the
+// one that made the change, which may have been replaced meanwhile by another change's
+// redraw: the last change still draws last), unless the shopper has left the page.
+function redrawCart(opts = {}) {
+  if (location.pathname === "/cart") route(opts);
 }
 
 function countdown(el, until) {
@@ -799,17 +819,15 @@ function countdown(el, until) {
   timers.push(setInterval(tick, 1000));
 }
 
-// What the cart page says once when it is drawn next (a checkout refused: the cart changed).
-let cartNotice = null;
-
-async function cartPage(nav) {
+// `notice`: what the page says once (a checkout refused: the cart changed), given by the
+// redraw that follows the refusal.
+async function cartPage(nav, notice = null) {
   const cart = await myCart(nav.signal);
   nav.check();
   document.title = "Cart · aisle";
-  const notice = cartNotice;
-  cartNotice = null;
   if (!cart || (cart.status === "OPEN" && !cart.lines.length)) {
     fill(main, h("h1", {}, "Your cart"),
+      notice ? h("p", {class: "notice", id: "cart-notice", role: "alert"}, notice) : null,
       cart && cart.expired.length ? h("p", {class: "notice"}, "Some holds ran out and were removed.") : null,
       h("p", {id: "empty-cart"}, "Your cart is empty. ", h("a", {href: "/", "data-link": true}, "Keep shopping")));
     return;
@@ -834,7 +852,7 @@ async function cartPage(nav) {
       h("td", {role: "cell", class: "remove"}, h("button", {class: "secondary", "aria-label": `Remove ${l.title}`, onclick: async (e) => {
         e.target.disabled = true;
         try { await api(`/cart/items/${l.variant_id}`, {method: "DELETE"}); } catch (err) { toast(errorText(err)); }
-        if (nav.live) route();
+        redrawCart();
       }}, "Remove")));
   });
   const couponInput = h("input", {id: "coupon", name: "coupon", value: cart.coupon || "", maxlength: "64",
@@ -851,9 +869,10 @@ async function cartPage(nav) {
       couponError.textContent = "";
       try {
         await api("/cart/coupon", {method: "DELETE"});
-        if (nav.live) route({focus: "coupon"});
+        redrawCart({focus: "coupon"});
       } catch (err) {
         if (nav.live) { couponError.textContent = errorText(err); button.disabled = false; }
+        else toast(errorText(err));
       }
     }}, "Remove coupon") : null;
   const couponForm = h("form", {id: "coupon-form", onsubmit: async (e) => {
@@ -862,8 +881,12 @@ async function cartPage(nav) {
     try {
       if (couponInput.value.trim()) await api("/cart/coupon", {method: "PUT", json: {code: couponInput.value.trim()}});
       else await api("/cart/coupon", {method: "DELETE"});
-      if (nav.live) route();
-    } catch (err) { if (nav.live) couponError.textContent = err.fields.coupon || err.fields.code || err.message; }
+      redrawCart();
+    } catch (err) {
+      const why = (err instanceof ApiError && (err.fields.coupon || err.fields.code)) || errorText(err);
+      if (nav.live) couponError.textContent = why;
+      else toast(why);
+    }
   }}, h("label", {for: "coupon"}, "Coupon "), couponInput, " ", h("button", {class: "secondary", type: "submit"}, "Apply"),
      removeCoupon ? [" ", removeCoupon] : null);
   const listTotal = q ? q.lines.reduce((a, l) => a + listCents(l) * l.quantity, 0) : 0;
@@ -887,14 +910,22 @@ async function cartPage(nav) {
         if (nav.live) showOrder(order);
         refreshCartCount();
       } catch (err) {
-        if (!nav.live) return;
-        if (err.code === "cart_changed" || err.fields.coupon) {
+        if (location.pathname !== "/cart") return;
+        if (!(err instanceof ApiError) || err.status >= 500) {
+          // no answer (the connection dropped) or a failure: whether the order was placed
+          // is for the cart to say (a checked-out cart shows its order); a retry is safe
+          redrawCart({focus: "checkout", notice: "The shop did not confirm your order: " +
+                      "here is your cart as it is now (checking out again never charges twice)."});
+          return;
+        }
+        if (err.code === "cart_changed" || err.status === 409 || err.fields.coupon) {
+          // the cart is not as shown (a new total, holds run out, a coupon that does not
+          // apply): drawn again as it is now, saying why, for a second click
           const now = err.body && err.body.error && err.body.error.total_cents;
-          cartNotice = err.code !== "cart_changed" ? errorText(err)
+          redrawCart({focus: "checkout", notice: err.code !== "cart_changed" ? errorText(err)
             : "Your cart changed: please check the new total" +
               (typeof now === "number" ? ` (${cents(now, q.currency)}, it was ${cents(q.total_cents, q.currency)})` : "") +
-              ", then check out again.";
-          route({focus: "checkout"});
+              ", then check out again."});
           return;
         }
         toast(errorText(err));
