@@ -23,7 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import NotRequired, TypedDict, TypeVar
+from typing import NotRequired, TypedDict, TypeGuard, TypeVar
 
 import asyncpg
 
@@ -41,6 +41,7 @@ from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
 from domain.pricing import CouponRejected, buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
+from domain.pricing.tokens import SignedQuote
 from serve.quotes import QuoteService
 
 log = logging.getLogger("aisle.carts")
@@ -198,18 +199,15 @@ class CartService:
             async with self.pool.acquire() as conn:
                 await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in gone])
         live = [h for h in row.holds if h.expires_at > now or h.committed]
-        async with self.pool.acquire() as conn:
-            info = await store.variants(conn, list({h.variant_id for h in live}))
-            # a checkout that did not finish accepted a price: while the cart is as it was,
-            # that price stands (checkout charges it), so it is the one shown
-            signed = await store.accepted_quote(conn, f"shopcart:{row.cart_id}") \
-                if live else None
+        info, signed = await self._priced(row.cart_id, live)
         lines = _lines_of(live, info)
         out: ShopperCartJson = {"cart_id": row.cart_id, "status": row.status, "coupon": row.coupon,
                          "lines": lines, "expired": sorted({str(h.variant_id) for h in gone}
                                                            - {x["variant_id"] for x in lines}),
                          "quote": None}
-        if lines and signed is not None and _bought(signed) == _buying(lines, info, row.coupon):
+        if lines and _standing(signed, lines, info, row.coupon):
+            # a checkout that did not finish accepted a price: while the cart is as it was,
+            # that price stands (checkout charges it), so it is the one shown
             out["quote"] = _payload(signed)
         elif lines:
             try:
@@ -225,6 +223,15 @@ class CartService:
             except AisleError as exc:
                 out["quote_error"] = exc.message
         return out
+
+    async def _priced(self, cart_id: str, holds: list[Hold],
+                      ) -> tuple[dict[int, VariantInfo], SignedQuote | None]:
+        """What the holds' variants are, and the price a checkout of the cart accepted and
+        did not finish (None: none)."""
+        async with self.pool.acquire() as conn:
+            info = await store.variants(conn, list({h.variant_id for h in holds}))
+            signed = await store.accepted_quote(conn, f"shopcart:{cart_id}") if holds else None
+        return info, signed
 
     async def _lines(self, holds: list[Hold]) -> list[CartLineJson]:
         async with self.pool.acquire() as conn:
@@ -377,11 +384,9 @@ class CartService:
             raise Conflict("some holds ran out: look at the cart again", "hold_expired",
                            {"cart": "holds expired"})
         reference = f"shopcart:{row.cart_id}"
-        async with self.pool.acquire() as conn:
-            signed = await store.accepted_quote(conn, reference)
-            info = await store.variants(conn, list({h.variant_id for h in live}))
+        info, signed = await self._priced(row.cart_id, live)
         lines = _lines_of(live, info)
-        if signed is not None and _bought(signed) == _buying(lines, info, row.coupon):
+        if _standing(signed, lines, info, row.coupon):
             # accepted by an earlier try that did not finish: that price stands
             payload, quote_id = _payload(signed), signed["quote_id"]
             _as_shown(payload, expected_total)
@@ -460,6 +465,13 @@ def _bought(q: QuotePayload) -> Bought:
     """What a quote sells."""
     return sorted((x["variant_id"], x["quantity"], x["seller_id"]) for x in q["lines"]), \
         q["coupon"]
+
+
+def _standing(signed: SignedQuote | None, lines: list[CartLineJson],
+              info: dict[int, VariantInfo], coupon: str | None) -> TypeGuard[SignedQuote]:
+    """Whether the price a checkout accepted (`signed`) still stands: the cart sells what
+    it sold, with the same coupon."""
+    return signed is not None and _bought(signed) == _buying(lines, info, coupon)
 
 
 def _buying(lines: list[CartLineJson], info: dict[int, VariantInfo],
