@@ -112,6 +112,27 @@ async def browser() -> AsyncIterator[Any]:
             await b.close()
 
 
+async def _new_page(browser: Any, width: int = 1280, height: int = 900) -> Any:
+    page = await browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def _page_errors(page: Any) -> list[str]:
+    """The page's uncaught errors, as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+async def _add_to_cart(client: httpx.AsyncClient, cart: dict[str, str], variant: Any,
+                       quantity: int) -> None:
+    """`quantity` of `variant` held in the cart `cart` (its X-Cart-Token header) names."""
+    r = await client.post("/api/v1/cart/items", headers=cart,
+                          json={"variant_id": variant, "quantity": quantity})
+    assert r.status_code == 200, r.text
+
+
 async def _shot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -133,8 +154,7 @@ async def test_search_facet_sort_product_variant_cart_checkout(
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = _page_errors(page)
 
     # search: the grid shows what the API answers, in its order
     await page.goto(f"{app_url}/search?q={tag}")
@@ -233,9 +253,7 @@ async def test_search_facet_sort_product_variant_cart_checkout(
     # remove: a second line (socks, held through the API with the page's cart) taken out
     # on the page gives its unit back
     socks = shop["products"][2]["variants"][0]["variant_id"]
-    r = await client.post("/api/v1/cart/items", headers={"X-Cart-Token": token},
-                          json={"variant_id": socks, "quantity": 1})
-    assert r.status_code == 200, r.text
+    await _add_to_cart(client, {"X-Cart-Token": token}, socks, 1)
     await page.reload()
     socks_row = page.locator(f'#cart-lines tr[data-variant-id="{socks}"]')
     await socks_row.wait_for()
@@ -286,8 +304,7 @@ async def test_search_facet_sort_product_variant_cart_checkout(
 async def test_typeahead_by_keyboard_and_a_phone_width_page(
         app_url: str, client: httpx.AsyncClient, shop: dict[str, Any], browser: Any) -> None:
     tag = shop["tag"]
-    page = await browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser, 390, 844)
     await page.goto(f"{app_url}/")
     await page.wait_for_selector("#results > li, #no-results")
     await page.focus("#q")
@@ -448,10 +465,8 @@ async def test_a_slow_answer_never_draws_over_a_newer_page(
     drawn and stays, and its URL is not given the product's `?variant=`. A search whose answer
     comes late, left for the cart: the cart stays."""
     tag, trail = shop["tag"], shop["products"][0]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page = await _new_page(browser)
+    errors = _page_errors(page)
     await page.goto(f"{app_url}/search?q={tag}")
     await page.wait_for_selector("#results > li")
 
@@ -543,8 +558,7 @@ async def test_facet_values_that_differ_only_in_punctuation_or_letters_are_told_
     await _listed(client, seller, category_ids["Headphones"], f"Collide tee {word}",
                   [{"attributes": {"color": c, "size": "M"}, "price_cents": 1_500}
                    for c in colors])
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     await page.goto(f"{app_url}/search?q={word}")
     await page.wait_for_selector("#results > li")
     ids = await page.eval_on_selector_all(
@@ -570,8 +584,7 @@ async def test_the_pager_reaches_every_page_the_api_serves(
     (416 pages of 24). The test catalog is small: the search's answer is the API's with its
     `total` raised."""
     tag = shop["tag"]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     total = {"n": 0}
 
     async def more(route: Any) -> None:
@@ -631,12 +644,9 @@ async def test_a_cart_lines_total_is_unit_times_quantity_and_the_coupon_is_the_s
     neither Unit x Qty nor the summary's lines."""
     tag = shop["tag"]
     socks = shop["products"][2]["variants"][0]["variant_id"]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     cart = await _page_cart(page, app_url)
-    r = await client.post("/api/v1/cart/items", headers=cart,
-                          json={"variant_id": socks, "quantity": 2})
-    assert r.status_code == 200, r.text
+    await _add_to_cart(client, cart, socks, 2)
     code = await _coupon(client, f"LT{tag}".upper())
     r = await client.put("/api/v1/cart/coupon", headers=cart, json={"code": code})
     assert r.status_code == 200, r.text
@@ -691,10 +701,8 @@ async def test_error_pages_say_why_and_lead_back_and_a_new_page_has_the_focus(
     previous page's title and had no heading nor a way back; after a navigation the focus
     stayed nowhere (on the link that was gone), so a screen reader said nothing of the page."""
     tag, socks = shop["tag"], shop["products"][2]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page = await _new_page(browser)
+    errors = _page_errors(page)
 
     # a search the API refuses: its field's reason, in words
     await page.goto(f"{app_url}/search?q={tag}")
@@ -749,12 +757,9 @@ async def test_a_phone_cart_keeps_prices_and_buttons_on_one_line(
         client, seller, category_ids["Headphones"],
         f"Extraordinarily comfortable waterproof trail running shoe with a toe cap {word}",
         [{"price_cents": 123_456}], stock=5)
-    page = await browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser, 390, 844)
     cart = await _page_cart(page, app_url)
-    r = await client.post("/api/v1/cart/items", headers=cart,
-                          json={"variant_id": made["variants"][0]["variant_id"], "quantity": 3})
-    assert r.status_code == 200, r.text
+    await _add_to_cart(client, cart, made["variants"][0]["variant_id"], 3)
     await page.goto(f"{app_url}/cart")
     await page.wait_for_selector("#cart-lines tbody tr")
     lines = await page.eval_on_selector_all(
@@ -793,12 +798,9 @@ async def test_checkout_buys_only_at_the_total_the_shopper_was_shown(
     drawn again with a notice, nothing bought; a second click buys at the new total shown."""
     road = shop["products"][1]
     variant = road["variants"][0]["variant_id"]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     cart = await _page_cart(page, app_url)
-    r = await client.post("/api/v1/cart/items", headers=cart,
-                          json={"variant_id": variant, "quantity": 1})
-    assert r.status_code == 200, r.text
+    await _add_to_cart(client, cart, variant, 1)
     await page.goto(f"{app_url}/cart")
     await page.wait_for_selector("#sum-total")
     assert await page.text_content("#sum-total") == _money(60.0)
@@ -836,13 +838,10 @@ async def test_a_coupon_that_stops_applying_can_be_removed(
     tag = shop["tag"]
     road = shop["products"][1]["variants"][0]["variant_id"]
     socks = shop["products"][2]["variants"][0]["variant_id"]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     cart = await _page_cart(page, app_url)
     for v in (road, socks):
-        r = await client.post("/api/v1/cart/items", headers=cart,
-                              json={"variant_id": v, "quantity": 1})
-        assert r.status_code == 200, r.text
+        await _add_to_cart(client, cart, v, 1)
     code = await _coupon(client, f"MS{tag}".upper(), min_spend_cents=7_000)
     r = await client.put("/api/v1/cart/coupon", headers=cart, json={"code": code})
     assert r.status_code == 200, r.text
@@ -885,8 +884,7 @@ async def test_a_brand_with_a_comma_in_its_name_filters_to_its_products(
                           [{"price_cents": 3_100}], brand="Smith")
     await _listed(client, seller, cat, f"Jones kettle {word}", [{"price_cents": 3_200}],
                   brand="Jones & Co")
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     await page.goto(f"{app_url}/search?q={word}")
     await page.wait_for_function("document.querySelectorAll('#results > li').length === 3")
 
@@ -929,14 +927,10 @@ async def test_a_checkout_with_no_answer_shows_the_cart_as_it_is(
     disabled (its error handler threw on an error that was not the API's). Now the cart is
     drawn again as it is, saying so, and Check out works."""
     variant = shop["products"][1]["variants"][0]["variant_id"]
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page = await _new_page(browser)
+    errors = _page_errors(page)
     cart = await _page_cart(page, app_url)
-    r = await client.post("/api/v1/cart/items", headers=cart,
-                          json={"variant_id": variant, "quantity": 1})
-    assert r.status_code == 200, r.text
+    await _add_to_cart(client, cart, variant, 1)
     await page.goto(f"{app_url}/cart")
     await page.wait_for_selector("#sum-total")
 
@@ -962,13 +956,10 @@ async def test_two_removals_in_a_row_both_leave_the_cart_on_screen(
     first, and the first's answer (its page no longer the latest) drew nothing, so its line
     stayed on screen. Now every change of the cart draws it again, the last one last."""
     first, second = (shop["products"][i]["variants"][0]["variant_id"] for i in (1, 2))
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(TIMEOUT_MS)
+    page = await _new_page(browser)
     cart = await _page_cart(page, app_url)
     for v in (first, second):
-        r = await client.post("/api/v1/cart/items", headers=cart,
-                              json={"variant_id": v, "quantity": 1})
-        assert r.status_code == 200, r.text
+        await _add_to_cart(client, cart, v, 1)
     await page.goto(f"{app_url}/cart")
     await page.wait_for_selector("#cart-lines tbody tr")
     release = await _held(page, lambda url: url.endswith(f"/api/v1/cart/items/{first}"))

@@ -16,6 +16,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/`name` (a file name, `.py` included) run with `args` and a token."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
+        timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+
+
 @pytest.mark.parametrize("script, args", [
     ("rebuild_index", ["--status"]),
     ("rebuild_index", []),
@@ -25,10 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("log_features", ["--dataset", "esci", "--out", "/tmp/aisle-unused.parquet"]),
 ])
 def test_no_service_is_one_line(script: str, args: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), "--url", "http://127.0.0.1:9",
-         *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    done = _script(f"{script}.py", "--url", "http://127.0.0.1:9", *args)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith(f"{script}: no answer from the service"), done.stderr
@@ -67,10 +72,7 @@ def html_503() -> Iterator[str]:
     ("rankers", ["list"]),
 ])
 def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), *args, "--url", html_503],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    done = _script(f"{script}.py", *args, "--url", html_503)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith(f"{script}: "), done.stderr
@@ -79,10 +81,7 @@ def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str])
 
 @pytest.mark.parametrize("folds", ["1", "x", "21"])
 def test_train_ranker_folds_are_2_to_20(folds: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_ranker.py"), "--dataset", "esci",
-         "--folds", folds], capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    done = _script("train_ranker.py", "--dataset", "esci", "--folds", folds)
     assert done.returncode == 2 and "--folds" in done.stderr, done.stderr
 
 
@@ -101,21 +100,15 @@ def test_a_feature_log_of_another_catalog_is_refused() -> None:
 
 @pytest.mark.parametrize("option", ["--max-p99-ms", "--max-error-rate", "--shadow-sample"])
 def test_an_experiments_limits_are_finite_numbers(option: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "rankers.py"), "experiment", "start", "e1",
-         "--arm", "a=default", "--arm", "b=formula", option, "nan"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    done = _script("rankers.py", "experiment", "start", "e1", "--arm", "a=default", "--arm",
+                   "b=formula", option, "nan")
     assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_shadow_sample_without_a_shadow_is_refused() -> None:
     """It started an experiment with no shadow at all, silently."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "rankers.py"), "experiment", "start", "e1",
-         "--arm", "a=default", "--arm", "b=formula", "--shadow-sample", "0.3"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+    done = _script("rankers.py", "experiment", "start", "e1", "--arm", "a=default", "--arm",
+                   "b=formula", "--shadow-sample", "0.3")
     assert done.returncode == 2 and "--shadow-sample needs --shadow" in done.stderr
 
 
@@ -138,12 +131,8 @@ def test_evaluate_without_the_judgments_is_one_line(tmp_path: Path) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Candidate)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "rankers.py"), "evaluate", "lgbm_7",
-             "--dataset", "icecat", "--data-dir", str(tmp_path), "--url",
-             f"http://127.0.0.1:{server.server_address[1]}"],
-            capture_output=True, text=True, timeout=60, cwd=ROOT,
-            env={**os.environ, "AISLE_INTERNAL_TOKEN": "t" * 20, "PYTHONPATH": str(ROOT)})
+        done = _script("rankers.py", "evaluate", "lgbm_7", "--dataset", "icecat", "--data-dir",
+                       str(tmp_path), "--url", f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
     assert done.returncode == 1, done.stdout + done.stderr
