@@ -194,9 +194,10 @@ def _variant(v: Mapping[str, Any], p: Mapping[str, Any],
              snap: Mapping[str, Any] | None, low_stock: int = LOW_STOCK) -> dict[str, Any]:
     by_seller = {o["seller_id"]: o for o in p["offers"]}
     vid = int(v["variant_id"])
-    # the pricing engine's buy box over the offers' own prices, as a quote picks the offer it
-    # charges for (serve/quotes.py): the page never shows a price a quote would not charge
-    box = buy_box(Offer(int(o["seller_id"]), vid, o["list_cents"], _available(o, snap),
+    # the pricing engine's buy box over what each offer's unit costs (after its seller's deal
+    # and rule), as a quote picks the offer it charges for (serve/quotes.py): the page never
+    # shows a price a quote would not charge
+    box = buy_box(Offer(int(o["seller_id"]), vid, o["unit_cents"], _available(o, snap),
                         o["seller_rating"]) for o in p["offers"])
     winner = by_seller[str(box.winner.seller_id)] if box.winner is not None else None
     others = [by_seller[str(o.seller_id)] for o in box.others]

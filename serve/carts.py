@@ -39,7 +39,7 @@ from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
-from domain.pricing import CouponRejected, buy_box, read_quote
+from domain.pricing import CouponRejected, priced_buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
 from domain.pricing.tokens import SignedQuote
 from serve.quotes import QuoteService
@@ -305,10 +305,12 @@ class CartService:
                                    "and add it again", "offer_withdrawn",
                                    {"variant_id": "offer withdrawn"})
                 return h.seller_id, found[(variant_id, h.seller_id)]
+        now = datetime.now(UTC)
         async with self.pool.acquire() as conn:
-            inputs = await load_pricing(conn, [variant_id], datetime.now(UTC))
+            inputs = await load_pricing(conn, [variant_id], now)
         vp = inputs.variants.get(variant_id)
-        winner = buy_box(vp.offers).winner if vp is not None else None
+        winner = (priced_buy_box(vp.item, vp.offers, inputs.deals, vp.rule, now).winner
+                  if vp is not None else None)
         if vp is None or winner is None or winner.seller_id == vp.item.seller_id \
                 or winner.warehouse_id is None:
             return None, None

@@ -33,7 +33,7 @@ from domain.pricing import (
     QuoteSummary,
     SignedQuote,
     VerifiedQuote,
-    buy_box,
+    priced_buy_box,
     quote,
     read_quote,
     sign_quote,
@@ -97,7 +97,7 @@ class QuoteService:
                 offers = tuple(dataclasses.replace(o, available=o.available + held[variant])
                                if o.seller_id == holder else o for o in offers)
             winner = (next((o for o in offers if o.seller_id == holder), None) if chosen
-                      else buy_box(offers).winner)
+                      else priced_buy_box(vp.item, offers, inputs.deals, vp.rule, now).winner)
             if chosen and winner is None:
                 raise Conflict("the seller of this line withdrew its offer: remove the line",
                                "offer_withdrawn",

@@ -5,7 +5,8 @@ price is rounded half up to the cent. Times are timezone-aware datetimes, passed
 
 A line's unit price goes through these steps, each recorded in the quote:
 
-  list     the price of the offer bought (offers.py: the buy box picks it): the product
+  list     the price of the offer bought (the buy box picks it: the offer whose unit
+           price after these steps is lowest, listing.py `priced_buy_box`): the product
            seller's variant price (which the dynamic-pricing actor moves on a schedule with
            `dynamic_price`, recording each change), or another seller's offer price.
   deal     the one active deal that gives the lowest price (deals.py; deals never stack),
@@ -36,7 +37,7 @@ from domain.pricing.coupons import (
 )
 from domain.pricing.deals import Deal, best_deal
 from domain.pricing.dynamic import DynamicRule, dynamic_price
-from domain.pricing.listing import compared_price, listing_price, unit_price
+from domain.pricing.listing import compared_price, listing_price, priced_buy_box, unit_price
 from domain.pricing.offers import Item, Offer, buy_box
 from domain.pricing.quotes import Line, quote
 from domain.pricing.tokens import (
@@ -71,6 +72,7 @@ __all__ = [
     "dynamic_price",
     "listing_price",
     "normalize_code",
+    "priced_buy_box",
     "quote",
     "read_quote",
     "sign_quote",

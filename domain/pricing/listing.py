@@ -10,7 +10,7 @@ from typing import TypeAlias
 
 from domain.pricing.deals import Deal, best_deal
 from domain.pricing.dynamic import DynamicRule
-from domain.pricing.offers import Item, Offer, buy_box
+from domain.pricing.offers import BuyBox, Item, Offer, buy_box
 
 # a variant as a listing prices it: item as its listing seller sells it, compare-at cents,
 # every offer, its rule
@@ -37,6 +37,15 @@ def unit_price(item: Item, deals: Iterable[Deal], rule: DynamicRule | None,
     return UnitPrice(item.list_price_cents, deal, after_deal, rule, final)
 
 
+def priced_buy_box(item: Item, offers: Iterable[Offer], deals: Sequence[Deal],
+                   rule: DynamicRule | None, now: datetime) -> BuyBox:
+    """The buy box at the unit price each offer is charged at (list -> deal -> dynamic):
+    `item` as its listing seller sells it, `rule` its listing seller's. A seller's deal
+    counts, so an offer on a deal beats a cheaper list price that is dearer after it."""
+    return buy_box(offers, lambda o: unit_price(item.sold_by(o), deals, rule,
+                                                now).dynamic_cents)
+
+
 def compared_price(own_offer: bool, compare_cents: int | None, list_cents: int,
                    unit_cents: int, on_deal: bool) -> int | None:
     """The price a shown price is compared with ("was"): the listing seller's compare-at price
@@ -56,7 +65,7 @@ def listing_price(variants: Iterable[ListedVariant], deals: Sequence[Deal],
     price (an out-of-stock product still shows one). None for no variants."""
     best: tuple[int, int | None] | None = None
     for item, compare, offers, rule in variants:
-        winner = buy_box(offers).winner
+        winner = priced_buy_box(item, offers, deals, rule, now).winner
         sold = item.sold_by(winner) if winner is not None else item
         u = unit_price(sold, deals, rule, now)
         if best is None or u.dynamic_cents < best[0]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from domain.errors import ValidationFailed
 
@@ -47,10 +47,13 @@ class BuyBox:
     others: tuple[Offer, ...]  # every other offer, in buy-box order, those without stock last
 
 
-def buy_box(offers: Iterable[Offer]) -> BuyBox:
+def buy_box(offers: Iterable[Offer],
+            charged: Callable[[Offer], int] = lambda o: o.price_cents) -> BuyBox:
     """Among offers with stock: lowest price, then best seller rating (unrated last), then
-    lowest seller id."""
-    ranked = sorted(offers, key=lambda o: (o.available <= 0, o.price_cents,
+    lowest seller id. `charged`: what a unit bought through the offer costs the shopper (by
+    default the offer's own price; `listing.priced_buy_box` counts each seller's deals and
+    rule, as a quote charges them)."""
+    ranked = sorted(offers, key=lambda o: (o.available <= 0, charged(o),
                                            -(o.seller_rating if o.seller_rating is not None
                                              else -1.0), o.seller_id))
     if ranked and ranked[0].available > 0:

@@ -169,6 +169,19 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
         assert r.json()["quote"]["total_cents"] == 90_000
         assert r.json()["quote"]["lines"][0]["seller_id"] == str(seller.seller_id)
         assert await _warehouses(client, v) == {"WH_01": (2, 0, 0), mine: (2, 3, 0)}
+        # its seller suspended, the line takes no more of its units (and not the listing
+        # seller's); reinstated, the cart checks out as it was
+        for status in ("SUSPENDED", "ACTIVE"):
+            r = await client.patch(f"/api/v1/internal/sellers/{seller.seller_id}",
+                                   headers=INTERNAL, json={"status": status})
+            assert r.status_code == 200, r.text
+            if status == "SUSPENDED":
+                r = await shopper.post("/api/v1/cart/items",
+                                       json={"variant_id": v, "quantity": 1})
+                assert r.status_code == 409, r.text
+                assert r.json()["error"]["code"] == "offer_withdrawn"
+                assert await _warehouses(client, v) == {"WH_01": (2, 0, 0),
+                                                        mine: (2, 3, 0)}
         order = (await shopper.post("/api/v1/cart/checkout")).json()
         assert order["total_cents"] == 90_000, order
         assert await _warehouses(client, v) == {"WH_01": (2, 0, 0), mine: (2, 0, 3)}
@@ -256,6 +269,51 @@ async def test_two_writes_of_one_offer_at_once_leave_the_units_of_the_one_acknow
         version = won["version"]
         assert won["available"] in wanted
         assert (await _warehouses(client, v))[mine] == (won["available"], 0, 0), round_
+    assert (await client.delete(f"/api/v1/seller/offers/{v}",
+                                headers=_key(seller))).status_code == 200
+
+
+async def test_the_buy_box_goes_to_the_lowest_price_after_each_sellers_deal(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
+        other_seller: Seller, category_ids: dict[str, int]) -> None:
+    """The listing seller (349.99) discounts its product by 20 % (279.99): it then sells
+    below the offer's 300.00, so it wins the buy box on the page, in search, in a quote and
+    in a shopper's cart (its units, at its deal price); its deal over, the offer wins again."""
+    tag = "undercut" + secrets.token_hex(4)
+    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
+                         json={"price_cents": 30_000, "quantity": 5})
+    assert r.status_code == 201, r.text
+    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
+                 "offer wins on the page")
+    r = await client.post("/api/v1/seller/deals", headers=_key(other_seller), json={
+        "name": "Undercut", "scope": "product", "scope_value": pid, "kind": "percent",
+        "amount": 2_000, "starts_at": _at(minutes=-1), "ends_at": _at(days=2)})
+    assert r.status_code == 201, r.text
+    deal_url = f"/api/v1/seller/deals/{r.json()['deal_id']}"
+    await _until(lambda: _winner(client, pid, v), (str(other_seller.seller_id), 279.99),
+                 "the discounted listing seller wins on the page")
+    await _until(lambda: _listed(client, tag), 279.99, "and in search")
+    q = (await client.post("/api/v1/quotes", json={"items": [{"variant_id": v,
+                                                              "quantity": 1}]})).json()
+    assert (q["lines"][0]["seller_id"], q["total_cents"]) == (str(other_seller.seller_id),
+                                                              27_999), q
+    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    try:
+        assert (await shopper.post("/api/v1/cart")).status_code == 201
+        r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
+        assert r.status_code == 200, r.text
+        [line] = r.json()["lines"]
+        assert line["seller_id"] is None  # the listing seller's own units
+        assert r.json()["quote"]["total_cents"] == 27_999
+        assert await _warehouses(client, v) == {"WH_01": (1, 1, 0),
+                                                f"s-{seller.seller_id}": (5, 0, 0)}
+        assert (await shopper.delete(f"/api/v1/cart/items/{v}")).status_code == 200
+    finally:
+        await shopper.aclose()
+    assert (await client.delete(deal_url, headers=_key(other_seller))).status_code == 200
+    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
+                 "the deal over, the offer wins again")
     assert (await client.delete(f"/api/v1/seller/offers/{v}",
                                 headers=_key(seller))).status_code == 200
 

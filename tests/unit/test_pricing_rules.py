@@ -26,6 +26,7 @@ from domain.pricing import (
     check_coupon_usable,
     dynamic_price,
     listing_price,
+    priced_buy_box,
     quote,
     sign_quote,
     unit_price,
@@ -419,6 +420,29 @@ def test_any_payload_round_trips_until_it_expires(payload: dict[str, object], tt
     changed = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1:]
     with pytest.raises(QuoteTokenRejected):
         verify_quote(changed, SECRET, NOW)
+
+
+def test_the_buy_box_compares_what_each_offer_charges_after_its_sellers_deal_and_rule() -> None:
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    item = Item(1, 10, 100, 5_000)  # the listing seller (100) lists at 50.00
+    own, rival = Offer(100, 1, 5_000, 10), Offer(200, 1, 4_800, 3)
+    # the listing seller's 10 % deal on its product: 45.00 beats the rival's 48.00
+    deal = Deal(1, "product", "10", "percent", 1_000, now - timedelta(hours=1),
+                now + timedelta(hours=1), seller_id=100)
+    assert buy_box([own, rival]).winner == rival  # its own prices alone
+    assert priced_buy_box(item, [own, rival], (deal,), None, now).winner == own
+    assert listing_price([(item, None, (own, rival), None)], (deal,), now) == (4_500, 5_000)
+    # the listing seller's rule cuts its deal back to a 47.50 floor: still below 48.00
+    rule = DynamicRule(1, 100, 4_750, 9_000, 1, 100, 5, 0, 100, 100)
+    assert priced_buy_box(item, [own, rival], (deal,), rule, now).winner == own
+    # a floor of 49.00: the rival's 48.00 wins; its own deal (5 %) does not change that
+    rule = dataclasses.replace(rule, floor_cents=4_900)
+    rivals = Deal(2, "product", "10", "percent", 500, now - timedelta(hours=1),
+                  now + timedelta(hours=1), seller_id=200)
+    box = priced_buy_box(item, [own, rival], (deal, rivals), rule, now)
+    assert box.winner == rival and box.others == (own,)
+    assert listing_price([(item, None, (own, rival), rule)], (deal, rivals), now) == \
+        (4_560, 4_800)
 
 
 def test_listing_price_is_the_cheapest_buy_box_with_what_it_is_compared_with() -> None:

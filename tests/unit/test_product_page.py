@@ -152,17 +152,17 @@ def test_no_sellable_variant_left_is_unavailable() -> None:
 
 
 def test_buy_box_is_the_one_a_quote_charges_for() -> None:
-    """A deal of the owner's only: the owner's offer costs the shopper less (80.00), but a
-    quote buys from the buy-box winner by offer price (the rival at 97.00), so the page shows
-    that one, and its price."""
+    """A deal of the owner's only: the owner's offer costs the shopper less (80.00 against
+    the rival's 97.00), so it wins the buy box, as a quote buys it (the lowest unit price
+    after each seller's deal and rule), and the page shows that price."""
     seller_deal = Deal(8, "seller", str(OWNER), "percent", 2000, NOW - timedelta(hours=1),
                        NOW + timedelta(hours=1))
     snap, _ = prices([seller_deal])
     a = page(metadata(row(), [], True, NOW.timestamp()), snap, stock(9), [])["variants"][0]
-    assert a["buy_box"]["winner"]["seller"]["id"] == str(RIVAL)
-    assert a["price"] == {"amount": 97.0, "currency": "USD", "was": None}
-    owner = a["buy_box"]["others"][0]
-    assert owner["price"] == {"amount": 80.0, "currency": "USD", "was": 120.0}
+    assert a["buy_box"]["winner"]["seller"]["id"] == str(OWNER)
+    assert a["price"] == {"amount": 80.0, "currency": "USD", "was": 120.0}
+    assert [(o["seller"]["id"], o["price"]) for o in a["buy_box"]["others"]] == [
+        (str(RIVAL), {"amount": 97.0, "currency": "USD", "was": None})]
 
 
 def test_product_price_is_the_cheapest_variants_as_in_search() -> None:

@@ -142,14 +142,16 @@ async def _pricing(conn: Conn, rows: Sequence[asyncpg.Record], now: datetime) ->
 async def offer_warehouses(conn: Conn, pairs: Sequence[tuple[int, int]]
                            ) -> dict[tuple[int, int], str]:
     """(variant, seller) -> the warehouse holding that seller's units of it, for those of the
-    pairs that are other sellers' offers with stock of their own."""
+    pairs that are other sellers' offers with stock of their own, by sellers not suspended
+    (a suspended seller's offers are not for sale, as `load_pricing` leaves them out)."""
     if not pairs:
         return {}
     rows = await conn.fetch(
         """SELECT o.variant_id, o.seller_id, o.warehouse_id
            FROM offers o JOIN unnest($1::bigint[], $2::bigint[]) AS k(v, s)
              ON o.variant_id = k.v AND o.seller_id = k.s
-           WHERE o.warehouse_id IS NOT NULL""",
+           JOIN sellers s ON s.seller_id = o.seller_id
+           WHERE o.warehouse_id IS NOT NULL AND s.status = 'ACTIVE'""",
         [v for v, _ in pairs], [s for _, s in pairs])
     return {(r["variant_id"], r["seller_id"]): r["warehouse_id"] for r in rows}
 
