@@ -24,7 +24,7 @@ from adapters.postgres import Conn, media_repo
 from adapters.postgres.catalog_repo import CatalogRepository
 from adapters.postgres.media_repo import MediaImage
 from domain.catalog import ImageIn
-from domain.errors import AisleError, ValidationFailed
+from domain.errors import AisleError, NotFound, ValidationFailed
 from domain.images import SIZES, ImageLimits, inspect, original_key, thumbnail_key
 
 log = logging.getLogger("aisle.media")
@@ -83,7 +83,9 @@ class MediaService:
             row = await media_repo.record(conn, image_id, product_id, facts, variant_id,
                                           alt_text, position)
         if row.status == "READY":
-            return row
+            # shown, or (removed from the product by a write since) shown again as this
+            # upload describes it
+            return await self._show(seller_id, row, variant_id, alt_text, position)
         task = self._running.get(row.image_id)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._finish(seller_id, row))
@@ -105,7 +107,9 @@ class MediaService:
         url = self.urls(row.sha256)[str(DISPLAY_SIZE)]
 
         async def ready(conn: Conn) -> None:
-            await media_repo.mark_ready(conn, row.image_id, url)
+            if not await media_repo.mark_ready(conn, row.image_id, url):
+                # deleted while its thumbnails were made: the product does not show it
+                raise NotFound(f"image {row.image_id} was deleted")
 
         try:
             await self.catalog.change_images(
@@ -118,6 +122,28 @@ class MediaService:
                    ) or exc.message
             async with self.pool.acquire() as conn:
                 await media_repo.mark_failed(conn, row.image_id, why)
+        async with self.pool.acquire() as conn:
+            try:
+                return await media_repo.get(conn, row.product_id, row.image_id)
+            except NotFound:  # deleted meanwhile: a waiting upload is told so
+                return dataclasses.replace(row, status="FAILED", error="deleted meanwhile")
+
+    async def _show(self, seller_id: int, row: MediaImage, variant_id: int | None,
+                    alt_text: str, position: int) -> MediaImage:
+        """A READY upload uploaded again: the product shows it (a new version if it did
+        not), and the upload's row says what this upload says of it."""
+        assert row.url is not None
+        if row.url in await self.catalog.image_urls(row.product_id):
+            return row  # the same upload again (a retry): the same image, as it was
+
+        async def described(conn: Conn) -> None:
+            await media_repo.describe(conn, row.image_id, variant_id, alt_text, position)
+
+        await self.catalog.change_images(
+            seller_id, row.product_id,
+            ImageIn.model_construct(url=row.url, position=position, alt_text=alt_text,
+                                    variant_sku=None),
+            variant_id, [], described, self.max_images)
         async with self.pool.acquire() as conn:
             return await media_repo.get(conn, row.product_id, row.image_id)
 
@@ -132,15 +158,19 @@ class MediaService:
             return await media_repo.get(conn, product_id, image_id)
 
     async def delete(self, seller_id: int, product_id: int, image_id: str) -> int:
-        """Removes the image from the product (a new version) and its row, then its files
-        unless another upload has the same bytes. The product's version."""
+        """Removes the image from the product (a new version, if the product shows it) and
+        its row, then its files unless another upload has the same bytes. The product's
+        version. An upload still PROCESSING is never shown after (its thumbnails, once
+        made, find no row to mark ready)."""
         m = await self.get(seller_id, product_id, image_id)
 
         async def gone(conn: Conn) -> None:
             await media_repo.remove(conn, image_id)
 
-        version = await self.catalog.change_images(
-            seller_id, product_id, None, None, [m.url] if m.url else [], gone)
+        # the url it is shown at once ready (it may have become ready since it was read)
+        url = self.urls(m.sha256)[str(DISPLAY_SIZE)]
+        version = await self.catalog.change_images(seller_id, product_id, None, None, [url],
+                                                   gone)
         async with self.pool.acquire() as conn:
             shared = await media_repo.sha_in_use(conn, m.sha256)
         if not shared:

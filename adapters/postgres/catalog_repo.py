@@ -193,17 +193,19 @@ class CatalogRepository:
         `also` (the upload's own rows) in the same transaction: snapshot, version + 1,
         outbox `product.updated`. The new version. An image the product shows already is not
         added again (nothing else to do: no new version); one beyond `max_images` is refused
-        (422 naming `file`)."""
+        (422 naming `file`); urls to remove that the product does not show are left out
+        (none left and nothing added: no new version)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, seller_id, product_id)
+            shown = [r["url"] for r in await conn.fetch(
+                "SELECT url FROM product_images WHERE product_id = $1", product_id)]
+            remove_urls = [u for u in remove_urls if u in shown]
             if add is not None:
-                shown = [r["url"] for r in await conn.fetch(
-                    "SELECT url FROM product_images WHERE product_id = $1", product_id)
-                    if r["url"] not in remove_urls]
-                if add.url in shown:
+                kept = [u for u in shown if u not in remove_urls]
+                if add.url in kept:
                     add = None
-                elif max_images is not None and len(shown) >= max_images:
-                    raise ValidationFailed({"file": f"the product has {len(shown)} images: "
+                elif max_images is not None and len(kept) >= max_images:
+                    raise ValidationFailed({"file": f"the product has {len(kept)} images: "
                                                     f"at most {max_images}"})
             if add is None and not remove_urls:
                 await also(conn)

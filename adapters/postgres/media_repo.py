@@ -71,10 +71,19 @@ async def of_product(conn: Conn, product_id: int) -> list[MediaImage]:
     return [_row(r) for r in rows]
 
 
-async def mark_ready(conn: Conn, image_id: str, url: str) -> None:
-    await conn.execute(
+async def mark_ready(conn: Conn, image_id: str, url: str) -> bool:
+    """Whether the upload's row was there to mark (False: deleted meanwhile)."""
+    return await conn.fetchval(
         "UPDATE media_images SET status = 'READY', url = $2, error = NULL, ready_at = now() "
-        "WHERE image_id = $1", image_id, url)
+        "WHERE image_id = $1 RETURNING true", image_id, url) is not None
+
+
+async def describe(conn: Conn, image_id: str, variant_id: int | None, alt_text: str,
+                   position: int) -> None:
+    """What an upload says of its image (a re-upload of it says it again)."""
+    await conn.execute(
+        "UPDATE media_images SET variant_id = $2, alt_text = $3, position = $4 "
+        "WHERE image_id = $1", image_id, variant_id, alt_text, position)
 
 
 async def mark_failed(conn: Conn, image_id: str, error: str) -> None:

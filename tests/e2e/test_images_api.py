@@ -4,6 +4,7 @@ again are the same image; deleting removes the files."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,47 @@ async def test_upload_thumbnails_show_retry_and_delete(
     assert await _state(pool, pid) == (3, 0, 0)
     assert len(before - _files(settings)) == 5  # the original and 4 thumbnails
     assert (await client.get(img["thumbnails"]["300"])).status_code == 404
+
+
+async def test_an_upload_deleted_while_processing_is_never_shown_and_a_removed_one_comes_back(
+        client: httpx.AsyncClient, seller: Seller, pool: asyncpg.Pool, settings: Settings,
+        category_ids: dict[str, int]) -> None:
+    """The same photo on two listings: deleted from the second while its thumbnails are
+    made, it never shows there (and the first keeps its files). Removed from a product by a
+    write, the same bytes uploaded again show it again, as the new upload describes it."""
+    payload = {**body(category_ids["Headphones"]), "images": []}
+    first = await create(client, seller, payload)
+    second = await create(client, seller, {**body(category_ids["Headphones"]), "images": []})
+    data = picture(shade=29)
+    shown = await _upload(client, seller, first["product_id"], data)
+    assert shown.status_code == 201, shown.text
+    r = await _upload(client, seller, second["product_id"], data, wait=False)
+    assert r.status_code == 202 and r.json()["status"] == "PROCESSING", r.text
+    r = await client.delete(f"/api/v1/seller/products/{second['product_id']}/images/"
+                            f"{r.json()['image_id']}", headers=seller.auth)
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text  # it showed nothing
+    for _ in range(40):  # its thumbnails are made meanwhile (about a second)
+        assert await _state(pool, second["product_id"]) == (1, 0, 0)
+        await asyncio.sleep(0.25)
+    page = (await client.get(f"/api/v1/products/{first['product_id']}")).json()
+    assert page["images"] == [shown.json()["url"]]
+    assert (await client.get(shown.json()["url"])).status_code == 200
+
+    # the first product written without it, then the same bytes again
+    pid = first["product_id"]
+    r = await client.put(f"/api/v1/seller/products/{pid}", headers=seller.auth,
+                         json={**payload, "version": 2})
+    assert r.status_code == 200 and r.json()["images"] == [], r.text
+    again = await _upload(client, seller, pid, data, alt_text="Back view")
+    assert again.status_code == 201, again.text
+    assert (again.json()["image_id"], again.json()["alt_text"]) == (
+        shown.json()["image_id"], "Back view")
+    product = (await client.get(f"/api/v1/seller/products/{pid}", headers=seller.auth)).json()
+    assert [(i["url"], i["alt_text"]) for i in product["images"]] == [
+        (shown.json()["url"], "Back view")]
+    assert await _state(pool, pid) == (4, 1, 1)
+    page = (await client.get(f"/api/v1/products/{pid}")).json()
+    assert page["images"] == [shown.json()["url"]]
 
 
 @pytest.mark.parametrize(("data", "form", "field", "why"), [
