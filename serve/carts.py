@@ -37,7 +37,7 @@ from adapters.postgres.pricing_repo import (
 )
 from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
-from domain.inventory import ReservationNotFound, UnknownVariant
+from domain.inventory import InsufficientStock, ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
 from domain.pricing import CouponRejected, priced_buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
@@ -271,12 +271,19 @@ class CartService:
             info = (await store.variants(conn, [variant_id])).get(variant_id)
         if info is None or not info.active:
             raise UnknownVariant(f"variant {variant_id} is not for sale")
-        # whose units: those the line holds already, else the buy box's winner's now
-        seller, warehouse = await self._source(row, variant_id)
         # the inventory key is the cart's and the shopper's key: the same add, the same hold
-        got = await self.inventory.reserve(
-            [(variant_id, quantity, warehouse)],
-            key=f"cart:{row.cart_id}:{key or uuid.uuid4().hex}", ttl_s=self.hold_s)
+        ikey = f"cart:{row.cart_id}:{key or uuid.uuid4().hex}"
+        winner = await self._winner(variant_id)
+        line = [h for h in row.holds if h.variant_id == variant_id]
+        if line and winner[0] != line[0].seller_id and not any(h.committed for h in line) \
+                and await self._move(row, line, winner, quantity, ikey):
+            return
+        # whose units: those the line holds already, else the buy box's winner's now
+        seller, warehouse = await self._source(row, variant_id) if line else winner
+        got = await self.inventory.reserve([(variant_id, quantity, warehouse)], key=ikey,
+                                           ttl_s=self.hold_s)
+        if got["reservation_id"] in {h.reservation_id for h in row.holds}:
+            return  # a retried add: held already
         if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
                 (variant_id, quantity)]:
             raise ValidationFailed({"Idempotency-Key": "was used for another add"})
@@ -289,6 +296,62 @@ class CartService:
             await store.add_hold(conn, row.cart_id, Hold(
                 got["reservation_id"], variant_id, quantity,
                 datetime.fromtimestamp(expires / 1000, UTC), seller))
+
+    async def _move(self, row: CartRow, line: list[Hold], winner: tuple[int | None, str | None],
+                    quantity: int, ikey: str) -> bool:
+        """An add to a line whose seller no longer wins the buy box (its price went up, or
+        another's went down): the line's units and `quantity` more are held from the winner
+        instead, and the line's holds released, so the line is bought at the price the shop
+        shows. False (nothing done) when the winner has not enough units or the line's
+        reservations were sold by a checkout that did not finish: the add then takes from
+        the line's seller, as before."""
+        variant_id, now = line[0].variant_id, datetime.now(UTC)
+        async def sold(h: Hold) -> bool:
+            try:
+                return (await self.inventory.get(h.reservation_id))["status"] == "COMMITTED"
+            except ReservationNotFound:
+                return False  # never made (a crash between hold and record)
+
+        if any(await asyncio.gather(*(sold(h) for h in line))):
+            return False
+        # the units the line holds now (an expired hold's are no longer the shopper's)
+        want = quantity + sum(h.quantity for h in line if h.expires_at > now)
+        try:
+            got = await self.inventory.reserve([(variant_id, want, winner[1])], key=ikey,
+                                               ttl_s=self.hold_s)
+        except InsufficientStock:
+            return False
+        if got["reservation_id"] in {h.reservation_id for h in row.holds}:
+            return True  # a retried add whose move was done
+        if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
+                (variant_id, want)]:
+            return False  # the key's first try took from the line's seller: replay that
+        async with self.pool.acquire() as conn:
+            seller = await store.warehouse_seller(conn, [x["warehouse_id"]
+                                                         for x in got["lines"]])
+            async with conn.transaction():  # the line is the winner's, whole, at once
+                await store.drop_holds(conn, row.cart_id, [h.reservation_id for h in line])
+                await store.add_hold(conn, row.cart_id, Hold(
+                    got["reservation_id"], variant_id, want,
+                    datetime.fromtimestamp((got["expires_at_ms"] or 0) / 1000, UTC), seller))
+        for h in line:  # back on sale (a crash here: their TTL frees them)
+            with contextlib.suppress(ReservationNotFound, Conflict):
+                await self.inventory.release(h.reservation_id)
+        return True
+
+    async def _winner(self, variant_id: int) -> tuple[int | None, str | None]:
+        """The seller (None: the listing seller, or nobody) whose offer wins the buy box now,
+        and the warehouse of its units (None: the platform's)."""
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            inputs = await load_pricing(conn, [variant_id], now)
+        vp = inputs.variants.get(variant_id)
+        winner = (priced_buy_box(vp.item, vp.offers, inputs.deals, vp.rule, now).winner
+                  if vp is not None else None)
+        if vp is None or winner is None or winner.seller_id == vp.item.seller_id \
+                or winner.warehouse_id is None:
+            return None, None
+        return winner.seller_id, winner.warehouse_id
 
     async def _source(self, row: CartRow, variant_id: int) -> tuple[int | None, str | None]:
         """The seller (None: the listing seller) and warehouse (None: the platform's) an add
@@ -305,16 +368,7 @@ class CartService:
                                    "and add it again", "offer_withdrawn",
                                    {"variant_id": "offer withdrawn"})
                 return h.seller_id, found[(variant_id, h.seller_id)]
-        now = datetime.now(UTC)
-        async with self.pool.acquire() as conn:
-            inputs = await load_pricing(conn, [variant_id], now)
-        vp = inputs.variants.get(variant_id)
-        winner = (priced_buy_box(vp.item, vp.offers, inputs.deals, vp.rule, now).winner
-                  if vp is not None else None)
-        if vp is None or winner is None or winner.seller_id == vp.item.seller_id \
-                or winner.warehouse_id is None:
-            return None, None
-        return winner.seller_id, winner.warehouse_id
+        return await self._winner(variant_id)
 
     async def remove(self, token: str, variant_id: int) -> ShopperCartJson:
         """Releases every hold of the variant's line."""

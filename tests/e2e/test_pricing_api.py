@@ -318,6 +318,49 @@ async def test_the_buy_box_goes_to_the_lowest_price_after_each_sellers_deal(
                                 headers=_key(seller))).status_code == 200
 
 
+async def test_an_add_to_a_line_whose_seller_lost_the_buy_box_moves_it_to_the_winner(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
+        other_seller: Seller, category_ids: dict[str, int]) -> None:
+    """A cart holds the offer's unit (300.00); its seller raises the price to 400.00, so the
+    listing seller (349.99) wins the buy box. Adding one more holds both units from the
+    listing seller, at the price the page shows, and gives the offer's unit back; the same
+    add retried with its key changes nothing."""
+    tag = "follow" + secrets.token_hex(4)
+    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    mine = f"s-{seller.seller_id}"
+    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
+                         json={"price_cents": 30_000, "quantity": 5})
+    assert r.status_code == 201, r.text
+    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
+                 "offer wins on the page")
+    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    try:
+        assert (await shopper.post("/api/v1/cart")).status_code == 201
+        r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
+        assert r.status_code == 200, r.text
+        assert r.json()["lines"][0]["seller_id"] == str(seller.seller_id)
+        assert await _warehouses(client, v) == {"WH_01": (2, 0, 0), mine: (4, 1, 0)}
+        r = await client.put(f"/api/v1/seller/offers/{v}", headers={**_key(seller),
+                             "If-Match": '"1"'}, json={"price_cents": 40_000, "quantity": 5})
+        assert r.status_code == 200, r.text
+        await _until(lambda: _winner(client, pid, v), (str(other_seller.seller_id), 349.99),
+                     "the listing seller wins again")
+        for _ in range(2):  # the add, then its retry
+            r = await shopper.post("/api/v1/cart/items", headers={"Idempotency-Key": tag},
+                                   json={"variant_id": v, "quantity": 1})
+            assert r.status_code == 200, r.text
+            [line] = r.json()["lines"]
+            assert (line["seller_id"], line["quantity"]) == (None, 2), line
+            assert r.json()["quote"]["total_cents"] == 69_998
+            assert await _warehouses(client, v) == {"WH_01": (0, 2, 0), mine: (5, 0, 0)}
+        order = await shopper.post("/api/v1/cart/checkout",
+                                   json={"expected_total_cents": 69_998})
+        assert order.status_code == 200 and order.json()["total_cents"] == 69_998, order.text
+        assert await _warehouses(client, v) == {"WH_01": (0, 0, 2), mine: (5, 0, 0)}
+    finally:
+        await shopper.aclose()
+
+
 async def test_deals_by_sellers_and_the_platform(
         client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
         other_seller: Seller, category_ids: dict[str, int]) -> None:
