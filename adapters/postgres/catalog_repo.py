@@ -179,6 +179,9 @@ class CatalogRepository:
                        updated_at = now() WHERE product_id = $1 RETURNING version""",
                 product_id,
             )
+            # its variants retired with it: their SKUs are free for new products
+            await conn.execute("UPDATE product_variants SET status = 'INACTIVE' "
+                               "WHERE product_id = $1 AND status = 'ACTIVE'", product_id)
             await conn.execute(_OUTBOX, "product.deleted", product_id, version,
                                {"product_id": str(product_id), "seller_id": str(seller_id),
                                 "version": version})
@@ -284,8 +287,8 @@ class CatalogRepository:
             raise ValidationFailed(fields)
         taken = await conn.fetch(
             """SELECT sku FROM product_variants WHERE sku = ANY($1::text[])
-               AND product_id <> $2""",
-            [v.sku for v in p.variants], product_id,
+               AND product_id <> $2 AND status = 'ACTIVE'""",
+            [v.sku for v in p.variants if v.status == "ACTIVE"], product_id,
         )
         if taken:
             names = {r["sku"] for r in taken}

@@ -373,6 +373,44 @@ async def test_sku_of_another_product_conflicts_and_writes_nothing(
     assert await counts(pool, seller) == before
 
 
+async def test_a_sku_is_free_again_once_its_variant_is_off_sale(
+    client: httpx.AsyncClient, seller: Seller, other_seller: Seller,
+    category_ids: dict[str, int],
+) -> None:
+    """A deleted product's SKUs, and a variant's a write left out, can be used by a new
+    product; the old variant brought back on sale (a restore) is then refused naming it."""
+    gone = await create(client, other_seller, body(category_ids["Audio"]))
+    r = await client.delete(f"/api/v1/seller/products/{gone['product_id']}",
+                            headers=other_seller.auth)
+    assert r.status_code == 200, r.text
+    again = body(category_ids["Audio"])
+    again["variants"][0]["sku"] = gone["variants"][0]["sku"]
+    r = await client.post("/api/v1/seller/products", json=again, headers=seller.auth)
+    assert r.status_code == 201, r.text
+
+    first = await create(client, seller, body(category_ids["Audio"]))
+    pid, (kept, dropped) = first["product_id"], first["variants"]
+    payload = body(category_ids["Audio"])
+    payload["variants"] = [{k: kept[k] for k in ("sku", "attributes", "price_cents")}]
+    payload["images"] = payload["images"][:1]
+    r = await client.put(f"/api/v1/seller/products/{pid}", json={**payload, "version": 1},
+                         headers=seller.auth)
+    assert r.status_code == 200, r.text
+    other = body(category_ids["Audio"])
+    other["variants"][1]["sku"] = dropped["sku"]
+    other["images"] = other["images"][:1]
+    r = await client.post("/api/v1/seller/products", json=other, headers=other_seller.auth)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/v1/seller/products/{pid}/versions/1/restore",
+                          headers={**seller.auth, "If-Match": '"2"'})
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "duplicate_sku" and "variants.1.sku" in err["fields"], err
+    current = (await client.get(f"/api/v1/seller/products/{pid}", headers=seller.auth)).json()
+    assert current["version"] == 2
+    assert [v["sku"] for v in current["variants"] if v["status"] == "ACTIVE"] == [kept["sku"]]
+
+
 async def test_duplicate_external_id_conflicts(
     client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]
 ) -> None:
