@@ -107,7 +107,7 @@ class CatalogRepository:
 
     async def _create(self, seller_id: int, product_id: int, p: ProductIn) -> dict[str, Any]:
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._check_references(conn, p, product_id)
+            await self._check_references(conn, p, product_id, new=True)
             try:
                 await conn.execute(
                     """INSERT INTO products (product_id, seller_id, external_id, title,
@@ -265,7 +265,7 @@ class CatalogRepository:
         return row
 
     async def _check_references(
-        self, conn: Conn, p: ProductIn, product_id: int
+        self, conn: Conn, p: ProductIn, product_id: int, new: bool = False
     ) -> None:
         fields: dict[str, str] = {}
         if not await conn.fetchval(
@@ -277,11 +277,13 @@ class CatalogRepository:
             uploaded = {r["url"] for r in await conn.fetch(
                 """SELECT url FROM media_images WHERE product_id = $1 AND status = 'READY'
                    AND url = ANY($2::text[])""", product_id, sorted(paths))}
+            upload = ("create the product first, then POST /api/v1/seller/products/{id}/"
+                      "images" if new else
+                      f"POST /api/v1/seller/products/{product_id}/images")
             for n, img in enumerate(p.images):
                 if img.url in paths and img.url not in uploaded:
                     fields[f"images.{n}.url"] = (
-                        "names no image uploaded to this product (POST "
-                        f"/api/v1/seller/products/{product_id}/images adds one; other images "
+                        f"names no image uploaded to this product ({upload} adds one; other images "
                         "need an absolute http(s) URL)")
         if fields:
             raise ValidationFailed(fields)

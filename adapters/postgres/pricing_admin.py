@@ -71,6 +71,9 @@ class OfferRecord:
     available: int  # units in its warehouse now
     version: int
     updated_at: datetime
+    # whether the variant is on sale (it and its product ACTIVE): an offer of a variant the
+    # listing seller retired, or of a deleted product, sells nothing
+    on_sale: bool = True
 
 
 _OFFER = """
@@ -78,15 +81,17 @@ SELECT o.variant_id, v.product_id, o.seller_id, o.price_cents, o.condition, o.st
        o.warehouse_id, o.version, o.updated_at,
        CASE WHEN o.warehouse_id IS NULL THEN o.available
             ELSE COALESCE((SELECT st.available FROM stock st WHERE st.variant_id = o.variant_id
-                           AND st.warehouse_id = o.warehouse_id), 0) END AS available
+                           AND st.warehouse_id = o.warehouse_id), 0) END AS available,
+       (v.status = 'ACTIVE' AND p.status = 'ACTIVE') AS on_sale
 FROM offers o JOIN product_variants v ON v.variant_id = o.variant_id
+JOIN products p ON p.product_id = v.product_id
 """
 
 
 def _offer(r: asyncpg.Record) -> OfferRecord:
     return OfferRecord(r["variant_id"], r["product_id"], r["seller_id"], r["price_cents"],
                        r["condition"], r["stock_source"], r["warehouse_id"], r["available"],
-                       r["version"], r["updated_at"])
+                       r["version"], r["updated_at"], r["on_sale"])
 
 
 def offer_warehouse(seller_id: int, source: StockSource) -> str:

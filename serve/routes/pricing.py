@@ -106,7 +106,7 @@ def _offer(o: OfferRecord) -> Json:
             "seller_id": str(o.seller_id), "price_cents": o.price_cents,
             "condition": o.condition, "stock_source": o.stock_source,
             "warehouse_id": o.warehouse_id, "available": o.available, "version": o.version,
-            "updated_at": _iso(o.updated_at)}
+            "updated_at": _iso(o.updated_at), "on_sale": o.on_sale}
 
 
 @seller_router.get("/api/v1/seller/offers")

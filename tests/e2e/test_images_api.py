@@ -241,6 +241,8 @@ async def test_uploaded_images_survive_product_writes_history_and_restore(
     r = await client.post("/api/v1/seller/products", headers=seller.auth, json={
         **body(category_ids["Headphones"]), "images": [{"url": mine}]})
     assert r.status_code == 422 and "images.0.url" in r.json()["error"]["fields"], r.text
+    # (it names no product id: the one it would have had is never made)
+    assert "create the product first" in r.json()["error"]["fields"]["images.0.url"]
     assert await _state(pool, pid) == (5, 1, 2)
     assert await _state(pool, elsewhere["product_id"]) == (1, 0, 0)
 

@@ -359,6 +359,15 @@ async def test_an_add_to_a_line_whose_seller_lost_the_buy_box_moves_it_to_the_wi
         assert await _warehouses(client, v) == {"WH_01": (0, 0, 2), mine: (5, 0, 0)}
     finally:
         await shopper.aclose()
+    # the listing seller deletes the product: the offer's seller sees it sells nothing
+    async def on_sale() -> list[object]:
+        listed = (await client.get("/api/v1/seller/offers", headers=_key(seller))).json()
+        return [o["on_sale"] for o in listed["offers"] if o["variant_id"] == str(v)]
+
+    assert await on_sale() == [True]
+    r = await client.delete(f"/api/v1/seller/products/{pid}", headers=_key(other_seller))
+    assert r.status_code == 200, r.text
+    assert await on_sale() == [False]
 
 
 async def test_deals_by_sellers_and_the_platform(
