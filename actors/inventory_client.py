@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections import defaultdict
@@ -65,7 +64,7 @@ from domain.inventory_decisions import holding_problem
 from domain.inventory_slots import (
     Move,
     Rebalanced,
-    cart_id,
+    cart_of_key,
     initial_owners,
     partitions_of,
     plan,
@@ -281,7 +280,7 @@ class InventoryClient:
         for v, q, w in items:
             by_slot[slot_of(v)].append(Item(v, q, w))
         slots = sorted(by_slot)
-        cart = cart_id(hashlib.sha256(key.encode()).hexdigest()[:20], slots)
+        cart = cart_of_key(key, (v for v, _, _ in items))
         got = await asyncio.gather(*(self._call(s, Reserve(
             f"{key}/s{s:04x}", reservation_id(cart, s), tuple(by_slot[s]), int(ttl_s * 1000),
             cart)) for s in slots), return_exceptions=True)

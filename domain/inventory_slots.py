@@ -12,6 +12,7 @@ reservations is `<cart id>/s<4 hex>`: any caller can route one without asking an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,13 @@ def initial_owners(partitions: int) -> list[int]:
 def cart_id(key_digest: str, slots: Iterable[int]) -> str:
     """`key_digest`: 20 hex digits from the idempotency key."""
     return f"r{key_digest}." + "".join(f"{s:04x}" for s in sorted(set(slots)))
+
+
+def cart_of_key(key: str, variant_ids: Iterable[int]) -> str:
+    """The id a reserve of these variants with this idempotency key answers (whatever the
+    outcome: the same key, the same id)."""
+    return cart_id(hashlib.sha256(key.encode()).hexdigest()[:20],
+                   (slot_of(v) for v in variant_ids))
 
 
 def slots_of_cart(cart: str) -> list[int] | None:

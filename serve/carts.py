@@ -39,7 +39,8 @@ from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import InsufficientStock, ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
-from domain.pricing import CouponRejected, priced_buy_box, read_quote
+from domain.inventory_slots import cart_of_key
+from domain.pricing import CouponRejected, Offer, charged_cents, priced_buy_box, read_quote
 from domain.pricing.quotes import QuotePayload
 from domain.pricing.tokens import SignedQuote
 from serve.quotes import QuoteService
@@ -272,18 +273,22 @@ class CartService:
         if info is None or not info.active:
             raise UnknownVariant(f"variant {variant_id} is not for sale")
         # the inventory key is the cart's and the shopper's key: the same add, the same hold
+        # (a move of the line to another seller holds under a key of its own)
         ikey = f"cart:{row.cart_id}:{key or uuid.uuid4().hex}"
-        winner = await self._winner(variant_id)
+        mkey = f"{ikey}:move"
+        if {cart_of_key(k, [variant_id]) for k in (ikey, mkey)} & {
+                h.reservation_id for h in row.holds}:
+            return  # a retried add: held already
         line = [h for h in row.holds if h.variant_id == variant_id]
-        if line and winner[0] != line[0].seller_id and not any(h.committed for h in line) \
-                and await self._move(row, line, winner, quantity, ikey):
-            return
+        if line and not any(h.committed for h in line):
+            cheaper = await self._cheaper(variant_id, line)
+            if cheaper is not None and await self._move(row, line, cheaper, quantity, mkey):
+                return
         # whose units: those the line holds already, else the buy box's winner's now
-        seller, warehouse = await self._source(row, variant_id) if line else winner
+        seller, warehouse = (await self._source(row, variant_id) if line
+                             else await self._winner(variant_id))
         got = await self.inventory.reserve([(variant_id, quantity, warehouse)], key=ikey,
                                            ttl_s=self.hold_s)
-        if got["reservation_id"] in {h.reservation_id for h in row.holds}:
-            return  # a retried add: held already
         if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
                 (variant_id, quantity)]:
             raise ValidationFailed({"Idempotency-Key": "was used for another add"})
@@ -297,14 +302,45 @@ class CartService:
                 got["reservation_id"], variant_id, quantity,
                 datetime.fromtimestamp(expires / 1000, UTC), seller))
 
+    async def _cheaper(self, variant_id: int, line: list[Hold]
+                       ) -> tuple[int | None, str | None] | None:
+        """The seller (None: the listing seller) and warehouse a line should move to: the
+        buy box's winner when it charges strictly less a unit than the line's seller does
+        now, counting the units the line holds as its seller's (as the cart's quote does).
+        None to keep the line where it is, also when its seller no longer offers the
+        variant (the add then says so: 409 `offer_withdrawn`)."""
+        now = datetime.now(UTC)
+        async with self.pool.acquire() as conn:
+            inputs = await load_pricing(conn, [variant_id], now)
+        vp = inputs.variants.get(variant_id)
+        if vp is None:
+            return None
+        holder = line[0].seller_id or vp.item.seller_id
+        held = sum(h.quantity for h in line if h.expires_at > now)
+        offers = tuple(dataclasses.replace(o, available=o.available + held)
+                       if o.seller_id == holder else o for o in vp.offers)
+        mine = next((o for o in offers if o.seller_id == holder), None)
+        winner = priced_buy_box(vp.item, offers, inputs.deals, vp.rule, now).winner
+        if mine is None or winner is None or winner.seller_id == holder:
+            return None
+
+        def charged(o: Offer) -> int:
+            return charged_cents(vp.item, o, inputs.deals, vp.rule, now)
+
+        if charged(winner) >= charged(mine):
+            return None  # a tie (broken by rating) is no reason to move
+        if winner.seller_id == vp.item.seller_id:
+            return None, None
+        return None if winner.warehouse_id is None else (winner.seller_id, winner.warehouse_id)
+
     async def _move(self, row: CartRow, line: list[Hold], winner: tuple[int | None, str | None],
-                    quantity: int, ikey: str) -> bool:
-        """An add to a line whose seller no longer wins the buy box (its price went up, or
-        another's went down): the line's units and `quantity` more are held from the winner
-        instead, and the line's holds released, so the line is bought at the price the shop
-        shows. False (nothing done) when the winner has not enough units or the line's
-        reservations were sold by a checkout that did not finish: the add then takes from
-        the line's seller, as before."""
+                    quantity: int, mkey: str) -> bool:
+        """An add to a line whose seller now charges more than another (its price went up,
+        or another's went down): the line's units and `quantity` more are held from that
+        seller instead, and the line's holds released, so the line is bought at the price
+        the shop shows. False (nothing done) when that seller has not enough units or the
+        line's reservations were sold by a checkout that did not finish: the add then takes
+        from the line's seller, as before."""
         variant_id, now = line[0].variant_id, datetime.now(UTC)
         async def sold(h: Hold) -> bool:
             try:
@@ -317,15 +353,15 @@ class CartService:
         # the units the line holds now (an expired hold's are no longer the shopper's)
         want = quantity + sum(h.quantity for h in line if h.expires_at > now)
         try:
-            got = await self.inventory.reserve([(variant_id, want, winner[1])], key=ikey,
+            got = await self.inventory.reserve([(variant_id, want, winner[1])], key=mkey,
                                                ttl_s=self.hold_s)
         except InsufficientStock:
             return False
-        if got["reservation_id"] in {h.reservation_id for h in row.holds}:
-            return True  # a retried add whose move was done
         if [(int(x["variant_id"]), x["quantity"]) for x in got["lines"]] != [
                 (variant_id, want)]:
-            return False  # the key's first try took from the line's seller: replay that
+            # a first try that crashed before recording its move, when the line held other
+            # units: let the TTL free that one; this add takes from the line's seller
+            return False
         async with self.pool.acquire() as conn:
             seller = await store.warehouse_seller(conn, [x["warehouse_id"]
                                                          for x in got["lines"]])
@@ -334,9 +370,14 @@ class CartService:
                 await store.add_hold(conn, row.cart_id, Hold(
                     got["reservation_id"], variant_id, want,
                     datetime.fromtimestamp((got["expires_at_ms"] or 0) / 1000, UTC), seller))
-        for h in line:  # back on sale (a crash here: their TTL frees them)
-            with contextlib.suppress(ReservationNotFound, Conflict):
+        for h in line:  # back on sale (a crash or an outage here: their TTL frees them)
+            try:
                 await self.inventory.release(h.reservation_id)
+            except (ReservationNotFound, Conflict):
+                pass  # never made, or closed already
+            except AisleError as exc:
+                log.warning("a moved line's hold %s stays until its TTL: %r",
+                            h.reservation_id, exc)
         return True
 
     async def _winner(self, variant_id: int) -> tuple[int | None, str | None]:

@@ -37,7 +37,13 @@ from domain.pricing.coupons import (
 )
 from domain.pricing.deals import Deal, best_deal
 from domain.pricing.dynamic import DynamicRule, dynamic_price
-from domain.pricing.listing import compared_price, listing_price, priced_buy_box, unit_price
+from domain.pricing.listing import (
+    charged_cents,
+    compared_price,
+    listing_price,
+    priced_buy_box,
+    unit_price,
+)
 from domain.pricing.offers import Item, Offer, buy_box
 from domain.pricing.quotes import Line, quote
 from domain.pricing.tokens import (
@@ -67,6 +73,7 @@ __all__ = [
     "allocate",
     "best_deal",
     "buy_box",
+    "charged_cents",
     "check_coupon_usable",
     "compared_price",
     "dynamic_price",

@@ -42,8 +42,13 @@ def priced_buy_box(item: Item, offers: Iterable[Offer], deals: Sequence[Deal],
     """The buy box at the unit price each offer is charged at (list -> deal -> dynamic):
     `item` as its listing seller sells it, `rule` its listing seller's. A seller's deal
     counts, so an offer on a deal beats a cheaper list price that is dearer after it."""
-    return buy_box(offers, lambda o: unit_price(item.sold_by(o), deals, rule,
-                                                now).dynamic_cents)
+    return buy_box(offers, lambda o: charged_cents(item, o, deals, rule, now))
+
+
+def charged_cents(item: Item, offer: Offer, deals: Sequence[Deal], rule: DynamicRule | None,
+                  now: datetime) -> int:
+    """What a unit bought through `offer` costs (`item` as its listing seller sells it)."""
+    return unit_price(item.sold_by(offer), deals, rule, now).dynamic_cents
 
 
 def compared_price(own_offer: bool, compare_cents: int | None, list_cents: int,

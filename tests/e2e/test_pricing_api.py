@@ -370,6 +370,53 @@ async def test_an_add_to_a_line_whose_seller_lost_the_buy_box_moves_it_to_the_wi
     assert await on_sale() == [False]
 
 
+async def test_an_add_stays_with_the_lines_seller_when_the_cheaper_one_is_short_or_it_withdrew(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
+        other_seller: Seller, category_ids: dict[str, int]) -> None:
+    """A cart holds 3 of the offer's units (300.00); the listing seller's deal (279.99)
+    makes it cheaper, but it has 2 units: an add takes one more from the line's seller. The
+    offer withdrawn, an add is refused (409 `offer_withdrawn`), even with the listing seller
+    restocked: the line's units are never taken from someone else without being asked."""
+    tag = "short" + secrets.token_hex(4)
+    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    mine = f"s-{seller.seller_id}"
+    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
+                         json={"price_cents": 30_000, "quantity": 5})
+    assert r.status_code == 201, r.text
+    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
+                 "offer wins on the page")
+    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    try:
+        assert (await shopper.post("/api/v1/cart")).status_code == 201
+        r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 3})
+        assert r.status_code == 200, r.text
+        r = await client.post("/api/v1/seller/deals", headers=_key(other_seller), json={
+            "name": "Short", "scope": "product", "scope_value": pid, "kind": "percent",
+            "amount": 2_000, "starts_at": _at(minutes=-1), "ends_at": _at(days=2)})
+        assert r.status_code == 201, r.text
+        await _until(lambda: _winner(client, pid, v), (str(other_seller.seller_id), 279.99),
+                     "the discounted listing seller wins")
+        r = await shopper.post("/api/v1/cart/items", headers={"Idempotency-Key": tag},
+                               json={"variant_id": v, "quantity": 1})
+        assert r.status_code == 200, r.text
+        [line] = r.json()["lines"]
+        assert (line["seller_id"], line["quantity"]) == (str(seller.seller_id), 4), line
+        assert await _warehouses(client, v) == {"WH_01": (2, 0, 0), mine: (1, 4, 0)}
+
+        r = await client.patch(f"/api/v1/inventory/{v}", headers=INTERNAL, json={
+            "operation": "ADJUST", "warehouse_id": "WH_01", "quantity_delta": 18,
+            "reason": "restock"})
+        assert r.status_code == 200, r.text
+        assert (await client.delete(f"/api/v1/seller/offers/{v}",
+                                    headers=_key(seller))).status_code == 200
+        r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "offer_withdrawn", r.text
+        assert await _warehouses(client, v) == {"WH_01": (20, 0, 0), mine: (1, 4, 0)}
+        assert (await shopper.delete(f"/api/v1/cart/items/{v}")).status_code == 200
+    finally:
+        await shopper.aclose()
+
+
 async def test_deals_by_sellers_and_the_platform(
         client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
         other_seller: Seller, category_ids: dict[str, int]) -> None:
