@@ -137,7 +137,9 @@ class MediaService:
             return row  # the same upload again (a retry): the same image, as it was
 
         async def described(conn: Conn) -> None:
-            await media_repo.describe(conn, row.image_id, variant_id, alt_text, position)
+            if not await media_repo.describe(conn, row.image_id, variant_id, alt_text,
+                                             position):
+                raise NotFound(f"image {row.image_id} was deleted")  # meanwhile: not shown
 
         await self.catalog.change_images(
             seller_id, row.product_id,
@@ -167,9 +169,10 @@ class MediaService:
         async def gone(conn: Conn) -> None:
             await media_repo.remove(conn, image_id)
 
-        # the url it is shown at once ready (it may have become ready since it was read)
-        url = self.urls(m.sha256)[str(DISPLAY_SIZE)]
-        version = await self.catalog.change_images(seller_id, product_id, None, None, [url],
+        # the url it is shown at once ready (it may have become ready since it was read), and
+        # the one it was shown at (under an earlier AISLE_MEDIA_BASE_URL)
+        urls = sorted({self.urls(m.sha256)[str(DISPLAY_SIZE)]} | ({m.url} if m.url else set()))
+        version = await self.catalog.change_images(seller_id, product_id, None, None, urls,
                                                    gone)
         async with self.pool.acquire() as conn:
             shared = await media_repo.sha_in_use(conn, m.sha256)

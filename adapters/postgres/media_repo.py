@@ -79,11 +79,13 @@ async def mark_ready(conn: Conn, image_id: str, url: str) -> bool:
 
 
 async def describe(conn: Conn, image_id: str, variant_id: int | None, alt_text: str,
-                   position: int) -> None:
-    """What an upload says of its image (a re-upload of it says it again)."""
-    await conn.execute(
+                   position: int) -> bool:
+    """What an upload says of its image (a re-upload of it says it again); whether the row
+    was there (False: deleted meanwhile)."""
+    return await conn.fetchval(
         "UPDATE media_images SET variant_id = $2, alt_text = $3, position = $4 "
-        "WHERE image_id = $1", image_id, variant_id, alt_text, position)
+        "WHERE image_id = $1 RETURNING true", image_id, variant_id, alt_text,
+        position) is not None
 
 
 async def mark_failed(conn: Conn, image_id: str, error: str) -> None:

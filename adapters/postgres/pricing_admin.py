@@ -71,8 +71,9 @@ class OfferRecord:
     available: int  # units in its warehouse now
     version: int
     updated_at: datetime
-    # whether the variant is on sale (it and its product ACTIVE): an offer of a variant the
-    # listing seller retired, or of a deleted product, sells nothing
+    # whether the variant is on sale (it, its product and the listing seller ACTIVE): an offer
+    # of a variant the listing seller retired, of a deleted product or of a suspended
+    # seller's, sells nothing
     on_sale: bool = True
 
 
@@ -82,9 +83,10 @@ SELECT o.variant_id, v.product_id, o.seller_id, o.price_cents, o.condition, o.st
        CASE WHEN o.warehouse_id IS NULL THEN o.available
             ELSE COALESCE((SELECT st.available FROM stock st WHERE st.variant_id = o.variant_id
                            AND st.warehouse_id = o.warehouse_id), 0) END AS available,
-       (v.status = 'ACTIVE' AND p.status = 'ACTIVE') AS on_sale
+       (v.status = 'ACTIVE' AND p.status = 'ACTIVE' AND ls.status = 'ACTIVE') AS on_sale
 FROM offers o JOIN product_variants v ON v.variant_id = o.variant_id
 JOIN products p ON p.product_id = v.product_id
+JOIN sellers ls ON ls.seller_id = p.seller_id
 """
 
 
