@@ -36,20 +36,43 @@ from pathlib import Path
 
 BINARY_ENV = "AISLE_HAPROXY_BINARY"
 MARK = "# aisle: serve/haproxy_ingress.py"
+ERROR_FILE = "aisle-503.http"  # beside the configuration
+# HAProxy's own answer when a Gateway replica did not answer (killed mid-request: 502, none
+# left: 503, too slow: 504). Serve's template answers a text/plain 500, which a client
+# reads as final although the request may not have been made, or made and not answered.
+# This is the API's error shape, and 503 with Retry-After: retry with the same key.
+_ERROR_BODY = ('{"error":{"code":"unavailable","message":"the service did not answer (the '
+               'outcome may be unknown): retry, with the same Idempotency-Key","fields":{}}}')
+ERROR_RESPONSE = ("HTTP/1.1 503 Service Unavailable\r\n"
+                  "Content-Type: application/json\r\n"
+                  "Retry-After: 1\r\n"
+                  "Cache-Control: no-store\r\n"
+                  f"Content-Length: {len(_ERROR_BODY)}\r\n"
+                  "Connection: close\r\n"
+                  "\r\n" + _ERROR_BODY)
 
 
-def rewrite(config: str) -> str:
+def rewrite(config: str, error_file: str | None = None) -> str:
     """`config` with `option forwardfor` first in its `defaults` section and, when the HTTP
     frontend binds one IPv4 address (the demo's 127.0.0.1), HAProxy's side listeners (stats
     page, Prometheus), which Serve binds on every interface, bound to that address too (Serve
-    reads neither: it talks to HAProxy over its admin socket). Unchanged if it holds the mark
-    already (a reload of a file rewritten before) or has no `defaults` section."""
+    reads neither: it talks to HAProxy over its admin socket); with `error_file`, HAProxy's
+    502, 503 and 504 answered from that file (`ERROR_RESPONSE`) instead of Serve's plain 500.
+    Unchanged if it holds the mark already (a reload of a file rewritten before) or has no
+    `defaults` section."""
     if MARK in config:
         return config
     lines = config.split("\n")
     at = next((i for i, line in enumerate(lines) if line == "defaults"), None)
     if at is None:
         return config
+    if error_file is not None:
+        for i, line in enumerate(lines):
+            words = line.split()
+            if len(words) == 3 and words[0] == "errorfile" and words[1] in ("502", "503",
+                                                                            "504"):
+                lines[i] = line[:len(line) - len(line.lstrip())] + \
+                    f"errorfile {words[1]} {error_file}"
     lines[at + 1:at + 1] = [f"    {MARK}", "    option forwardfor"]
     host = _http_host(lines)
     if host is not None:
@@ -210,7 +233,10 @@ def main(argv: list[str]) -> None:
         with open(f"{path}.lock", "w") as lock:  # Serve writes the file under this lock
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             text = path.read_text()
-            changed = rewrite(text)
+            error_file = path.parent / ERROR_FILE
+            if not error_file.is_file() or error_file.read_bytes() != ERROR_RESPONSE.encode():
+                error_file.write_bytes(ERROR_RESPONSE.encode())
+            changed = rewrite(text, str(error_file))
             if changed != text:
                 path.write_text(changed)
     binary = os.environ.get(BINARY_ENV, "")

@@ -4,6 +4,7 @@ the client address the Gateways count per-address limits by (serve/services.py).
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import subprocess
@@ -86,6 +87,66 @@ def test_the_wrapper_rewrites_the_file_after_f_then_becomes_the_named_binary(
                            "-sf", "42"], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"{fake} -db -f {config} -sf 42"
     assert "option forwardfor" in config.read_text()
+
+
+def test_a_replica_that_does_not_answer_is_a_json_503_to_retry_not_a_plain_500(
+        tmp_path: Path) -> None:
+    """HAProxy's own 502/503/504 (a Gateway replica killed mid-request, none left, too slow)
+    come from the file the wrapper writes beside the configuration: the API's JSON error
+    shape, 503 with Retry-After. Shown on the HAProxy ray[serve] ships, with a backend that
+    refuses connections."""
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(SERVE_CONFIG)
+    lines = haproxy_ingress.rewrite(SERVE_CONFIG, "/x/aisle-503.http").split("\n")
+    assert "    errorfile 502 /x/aisle-503.http" in lines
+    assert not any("500.http" in x for x in lines)
+    binary = haproxy_ingress.bundled_binary()
+    if binary is None:
+        pytest.skip("no HAProxy here")
+    front, dead = haproxy_ingress.free_ports("127.0.0.1", 2)
+    config.write_text(f"""global
+    maxconn 64
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    retries 0
+    errorfile 502 {tmp_path}/500.http
+    errorfile 503 {tmp_path}/500.http
+    errorfile 504 {tmp_path}/500.http
+frontend http_frontend
+    bind 127.0.0.1:{front}
+    default_backend gateways
+backend gateways
+    server replica 127.0.0.1:{dead}
+""")
+    (tmp_path / "500.http").write_text("HTTP/1.1 500 Internal Server Error\r\n\r\n")
+    env = {**os.environ, haproxy_ingress.BINARY_ENV: binary}
+    proxy = subprocess.Popen([sys.executable, haproxy_ingress.__file__, "-db", "-f",
+                              str(config)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        answer = b""
+        for _ in range(100):  # until it listens
+            try:
+                with socket.create_connection(("127.0.0.1", front), timeout=5) as conn:
+                    conn.sendall(b"GET /api/v1/cart HTTP/1.1\r\nHost: x\r\n\r\n")
+                    while chunk := conn.recv(4096):
+                        answer += chunk
+                break
+            except OSError:
+                time.sleep(0.05)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable", answer
+        head = head.lower()  # HAProxy sends header names in lower case
+        assert b"content-type: application/json" in head and b"retry-after: 1" in head
+        assert json.loads(body)["error"]["code"] == "unavailable"
+        assert (tmp_path / haproxy_ingress.ERROR_FILE).read_bytes() == \
+            haproxy_ingress.ERROR_RESPONSE.encode()
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
