@@ -34,9 +34,11 @@ async def _check(awaitable: Awaitable[object], timeout_s: float = 2.0) -> str:
         return f"behind: {exc}" if isinstance(exc, IndexBehind) else f"down: {type(exc).__name__}"
 
 
-# without Redis the service works (caches read through, stock from the partitions), and an
-# index behind the catalog still answers (older titles, attributes): degraded, not down
-OPTIONAL = frozenset({"redis", "index_freshness"})
+# without Redis the service works (caches read through, stock from the partitions), an
+# index behind the catalog still answers (older titles, attributes), and without a partition
+# search and product pages do (stock from its Redis snapshots): degraded, not down (a load
+# balancer would take every replica out for one partition, the partitions being shared)
+OPTIONAL = frozenset({"redis", "index_freshness", "inventory"})
 # the oldest catalog change not yet searchable, at most (the AisleIndexLagHigh alert's bound)
 INDEX_BEHIND_S = 120.0
 
@@ -56,10 +58,12 @@ class IndexBehind(Exception):
 @router.get("/health")
 async def health(svc: Svc, response: Response) -> Json:
     """Each dependency "ok" or "down: <why>" (the index's freshness: "behind: <N> s" when
-    the oldest catalog change not yet searchable is older than 120 s); status "ok",
-    "degraded" (only Redis or the index's freshness: 200, the service works) or "down" (503)."""
+    the oldest catalog change not yet searchable is older than 120 s; `inventory`: every
+    inventory partition answers); status "ok", "degraded" (only Redis, the index's
+    freshness or the partitions: 200, search and product pages work; carts and reservations
+    answer 503 while a partition does not) or "down" (503)."""
     checks = dict(zip(("postgres", "redis", "ray", "id_lease", "search_index",
-                       "index_freshness"),
+                       "index_freshness", "inventory"),
                       await asyncio.gather(
         _check(ping(svc.pool)),
         _check(svc.redis.ping()),
@@ -67,6 +71,7 @@ async def health(svc: Svc, response: Response) -> Json:
         _check(svc.ids.ensure()),
         _check(svc.search.check()),
         _check(_freshness(svc)),
+        _check(svc.inventory.nodes()),  # every partition the map names answers
     ), strict=True))
     failed = {k for k, v in checks.items() if v != "ok"}
     status = "ok" if not failed else "degraded" if failed <= OPTIONAL else "down"

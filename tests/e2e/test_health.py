@@ -4,12 +4,15 @@ through, stock from the partitions), so it says `degraded` with 200 (it used to 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import asyncpg
 import httpx
 import ray
 
 from actors import NAMESPACE, database_tag
+from actors.inventory_client import partition_name
 from adapters.settings import Settings
 from serve.api import make_api
 from serve.app import build_services
@@ -32,7 +35,7 @@ async def test_without_redis_the_service_is_degraded_not_down(app_url: str,
             assert body["checks"]["redis"].startswith("down")
             assert {k: v for k, v in body["checks"].items() if k != "redis"} == {
                 "postgres": "ok", "ray": "ok", "id_lease": "ok", "search_index": "ok",
-                "index_freshness": "ok"}
+                "index_freshness": "ok", "inventory": "ok"}
             found = await client.get("/api/v1/products/search", params={"q": "x"})
             assert found.status_code == 200, found.text  # and the service does work
     finally:
@@ -97,3 +100,29 @@ async def test_an_index_behind_the_catalog_is_degraded(client: httpx.AsyncClient
             break
         await asyncio.sleep(0.5)
     assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+
+
+async def test_a_partition_that_does_not_answer_is_degraded(client: httpx.AsyncClient,
+                                                             settings: Settings) -> None:
+    """An inventory partition's process stopped (SIGSTOP: alive, not answering; carts and
+    reservations on its slots answer 503 after 30 s meanwhile): /health says so, degraded
+    with 200 (search and pages still work), and ok once it answers again. It said ok."""
+    assert settings.database_url is not None
+    partition = ray.get_actor(partition_name(0, settings.database_url), namespace=NAMESPACE)
+    pid = await partition.__ray_call__.remote(lambda _: os.getpid())
+    assert isinstance(pid, int) and pid != os.getpid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = await client.get("/health")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "degraded"
+        assert r.json()["checks"]["inventory"].startswith("down"), r.text
+        assert r.json()["checks"]["postgres"] == "ok"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for _ in range(30):
+        r = await client.get("/health")
+        if r.json()["checks"]["inventory"] == "ok":
+            break
+        await asyncio.sleep(0.5)
+    assert r.status_code == 200 and r.json()["checks"]["inventory"] == "ok", r.text
