@@ -527,12 +527,24 @@ class CartService:
                                     return_exceptions=True)
         sold = [h.reservation_id for h, d in zip(holds, done, strict=True)
                 if not isinstance(d, BaseException)]
-        if sold:
+        # closed unsold (ran out while its partition restarted, or released): gone from the
+        # cart, which then shows what it holds and what was sold
+        dead = [h.reservation_id for h, d in zip(holds, done, strict=True)
+                if isinstance(d, Conflict) and d.code == "reservation_closed"
+                and d.data.get("status") in ("EXPIRED", "RELEASED")]
+        if sold or dead:
             async with self.pool.acquire() as conn:
                 await store.mark_committed(conn, cart_id, sold)
-        for d in done:
-            if isinstance(d, BaseException):
-                raise d
+                await store.drop_holds(conn, cart_id, dead)
+        for h, d in zip(holds, done, strict=True):
+            if isinstance(d, BaseException) and h.reservation_id not in dead:
+                raise d  # outcome unknown (503): a retry finishes it
+        if dead:
+            raise Conflict("a hold ran out while the cart was checked out: "
+                           + ("what was sold stays in the cart; " if sold or len(dead) <
+                              len(holds) else "")
+                           + "look at the cart and check out again", "hold_expired",
+                           {"cart": "holds expired"})
 
 
 def _lines_of(holds: list[Hold], info: dict[int, VariantInfo]) -> list[CartLineJson]:
