@@ -53,11 +53,6 @@ LEASE_TERM_S = 60.0  # a change to a cart holds it this long at most (a replica 
 LEASE_WAIT_S = 5.0  # another change waits this long for it, then 409 cart_busy
 
 
-def _deadline() -> datetime:
-    """When a lease statement sent now is given up on (one applied later takes nothing)."""
-    return datetime.now(UTC) + timedelta(seconds=LEASE_WAIT_S)
-
-
 class CartLineJson(TypedDict):
     variant_id: str
     product_id: str
@@ -159,7 +154,7 @@ class CartService:
         try:
             while True:
                 async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
-                    if await store.take_lease(conn, key, lease, LEASE_TERM_S, _deadline()):
+                    if await store.take_lease(conn, key, lease, LEASE_TERM_S):
                         break
                 if loop.time() >= give_up:
                     raise Conflict("another change to this cart is under way: try again",
@@ -186,7 +181,7 @@ class CartService:
             await asyncio.sleep(LEASE_TERM_S / 3)
             try:
                 async with self.pool.acquire() as conn:
-                    await store.renew_lease(conn, key, lease, LEASE_TERM_S, _deadline())
+                    await store.renew_lease(conn, key, lease, LEASE_TERM_S)
             except Exception as exc:
                 log.warning("cart lease not renewed: %r", exc)
 

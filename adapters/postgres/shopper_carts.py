@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 from adapters.postgres import Conn
@@ -71,19 +71,14 @@ async def find(conn: Conn, token_hash: bytes) -> CartRow:
                               h["expires_at"], h["seller_id"], h["committed"]) for h in holds))
 
 
-async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float,
-                     deadline: datetime) -> bool:
-    """Takes the cart's lease for `term_s` (False: another change holds it, or the statement
-    ran after `deadline`, when its caller has given up waiting for it: a statement held up
-    by a stalled server takes no lease nobody will give back); CartNotFound if there is no
-    such cart."""
+async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -> bool:
+    """Takes the cart's lease for `term_s` (False: another change holds it);
+    CartNotFound if there is no such cart."""
     taken = await conn.fetchval(
         """UPDATE shopper_carts SET busy_token = $2,
                   busy_until = now() + make_interval(secs => $3)
            WHERE token_hash = $1 AND (busy_until IS NULL OR busy_until < now())
-             AND clock_timestamp() < $4
-           RETURNING true""", token_hash, lease, term_s, deadline,
-        timeout=max(1.0, (deadline - datetime.now(UTC)).total_seconds()))
+           RETURNING true""", token_hash, lease, term_s)
     if taken:
         return True
     if not await conn.fetchval("SELECT true FROM shopper_carts WHERE token_hash = $1",
@@ -92,15 +87,10 @@ async def take_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float,
     return False
 
 
-async def renew_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float,
-                      deadline: datetime) -> None:
-    """Renews the lease for `term_s` from now, unless the statement runs after `deadline`
-    (as `take_lease`)."""
+async def renew_lease(conn: Conn, token_hash: bytes, lease: str, term_s: float) -> None:
     await conn.execute(
         "UPDATE shopper_carts SET busy_until = now() + make_interval(secs => $3) "
-        "WHERE token_hash = $1 AND busy_token = $2 AND clock_timestamp() < $4",
-        token_hash, lease, term_s, deadline,
-        timeout=max(1.0, (deadline - datetime.now(UTC)).total_seconds()))
+        "WHERE token_hash = $1 AND busy_token = $2", token_hash, lease, term_s)
 
 
 async def end_lease(conn: Conn, token_hash: bytes, lease: str) -> None:
