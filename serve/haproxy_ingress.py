@@ -227,16 +227,30 @@ def free_ports(host: str, n: int) -> list[int]:
             s.close()
 
 
+def write_error_file(folder: Path) -> str | None:
+    """`ERROR_RESPONSE` in `folder` (written whole: a temporary file renamed), its path; None
+    if it cannot be written there (HAProxy then starts with Serve's own error page, rather
+    than not at all)."""
+    target = folder / ERROR_FILE
+    try:
+        if not target.is_file() or target.read_bytes() != ERROR_RESPONSE.encode():
+            temporary = folder / f".{ERROR_FILE}.{os.getpid()}"
+            temporary.write_bytes(ERROR_RESPONSE.encode())
+            os.replace(temporary, target)
+        return str(target)
+    except OSError as exc:
+        print(f"serve/haproxy_ingress.py: {target} not written ({exc}): HAProxy keeps "
+              "Serve's error page", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str]) -> None:
     path = config_path(argv)
     if path is not None and path.is_file():
         with open(f"{path}.lock", "w") as lock:  # Serve writes the file under this lock
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             text = path.read_text()
-            error_file = path.parent / ERROR_FILE
-            if not error_file.is_file() or error_file.read_bytes() != ERROR_RESPONSE.encode():
-                error_file.write_bytes(ERROR_RESPONSE.encode())
-            changed = rewrite(text, str(error_file))
+            changed = rewrite(text, write_error_file(path.parent))
             if changed != text:
                 path.write_text(changed)
     binary = os.environ.get(BINARY_ENV, "")

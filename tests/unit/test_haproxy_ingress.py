@@ -149,6 +149,29 @@ backend gateways
         proxy.wait(10)
 
 
+def test_an_error_file_that_cannot_be_written_leaves_serves_page_and_haproxy_starts(
+        tmp_path: Path) -> None:
+    (tmp_path / haproxy_ingress.ERROR_FILE).mkdir()  # in the way: not writable as a file
+    assert haproxy_ingress.write_error_file(tmp_path) is None
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(SERVE_CONFIG)
+    fake = tmp_path / "fake-haproxy"
+    fake.write_text("#!/bin/sh\necho started\n")
+    fake.chmod(0o755)
+    env = {**os.environ, haproxy_ingress.BINARY_ENV: str(fake)}
+    done = subprocess.run([sys.executable, haproxy_ingress.__file__, "-f", str(config)],
+                          env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "started"
+    assert "errorfile 502 /tmp/x/500.http" in config.read_text()  # Serve's, kept
+    assert "option forwardfor" in config.read_text()
+    # writable: written once, the same file on a reload
+    other = tmp_path / "ok"
+    other.mkdir()
+    assert haproxy_ingress.write_error_file(other) == str(other / haproxy_ingress.ERROR_FILE)
+    assert haproxy_ingress.write_error_file(other) == str(other / haproxy_ingress.ERROR_FILE)
+    assert [p.name for p in other.iterdir()] == [haproxy_ingress.ERROR_FILE]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_haproxy_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     """Serve's HAProxy manager actor killed (not shut down in order) used to leave HAProxy
