@@ -138,6 +138,7 @@ class InventoryClient:
         self._owners: list[int] = []  # slot -> partition, once read
         self._reading: asyncio.Task[list[int]] | None = None
         self._reading_at = 0.0  # when that read started (loop time)
+        self._answered_at = -1e9  # when every partition last answered `check` (loop time)
         self.actors: dict[int, ActorHandle] = {}
         # connections for carts' decisions (their loop: tests run clients in several)
         self._decisions: tuple[asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]] | None = None
@@ -556,6 +557,16 @@ class InventoryClient:
         """The Ray node of each partition, in partition order."""
         found: list[str] = await self._each(lambda a: a.node_id.remote(), self.timeout)
         return found
+
+    async def check(self, fresh_s: float = 5.0) -> None:
+        """Every partition the map names answers (for /health: the map read from PostgreSQL
+        and one call to each); an answer from all of them within `fresh_s` stands for one, so
+        a load balancer polling every replica costs at most one round every `fresh_s`."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._answered_at < fresh_s:
+            return
+        await self.nodes()
+        self._answered_at = loop.time()
 
     async def report(self) -> list[tuple[PartitionStats, str]]:
         """(stats, Ray node) of each partition, in partition order: one read of the map."""

@@ -71,7 +71,7 @@ async def health(svc: Svc, response: Response) -> Json:
         _check(svc.ids.ensure()),
         _check(svc.search.check()),
         _check(_freshness(svc)),
-        _check(svc.inventory.nodes()),  # every partition the map names answers
+        _check(svc.inventory.check()),  # every partition the map names answers
     ), strict=True))
     failed = {k for k, v in checks.items() if v != "ok"}
     status = "ok" if not failed else "degraded" if failed <= OPTIONAL else "down"
