@@ -501,7 +501,13 @@ class CartService:
             async with self.pool.acquire() as conn:
                 await accept_quote(conn, q, reference)  # coupon redeemed here, once
             payload, quote_id = _payload(made), made["quote_id"]
-        await self._commit(row.cart_id, row.holds)
+        try:
+            await self._commit(row.cart_id, row.holds)
+        except HoldsRanOut as exc:
+            if not exc.sold_left:  # nothing of it bought: the price accepted is void
+                async with self.pool.acquire() as conn:
+                    await void_quote(conn, reference)  # its coupon's use given back
+            raise
         order: OrderJson = {  # type: ignore[no-redef]
             "order_id": "o" + hashlib.sha256(reference.encode()).hexdigest()[:20],
             "cart_id": row.cart_id, "quote_id": quote_id,
@@ -517,6 +523,7 @@ class CartService:
         recorded as sold (kept in the cart until an order has them), whatever happened to the
         others. (A sold one is not committed again: its partition's record of the commit may
         be pruned by then, AISLE_RETENTION_DAYS.)"""
+        earlier = any(h.committed for h in holds)
         holds = [h for h in holds if not h.committed]
         done = await asyncio.gather(*(self.inventory.commit(h.reservation_id) for h in holds),
                                     return_exceptions=True)
@@ -535,11 +542,20 @@ class CartService:
             if isinstance(d, BaseException) and h.reservation_id not in dead:
                 raise d  # outcome unknown (503): a retry finishes it
         if dead:
-            raise Conflict("a hold ran out while the cart was checked out: "
-                           + ("what was sold stays in the cart; " if sold or len(dead) <
-                              len(holds) else "")
-                           + "look at the cart and check out again", "hold_expired",
-                           {"cart": "holds expired"})
+            raise HoldsRanOut(bool(sold) or earlier)
+
+
+class HoldsRanOut(Conflict):
+    """A checkout's holds closed unsold while it committed them (run out while a partition
+    restarted, or released): 409 hold_expired; `sold_left`: lines of the cart were sold (by
+    this try or an earlier one), which a checkout again finishes."""
+
+    def __init__(self, sold_left: bool) -> None:
+        super().__init__("a hold ran out while the cart was checked out: "
+                         + ("what was sold stays in the cart; " if sold_left else "")
+                         + "look at the cart and check out again", "hold_expired",
+                         {"cart": "holds expired"})
+        self.sold_left = sold_left
 
 
 def _lines_of(holds: list[Hold], info: dict[int, VariantInfo]) -> list[CartLineJson]:

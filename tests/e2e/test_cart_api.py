@@ -382,6 +382,30 @@ async def test_a_checkout_after_a_hold_was_lost_prices_the_cart_as_it_is_then(
         await shopper.aclose()
 
 
+async def test_a_checkout_whose_every_hold_ran_out_gives_its_coupon_use_back(
+        app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    """Nothing of the cart could be sold (its one hold closed behind its back): 409
+    hold_expired, the cart empty, and the price the checkout accepted void, so the coupon's
+    use it redeemed is given back (the cart kept it, and retention keeps such a cart)."""
+    a = await _variant(pool, 1_000, 5)
+    code = await _coupon(pool, 100)
+    shopper = await _new_cart(app_url)
+    try:
+        cart = (await _add(shopper, a)).json()
+        assert (await shopper.put("/api/v1/cart/coupon", json={"code": code})).status_code == 200
+        [hold] = cart["lines"][0]["holds"]
+        assert (await client.delete(f"/api/v1/reservations/{hold}",
+                                    headers=AUTH)).status_code == 200
+        r = await shopper.post("/api/v1/cart/checkout")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "hold_expired", r.text
+        assert "what was sold" not in r.json()["error"]["message"]
+        assert (await shopper.get("/api/v1/cart")).json()["lines"] == []
+        assert await pool.fetchval("SELECT times_used FROM coupons WHERE code = $1", code) == 0
+        assert await _sold(pool, [a]) == {a: 0}
+    finally:
+        await shopper.aclose()
+
+
 async def test_a_change_waits_for_the_one_under_way_then_is_refused(
         app_url: str, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     v = await _variant(pool, 1_000, 5)
