@@ -61,6 +61,20 @@ async def _product(client: httpx.AsyncClient, pool: asyncpg.Pool, owner: Seller,
     return pid, v
 
 
+async def _outbid(client: httpx.AsyncClient, pool: asyncpg.Pool, seller: Seller,
+                  other_seller: Seller, category_ids: dict[str, int], tag: str
+                  ) -> tuple[str, int]:
+    """`other_seller`'s product (349.99, 2 units in WH_01) that `seller` offers at 300.00
+    with 5 units of its own, winning the buy box: the product's id and its variant's."""
+    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
+                         json={"price_cents": 30_000, "quantity": 5})
+    assert r.status_code == 201, r.text
+    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
+                 "offer wins on the page")
+    return pid, v
+
+
 async def _winner(client: httpx.AsyncClient, pid: str, v: int) -> object:
     """The product page's buy box for the variant: (seller id, price)."""
     r = await client.get(f"/api/v1/products/{pid}")
@@ -280,12 +294,7 @@ async def test_the_buy_box_goes_to_the_lowest_price_after_each_sellers_deal(
     below the offer's 300.00, so it wins the buy box on the page, in search, in a quote and
     in a shopper's cart (its units, at its deal price); its deal over, the offer wins again."""
     tag = "undercut" + secrets.token_hex(4)
-    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
-    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
-                         json={"price_cents": 30_000, "quantity": 5})
-    assert r.status_code == 201, r.text
-    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
-                 "offer wins on the page")
+    pid, v = await _outbid(client, pool, seller, other_seller, category_ids, tag)
     r = await client.post("/api/v1/seller/deals", headers=_key(other_seller), json={
         "name": "Undercut", "scope": "product", "scope_value": pid, "kind": "percent",
         "amount": 2_000, "starts_at": _at(minutes=-1), "ends_at": _at(days=2)})
@@ -326,13 +335,8 @@ async def test_an_add_to_a_line_whose_seller_lost_the_buy_box_moves_it_to_the_wi
     listing seller, at the price the page shows, and gives the offer's unit back; the same
     add retried with its key changes nothing."""
     tag = "follow" + secrets.token_hex(4)
-    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    pid, v = await _outbid(client, pool, seller, other_seller, category_ids, tag)
     mine = f"s-{seller.seller_id}"
-    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
-                         json={"price_cents": 30_000, "quantity": 5})
-    assert r.status_code == 201, r.text
-    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
-                 "offer wins on the page")
     shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
     try:
         assert (await shopper.post("/api/v1/cart")).status_code == 201
@@ -378,13 +382,8 @@ async def test_an_add_stays_with_the_lines_seller_when_the_cheaper_one_is_short_
     offer withdrawn, an add is refused (409 `offer_withdrawn`), even with the listing seller
     restocked: the line's units are never taken from someone else without being asked."""
     tag = "short" + secrets.token_hex(4)
-    pid, v = await _product(client, pool, other_seller, category_ids["Headphones"], 2, tag)
+    pid, v = await _outbid(client, pool, seller, other_seller, category_ids, tag)
     mine = f"s-{seller.seller_id}"
-    r = await client.put(f"/api/v1/seller/offers/{v}", headers=_key(seller),
-                         json={"price_cents": 30_000, "quantity": 5})
-    assert r.status_code == 201, r.text
-    await _until(lambda: _winner(client, pid, v), (str(seller.seller_id), 300.0),
-                 "offer wins on the page")
     shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
     try:
         assert (await shopper.post("/api/v1/cart")).status_code == 201
