@@ -56,7 +56,7 @@ async def test_health_reports_each_dependency(client: httpx.AsyncClient) -> None
     assert r.json() == {
         "status": "ok",
         "checks": {"postgres": "ok", "redis": "ok", "ray": "ok", "id_lease": "ok",
-                   "search_index": "ok", "index_freshness": "ok"},
+                   "search_index": "ok", "index_freshness": "ok", "inventory": "ok"},
     }
 
 
