@@ -30,17 +30,26 @@ import asyncpg
 from adapters.postgres import shopper_carts as store
 from adapters.postgres.idempotency import bound_key
 from adapters.postgres.pricing_repo import (
+    PricingInputs,
     accept_quote,
     load_pricing,
     offer_warehouses,
     void_quote,
 )
+from adapters.postgres.pricing_repo.inputs import VariantPricing
 from adapters.postgres.shopper_carts import CartRow, Hold, VariantInfo
 from domain.errors import AisleError, Conflict, ValidationFailed
 from domain.inventory import InsufficientStock, ReservationNotFound, UnknownVariant
 from domain.inventory_api import Inventory
 from domain.inventory_slots import cart_of_key
-from domain.pricing import CouponRejected, Offer, charged_cents, priced_buy_box, read_quote
+from domain.pricing import (
+    CouponRejected,
+    Offer,
+    charged_cents,
+    holding,
+    priced_buy_box,
+    read_quote,
+)
 from domain.pricing.quotes import QuotePayload
 from domain.pricing.tokens import SignedQuote
 from serve.quotes import QuoteService
@@ -309,16 +318,11 @@ class CartService:
         now, counting the units the line holds as its seller's (as the cart's quote does).
         None to keep the line where it is, also when its seller no longer offers the
         variant (the add then says so: 409 `offer_withdrawn`)."""
-        now = datetime.now(UTC)
-        async with self.pool.acquire() as conn:
-            inputs = await load_pricing(conn, [variant_id], now)
-        vp = inputs.variants.get(variant_id)
+        vp, inputs, now = await self._pricing(variant_id)
         if vp is None:
             return None
         holder = line[0].seller_id or vp.item.seller_id
-        held = sum(h.quantity for h in line if h.expires_at > now)
-        offers = tuple(dataclasses.replace(o, available=o.available + held)
-                       if o.seller_id == holder else o for o in vp.offers)
+        offers = holding(vp.offers, holder, sum(h.quantity for h in line if h.expires_at > now))
         mine = next((o for o in offers if o.seller_id == holder), None)
         winner = priced_buy_box(vp.item, offers, inputs.deals, vp.rule, now).winner
         if mine is None or winner is None or winner.seller_id == holder:
@@ -329,9 +333,7 @@ class CartService:
 
         if charged(winner) >= charged(mine):
             return None  # a tie (broken by rating) is no reason to move
-        if winner.seller_id == vp.item.seller_id:
-            return None, None
-        return None if winner.warehouse_id is None else (winner.seller_id, winner.warehouse_id)
+        return _reservable(vp, winner)
 
     async def _move(self, row: CartRow, line: list[Hold], winner: tuple[int | None, str | None],
                     quantity: int, mkey: str) -> bool:
@@ -383,16 +385,19 @@ class CartService:
     async def _winner(self, variant_id: int) -> tuple[int | None, str | None]:
         """The seller (None: the listing seller, or nobody) whose offer wins the buy box now,
         and the warehouse of its units (None: the platform's)."""
+        vp, inputs, now = await self._pricing(variant_id)
+        winner = (priced_buy_box(vp.item, vp.offers, inputs.deals, vp.rule, now).winner
+                  if vp is not None else None)
+        found = _reservable(vp, winner) if vp is not None and winner is not None else None
+        return found or (None, None)
+
+    async def _pricing(self, variant_id: int
+                       ) -> tuple[VariantPricing | None, PricingInputs, datetime]:
+        """The variant's pricing inputs now (None: not for sale), and that now."""
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn:
             inputs = await load_pricing(conn, [variant_id], now)
-        vp = inputs.variants.get(variant_id)
-        winner = (priced_buy_box(vp.item, vp.offers, inputs.deals, vp.rule, now).winner
-                  if vp is not None else None)
-        if vp is None or winner is None or winner.seller_id == vp.item.seller_id \
-                or winner.warehouse_id is None:
-            return None, None
-        return winner.seller_id, winner.warehouse_id
+        return inputs.variants.get(variant_id), inputs, now
 
     async def _source(self, row: CartRow, variant_id: int) -> tuple[int | None, str | None]:
         """The seller (None: the listing seller) and warehouse (None: the platform's) an add
@@ -543,6 +548,15 @@ class CartService:
                 raise d  # outcome unknown (503): a retry finishes it
         if dead:
             raise HoldsRanOut(bool(sold) or earlier)
+
+
+def _reservable(vp: VariantPricing, winner: Offer) -> tuple[int | None, str | None] | None:
+    """Where a cart takes `winner`'s units: (None, None) for the listing seller's (the
+    platform's warehouses), (seller, its warehouse) for another seller's offer; None for an
+    offer made before offers had stock (no warehouse: not reservable)."""
+    if winner.seller_id == vp.item.seller_id:
+        return None, None
+    return None if winner.warehouse_id is None else (winner.seller_id, winner.warehouse_id)
 
 
 class HoldsRanOut(Conflict):

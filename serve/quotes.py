@@ -11,7 +11,6 @@ compensation) and the shopper is told so.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from domain.pricing import (
     QuoteSummary,
     SignedQuote,
     VerifiedQuote,
+    holding,
     priced_buy_box,
     quote,
     read_quote,
@@ -94,8 +94,7 @@ class QuoteService:
             chosen = sellers is not None and variant in sellers
             holder = (sellers or {}).get(variant) or vp.item.seller_id
             if held and held.get(variant):
-                offers = tuple(dataclasses.replace(o, available=o.available + held[variant])
-                               if o.seller_id == holder else o for o in offers)
+                offers = holding(offers, holder, held[variant])
             winner = (next((o for o in offers if o.seller_id == holder), None) if chosen
                       else priced_buy_box(vp.item, offers, inputs.deals, vp.rule, now).winner)
             if chosen and winner is None:

@@ -44,7 +44,7 @@ from domain.pricing.listing import (
     priced_buy_box,
     unit_price,
 )
-from domain.pricing.offers import Item, Offer, buy_box
+from domain.pricing.offers import Item, Offer, buy_box, holding
 from domain.pricing.quotes import Line, quote
 from domain.pricing.tokens import (
     QuoteSummary,
@@ -77,6 +77,7 @@ __all__ = [
     "check_coupon_usable",
     "compared_price",
     "dynamic_price",
+    "holding",
     "listing_price",
     "normalize_code",
     "priced_buy_box",

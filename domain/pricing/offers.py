@@ -41,6 +41,13 @@ class Item:
                                    list_price_cents=offer.price_cents)
 
 
+def holding(offers: Iterable[Offer], seller_id: int, units: int) -> tuple[Offer, ...]:
+    """The offers as a buyer who holds `units` of `seller_id`'s already sees them: those
+    units count as available to that seller."""
+    return tuple(dataclasses.replace(o, available=o.available + units)
+                 if o.seller_id == seller_id else o for o in offers)
+
+
 @dataclasses.dataclass(frozen=True)
 class BuyBox:
     winner: Offer | None  # None when no offer has stock
