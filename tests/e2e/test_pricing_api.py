@@ -17,6 +17,7 @@ import httpx
 
 from tests.conftest import INTERNAL_TOKEN
 from tests.e2e.conftest import Seller, make_seller
+from tests.e2e.test_cart_api import _new_cart
 from tests.e2e.test_seller_api import body
 
 INTERNAL = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
@@ -173,9 +174,8 @@ async def test_a_third_party_offer_wins_the_buy_box_and_its_stock_is_reserved(
         await _until(lambda: _stocked(client, tag), want, f"seller {status} in search")
 
     # a shopper's cart holds the winner's units, not the listing seller's
-    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    shopper = await _new_cart(app_url)
     try:
-        assert (await shopper.post("/api/v1/cart")).status_code == 201
         r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 3})
         assert r.status_code == 200, r.text
         [line] = r.json()["lines"]
@@ -307,9 +307,8 @@ async def test_the_buy_box_goes_to_the_lowest_price_after_each_sellers_deal(
                                                               "quantity": 1}]})).json()
     assert (q["lines"][0]["seller_id"], q["total_cents"]) == (str(other_seller.seller_id),
                                                               27_999), q
-    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    shopper = await _new_cart(app_url)
     try:
-        assert (await shopper.post("/api/v1/cart")).status_code == 201
         r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
         assert r.status_code == 200, r.text
         [line] = r.json()["lines"]
@@ -337,9 +336,8 @@ async def test_an_add_to_a_line_whose_seller_lost_the_buy_box_moves_it_to_the_wi
     tag = "follow" + secrets.token_hex(4)
     pid, v = await _outbid(client, pool, seller, other_seller, category_ids, tag)
     mine = f"s-{seller.seller_id}"
-    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    shopper = await _new_cart(app_url)
     try:
-        assert (await shopper.post("/api/v1/cart")).status_code == 201
         r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
         assert r.status_code == 200, r.text
         assert r.json()["lines"][0]["seller_id"] == str(seller.seller_id)
@@ -384,9 +382,8 @@ async def test_an_add_stays_with_the_lines_seller_when_the_cheaper_one_is_short_
     tag = "short" + secrets.token_hex(4)
     pid, v = await _outbid(client, pool, seller, other_seller, category_ids, tag)
     mine = f"s-{seller.seller_id}"
-    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    shopper = await _new_cart(app_url)
     try:
-        assert (await shopper.post("/api/v1/cart")).status_code == 201
         r = await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 3})
         assert r.status_code == 200, r.text
         r = await client.post("/api/v1/seller/deals", headers=_key(other_seller), json={
@@ -555,9 +552,8 @@ async def test_coupons_are_made_limited_and_ended_by_the_platform(
     assert (await client.post("/api/v1/seller/deals", headers=_key(seller),
                               json=coupon)).status_code == 422  # not a seller's to make
 
-    shopper = httpx.AsyncClient(base_url=app_url, timeout=30)
+    shopper = await _new_cart(app_url)
     try:
-        assert (await shopper.post("/api/v1/cart")).status_code == 201
         await shopper.post("/api/v1/cart/items", json={"variant_id": v, "quantity": 1})
         r = await shopper.put("/api/v1/cart/coupon", json={"code": code})
         assert r.status_code == 200, r.text
