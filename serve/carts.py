@@ -114,6 +114,7 @@ class CartService:
     inventory: Inventory
     quotes: QuoteService
     hold_s: int  # how long an add to cart holds the units
+    _giving: set[asyncio.Task[None]] = dataclasses.field(default_factory=set, init=False)
 
     async def create(self) -> tuple[str, ShopperCartJson]:
         """A new, empty cart and its token (shown once: only its hash is kept)."""
@@ -160,11 +161,13 @@ class CartService:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + LEASE_WAIT_S
         renewing: asyncio.Task[None] | None = None
+        taking: asyncio.Task[bool] | None = None
         try:
             while True:
-                async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
-                    if await store.take_lease(conn, key, lease, LEASE_TERM_S):
-                        break
+                # run to its answer even when its caller leaves (`_give_back` waits for it)
+                taking = loop.create_task(self._take(key, lease))
+                if await asyncio.shield(taking):
+                    break
                 if loop.time() >= give_up:
                     raise Conflict("another change to this cart is under way: try again",
                                    "cart_busy", {"cart": "busy"})
@@ -176,13 +179,45 @@ class CartService:
         finally:
             if renewing is not None:
                 renewing.cancel()
-            # given back whatever happened (a lease not ours is left alone); if that fails,
-            # it runs out by itself, and the change's own answer stands
+            if taking is not None:
+                # given back whatever happened (a lease not ours is left alone); waited for
+                # up to LEASE_WAIT_S, then left to finish by itself
+                giving = loop.create_task(self._give_back(key, lease, taking))
+                self._giving.add(giving)
+                giving.add_done_callback(self._giving.discard)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(giving), LEASE_WAIT_S)
+
+    async def _take(self, key: bytes, lease: str) -> bool:
+        async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
+            return await store.take_lease(conn, key, lease, LEASE_TERM_S)
+
+    async def _give_back(self, key: bytes, lease: str, taking: asyncio.Task[bool]) -> None:
+        """Gives the lease back once the statement that took it has answered. A caller that
+        left while PostgreSQL was stalled took the lease when the server resumed, after its
+        change was given up: given back then, not a minute later (LEASE_TERM_S). A statement
+        whose answer was lost (an error) may yet apply: given back twice, 2 s apart; a give
+        back that fails is tried again each second until the lease runs out by itself."""
+        await asyncio.wait([taking])
+        failed = asyncio.CancelledError() if taking.cancelled() else taking.exception()
+        if isinstance(failed, AisleError) or (failed is None and not taking.result()):
+            return  # not taken (another change holds the cart, or there is no such cart)
+        known = failed is None
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + LEASE_TERM_S
+        times = 1 if known else 2
+        while times and loop.time() < ends:
             try:
                 async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
-                    await asyncio.shield(store.end_lease(conn, key, lease))
+                    await store.end_lease(conn, key, lease)
+                times -= 1
+                pause = 2.0
             except Exception as exc:
-                log.warning("cart lease not given back (it runs out): %r", exc)
+                log.warning("cart lease not given back yet (it runs out in %.0f s): %r",
+                            ends - loop.time(), exc)
+                pause = 1.0
+            if times:
+                await asyncio.sleep(pause)
 
     async def _renew(self, key: bytes, lease: str) -> None:
         """Keeps the lease while its change runs (an inventory call may retry for 30 s)."""
