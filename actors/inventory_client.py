@@ -172,7 +172,8 @@ class InventoryClient:
 
     async def read_map(self) -> list[int]:
         """Reads the map from PostgreSQL: a read that starts after this call (callers that
-        come while one is under way share the next one)."""
+        come while one is under way share the next one). InventoryUnavailable when
+        PostgreSQL cannot be reached (outcome unknown to callers: as a partition's)."""
         loop = asyncio.get_running_loop()
         asked = loop.time()
         while True:
@@ -186,7 +187,13 @@ class InventoryClient:
             self._reading_at = loop.time()
             self._reading = task = loop.create_task(slot_map.read_map(self.dsn, self.n))
             break
-        self._owners = await asyncio.shield(task)
+        try:
+            self._owners = await asyncio.shield(task)
+        except Exception as exc:
+            if unavailable(exc):  # the map's connection refused, lost or timed out
+                raise InventoryUnavailable("the inventory slot map cannot be read: "
+                                           "PostgreSQL is unavailable") from exc
+            raise
         for k in range(partitions_of(self._owners)):
             self._actor(k)  # every partition started (or found) now, not on its first call
         return self._owners
@@ -240,9 +247,9 @@ class InventoryClient:
                     # dead for good or not running: stopped by an operator (reading the map
                     # starts it again), or retired by a rebalance (then the map no longer
                     # names it, and its slots' owners answer)
-                    owners = await self.read_map()
-                    if k not in owners:
-                        return Moved(())
+                    with contextlib.suppress(InventoryUnavailable):  # asked again till then
+                        if k not in await self.read_map():
+                            return Moved(())
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 

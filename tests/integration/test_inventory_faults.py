@@ -12,8 +12,9 @@ import asyncio
 import random
 
 import asyncpg
+import pytest
 
-from actors.inventory_client import InventoryClient
+from actors.inventory_client import InventoryClient, InventoryUnavailable
 from tests.integration.conftest import PARTITIONS
 from tests.integration.histories import MIN_HITS, WORKERS, Ledger, chaos, setup, verify, workload
 
@@ -65,3 +66,17 @@ async def test_connections_dropped_mid_batch_never_half_apply(
     failed = sum(s["failed_batches"] for s in await client.stats())
     assert failed >= 1, "no batch was interrupted"
     await verify(db, ledger)
+
+
+async def test_a_slot_map_that_cannot_be_read_is_unavailable_not_a_database_error(
+        ray_cluster: None) -> None:
+    # the map's connection refused (it was also lost mid-read: the test above kills every
+    # inventory backend, the client's map reader's too): outcome unknown, retried with the
+    # same key, as a partition that does not answer
+    client = InventoryClient(PARTITIONS, "postgresql://postgres@127.0.0.1:9/none")
+    try:
+        with pytest.raises(InventoryUnavailable) as refused:
+            await client.reserve([(12345, 1, None)], key="map-unreadable")
+        assert "slot map" in str(refused.value)
+    finally:
+        client.shutdown()
