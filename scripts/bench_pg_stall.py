@@ -7,6 +7,12 @@ reservation (internal API) and /health. Each request's status, what it said (`de
 its error code) and how long it took, against the same kinds of request with PostgreSQL
 running, in the same run (the baseline column). Every process is resumed (SIGCONT) whatever
 happens. Needs AISLE_INTERNAL_TOKEN (scripts/demo prints it).
+
+And a shopper's cart: an add to it is sent during the stall and given up after 3 s (the
+shopper hangs up), while 40 product pages not read before are asked for (they hold the
+Gateways' connections to PostgreSQL, as a stall under load does); once PostgreSQL resumes,
+the same add is sent again every 0.5 s until it is not refused 409 `cart_busy`: how long
+after the resume the cart takes a change again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import httpx
 WORDS = ("kettle", "boots", "vase", "bench", "router", "thermos", "quilt", "scarf", "alarm",
          "rack", "blender", "sandals", "teapot", "stool", "charger", "flask", "blanket",
          "hoodie", "clock", "shelf")
+FILLER = ("black", "steel", "kids", "gift", "set")  # where the pages asked for come from
+LOAD_PAGES = 40
 
 
 def postgres_pids(data_dir: Path) -> list[int]:
@@ -69,6 +77,42 @@ async def requests(c: httpx.AsyncClient, words: list[str], product: str, variant
     return [(n, g) for (n, _), g in zip(named, got, strict=True)]
 
 
+async def cart_after(url: str, cart: str, variant: str, pages: list[str],
+                     resumed: asyncio.Event) -> tuple[float, int, str, list[str]]:
+    """(s from the resume to the first add to `cart` not refused cart_busy, how many were
+    refused, that add's status; the statuses of `pages`, product pages not read before that
+    are asked for while the add waits: they hold the Gateways' connections, as a stall under
+    load does)."""
+    async with httpx.AsyncClient(base_url=url, timeout=60,
+                                 headers={"X-Cart-Token": cart}) as shopper:
+        await asyncio.sleep(1.0)  # PostgreSQL stopped by then; the cart was made before
+        add = {"variant_id": variant, "quantity": 1}
+        given_up = asyncio.ensure_future(shopper.post("/api/v1/cart/items", json=add,
+                                                      timeout=3))
+        await asyncio.sleep(0.5)
+        loads = await asyncio.gather(given_up, *(
+            timed(shopper, "GET", f"/api/v1/products/{p}") for p in pages),
+            return_exceptions=True)
+        await resumed.wait()
+        t, refused = time.monotonic(), 0
+        while True:
+            try:
+                r = await shopper.post("/api/v1/cart/items", json=add)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+                break
+            if r.status_code != 409 or r.json()["error"]["code"] != "cart_busy":
+                status = str(r.status_code)
+                break
+            refused += 1
+            if time.monotonic() - t > 120:
+                status = "409 cart_busy"
+                break
+            await asyncio.sleep(0.5)
+        seen = [x[0] if isinstance(x, tuple) else type(x).__name__ for x in loads[1:]]
+        return time.monotonic() - t, refused, status, seen
+
+
 async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> int:
     pids = postgres_pids(data_dir)
     if not pids:
@@ -81,7 +125,17 @@ async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> i
             "variant_id"]
         words = list(WORDS)
         secrets.SystemRandom().shuffle(words)
+        pages: list[str] = []
+        for q in FILLER:
+            found = (await c.get("/api/v1/products/search",
+                                 params={"q": q, "page_size": 100})).json()["results"]
+            pages += [x["product_id"] for x in found if x["product_id"] not in pages]
+        pages = pages[:LOAD_PAGES]
         baseline = await requests(c, words[:n], product, variant, token)
+        async with httpx.AsyncClient(base_url=url) as shopper:
+            made = await shopper.post("/api/v1/cart")
+        assert made.status_code == 201, made.text
+        resumed = asyncio.Event()
         for p in pids:
             os.kill(p, signal.SIGSTOP)
         try:
@@ -89,8 +143,10 @@ async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> i
                 await asyncio.sleep(seconds)
                 for p in pids:
                     os.kill(p, signal.SIGCONT)
-            stalled, _ = await asyncio.gather(requests(c, words[n:2 * n], product, variant,
-                                                       token), resume())
+                resumed.set()
+            stalled, _, (free_s, refused, status, seen) = await asyncio.gather(
+                requests(c, words[n:2 * n], product, variant, token), resume(),
+                cart_after(url, made.json()["cart_token"], variant, pages, resumed))
         finally:
             for p in pids:
                 with contextlib.suppress(ProcessLookupError):
@@ -103,6 +159,10 @@ async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> i
     for (name, (s0, w0, t0)), (_, (s1, w1, t1)) in zip(baseline, stalled, strict=True):
         kind = "search (new words)" if name.startswith("search") else name
         print(f"| {kind} | {s0} {w0} {t0:.2f} | {s1} {w1} {t1:.2f} |")
+    counts = ", ".join(f"{seen.count(x)} x {x}" for x in sorted(set(seen)))
+    print(f"{len(seen)} product pages not read before, asked for during the stall: {counts}")
+    print(f"a cart whose add was given up during the stall took a change {free_s:.1f} s after "
+          f"the resume ({refused} adds refused 409 cart_busy before it; that add: {status})")
     return 0
 
 

@@ -70,3 +70,40 @@ async def test_a_lease_taken_after_its_caller_left_is_given_back(db: asyncpg.Poo
     assert ran == ["c-lease-late"]
     assert await busy_token(db, "c-lease-late") is None
 
+
+
+async def test_a_lease_not_given_back_at_once_is_given_back_when_it_can_be(
+        db: asyncpg.Pool, fresh_dsn: str) -> None:
+    # every connection is taken when the change ends (PostgreSQL stalled under load, or
+    # restarting): the give-back is tried again until it goes through, not left to run out
+    carts = CartService(db, cast(Inventory, None), cast(QuoteService, None), 900)
+    token = new_token()
+    async with db.acquire() as conn:
+        await store.create(conn, "c-lease-retried", token_hash(token))
+    held: list[asyncpg.pool.PoolConnectionProxy] = []
+
+    async def hog(row: CartRow) -> None:  # ends holding every connection of the pool
+        while len(held) < db.get_max_size():
+            held.append(await db.acquire())
+
+    async def free_later() -> None:
+        await asyncio.sleep(6.5)  # longer than a give-back waits for a connection
+        for conn in held:
+            await db.release(conn)
+
+    freeing = asyncio.create_task(free_later())
+    await carts._change(token, hog)
+    probe = await asyncpg.connect(fresh_dsn)  # beside the pool
+    try:
+        assert await probe.fetchval("SELECT busy_token FROM shopper_carts "
+                                    "WHERE cart_id = 'c-lease-retried'") is not None
+        await freeing
+        for _ in range(60):
+            if await probe.fetchval("SELECT busy_token FROM shopper_carts "
+                                    "WHERE cart_id = 'c-lease-retried'") is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await probe.fetchval("SELECT busy_token FROM shopper_carts "
+                                    "WHERE cart_id = 'c-lease-retried'") is None
+    finally:
+        await probe.close()
