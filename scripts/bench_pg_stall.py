@@ -136,6 +136,7 @@ async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> i
             made = await shopper.post("/api/v1/cart")
         assert made.status_code == 201, made.text
         resumed = asyncio.Event()
+        pids = postgres_pids(data_dir)  # with the backends forked since the first look
         for p in pids:
             os.kill(p, signal.SIGSTOP)
         try:
