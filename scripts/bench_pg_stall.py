@@ -78,7 +78,8 @@ async def requests(c: httpx.AsyncClient, words: list[str], product: str, variant
 
 
 async def cart_after(url: str, cart: str, variant: str, pages: list[str],
-                     resumed: asyncio.Event) -> tuple[float, int, str, list[str]]:
+                     resumed: asyncio.Event
+                     ) -> tuple[float, int, str, list[tuple[str, float]]]:
     """(s from the resume to the first add to `cart` not refused cart_busy, how many were
     refused, that add's status; the statuses of `pages`, product pages not read before that
     are asked for while the add waits: they hold the Gateways' connections, as a stall under
@@ -109,7 +110,8 @@ async def cart_after(url: str, cart: str, variant: str, pages: list[str],
                 status = "409 cart_busy"
                 break
             await asyncio.sleep(0.5)
-        seen = [x[0] if isinstance(x, tuple) else type(x).__name__ for x in loads[1:]]
+        seen = [(x[0], x[2]) if isinstance(x, tuple) else (type(x).__name__, 0.0)
+                for x in loads[1:]]
         return time.monotonic() - t, refused, status, seen
 
 
@@ -160,7 +162,9 @@ async def run(url: str, data_dir: Path, seconds: float, n: int, token: str) -> i
     for (name, (s0, w0, t0)), (_, (s1, w1, t1)) in zip(baseline, stalled, strict=True):
         kind = "search (new words)" if name.startswith("search") else name
         print(f"| {kind} | {s0} {w0} {t0:.2f} | {s1} {w1} {t1:.2f} |")
-    counts = ", ".join(f"{seen.count(x)} x {x}" for x in sorted(set(seen)))
+    counts = ", ".join(
+        f"{len(ts)} x {x} in {min(ts):.2f}-{max(ts):.2f} s"
+        for x in sorted({x for x, _ in seen}) for ts in [[t for y, t in seen if y == x]])
     print(f"{len(seen)} product pages not read before, asked for during the stall: {counts}")
     print(f"a cart whose add was given up during the stall took a change {free_s:.1f} s after "
           f"the resume ({refused} adds refused 409 cart_busy before it; that add: {status})")

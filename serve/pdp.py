@@ -33,7 +33,7 @@ from adapters.cache import Cache, Invalidations, Loaded, SingleFlight, drop_page
 from adapters.cache.breaker import Breaker
 from adapters.postgres import unavailable
 from adapters.postgres.category_tree import CategoryTree
-from adapters.postgres.pricing_repo import load_product_pricing
+from adapters.postgres.pricing_repo import PricingInputs, load_product_pricing
 from adapters.postgres.product_pages import load_product, top_products
 from adapters.redis_keys import last_page_key, price_key, product_key
 from adapters.search import SearchIndex
@@ -49,7 +49,7 @@ from domain.product_page import (
 )
 from domain.query import tokenize
 from domain.search import Filters, IndexQuery, TextQuery, normalize_key
-from serve._kept import keep_until
+from serve._kept import keep_until, within
 from serve.stages import timed
 
 log = logging.getLogger("aisle.pdp")
@@ -65,7 +65,15 @@ LOCAL_PAGES_KEPT = 2_000  # whole pages kept in-process (AISLE_PAGE_LOCAL_CACHE_
 ANNOUNCED_KEPT = 100_000  # products whose last announcement this process remembers
 LAST_PAGE_TTL_S = 86_400  # pages as last assembled, served marked stale while PostgreSQL is down
 PG_RETRY_AFTER_S = 1.0  # after PostgreSQL failed, misses go straight to the last pages
+# a page's load not answered by then (PostgreSQL stalled, or every connection waiting on it):
+# the page as last assembled, or 503, instead of a wait as long as the stall
+PG_WAIT_S = 3.0
 _SHORT_WORD = 2
+
+
+class DatabaseStalled(ConnectionError):
+    """PostgreSQL did not answer a page's load within PG_WAIT_S (unavailable, as a lost
+    connection: the breaker opens, the page as last assembled is shown)."""
 
 
 class PrewarmIn(BaseModel):
@@ -270,25 +278,35 @@ class ProductPages:
         now = self.clock()
         out: Loaded = {}
         pk, ck = product_key(product_id), price_key(product_id)
-        row = prices = None
-        related: asyncio.Task[tuple[list[JsonObject], bool]] | None = None
         if not self.database.closed:  # a dead database costs no timeout
             raise ConnectionError("PostgreSQL failed less than a second ago")
-        try:
-            async with self.pool.acquire() as conn:
-                if pk in keys:
-                    with timed("page_db"):
-                        row = await load_product(conn, product_id)
-                    if _sellable(row):
-                        related = asyncio.get_running_loop().create_task(self._related(row))
-                if ck in keys and (pk not in keys or _sellable(row)):
-                    with timed("page_db"):
-                        prices = await load_product_pricing(conn, product_id, now)
-            if pk in keys:
+
+        async def read() -> tuple[JsonObject | None, PricingInputs | None,
+                                  list[JsonObject], bool]:
+            row: JsonObject | None = None
+            prices: PricingInputs | None = None
+            related: asyncio.Task[tuple[list[JsonObject], bool]] | None = None
+            try:
+                async with self.pool.acquire() as conn:
+                    if pk in keys:
+                        with timed("page_db"):
+                            row = await load_product(conn, product_id)
+                        if _sellable(row):
+                            related = asyncio.get_running_loop().create_task(
+                                self._related(row))
+                    if ck in keys and (pk not in keys or _sellable(row)):
+                        with timed("page_db"):
+                            prices = await load_product_pricing(conn, product_id, now)
                 found, related_ok = await related if related is not None else ([], True)
-        finally:
-            if related is not None and not related.done():  # PostgreSQL failed meanwhile
-                related.cancel()
+                return row, prices, found, related_ok
+            finally:
+                if related is not None and not related.done():  # PostgreSQL failed meanwhile
+                    related.cancel()
+
+        try:
+            row, prices, found, related_ok = await within(read(), PG_WAIT_S)
+        except TimeoutError as exc:  # not a connection's or a statement's own timeout
+            raise DatabaseStalled(f"PostgreSQL did not answer within {PG_WAIT_S} s") from exc
         if pk in keys:
             meta = metadata(row, found, related_ok, now.timestamp())
             ttl = (NEGATIVE_TTL_S if "gone" in meta

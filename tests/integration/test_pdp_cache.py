@@ -291,6 +291,37 @@ async def test_local_pages_follow_the_invalidation_channel(
         redis.close()
 
 
+async def test_a_page_is_answered_while_postgresql_stalls_not_after(
+        db: asyncpg.Pool, settings: Settings, inventory_for: Any) -> None:
+    """A stalled PostgreSQL (here: the products table locked by another transaction, so the
+    page's statements wait, as in a stopped server) does not hold a page for the stall's
+    length: a page whose parts expired from Redis is the page as last assembled, answered
+    while the stall lasts (the bench saw uncached pages wait 14 s of a 15-s stall)."""
+    assert settings.redis_url is not None
+    p = await make_product(db)
+    cache = Cache(patient_redis(settings.redis_url))
+    pdp = ProductPages(db, cache, await inventory_for(settings.redis_url, [p["v1"], p["v2"]]),
+                       None)
+    try:
+        fresh, how = await pdp.page(p["pid"])
+        assert how == "miss"
+        deadline = time.monotonic() + 5  # the last page is written in the background
+        while not (await cache.mget([f"aisle:lastpage:{p['pid']}"]) or [None])[0]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await cache.delete([product_key(p["pid"]), price_key(p["pid"])])
+        async with db.acquire() as locker, locker.transaction():
+            await locker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+            asked = asyncio.create_task(pdp.page(p["pid"]))
+            done, _ = await asyncio.wait({asked}, timeout=15)  # the stall's length
+            assert asked in done, "the page waited for the stall to end"
+            body, how = asked.result()
+            assert how == "stale" and body == fresh | {"stale": True}
+    finally:
+        await cache.delete([f"aisle:lastpage:{p['pid']}"])
+        await cache.close()
+
+
 async def test_pages_as_last_assembled_while_postgresql_is_down(
         ray_cluster: None, settings: Settings, tmp_path: Path) -> None:
     """The seed's failure table: PostgreSQL down -> product pages from the cache, marked
