@@ -50,6 +50,8 @@ from serve.ranker import RankerDeployment, RankerHandle
 from serve.search import SearchService
 from serve.services import Services
 
+POOL_WAIT_S = 5.0  # a Gateway request's wait for a free PostgreSQL connection, at most
+
 
 async def build_services(settings: Settings, ranker: DeploymentHandle | None) -> Services:
     """Everything one Gateway replica serves with: pools and clients opened here (never at
@@ -61,7 +63,10 @@ async def build_services(settings: Settings, ranker: DeploymentHandle | None) ->
         await migrate(conn)  # idempotent; serialized across replicas by an advisory lock
     finally:
         await conn.close()
-    pool = await create_pool(settings.database_url, min_size=1, max_size=settings.pg_pool_max)
+    # a request waits at most POOL_WAIT_S for a free connection (a stalled PostgreSQL holds
+    # them all): then 503 database_unavailable, and the breaker answers the next ones at once
+    pool = await create_pool(settings.database_url, min_size=1, max_size=settings.pg_pool_max,
+                             acquire_timeout_s=POOL_WAIT_S)
     ids = await lease_snowflake(settings.database_url, settings.snowflake_node)
     inventory = InventoryClient(
         settings.inventory_partitions, settings.database_url, redis_url=settings.redis_url,

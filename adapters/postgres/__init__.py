@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
 
 # A connection, whether owned or borrowed from a pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -27,20 +27,33 @@ async def connect(dsn: str, **kw: Any) -> asyncpg.Connection:
     return conn
 
 
+class _BoundedPool(asyncpg.Pool):
+    """A pool whose `acquire` (and so fetch, execute, ...) waits at most `acquire_s` for a
+    connection when its caller names no timeout: a server that stalls holds every connection
+    of the pool, and a request would wait for a free one as long as the stall lasts."""
+
+    __slots__ = ("_acquire_s",)
+    _acquire_s: float | None
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return super().acquire(timeout=self._acquire_s if timeout is None else timeout)
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, **kw: Any
+    dsn: str, *, min_size: int = 1, max_size: int = 10, acquire_timeout_s: float | None = None,
+    **kw: Any
 ) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=CONNECT_TIMEOUT_S,
-        command_timeout=COMMAND_TIMEOUT_S,
-        init=_init_connection,
-        **kw,
-    )
-    assert pool is not None
-    return pool
+    """A pool of connections with the project's codecs and timeouts (asyncpg.create_pool's
+    defaults otherwise); with `acquire_timeout_s`, a wait for a free connection longer than
+    that is asyncpg's TimeoutError (`unavailable`) instead of a wait without end."""
+    pool = _BoundedPool(
+        dsn, connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+        min_size=min_size, max_size=max_size, max_queries=50_000,
+        max_inactive_connection_lifetime=300.0, loop=None, setup=None,
+        timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S, init=_init_connection,
+        **kw)
+    pool._acquire_s = acquire_timeout_s
+    return await pool
 
 
 async def ping(pool: asyncpg.Pool) -> None:

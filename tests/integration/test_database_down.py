@@ -91,3 +91,24 @@ async def test_a_server_that_does_not_answer_in_time_is_unavailable(db: asyncpg.
     with pytest.raises(TimeoutError) as other:
         await asyncio.wait_for(asyncio.sleep(1), 0.05)
     assert not unavailable(other.value)
+
+
+async def test_a_pools_wait_for_a_free_connection_is_bounded(fresh_dsn: str) -> None:
+    """A stalled server holds every connection of a pool: with `acquire_timeout_s` (the
+    Gateway's), a statement that finds none free within it is asyncpg's TimeoutError, which
+    answers 503 and opens the breaker, instead of waiting as long as the stall; a caller's own
+    timeout still wins."""
+    pool = await create_pool(fresh_dsn, min_size=1, max_size=1, acquire_timeout_s=0.3)
+    try:
+        async with pool.acquire() as held:  # stuck in a stalled server, say
+            waiting = asyncio.ensure_future(pool.fetchval("SELECT 1"))
+            done, _ = await asyncio.wait({waiting}, timeout=5)
+            assert waiting in done, "the statement waited for a connection without end"
+            failed = waiting.exception()
+            assert isinstance(failed, TimeoutError) and unavailable(failed)
+            with pytest.raises(TimeoutError):
+                await pool.acquire(timeout=0.05)
+            assert await held.fetchval("SELECT 2") == 2
+        assert await pool.fetchval("SELECT 3") == 3  # free again: no wait
+    finally:
+        await pool.close()
