@@ -247,8 +247,10 @@ class InventoryClient:
                     # dead for good or not running: stopped by an operator (reading the map
                     # starts it again), or retired by a rebalance (then the map no longer
                     # names it, and its slots' owners answer)
-                    with contextlib.suppress(InventoryUnavailable):  # asked again till then
-                        if k not in await self.read_map():
+                    # the map unreadable meanwhile: asked again, until the call's deadline
+                    with contextlib.suppress(InventoryUnavailable, TimeoutError):
+                        if k not in await asyncio.wait_for(
+                                self.read_map(), max(give_up - loop.time(), 0.1)):
                             return Moved(())
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)

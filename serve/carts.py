@@ -162,10 +162,11 @@ class CartService:
         give_up = loop.time() + LEASE_WAIT_S
         renewing: asyncio.Task[None] | None = None
         taking: asyncio.Task[bool] | None = None
+        sent: list[bool] = []  # the take's statement was sent (its connection acquired)
         try:
             while True:
                 # run to its answer even when its caller leaves (`_give_back` waits for it)
-                taking = loop.create_task(self._take(key, lease))
+                taking = loop.create_task(self._take(key, lease, sent))
                 if await asyncio.shield(taking):
                     break
                 if loop.time() >= give_up:
@@ -180,28 +181,36 @@ class CartService:
             if renewing is not None:
                 renewing.cancel()
             if taking is not None:
-                # given back whatever happened (a lease not ours is left alone); waited for
-                # up to LEASE_WAIT_S, then left to finish by itself
-                giving = loop.create_task(self._give_back(key, lease, taking))
+                # given back whatever happened (a lease not ours is left alone); a change
+                # that held the lease waits for that up to LEASE_WAIT_S (its caller's next
+                # change finds the cart free), any other answer goes without waiting
+                giving = loop.create_task(self._give_back(key, lease, taking, bool(sent)))
                 self._giving.add(giving)
                 giving.add_done_callback(self._giving.discard)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(giving), LEASE_WAIT_S)
+                if renewing is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(giving), LEASE_WAIT_S)
 
-    async def _take(self, key: bytes, lease: str) -> bool:
+    async def _take(self, key: bytes, lease: str, sent: list[bool]) -> bool:
         async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
+            sent.append(True)
             return await store.take_lease(conn, key, lease, LEASE_TERM_S)
 
-    async def _give_back(self, key: bytes, lease: str, taking: asyncio.Task[bool]) -> None:
+    async def _give_back(self, key: bytes, lease: str, taking: asyncio.Task[bool],
+                         sent: bool) -> None:
         """Gives the lease back once the statement that took it has answered. A caller that
         left while PostgreSQL was stalled took the lease when the server resumed, after its
         change was given up: given back then, not a minute later (LEASE_TERM_S). A statement
-        whose answer was lost (an error) may yet apply: given back twice, 2 s apart; a give
-        back that fails is tried again each second until the lease runs out by itself."""
+        sent whose answer did not come in time may yet apply: given back twice, 2 s apart
+        (a refused or lost connection: not taken; one that applied just before its
+        connection died runs out by itself). A give-back that fails is tried again each
+        second until the lease runs out by itself."""
         await asyncio.wait([taking])
         failed = asyncio.CancelledError() if taking.cancelled() else taking.exception()
-        if isinstance(failed, AisleError) or (failed is None and not taking.result()):
-            return  # not taken (another change holds the cart, or there is no such cart)
+        if failed is None and not taking.result():
+            return  # not taken: another change holds the cart
+        if failed is not None and not (sent and isinstance(failed, TimeoutError)):
+            return  # no such cart, no connection, or the statement refused
         known = failed is None
         loop = asyncio.get_running_loop()
         ends = loop.time() + LEASE_TERM_S

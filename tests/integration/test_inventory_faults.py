@@ -13,6 +13,7 @@ import random
 
 import asyncpg
 import pytest
+import ray
 
 from actors.inventory_client import InventoryClient, InventoryUnavailable
 from tests.integration.conftest import PARTITIONS
@@ -79,4 +80,25 @@ async def test_a_slot_map_that_cannot_be_read_is_unavailable_not_a_database_erro
             await client.reserve([(12345, 1, None)], key="map-unreadable")
         assert "slot map" in str(refused.value)
     finally:
+        client.shutdown()
+
+
+async def test_a_dead_partition_is_asked_again_while_the_map_cannot_be_read(
+        ray_cluster: None, fresh_dsn: str) -> None:
+    # a partition found dead sends the client to the map (was it retired by a rebalance?);
+    # with the map unreadable too, the partition is asked again until the call's deadline,
+    # and the call is then InventoryUnavailable naming the partition
+    client = InventoryClient(PARTITIONS, fresh_dsn, deadline_s=3.0)
+    try:
+        await client.owners()  # the map read, the partitions started
+        variant = 12345
+        k = client.owner(variant)
+        ray.kill(client._actor(k), no_restart=True)  # dead for good
+        client.dsn = "postgresql://postgres@127.0.0.1:9/none"  # and the map cannot be read
+        with pytest.raises(InventoryUnavailable) as refused:
+            await client.reserve([(variant, 1, None)], key="dead-and-no-map")
+        assert f"partition {k}" in str(refused.value)
+        assert client.retries >= 2  # asked again, not given up at the first unreadable map
+    finally:
+        client.dsn = fresh_dsn
         client.shutdown()
