@@ -159,9 +159,12 @@ class _Steps:
         key = self.service._facet_key(self.generation, identity)
         if key is None or cache is None:
             return None
-        raw = await cache.mget([key])  # None: Redis down or slow (count them)
+        raw = await cache.mget([key])  # None: Redis down or slow (not a lookup)
         value = loads(raw[0]) if raw and raw[0] else None
-        if not value or "word_matches" not in value:  # none, or kept by an older release
+        found = isinstance(value, dict) and "word_matches" in value  # else an older release's
+        if raw is not None:
+            cache.looked_up(key, found)
+        if not found or value is None:
             return None
         return CachedFacets(int(value["total"]), value["facets"], int(value["word_matches"]))
 

@@ -109,6 +109,11 @@ class Cache:
             "stock read", lambda r: stock_cache.fetch(r, ids)))
 
     # -- cache-aside ---------------------------------------------------------------------
+    def looked_up(self, key: str, found: bool) -> None:
+        """Counts a lookup its caller made with `mget` (the facets' counts): a hit or a miss
+        of the key's kind, as `get_or_load` counts its own."""
+        self._count(key, "hits" if found else "misses")
+
     def _count(self, key: str, what: Looked) -> None:
         kind = key.split(":")[1] if key.count(":") >= 2 else key
         per = self.by_kind.setdefault(kind, {"hits": 0, "misses": 0})

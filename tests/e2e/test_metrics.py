@@ -117,6 +117,8 @@ async def test_the_seed_monitoring_table_is_exported(
             s, "ray_aisle_searches_total", results="some") >= 2,
         "product cache lookups (Redis)": lambda s: grew(
             s, "ray_aisle_cache_lookups_total", cache="product") >= 1,
+        "facet count lookups (Redis)": lambda s: grew(
+            s, "ray_aisle_cache_lookups_total", cache="facets") >= 1,
         "product page copies (in-process)": lambda s: grew(
             s, "ray_aisle_cache_lookups_total", cache="page_local") >= 3,
         "documents indexed": lambda s: grew(s, "ray_aisle_index_documents_total") >= 1,
