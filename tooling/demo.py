@@ -26,6 +26,7 @@ from adapters.postgres import connect
 from adapters.postgres.demo_setup import first_leaf_category, set_seller_key
 from adapters.postgres.migrate import migrate
 from adapters.settings import Settings
+from domain.errors import ConfigError
 from domain.sellers import new_api_key
 from serve.haproxy_ingress import environment as haproxy_environment
 from serve.haproxy_ingress import remove_state as remove_haproxy_state
@@ -156,7 +157,11 @@ def on_signal(stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:  # one line naming the variable, not a traceback
+        print(f"scripts/demo: {exc}", file=sys.stderr)
+        return 2
     if args.port is not None:
         settings = settings.replace(http_port=args.port)
     if args.data_dir is not None:

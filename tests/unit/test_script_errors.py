@@ -138,3 +138,14 @@ def test_evaluate_without_the_judgments_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith("rankers: ") and "judgments" in done.stderr, done.stderr
+
+
+def test_a_malformed_setting_stops_the_demo_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tooling.demo", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "AISLE_INDEX_SHARDS": "abc", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "AISLE_INDEX_SHARDS" in done.stderr and "abc" in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()  # nothing started
