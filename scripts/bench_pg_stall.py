@@ -3,7 +3,8 @@
 What a running demo answers while its PostgreSQL stalls: the demo's postgres processes (those
 of --data-dir's embedded server) are stopped (SIGSTOP) for --seconds, and at once: searches for
 words not searched before (their prices not in Redis), a product page read before (cached), a
-reservation (internal API), a new cart and /health. Each request's status, what it said
+reservation (internal API), POST /api/v1/cart (the client's cart, made by the baseline's: its
+row is read) and /health. Each request's status, what it said
 (`degraded`, or its error code) and how long it took, against the same kinds of request
 with PostgreSQL running, in the same run (the baseline column). Every process is resumed
 (SIGCONT) whatever happens. Needs AISLE_INTERNAL_TOKEN (scripts/demo prints it).
@@ -72,7 +73,7 @@ async def requests(c: httpx.AsyncClient, words: list[str], product: str, variant
             "items": [{"variant_id": variant, "quantity": 1}], "ttl_seconds": 60},
             headers={"Authorization": f"Bearer {token}",
                      "Idempotency-Key": "stall-" + secrets.token_hex(6)})),
-        ("new cart", timed(c, "POST", "/api/v1/cart")),
+        ("POST /api/v1/cart", timed(c, "POST", "/api/v1/cart")),
         ("health", timed(c, "GET", "/health"))]
     got = await asyncio.gather(*(aw for _, aw in named))
     return [(n, g) for (n, _), g in zip(named, got, strict=True)]
