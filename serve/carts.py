@@ -162,11 +162,10 @@ class CartService:
         give_up = loop.time() + LEASE_WAIT_S
         renewing: asyncio.Task[None] | None = None
         taking: asyncio.Task[bool] | None = None
-        sent: list[bool] = []  # the take's statement was sent (its connection acquired)
         try:
             while True:
                 # run to its answer even when its caller leaves (`_give_back` waits for it)
-                taking = loop.create_task(self._take(key, lease, sent))
+                taking = loop.create_task(self._take(key, lease))
                 if await asyncio.shield(taking):
                     break
                 if loop.time() >= give_up:
@@ -184,49 +183,44 @@ class CartService:
                 # given back whatever happened (a lease not ours is left alone); a change
                 # that held the lease waits for that up to LEASE_WAIT_S (its caller's next
                 # change finds the cart free), any other answer goes without waiting
-                giving = loop.create_task(self._give_back(key, lease, taking, bool(sent)))
+                giving = loop.create_task(self._give_back(key, lease, taking))
                 self._giving.add(giving)
                 giving.add_done_callback(self._giving.discard)
                 if renewing is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.shield(giving), LEASE_WAIT_S)
 
-    async def _take(self, key: bytes, lease: str, sent: list[bool]) -> bool:
+    async def _take(self, key: bytes, lease: str) -> bool:
         async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
-            sent.append(True)
             return await store.take_lease(conn, key, lease, LEASE_TERM_S)
 
-    async def _give_back(self, key: bytes, lease: str, taking: asyncio.Task[bool],
-                         sent: bool) -> None:
+    async def _give_back(self, key: bytes, lease: str, taking: asyncio.Task[bool]) -> None:
         """Gives the lease back once the statement that took it has answered. A caller that
         left while PostgreSQL was stalled took the lease when the server resumed, after its
-        change was given up: given back then, not a minute later (LEASE_TERM_S). A statement
-        sent whose answer did not come in time may yet apply: given back twice, 2 s apart
-        (a refused or lost connection: not taken; one that applied just before its
-        connection died runs out by itself). A give-back that fails is tried again each
-        second until the lease runs out by itself."""
+        change was given up: given back then, not a minute later (LEASE_TERM_S). A take whose
+        answer did not come in time may yet apply: given back twice, a second apart (a refused
+        or lost connection took nothing; one that applied just before its connection died
+        runs out by itself). A give-back that fails is tried again each second until the lease
+        runs out by itself."""
         await asyncio.wait([taking])
         failed = asyncio.CancelledError() if taking.cancelled() else taking.exception()
         if failed is None and not taking.result():
             return  # not taken: another change holds the cart
-        if failed is not None and not (sent and isinstance(failed, TimeoutError)):
+        if failed is not None and not isinstance(failed, TimeoutError):
             return  # no such cart, no connection, or the statement refused
-        known = failed is None
         loop = asyncio.get_running_loop()
         ends = loop.time() + LEASE_TERM_S
-        times = 1 if known else 2
-        while times and loop.time() < ends:
+        gives = 1 if failed is None else 2
+        while gives and loop.time() < ends:
             try:
                 async with self.pool.acquire(timeout=LEASE_WAIT_S) as conn:
                     await store.end_lease(conn, key, lease)
-                times -= 1
-                pause = 2.0
+                gives -= 1
             except Exception as exc:
                 log.warning("cart lease not given back yet (it runs out in %.0f s): %r",
                             ends - loop.time(), exc)
-                pause = 1.0
-            if times:
-                await asyncio.sleep(pause)
+            if gives:
+                await asyncio.sleep(1.0)
 
     async def _renew(self, key: bytes, lease: str) -> None:
         """Keeps the lease while its change runs (an inventory call may retry for 30 s)."""

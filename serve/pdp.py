@@ -281,9 +281,10 @@ class ProductPages:
         if not self.database.closed:  # a dead database costs no timeout
             raise ConnectionError("PostgreSQL failed less than a second ago")
 
-        related: list[asyncio.Task[tuple[list[JsonObject], bool]]] = []
+        related: asyncio.Task[tuple[list[JsonObject], bool]] | None = None
 
         async def read() -> tuple[JsonObject | None, PricingInputs | None]:
+            nonlocal related
             row: JsonObject | None = None
             prices: PricingInputs | None = None
             async with self.pool.acquire() as conn:
@@ -291,8 +292,8 @@ class ProductPages:
                     with timed("page_db"):
                         row = await load_product(conn, product_id)
                     if _sellable(row):  # searched while the prices are read
-                        related.append(asyncio.get_running_loop().create_task(
-                            self._related(row)))
+                        related = asyncio.get_running_loop().create_task(
+                            self._related(row))
                 if ck in keys and (pk not in keys or _sellable(row)):
                     with timed("page_db"):
                         prices = await load_product_pricing(conn, product_id, now)
@@ -301,13 +302,13 @@ class ProductPages:
         try:  # PostgreSQL's part bounded (the index's search has its own timeout)
             row, prices = await within(read(), PG_WAIT_S)
         except BaseException as exc:
-            if related:  # PostgreSQL failed meanwhile
-                related[0].cancel()
+            if related is not None:  # PostgreSQL failed meanwhile
+                related.cancel()
             if isinstance(exc, TimeoutError):  # not a connection's or a statement's own
                 raise DatabaseStalled(f"PostgreSQL did not answer within {PG_WAIT_S} s"
                                       ) from exc
             raise
-        found, related_ok = await related[0] if related else ([], True)
+        found, related_ok = await related if related is not None else ([], True)
         if pk in keys:
             meta = metadata(row, found, related_ok, now.timestamp())
             ttl = (NEGATIVE_TTL_S if "gone" in meta

@@ -23,7 +23,7 @@ WAITING = """SELECT count(*) FROM pg_stat_activity
                 AND query LIKE 'UPDATE shopper_carts SET busy_token = $2%'"""
 
 
-async def busy_token(db: asyncpg.Pool, cart_id: str) -> str | None:
+async def busy_token(db: asyncpg.Pool | asyncpg.Connection, cart_id: str) -> str | None:
     token: str | None = await db.fetchval(
         "SELECT busy_token FROM shopper_carts WHERE cart_id = $1", cart_id)
     return token
@@ -99,15 +99,12 @@ async def test_a_lease_not_given_back_at_once_is_given_back_when_it_can_be(
     await carts._change(token, hog)
     probe = await asyncpg.connect(fresh_dsn)  # beside the pool
     try:
-        assert await probe.fetchval("SELECT busy_token FROM shopper_carts "
-                                    "WHERE cart_id = 'c-lease-retried'") is not None
+        assert await busy_token(probe, "c-lease-retried") is not None
         await freeing
         for _ in range(60):
-            if await probe.fetchval("SELECT busy_token FROM shopper_carts "
-                                    "WHERE cart_id = 'c-lease-retried'") is None:
+            if await busy_token(probe, "c-lease-retried") is None:
                 break
             await asyncio.sleep(0.1)
-        assert await probe.fetchval("SELECT busy_token FROM shopper_carts "
-                                    "WHERE cart_id = 'c-lease-retried'") is None
+        assert await busy_token(probe, "c-lease-retried") is None
     finally:
         await probe.close()

@@ -291,6 +291,14 @@ async def test_local_pages_follow_the_invalidation_channel(
         redis.close()
 
 
+async def last_page_written(cache: Cache, product_id: int) -> None:
+    """Waits for the page as last assembled, written in the background after a miss."""
+    deadline = time.monotonic() + 5
+    while not (await cache.mget([f"aisle:lastpage:{product_id}"]) or [None])[0]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
 async def test_a_page_is_answered_while_postgresql_stalls_not_after(
         db: asyncpg.Pool, settings: Settings, inventory_for: Any) -> None:
     """A stalled PostgreSQL (here: the products table locked by another transaction, so the
@@ -305,10 +313,7 @@ async def test_a_page_is_answered_while_postgresql_stalls_not_after(
     try:
         fresh, how = await pdp.page(p["pid"])
         assert how == "miss"
-        deadline = time.monotonic() + 5  # the last page is written in the background
-        while not (await cache.mget([f"aisle:lastpage:{p['pid']}"]) or [None])[0]:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await last_page_written(cache, p["pid"])
         await cache.delete([product_key(p["pid"]), price_key(p["pid"])])
         async with db.acquire() as locker, locker.transaction():
             await locker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
@@ -349,10 +354,7 @@ async def test_pages_as_last_assembled_while_postgresql_is_down(
         fresh, how = await pdp.page(p["pid"])
         assert how == "miss" and "stale" not in fresh
         check_page(fresh, p)
-        deadline = time.monotonic() + 5  # the last page is written in the background
-        while not (await cache.mget([f"aisle:lastpage:{p['pid']}"]) or [None])[0]:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await last_page_written(cache, p["pid"])
 
         pg.close()  # PostgreSQL is gone
         await cache.delete([product_key(p["pid"]), price_key(p["pid"])])  # and so are the parts
