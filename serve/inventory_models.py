@@ -72,6 +72,21 @@ class CartItem(BaseModel):
     warehouse_id: WarehouseId | None = None
 
 
+def repeated(keys: list[tuple[int, str | None]]) -> dict[str, str]:
+    """`items.N.variant_id` for each item that names what an earlier one did: a cart has one
+    line per variant (and warehouse), so a repeat is a client's mistake, refused whole."""
+    first: dict[tuple[int, str | None], int] = {}
+    out: dict[str, str] = {}
+    for i, key in enumerate(keys):
+        if key in first:
+            out[f"items.{i}.variant_id"] = (
+                f"repeats items.{first[key]}: give one item per variant"
+                + (" and warehouse" if key[1] is not None else "") + ", with the total quantity")
+        else:
+            first[key] = i
+    return out
+
+
 class ReservationIn(BaseModel):
     """`POST /api/v1/reservations`: all items or none."""
 
@@ -82,6 +97,9 @@ class ReservationIn(BaseModel):
     ttl_seconds: TtlSeconds | None = None
     quote_token: QuoteToken | None = None
     customer_id: CustomerId | None = None
+
+    def problems(self) -> dict[str, str]:
+        return repeated([(i.variant_id, i.warehouse_id) for i in self.items])
 
 
 class QuoteItem(BaseModel):
@@ -99,3 +117,6 @@ class QuoteIn(BaseModel):
     items: list[QuoteItem] = Field(min_length=1, max_length=100)
     coupon: CouponCode | None = None
     customer_id: CustomerId | None = None
+
+    def problems(self) -> dict[str, str]:
+        return repeated([(i.variant_id, None) for i in self.items])

@@ -89,6 +89,8 @@ async def create_reservation(
     """A cart: every item reserved, or none (409 naming each short item). With a
     `quote_token` (POST /api/v1/quotes) the items must be the quoted ones: the quote is
     recorded with the reservation and its coupon redeemed, so the shopper pays the quote."""
+    if problems := body.problems():
+        raise ValidationFailed(problems, "an item is repeated")
     items = [(i.variant_id, i.quantity, i.warehouse_id) for i in body.items]
     key = idempotency_key(idempotency, body.idempotency_key)
     ttl_s = body.ttl_seconds or svc.settings.reservation_ttl_s
@@ -153,6 +155,8 @@ async def create_quote(svc: Svc, body: QuoteIn) -> Json:
     """The exact price of a cart at each variant's buy-box offer: per line list -> deal
     -> dynamic -> coupon, totals in cents, and `quote_token`, which a reservation carries
     to pay exactly this until `expires_at`."""
+    if problems := body.problems():
+        raise ValidationFailed(problems, "an item is repeated")
     return dict(await svc.quotes.make([(i.variant_id, i.quantity) for i in body.items],
                                       body.coupon, body.customer_id))
 

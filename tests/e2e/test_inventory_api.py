@@ -217,7 +217,13 @@ async def test_cart_release_and_bad_carts(client: httpx.AsyncClient, pool: async
     for body, field in (({"items": []}, "items"),
                         ({"items": [{"variant_id": a, "quantity": 0}]}, "items.0.quantity"),
                         ({"items": [{"variant_id": a, "quantity": 1}], "ttl_seconds": 0},
-                         "ttl_seconds")):
+                         "ttl_seconds"),
+                        # one item per variant: a repeat was reserved in turn, 201
+                        ({"items": [{"variant_id": a, "quantity": 1},
+                                    {"variant_id": a, "quantity": 2}]}, "items.1.variant_id"),
+                        ({"items": [{"variant_id": a, "quantity": 1, "warehouse_id": "WH_01"},
+                                    {"variant_id": a, "quantity": 1, "warehouse_id": "WH_01"}]},
+                         "items.1.variant_id")):
         bad = await client.post("/api/v1/reservations", headers=AUTH, json=body)
         assert bad.status_code == 422 and field in bad.json()["error"]["fields"], bad.text
     mismatch = await client.post(

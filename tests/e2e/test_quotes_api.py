@@ -121,6 +121,9 @@ async def test_tampered_expired_or_mismatched_tokens_and_bad_quotes_are_refused(
              ({"items": [{"variant_id": v, "quantity": 0}]}, "items.0.quantity"),
              ({"items": [{"variant_id": v, "quantity": 6}]}, "items.0.quantity"),
              ({"items": [{"variant_id": 12345, "quantity": 1}]}, "items.0.variant_id"),
+             # each line alone fits the 5 in stock, together they do not: was quoted 201
+             ({"items": [{"variant_id": v, "quantity": 3}, {"variant_id": v, "quantity": 3}]},
+              "items.1.variant_id"),
              ({"items": [{"variant_id": v, "quantity": 1}], "coupon": "NOPE123",
                "customer_id": "c"}, "coupon"),
              ({"items": [{"variant_id": v, "quantity": 1}], "coupon": "NOPE123"},
