@@ -125,6 +125,9 @@ async def set_metrics(svc: Svc, _: Internal, version: VersionPath, body: Metrics
 async def promote_model(svc: Svc, _: Internal, version: VersionPath, body: PromoteIn) -> Json:
     """Through the offline gate (ranking/gate.py) unless `force` (recorded with the reason);
     the artifact must load. 409 `gate_refused` lists why, and the harmed queries."""
+    if body.force and not (body.reason or "").strip():
+        raise ValidationFailed({"reason": "a forced promotion needs a reason: it is recorded "
+                                          "with the promotion"}, "reason missing")
     registry = _registry(svc)
     record, artifact = await registry.artifact(version)
     try:

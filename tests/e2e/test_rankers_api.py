@@ -179,6 +179,11 @@ async def test_the_rankers_command_archives_and_refuses_on_stderr(
         capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={**os.environ, "AISLE_INTERNAL_TOKEN": INTERNAL_TOKEN})
     assert forced.returncode == 2 and "--reason" in forced.stderr
+    for reason in ({}, {"reason": " "}):  # the API asks for one too (it promoted without)
+        r = await client.post(f"{API}/{a}/promote", headers=INTERNAL,
+                              json={"by": "test", "force": True, **reason})
+        assert r.status_code == 422 and "reason" in r.json()["error"]["fields"], r.text
+    assert (await client.get(API, headers=INTERNAL)).json()["production"] not in made
     r = await client.post(f"{API}/{a}/promote", headers=INTERNAL,
                           json={"by": "test", "force": True, "reason": "test"})
     assert r.status_code == 200, r.text
