@@ -23,7 +23,8 @@ def kind_problems(kind: str, amount: int) -> dict[str, str]:
     if kind not in get_args(Kind):
         return {"kind": "must be percent or fixed"}
     if kind == "percent" and not 1 <= amount <= FULL_BP:
-        return {"amount": "percent amounts are basis points, 1 to 10000"}
+        # (a stored 10000 still loads; writes take at most 9999: pricing_admin)
+        return {"amount": "percent amounts are basis points (1000 = 10 %), 1 to 9999"}
     if kind == "fixed" and amount < 1:
         return {"amount": "fixed amounts are cents, at least 1"}
     return {}

@@ -82,8 +82,8 @@ def _window(starts_at: datetime | None, ends_at: datetime, end_field: str) -> di
             problems[end_field] = "at most 366 days after starts_at"
         if starts_at > now + MAX_WINDOW:
             problems["starts_at"] = "at most 366 days from now"
-    elif ends_at > now + 2 * MAX_WINDOW:
-        problems[end_field] = "at most two years from now"
+    elif ends_at > now + MAX_WINDOW:  # running from now
+        problems[end_field] = "at most 366 days from now"
     return problems
 
 

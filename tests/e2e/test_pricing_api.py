@@ -540,10 +540,14 @@ async def test_coupons_are_made_limited_and_ended_by_the_platform(
                           ({"scope": "brand", "scope_value": "  "}, "scope_value"),
                           ({"expires_at": _at(days=-1)}, "expires_at"),
                           ({"starts_at": _at(days=8)}, "expires_at"),
+                          # no start: it runs from now, at most a year (two were taken)
+                          ({"expires_at": _at(days=500)}, "expires_at"),
                           ({"global_limit": 0}, "global_limit")]:
         r = await client.post("/api/v1/internal/pricing/coupons", headers=INTERNAL,
                               json={**coupon, **change})
         assert r.status_code == 422 and field in str(r.json()["error"]), (change, r.text)
+        if change.get("amount") == 20_000:  # it said "1 to 10000", and 10000 is refused
+            assert "1 to 9999" in r.json()["error"]["fields"]["amount"], r.text
     assert await _count(pool, "SELECT count(*) FROM coupons") == before
     r = await client.post("/api/v1/internal/pricing/coupons", headers=INTERNAL, json=coupon)
     assert r.status_code == 201 and r.json()["code"] == code.upper(), r.text
