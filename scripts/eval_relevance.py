@@ -50,7 +50,6 @@ from tooling.relevance import (
     SHARED_DATA_ENV,
     EvalError,
     RankerRun,
-    default_data_dir,
     fetch,
     judgments_path,
     score_run,
@@ -95,8 +94,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.fresh_starts and args.start:
         p.error("--fresh-starts starts the service itself: drop --start")
     args.url = args.url.rstrip("/")
-    if args.data_dir is None:
-        args.data_dir = default_data_dir()
     if args.service_data_dir is None:
         args.service_data_dir = REPO / ".aisle-data" / f"eval-{args.dataset}"
     return args

@@ -24,7 +24,7 @@ from eval_relevance import running_service  # scripts/ is on sys.path: our own f
 from ranking.judgments import DATASETS, read_judgments
 from tooling.cli import run
 from tooling.ranker_training import collect, judged
-from tooling.relevance import REPO, EvalError, default_data_dir, judgments_path
+from tooling.relevance import REPO, EvalError, judgments_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         token = os.environ["AISLE_INTERNAL_TOKEN"] = "features-" + os.urandom(8).hex()
-    judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
+    judgments = read_judgments(judgments_path(a.data_dir, a.dataset),
                                a.dataset)
     out = a.out or REPO / ".aisle-data" / f"features-{a.dataset}.parquet"
     service_dir = a.service_data_dir or REPO / ".aisle-data" / f"eval-{a.dataset}"

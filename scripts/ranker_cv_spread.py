@@ -33,7 +33,7 @@ import numpy as np
 
 from ranking.judgments import DATASETS, read_judgments
 from ranking.lgbm import PARAMS, Comparison, TrainingSet, compare, cross_validate
-from tooling.relevance import default_data_dir, judgments_path
+from tooling.relevance import judgments_path
 
 
 def seed_list(text: str) -> list[int]:
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = TrainingSet.from_parquet(a.features)
     except Exception as exc:  # pyarrow's own errors for a file that is not a feature log
         p.error(f"{a.features}: not a feature log: {exc}")
-    judged = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
+    judged = read_judgments(judgments_path(a.data_dir, a.dataset),
                             a.dataset)
     seeds: list[int] = a.seeds
     drop = [n.strip() for n in a.drop.split(",") if n.strip()]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from tooling.ranker_training import (
     production_by_query,
     who,
 )
-from tooling.relevance import EvalError, default_data_dir, judgments_path
+from tooling.relevance import EvalError, judgments_path
 
 
 def _cv(m: dict[str, Any]) -> str:
@@ -88,13 +89,12 @@ def cmd_show(s: RankerService, a: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(s: RankerService, a: argparse.Namespace) -> int:
+    judgments = read_judgments(judgments_path(a.data_dir, a.dataset), a.dataset)
     m = s.call("GET", f"{API}/{a.version}")
     if m["stage"] == "production":  # measured against itself, its record would be lost
         print(f"rankers: {a.version} is production: evaluate measures a model against "
               f"production; its record stays as it was when it was promoted", file=sys.stderr)
         return 1
-    judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
-                               a.dataset)
     queries = sorted(judgments)
     mine = ndcg_by_query(s.url, judgments, queries, a.version)
     if not any(mine.values()):
@@ -219,9 +219,10 @@ def cmd_experiment(s: RankerService, a: argparse.Namespace) -> int:
     if e.get("shadow_stats"):
         sh = e["shadow_stats"]
         p99 = "-" if sh["p99_ms"] is None else f"{sh['p99_ms']} ms"
-        agreement = "-" if sh["top10_agreement"] is None else sh["top10_agreement"]
+        agreement = ("-" if sh["top10_agreement"] is None
+                     else f"{sh['top10_agreement']} of 10")
         print(f"  shadow {e['shadow']}: {sh['requests']} searches, {sh['errors']} errors, "
-              f"p99 {p99}, top-10 agreement with what was shown {agreement}"
+              f"p99 {p99}, its top 10 shares with what was shown {agreement} (mean)"
               + (f"  STOPPED: {e['shadow_stopped']}" if e["shadow_stopped"] else ""))
     return 0
 
@@ -237,6 +238,14 @@ def _finite(text: str) -> float:
 _finite.__name__ = "finite number"  # what argparse calls it: "invalid finite number value"
 
 
+def _version(text: str) -> str:
+    """A ranker version as the registry names them (lgbm_6, formula): it goes in a URL path,
+    where "lgbm_6?x=1" or "../../health" named another resource."""
+    if not re.fullmatch(r"[a-z0-9_]{1,40}", text):
+        raise argparse.ArgumentTypeError(f"a version is 1 to 40 of a-z, 0-9 and _, got {text!r}")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/rankers", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,19 +256,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help=f"the service (default {p.get_default('url')})")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", parents=[url])
-    sub.add_parser("show", parents=[url]).add_argument("version")
+    sub.add_parser("show", parents=[url]).add_argument("version", type=_version)
     ev = sub.add_parser("evaluate", parents=[url])
-    ev.add_argument("version")
+    ev.add_argument("version", type=_version)
     ev.add_argument("--dataset", required=True, choices=DATASETS)
     ev.add_argument("--data-dir", type=Path, default=None)
     pr = sub.add_parser("promote", parents=[url])
-    pr.add_argument("version")
+    pr.add_argument("version", type=_version)
     pr.add_argument("--force", action="store_true")
     pr.add_argument("--reason", default=None)
     rb = sub.add_parser("rollback", parents=[url])
     rb.add_argument("--reason", default=None)
     ar = sub.add_parser("archive", parents=[url], help="retire a model (not production)")
-    ar.add_argument("version")
+    ar.add_argument("version", type=_version)
     ar.add_argument("--reason", default=None)
     ex = sub.add_parser("experiment", parents=[url],
                         help="ranker experiments: A/B, interleaving, shadow")

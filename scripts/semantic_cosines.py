@@ -21,7 +21,7 @@ import httpx
 
 from ranking.judgments import read_judgments
 from tooling.load import internal_headers
-from tooling.relevance import default_data_dir, judgments_path
+from tooling.relevance import judgments_path
 
 TYPED = ("zorblax", "qwxzv", "blorptang", "xylofrimp", "snargle wump", "vextor quill",
          "kradnop", "flimzy", "ghrrr", "plonkit zazz")
@@ -58,7 +58,7 @@ def main() -> int:
     p.add_argument("--dataset", default="esci")
     p.add_argument("--data-dir", type=Path, default=None)
     a = p.parse_args()
-    judgments = read_judgments(judgments_path(a.data_dir or default_data_dir(), a.dataset),
+    judgments = read_judgments(judgments_path(a.data_dir, a.dataset),
                                a.dataset)
     with httpx.Client(base_url=a.url, headers=internal_headers(), timeout=60) as client:
         judged = {q: semantic_only(client, q) for q in sorted(judgments)}

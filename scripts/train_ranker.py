@@ -35,7 +35,7 @@ from eval_relevance import running_service  # scripts/ is on sys.path: our own f
 from ranking.judgments import DATASETS, read_judgments
 from tooling.cli import run, whole_number
 from tooling.ranker_training import RankerService, train_many
-from tooling.relevance import REPO, EvalError, default_data_dir, judgments_path
+from tooling.relevance import REPO, EvalError, judgments_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 services.enter_context(running_service(name, urls[name], service_dir, 1800,
                                                        ("--ranker", "formula")))
         sources = {name: (RankerService(urls[name], token), read_judgments(
-            judgments_path(a.data_dir or default_data_dir(), name), name))
+            judgments_path(a.data_dir, name), name))
             for name in datasets}
         done = train_many(sources, a.folds, a.promote, a.out)
     return 0 if done.promoted or not a.promote else 2

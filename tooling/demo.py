@@ -77,11 +77,11 @@ def train_default_ranker(url: str, dataset: str, token: str) -> None:
     Later starts find it in the registry."""
     from ranking.judgments import DATASETS, read_judgments
     from tooling.ranker_training import RankerService, train_and_register
-    from tooling.relevance import EvalError, default_data_dir, judgments_path
+    from tooling.relevance import EvalError, judgments_path
 
     if dataset not in DATASETS:
         return
-    path = judgments_path(default_data_dir(), dataset)
+    path = judgments_path(None, dataset)
     if not path.is_file():
         print(f"no judgments for {dataset} at {path}: the formula ranks", flush=True)
         return

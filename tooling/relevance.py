@@ -32,12 +32,13 @@ def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
     return Path(shared).expanduser() if shared else REPO.parent / "shared" / "data"
 
 
-def judgments_path(data_dir: Path, dataset: str) -> Path:
-    """<data_dir>/<dataset>/judgments.csv; for esci, the copy vendored in data/esci when the
-    shared folder is not there."""
-    path = data_dir / dataset / "judgments.csv"
+def judgments_path(data_dir: Path | None, dataset: str) -> Path:
+    """<data_dir>/<dataset>/judgments.csv. With no data dir named: the shared folder's (see
+    default_data_dir), or for esci the copy vendored in data/esci when that is not there; a
+    data dir named is read as named (a wrong path is an error, not another file's figures)."""
+    path = (data_dir or default_data_dir()) / dataset / "judgments.csv"
     vendored = REPO / "data" / dataset / "judgments.csv"
-    return vendored if not path.is_file() and vendored.is_file() else path
+    return vendored if data_dir is None and not path.is_file() and vendored.is_file() else path
 
 
 def result_ids(payload: Any, k: int) -> list[str]:

@@ -34,7 +34,9 @@ def test_arguments(ev: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ev.parse_args(["--dataset", "esci"])
     assert args.rankers == ("bm25_title", "default")
     assert args.url == "http://127.0.0.1:8000"
-    assert args.data_dir == ev.REPO.parent / "shared" / "data"
+    assert args.data_dir is None  # the shared folder's judgments (or esci's vendored copy)
+    assert ev.judgments_path(args.data_dir, "icecat") == (
+        ev.REPO.parent / "shared" / "data" / "icecat" / "judgments.csv")
     assert args.service_data_dir == ev.REPO / ".aisle-data" / "eval-esci"
     assert (args.k, args.concurrency, args.start) == (10, 8, False)
     args = ev.parse_args(["--dataset", "icecat", "--url", "http://h:9/", "--start",
@@ -44,7 +46,8 @@ def test_arguments(ev: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.data_dir == Path("/d")
     assert args.start
     monkeypatch.setenv("AISLE_SHARED_DATA", "/elsewhere")
-    assert ev.parse_args(["--dataset", "esci"]).data_dir == Path("/elsewhere")
+    assert ev.judgments_path(ev.parse_args(["--dataset", "icecat"]).data_dir, "icecat") == (
+        Path("/elsewhere/icecat/judgments.csv"))
     with pytest.raises(SystemExit):
         ev.parse_args(["--dataset", "amazon"])
 
@@ -102,9 +105,13 @@ def test_spread_over_fresh_starts(ev: ModuleType) -> None:
     assert same[3:5] == ["0.0000", "0"]
 
 
-def test_esci_judgments_fall_back_to_the_vendored_copy(ev: ModuleType, tmp_path: Path) -> None:
-    assert ev.judgments_path(tmp_path, "esci") == SCRIPT.parents[1] / "data/esci/judgments.csv"
-    assert ev.judgments_path(tmp_path, "icecat") == tmp_path / "icecat" / "judgments.csv"
+def test_esci_judgments_fall_back_to_the_vendored_copy(ev: ModuleType, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AISLE_SHARED_DATA", str(tmp_path))  # a shared folder without files
+    assert ev.judgments_path(None, "esci") == SCRIPT.parents[1] / "data/esci/judgments.csv"
+    assert ev.judgments_path(None, "icecat") == tmp_path / "icecat" / "judgments.csv"
+    # a folder named is read as named: not another file's figures
+    assert ev.judgments_path(tmp_path, "esci") == tmp_path / "esci" / "judgments.csv"
 
 
 def test_missing_judgments_file(ev: ModuleType, tmp_path: Path,

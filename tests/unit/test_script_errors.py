@@ -79,6 +79,28 @@ def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str])
     assert "503" in done.stderr and "No server is available" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("script, args", [
+    ("rankers", ["evaluate", "lgbm_1", "--dataset", "esci"]),
+    ("train_ranker", ["--dataset", "esci"]),
+])
+def test_a_data_dir_without_judgments_is_one_line(script: str, args: list[str],
+                                                   tmp_path: Path) -> None:
+    """A --data-dir named is read as named: the vendored esci copy was read instead, and
+    `evaluate` recorded its figures as the model's."""
+    done = _script(f"{script}.py", *args, "--data-dir", str(tmp_path),
+                   "--url", "http://127.0.0.1:9")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert str(tmp_path / "esci" / "judgments.csv") in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("version", ["lgbm_6?x=1", "../../health", "LGBM_6", ""])
+def test_a_version_that_is_not_a_name_is_refused(version: str) -> None:
+    """It went into the URL path as given: `show "lgbm_6?x=1"` showed lgbm_6."""
+    done = _script("rankers.py", "show", version, "--url", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "a version is" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("folds", ["1", "x", "21"])
 def test_train_ranker_folds_are_2_to_20(folds: str) -> None:
     done = _script("train_ranker.py", "--dataset", "esci", "--folds", folds)
