@@ -15,7 +15,7 @@ import sys
 
 import httpx
 
-from tooling.cli import answer, run
+from tooling.cli import answered, run
 
 
 def main() -> int:
@@ -34,18 +34,18 @@ def main() -> int:
                       timeout=600) as client:
         if a.partitions is not None:
             r = client.put(path, json={"partitions": a.partitions})
-            if r.status_code == 200 and not a.json:
-                d = answer(r)
+            d = answered(r)
+            if not a.json:
                 print(f"{d['partitions_before']} -> {d['partitions']} partitions: "
                       f"{d['slots_moved']} slots moved in {d['handoffs']} handoffs, "
                       f"{d['seconds']} s")
-            r = r if r.status_code != 200 or a.json else client.get(path)
+            r = r if a.json else client.get(path)
         else:
             r = client.get(path)
-    body = answer(r)
-    if r.status_code != 200 or a.json or "owners" not in body:
+    body = answered(r)  # an error: one line on stderr, exit 1
+    if a.json or "owners" not in body:
         print(json.dumps(body, indent=2))
-        return 0 if r.status_code == 200 else 1
+        return 0
     print(f"{body['partitions']} partitions over {body['slots']} slots")
     print(f"{'partition':>9} {'slots':>6} {'variants':>9} {'open':>6} {'commits':>8}  node")
     for o in body["owners"]:

@@ -35,11 +35,10 @@ import httpx
 
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import DATASETS, read_judgments
-from tooling.cli import NotJson, answer
+from tooling.cli import NotJson, ServiceRefused, answer
 from tooling.ranker_training import (
     API,
     RankerService,
-    ServiceRefused,
     cross_validated,
     ndcg_by_query,
     production_by_query,

@@ -17,7 +17,7 @@ import sys
 
 import httpx
 
-from tooling.cli import answer, run
+from tooling.cli import answered, run
 
 
 def main() -> int:
@@ -29,6 +29,8 @@ def main() -> int:
     p.add_argument("--rollback", action="store_true",
                    help="make the previous generation live again (twice: undone)")
     a = p.parse_args()
+    if a.status and a.rollback:
+        p.error("--status or --rollback, not both")
     token = os.environ.get("AISLE_INTERNAL_TOKEN")
     if not token:
         p.error("set AISLE_INTERNAL_TOKEN (scripts/demo prints it)")
@@ -43,8 +45,8 @@ def main() -> int:
             # GET /api/v1/internal/jobs/{job_id})
             r = client.post("/api/v1/internal/search/rebuild",
                             params={"workers": a.workers, "wait": "true"})
-    print(json.dumps(answer(r), indent=2))
-    return 0 if r.status_code == 200 else 1
+    print(json.dumps(answered(r), indent=2))  # an error: one line on stderr, exit 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -35,12 +35,40 @@ def answer(r: httpx.Response) -> Json:
     return body
 
 
+class ServiceRefused(RuntimeError):
+    """The service answered an error (4xx/5xx): its JSON error's message and fields (and
+    what else it names, as a generation's problems), in one line."""
+
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        self.status = status
+        try:
+            err = json.loads(text)["error"]
+            message = str(err.get("message") or err.get("code") or text[:300])
+            fields = err.get("fields") or {}
+            rest = {k: v for k, v in err.items() if k not in ("code", "message", "fields")}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            message, fields, rest = repr(" ".join(text.split())[:300]), {}, {}  # an HTML page
+        detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(
+            fields, dict) else ""
+        super().__init__(f"{method} {path}: HTTP {status}: {message}"
+                         + (f" ({detail})" if detail else "")
+                         + (f" {json.dumps(rest, separators=(',', ':'))}" if rest else ""))
+
+
+def answered(r: httpx.Response) -> Json:
+    """`r`'s JSON body when it is a success (2xx); ServiceRefused (one line from `run`) when
+    it is an error, NotJson when it is not JSON."""
+    if r.status_code >= 400:
+        raise ServiceRefused(r.request.method, r.request.url.path, r.status_code, r.text)
+    return answer(r)
+
+
 def run(prog: str, main: Callable[[], int],
         expected: tuple[type[Exception], ...] = ()) -> int:
     """`main()`'s exit status; 1 with one line on stderr when the service gives no answer or
     one that is not JSON, or `main` fails with one of the `expected` errors (a refusal, a
     file that cannot be written: a reason, not a traceback)."""
-    refusals: tuple[type[Exception], ...] = (NotJson, *expected)
+    refusals: tuple[type[Exception], ...] = (NotJson, ServiceRefused, *expected)
     try:
         return main()
     except httpx.HTTPError as exc:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import Judgments
 from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
-from tooling.cli import answer
+from tooling.cli import ServiceRefused, answer
 from tooling.relevance import SEARCH_PATH, TIMEOUT, EvalError, fetch, score_run
 
 API = "/api/v1/internal/rankers"
@@ -98,23 +98,6 @@ async def collect(url: str, token: str, judgments: Judgments,
                          "gain": judgments[q].get(ext, 0.0),
                          **dict(zip(names, c["values"], strict=True))})
     return LoggedFeatures(names, version, rows)
-
-
-class ServiceRefused(RuntimeError):
-    """The service answered an error (4xx/5xx): its JSON error's message and fields."""
-
-    def __init__(self, method: str, path: str, status: int, text: str) -> None:
-        self.status = status
-        try:
-            err = json.loads(text)["error"]
-            message = str(err.get("message") or err.get("code") or text[:300])
-            fields = err.get("fields") or {}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            message, fields = repr(" ".join(text.split())[:300]), {}  # an HTML page: one line
-        detail = "; ".join(f"{k}: {v}" for k, v in fields.items()) if isinstance(
-            fields, dict) else ""
-        super().__init__(f"{method} {path}: HTTP {status}: {message}"
-                         + (f" ({detail})" if detail else ""))
 
 
 class RankerService:

@@ -79,6 +79,53 @@ def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str])
     assert "503" in done.stderr and "No server is available" in done.stderr, done.stderr
 
 
+class _Json422(_Html503):
+    """A service refusing the request: its JSON error naming the field."""
+
+    def _page(self) -> None:
+        page = (b'{"error": {"code": "validation_failed", "message": "request is invalid", '
+                b'"fields": {"partitions": "must be at least 1"}, "problems": ["p1"]}}')
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_GET = do_POST = do_PUT = _page
+
+
+@pytest.fixture(scope="module")
+def json_422() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Json422)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("script, args", [
+    ("rebuild_index", ["--workers", "0"]),
+    ("rebuild_index", ["--status"]),
+    ("prewarm", ["--top", "-5"]),  # it said "name --products, or --top N"
+    ("inventory_partitions", ["--set", "0"]),
+    ("inventory_partitions", []),
+])
+def test_a_refusal_is_one_line_on_stderr(json_422: str, script: str, args: list[str]) -> None:
+    """The service's error was printed as indented JSON on stdout (7-9 lines), unlike
+    scripts/rankers."""
+    done = _script(f"{script}.py", *args, "--url", json_422)
+    assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"{script}: ") and "HTTP 422: request is invalid" in \
+        done.stderr and "partitions: must be at least 1" in done.stderr, done.stderr
+    assert '{"problems":["p1"]}' in done.stderr, done.stderr  # what else the error names
+
+
+def test_rebuild_index_refuses_status_with_rollback() -> None:
+    """`--rollback --status` showed the status and rolled nothing back, exit 0."""
+    done = _script("rebuild_index.py", "--rollback", "--status", "--url", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "not both" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("script, args", [
     ("rankers", ["evaluate", "lgbm_1", "--dataset", "esci"]),
     ("train_ranker", ["--dataset", "esci"]),
