@@ -191,7 +191,8 @@ class IndexBuilderLoop:
         self.cfg = cfg
         self._wake = asyncio.Event()
         self._dropped_at = 0.0  # monotonic time of the last look for retired generations
-        self._ready = asyncio.Event()
+        self._connected = asyncio.Event()  # _setup done: status can be read
+        self._ready = asyncio.Event()  # and a live generation is there
         self._stats = BuilderStats()
         self._building: str | None = None  # the generation a full build is making
         self._build_lock = asyncio.Lock()  # one full build at a time
@@ -239,7 +240,9 @@ class IndexBuilderLoop:
         return True
 
     async def status(self) -> IndexStatus:
-        await self._ready.wait()
+        """Generations, counters and lag; during the first build too (its generation shows
+        BUILDING), which takes minutes on a large catalog."""
+        await self._connected.wait()
         lag = await self.outbox.lag()
         return IndexStatus(self.index.backend, self.stats(), lag.events, lag.oldest_s,
                            await self.registry.all())
@@ -269,6 +272,7 @@ class IndexBuilderLoop:
         while not self._ready.is_set():
             try:
                 await self._setup()
+                self._connected.set()
                 await self._bootstrap()
                 self._ready.set()
             except Exception as exc:

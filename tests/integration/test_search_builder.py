@@ -40,6 +40,18 @@ class CrashableBuilder(IndexBuilderLoop):
 IndexBuilder = ray.remote(**BUILDER_OPTIONS)(CrashableBuilder)
 
 
+class HeldFirstBuild(IndexBuilderLoop):
+    """The index builder with its first build held until `go`."""
+
+    async def go(self) -> None:
+        self.going.set()
+
+    async def _bootstrap(self) -> None:
+        self.going = getattr(self, "going", asyncio.Event())
+        await self.going.wait()
+        await super()._bootstrap()
+
+
 async def add_product(pool: asyncpg.Pool, seller: int, title: str, *, price: int = 1000,
                       stock: int = 5, brand: str = "Acme") -> int:
     pid = secrets.randbits(62)
@@ -487,3 +499,27 @@ async def test_a_rebuild_that_ranks_judged_queries_worse_is_not_swapped_in(
     assert await env.index.registry.live() == good.generation
     assert sorted(status.values()).count("FAILED") == 1
     assert await env.titles("walnut lamp") == {a: "Walnut desk lamp"}  # still served
+
+
+async def test_status_answers_during_the_first_build(ray_cluster: None, fresh_dsn: str,
+                                                    tmp_path: Path) -> None:
+    """An operator's GET /api/v1/internal/search/status waited for the first build (minutes
+    on a large catalog) and answered 503 after 5 s each time."""
+    builder = ray.remote(**BUILDER_OPTIONS)(HeldFirstBuild).remote(
+        BuilderConfig(fresh_dsn, None, str(tmp_path), SHARDS))
+    try:
+        status = await asyncio.wait_for(builder.status.remote(), 30.0)
+        assert status.backend == "tantivy" and status.generations == []
+        with pytest.raises(TimeoutError):  # no live generation yet: start still waits
+            await asyncio.wait_for(builder.start.remote(), 0.5)
+        await builder.go.remote()
+        assert await builder.start.remote()
+        status = await builder.status.remote()
+        assert [g.status for g in status.generations] == ["LIVE"]
+    finally:
+        ray.kill(builder)
+        pool = await create_pool(fresh_dsn, max_size=1)
+        index = sharded_index(SHARDS, tmp_path, fresh_dsn, GenerationRegistry(pool, "tantivy"))
+        for gen in (await index.registry.all()):
+            await index.drop_generation(gen.name)
+        await pool.close()
