@@ -247,6 +247,18 @@ def top_buckets(counts: Mapping[K, int], n: int) -> list[tuple[K, int]]:
     return kept[:n]
 
 
+def merged_by_key(counts: Mapping[str, int], key: Callable[[str], str]) -> dict[str, int]:
+    """Counts of values that are one value by `key` (a brand written "Nike" and "NIKE": one
+    brand_key, which is what the brand filter compares) added up under the name most of
+    them are written as (a tie: the first in order). A facet's count is then what choosing
+    it shows."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for name, n in counts.items():
+        groups.setdefault(key(name), []).append((name, n))
+    return {min(names, key=lambda x: (-x[1], x[0]))[0]: sum(n for _, n in names)
+            for names in groups.values()}
+
+
 def shown_buckets(counts: Mapping[str, int], n: int, chosen: Collection[str],
                   key: Callable[[str], str] = lambda k: k) -> list[tuple[str, int]]:
     """`top_buckets`, and after them the values the shopper chose (by `key`: a brand's

@@ -56,6 +56,7 @@ from domain.search import (
     IndexResult,
     SearchDocument,
     finite,
+    merged_by_key,
     normalize_key,
     price_range_label,
     shown_buckets,
@@ -825,7 +826,8 @@ class SearchService:
                              for c in shown), key=lambda x: (-x["count"], x["name"]))
         return {
             "brands": [{"name": b, "count": n} for b, n in shown_buckets(
-                f.brands, FACET_SIZE, filters.brands, normalize_key)],
+                merged_by_key(f.brands, normalize_key), FACET_SIZE, filters.brands,
+                normalize_key)],
             "price_ranges": [{"range": label, "count": f.price_ranges[label]}
                              for label in (price_range_label(lo, hi) for lo, hi in PRICE_RANGES)
                              if f.price_ranges.get(label)],

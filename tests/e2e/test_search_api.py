@@ -151,6 +151,21 @@ async def test_list_filter_values_may_hold_commas(client: httpx.AsyncClient, sel
     assert prices(both) == [50.0, 60.0]
 
 
+async def test_a_brand_written_two_ways_is_one_facet_value(
+        client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]) -> None:
+    """The brand filter compares brands in lower case: "Nike: 2" and "NIKE: 1" were two
+    facet values, and choosing either showed 3."""
+    tag = "zb" + secrets.token_hex(3)
+    for brand in ("Nike", "NIKE", "Nike"):
+        r = await client.post("/api/v1/seller/products", headers=seller.auth, json=product(
+            tag, "Running shoes", brand, 5_000, "Black", category_ids["Headphones"]))
+        assert r.status_code == 201, r.text
+    body = await eventually(client, lambda b: b["total"] == 3, q=tag)
+    assert body["facets"]["brands"] == [{"name": "Nike", "count": 3}]
+    chosen = await search(client, q=tag, brand="NIKE")
+    assert chosen["total"] == 3 and chosen["facets"]["brands"] == [{"name": "Nike", "count": 3}]
+
+
 async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncClient,
                                                            catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from domain.search import Facets, normalize_key, shown_buckets, top_buckets
+from domain.search import Facets, merged_by_key, normalize_key, shown_buckets, top_buckets
 
 
 def test_top_buckets_are_what_sorting_every_bucket_gives() -> None:
@@ -43,3 +43,12 @@ def test_facets_add_up_across_shards_without_changing_the_parts() -> None:
     assert merged.attributes == {"color": {"black": 3, "white": 1}, "size": {"m": 1}}
     assert one.brands == {"Sony": 2, "Bose": 1}  # the first part was copied, not taken
     assert one.attributes == {"color": {"black": 2}}
+
+
+def test_a_brand_written_two_ways_is_one_bucket() -> None:
+    """The brand filter compares brand_key: "Nike: 33" and "NIKE: 1" were shown, and
+    choosing Nike showed 34."""
+    merged = merged_by_key({"Nike": 33, "NIKE": 1, "Bose": 4, "bose": 4, "Acme  Co": 2,
+                            "acme co": 1}, normalize_key)
+    assert merged == {"Nike": 34, "Bose": 8, "Acme  Co": 3}
+    assert merged_by_key({"a": 1}, normalize_key) == {"a": 1}
