@@ -54,12 +54,16 @@ def _set_cookie(request: Request, response: Response, token: str) -> None:
 
 @router.post("/api/v1/cart", status_code=201, response_model=None)
 async def create_cart(svc: Svc, request: Request, response: Response,
-                      aisle_cart: Annotated[Token | None, Cookie()] = None) -> ShopperCartJson:
+                      aisle_cart: Annotated[Token | None, Cookie()] = None,
+                      x_cart_token: Annotated[Token | None, Header()] = None
+                      ) -> ShopperCartJson:
     """A new cart (the storefront keeps its token in an httpOnly cookie; other clients send
-    `cart_token` back as `X-Cart-Token`). With the cookie of an open cart: that cart (200)."""
-    if aisle_cart is not None:
+    `cart_token` back as `X-Cart-Token`). With the cookie or X-Cart-Token of an open cart:
+    that cart (200)."""
+    mine = x_cart_token or aisle_cart  # as every other cart route reads them
+    if mine is not None:
         try:
-            found = await svc.carts.view(aisle_cart)
+            found = await svc.carts.view(mine)
             if found["status"] == "OPEN":
                 response.status_code = 200
                 return found

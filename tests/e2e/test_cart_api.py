@@ -200,8 +200,19 @@ async def test_coupon_then_checkout_sells_the_holds_at_the_quote_once(
         late = await _add(shopper, a, 1)
         assert late.status_code == 409 and late.json()["error"]["code"] == "cart_checked_out"
         assert (await shopper.get("/api/v1/cart")).json()["status"] == "CHECKED_OUT"
+        bought = shopper.cookies.get("aisle_cart")
         fresh = await shopper.post("/api/v1/cart")  # a new cart for the next order
         assert fresh.status_code == 201 and fresh.json()["lines"] == []
+        # a client that keeps the token itself gets its open cart back, as with the cookie
+        # (it got a new one); with a checked-out cart's token, a new one
+        async with httpx.AsyncClient(base_url=app_url, timeout=30) as app:
+            mine = {"X-Cart-Token": fresh.json()["cart_token"]}
+            same = await app.post("/api/v1/cart", headers=mine)
+            assert same.status_code == 200, same.text
+            assert same.json()["cart_id"] == fresh.json()["cart_id"]
+            new = await app.post("/api/v1/cart", headers={"X-Cart-Token": bought})
+            assert new.status_code == 201 and new.json()["cart_id"] not in (
+                fresh.json()["cart_id"], order["cart_id"])
         await check_invariants(pool)
     finally:
         await shopper.aclose()
