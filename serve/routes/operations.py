@@ -55,7 +55,7 @@ class IndexBehind(Exception):
     pass
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])  # HEAD: load balancers' probes
 async def health(svc: Svc, response: Response) -> Json:
     """Each dependency "ok" or "down: <why>" (the index's freshness: "behind: <N> s" when
     the oldest catalog change not yet searchable is older than 120 s; `inventory`: every

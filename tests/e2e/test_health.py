@@ -38,6 +38,8 @@ async def test_without_redis_the_service_is_degraded_not_down(app_url: str,
                 "index_freshness": "ok", "inventory": "ok"}
             found = await client.get("/api/v1/products/search", params={"q": "x"})
             assert found.status_code == 200, found.text  # and the service does work
+            probe = await client.head("/health")  # a load balancer's probe (it was 405)
+            assert probe.status_code == 200 and probe.content == b""
     finally:
         await services.pages.close()
         await services.pool.close()
