@@ -378,12 +378,22 @@ function joinList(values) {
   return values.map((v) => v.replace(/\\/g, "\\\\").replace(/,/g, "\\,")).join(",");
 }
 
+// Brands are filtered case- and space-insensitively (the API's brand_key), and their facet
+// shows one spelling: brand=NIKE is the "Nike" box, ticked, and unticking it drops either.
+function sameValue(key) {
+  return key === "brand"
+    ? (a, b) => a.toLowerCase().split(/\s+/).filter(Boolean).join(" ") ===
+                b.toLowerCase().split(/\s+/).filter(Boolean).join(" ")
+    : (a, b) => a === b;
+}
+
 function withParam(params, key, value, multi) {
   const next = new URLSearchParams(params);
   next.delete("page");
   if (multi) {
     const have = splitList(next.get(key));
-    const set = have.includes(value) ? have.filter((x) => x !== value) : [...have, value];
+    const same = sameValue(key);
+    const set = have.some((x) => same(x, value)) ? have.filter((x) => !same(x, value)) : [...have, value];
     if (set.length) next.set(key, joinList(set)); else next.delete(key);
   } else if (next.get(key) === value) {
     next.delete(key);
@@ -408,12 +418,13 @@ function facetId(name, value) {
 function facetGroup(title, name, items, params, multi) {
   if (!items.length) return null;
   const chosen = multi ? splitList(params.get(name)) : [params.get(name)];
+  const same = sameValue(name);
   return h("fieldset", {},
     h("legend", {}, title),
     items.map((it) => {
       const id = facetId(name, it.value);
       return h("label", {for: id},
-        h("input", {type: "checkbox", id, checked: chosen.includes(it.value),
+        h("input", {type: "checkbox", id, checked: chosen.some((c) => c !== null && same(c, it.value)),
                     onchange: (e) => go(withParam(params, name, it.value, multi), false, e.currentTarget)}),
         it.label, h("span", {class: "count"}, it.count));
     }));

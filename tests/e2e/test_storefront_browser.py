@@ -918,6 +918,17 @@ async def test_a_brand_with_a_comma_in_its_name_filters_to_its_products(
     await page.wait_for_function("document.querySelectorAll('#results > li').length === 2")
     chips = await page.locator("#active-filters button").all_text_contents()
     assert sorted(chips) == ["Smith ×", "Smith, Jones & Co ×"], chips
+    # the brand written in another case (the filter ignores case): its box is ticked, and
+    # unticking it drops the filter (it was unticked, and a click added "Smith" beside it)
+    await page.goto(f"{app_url}/search?q={word}&brand=SMITH")
+    await page.wait_for_function(
+        "id => [...document.querySelectorAll('#results > li')].map(e => e.dataset.productId)"
+        ".join() === id", arg=smith["product_id"])
+    box = _facet_label(page, "Smith").locator("input")
+    assert await box.is_checked()
+    await box.click()
+    await page.wait_for_function("!new URLSearchParams(location.search).has('brand')")
+    await page.wait_for_function("document.querySelectorAll('#results > li').length === 3")
     await page.close()
 
 
