@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Cookie, Depends, Header, Path, Request, Response
@@ -16,7 +17,8 @@ from serve.services import Svc, limit_cart
 # does not take on Python 3.11); the docs say what they hold
 router = APIRouter(tags=["cart"], dependencies=[Depends(limit_cart)])
 COOKIE = "aisle_cart"
-Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+Token = Annotated[str, StringConstraints(pattern=f"^{TOKEN.pattern}$")]
 VariantPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Snowflake variant id")]
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
@@ -54,21 +56,23 @@ def _set_cookie(request: Request, response: Response, token: str) -> None:
 
 @router.post("/api/v1/cart", status_code=201, response_model=None)
 async def create_cart(svc: Svc, request: Request, response: Response,
-                      aisle_cart: Annotated[Token | None, Cookie()] = None,
-                      x_cart_token: Annotated[Token | None, Header()] = None
+                      aisle_cart: Annotated[str | None, Cookie()] = None,
+                      x_cart_token: Annotated[str | None, Header()] = None
                       ) -> ShopperCartJson:
     """A new cart (the storefront keeps its token in an httpOnly cookie; other clients send
-    `cart_token` back as `X-Cart-Token`). With the cookie or X-Cart-Token of an open cart:
-    that cart (200)."""
-    mine = x_cart_token or aisle_cart  # as every other cart route reads them
-    if mine is not None:
+    `cart_token` back as `X-Cart-Token`). With the X-Cart-Token or the cookie of an open cart:
+    that cart (200). A token that names no open cart (empty, malformed, checked out) is no
+    error here: it is why a new cart is asked for."""
+    for mine in (x_cart_token, aisle_cart):
+        if mine is None or not TOKEN.fullmatch(mine):
+            continue
         try:
             found = await svc.carts.view(mine)
-            if found["status"] == "OPEN":
-                response.status_code = 200
-                return found
         except CartNotFound:
-            pass
+            continue
+        if found["status"] == "OPEN":
+            response.status_code = 200
+            return found
     token, cart = await svc.carts.create()
     _set_cookie(request, response, token)
     return {**cart, "cart_token": token}

@@ -213,6 +213,15 @@ async def test_coupon_then_checkout_sells_the_holds_at_the_quote_once(
             new = await app.post("/api/v1/cart", headers={"X-Cart-Token": bought})
             assert new.status_code == 201 and new.json()["cart_id"] not in (
                 fresh.json()["cart_id"], order["cart_id"])
+            # a token naming no cart (a client's empty store) asks for a new one, not a 422;
+            # a stale header does not hide the open cart of the cookie
+            for stale in ("", "null", bought):
+                made = await shopper.post("/api/v1/cart", headers={"X-Cart-Token": stale})
+                assert made.status_code == 200, made.text
+                assert made.json()["cart_id"] == fresh.json()["cart_id"]
+        async with httpx.AsyncClient(base_url=app_url, timeout=30) as blank:
+            empty = await blank.post("/api/v1/cart", headers={"X-Cart-Token": ""})
+            assert empty.status_code == 201, empty.text
         await check_invariants(pool)
     finally:
         await shopper.aclose()
