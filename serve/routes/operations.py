@@ -55,7 +55,7 @@ class IndexBehind(Exception):
     pass
 
 
-@router.api_route("/health", methods=["GET", "HEAD"])  # HEAD: load balancers' probes
+@router.get("/health")
 async def health(svc: Svc, response: Response) -> Json:
     """Each dependency "ok" or "down: <why>" (the index's freshness: "behind: <N> s" when
     the oldest catalog change not yet searchable is older than 120 s; `inventory`: every
@@ -77,6 +77,12 @@ async def health(svc: Svc, response: Response) -> Json:
     status = "ok" if not failed else "degraded" if failed <= OPTIONAL else "down"
     response.status_code = 503 if status == "down" else 200
     return {"status": status, "checks": checks}
+
+
+@router.head("/health", include_in_schema=False)
+async def health_probe(svc: Svc, response: Response) -> Json:
+    """GET /health for load balancers' HEAD probes: its status code, no body."""
+    return await health(svc, response)
 
 
 @router.get("/api/v1/noop", include_in_schema=False)
