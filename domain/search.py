@@ -250,8 +250,8 @@ def top_buckets(counts: Mapping[K, int], n: int) -> list[tuple[K, int]]:
 def merged_by_key(counts: Mapping[str, int], key: Callable[[str], str]) -> dict[str, int]:
     """Counts of values that are one value by `key` (a brand written "Nike" and "NIKE": one
     brand_key, which is what the brand filter compares) added up under the name most of
-    them are written as (a tie: the first in order). A facet's count is then what choosing
-    it shows."""
+    them are written as (a tie: the one that sorts first, "NIKE" before "Nike"). A facet's
+    count is then what choosing it shows."""
     groups: dict[str, list[tuple[str, int]]] = {}
     for name, n in counts.items():
         groups.setdefault(key(name), []).append((name, n))

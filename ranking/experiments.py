@@ -30,6 +30,7 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
     3000, 5000, math.inf)
 Kind = Literal["ab", "interleave"]
 Team = Literal["a", "b"]
+EXPERIMENT_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"  # in URL paths
 SHADOW = "shadow"  # the name the shadow ranker's statistics go by
 
 

@@ -26,6 +26,7 @@ from ranking.base import Ranker
 from ranking.weighted import TextOnlyRanker, WeightedRanker
 
 RankerFactory = Callable[[], Ranker]
+RANKER_NAME = r"[a-z0-9_]{1,40}"  # a ranker's name or a model version (lgbm_6): in URL paths
 
 # name -> (factory, cheap enough to score in the serving process)
 _FACTORIES: dict[str, tuple[RankerFactory, bool]] = {

@@ -33,8 +33,10 @@ from typing import Any
 
 import httpx
 
+from ranking.experiments import EXPERIMENT_NAME
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import DATASETS, read_judgments
+from ranking.registry import RANKER_NAME
 from tooling.cli import NotJson, ServiceRefused, answer
 from tooling.ranker_training import (
     API,
@@ -240,8 +242,16 @@ _finite.__name__ = "finite number"  # what argparse calls it: "invalid finite nu
 def _version(text: str) -> str:
     """A ranker version as the registry names them (lgbm_6, formula): it goes in a URL path,
     where "lgbm_6?x=1" or "../../health" named another resource."""
-    if not re.fullmatch(r"[a-z0-9_]{1,40}", text):
+    if not re.fullmatch(RANKER_NAME, text):
         raise argparse.ArgumentTypeError(f"a version is 1 to 40 of a-z, 0-9 and _, got {text!r}")
+    return text
+
+
+def _experiment(text: str) -> str:
+    """An experiment's name (it goes in a URL path too)."""
+    if not re.fullmatch(EXPERIMENT_NAME, text):
+        raise argparse.ArgumentTypeError(
+            f"an experiment's name is a-z or 0-9, then up to 39 of a-z, 0-9, _ and -, got {text!r}")
     return text
 
 
@@ -272,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex = sub.add_parser("experiment", parents=[url],
                         help="ranker experiments: A/B, interleaving, shadow")
     ex.add_argument("action", choices=("start", "list", "show", "stop"))
-    ex.add_argument("name", nargs="?")
+    ex.add_argument("name", nargs="?", type=_experiment)
     ex.add_argument("--kind", choices=("ab", "interleave"), default="ab")
     ex.add_argument("--arm", type=_arm, action="append",
                     help="NAME=RANKER[:WEIGHT] (ranker: default, formula, a model version)")

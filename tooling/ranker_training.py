@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from ranking.gate import FORMULA, DatasetMetrics, ModelMetrics, recorded
 from ranking.judgments import Judgments
 from ranking.lgbm import LgbmRanker, TrainingSet, fold_of, train
-from tooling.cli import ServiceRefused, answer
+from tooling.cli import answer, answered
 from tooling.relevance import SEARCH_PATH, TIMEOUT, EvalError, fetch, score_run
 
 API = "/api/v1/internal/rankers"
@@ -110,10 +110,7 @@ class RankerService:
                                    headers={"Authorization": f"Bearer {token}"})
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        r = self.client.request(method, path, json=body)
-        if r.status_code >= 400:
-            raise ServiceRefused(method, path, r.status_code, r.text)
-        return answer(r)
+        return answered(self.client.request(method, path, json=body))
 
     def production(self) -> str:
         found: str | None = self.call("GET", API)["production"]

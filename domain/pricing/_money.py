@@ -23,8 +23,8 @@ def kind_problems(kind: str, amount: int) -> dict[str, str]:
     if kind not in get_args(Kind):
         return {"kind": "must be percent or fixed"}
     if kind == "percent" and not 1 <= amount <= FULL_BP:
-        # (a stored 10000 still loads; writes take at most 9999: pricing_admin)
-        return {"amount": "percent amounts are basis points (1000 = 10 %), 1 to 9999"}
+        # (a stored FULL_BP still loads; writes take at most FULL_BP - 1: pricing_admin)
+        return {"amount": f"percent amounts are basis points (1000 = 10 %), 1 to {FULL_BP - 1}"}
     if kind == "fixed" and amount < 1:
         return {"amount": "fixed amounts are cents, at least 1"}
     return {}

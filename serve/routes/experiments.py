@@ -17,6 +17,7 @@ from adapters.postgres.experiments import ExperimentRecord, SearchEvent
 from domain.errors import ValidationFailed
 from domain.search_plan import PLAIN
 from ranking.experiments import (
+    EXPERIMENT_NAME,
     SHADOW,
     Arm,
     ArmStats,
@@ -24,11 +25,12 @@ from ranking.experiments import (
     Guardrails,
     experiment_problems,
 )
+from ranking.registry import RANKER_NAME
 from serve.services import Internal, Json, Svc, limit_events
 
 router = APIRouter()
-NAME = "^[a-z0-9][a-z0-9_-]{0,39}$"
-RANKER = "^[a-z0-9_]{1,40}$"
+NAME = f"^{EXPERIMENT_NAME}$"
+RANKER = f"^{RANKER_NAME}$"
 SESSION_COOKIE = "aisle_session"
 SESSION_HEADER = "x-session-id"
 _SESSION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

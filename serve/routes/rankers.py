@@ -18,10 +18,11 @@ from domain.errors import Conflict, ValidationFailed
 from ranking.gate import FORMULA, ModelMetrics, gate, recorded
 from ranking.learned_features import LEARNED_FEATURES, LEARNED_FEATURES_VERSION
 from ranking.lgbm import LgbmRanker
+from ranking.registry import RANKER_NAME
 from serve.services import Internal, Json, Svc
 
 router = APIRouter(tags=["rankers"])
-VersionPath = Annotated[str, Path(pattern="^[a-z0-9_]{1,40}$")]
+VersionPath = Annotated[str, Path(pattern=f"^{RANKER_NAME}$")]
 
 
 class ModelIn(BaseModel):

@@ -148,6 +148,14 @@ def test_a_version_that_is_not_a_name_is_refused(version: str) -> None:
     assert done.returncode == 2 and "a version is" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("action", ["show", "stop"])
+def test_an_experiment_name_that_is_not_a_name_is_refused(action: str) -> None:
+    """`experiment stop ../rankers/lgbm_6/archive` archived the model lgbm_6."""
+    done = _script("rankers.py", "experiment", action, "../rankers/lgbm_6/archive",
+                   "--url", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "an experiment's name is" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("folds", ["1", "x", "21"])
 def test_train_ranker_folds_are_2_to_20(folds: str) -> None:
     done = _script("train_ranker.py", "--dataset", "esci", "--folds", folds)
@@ -179,34 +187,6 @@ def test_a_shadow_sample_without_a_shadow_is_refused() -> None:
     done = _script("rankers.py", "experiment", "start", "e1", "--arm", "a=default", "--arm",
                    "b=formula", "--shadow-sample", "0.3")
     assert done.returncode == 2 and "--shadow-sample needs --shadow" in done.stderr
-
-
-class _Candidate(http.server.BaseHTTPRequestHandler):
-    """A registry that knows one candidate model."""
-
-    def do_GET(self) -> None:
-        body = b'{"version": "lgbm_7", "stage": "candidate", "metrics": {}}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_evaluate_without_the_judgments_is_one_line(tmp_path: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Candidate)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        done = _script("rankers.py", "evaluate", "lgbm_7", "--dataset", "icecat", "--data-dir",
-                       str(tmp_path), "--url", f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    assert done.stderr.startswith("rankers: ") and "judgments" in done.stderr, done.stderr
 
 
 def test_a_malformed_setting_stops_the_demo_in_one_line(tmp_path: Path) -> None:
