@@ -39,16 +39,17 @@ def test_no_service_is_one_line(script: str, args: list[str]) -> None:
     assert done.stderr.startswith(f"{script}: no answer from the service"), done.stderr
 
 
-class _Html503(http.server.BaseHTTPRequestHandler):
-    """An ingress in front of a service that is down: an HTML error page."""
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """A service that answers every request with one page (`status`, `kind`, `page`)."""
+
+    status, kind, page = 200, "application/json", b"{}"
 
     def _page(self) -> None:
-        page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available</body></html>"
-        self.send_response(503)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.kind)
+        self.send_header("Content-Length", str(len(self.page)))
         self.end_headers()
-        self.wfile.write(page)
+        self.wfile.write(self.page)
 
     do_GET = do_POST = do_PUT = _page
 
@@ -56,12 +57,23 @@ class _Html503(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def html_503() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html503)
+def _serving(handler: type[_Answer]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+class _Html503(_Answer):
+    """An ingress in front of a service that is down: an HTML error page."""
+
+    status, kind = 503, "text/html"
+    page = b"<html><body><h1>503 Service Unavailable</h1>\nNo server is available</body></html>"
+
+
+@pytest.fixture(scope="module")
+def html_503() -> Iterator[str]:
+    yield from _serving(_Html503)
 
 
 @pytest.mark.parametrize("script, args", [
@@ -79,27 +91,17 @@ def test_an_html_answer_is_one_line(html_503: str, script: str, args: list[str])
     assert "503" in done.stderr and "No server is available" in done.stderr, done.stderr
 
 
-class _Json422(_Html503):
+class _Json422(_Answer):
     """A service refusing the request: its JSON error naming the field."""
 
-    def _page(self) -> None:
-        page = (b'{"error": {"code": "validation_failed", "message": "request is invalid", '
-                b'"fields": {"partitions": "must be at least 1"}, "problems": ["p1"]}}')
-        self.send_response(422)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    do_GET = do_POST = do_PUT = _page
+    status = 422
+    page = (b'{"error": {"code": "validation_failed", "message": "request is invalid", '
+            b'"fields": {"partitions": "must be at least 1"}, "problems": ["p1"]}}')
 
 
 @pytest.fixture(scope="module")
 def json_422() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Json422)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    yield from _serving(_Json422)
 
 
 @pytest.mark.parametrize("script, args", [
