@@ -27,7 +27,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,20 +239,19 @@ def _finite(text: str) -> float:
 _finite.__name__ = "finite number"  # what argparse calls it: "invalid finite number value"
 
 
-def _version(text: str) -> str:
-    """A ranker version as the registry names them (lgbm_6, formula): it goes in a URL path,
-    where "lgbm_6?x=1" or "../../health" named another resource."""
-    if not re.fullmatch(RANKER_NAME, text):
-        raise argparse.ArgumentTypeError(f"a version is 1 to 40 of a-z, 0-9 and _, got {text!r}")
-    return text
+def _named(pattern: str, what: str) -> Callable[[str], str]:
+    """An argparse type: a name as the registry spells them (`pattern`). It goes into a URL
+    path, where "lgbm_6?x=1" or "../rankers/lgbm_6/archive" named another resource."""
+    def parse(text: str) -> str:
+        if not re.fullmatch(pattern, text):
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return text
+    return parse
 
 
-def _experiment(text: str) -> str:
-    """An experiment's name (it goes in a URL path too)."""
-    if not re.fullmatch(EXPERIMENT_NAME, text):
-        raise argparse.ArgumentTypeError(
-            f"an experiment's name is a-z or 0-9, then up to 39 of a-z, 0-9, _ and -, got {text!r}")
-    return text
+_version = _named(RANKER_NAME, "a version is 1 to 40 of a-z, 0-9 and _")
+_experiment = _named(EXPERIMENT_NAME, "an experiment's name is a-z or 0-9, then up to 39 of "
+                                      "a-z, 0-9, _ and -")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

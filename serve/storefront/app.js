@@ -381,10 +381,8 @@ function joinList(values) {
 // Brands are filtered case- and space-insensitively (the API's brand_key), and their facet
 // shows one spelling: brand=NIKE is the "Nike" box, ticked, and unticking it drops either.
 function sameValue(key) {
-  return key === "brand"
-    ? (a, b) => a.toLowerCase().split(/\s+/).filter(Boolean).join(" ") ===
-                b.toLowerCase().split(/\s+/).filter(Boolean).join(" ")
-    : (a, b) => a === b;
+  const brandKey = (v) => v.toLowerCase().split(/\s+/).filter(Boolean).join(" ");
+  return key === "brand" ? (a, b) => brandKey(a) === brandKey(b) : (a, b) => a === b;
 }
 
 function withParam(params, key, value, multi) {
