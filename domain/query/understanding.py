@@ -10,6 +10,7 @@ constructor and is not pickled: ship the vocabulary, build this at start-up).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from domain.query import _entities
 from domain.query._categories import predict_categories
@@ -94,8 +95,11 @@ class QueryUnderstanding:
         return any(len(f) >= 3 and f in self.vocabulary for f in forms)
 
     def parse(self, q: str, explicit: Filters | None = None) -> ParsedQuery:
-        """`explicit`: the request's own filters. A field they set is not inferred, and the
-        words that would have been (a brand, a color) stay keywords."""
+        """`explicit`: the request's own filters. A field they set is not inferred. Words
+        that would have been (a brand, a color, a size) stay keywords where the field's value
+        is another ("sony" with brand=bose); where it is theirs ("red dress" with color=red),
+        they are read as without it, so choosing a value the words inferred shows what was
+        counted under it."""
         explicit = explicit or Filters()
         tokens = tokenize(q[:MAX_QUERY_CHARS])[:MAX_TOKENS]
         numeric = extract_numeric(tokens)
@@ -107,22 +111,23 @@ class QueryUnderstanding:
                 words[i] = fixed
                 corrections.append((t, fixed))
         vocab = self.vocabulary
-        brands: list[str] = []
-        if not explicit.brands:
-            brands, used = _entities.extract(vocab, "brand", words, blocked)
+        brands, used = _entities.extract(vocab, "brand", words, blocked)
+        if _theirs(brands, explicit.brands):
             blocked |= used
-        explicit_names = {name for name, _ in explicit.attributes}
+        brands = [] if explicit.brands else brands
+        chosen = dict(explicit.attributes)
         attributes: list[tuple[str, tuple[str, ...]]] = []
         variant_words: set[int] = set()  # colors and sizes say nothing about the category
         for kind in ("size", "color"):
             name = vocab.attribute_name(kind)
-            if name in explicit_names:
-                continue
             values, used = _entities.extract(vocab, kind, words, blocked)
             taken = blocked | used
             rest = [i for i in range(len(words)) if i not in taken]
-            if values and (kind == "size" or any(words[i] not in STOPWORDS for i in rest)):
-                attributes.append((name, tuple(values)))
+            if not values or (kind == "color" and all(words[i] in STOPWORDS for i in rest)):
+                continue
+            if _theirs(values, chosen.get(name, ())):
+                if name not in chosen:
+                    attributes.append((name, tuple(values)))
                 blocked |= used
                 variant_words |= used
         left = [words[i] for i in range(len(words)) if i not in blocked]
@@ -179,3 +184,9 @@ class QueryUnderstanding:
                 alts.append("".join(parts))
         alts.extend(self.synonyms.expand((word,)))
         return tuple(dict.fromkeys(alts))
+
+
+def _theirs(read: Sequence[str], chosen: Sequence[str]) -> bool:
+    """Whether values read from the words stand as the words' meaning: none chosen in the
+    request for their field, or every one read among those chosen."""
+    return bool(read) and (not chosen or set(read) <= set(chosen))

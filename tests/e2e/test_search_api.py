@@ -166,6 +166,33 @@ async def test_a_brand_written_two_ways_is_one_facet_value(
     assert chosen["total"] == 3 and chosen["facets"]["brands"] == [{"name": "Nike", "count": 3}]
 
 
+async def test_choosing_the_color_the_words_named_shows_what_its_facet_counted(
+        client: httpx.AsyncClient, seller: Seller, category_ids: dict[str, int]) -> None:
+    """"red dress" counts color red over the dresses (the color read from the words, the word
+    not searched); choosing red kept "red" as a word too, and showed every red product whose
+    text says red (here a kettle)."""
+    tag, other = "zr" + secrets.token_hex(3), "zk" + secrets.token_hex(3)
+    head = category_ids["Headphones"]
+    for body in (product(tag, "Summer dress", "Acme", 3_000, "Red", head),
+                 product(tag, "Evening dress", "Acme", 5_000, "Red", head),
+                 product(tag, "Summer dress", "Acme", 3_000, "Blue", head),
+                 product(other, "Red kettle", "Acme", 2_000, "Red", head)):
+        r = await client.post("/api/v1/seller/products", json=body, headers=seller.auth)
+        assert r.status_code == 201, r.text
+    await eventually(client, lambda b: b["total"] == 3, q=tag)
+    await client.post("/api/v1/internal/search/rebuild", headers=INTERNAL, timeout=120,
+                      params={"wait": "true"})  # the vocabulary knows the new colors
+    inferred = await eventually(client, lambda b: "attributes" in b["applied_filters"],
+                                q=f"red {tag}")
+    assert inferred["applied_filters"]["attributes"]["color"]["source"] == "inferred"
+    counts = {x["value"]: x["count"] for x in inferred["facets"]["attributes"]["color"]}
+    chosen = await search(client, q=f"red {tag}", color="red")
+    assert chosen["applied_filters"]["attributes"]["color"] == {
+        "value": ["red"], "source": "explicit"}
+    assert chosen["total"] == counts["red"]
+    assert f"Red kettle {other}" not in {x["title"] for x in chosen["results"]}
+
+
 async def test_natural_language_filters_and_url_filters_win(client: httpx.AsyncClient,
                                                            catalog: dict[str, Any]) -> None:
     tag = catalog["tag"]

@@ -321,6 +321,26 @@ def test_explicit_filters_win(qu: QueryUnderstanding) -> None:
     }
 
 
+def test_an_explicit_filter_the_words_name_reads_them_as_without_it(
+        qu: QueryUnderstanding) -> None:
+    """Choosing the value a search inferred (its facet) searches what was counted under it:
+    the words naming it are not keywords again."""
+    red = Filters(attributes=(("color", ("red",)),))
+    inferred, chosen = qu.parse("red dress"), qu.parse("red dress", red)
+    assert inferred.keywords == chosen.keywords == ("dress",)
+    assert chosen.attributes == () and chosen.categories == inferred.categories
+    assert merge(chosen, red)[0] == merge(inferred, Filters())[0]
+    assert merge(chosen, red)[1]["attributes"]["color"]["source"] == "explicit"
+    # among several values chosen; a brand alike
+    assert qu.parse("red dress", Filters(attributes=(("color", ("blue", "red")),))
+                    ).keywords == ("dress",)
+    sony = Filters(brands=("sony",))
+    assert qu.parse("sony headphones", sony).keywords == qu.parse("sony headphones").keywords
+    assert merge(qu.parse("sony headphones", sony), sony)[0].brands == ("sony",)
+    # another value chosen: the words stay keywords (test_explicit_filters_win)
+    assert "red" in qu.parse("red dress", Filters(attributes=(("color", ("blue",)),))).keywords
+
+
 def test_inferred_filters_fill_in(qu: QueryUnderstanding) -> None:
     p = qu.parse("red dress under $40")
     filters, applied = merge(p, Filters(attributes=(("size", ("m",)),)))
