@@ -18,7 +18,7 @@ from serve._errors import (
     install_error_handlers,
 )
 from serve.observability import RequestMetrics
-from serve.openapi import install_openapi
+from serve.openapi import install_docs, install_openapi
 from serve.routes import (
     cart,
     catalog,
@@ -44,6 +44,7 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
              upload_bytes: int = DEFAULT_UPLOAD_BYTES,
              internal_token: str | None = None) -> FastAPI:
     api = FastAPI(
+        docs_url=None, redoc_url=None,  # install_docs: no CDN
         title="aisle",
         version="0.1.0",
         description="Product listing: seller catalog API, categories, search, product pages, "
@@ -56,4 +57,5 @@ def make_api(max_body_bytes: int = DEFAULT_MAX_BODY,
     for area in ROUTE_AREAS:
         api.include_router(area.router)
     install_openapi(api)
+    install_docs(api)
     return api

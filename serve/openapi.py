@@ -4,10 +4,15 @@ own description (422 with `{"detail": [...]}` only) is replaced."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 Doc = dict[str, Any]  # a part of the OpenAPI document (JSON)
 ERROR_SCHEMA: Doc = {
@@ -83,3 +88,25 @@ def install_openapi(api: FastAPI) -> None:
         return doc
 
     api.openapi = build  # type: ignore[method-assign]
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def install_docs(api: FastAPI) -> None:
+    """`/docs` (Swagger UI) served with its script from this app (fastapi-offline's copy,
+    under DOCS_ASSETS): FastAPI's own page loads it from a CDN, and shows nothing where the
+    network does not reach it. No `/redoc`: ReDoc's page loads its logo from redoc.ly. Added
+    after every area's routes (every request walks the list in order)."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    title = api.title
+    api.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=f"{title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")

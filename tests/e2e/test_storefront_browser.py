@@ -984,3 +984,22 @@ async def test_two_removals_in_a_row_both_leave_the_cart_on_screen(
     await page.wait_for_selector("#empty-cart")
     assert (await client.get("/api/v1/cart", headers=cart)).json()["lines"] == []
     await page.close()
+
+
+async def test_the_api_docs_page_renders_without_reaching_another_host(
+        app_url: str, browser: Any) -> None:
+    """`/docs` loaded its script from a CDN: where the network does not reach it (this
+    machine), `scripts/demo`'s "API docs" link showed a blank page. It now renders from the
+    app alone; `/redoc` (its logo from redoc.ly) is gone."""
+    page = await _new_page(browser)
+    errors = _page_errors(page)
+    elsewhere: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((app_url, "data:", f"blob:{app_url}"))
+            else elsewhere.append(r.url))
+    await page.goto(f"{app_url}/docs")
+    await page.wait_for_selector("#operations-tag-search, .opblock")
+    paths = await page.eval_on_selector_all(
+        ".opblock-summary-path", "els => els.map(e => e.getAttribute('data-path'))")
+    assert "/api/v1/products/search" in paths and "/api/v1/seller/products" in paths
+    assert elsewhere == [] and errors == []
+    await page.close()
