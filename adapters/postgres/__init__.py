@@ -65,10 +65,13 @@ def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says PostgreSQL cannot be reached or is shutting down (the server's
     state, not the request's fault): refused or lost connections, the 57xxx
     operator-intervention errors (shutdown, cannot connect now)."""
-    # FileNotFoundError: the server's Unix socket is gone (a local or embedded server down)
+    # FileNotFoundError: the server's Unix socket is gone (a local or embedded server down);
+    # BlockingIOError: its queue of connections not yet accepted is full (a stalled server:
+    # uvloop, Serve's event loop, does not wait for room on a Unix socket)
     return isinstance(exc, ConnectionError | FileNotFoundError | asyncpg.PostgresConnectionError
                       | asyncpg.InterfaceError | asyncpg.exceptions.OperatorInterventionError
-                      ) or (isinstance(exc, TimeoutError) and _through_asyncpg(exc))
+                      ) or (isinstance(exc, TimeoutError | BlockingIOError)
+                            and _through_asyncpg(exc))
 
 
 def _through_asyncpg(exc: BaseException) -> bool:

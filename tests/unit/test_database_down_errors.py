@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from types import SimpleNamespace
 
 import asyncpg
 import pytest
+import uvloop
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from ray.exceptions import ActorDiedError, ActorUnavailableError
@@ -99,3 +102,41 @@ def test_a_timeout_or_a_restarting_actor_is_a_503_to_retry_not_a_500(exc: Except
     r = _raising(exc).get("/")
     assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
     assert r.json()["error"]["code"] == "unavailable"
+
+
+def test_a_stalled_servers_full_unix_socket_queue_is_database_down(tmp_path: Path) -> None:
+    """A stalled server stops accepting: once its Unix socket's queue is full, uvloop (the
+    Gateway's event loop) fails a new connection at once with BlockingIOError, which answered
+    500 (a probe's 45-s stall of the embedded PostgreSQL: 47 of them, search included)."""
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(tmp_path / ".s.PGSQL.5432"))  # never accepts, as a stopped server
+    listening.listen(0)
+    queued: list[socket.socket] = []
+    try:
+        while len(queued) < 64:
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            queued.append(c)
+            c.connect(str(tmp_path / ".s.PGSQL.5432"))
+    except BlockingIOError:
+        pass  # full
+
+    async def connect() -> BaseException:
+        try:
+            await asyncpg.connect(host=str(tmp_path), port=5432, user="x", database="x",
+                                  timeout=5)
+        except BaseException as exc:  # what the Gateway's handlers get
+            return exc
+        raise AssertionError("connected to a socket that accepts nothing")
+
+    try:
+        failed = uvloop.run(connect())
+    finally:
+        for c in queued:
+            c.close()
+        listening.close()
+    assert isinstance(failed, BlockingIOError), repr(failed)
+    assert unavailable(failed)
+    assert not unavailable(BlockingIOError(11, "not through asyncpg"))
+    r = _raising(failed).get("/")  # type: ignore[arg-type]
+    assert r.status_code == 503 and r.json()["error"]["code"] == "database_unavailable"
