@@ -371,6 +371,12 @@ class SearchService:
         await self._searched()
         await self.index.count()
 
+    async def serves(self) -> None:
+        """`ready`, and a search of the live generation answers as shoppers' do (with the
+        Gateway's own read-only shards, whatever the shard actors' state)."""
+        await self._searched()
+        await self.index.search(IndexQuery(limit=1, facets=False))
+
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()
         digits = v[4:] if v.upper().startswith("CAT_") else v
