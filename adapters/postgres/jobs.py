@@ -62,13 +62,19 @@ class JobStore:
 
     async def _orphans(self) -> None:
         """Running jobs with no sign of life for ORPHAN_S: their replica died (or lost
-        PostgreSQL for that long) mid-job; recorded as failed, saying so."""
+        PostgreSQL for that long) mid-job; recorded as failed, saying so (a rebuild's build
+        goes on in the index builder: the error says where to look)."""
         await self.pool.execute(
             """UPDATE jobs SET status = 'failed', finished_at = now(),
                       error = 'its Gateway replica stopped before it ended (no sign of life '
                               || 'since ' || to_char(alive_at AT TIME ZONE 'UTC',
                                                      'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                              || '): start it again'
+                              || CASE WHEN kind = 'index.rebuild'
+                                      -- the build runs in the index builder, not the replica
+                                      THEN '): the index builder may still finish the build; '
+                                           || 'GET /api/v1/internal/search/status shows it '
+                                           || '(BUILDING, then LIVE), start it again if not'
+                                      ELSE '): start it again' END
                WHERE status = 'running' AND alive_at < now() - make_interval(secs => $1)""",
             ORPHAN_S)
 

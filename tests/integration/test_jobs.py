@@ -35,6 +35,10 @@ async def test_a_running_job_says_it_is_alive_and_an_orphan_is_failed(
     gone = await store.get(dead.job_id)
     assert gone is not None and gone.status == "failed" and gone.finished_at is not None
     assert gone.error is not None and "replica stopped before it ended" in gone.error
+    # the build itself runs in the index builder and may go live (probe 49: it did, while
+    # the job said "start it again", which answered 409 rebuild_under_way)
+    assert "/api/v1/internal/search/status" in gone.error
+    assert "start it again if not" in gone.error
     assert {j.job_id: j.status for j in await store.recent(None, 10)} == {
         live.job_id: "running", dead.job_id: "failed"}
     release.set()
