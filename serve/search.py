@@ -372,10 +372,13 @@ class SearchService:
         await self.index.count()
 
     async def serves(self) -> None:
-        """`ready`, and a search of the live generation answers as shoppers' do (with the
-        Gateway's own read-only shards, whatever the shard actors' state)."""
-        await self._searched()
-        await self.index.search(IndexQuery(limit=1, facets=False))
+        """`ready`, and a search answers as shoppers' do: of the generation their searches
+        read, with the index's breaker closed (with the Gateway's own read-only shards,
+        whatever the shard actors' state)."""
+        model = await self._searched()
+        if not self.index_breaker.closed:
+            raise SearchUnavailable("the search index failed a moment ago")
+        await self.index.search_generation(model.generation, IndexQuery(limit=1, facets=False))
 
     async def _category_ids(self, value: str) -> tuple[int, ...]:
         v = value.strip()

@@ -18,7 +18,8 @@ def merge(parsed: ParsedQuery, explicit: Filters) -> tuple[Filters, dict[str, An
     `applied` (JSON-able) lists every filter in effect: {"brands": {"value": ["sony"],
     "source": "inferred"}, "price_max": {...}, "attributes": {"color": {...}}}. Filters
     `exclude_ids` is internal and not listed. To have the words of an overridden brand or color
-    kept as keywords, pass the same `explicit` to `QueryUnderstanding.parse`.
+    kept as keywords (and those naming the URL's own value read as without it), pass the same
+    `explicit` to `QueryUnderstanding.parse`.
     """
     applied: dict[str, Any] = {}
 

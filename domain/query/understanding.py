@@ -97,9 +97,9 @@ class QueryUnderstanding:
     def parse(self, q: str, explicit: Filters | None = None) -> ParsedQuery:
         """`explicit`: the request's own filters. A field they set is not inferred. Words
         that would have been (a brand, a color, a size) stay keywords where the field's value
-        is another ("sony" with brand=bose); where it is theirs ("red dress" with color=red),
-        they are read as without it, so choosing a value the words inferred shows what was
-        counted under it."""
+        is another ("sony" with brand=bose); where it is one of theirs ("red dress" with
+        color=red), they are read as without it, so choosing a value the words inferred shows
+        what was counted under it."""
         explicit = explicit or Filters()
         tokens = tokenize(q[:MAX_QUERY_CHARS])[:MAX_TOKENS]
         numeric = extract_numeric(tokens)
@@ -188,5 +188,6 @@ class QueryUnderstanding:
 
 def _theirs(read: Sequence[str], chosen: Sequence[str]) -> bool:
     """Whether values read from the words stand as the words' meaning: none chosen in the
-    request for their field, or every one read among those chosen."""
-    return bool(read) and (not chosen or set(read) <= set(chosen))
+    request for their field, or one of those chosen read ("red blue dress" with color=red:
+    one value of what its facet offered, counted over "dress")."""
+    return bool(read) and (not chosen or bool(set(read) & set(chosen)))

@@ -41,6 +41,13 @@ async def test_a_running_job_says_it_is_alive_and_an_orphan_is_failed(
     assert "start it again if not" in gone.error
     assert {j.job_id: j.status for j in await store.recent(None, 10)} == {
         live.job_id: "running", dead.job_id: "failed"}
+    other = await store.start("cache.prewarm", {"products": 1})  # another kind: its own work
+    await db.execute("UPDATE jobs SET alive_at = now() - make_interval(secs => $2) "
+                     "WHERE job_id = $1", other.job_id, ORPHAN_S + 5)
+    await store.recent(None, 10)  # finds the orphans
+    orphan = await store.get(other.job_id)
+    assert orphan is not None and orphan.error is not None
+    assert orphan.error.endswith("): start it again") and "index builder" not in orphan.error
     release.set()
     assert await jobs.result(live) == {"done": True}
     done = await store.get(live.job_id)
