@@ -9,6 +9,7 @@ what ranking needs). Prices are in major units (dollars) as floats; ids are ints
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import heapq
@@ -247,16 +248,26 @@ def top_buckets(counts: Mapping[K, int], n: int) -> list[tuple[K, int]]:
     return kept[:n]
 
 
-def merged_by_key(counts: Mapping[str, int], key: Callable[[str], str]) -> dict[str, int]:
+def merged_by_key(counts: Mapping[str, int], key: Callable[[str], str]) -> Mapping[str, int]:
     """Counts of values that are one value by `key` (a brand written "Nike" and "NIKE": one
     brand_key, which is what the brand filter compares) added up under the name most of
     them are written as (a tie: the one that sorts first, "NIKE" before "Nike"). A facet's
-    count is then what choosing it shows."""
+    count is then what choosing it shows. Run on every search's brands (hundreds to
+    thousands): only the values that share a key are grouped."""
+    keys = [key(name) for name in counts]
+    if len(set(keys)) == len(keys):
+        return counts
+    shared = {k for k, times in collections.Counter(keys).items() if times > 1}
+    merged: dict[str, int] = {}
     groups: dict[str, list[tuple[str, int]]] = {}
-    for name, n in counts.items():
-        groups.setdefault(key(name), []).append((name, n))
-    return {min(names, key=lambda x: (-x[1], x[0]))[0]: sum(n for _, n in names)
-            for names in groups.values()}
+    for k, (name, n) in zip(keys, counts.items(), strict=True):
+        if k in shared:
+            groups.setdefault(k, []).append((name, n))
+        else:
+            merged[name] = n
+    for names in groups.values():
+        merged[min(names, key=lambda x: (-x[1], x[0]))[0]] = sum(n for _, n in names)
+    return merged
 
 
 def shown_buckets(counts: Mapping[str, int], n: int, chosen: Collection[str],
